@@ -1,0 +1,10 @@
+list(APPEND NUMAHEAP_CORE_SOURCES
+  allocator/topology/result.cc
+  allocator/topology/node_mask.cc
+  allocator/topology/topology.cc
+  allocator/topology/load_sysfs.cc
+  allocator/topology/load_numactl.cc
+  allocator/topology/load_libnuma.cc
+  allocator/topology/render_numactl.cc
+  allocator/topology/builtin_default.cc
+  allocator/topology/read_file.cc)
