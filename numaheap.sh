@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# numaheap's set-up and entry points on a Debian 12 machine.
+#
+#   ./numaheap.sh demo    install what is missing, build, run the demo
+#   ./numaheap.sh test    install what is missing, build, run the whole test suite
+#   ./numaheap.sh build   install what is missing and build (build/)
+#
+# Idempotent and non-interactive: packages already present are not touched,
+# an existing build/ is reused. BUILD_DIR and BUILD_TYPE may be overridden.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD_DIR=${BUILD_DIR:-$here/build}
+BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
+JOBS=${JOBS:-2}
+
+# Debian 12 packages the build, tests, benchmarks and fuzzers use.
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libnuma-dev numactl libboost-dev
+  libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev libjemalloc-dev libxxhash-dev libpugixml-dev
+  clang libclang-rt-14-dev
+)
+
+log() { printf 'numaheap.sh: %s\n' "$*" >&2; }
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  install_packages
+  if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+    cmake -S "$here" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "$@"
+  fi
+  cmake --build "$BUILD_DIR" -j "$JOBS"
+}
+
+case "${1:-}" in
+  build)
+    shift; build "$@" ;;
+  demo)
+    build
+    log "demo: the NUMA topology numaheap works on (built-in seed 4-node machine on a 1-node host)"
+    "$BUILD_DIR/bin/numaheap" topology
+    ;;
+  test)
+    build
+    cd "$BUILD_DIR"
+    ctest -j "$JOBS" --output-on-failure ${CTEST_ARGS:-}
+    ;;
+  *)
+    echo "usage: $0 {demo|test|build}" >&2
+    exit 2
+    ;;
+esac
