@@ -21,6 +21,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libjemalloc-dev libxxhash-dev libpugixml-dev
   clang libclang-rt-14-dev
+  qemu-system-x86 busybox-static cpio
 )
 
 log() { printf 'numaheap.sh: %s\n' "$*" >&2; }

@@ -1,0 +1,69 @@
+// FrameTable: descriptor reservation and mfn <-> descriptor lookups.
+#include "allocator/heap/frame_table.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace numaheap {
+
+FrameTable::~FrameTable() {
+  if (descs_) munmap(descs_, reserved_bytes_);
+}
+
+Result<void, Error> FrameTable::init(const Topology& topo) {
+  ranges_.clear();
+  for (std::size_t i = 0; i < topo.node_count(); ++i)
+    for (const FrameRange& r : topo.node_at(i).frames)
+      ranges_.push_back({r.first_mfn, r.first_mfn + r.count, static_cast<std::uint32_t>(i), 0});
+  std::sort(ranges_.begin(), ranges_.end(),
+            [](const FrameRangeInfo& a, const FrameRangeInfo& b) { return a.first < b.first; });
+  frames_ = 0;
+  for (auto& r : ranges_) {
+    r.desc_base = frames_;
+    frames_ += r.end - r.first;
+  }
+  if (frames_ == 0) return {};
+  reserved_bytes_ = frames_ * sizeof(FrameDesc);
+  // MAP_NORESERVE: a 1 TiB machine needs 6 GiB of descriptors, most of which
+  // stay untouched (all-zero tails) until the frames are split.
+  void* p = mmap(nullptr, reserved_bytes_, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    reserved_bytes_ = 0;
+    return Error{Errc::no_memory, "frame table: cannot reserve " +
+                                      std::to_string(frames_ * sizeof(FrameDesc) >> 20) +
+                                      " MiB of descriptors: " + std::strerror(err)};
+  }
+  descs_ = static_cast<FrameDesc*>(p);
+  return {};
+}
+
+const FrameRangeInfo* FrameTable::find_range_slow(Mfn mfn) const noexcept {
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), mfn,
+                             [](Mfn m, const FrameRangeInfo& r) { return m < r.first; });
+  if (it == ranges_.begin()) return nullptr;
+  --it;
+  return it->contains(mfn) ? &*it : nullptr;
+}
+
+Mfn FrameTable::mfn_of(const FrameDesc* d) const noexcept {
+  const std::uint64_t index = static_cast<std::uint64_t>(d - descs_);
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), index,
+                             [](std::uint64_t i, const FrameRangeInfo& r) { return i < r.desc_base; });
+  --it;
+  return it->first + (index - it->desc_base);
+}
+
+double FrameTable::bytes_per_frame() const noexcept {
+  if (frames_ == 0) return 0.0;
+  const double bytes = static_cast<double>(frames_ * sizeof(FrameDesc) +
+                                           ranges_.size() * sizeof(FrameRangeInfo));
+  return bytes / static_cast<double>(frames_);
+}
+
+}  // namespace numaheap

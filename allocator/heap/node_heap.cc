@@ -1,0 +1,260 @@
+// NodeHeap: buddy split/merge, offlining of free frames, background scrub.
+#include "allocator/heap/node_heap.h"
+
+#include <algorithm>
+#include <bit>
+
+namespace numaheap {
+
+namespace {
+constexpr std::uint8_t kFreeState = static_cast<std::uint8_t>(FrameKind::free);
+constexpr std::uint8_t kOfflineState = static_cast<std::uint8_t>(FrameKind::offline);
+constexpr std::uint64_t kScrubChunk = 16;  // frames between abort checks
+}  // namespace
+
+void NodeHeap::init(const FrameTable* table, const Platform* platform,
+                    std::uint32_t node_index) noexcept {
+  table_ = table;
+  platform_ = platform;
+  node_index_ = node_index;
+  managed_ = 0;
+  for (const FrameRangeInfo& r : table->ranges())
+    if (r.node_index == node_index) managed_ += r.end - r.first;
+}
+
+void NodeHeap::seed(bool dirty) noexcept {
+  for (const FrameRangeInfo& r : table_->ranges()) {
+    if (r.node_index != node_index_) continue;
+    for (Mfn m = r.first; m < r.end;) {
+      unsigned k = std::min<unsigned>(static_cast<unsigned>(std::countr_zero(m)), kMaxOrder);
+      while (m + frames_of_order(k) > r.end) --k;
+      link(table_->desc(r, m), m, k, dirty, kMixedOwner);
+      m += frames_of_order(k);
+    }
+  }
+}
+
+void NodeHeap::link(FrameDesc& d, Mfn /*head*/, unsigned order, bool dirty,
+                    OwnerId owner) noexcept {
+  d.order = static_cast<std::uint8_t>(order);
+  d.owner = dirty ? owner : kNoOwner;
+  d.store_state(static_cast<std::uint8_t>(kFreeState | (dirty ? kDirty : 0)));
+  lists_[dirty][order].push_front(d);
+  ++free_blocks_[order];
+  free_frames_ += frames_of_order(order);
+  if (dirty) {
+    ++dirty_blocks_[order];
+    dirty_frames_ += frames_of_order(order);
+  }
+}
+
+void NodeHeap::unlink(FrameDesc& d, unsigned order) noexcept {
+  const bool dirty = (d.load_state() & kDirty) != 0;
+  lists_[dirty][order].erase(lists_[dirty][order].iterator_to(d));
+  --free_blocks_[order];
+  free_frames_ -= frames_of_order(order);
+  if (dirty) {
+    --dirty_blocks_[order];
+    dirty_frames_ -= frames_of_order(order);
+  }
+}
+
+void NodeHeap::abort_scrub_if(FrameDesc& d) noexcept {
+  if (!(d.load_state() & kScrubbing)) return;
+  scrub_abort_.store(true, std::memory_order_release);
+  while (scrub_running_.load(std::memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  scrub_head_ = kInvalidMfn;  // tells the scrubber its block was taken
+  d.store_state(static_cast<std::uint8_t>(d.load_state() & ~kScrubbing));
+}
+
+bool NodeHeap::take(unsigned order, Block& out) noexcept {
+  for (unsigned j = order; j <= kMaxOrder; ++j) {
+    FrameList* list = nullptr;
+    if (!lists_[0][j].empty()) list = &lists_[0][j];
+    else if (!lists_[1][j].empty()) list = &lists_[1][j];
+    if (!list) continue;
+    // Prefer a block the scrubber is not working on.
+    FrameDesc* d = &list->front();
+    if ((d->load_state() & kScrubbing) && ++list->begin() != list->end()) d = &*++list->begin();
+    abort_scrub_if(*d);
+    const Mfn head = table_->mfn_of(d);
+    const bool dirty = (d->load_state() & kDirty) != 0;
+    const OwnerId owner = d->owner;
+    unlink(*d, j);
+    const FrameRangeInfo* r = table_->find_range(head);
+    while (j > order) {  // split: the upper halves go back on the lists
+      --j;
+      const Mfn upper = head + frames_of_order(j);
+      link(table_->desc(*r, upper), upper, j, dirty, owner);
+    }
+    d->order = static_cast<std::uint8_t>(order);
+    out = Block{head, order, dirty, dirty ? owner : kNoOwner};
+    return true;
+  }
+  return false;
+}
+
+void NodeHeap::put(Mfn head, unsigned order, bool dirty, OwnerId dirty_owner) noexcept {
+  const FrameRangeInfo* r = table_->find_range(head);
+  while (order < kMaxOrder) {
+    const std::uint64_t size = frames_of_order(order);
+    const Mfn parent = head & ~(2 * size - 1);
+    if (parent < r->first || parent + 2 * size > r->end) break;  // never across ranges
+    const Mfn buddy = head ^ size;
+    FrameDesc& bd = table_->desc(*r, buddy);
+    const std::uint8_t s = bd.load_state();
+    if (FrameDesc::kind_of(s) != FrameKind::free || bd.order != order || (s & kScrubbing)) break;
+    if (s & kDirty) {
+      if (dirty && dirty_owner != bd.owner) dirty_owner = kMixedOwner;
+      else if (!dirty) dirty_owner = bd.owner;
+      dirty = true;
+    }
+    unlink(bd, order);
+    // The higher of the pair becomes a tail of the merged block.
+    FrameDesc& upper = table_->desc(*r, std::max(head, buddy));
+    upper.owner = 0;
+    upper.order = 0;
+    upper.store_state(0);
+    head = parent;
+    ++order;
+  }
+  link(table_->desc(*r, head), head, order, dirty, dirty_owner);
+}
+
+void NodeHeap::put_with_pending(Mfn head, unsigned order, bool dirty,
+                                OwnerId dirty_owner) noexcept {
+  const FrameRangeInfo* r = table_->find_range(head);
+  const std::uint64_t n = frames_of_order(order);
+  // First turn every frame into a standalone order-0 piece, remembering
+  // which are pending (the head's own bit is in its state).
+  for (std::uint64_t i = 0; i < n; ++i) {
+    FrameDesc& d = table_->desc(*r, head + i);
+    const bool pending = (d.load_state() & kPendingOffline) != 0;
+    d.owner = 0;
+    d.order = 0;
+    if (pending) {
+      d.store_state(kOfflineState);
+      ++offlined_;
+      --pending_offline_;
+    } else {
+      d.store_state(0);
+    }
+  }
+  for (std::uint64_t i = 0; i < n; ++i) {
+    FrameDesc& d = table_->desc(*r, head + i);
+    if (d.kind() != FrameKind::offline) put(head + i, 0, dirty, dirty_owner);
+  }
+}
+
+void NodeHeap::offline_free_frame(Mfn mfn, Mfn head) noexcept {
+  const FrameRangeInfo* r = table_->find_range(head);
+  FrameDesc& hd = table_->desc(*r, head);
+  unsigned order = hd.order;
+  abort_scrub_if(hd);
+  const bool dirty = (hd.load_state() & kDirty) != 0;
+  const OwnerId owner = hd.owner;
+  unlink(hd, order);
+  while (order > 0) {  // halve toward mfn; the other half goes back
+    --order;
+    const Mfn half = head + frames_of_order(order);
+    if (mfn >= half) {
+      link(table_->desc(*r, head), head, order, dirty, owner);
+      head = half;
+    } else {
+      link(table_->desc(*r, half), half, order, dirty, owner);
+    }
+  }
+  FrameDesc& d = table_->desc(*r, mfn);
+  d.owner = kNoOwner;
+  d.order = 0;
+  d.store_state(kOfflineState);
+  ++offlined_;
+}
+
+int NodeHeap::largest_free_order() const noexcept {
+  for (int o = kMaxOrder; o >= 0; --o)
+    if (free_blocks_[o]) return o;
+  return -1;
+}
+
+bool NodeHeap::check_invariants() const noexcept {
+  std::uint64_t frames = 0, dirty_frames = 0;
+  for (unsigned o = 0; o <= kMaxOrder; ++o) {
+    std::uint64_t blocks[2] = {0, 0};
+    for (unsigned d = 0; d < 2; ++d)
+      for (const FrameDesc& fd : lists_[d][o]) {
+        const std::uint8_t s = fd.load_state();
+        if (FrameDesc::kind_of(s) != FrameKind::free || fd.order != o) return false;
+        if (((s & kDirty) != 0) != (d == 1)) return false;
+        const Mfn head = table_->mfn_of(&fd);
+        const FrameRangeInfo* r = table_->find_range(head);
+        if (!r || r->node_index != node_index_) return false;
+        if (head & (frames_of_order(o) - 1)) return false;
+        if (head + frames_of_order(o) > r->end) return false;
+        // Maximal: the buddy is not a free block of the same order.
+        if (o < kMaxOrder && !(s & kScrubbing)) {
+          const std::uint64_t size = frames_of_order(o);
+          const Mfn parent = head & ~(2 * size - 1);
+          if (parent >= r->first && parent + 2 * size <= r->end) {
+            const FrameDesc& bd = table_->desc(*r, head ^ size);
+            const std::uint8_t bs = bd.load_state();
+            if (FrameDesc::kind_of(bs) == FrameKind::free && bd.order == o &&
+                !(bs & kScrubbing))
+              return false;
+          }
+        }
+        ++blocks[d];
+        frames += frames_of_order(o);
+        if (d) dirty_frames += frames_of_order(o);
+      }
+    if (blocks[1] != dirty_blocks_[o] || blocks[0] + blocks[1] != free_blocks_[o]) return false;
+  }
+  return frames == free_frames_ && dirty_frames == dirty_frames_ &&
+         free_frames_ + offlined_ <= managed_;
+}
+
+std::uint64_t NodeHeap::scrub_some(std::uint64_t budget) noexcept {
+  std::uint64_t done = 0;
+  while (done < budget) {
+    Mfn head = kInvalidMfn;
+    unsigned order = 0;
+    {
+      SpinGuard g(lock);
+      if (scrub_head_ != kInvalidMfn) break;  // another thread scrubs this node
+      for (unsigned o = 0; o <= kMaxOrder && head == kInvalidMfn; ++o) {
+        if (lists_[1][o].empty()) continue;
+        FrameDesc& d = lists_[1][o].front();
+        head = table_->mfn_of(&d);
+        order = o;
+        d.store_state(static_cast<std::uint8_t>(d.load_state() | kScrubbing));
+      }
+      if (head == kInvalidMfn) break;
+      scrub_head_ = head;
+      scrub_abort_.store(false, std::memory_order_relaxed);
+      scrub_running_.store(true, std::memory_order_release);
+    }
+    // Chunks keep an abort quick; large chunks let the platform drop pages.
+    const std::uint64_t n = frames_of_order(order);
+    const std::uint64_t chunk = n >= 512 ? 512 : kScrubChunk;
+    for (std::uint64_t i = 0; i < n; i += chunk) {
+      if (scrub_abort_.load(std::memory_order_acquire)) break;
+      platform_->zero_frames(head + i, std::min(chunk, n - i));
+    }
+    scrub_running_.store(false, std::memory_order_release);
+    SpinGuard g(lock);
+    if (scrub_head_ != head) break;  // an allocation took the block
+    scrub_head_ = kInvalidMfn;
+    FrameDesc& d = *table_->lookup(head);
+    unlink(d, order);
+    d.store_state(kFreeState);
+    put(head, order, false, kNoOwner);
+    done += n;
+  }
+  return done;
+}
+
+}  // namespace numaheap

@@ -1,0 +1,2 @@
+list(APPEND NUMAHEAP_CORE_SOURCES
+  allocator/platform/platform.cc)

@@ -1,0 +1,16 @@
+// Shared by the checks that numaheap-vmtest runs inside the NUMA guest.
+#pragma once
+
+#include <string>
+
+#include "numaheap/topology.h"
+
+namespace numaheap::vmtest {
+
+extern int failures;
+void report(bool ok, const std::string& name, const std::string& detail = {});
+
+// Page allocator in host-memory mode against the kernel's move_pages query.
+void run_heap_checks(const Topology& live);
+
+}  // namespace numaheap::vmtest
