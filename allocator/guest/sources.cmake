@@ -1,0 +1,3 @@
+list(APPEND NUMAHEAP_CORE_SOURCES
+  allocator/guest/guest_spec.cc
+  allocator/guest/placement.cc)
