@@ -11,5 +11,6 @@ namespace numaheap::tools {
 using Runner = std::function<int()>;
 
 Runner add_topology_command(CLI::App& app);
+Runner add_place_command(CLI::App& app);
 
 }  // namespace numaheap::tools

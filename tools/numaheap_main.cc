@@ -1,5 +1,5 @@
-// The `numaheap` command: topology inspection now; placement and the
-// workload simulator join as their layers land.
+// The `numaheap` command: topology inspection and guest placement; the
+// workload simulator joins when the migrator lands.
 #include <cstdio>
 #include <vector>
 
@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<numaheap::tools::Runner> runners;
   runners.push_back(numaheap::tools::add_topology_command(app));
+  runners.push_back(numaheap::tools::add_place_command(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

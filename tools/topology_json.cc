@@ -112,3 +112,25 @@ Result<Topology, Error> parse_topology_json(std::string_view text, std::string_v
 }
 
 }  // namespace numaheap::tools
+
+#include <sys/stat.h>
+
+#include "numaheap/topology_io.h"
+
+namespace numaheap::tools {
+
+Result<Topology, Error> load_topology_path(std::string_view path) {
+  struct stat st {};
+  std::string p(path);
+  if (::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return load_topology_sysfs(path);
+  auto text = read_text_file(path);
+  if (!text) return text.error();
+  for (char c : *text) {
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') continue;
+    if (c == '{') return parse_topology_json(*text, path);
+    break;
+  }
+  return parse_numactl_text(*text, path);
+}
+
+}  // namespace numaheap::tools

@@ -25,3 +25,11 @@ Result<Topology, Error> parse_topology_json(std::string_view text,
                                             std::string_view source_name = "json");
 
 }  // namespace numaheap::tools
+
+namespace numaheap::tools {
+
+// A topology from a path an admin gives: a directory is a sysfs tree, a
+// file starting with '{' the JSON form, anything else numactl -H text.
+Result<Topology, Error> load_topology_path(std::string_view path);
+
+}  // namespace numaheap::tools

@@ -416,6 +416,7 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
                                       " is free above the watermarks of the allowed nodes"};
   // Lower bound on the set size: the largest nodes first.
   std::size_t k_min = 1;
+  bool cpu_bound = false;  // more nodes needed for the vCPUs than for memory
   {
     std::uint64_t m = 0, cpu = 0;
     std::size_t km = 0, kc = 0;
@@ -430,6 +431,7 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
       ++kc;
     }
     k_min = std::max<std::size_t>({1, km, kc});
+    cpu_bound = kc > km;
   }
   std::vector<std::size_t> best;
   double best_cost = kInf;
@@ -499,7 +501,7 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
   // The reason, for the admin.
   std::string r = best.size() == 1 ? "fits on one node" :
                   std::to_string(best.size()) + " nodes needed for " + mb(spec.memory_bytes) +
-                  (c.need_cpus && k_min > 1 ? " and " + std::to_string(spec.vcpus) + " vCPUs" : "");
+                  (cpu_bound ? " and " + std::to_string(spec.vcpus) + " vCPUs" : "");
   r += "; chose " + p.nodes.to_string() + ": ";
   std::uint64_t free_after = 0;
   for (std::size_t j = 0; j < best.size(); ++j) free_after += c.usable[best[j]] - share[j];
@@ -509,7 +511,7 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
       for (auto b : best) worst = std::max(worst, c.dist(a, b));
     r += "farthest pair at distance " + std::to_string(worst) + ", ";
   }
-  r += std::to_string(spec.vcpus) + " vCPUs on " + std::to_string(set_cpus) + " CPUs (load " +
+  r += std::to_string(spec.vcpus) + (spec.vcpus == 1 ? " vCPU on " : " vCPUs on ") + std::to_string(set_cpus) + " CPUs (load " +
        fmt2(c.load_term(best)) + "), " + mb(free_after) + " left free above watermarks";
   if (!spec.devices.empty()) {
     double dev = c.device_term(best);

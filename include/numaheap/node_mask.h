@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
 
@@ -71,19 +72,29 @@ class NodeMask {
 
   class Iterator {
    public:
+    using iterator_category = std::forward_iterator_tag;
     using value_type = NodeId;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const NodeId*;
+    using reference = NodeId;
+    Iterator() = default;
     Iterator(const NodeMask* m, NodeId at) : mask_(m), at_(at) {}
     NodeId operator*() const noexcept { return at_; }
     Iterator& operator++() noexcept {
       at_ = at_ + 1 >= kMaxNodes ? kNoNode : mask_->next(at_ + 1);
       return *this;
     }
+    Iterator operator++(int) noexcept {
+      Iterator old = *this;
+      ++*this;
+      return old;
+    }
     bool operator==(const Iterator& o) const noexcept { return at_ == o.at_; }
     bool operator!=(const Iterator& o) const noexcept { return at_ != o.at_; }
 
    private:
-    const NodeMask* mask_;
-    NodeId at_;
+    const NodeMask* mask_ = nullptr;
+    NodeId at_ = kNoNode;
   };
   Iterator begin() const noexcept { return Iterator(this, first()); }
   Iterator end() const noexcept { return Iterator(this, kNoNode); }
