@@ -1,3 +1,4 @@
 list(APPEND NUMAHEAP_CORE_SOURCES
   allocator/guest/guest_spec.cc
   allocator/guest/placement.cc)
+list(APPEND NUMAHEAP_CORE_SOURCES allocator/guest/guest_memory.cc)

@@ -110,6 +110,14 @@ class FrameTable {
     if (range) *range = r;
     return r ? &desc(*r, mfn) : nullptr;
   }
+  // Range of a frame the caller knows to be managed (a block head taken
+  // from a list or a cache). Not for caller input: use find_range.
+  const FrameRangeInfo& known_range(Mfn mfn) const noexcept {
+    const FrameRangeInfo* r = find_range(mfn);
+    if (!r) [[unlikely]] __builtin_trap();  // internal state corrupt
+    return *r;
+  }
+  FrameDesc& known_desc(Mfn mfn) const noexcept { return desc(known_range(mfn), mfn); }
   // Frame number of a descriptor (which must belong to this table).
   Mfn mfn_of(const FrameDesc* d) const noexcept;
 

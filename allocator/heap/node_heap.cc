@@ -85,7 +85,7 @@ bool NodeHeap::take(unsigned order, Block& out) noexcept {
     const bool dirty = (d->load_state() & kDirty) != 0;
     const OwnerId owner = d->owner;
     unlink(*d, j);
-    const FrameRangeInfo* r = table_->find_range(head);
+    const FrameRangeInfo* r = &table_->known_range(head);
     while (j > order) {  // split: the upper halves go back on the lists
       --j;
       const Mfn upper = head + frames_of_order(j);
@@ -99,7 +99,7 @@ bool NodeHeap::take(unsigned order, Block& out) noexcept {
 }
 
 void NodeHeap::put(Mfn head, unsigned order, bool dirty, OwnerId dirty_owner) noexcept {
-  const FrameRangeInfo* r = table_->find_range(head);
+  const FrameRangeInfo* r = &table_->known_range(head);
   while (order < kMaxOrder) {
     const std::uint64_t size = frames_of_order(order);
     const Mfn parent = head & ~(2 * size - 1);
@@ -127,7 +127,7 @@ void NodeHeap::put(Mfn head, unsigned order, bool dirty, OwnerId dirty_owner) no
 
 void NodeHeap::put_with_pending(Mfn head, unsigned order, bool dirty,
                                 OwnerId dirty_owner) noexcept {
-  const FrameRangeInfo* r = table_->find_range(head);
+  const FrameRangeInfo* r = &table_->known_range(head);
   const std::uint64_t n = frames_of_order(order);
   // First turn every frame into a standalone order-0 piece, remembering
   // which are pending (the head's own bit is in its state).
@@ -151,7 +151,7 @@ void NodeHeap::put_with_pending(Mfn head, unsigned order, bool dirty,
 }
 
 void NodeHeap::offline_free_frame(Mfn mfn, Mfn head) noexcept {
-  const FrameRangeInfo* r = table_->find_range(head);
+  const FrameRangeInfo* r = &table_->known_range(head);
   FrameDesc& hd = table_->desc(*r, head);
   unsigned order = hd.order;
   abort_scrub_if(hd);
@@ -191,7 +191,7 @@ bool NodeHeap::check_invariants() const noexcept {
         if (FrameDesc::kind_of(s) != FrameKind::free || fd.order != o) return false;
         if (((s & kDirty) != 0) != (d == 1)) return false;
         const Mfn head = table_->mfn_of(&fd);
-        const FrameRangeInfo* r = table_->find_range(head);
+        const FrameRangeInfo* r = &table_->known_range(head);
         if (!r || r->node_index != node_index_) return false;
         if (head & (frames_of_order(o) - 1)) return false;
         if (head + frames_of_order(o) > r->end) return false;
@@ -248,7 +248,7 @@ std::uint64_t NodeHeap::scrub_some(std::uint64_t budget) noexcept {
     SpinGuard g(lock);
     if (scrub_head_ != head) break;  // an allocation took the block
     scrub_head_ = kInvalidMfn;
-    FrameDesc& d = *table_->lookup(head);
+    FrameDesc& d = table_->known_desc(head);
     unlink(d, order);
     d.store_state(kFreeState);
     put(head, order, false, kNoOwner);

@@ -43,6 +43,15 @@ std::vector<Line> split_lines(std::string_view text) {
   return lines;
 }
 
+// Long generated text (id lists) cut for messages.
+std::string capped(std::string s, std::size_t max_chars = 64) {
+  if (s.size() > max_chars) {
+    s.resize(max_chars);
+    s += "...";
+  }
+  return s;
+}
+
 std::string_view trim_blanks(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -65,7 +74,8 @@ class NumactlParser {
   };
 
   Error fail(std::size_t line_no, const std::string& what) const {
-    return Error{Errc::parse_error, std::string(prefix_) + ":" + std::to_string(line_no) + ": " + what};
+    return Error{Errc::parse_error,
+                 std::string(prefix_) + ":" + std::to_string(line_no) + ": " + what};
   }
   bool at_end() const { return cur_ >= end_; }
   const Line& line() const { return lines_[cur_]; }
@@ -124,7 +134,7 @@ Result<void, Error> NumactlParser::parse_available() {
   auto mask = NodeMask::parse(list);
   if (!mask) return fail(no, "available: " + mask.error().message);
   listed_ = *mask;
-  list_text_ = std::string(list);
+  list_text_ = capped(std::string(list));
   if (listed_.empty()) return fail(no, "available: no nodes listed");
   if (listed_.count() != announced_)
     return fail(no, "available: says " + std::to_string(announced_) + " nodes but the list (" +
@@ -155,7 +165,8 @@ Result<void, Error> NumactlParser::parse_memory(const Node& node, std::string_vi
     std::uint64_t mb = 0;
     switch (detail::parse_decimal(tok[3], mb)) {
       case NumberStatus::not_a_number: return fail(no, expect + quoted(value));
-      case NumberStatus::too_large: return fail(no, what + ": " + quoted(tok[3]) + " MB is too large");
+      case NumberStatus::too_large:
+        return fail(no, what + ": " + quoted(tok[3]) + " MB is too large");
       case NumberStatus::ok: break;
     }
     if (mb > (kUnknownBytes >> 20))
@@ -182,7 +193,8 @@ Result<void, Error> NumactlParser::parse_node(NodeId expected) {
   auto id = node_id(tok[1], no);
   if (!id) return id.error();
   if (*id != expected) {
-    bool seen = std::any_of(nodes_.begin(), nodes_.end(), [&](const Node& n) { return n.id == *id; });
+    bool seen =
+        std::any_of(nodes_.begin(), nodes_.end(), [&](const Node& n) { return n.id == *id; });
     if (seen) return fail(no, "node " + std::to_string(*id) + " listed twice");
     if (!listed_.test(*id))
       return fail(no, "node " + std::to_string(*id) + " is not in the available list (" +
@@ -253,7 +265,7 @@ Result<void, Error> NumactlParser::parse_distances() {
                                  std::to_string(announced_) + " nodes");
     }
     if (tok.size() >= 3 && tok[0] == "node" && tok[2] == "size:")
-      return fail(line().no, "node " + std::string(tok[1]) +
+      return fail(line().no, "node " + quoted(tok[1]) +
                                  " size: line repeated (expected 'node distances:')");
     return fail(line().no, "expected 'node distances:' or '" + std::string(kNoDistance) +
                                "', got " + got());
@@ -262,6 +274,7 @@ Result<void, Error> NumactlParser::parse_distances() {
 
   std::string ids_text;
   for (const auto& nd : nodes_) ids_text += (ids_text.empty() ? "" : " ") + std::to_string(nd.id);
+  ids_text = capped(std::move(ids_text));
   if (at_end())
     return fail(end_line_no(), "distance header: expected 'node " + ids_text +
                                    "', got end of input");
@@ -301,7 +314,7 @@ Result<void, Error> NumactlParser::parse_distances() {
                             ": " + quoted(tok[k + 1]) + " is not a number");
       if (st == NumberStatus::too_large || v == 0 || v > kMaxDistance)
         return fail(no, "distance from node " + id + " to node " + std::to_string(nodes_[k].id) +
-                            " is " + std::string(tok[k + 1]).substr(0, 24) +
+                            " is " + capped(std::string(tok[k + 1]), 24) +
                             ", outside 1.." + std::to_string(kMaxDistance));
       row[k] = static_cast<std::uint32_t>(v);
     }

@@ -10,7 +10,8 @@
 //              cpumap means "no CPUs", as numactl shows it;
 //   memory     `meminfo`: in a line containing "kB", the digits right before
 //              "kB"; the line mentioning MemTotal gives the size, MemFree
-//              the free memory. A missing file or line leaves it unknown;
+//              the free memory. A missing file or line, or a line without a
+//              number there, leaves it unknown;
 //   distances  `distance`: first line, decimal numbers, the k-th is the
 //              distance to the k-th node in id order. Missing file, fewer
 //              numbers, or a 0 leave entries "not given"; extra are ignored.
@@ -180,6 +181,10 @@ std::string parse_cpulist(std::string_view text, std::vector<CpuId>& cpus) {
 }
 
 // meminfo → MemTotal / MemFree in bytes (kUnknownBytes when absent).
+// As libnuma reads it: a line counts when it contains "kB" (any case); the
+// number is the run of digits right before it (blanks skipped), and it must
+// stand alone (start the line or follow a blank), else the value is
+// unknown. The last line mentioning MemTotal (MemFree) decides.
 // Error text empty on success; `bad_line` is then the offending line.
 std::string parse_meminfo(std::string_view text, std::uint64_t& total, std::uint64_t& free,
                           std::size_t& bad_line) {
@@ -195,29 +200,33 @@ std::string parse_meminfo(std::string_view text, std::uint64_t& total, std::uint
     pos = nl == std::string_view::npos ? text.size() : nl + 1;
     // A C reader stops at a NUL byte; so do we.
     if (std::size_t z = line.find('\0'); z != std::string_view::npos) line = line.substr(0, z);
-    std::size_t kb = line.find("kB");
+    std::size_t kb = std::string_view::npos;
+    for (std::size_t i = 0; i + 1 < line.size(); ++i)
+      if ((line[i] == 'k' || line[i] == 'K') && (line[i + 1] == 'b' || line[i + 1] == 'B')) {
+        kb = i;
+        break;
+      }
     if (kb == std::string_view::npos) continue;
-    bool is_total = line.find("MemTotal") != std::string_view::npos;
-    bool is_free = line.find("MemFree") != std::string_view::npos;
+    const bool is_total = line.find("MemTotal") != std::string_view::npos;
+    const bool is_free = line.find("MemFree") != std::string_view::npos;
     if (!is_total && !is_free) continue;
-    if ((is_total && total != kUnknownBytes) || (!is_total && free != kUnknownBytes)) continue;
     std::size_t e = kb;
     while (e > 0 && detail::is_space(line[e - 1])) --e;
     std::size_t b = e;
     while (b > 0 && detail::is_digit(line[b - 1])) --b;
-    std::string_view digits = line.substr(b, e - b);
-    std::uint64_t kib = 0;
-    bad_line = line_no;
-    switch (detail::parse_decimal(digits, kib)) {
-      case NumberStatus::not_a_number:
-        return "no number before 'kB' in " + detail::quoted(line);
-      case NumberStatus::too_large:
-        return "number " + detail::quoted(digits) + " is too large";
-      case NumberStatus::ok: break;
+    std::uint64_t bytes = kUnknownBytes;
+    if (b < e && (b == 0 || detail::is_space(line[b - 1]))) {
+      std::string_view digits = line.substr(b, e - b);
+      std::uint64_t kib = 0;
+      if (detail::parse_decimal(digits, kib) != NumberStatus::ok ||
+          kib > (kUnknownBytes >> 10) - 1) {
+        bad_line = line_no;
+        return "number " + detail::quoted(digits) + " kB is too large";
+      }
+      bytes = kib << 10;
     }
-    if (kib > (kUnknownBytes >> 10) - 1)
-      return "number " + detail::quoted(digits) + " kB is too large";
-    (is_total ? total : free) = kib << 10;
+    if (is_total) total = bytes;
+    if (is_free) free = bytes;
   }
   return {};
 }
@@ -255,12 +264,12 @@ std::string parse_distance(std::string_view text, std::size_t node_count,
 Result<std::string, Error> find_node_dir(const SysfsContext& ctx, const std::string& root) {
   std::string base = root;
   while (base.size() > 1 && base.back() == '/') base.pop_back();
+  if (base.empty()) return Error{Errc::io_error, ctx.source + ": empty path"};
   std::string prefix = base == "/" ? "" : base;
   for (const char* sub : {"/sys/devices/system/node", "/devices/system/node"}) {
     std::string p = prefix + sub;
     if (is_directory(p)) return p;
   }
-  if (base.empty()) return Error{Errc::io_error, ctx.source + ": empty path"};
   if (!is_directory(base)) {
     int err = errno;
     struct stat st;

@@ -1,0 +1,496 @@
+// GuestMemory: layout, populate, balloon, device buffers, destroy.
+#include "numaheap/guest_memory.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "allocator/guest/p2m.h"
+
+namespace numaheap {
+
+namespace {
+
+constexpr unsigned kOrder2M = 9;
+constexpr unsigned kOrder1G = 18;
+
+std::string mb(std::uint64_t pages) { return std::to_string((pages << kFrameShift) >> 20) + " MB"; }
+
+Error guest_error(const GuestSpec& g, Errc code, const std::string& what) {
+  return Error{code, "guest '" + g.name + "': " + what};
+}
+
+}  // namespace
+
+struct GuestMemory::Impl {
+  // `lock` serialises populate, balloon, device buffers, split and destroy.
+  // The p2m is read without it; entries change under it or by CAS.
+  std::mutex lock;
+  P2m p2m;
+  std::atomic<std::uint64_t> present{0};  // present RAM + device pages
+  bool populated = false;  // guarded by lock
+  bool destroyed = false;  // guarded by lock
+  std::vector<DeviceBuffer> buffers;  // guarded by lock
+};
+
+GuestMemory::~GuestMemory() {
+  if (impl_) (void)destroy();
+}
+
+Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& pa, const GuestSpec& spec,
+                                                                const Placement& placement, OwnerId owner,
+                                                                const GuestOptions& options) {
+  const Topology& topo = pa.topology();
+  if (auto ok = validate_guest_spec(spec, topo); !ok) return ok.error();
+  if (owner > kMaxOwner) return guest_error(spec, Errc::invalid_argument, "owner id is reserved");
+  std::unique_ptr<GuestMemory> g(new GuestMemory());
+  g->pa_ = &pa;
+  g->spec_ = spec;
+  g->owner_ = owner;
+  g->options_ = options;
+  Gfn next = 0;
+  auto add_range = [&](std::uint64_t bytes, NodeId pnode, std::uint32_t vnode) -> Result<void, Error> {
+    const NodeInfo* n = topo.find(pnode);
+    if (!n || !n->has_memory())
+      return guest_error(spec, Errc::invalid_node, "placement uses node " + std::to_string(pnode) +
+                                                       ", which has no memory here");
+    std::uint64_t pages = bytes >> kFrameShift;
+    if (pages == 0) return {};
+    g->layout_.push_back({next, pages, pnode, vnode});
+    g->home_.set(pnode);
+    next += pages;
+    return {};
+  };
+  if (!spec.vnodes.empty()) {
+    if (placement.vnode_pnodes.size() != spec.vnodes.size())
+      return guest_error(spec, Errc::invalid_argument, "placement has no pnode for every vnode");
+    for (std::size_t v = 0; v < spec.vnodes.size(); ++v)
+      if (auto r = add_range(spec.vnodes[v].memory_bytes, placement.vnode_pnodes[v],
+                             static_cast<std::uint32_t>(v));
+          !r)
+        return r.error();
+  } else {
+    for (const auto& share : placement.memory)
+      if (auto r = add_range(share.bytes, share.node, 0); !r) return r.error();
+  }
+  g->ram_pages_ = next;
+  if ((g->ram_pages_ << kFrameShift) != spec.memory_bytes)
+    return guest_error(spec, Errc::invalid_argument,
+                       "placement covers " + mb(g->ram_pages_) + " of the guest's " +
+                           mb(spec.memory_bytes >> kFrameShift));
+  const std::uint64_t align = frames_of_order(kOrder1G);
+  g->device_base_ = (g->ram_pages_ + align - 1) / align * align;
+  g->impl_ = std::make_unique<Impl>();
+  g->impl_->p2m.init(g->device_base_ + options.device_region_pages);
+  return g;
+}
+
+std::uint64_t GuestMemory::gfn_limit() const noexcept { return impl_->p2m.size(); }
+
+P2mEntry GuestMemory::lookup(Gfn gfn) const noexcept { return impl_->p2m.get(gfn); }
+
+bool GuestMemory::compare_exchange(Gfn gfn, P2mEntry expected, P2mEntry desired) noexcept {
+  if (desired.present() && desired.mfn > P2m::kMaxMfn) return false;
+  return impl_->p2m.cas(gfn, expected, desired);
+}
+
+bool GuestMemory::update_flags(Gfn gfn, std::uint8_t set, std::uint8_t clear) noexcept {
+  for (;;) {
+    P2mEntry e = impl_->p2m.get(gfn);
+    if (!e.present()) return false;
+    P2mEntry d = e;
+    d.flags = static_cast<std::uint8_t>((e.flags | set) & ~clear) | P2mFlags::present;
+    if (impl_->p2m.cas(gfn, e, d)) return true;
+  }
+}
+
+NodeId GuestMemory::home_node_of(Gfn gfn) const noexcept {
+  for (const auto& r : layout_)
+    if (gfn >= r.first && gfn - r.first < r.pages) return r.pnode;
+  return kNoNode;
+}
+
+std::uint64_t GuestMemory::present_pages() const noexcept {
+  return impl_->present.load(std::memory_order_relaxed);
+}
+
+bool GuestMemory::populated() const noexcept {
+  std::lock_guard<std::mutex> g(impl_->lock);
+  return impl_->populated;
+}
+
+std::vector<NodeShare> GuestMemory::pages_per_node() const {
+  std::vector<NodeShare> out;
+  for (Gfn gfn = 0; gfn < impl_->p2m.size(); ++gfn) {
+    P2mEntry e = impl_->p2m.get(gfn);
+    if (!e.present()) continue;
+    NodeId n = pa_->node_of(e.mfn);
+    auto it = std::find_if(out.begin(), out.end(), [&](const NodeShare& s) { return s.node == n; });
+    if (it == out.end()) out.push_back({n, 1});
+    else ++it->bytes;
+  }
+  std::sort(out.begin(), out.end(), [](const NodeShare& a, const NodeShare& b) { return a.node < b.node; });
+  return out;  // `bytes` holds pages here; see report builders for bytes
+}
+
+namespace {
+
+// Frees every block that has a head in [first, last) and clears the entries.
+// Lock held. Returns pages freed per node index into `freed`.
+void free_blocks(PageAllocator& pa, P2m& p2m, std::atomic<std::uint64_t>& present, OwnerId owner,
+                 Gfn first, Gfn last, std::vector<NodeShare>& freed) {
+  for (Gfn gfn = first; gfn < last; ++gfn) {
+    P2mEntry e = p2m.get(gfn);
+    if (!e.present()) continue;
+    const std::uint64_t span = frames_of_order(e.order);
+    if (gfn % span != 0) continue;  // not the block head: freed with it
+    NodeId node = pa.node_of(e.mfn);
+    (void)pa.free(e.mfn, e.order, owner);
+    for (Gfn k = gfn; k < gfn + span && k < p2m.size(); ++k) p2m.set(k, {});
+    present.fetch_sub(span, std::memory_order_relaxed);
+    auto it = std::find_if(freed.begin(), freed.end(), [&](const NodeShare& s) { return s.node == node; });
+    if (it == freed.end()) freed.push_back({node, span});
+    else it->bytes += span;
+  }
+}
+
+// Frees of 4 KiB pages may sit dirty in per-CPU caches: return them to the
+// node's heap first so the scrub reaches them.
+void scrub_freed(PageAllocator& pa, const std::vector<NodeShare>& freed) {
+  for (const auto& f : freed) {
+    pa.drain_node(f.node);
+    (void)pa.scrub_some(f.node, ~std::uint64_t{0});
+  }
+}
+
+}  // namespace
+
+Result<PopulateReport, Error> GuestMemory::populate() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> guard(m.lock);
+  if (m.destroyed) return guest_error(spec_, Errc::invalid_argument, "destroyed");
+  if (m.populated) return guest_error(spec_, Errc::busy, "already populated");
+  PageAllocator& pa = *pa_;
+
+  // 1. Claims: per node, or one global claim when striping is allowed.
+  std::vector<NodeShare> need;  // pages per pnode
+  for (const auto& r : layout_) {
+    auto it = std::find_if(need.begin(), need.end(), [&](const NodeShare& s) { return s.node == r.pnode; });
+    if (it == need.end()) need.push_back({r.pnode, r.pages});
+    else it->bytes += r.pages;
+  }
+  bool striping = false;
+  for (const auto& n : need) {
+    Status st = pa.claim(owner_, n.bytes, n.node);
+    if (st) continue;
+    if (!options_.allow_striping) {
+      (void)pa.release_owner(owner_);
+      auto stats = pa.stats(n.node);
+      std::uint64_t avail = stats ? stats->free + stats->cached - stats->claimed : 0;
+      return guest_error(spec_, st.error(),
+                         "needs " + mb(n.bytes) + " on node " + std::to_string(n.node) + ", only " +
+                             mb(avail) + " unclaimed there (" + errc_name(st.error()) + ")");
+    }
+    striping = true;
+  }
+  if (striping) {
+    (void)pa.release_owner(owner_);
+    std::uint64_t total = 0;
+    for (const auto& n : need) total += n.bytes;
+    if (Status st = pa.claim(owner_, total, kNoNode); !st)
+      return guest_error(spec_, st.error(), "needs " + mb(total) + " and the host has less unclaimed");
+  }
+
+  // 2. Exact-node extents, largest first; striped order-0 pages if allowed.
+  PopulateReport rep;
+  std::vector<NodeShare> striped;
+  auto fail = [&](const std::string& what, Errc code) -> Result<PopulateReport, Error> {
+    std::vector<NodeShare> freed;
+    free_blocks(pa, m.p2m, m.present, owner_, 0, ram_pages_, freed);
+    if (options_.scrub_on_free) scrub_freed(pa, freed);
+    (void)pa.release_owner(owner_);
+    return guest_error(spec_, code, what);
+  };
+  for (const auto& r : layout_) {
+    Gfn gfn = r.first;
+    const Gfn end = r.first + r.pages;
+    while (gfn < end) {
+      Result<Allocation> a = Errc::no_memory;
+      unsigned order = 0;
+      for (unsigned o : {kOrder1G, kOrder2M, 0u}) {
+        const std::uint64_t span = frames_of_order(o);
+        if (gfn % span || end - gfn < span) continue;
+        a = pa.alloc(AllocRequest{o, r.pnode, AllocFlags::exact_node | AllocFlags::use_claim, owner_, {}});
+        order = o;
+        if (a) break;
+      }
+      if (!a && striping) {
+        order = 0;
+        a = pa.alloc(AllocRequest{0, r.pnode, AllocFlags::use_claim, owner_, {}});
+      }
+      if (!a)
+        return fail("populating vnode " + std::to_string(r.vnode) + " on node " + std::to_string(r.pnode) +
+                        " failed after " + mb(gfn - r.first) + " of " + mb(r.pages) + " (" +
+                        errc_name(a.error()) + ")",
+                    a.error());
+      if (a->mfn > P2m::kMaxMfn) {
+        (void)pa.free(a->mfn, order, owner_);
+        return fail("frame number beyond the p2m's range", Errc::invalid_frame);
+      }
+      const std::uint64_t span = frames_of_order(order);
+      for (std::uint64_t k = 0; k < span; ++k)
+        m.p2m.set(gfn + k, P2mEntry{a->mfn + k, P2mFlags::present, static_cast<std::uint8_t>(order)});
+      m.present.fetch_add(span, std::memory_order_relaxed);
+      if (order == kOrder1G) ++rep.extents_1g;
+      else if (order == kOrder2M) ++rep.extents_2m;
+      else ++rep.extents_4k;
+      if (a->node != r.pnode) {
+        auto it = std::find_if(striped.begin(), striped.end(), [&](const NodeShare& s) { return s.node == a->node; });
+        if (it == striped.end()) striped.push_back({a->node, span << kFrameShift});
+        else it->bytes += span << kFrameShift;
+      }
+      gfn += span;
+    }
+  }
+  (void)pa.release_owner(owner_);  // nothing should be left; never keep it
+  m.populated = true;
+  rep.pages = ram_pages_;
+  for (auto& s : pages_per_node()) rep.per_node.push_back({s.node, s.bytes << kFrameShift});
+  rep.striped = std::move(striped);
+  return rep;
+}
+
+Status GuestMemory::split_to_pages(Gfn gfn) {
+  std::lock_guard<std::mutex> guard(impl_->lock);
+  P2m& p2m = impl_->p2m;
+  P2mEntry e = p2m.get(gfn);
+  if (!e.present()) return Errc::not_present;
+  if (e.order == 0) return {};
+  const std::uint64_t span = frames_of_order(e.order);
+  const Gfn head = gfn & ~(span - 1);
+  const Mfn head_mfn = e.mfn - (gfn - head);
+  if (Status st = pa_->split(head_mfn, e.order, owner_); !st) return st;
+  for (Gfn k = head; k < head + span; ++k) {
+    // Entries may be swapped by a mover meanwhile: retry each with CAS.
+    for (;;) {
+      P2mEntry cur = p2m.get(k);
+      if (!cur.present()) break;
+      P2mEntry d = cur;
+      d.order = 0;
+      if (p2m.cas(k, cur, d)) break;
+    }
+  }
+  return {};
+}
+
+Result<std::uint64_t, Error> GuestMemory::balloon_down(std::uint64_t pages) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> guard(m.lock);
+  if (m.destroyed || !m.populated) return guest_error(spec_, Errc::invalid_argument, "not populated");
+  // Victims: away from home first, then from the top of RAM down.
+  std::vector<Gfn> away, home;
+  for (Gfn gfn = ram_pages_; gfn-- > 0;) {
+    P2mEntry e = m.p2m.get(gfn);
+    if (!e.present() || (e.flags & (P2mFlags::pinned | P2mFlags::shared | P2mFlags::migrating |
+                                    P2mFlags::device)))
+      continue;
+    (home_.test(pa_->node_of(e.mfn)) ? home : away).push_back(gfn);
+  }
+  away.insert(away.end(), home.begin(), home.end());
+  std::vector<NodeShare> freed;
+  std::uint64_t done = 0;
+  for (Gfn gfn : away) {
+    if (done == pages) break;
+    P2mEntry e = m.p2m.get(gfn);
+    if (!e.present()) continue;
+    if (e.order > 0) {
+      const std::uint64_t span = frames_of_order(e.order);
+      const Gfn head = gfn & ~(span - 1);
+      if (Status st = pa_->split(e.mfn - (gfn - head), e.order, owner_); !st)
+        return guest_error(spec_, st.error(), "cannot split a large page to balloon it");
+      for (Gfn k = head; k < head + span; ++k) {
+        P2mEntry c = m.p2m.get(k);
+        c.order = 0;
+        if (c.present()) m.p2m.set(k, c);
+      }
+      e.order = 0;
+    }
+    // Claim the entry first, so a racing mover cannot swap it under us.
+    if (!m.p2m.cas(gfn, e, P2mEntry{})) continue;
+    NodeId node = pa_->node_of(e.mfn);
+    (void)pa_->free(e.mfn, 0, owner_);
+    m.present.fetch_sub(1, std::memory_order_relaxed);
+    auto it = std::find_if(freed.begin(), freed.end(), [&](const NodeShare& s) { return s.node == node; });
+    if (it == freed.end()) freed.push_back({node, 1});
+    else ++it->bytes;
+    ++done;
+  }
+  if (options_.scrub_on_free) scrub_freed(*pa_, freed);
+  return done;
+}
+
+Result<std::uint64_t, Error> GuestMemory::balloon_up(std::uint64_t pages) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> guard(m.lock);
+  if (m.destroyed || !m.populated) return guest_error(spec_, Errc::invalid_argument, "not populated");
+  std::vector<Gfn> targets;
+  for (Gfn gfn = 0; gfn < ram_pages_ && targets.size() < pages; ++gfn)
+    if (!m.p2m.get(gfn).present()) targets.push_back(gfn);
+  if (targets.size() < pages)
+    return guest_error(spec_, Errc::invalid_argument,
+                       "asked for " + std::to_string(pages) + " pages back, only " +
+                           std::to_string(targets.size()) + " are ballooned out");
+  std::vector<NodeShare> need;
+  for (Gfn gfn : targets) {
+    NodeId n = home_node_of(gfn);
+    auto it = std::find_if(need.begin(), need.end(), [&](const NodeShare& s) { return s.node == n; });
+    if (it == need.end()) need.push_back({n, 1});
+    else ++it->bytes;
+  }
+  for (const auto& n : need)
+    if (Status st = pa_->claim(owner_, n.bytes, n.node); !st) {
+      (void)pa_->release_owner(owner_);
+      return guest_error(spec_, st.error(), "cannot claim " + std::to_string(n.bytes) + " pages on node " +
+                                                std::to_string(n.node));
+    }
+  std::size_t done = 0;
+  for (; done < targets.size(); ++done) {
+    Gfn gfn = targets[done];
+    auto a = pa_->alloc(AllocRequest{0, home_node_of(gfn), AllocFlags::exact_node | AllocFlags::use_claim,
+                                     owner_, {}});
+    if (!a) break;
+    m.p2m.set(gfn, P2mEntry{a->mfn, P2mFlags::present, 0});
+    m.present.fetch_add(1, std::memory_order_relaxed);
+  }
+  (void)pa_->release_owner(owner_);
+  if (done < targets.size()) {  // cannot happen with claims held; undo anyway
+    for (std::size_t i = 0; i < done; ++i) {
+      P2mEntry e = m.p2m.get(targets[i]);
+      (void)pa_->free(e.mfn, 0, owner_);
+      m.p2m.set(targets[i], {});
+      m.present.fetch_sub(1, std::memory_order_relaxed);
+    }
+    return guest_error(spec_, Errc::no_memory, "claimed memory could not be allocated");
+  }
+  return static_cast<std::uint64_t>(done);
+}
+
+Result<DeviceBuffer, Error> GuestMemory::alloc_device_buffer(std::size_t device, std::uint64_t pages) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> guard(m.lock);
+  if (m.destroyed) return guest_error(spec_, Errc::invalid_argument, "destroyed");
+  if (device >= spec_.devices.size())
+    return guest_error(spec_, Errc::invalid_argument, "no device #" + std::to_string(device));
+  if (pages == 0 || pages > frames_of_order(kMaxOrder))
+    return guest_error(spec_, Errc::invalid_argument, "buffer size must be 1..262144 pages");
+  unsigned order = 0;
+  while (frames_of_order(order) < pages) ++order;
+  const std::uint64_t span = frames_of_order(order);
+  // A free, aligned gfn run in the device region.
+  Gfn gfn = device_base_;
+  for (; gfn + span <= m.p2m.size(); gfn += span) {
+    bool empty = true;
+    for (Gfn k = gfn; k < gfn + span && empty; ++k) empty = !m.p2m.get(k).present();
+    if (empty) break;
+  }
+  if (gfn + span > m.p2m.size())
+    return guest_error(spec_, Errc::no_memory, "device region full");
+  const DeviceSpec& dev = spec_.devices[device];
+  auto a = pa_->alloc(AllocRequest{order, dev.host_node, AllocFlags::exact_node, owner_, {}});
+  if (!a)
+    return guest_error(spec_, a.error(), "no " + mb(span) + " block free on node " +
+                                             std::to_string(dev.host_node) + " for device '" + dev.name + "'");
+  for (std::uint64_t k = 0; k < span; ++k)
+    m.p2m.set(gfn + k, P2mEntry{a->mfn + k,
+                                static_cast<std::uint8_t>(P2mFlags::present | P2mFlags::pinned | P2mFlags::device),
+                                static_cast<std::uint8_t>(order)});
+  m.present.fetch_add(span, std::memory_order_relaxed);
+  DeviceBuffer b{gfn, a->mfn, span, a->node};
+  m.buffers.push_back(b);
+  return b;
+}
+
+Status GuestMemory::free_device_buffer(Gfn gfn) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> guard(m.lock);
+  auto it = std::find_if(m.buffers.begin(), m.buffers.end(), [&](const DeviceBuffer& b) { return b.gfn == gfn; });
+  if (it == m.buffers.end()) return Errc::invalid_argument;
+  unsigned order = 0;
+  while (frames_of_order(order) < it->pages) ++order;
+  if (Status st = pa_->free(it->mfn, order, owner_); !st) return st;
+  for (Gfn k = gfn; k < gfn + it->pages; ++k) m.p2m.set(k, {});
+  m.present.fetch_sub(it->pages, std::memory_order_relaxed);
+  if (options_.scrub_on_free) scrub_freed(*pa_, {{it->node, it->pages}});
+  m.buffers.erase(it);
+  return {};
+}
+
+BackendAffinity GuestMemory::backend_affinity() const {
+  const Topology& topo = pa_->topology();
+  BackendAffinity out;
+  auto per_node = pages_per_node();
+  std::uint64_t best = 0;
+  for (const auto& s : per_node)
+    if (s.bytes > best) {
+      best = s.bytes;
+      out.node = s.node;
+    }
+  if (out.node == kNoNode) {  // not populated: the planned home
+    std::uint64_t most = 0;
+    for (const auto& r : layout_)
+      if (r.pages > most) {
+        most = r.pages;
+        out.node = r.pnode;
+      }
+    out.reason = "guest not populated: its planned home node " + std::to_string(out.node);
+  } else {
+    out.reason = "node " + std::to_string(out.node) + " holds " + mb(best) + " of the guest's memory";
+  }
+  NodeId cpu_node = out.node;
+  if (const NodeInfo* n = topo.find(out.node); !n || !n->has_cpus()) {
+    std::uint32_t d = ~0u;
+    for (const auto& o : topo.nodes())
+      if (o.has_cpus() && topo.distance(out.node, o.id) < d) {
+        d = topo.distance(out.node, o.id);
+        cpu_node = o.id;
+      }
+    out.reason += "; it has no CPUs, so backends run on nearest node " + std::to_string(cpu_node);
+  }
+  if (const NodeInfo* n = topo.find(cpu_node)) out.cpus = n->cpus;
+  return out;
+}
+
+Status GuestMemory::destroy() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> guard(m.lock);
+  if (m.destroyed) return {};
+  std::vector<NodeShare> freed;
+  free_blocks(*pa_, m.p2m, m.present, owner_, 0, m.p2m.size(), freed);
+  if (options_.scrub_on_free) scrub_freed(*pa_, freed);
+  (void)pa_->release_owner(owner_);
+  m.buffers.clear();
+  m.destroyed = true;
+  return {};
+}
+
+Status GuestMemory::check_invariants() const {
+  const Impl& m = *impl_;
+  std::uint64_t count = 0;
+  for (Gfn gfn = 0; gfn < m.p2m.size(); ++gfn) {
+    P2mEntry e = m.p2m.get(gfn);
+    if (!e.present()) continue;
+    ++count;
+    const std::uint64_t span = frames_of_order(e.order);
+    const Gfn head = gfn & ~(span - 1);
+    const Mfn head_mfn = e.mfn - (gfn - head);
+    if (head_mfn % span) return Errc::invalid_frame;      // block misaligned
+    if (pa_->node_of(e.mfn) == kNoNode) return Errc::invalid_frame;
+    P2mEntry h = m.p2m.get(head);
+    if (!h.present() || h.order != e.order || h.mfn != head_mfn) return Errc::invalid_frame;
+    bool in_ram = gfn < ram_pages_;
+    if (in_ram == static_cast<bool>(e.flags & P2mFlags::device)) return Errc::invalid_argument;
+  }
+  if (count != m.present.load()) return Errc::invalid_argument;
+  return {};
+}
+
+}  // namespace numaheap

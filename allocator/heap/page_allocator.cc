@@ -1,0 +1,266 @@
+// PageAllocator: creation, alloc/free, per-CPU cache refill and drain.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "allocator/heap/page_allocator_impl.h"
+
+namespace numaheap {
+
+namespace {
+constexpr std::uint8_t kUsed = static_cast<std::uint8_t>(FrameKind::used);
+constexpr std::uint8_t kCached = static_cast<std::uint8_t>(FrameKind::cached);
+}  // namespace
+
+Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topology& topo,
+                                                                    const PlatformConfig& pcfg,
+                                                                    const HeapConfig& hcfg) {
+  if (topo.node_count() == 0) return Error{Errc::invalid_argument, "page allocator: empty topology"};
+  if (hcfg.pcp_high > 65536 || hcfg.pcp9_high > 4096 || hcfg.cpus > 65536)
+    return Error{Errc::invalid_argument, "page allocator: per-CPU cache limits too large"};
+  std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
+  if (!impl) return Error{Errc::no_memory, "page allocator: out of memory"};
+  impl->topo = topo;
+  impl->config = hcfg;
+  auto platform = Platform::create(impl->topo, pcfg);
+  if (!platform) return std::move(platform).error();
+  impl->platform = std::move(platform.value());
+  if (auto st = impl->table.init(impl->topo); !st) return st.error();
+
+  impl->node_count = static_cast<std::uint32_t>(impl->topo.node_count());
+  impl->heaps.reset(new (std::nothrow) NodeHeap[impl->node_count]);
+  if (!impl->heaps) return Error{Errc::no_memory, "page allocator: out of memory"};
+  for (std::uint32_t i = 0; i < impl->node_count; ++i) {
+    impl->heaps[i].init(&impl->table, impl->platform.get(), i);
+    impl->heaps[i].seed(pcfg.boot_memory_dirty);
+  }
+
+  // Per-CPU caches: one per CPU the host or the topology knows.
+  std::uint32_t cpus = hcfg.cpus;
+  if (cpus == 0) {
+    long host = sysconf(_SC_NPROCESSORS_CONF);
+    cpus = std::max<std::uint32_t>(impl->topo.max_cpu(), host > 0 ? static_cast<std::uint32_t>(host) : 1u);
+    cpus = std::min<std::uint32_t>(cpus, 4096);
+  }
+  if (!impl->pcp.init(cpus, impl->node_count, hcfg.pcp_batch, hcfg.pcp_high, hcfg.pcp9_batch,
+                      hcfg.pcp9_high) ||
+      !impl->claims.init(hcfg.max_claims))
+    return Error{Errc::no_memory, "page allocator: out of memory for caches"};
+
+  // Preferred node of each cache slot: the CPU's node; CPUs the topology does
+  // not list (a host with other CPU ids) map round-robin onto listed ones.
+  NodeId fallback = impl->topo.memory_nodes().empty() ? impl->topo.node_at(0).id
+                                                      : impl->topo.memory_nodes().first();
+  impl->cpu_node.assign(cpus, fallback);
+  for (std::uint32_t c = 0; c < cpus; ++c) {
+    NodeId n = impl->topo.node_of_cpu(c);
+    if (n == kNoNode && impl->topo.max_cpu() > 0) n = impl->topo.node_of_cpu(c % impl->topo.max_cpu());
+    if (n != kNoNode) impl->cpu_node[c] = n;
+  }
+  std::unique_ptr<PageAllocator> pa(new (std::nothrow) PageAllocator(impl.get()));
+  if (!pa) return Error{Errc::no_memory, "page allocator: out of memory"};
+  impl.release();
+  return pa;
+}
+
+PageAllocator::~PageAllocator() { delete impl_; }
+
+Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
+  if (req.order > kMaxOrder) return Errc::invalid_order;
+  if (req.owner > kMaxOwner || (req.flags & ~AllocFlags::all)) return Errc::invalid_argument;
+  Impl& m = *impl_;
+  const std::uint32_t cpu = m.cpu_slot();
+  const NodeId pref = req.node == kNoNode ? m.cpu_node[cpu] : req.node;
+  const int pi = m.topo.index_of(pref);
+  if (pi < 0) return Errc::invalid_node;
+
+  if (req.flags & AllocFlags::exact_node) {
+    if (req.exclude.test(pref)) return Errc::invalid_argument;
+    const auto ni = static_cast<std::uint32_t>(pi);
+    Mfn mfn = m.try_node(ni, req, cpu);
+    if (mfn == kInvalidMfn) {  // frames may sit in other CPUs' caches
+      m.drain_node_index(ni);
+      mfn = m.try_node(ni, req, cpu);
+    }
+    if (mfn == kInvalidMfn) return Errc::no_memory;
+    return Allocation{mfn, pref};
+  }
+  const auto order = m.topo.fallback_order(pref);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (NodeId n : order) {
+      if (req.exclude.test(n)) continue;
+      const auto ni = static_cast<std::uint32_t>(m.topo.index_of(n));
+      if (Mfn mfn = m.try_node(ni, req, cpu); mfn != kInvalidMfn) return Allocation{mfn, n};
+    }
+    if (pass == 0)
+      for (NodeId n : order)
+        if (!req.exclude.test(n)) m.drain_node_index(static_cast<std::uint32_t>(m.topo.index_of(n)));
+  }
+  return Errc::no_memory;
+}
+
+Mfn PageAllocator::Impl::try_node(std::uint32_t ni, const AllocRequest& req,
+                                  std::uint32_t cpu) noexcept {
+  const int slot = pcp.slot_of(req.order);
+  if (slot < 0 || (req.flags & AllocFlags::use_claim)) return alloc_buddy(ni, req);
+  CpuCache& c = pcp.at(cpu, ni, slot);
+  c.lock.lock();
+  if (c.count == 0) refill(c, ni);
+  if (c.count == 0) {
+    c.lock.unlock();
+    return kInvalidMfn;
+  }
+  const Mfn mfn = c.frames[--c.count];
+  FrameDesc& d = table.known_desc(mfn);
+  const std::uint8_t s = d.load_state(std::memory_order_relaxed);
+  const OwnerId dirty_owner = d.owner;
+  d.owner = req.owner;
+  d.store_state(kUsed);
+  c.lock.unlock();
+  scrub_if_needed(mfn, req.order, (s & kDirty) != 0, dirty_owner, req);
+  return mfn;
+}
+
+Mfn PageAllocator::Impl::alloc_buddy(std::uint32_t ni, const AllocRequest& req) noexcept {
+  NodeHeap& h = heap(ni);
+  Block b;
+  {
+    SpinGuard g(h.lock);
+    if (h.largest_free_order() < static_cast<int>(req.order)) return kInvalidMfn;
+    if (!charge(ni, frames_of_order(req.order), req)) return kInvalidMfn;
+    if (!h.take(req.order, b)) return kInvalidMfn;  // cannot happen: a block fits
+    FrameDesc& d = table.known_desc(b.head);
+    d.owner = req.owner;
+    d.store_state(kUsed);
+    NUMAHEAP_DEBUG_CHECK(h.check_invariants());
+  }
+  scrub_if_needed(b.head, req.order, b.dirty, b.dirty_owner, req);
+  return b.head;
+}
+
+void PageAllocator::Impl::scrub_if_needed(Mfn mfn, unsigned order, bool dirty,
+                                          OwnerId dirty_owner,
+                                          const AllocRequest& req) const noexcept {
+  if (!dirty) return;
+  // Skipping is safe only when every dirty byte is the requester's own.
+  if ((req.flags & AllocFlags::no_scrub) && dirty_owner == req.owner) return;
+  platform->zero_frames(mfn, frames_of_order(order));
+}
+
+void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni) noexcept {
+  NodeHeap& h = heap(ni);
+  SpinGuard g(h.lock);
+  const std::uint64_t want = charge_upto(ni, c.batch, c.order);
+  std::uint64_t got = 0;
+  for (; got < want; ++got) {
+    Block b;
+    if (!h.take(c.order, b)) break;
+    FrameDesc& d = table.known_desc(b.head);
+    d.owner = b.dirty ? b.dirty_owner : kNoOwner;
+    d.store_state(static_cast<std::uint8_t>(kCached | (b.dirty ? kDirty : 0)));
+    c.frames[c.count++] = b.head;
+  }
+  if (got < want) credit((want - got) << c.order);
+  NUMAHEAP_DEBUG_CHECK(h.check_invariants());
+}
+
+void PageAllocator::Impl::drain(CpuCache& c, std::uint32_t ni, std::uint32_t n) noexcept {
+  n = std::min(n, c.count);
+  if (n == 0) return;
+  NodeHeap& h = heap(ni);
+  {
+    SpinGuard g(h.lock);
+    for (std::uint32_t i = 0; i < n; ++i) {  // the coldest (bottom) frames go
+      FrameDesc& d = table.known_desc(c.frames[i]);
+      const bool dirty = (d.load_state() & kDirty) != 0;
+      h.put(c.frames[i], c.order, dirty, dirty ? d.owner : kNoOwner);
+    }
+    credit(std::uint64_t{n} << c.order);
+    NUMAHEAP_DEBUG_CHECK(h.check_invariants());
+  }
+  std::memmove(c.frames, c.frames + n, (c.count - n) * sizeof(Mfn));
+  c.count -= n;
+}
+
+void PageAllocator::Impl::drain_node_index(std::uint32_t ni) noexcept {
+  for (std::uint32_t cpu = 0; cpu < pcp.cpus(); ++cpu)
+    for (int slot = 0; slot < static_cast<int>(PerCpuCaches::kSlots); ++slot) {
+      CpuCache& c = pcp.at(cpu, ni, slot);
+      SpinGuard g(c.lock);
+      drain(c, ni, c.count);
+    }
+}
+
+Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
+  if (order > kMaxOrder) return Errc::invalid_order;
+  if (owner > kMaxOwner) return Errc::invalid_argument;
+  Impl& m = *impl_;
+  const FrameRangeInfo* r = nullptr;
+  FrameDesc* d = m.table.lookup(mfn, &r);
+  if (!d) return Errc::invalid_frame;
+  for (;;) {
+    std::uint8_t s = d->load_state();
+    switch (FrameDesc::kind_of(s)) {
+      case FrameKind::free:
+      case FrameKind::cached: return Errc::double_free;
+      case FrameKind::tail:
+      case FrameKind::offline: return Errc::invalid_frame;
+      case FrameKind::used: break;
+    }
+    if (d->order != order) return Errc::invalid_order;
+    if (d->owner != owner) return Errc::not_owner;
+    const std::uint32_t ni = r->node_index;
+    const int slot = m.pcp.slot_of(order);
+    if (slot >= 0 && !(s & (kHasPending | kPendingOffline))) {
+      CpuCache& c = m.pcp.at(m.cpu_slot(), ni, slot);
+      SpinGuard g(c.lock);
+      if (!d->cas_state(s, static_cast<std::uint8_t>(kCached | kDirty))) continue;  // raced
+      if (c.count == c.high) m.drain(c, ni, c.batch);
+      c.frames[c.count++] = mfn;
+      return {};
+    }
+    NodeHeap& h = m.heap(ni);
+    SpinGuard g(h.lock);
+    if (!d->cas_state(s, static_cast<std::uint8_t>(s & kPendingOffline))) continue;
+    const std::uint64_t pages = frames_of_order(order);
+    if (s & kHasPending) {
+      const std::uint64_t before = h.offlined_;
+      h.put_with_pending(mfn, order, true, owner);
+      m.credit(pages - (h.offlined_ - before));
+    } else {
+      h.put(mfn, order, true, owner);
+      m.credit(pages);
+    }
+    NUMAHEAP_DEBUG_CHECK(h.check_invariants());
+    return {};
+  }
+}
+
+void PageAllocator::drain_all() noexcept {
+  for (std::uint32_t ni = 0; ni < impl_->node_count; ++ni) impl_->drain_node_index(ni);
+}
+
+void PageAllocator::drain_node(NodeId node) noexcept {
+  const int ni = impl_->topo.index_of(node);
+  if (ni >= 0) impl_->drain_node_index(static_cast<std::uint32_t>(ni));
+}
+
+void* PageAllocator::frame_address(Mfn mfn) const noexcept {
+  return impl_->platform->frame_address(mfn);
+}
+
+NodeId PageAllocator::node_of(Mfn mfn) const noexcept {
+  const FrameRangeInfo* r = impl_->table.find_range(mfn);
+  return r ? impl_->topo.node_at(r->node_index).id : kNoNode;
+}
+
+const Topology& PageAllocator::topology() const noexcept { return impl_->topo; }
+const Platform& PageAllocator::platform() const noexcept { return *impl_->platform; }
+
+double PageAllocator::metadata_bytes_per_frame() const noexcept {
+  return impl_->table.bytes_per_frame();
+}
+
+}  // namespace numaheap

@@ -1,0 +1,66 @@
+// PageAllocator::Impl: the state behind the public PageAllocator and the
+// helpers its files share (page_allocator.cc: alloc/free and per-CPU
+// caches; claims.cc: claims; maintenance.cc: offline, scrub, stats, checks).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "allocator/heap/claims.h"
+#include "allocator/heap/frame_table.h"
+#include "allocator/heap/node_heap.h"
+#include "allocator/heap/per_cpu_cache.h"
+#include "numaheap/page_allocator.h"
+#include "numaheap/platform.h"
+
+#if defined(NUMAHEAP_CHECK_INVARIANTS) && NUMAHEAP_CHECK_INVARIANTS
+#include <cassert>
+#define NUMAHEAP_DEBUG_CHECK(expr) assert(expr)
+#else
+#define NUMAHEAP_DEBUG_CHECK(expr) ((void)0)
+#endif
+
+namespace numaheap {
+
+struct PageAllocator::Impl {
+  // Immutable after create().
+  Topology topo;
+  HeapConfig config;
+  std::unique_ptr<Platform> platform;
+  FrameTable table;
+  std::uint32_t node_count = 0;
+  std::unique_ptr<NodeHeap[]> heaps;   // by dense node index
+  std::vector<NodeId> cpu_node;        // cache slot -> preferred node id
+  PerCpuCaches pcp;
+  ClaimTable claims;
+
+  std::uint32_t cpu_slot() const noexcept {
+    return platform->current_cpu() % pcp.cpus();
+  }
+  NodeHeap& heap(std::uint32_t ni) const noexcept { return heaps[ni]; }
+
+  // --- page_allocator.cc ---
+  // One node: per-CPU cache or buddy. kInvalidMfn when it cannot serve.
+  Mfn try_node(std::uint32_t ni, const AllocRequest& req, std::uint32_t cpu) noexcept;
+  Mfn alloc_buddy(std::uint32_t ni, const AllocRequest& req) noexcept;
+  void refill(CpuCache& c, std::uint32_t ni) noexcept;          // c.lock held
+  void drain(CpuCache& c, std::uint32_t ni, std::uint32_t n) noexcept;  // c.lock held
+  void drain_node_index(std::uint32_t ni) noexcept;
+  void scrub_if_needed(Mfn mfn, unsigned order, bool dirty, OwnerId dirty_owner,
+                       const AllocRequest& req) const noexcept;
+
+  // --- claims.cc ---
+  // Node lock of `ni` held. Checks and books `pages` leaving node `ni` for
+  // `req` (claims and spare). False: not allowed (claims protect them).
+  bool charge(std::uint32_t ni, std::uint64_t pages, const AllocRequest& req) noexcept;
+  // Node lock held: `pages` came back to node `ni`'s free lists.
+  void credit(std::uint64_t pages) noexcept {
+    if (claims.active) claims.give_spare(pages);
+  }
+  // Blocks of `order` a refill may take from node `ni` (node lock held), booked.
+  std::uint64_t charge_upto(std::uint32_t ni, std::uint64_t blocks, unsigned order) noexcept;
+  void lock_all_heaps() const noexcept;
+  void unlock_all_heaps() const noexcept;
+};
+
+}  // namespace numaheap

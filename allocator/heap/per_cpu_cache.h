@@ -1,0 +1,56 @@
+// PerCpuCaches: small stacks of free order-0 (and order-9) blocks per CPU
+// and per node, so the common allocation and free take one uncontended
+// lock instead of the node's. Refilled and drained in batches under one
+// node-lock acquisition (as Linux's per-CPU page lists), bounded by `high`.
+//
+// Lock order: a cache's lock, then a node lock, then the claims lock.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "allocator/platform/spin_lock.h"
+#include "numaheap/frame.h"
+
+namespace numaheap {
+
+struct alignas(64) CpuCache {
+  SpinLock lock;
+  // Guarded by `lock`. Invariant: count <= high; every frames[i] is the
+  // head of a block of `order` on this cache's node whose descriptor kind
+  // is `cached`.
+  std::uint32_t count = 0;
+  std::uint32_t high = 0;   // immutable after create
+  std::uint32_t batch = 0;  // immutable after create
+  std::uint8_t order = 0;   // immutable after create
+  Mfn* frames = nullptr;    // `high` entries, immutable pointer
+};
+
+class PerCpuCaches {
+ public:
+  static constexpr unsigned kSlots = 2;  // slot 0: order 0, slot 1: order 9
+
+  // Allocates every cache and its storage. False when out of memory.
+  bool init(std::uint32_t cpus, std::uint32_t nodes, std::uint32_t batch0, std::uint32_t high0,
+            std::uint32_t batch9, std::uint32_t high9) noexcept;
+
+  // Cache slot for an order, or -1 when the order is not cached.
+  int slot_of(unsigned order) const noexcept {
+    if (order == 0) return high0_ ? 0 : -1;
+    if (order == 9) return high9_ ? 1 : -1;
+    return -1;
+  }
+  CpuCache& at(std::uint32_t cpu, std::uint32_t node_index, int slot) const noexcept {
+    return caches_[(static_cast<std::size_t>(cpu) * nodes_ + node_index) * kSlots +
+                   static_cast<std::size_t>(slot)];
+  }
+  std::uint32_t cpus() const noexcept { return cpus_; }
+  std::uint32_t nodes() const noexcept { return nodes_; }
+
+ private:
+  std::uint32_t cpus_ = 0, nodes_ = 0, high0_ = 0, high9_ = 0;
+  std::unique_ptr<CpuCache[]> caches_;
+  std::unique_ptr<Mfn[]> storage_;
+};
+
+}  // namespace numaheap

@@ -1,0 +1,159 @@
+// numaheap's side of the allocator benchmarks (see jemalloc_bench.cc for the
+// baseline). Host-memory mode on node 0 of this host (2 GiB reserved,
+// untouched), owner 1, no_scrub -- jemalloc does not zero either.
+// Names: <workload>/numaheap. JSON: --benchmark_format=json.
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "bench_common.h"
+#include "numaheap/page_allocator.h"
+
+namespace numaheap {
+namespace {
+
+Topology host_node0(std::uint64_t bytes) {
+  std::vector<CpuId> cpus;
+  const long n = sysconf(_SC_NPROCESSORS_CONF);
+  for (long c = 0; c < n; ++c) cpus.push_back(static_cast<CpuId>(c));
+  return TopologyBuilder("bench:node0").add_node(0, cpus, bytes).build().value();
+}
+
+PageAllocator& heap() {
+  static std::unique_ptr<PageAllocator> pa = [] {
+    PlatformConfig pc;
+    pc.mode = MemoryMode::host_memory;
+    auto r = PageAllocator::create(host_node0(std::uint64_t{2} << 30), pc);
+    if (!r) {
+      std::fprintf(stderr, "numaheap bench: %s\n", r.error().message.c_str());
+      std::exit(1);
+    }
+    return std::move(r).value();
+  }();
+  return *pa;
+}
+
+AllocRequest request(unsigned order, OwnerId owner = 1) {
+  AllocRequest r;
+  r.order = order;
+  r.flags = AllocFlags::no_scrub;
+  r.owner = owner;
+  return r;
+}
+
+void pair(benchmark::State& state, unsigned order) {
+  PageAllocator& pa = heap();
+  const AllocRequest r = request(order);
+  for (auto _ : state) {
+    auto a = pa.alloc(r);
+    benchmark::DoNotOptimize(a);
+    (void)pa.free(a->mfn, order, 1);
+  }
+}
+void order0_pair(benchmark::State& state) { pair(state, 0); }
+void order9_pair(benchmark::State& state) { pair(state, 9); }
+
+// Same pair, but the owner changes each time, so every frame is scrubbed.
+void order0_pair_scrubbed(benchmark::State& state) {
+  PageAllocator& pa = heap();
+  OwnerId owner = 1;
+  for (auto _ : state) {
+    AllocRequest r = request(0, owner);
+    r.flags = 0;
+    auto a = pa.alloc(r);
+    benchmark::DoNotOptimize(a);
+    (void)pa.free(a->mfn, 0, owner);
+    owner = owner == 1 ? 2 : 1;
+  }
+}
+
+void mixed_orders(benchmark::State& state) {
+  PageAllocator& pa = heap();
+  std::vector<std::pair<Mfn, unsigned>> live(bench::kMixedWindow, {kInvalidMfn, 0});
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto& slot = live[i % bench::kMixedWindow];
+    if (slot.first != kInvalidMfn) (void)pa.free(slot.first, slot.second, 1);
+    const unsigned order = bench::kMixedOrders[i % 16];
+    auto a = pa.alloc(request(order));
+    slot = {a ? a->mfn : kInvalidMfn, order};
+    ++i;
+  }
+  for (auto& [m, o] : live)
+    if (m != kInvalidMfn) (void)pa.free(m, o, 1);
+}
+
+void threads2(benchmark::State& state) {
+  PageAllocator& pa = heap();
+  constexpr std::uint64_t kOps = 2'000'000;
+  auto work = [&pa](unsigned t, std::uint64_t ops) {
+    const OwnerId owner = t + 1;
+    const AllocRequest r = request(0, owner);
+    for (std::uint64_t i = 0; i < ops; ++i) {
+      auto a = pa.alloc(r);
+      benchmark::DoNotOptimize(a);
+      (void)pa.free(a->mfn, 0, owner);
+    }
+  };
+  double nh = 0, sn = 0;
+  for (auto _ : state) {
+    sn = bench::scaling_ratio(kOps, bench::share_nothing);
+    nh = bench::scaling_ratio(kOps, work);
+  }
+  state.counters["ratio_numaheap"] = nh;
+  state.counters["ratio_share_nothing"] = sn;
+  state.counters["relative"] = nh / sn;  // bar: >= 0.9
+}
+
+void populate(benchmark::State& state, unsigned order) {
+  PageAllocator& pa = heap();
+  const std::size_t n = (std::size_t{1} << 30 >> kFrameShift) >> order;
+  std::vector<Mfn> got(n);
+  AllocRequest r = request(order);
+  r.node = 0;
+  r.flags |= AllocFlags::exact_node;
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < n; ++i) got[i] = pa.alloc(r)->mfn;
+    for (std::size_t i = 0; i < n; ++i) (void)pa.free(got[i], order, 1);
+  }
+  state.counters["ns_per_page"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * (n << order)),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+void populate_1g(benchmark::State& state) { populate(state, 0); }
+void populate_1g_2m(benchmark::State& state) { populate(state, 9); }
+
+void init_1tib(benchmark::State& state) {
+  TopologyBuilder b("bench:1tib-8n");
+  for (NodeId n = 0; n < 8; ++n) b.add_node(n, {n * 2, n * 2 + 1}, std::uint64_t{128} << 30);
+  const Topology topo = b.build().value();
+  double per_frame = 0;
+  for (auto _ : state) {
+    auto pa = PageAllocator::create(topo, PlatformConfig{});
+    if (!pa) {
+      state.SkipWithError(pa.error().message.c_str());
+      return;
+    }
+    per_frame = (*pa)->metadata_bytes_per_frame();
+    benchmark::DoNotOptimize(pa);
+  }
+  state.counters["metadata_bytes_per_frame"] = per_frame;
+  state.counters["frames"] = static_cast<double>(topo.total_frames());
+}
+
+BENCHMARK(order0_pair)->Name("order0_pair/numaheap");
+BENCHMARK(order9_pair)->Name("order9_pair/numaheap");
+BENCHMARK(order0_pair_scrubbed)->Name("order0_pair_scrubbed/numaheap");
+BENCHMARK(mixed_orders)->Name("mixed_orders/numaheap");
+BENCHMARK(threads2)->Name("threads2/numaheap")->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(populate_1g)->Name("populate_1g/numaheap")->Unit(benchmark::kMillisecond);
+BENCHMARK(populate_1g_2m)->Name("populate_1g_2m/numaheap")->Unit(benchmark::kMicrosecond);
+BENCHMARK(init_1tib)->Name("init_1tib/numaheap")->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace numaheap
+
+BENCHMARK_MAIN();

@@ -1,0 +1,172 @@
+// numaheap: a guest's memory -- its p2m (gfn -> mfn), populate per vnode,
+// ballooning, device (DMA) buffers, backend affinity and destruction.
+//
+// Contract:
+//  * The guest physical layout is fixed at create(): vnode 0's RAM first,
+//    then vnode 1's, ... (for a guest without vNUMA, one range per node of
+//    its placement). Device buffers live above RAM, from device_gfn_base().
+//  * populate() is all-or-nothing: claims first (so a concurrent creation
+//    cannot take the memory), then exact-node extents, largest order first
+//    (1 GiB, 2 MiB, 4 KiB); on any failure every frame is freed and the claim
+//    released. Memory from another node than planned ("striping") happens
+//    only with GuestOptions::allow_striping and is always reported.
+//  * lookup() is lock-free and O(1); it may run concurrently with every
+//    other call (the migrator swaps entries with compare_exchange()).
+//  * Mutating calls (populate, balloon, device buffers, destroy) serialise
+//    on the guest's lock; none of them allocates memory from the C++ heap
+//    after create() except to build reports and messages.
+//  * destroy() frees and scrubs every frame and releases every claim; after
+//    it the allocator's counters are back where they were before populate.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "numaheap/frame.h"
+#include "numaheap/guest_spec.h"
+#include "numaheap/page_allocator.h"
+#include "numaheap/placement.h"
+#include "numaheap/result.h"
+
+namespace numaheap {
+
+// Flags of a p2m entry.
+struct P2mFlags {
+  static constexpr std::uint8_t present = 1u << 0;
+  static constexpr std::uint8_t pinned = 1u << 1;     // never moved (device / DMA)
+  static constexpr std::uint8_t shared = 1u << 2;     // deduplicated, read-only
+  static constexpr std::uint8_t migrating = 1u << 3;  // a mover owns it right now
+  static constexpr std::uint8_t device = 1u << 4;     // part of a device buffer
+};
+
+// One p2m entry, unpacked. `order` is the order of the allocator block the
+// frame belongs to; that block starts at gfn & ~(2^order - 1).
+struct P2mEntry {
+  Mfn mfn = kInvalidMfn;
+  std::uint8_t flags = 0;
+  std::uint8_t order = 0;
+  bool present() const noexcept { return flags & P2mFlags::present; }
+  bool operator==(const P2mEntry&) const = default;
+};
+
+// A contiguous range of guest frames that belongs to one vnode and is meant
+// to live on one host node.
+struct GuestRange {
+  Gfn first = 0;
+  std::uint64_t pages = 0;
+  NodeId pnode = kNoNode;
+  std::uint32_t vnode = 0;
+};
+
+struct GuestOptions {
+  // Let populate take memory from other nodes when a vnode's node is short
+  // (reported per node in PopulateReport::striped). Off: fail instead.
+  bool allow_striping = false;
+  // Scrub freed frames at destroy/balloon time (true) or leave them dirty
+  // for the allocator to scrub before reuse (false: faster teardown).
+  bool scrub_on_free = true;
+  // Guest frames reserved above RAM for device buffers.
+  std::uint64_t device_region_pages = 1u << 14;  // 64 MiB
+};
+
+struct PopulateReport {
+  std::uint64_t pages = 0;
+  std::uint64_t extents_1g = 0, extents_2m = 0, extents_4k = 0;
+  std::vector<NodeShare> per_node;  // where the memory is
+  std::vector<NodeShare> striped;   // bytes that came from another node than planned
+};
+
+struct DeviceBuffer {
+  Gfn gfn = 0;
+  Mfn mfn = kInvalidMfn;
+  std::uint64_t pages = 0;  // a power of two (one contiguous block)
+  NodeId node = kNoNode;
+};
+
+struct BackendAffinity {
+  NodeId node = kNoNode;     // where backend threads and interrupts should run
+  std::vector<CpuId> cpus;   // that node's CPUs (or the nearest node's)
+  std::string reason;
+};
+
+class GuestMemory {
+ public:
+  // Builds the layout and an empty p2m. Nothing is allocated from the page
+  // allocator yet. The placement must come from Placer::place for `spec`
+  // (or be built to the same shape).
+  static Result<std::unique_ptr<GuestMemory>, Error> create(PageAllocator& pa, const GuestSpec& spec,
+                                                            const Placement& placement, OwnerId owner,
+                                                            const GuestOptions& options = {});
+  ~GuestMemory();  // destroy()s what is left
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  // Errors: busy (already populated), claim_exceeded / no_memory (with how
+  // much is missing where), invalid_argument (destroyed).
+  Result<PopulateReport, Error> populate();
+
+  // Gives `pages` back to the host: pages on nodes outside the guest's home
+  // first, then from the top of guest memory down; pinned, shared and device
+  // pages are never taken. Returns the pages freed (fewer only when the
+  // guest has no more it can give).
+  Result<std::uint64_t, Error> balloon_down(std::uint64_t pages);
+  // Takes `pages` back, on the home node of each gfn (claims first; all or
+  // nothing). Errors: claim_exceeded, invalid_argument (more than ballooned).
+  Result<std::uint64_t, Error> balloon_up(std::uint64_t pages);
+
+  // A DMA buffer of at least `pages` frames for spec.devices[device], from
+  // the device's node exactly, pinned, mapped above RAM.
+  Result<DeviceBuffer, Error> alloc_device_buffer(std::size_t device, std::uint64_t pages);
+  Status free_device_buffer(Gfn gfn);
+
+  BackendAffinity backend_affinity() const;
+
+  // Frees (and scrubs) everything, releases claims. Idempotent.
+  Status destroy();
+
+  // ---- p2m ----
+  P2mEntry lookup(Gfn gfn) const noexcept;
+  // Replaces an entry if it still equals `expected` (the migrator's swap).
+  bool compare_exchange(Gfn gfn, P2mEntry expected, P2mEntry desired) noexcept;
+  // Sets or clears flags of a present entry (e.g. shared, migrating).
+  bool update_flags(Gfn gfn, std::uint8_t set, std::uint8_t clear) noexcept;
+  // Splits the allocator block holding `gfn` into 4 KiB blocks, so one page
+  // of it can move or be freed alone. Serialises with the mutating calls.
+  Status split_to_pages(Gfn gfn);
+
+  // ---- layout and accounting ----
+  const GuestSpec& spec() const noexcept { return spec_; }
+  OwnerId owner() const noexcept { return owner_; }
+  const std::vector<GuestRange>& layout() const noexcept { return layout_; }
+  std::uint64_t ram_pages() const noexcept { return ram_pages_; }
+  Gfn device_gfn_base() const noexcept { return device_base_; }
+  std::uint64_t gfn_limit() const noexcept;  // one past the last gfn
+  NodeMask home_nodes() const noexcept { return home_; }
+  NodeId home_node_of(Gfn gfn) const noexcept;  // the pnode of gfn's range
+  std::uint64_t present_pages() const noexcept;
+  std::vector<NodeShare> pages_per_node() const;
+  bool populated() const noexcept;
+  PageAllocator& allocator() const noexcept { return *pa_; }
+
+  // Every present entry's frame is owned by this guest and on a managed
+  // node, ballooned/absent entries hold nothing, counters match a recount.
+  Status check_invariants() const;
+
+ private:
+  GuestMemory() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  PageAllocator* pa_ = nullptr;
+  GuestSpec spec_;
+  OwnerId owner_ = 0;
+  GuestOptions options_;
+  std::vector<GuestRange> layout_;
+  std::uint64_t ram_pages_ = 0;
+  Gfn device_base_ = 0;
+  NodeMask home_;
+};
+
+}  // namespace numaheap

@@ -1,0 +1,153 @@
+/* numaheap: the C API (C11 and C++).
+ *
+ * Opaque handles, integer error codes, no exceptions across the boundary.
+ * Every function returns NUMAHEAP_OK (0) or a NUMAHEAP_E_* code, whose
+ * numbers equal numaheap::Errc's; functions that can explain a failure in
+ * words take an optional (err, err_len) buffer (NUL-terminated, truncated).
+ * Thread safety: as the C++ PageAllocator -- every allocator call may run
+ * concurrently; topology handles are immutable once built; a builder is
+ * used by one thread at a time.
+ */
+#ifndef NUMAHEAP_NUMAHEAP_H
+#define NUMAHEAP_NUMAHEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum numaheap_error {
+  NUMAHEAP_OK = 0,
+  NUMAHEAP_E_NO_MEMORY = 1,
+  NUMAHEAP_E_INVALID_NODE = 2,
+  NUMAHEAP_E_INVALID_ORDER = 3,
+  NUMAHEAP_E_INVALID_FRAME = 4,
+  NUMAHEAP_E_DOUBLE_FREE = 5,
+  NUMAHEAP_E_NOT_OWNER = 6,
+  NUMAHEAP_E_CLAIM_EXCEEDED = 7,
+  NUMAHEAP_E_BUSY = 8,
+  NUMAHEAP_E_PINNED = 9,
+  NUMAHEAP_E_SHARED = 10,
+  NUMAHEAP_E_INVALID_ARGUMENT = 11,
+  NUMAHEAP_E_PARSE_ERROR = 12,
+  NUMAHEAP_E_IO_ERROR = 13,
+  NUMAHEAP_E_NOT_PRESENT = 14,
+  NUMAHEAP_E_UNSUPPORTED = 15
+};
+
+#define NUMAHEAP_NO_NODE 0xffffffffu        /* "calling CPU's node" / "global" */
+#define NUMAHEAP_INVALID_MFN UINT64_MAX
+#define NUMAHEAP_MAX_ORDER 18u
+#define NUMAHEAP_MAX_OWNER 0xfffffffdu
+#define NUMAHEAP_MAX_NODES 1024u
+
+/* Allocation flags. */
+#define NUMAHEAP_ALLOC_EXACT_NODE 0x1u /* that node or NUMAHEAP_E_NO_MEMORY */
+#define NUMAHEAP_ALLOC_NO_SCRUB 0x2u   /* skip scrubbing the owner's own bytes */
+#define NUMAHEAP_ALLOC_USE_CLAIM 0x4u  /* consume the owner's claim first */
+
+enum numaheap_memory_mode { NUMAHEAP_FRAME_ONLY = 0, NUMAHEAP_HOST_MEMORY = 1 };
+
+typedef struct numaheap_topology numaheap_topology;
+typedef struct numaheap_topology_builder numaheap_topology_builder;
+typedef struct numaheap_heap numaheap_heap;
+
+/* A set of node ids 0..1023. */
+typedef struct numaheap_nodemask {
+  uint64_t bits[NUMAHEAP_MAX_NODES / 64];
+} numaheap_nodemask;
+
+static inline void numaheap_nodemask_set(numaheap_nodemask* m, uint32_t node) {
+  if (node < NUMAHEAP_MAX_NODES) m->bits[node / 64] |= (uint64_t)1 << (node % 64);
+}
+
+/* ---- Topology ---- */
+const char* numaheap_strerror(int error);
+
+numaheap_topology_builder* numaheap_topology_builder_new(void);
+void numaheap_topology_builder_free(numaheap_topology_builder* b);
+int numaheap_topology_builder_add_node(numaheap_topology_builder* b, uint32_t node,
+                                       const uint32_t* cpus, size_t cpu_count,
+                                       uint64_t memory_bytes);
+int numaheap_topology_builder_set_distance(numaheap_topology_builder* b, uint32_t from,
+                                           uint32_t to, uint32_t distance);
+/* Adds a frame range to a node (all ranges of all nodes, or none, given). */
+int numaheap_topology_builder_add_frames(numaheap_topology_builder* b, uint32_t node,
+                                         uint64_t first_mfn, uint64_t count);
+int numaheap_topology_builder_build(const numaheap_topology_builder* b, numaheap_topology** out,
+                                    char* err, size_t err_len);
+
+/* From the text `numactl -H` prints. */
+int numaheap_topology_parse_numactl(const char* text, size_t len, numaheap_topology** out,
+                                    char* err, size_t err_len);
+/* The built-in 4-node default machine. */
+int numaheap_topology_builtin(numaheap_topology** out);
+void numaheap_topology_free(numaheap_topology* t);
+size_t numaheap_topology_node_count(const numaheap_topology* t);
+uint32_t numaheap_topology_node_id(const numaheap_topology* t, size_t index);
+
+/* ---- Allocator ---- */
+typedef struct numaheap_hooks {
+  void* ctx;
+  void (*scrub)(void* ctx, uint64_t first_mfn, uint64_t count);
+  void (*copy)(void* ctx, uint64_t dst_mfn, uint64_t src_mfn);
+  uint32_t (*current_cpu)(void* ctx);
+} numaheap_hooks;
+
+typedef struct numaheap_config {
+  int mode;               /* enum numaheap_memory_mode */
+  int require_bind;       /* host memory: fail when mbind fails */
+  int boot_memory_dirty;  /* contents at start-up unknown: scrub before use */
+  numaheap_hooks hooks;
+  uint32_t pcp_batch, pcp_high, pcp9_batch, pcp9_high, max_claims, cpus;
+} numaheap_config;
+
+/* Fills the defaults (frame-only, the C++ HeapConfig defaults). */
+void numaheap_config_init(numaheap_config* c);
+
+int numaheap_create(const numaheap_topology* t, const numaheap_config* c /* NULL: defaults */,
+                    numaheap_heap** out, char* err, size_t err_len);
+void numaheap_destroy(numaheap_heap* h);
+
+typedef struct numaheap_alloc_request {
+  uint32_t order;
+  uint32_t node;  /* NUMAHEAP_NO_NODE: the calling CPU's node */
+  uint32_t flags; /* NUMAHEAP_ALLOC_* */
+  uint32_t owner;
+  const numaheap_nodemask* exclude; /* NULL: none */
+} numaheap_alloc_request;
+
+int numaheap_alloc(numaheap_heap* h, const numaheap_alloc_request* req, uint64_t* mfn,
+                   uint32_t* node /* may be NULL */);
+int numaheap_free(numaheap_heap* h, uint64_t mfn, uint32_t order, uint32_t owner);
+
+int numaheap_claim(numaheap_heap* h, uint32_t owner, uint64_t pages, uint32_t node);
+int numaheap_release_owner(numaheap_heap* h, uint32_t owner);
+uint64_t numaheap_claimed(const numaheap_heap* h, uint32_t owner);
+
+/* *pending = 0: retired now; 1: retired when its block is freed. */
+int numaheap_offline(numaheap_heap* h, uint64_t mfn, int* pending);
+uint64_t numaheap_scrub_some(numaheap_heap* h, uint32_t node, uint64_t budget);
+void numaheap_drain_all(numaheap_heap* h);
+
+typedef struct numaheap_node_stats {
+  uint32_t node;
+  int32_t largest_free_order; /* -1: nothing free */
+  uint64_t managed, free, cached, used, dirty, claimed, offlined, pending_offline;
+  uint64_t free_blocks[NUMAHEAP_MAX_ORDER + 1];
+  uint64_t dirty_blocks[NUMAHEAP_MAX_ORDER + 1];
+} numaheap_node_stats;
+
+int numaheap_stats(const numaheap_heap* h, uint32_t node, numaheap_node_stats* out);
+/* Internal consistency; full != 0 also walks every frame descriptor. */
+int numaheap_check(const numaheap_heap* h, int full);
+/* Host-memory mode: the frame's bytes; NULL otherwise. */
+void* numaheap_frame_address(const numaheap_heap* h, uint64_t mfn);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NUMAHEAP_NUMAHEAP_H */

@@ -1,0 +1,140 @@
+// numaheap: the page allocator -- per-node buddy heaps with node-affinity
+// flags, claims, scrubbing, per-CPU caches and offlining.
+//
+// Contract:
+//  * Every entry point is thread-safe and noexcept; bad input returns an Errc
+//    and leaves the allocator unchanged. Nothing allocates after create().
+//  * alloc() prefers `node` (kNoNode: the calling CPU's node) and falls back
+//    along Topology::fallback_order (distance order, ties spread, memoryless
+//    nodes skipped), skipping nodes in `exclude`. exact_node: that node or
+//    Errc::no_memory (per-CPU caches of the node are drained first).
+//  * A frame freed by owner A is never handed to owner B holding A's bytes:
+//    freed frames are dirty until scrubbed, on allocation or by scrub_some().
+//    no_scrub skips the scrub only when every dirty byte is the same owner's.
+//  * Claims reserve pages for an owner, globally or on one node; other owners
+//    cannot take claimed memory; allocations flagged use_claim consume it.
+//    Claims and allocations are checked against the same free counters under
+//    the same locks: the sum of claims never exceeds free memory.
+//  * offline(mfn) retires a free frame at once, or marks an in-use frame so
+//    that it is retired when its block is freed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "numaheap/frame.h"
+#include "numaheap/node_mask.h"
+#include "numaheap/platform.h"
+#include "numaheap/result.h"
+#include "numaheap/topology.h"
+
+namespace numaheap {
+
+// Bits of AllocRequest::flags.
+struct AllocFlags {
+  static constexpr std::uint32_t exact_node = 1u << 0;  // that node or fail
+  static constexpr std::uint32_t no_scrub = 1u << 1;    // caller overwrites; same owner only
+  static constexpr std::uint32_t use_claim = 1u << 2;   // consume the owner's claim first
+  static constexpr std::uint32_t all = exact_node | no_scrub | use_claim;
+};
+
+struct AllocRequest {
+  unsigned order = 0;            // 0..kMaxOrder
+  NodeId node = kNoNode;         // preferred node; kNoNode = calling CPU's node
+  std::uint32_t flags = 0;       // AllocFlags
+  OwnerId owner = 0;             // 0..kMaxOwner
+  NodeMask exclude{};            // never take memory from these nodes
+};
+
+struct Allocation {
+  Mfn mfn = kInvalidMfn;  // head of the block (aligned to 2^order)
+  NodeId node = kNoNode;  // node the block came from
+};
+
+// Tunables; the defaults suit a hypervisor's 4 KiB / 2 MiB mix.
+struct HeapConfig {
+  std::uint32_t pcp_batch = 31;     // order-0 frames moved per refill/drain
+  std::uint32_t pcp_high = 124;     // order-0 frames a CPU may hold per node
+  std::uint32_t pcp9_batch = 1;     // same for 2 MiB blocks (0 = no order-9 cache)
+  std::uint32_t pcp9_high = 4;
+  std::uint32_t max_claims = 256;   // (owner, node) claim records
+  std::uint32_t cpus = 0;           // per-CPU cache slots; 0 = as many as the host/topology has
+};
+
+struct NodeStats {
+  NodeId node = kNoNode;
+  std::uint64_t managed = 0;        // frames of this node
+  std::uint64_t free = 0;           // frames on the buddy free lists
+  std::uint64_t cached = 0;         // free frames held in per-CPU caches
+  std::uint64_t used = 0;           // frames allocated
+  std::uint64_t dirty = 0;          // free (buddy) frames awaiting scrub
+  std::uint64_t claimed = 0;        // frames reserved by node claims on this node
+  std::uint64_t offlined = 0;       // retired frames
+  std::uint64_t pending_offline = 0;  // in-use frames to retire when freed
+  std::uint64_t free_blocks[kOrderCount] = {};
+  std::uint64_t dirty_blocks[kOrderCount] = {};
+  int largest_free_order = -1;      // -1: no free block
+};
+
+enum class OfflineState : std::uint8_t { offlined = 0, pending = 1 };
+
+class PageAllocator {
+ public:
+  static Result<std::unique_ptr<PageAllocator>, Error> create(
+      const Topology& topo, const PlatformConfig& platform = {}, const HeapConfig& heap = {});
+  ~PageAllocator();
+  PageAllocator(const PageAllocator&) = delete;
+  PageAllocator& operator=(const PageAllocator&) = delete;
+
+  // Errors: invalid_order, invalid_argument (owner or flags), invalid_node
+  // (unknown node), no_memory (nothing free outside claims and exclusions).
+  Result<Allocation> alloc(const AllocRequest& req) noexcept;
+  // Errors: invalid_frame (unmanaged, not a block head, offline),
+  // double_free, invalid_order (not the allocated order), not_owner.
+  Status free(Mfn mfn, unsigned order, OwnerId owner) noexcept;
+  // Turns an allocated block of `order` into 2^order allocated 4 KiB blocks
+  // of the same owner, so one page of it can be moved or freed alone (guest
+  // ballooning, page migration). Pending offlines stay with their frames.
+  // Errors as free(); state unchanged on error.
+  Status split(Mfn mfn, unsigned order, OwnerId owner) noexcept;
+
+  // Reserves `pages` more frames for `owner` on `node` (kNoNode: anywhere).
+  // Errors: claim_exceeded (not enough unclaimed free memory), invalid_node,
+  // invalid_argument, busy (claim table full).
+  Status claim(OwnerId owner, std::uint64_t pages, NodeId node = kNoNode) noexcept;
+  // Drops every claim of `owner` (what is left of them).
+  Status release_owner(OwnerId owner) noexcept;
+  // Outstanding claim of an owner: on `node`, global ones (kNoNode), or all
+  // of them together (kAllNodes).
+  static constexpr NodeId kAllNodes = kNoNode - 1;
+  std::uint64_t claimed_by(OwnerId owner, NodeId node = kAllNodes) const noexcept;
+  std::uint64_t global_claimed() const noexcept;
+
+  Result<OfflineState> offline(Mfn mfn) noexcept;
+  // Background scrub of up to `budget` frames of `node`; frames cleaned.
+  std::uint64_t scrub_some(NodeId node, std::uint64_t budget) noexcept;
+  // Returns every per-CPU cache's frames (of all nodes / one node) to the heaps.
+  void drain_all() noexcept;
+  void drain_node(NodeId node) noexcept;
+
+  Result<NodeStats> stats(NodeId node) const noexcept;
+  // Lists, counters, caches and claims (locks everything; cheap-ish).
+  Status check_invariants() const noexcept;
+  // Additionally walks every descriptor: free+used+cached+offlined =
+  // managed per node, tails clean (slow: O(frames)).
+  Status check_frames() const noexcept;
+
+  void* frame_address(Mfn mfn) const noexcept;  // host_memory mode only
+  NodeId node_of(Mfn mfn) const noexcept;       // kNoNode when unmanaged
+  const Topology& topology() const noexcept;
+  const Platform& platform() const noexcept;
+  double metadata_bytes_per_frame() const noexcept;
+
+  struct Impl;
+
+ private:
+  explicit PageAllocator(Impl* impl) noexcept : impl_(impl) {}
+  Impl* impl_;
+};
+
+}  // namespace numaheap

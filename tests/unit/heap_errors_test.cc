@@ -1,0 +1,278 @@
+// PageAllocator: every error path leaves the allocator unchanged, plus the
+// basic behaviours (fallback, exact node, exclusion, claims, offlining).
+#include <gtest/gtest.h>
+
+#include "numaheap/page_allocator.h"
+#include "unit/heap_test_support.h"
+
+namespace numaheap {
+namespace {
+
+using test::make;
+using test::req;
+
+TEST(heap_basics, AllocFreeRoundTrip) {
+  auto pa = make(test::one_node());
+  ASSERT_TRUE(pa);
+  auto st0 = pa->stats(0).value();
+  EXPECT_EQ(st0.managed, 1024u);
+  EXPECT_EQ(st0.free, 1024u);
+  EXPECT_EQ(st0.largest_free_order, 10);
+  for (unsigned order : {0u, 1u, 5u, 9u, 10u}) {
+    auto a = pa->alloc(req(order, 0));
+    ASSERT_TRUE(a) << order;
+    EXPECT_EQ(a->node, 0u);
+    EXPECT_EQ(a->mfn & (frames_of_order(order) - 1), 0u);
+    EXPECT_TRUE(pa->check_frames());
+    ASSERT_TRUE(pa->free(a->mfn, order, 1));
+    EXPECT_TRUE(pa->check_frames());
+  }
+  pa->drain_all();
+  auto st = pa->stats(0).value();
+  EXPECT_EQ(st.free, 1024u);
+  EXPECT_EQ(st.largest_free_order, 10);  // everything merged back
+  EXPECT_EQ(st.used, 0u);
+}
+
+TEST(heap_errors, BadRequests) {
+  auto pa = make(test::sparse_nodes());
+  ASSERT_TRUE(pa);
+  EXPECT_EQ(pa->alloc(req(kMaxOrder + 1, 0)).error(), Errc::invalid_order);
+  EXPECT_EQ(pa->alloc(req(0, 7)).error(), Errc::invalid_node);
+  EXPECT_EQ(pa->alloc(req(0, kMaxNodes + 5)).error(), Errc::invalid_node);
+  EXPECT_EQ(pa->alloc(req(0, 0, 0, kNoOwner)).error(), Errc::invalid_argument);
+  EXPECT_EQ(pa->alloc(req(0, 0, 1u << 10)).error(), Errc::invalid_argument);
+  // Memoryless node: exact fails, preferred falls back to the nearest (250).
+  EXPECT_EQ(pa->alloc(req(0, 9, AllocFlags::exact_node)).error(), Errc::no_memory);
+  auto a = pa->alloc(req(0, 9));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->node, 250u);
+  // Larger than any node.
+  EXPECT_EQ(pa->alloc(req(9, 0)).error(), Errc::no_memory);
+  EXPECT_TRUE(pa->check_frames());
+}
+
+TEST(heap_errors, BadFrees) {
+  auto pa = make(test::sparse_nodes());
+  ASSERT_TRUE(pa);
+  auto a = pa->alloc(req(2, 4, AllocFlags::exact_node, 7)).value();
+  EXPECT_EQ(a.node, 4u);
+  const auto before = pa->stats(4).value();
+  EXPECT_EQ(pa->free(0, 0, 7).error(), Errc::invalid_frame);          // mfn 0
+  EXPECT_EQ(pa->free(200, 0, 7).error(), Errc::invalid_frame);        // hole
+  EXPECT_EQ(pa->free(1u << 30, 0, 7).error(), Errc::invalid_frame);   // beyond
+  EXPECT_EQ(pa->free(a.mfn + 1, 0, 7).error(), Errc::invalid_frame);  // not a head
+  EXPECT_EQ(pa->free(a.mfn, 1, 7).error(), Errc::invalid_order);
+  EXPECT_EQ(pa->free(a.mfn, kMaxOrder + 1, 7).error(), Errc::invalid_order);
+  EXPECT_EQ(pa->free(a.mfn, 2, 8).error(), Errc::not_owner);
+  EXPECT_EQ(pa->free(a.mfn, 2, kNoOwner).error(), Errc::invalid_argument);
+  const auto after = pa->stats(4).value();
+  EXPECT_EQ(before.used, after.used);
+  EXPECT_EQ(before.free, after.free);
+  ASSERT_TRUE(pa->free(a.mfn, 2, 7));
+  EXPECT_EQ(pa->free(a.mfn, 2, 7).error(), Errc::double_free);
+  // Order-0 goes through a per-CPU cache: double free still caught.
+  auto b = pa->alloc(req(0, 4, AllocFlags::exact_node, 7)).value();
+  ASSERT_TRUE(pa->free(b.mfn, 0, 7));
+  EXPECT_EQ(pa->free(b.mfn, 0, 7).error(), Errc::double_free);
+  EXPECT_TRUE(pa->check_frames());
+}
+
+TEST(heap_placement, ExactNodeAndExclude) {
+  auto pa = make(test::sparse_nodes());
+  ASSERT_TRUE(pa);
+  // Exhaust node 4 exactly: 256 frames.
+  std::vector<Mfn> got;
+  for (;;) {
+    auto a = pa->alloc(req(0, 4, AllocFlags::exact_node));
+    if (!a) {
+      EXPECT_EQ(a.error(), Errc::no_memory);
+      break;
+    }
+    EXPECT_EQ(pa->node_of(a->mfn), 4u);
+    got.push_back(a->mfn);
+  }
+  EXPECT_EQ(got.size(), 256u);
+  // Preferring node 4 now falls back; excluding 0 and 250 leaves nothing.
+  AllocRequest r = req(0, 4);
+  auto fb = pa->alloc(r);
+  ASSERT_TRUE(fb);
+  EXPECT_NE(fb->node, 4u);
+  r.exclude.set(0);
+  r.exclude.set(250);
+  EXPECT_EQ(pa->alloc(r).error(), Errc::no_memory);
+  r.exclude.reset(250);
+  auto ex = pa->alloc(r);
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(ex->node, 250u);
+  // Exact node that is excluded: contradictory.
+  AllocRequest bad = req(0, 0, AllocFlags::exact_node);
+  bad.exclude.set(0);
+  EXPECT_EQ(pa->alloc(bad).error(), Errc::invalid_argument);
+  for (Mfn m : got) ASSERT_TRUE(pa->free(m, 0, 1));
+  EXPECT_TRUE(pa->check_frames());
+}
+
+TEST(heap_placement, FallbackFollowsDistance) {
+  auto pa = make(test::sparse_nodes());
+  ASSERT_TRUE(pa);
+  // From node 9 (memoryless): 250 at 15, then 0 / 4 at 30.
+  const auto order = pa->topology().fallback_order(9);
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order[0], 250u);
+}
+
+TEST(heap_claims, Errors) {
+  auto pa = make(test::sparse_nodes());
+  ASSERT_TRUE(pa);
+  EXPECT_EQ(pa->claim(1, 10, 7).error(), Errc::invalid_node);
+  EXPECT_EQ(pa->claim(kNoOwner, 10).error(), Errc::invalid_argument);
+  EXPECT_EQ(pa->claim(1, 257, 4).error(), Errc::claim_exceeded);
+  EXPECT_EQ(pa->claim(1, 300 + 256 + 200 + 1).error(), Errc::claim_exceeded);
+  EXPECT_EQ(pa->claimed_by(1), 0u);
+  ASSERT_TRUE(pa->claim(1, 200, 4));
+  EXPECT_EQ(pa->claimed_by(1), 200u);
+  // Another owner cannot take node 4's claimed frames.
+  std::vector<Mfn> other;
+  for (;;) {
+    auto a = pa->alloc(req(0, 4, AllocFlags::exact_node, 2));
+    if (!a) break;
+    other.push_back(a->mfn);
+  }
+  EXPECT_EQ(other.size(), 56u);
+  EXPECT_EQ(pa->claim(3, 1, 4).error(), Errc::claim_exceeded);
+  // Owner 1 consumes its claim.
+  auto a = pa->alloc(req(3, 4, AllocFlags::exact_node | AllocFlags::use_claim, 1));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(pa->claimed_by(1), 192u);
+  EXPECT_TRUE(pa->check_invariants());
+  ASSERT_TRUE(pa->release_owner(1));
+  EXPECT_EQ(pa->claimed_by(1), 0u);
+  EXPECT_TRUE(pa->check_invariants());
+  for (Mfn m : other) ASSERT_TRUE(pa->free(m, 0, 2));
+  ASSERT_TRUE(pa->free(a->mfn, 3, 1));
+  EXPECT_TRUE(pa->check_frames());
+}
+
+TEST(heap_claims, TableFull) {
+  HeapConfig hc;
+  hc.max_claims = 2;
+  auto pa = make(test::one_node(), {}, hc);
+  ASSERT_TRUE(pa);
+  ASSERT_TRUE(pa->claim(1, 1));
+  ASSERT_TRUE(pa->claim(2, 1));
+  EXPECT_EQ(pa->claim(3, 1).error(), Errc::busy);
+  ASSERT_TRUE(pa->claim(1, 1));  // same record grows
+  EXPECT_EQ(pa->claimed_by(1), 2u);
+  EXPECT_TRUE(pa->check_invariants());
+}
+
+TEST(heap_offline, FreeAndPending) {
+  auto pa = make(test::one_node());
+  ASSERT_TRUE(pa);
+  EXPECT_EQ(pa->offline(5).error(), Errc::invalid_frame);
+  const Mfn base = pa->topology().node_at(0).frames[0].first_mfn;
+  EXPECT_EQ(pa->offline(base + 77).value(), OfflineState::offlined);
+  EXPECT_EQ(pa->offline(base + 77).value(), OfflineState::offlined);  // idempotent
+  auto st = pa->stats(0).value();
+  EXPECT_EQ(st.offlined, 1u);
+  EXPECT_EQ(st.free, 1023u);
+  EXPECT_TRUE(pa->check_frames());
+  // Free lists stay maximal: the split left blocks of orders 0..9.
+  EXPECT_EQ(st.largest_free_order, 9);
+  auto a = pa->alloc(req(9, 0)).value();
+  EXPECT_EQ(pa->offline(a.mfn + 3).value(), OfflineState::pending);
+  EXPECT_EQ(pa->offline(a.mfn + 3).value(), OfflineState::pending);
+  EXPECT_EQ(pa->stats(0).value().pending_offline, 1u);
+  EXPECT_TRUE(pa->check_frames());
+  ASSERT_TRUE(pa->free(a.mfn, 9, 1));
+  st = pa->stats(0).value();
+  EXPECT_EQ(st.offlined, 2u);
+  EXPECT_EQ(st.pending_offline, 0u);
+  EXPECT_EQ(st.free, 1022u);
+  EXPECT_TRUE(pa->check_frames());
+  // Offline frames are never handed out.
+  std::vector<Mfn> all;
+  for (;;) {
+    auto b = pa->alloc(req(0, 0));
+    if (!b) break;
+    EXPECT_NE(b->mfn, base + 77);
+    EXPECT_NE(b->mfn, a.mfn + 3);
+    all.push_back(b->mfn);
+  }
+  EXPECT_EQ(all.size(), 1022u);
+  EXPECT_EQ(pa->free(base + 77, 0, 1).error(), Errc::invalid_frame);
+}
+
+TEST(heap_offline, CachedFrame) {
+  auto pa = make(test::one_node());
+  ASSERT_TRUE(pa);
+  auto a = pa->alloc(req(0, 0)).value();
+  ASSERT_TRUE(pa->free(a.mfn, 0, 1));  // now in a per-CPU cache
+  EXPECT_EQ(pa->offline(a.mfn).value(), OfflineState::offlined);
+  EXPECT_TRUE(pa->check_frames());
+  // Pending on an order-0 frame, then freed: retired, not cached.
+  auto b = pa->alloc(req(0, 0)).value();
+  EXPECT_EQ(pa->offline(b.mfn).value(), OfflineState::pending);
+  ASSERT_TRUE(pa->free(b.mfn, 0, 1));
+  EXPECT_EQ(pa->stats(0).value().offlined, 2u);
+  EXPECT_TRUE(pa->check_frames());
+}
+
+TEST(heap_scrub, BackgroundScrubCleans) {
+  auto pa = make(test::one_node());
+  ASSERT_TRUE(pa);
+  auto a = pa->alloc(req(4, 0)).value();
+  ASSERT_TRUE(pa->free(a.mfn, 4, 1));
+  EXPECT_GT(pa->stats(0).value().dirty, 0u);
+  EXPECT_EQ(pa->scrub_some(0, 0), 0u);
+  EXPECT_EQ(pa->scrub_some(77, 100), 0u);  // unknown node
+  std::uint64_t total = 0;
+  while (std::uint64_t n = pa->scrub_some(0, 4)) total += n;
+  EXPECT_GT(total, 0u);
+  EXPECT_EQ(pa->stats(0).value().dirty, 0u);
+  EXPECT_TRUE(pa->check_frames());
+  EXPECT_EQ(pa->stats(0).value().largest_free_order, 10);
+}
+
+TEST(heap_create, HostMemoryOnMissingNodeFails) {
+  auto t = TopologyBuilder("test:missing").add_node(37, {0}, 4 << 20).build().value();
+  PlatformConfig pc;
+  pc.mode = MemoryMode::host_memory;
+  auto r = PageAllocator::create(t, pc);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("mbind"), std::string::npos) << r.error().message;
+}
+
+TEST(heap_create, MetadataBudget) {
+  auto pa = make(test::one_node(1 << 16));
+  ASSERT_TRUE(pa);
+  EXPECT_LE(pa->metadata_bytes_per_frame(), 24.01);
+}
+
+}  // namespace
+}  // namespace numaheap
+
+namespace numaheap {
+namespace {
+
+TEST(heap_split, SplitThenFreeSingly) {
+  auto pa = test::make(test::one_node());
+  ASSERT_TRUE(pa);
+  auto a = pa->alloc(test::req(3, 0, 0, 5)).value();
+  EXPECT_EQ(pa->split(a.mfn, 2, 5).error(), Errc::invalid_order);
+  EXPECT_EQ(pa->split(a.mfn, 3, 6).error(), Errc::not_owner);
+  EXPECT_EQ(pa->split(a.mfn + 1, 0, 5).error(), Errc::invalid_frame);
+  EXPECT_EQ(pa->offline(a.mfn + 2).value(), OfflineState::pending);
+  ASSERT_TRUE(pa->split(a.mfn, 3, 5));
+  EXPECT_TRUE(pa->check_frames());
+  for (Mfn m = a.mfn; m < a.mfn + 8; ++m) ASSERT_TRUE(pa->free(m, 0, 5)) << m;
+  pa->drain_all();
+  auto st = pa->stats(0).value();
+  EXPECT_EQ(st.offlined, 1u);
+  EXPECT_EQ(st.used, 0u);
+  EXPECT_TRUE(pa->check_frames());
+}
+
+}  // namespace
+}  // namespace numaheap
