@@ -77,7 +77,10 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
     return guest_error(spec, Errc::invalid_argument,
                        "placement covers " + mb(g->ram_pages_) + " of the guest's " +
                            mb(spec.memory_bytes >> kFrameShift));
-  const std::uint64_t align = frames_of_order(kOrder1G);
+  // Device buffers are naturally aligned blocks no larger than the region,
+  // so aligning the region to its own (power-of-two) size is enough.
+  std::uint64_t align = 1;
+  while (align < options.device_region_pages && align < frames_of_order(kMaxOrder)) align <<= 1;
   g->device_base_ = (g->ram_pages_ + align - 1) / align * align;
   g->impl_ = std::make_unique<Impl>();
   g->impl_->p2m.init(g->device_base_ + options.device_region_pages);

@@ -5,10 +5,6 @@
 
 namespace numaheap {
 
-namespace {
-constexpr std::uint8_t kUsedState = static_cast<std::uint8_t>(FrameKind::used);
-}  // namespace
-
 Result<OfflineState> PageAllocator::offline(Mfn mfn) noexcept {
   Impl& m = *impl_;
   const FrameRangeInfo* r = nullptr;

@@ -59,6 +59,9 @@ Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topolo
     if (n == kNoNode && impl->topo.max_cpu() > 0) n = impl->topo.node_of_cpu(c % impl->topo.max_cpu());
     if (n != kNoNode) impl->cpu_node[c] = n;
   }
+  impl->cpu_node_index.resize(cpus);
+  for (std::uint32_t c = 0; c < cpus; ++c)
+    impl->cpu_node_index[c] = static_cast<std::uint32_t>(impl->topo.index_of(impl->cpu_node[c]));
   std::unique_ptr<PageAllocator> pa(new (std::nothrow) PageAllocator(impl.get()));
   if (!pa) return Error{Errc::no_memory, "page allocator: out of memory"};
   impl.release();
@@ -72,6 +75,13 @@ Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
   if (req.owner > kMaxOwner || (req.flags & ~AllocFlags::all)) return Errc::invalid_argument;
   Impl& m = *impl_;
   const std::uint32_t cpu = m.cpu_slot();
+  // Fast path: the calling CPU's node, when it has memory, is tried first.
+  if (req.node == kNoNode && !(req.flags & AllocFlags::exact_node)) {
+    const std::uint32_t ni = m.cpu_node_index[cpu];
+    const NodeId n = m.cpu_node[cpu];
+    if (m.heap(ni).managed_frames() && !req.exclude.test(n))
+      if (Mfn mfn = m.try_node(ni, req, cpu); mfn != kInvalidMfn) return Allocation{mfn, n};
+  }
   const NodeId pref = req.node == kNoNode ? m.cpu_node[cpu] : req.node;
   const int pi = m.topo.index_of(pref);
   if (pi < 0) return Errc::invalid_node;

@@ -31,11 +31,13 @@ struct PageAllocator::Impl {
   std::uint32_t node_count = 0;
   std::unique_ptr<NodeHeap[]> heaps;   // by dense node index
   std::vector<NodeId> cpu_node;        // cache slot -> preferred node id
+  std::vector<std::uint32_t> cpu_node_index;  // same, as a dense index
   PerCpuCaches pcp;
   ClaimTable claims;
 
   std::uint32_t cpu_slot() const noexcept {
-    return platform->current_cpu() % pcp.cpus();
+    const std::uint32_t cpu = platform->current_cpu();
+    return cpu < pcp.cpus() ? cpu : cpu % pcp.cpus();  // no division when in range
   }
   NodeHeap& heap(std::uint32_t ni) const noexcept { return heaps[ni]; }
 

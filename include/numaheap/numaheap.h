@@ -60,7 +60,7 @@ typedef struct numaheap_nodemask {
 } numaheap_nodemask;
 
 static inline void numaheap_nodemask_set(numaheap_nodemask* m, uint32_t node) {
-  if (node < NUMAHEAP_MAX_NODES) m->bits[node / 64] |= (uint64_t)1 << (node % 64);
+  if (node < NUMAHEAP_MAX_NODES) m->bits[node / 64] |= UINT64_C(1) << (node % 64);
 }
 
 /* ---- Topology ---- */

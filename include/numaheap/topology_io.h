@@ -2,7 +2,7 @@
 //
 // Loaders never crash and never print: on bad input they return an Error
 // whose message says the source, the line (or file) and what is wrong, e.g.
-//   "numactl:ticket.txt:7: node 3 size: expected '<n> MB', got 'lots'".
+//   "ticket.txt:7: node 3 size: expected '<n> MB' or '<not available>', got 'lots'".
 #pragma once
 
 #include <string>

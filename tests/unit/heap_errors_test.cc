@@ -2,6 +2,8 @@
 // basic behaviours (fallback, exact node, exclusion, claims, offlining).
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "numaheap/page_allocator.h"
 #include "unit/heap_test_support.h"
 
@@ -272,6 +274,33 @@ TEST(heap_split, SplitThenFreeSingly) {
   EXPECT_EQ(st.offlined, 1u);
   EXPECT_EQ(st.used, 0u);
   EXPECT_TRUE(pa->check_frames());
+}
+
+}  // namespace
+}  // namespace numaheap
+
+namespace numaheap {
+namespace {
+
+// 1 TiB, 8 nodes, frame-only: start-up writes block heads only.
+TEST(heap_create, OneTebibyteInitUnderOneSecond) {
+  TopologyBuilder b("test:1tib");
+  for (NodeId n = 0; n < 8; ++n) b.add_node(n, {n}, std::uint64_t{128} << 30);
+  const Topology topo = b.build().value();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto pa = PageAllocator::create(topo);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(pa.has_value());
+  EXPECT_LT(took, std::chrono::seconds(1));
+  EXPECT_LE((*pa)->metadata_bytes_per_frame(), 24.001);  // 24-byte descriptors + range table
+  auto st = (*pa)->stats(7).value();
+  EXPECT_EQ(st.free, std::uint64_t{128} << 18);
+  EXPECT_EQ(st.free_blocks[kMaxOrder], 128u);
+  EXPECT_TRUE((*pa)->check_invariants());
+  // Allocate a little from the middle of it and give it back.
+  auto a = (*pa)->alloc(test::req(0, 5, AllocFlags::exact_node));
+  ASSERT_TRUE(a);
+  ASSERT_TRUE((*pa)->free(a->mfn, 0, 1));
 }
 
 }  // namespace

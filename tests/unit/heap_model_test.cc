@@ -3,7 +3,8 @@
 // After every command: no frame owned twice, used/offlined/pending per node
 // equal the model, free + used + cached + offlined = managed, exact_node
 // and exclude honoured, free lists maximally coalesced and every counter
-// equal to a recount (check_frames walks every descriptor).
+// equal to a recount (check_frames walks every descriptor). split() is
+// covered too (the guest layer uses it to free single pages of a block).
 //
 // Bounded by default (rapidcheck's 100 cases); RC_PARAMS="max_success=2000"
 // runs more.
@@ -193,6 +194,23 @@ struct Free : Cmd {
   void show(std::ostream& os) const override { os << "Free(#" << pick << ")"; }
 };
 
+// split(): a held block becomes 2^order held 4 KiB blocks of the same owner.
+struct Split : Cmd {
+  std::size_t pick = *rc::gen::arbitrary<std::size_t>();
+  void run(const Model&, Sut& s) const override {
+    if (s.held.empty()) return;
+    auto it = std::next(s.held.begin(), static_cast<long>(pick % s.held.size()));
+    const Mfn head = it->first;
+    const Held h = it->second;
+    if (h.order > 0) RC_ASSERT(s.pa->split(head, h.order, h.owner % 3 + 1).error() == Errc::not_owner);
+    RC_ASSERT(s.pa->split(head, h.order, h.owner).has_value());
+    for (std::uint64_t i = 0; i < frames_of_order(h.order); ++i)
+      s.held[head + i] = Held{0, h.owner, h.node};
+    s.check_all();
+  }
+  void show(std::ostream& os) const override { os << "Split(#" << pick << ")"; }
+};
+
 struct BadFree : Cmd {
   unsigned kind = *rc::gen::inRange(0u, 5u);
   std::size_t pick = *rc::gen::arbitrary<std::size_t>();
@@ -333,7 +351,7 @@ void run_model(Topology topo) {
   RC_ASSERT(sut.pa != nullptr);
   Model model;
   rc::state::check(model, sut,
-                   rc::state::gen::execOneOfWithArgs<Alloc, Alloc, Alloc, Free, Free, BadFree,
+                   rc::state::gen::execOneOfWithArgs<Alloc, Alloc, Alloc, Free, Free, BadFree, Split,
                                                      Claim, Release, Offline, Scrub, Drain,
                                                      SetCpu>());
 }
