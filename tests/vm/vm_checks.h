@@ -13,4 +13,7 @@ void report(bool ok, const std::string& name, const std::string& detail = {});
 // Page allocator in host-memory mode against the kernel's move_pages query.
 void run_heap_checks(const Topology& live);
 
+// Guest memory (two vnodes) in host-memory mode against move_pages.
+void run_guest_checks(const Topology& live);
+
 }  // namespace numaheap::vmtest

@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
   // 2. Host-memory mode of the page allocator, confirmed by move_pages.
   if (!skip_heap && live) numaheap::vmtest::run_heap_checks(*live);
 
+  // 3. Guest populate per vNUMA node, confirmed by move_pages.
+  if (!skip_heap && live) numaheap::vmtest::run_guest_checks(*live);
+
   std::printf("numaheap-vmtest: %d failure(s)\n", numaheap::vmtest::failures);
   return numaheap::vmtest::failures == 0 ? 0 : 1;
 }
