@@ -41,6 +41,12 @@ struct Ctx {
   std::vector<std::uint32_t> cpus;
   std::vector<bool> eligible;
   std::uint32_t need_cpus = 0;  // 0 when the machine cannot fit the vCPUs anyway
+  // Precomputed once per call so the search's inner loops are array reads.
+  std::vector<std::uint32_t> dmat;   // n*n effective distances by dense index
+  std::vector<double> aff_node;      // near_term(i, affinity nodes)
+  std::vector<double> dev_node;      // sum over devices of their extra distance to i alone
+  std::vector<std::vector<std::uint32_t>> dev_dist;  // [device][i]
+  std::vector<bool> anti;
 
   Ctx(const Topology& t, const GuestSpec& s, std::span<const NodeUsage> u,
       const PlacementHints& h, const Placer& placer)
@@ -60,11 +66,24 @@ struct Ctx {
       if (allowed) all_cpus += cpus[i];
     }
     need_cpus = all_cpus >= s.vcpus ? s.vcpus : 0;
+    dmat.assign(n * n, 0);
+    for (std::size_t a = 0; a < n; ++a)
+      for (std::size_t b = 0; b < n; ++b)
+        dmat[a * n + b] = t.distance(t.node_at(a).id, t.node_at(b).id);
+    aff_node.assign(n, 0.0);
+    anti.assign(n, false);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!h.affinity_nodes.empty()) aff_node[i] = near_term(i, h.affinity_nodes);
+      anti[i] = h.anti_affinity_nodes.test(t.node_at(i).id);
+    }
+    for (const auto& dev : s.devices) {
+      std::vector<std::uint32_t> row(n);
+      for (std::size_t i = 0; i < n; ++i) row[i] = t.distance(dev.host_node, t.node_at(i).id);
+      dev_dist.push_back(std::move(row));
+    }
   }
 
-  std::uint32_t dist(std::size_t a, std::size_t b) const {
-    return topo.distance(topo.node_at(a).id, topo.node_at(b).id);
-  }
+  std::uint32_t dist(std::size_t a, std::size_t b) const { return dmat[a * n + b]; }
 
   // Load of a set after adding the guest's vCPUs.
   double load_term(const std::vector<std::size_t>& set) const {
@@ -96,15 +115,27 @@ struct Ctx {
   // Terms that depend on a single node (devices, groups): summed per set.
   double device_term(const std::vector<std::size_t>& set) const {
     double total = 0;
-    for (const auto& dev : spec.devices) {
+    for (const auto& row : dev_dist) {
       std::uint32_t best = kMaxDistance;
-      for (auto i : set) best = std::min(best, topo.distance(dev.host_node, topo.node_at(i).id));
+      for (auto i : set) best = std::min(best, row[i]);
       total += m_or_zero(best);
     }
     return total;
   }
 
-  double cost(const std::vector<std::size_t>& set) const {
+  // Sum of distances over ordered pairs of distinct members.
+  double pair_sum(const std::vector<std::size_t>& set) const {
+    double sum = 0;
+    for (auto a : set)
+      for (auto b : set)
+        if (a != b) sum += dist(a, b);
+    return sum;
+  }
+
+  double cost(const std::vector<std::size_t>& set) const { return cost_with(set, pair_sum(set)); }
+
+  // cost() with the pair sum already known (the search keeps it updated).
+  double cost_with(const std::vector<std::size_t>& set, double pairs) const {
     if (set.empty()) return kInf;
     std::uint64_t mem = 0, size = 0, c = 0;
     for (auto i : set) {
@@ -115,24 +146,19 @@ struct Ctx {
     }
     if (mem < spec.memory_bytes || c < need_cpus) return kInf;
     double dist_term = 0;
-    if (set.size() > 1) {
-      double sum = 0;
-      for (auto a : set)
-        for (auto b : set)
-          if (a != b) sum += dist(a, b);
-      dist_term = sum / static_cast<double>(set.size() * (set.size() - 1)) / 10.0 - 1.0;
-    }
+    if (set.size() > 1)
+      dist_term = pairs / static_cast<double>(set.size() * (set.size() - 1)) / 10.0 - 1.0;
     double aff = 0;
     if (!hints.affinity_nodes.empty()) {
-      for (auto i : set) aff += near_term(i, hints.affinity_nodes);
+      for (auto i : set) aff += aff_node[i];
       aff /= static_cast<double>(set.size());
     }
-    double anti = 0;
+    double anti_count = 0;
     for (auto i : set)
-      if (hints.anti_affinity_nodes.test(topo.node_at(i).id)) anti += 1;
+      if (anti[i]) anti_count += 1;
     double used_after = 1.0 - static_cast<double>(mem - spec.memory_bytes) /
                                   static_cast<double>(std::max<std::uint64_t>(size, 1));
-    return kAntiWeight * anti + kDistWeight * dist_term + kDeviceWeight * device_term(set) +
+    return kAntiWeight * anti_count + kDistWeight * dist_term + kDeviceWeight * device_term(set) +
            kAffinityWeight * aff + kLoadWeight * load_term(set) + kFreeWeight * used_after;
   }
 };
@@ -147,6 +173,12 @@ std::vector<std::size_t> grow(const Ctx& c, std::size_t seed, std::size_t k,
   std::vector<std::size_t> set{seed};
   std::vector<bool> in(c.n, false);
   in[seed] = true;
+  // to_set[i]: distances both ways between node i and the set's members.
+  std::vector<std::uint64_t> to_set(c.n, 0);
+  auto joined = [&](std::size_t x) {
+    for (std::size_t i = 0; i < c.n; ++i) to_set[i] += c.dist(x, i) + c.dist(i, x);
+  };
+  joined(seed);
   std::uint64_t mem = c.usable[seed], cpu = c.cpus[seed];
   while (set.size() < k) {
     const std::size_t m = k - set.size() - 1;  // still to add after this one
@@ -175,8 +207,7 @@ std::vector<std::size_t> grow(const Ctx& c, std::size_t seed, std::size_t k,
       std::uint64_t cpu_rest = cpu_rank[i] < m ? cpu_m1 - c.cpus[i] : cpu_m;
       if (mem + c.usable[i] + mem_rest < c.spec.memory_bytes) continue;
       if (cpu + c.cpus[i] + cpu_rest < c.need_cpus) continue;
-      std::uint64_t d = 0;
-      for (auto s : set) d += c.dist(s, i) + c.dist(i, s);
+      const std::uint64_t d = to_set[i];
       if (best == c.n || d < best_d || (d == best_d && c.usable[i] > c.usable[best])) {
         best = i;
         best_d = d;
@@ -185,24 +216,44 @@ std::vector<std::size_t> grow(const Ctx& c, std::size_t seed, std::size_t k,
     if (best == c.n) return {};
     set.push_back(best);
     in[best] = true;
+    joined(best);
     mem += c.usable[best];
     cpu += c.cpus[best];
   }
   return set;
 }
 
-// Single-swap local search from a feasible set.
+// Single-swap local search from a feasible set. The pair-distance sum is
+// kept incrementally (full[i]: distances both ways between node i and every
+// member), so one trial costs O(k) instead of O(k^2).
 void improve(const Ctx& c, std::vector<std::size_t>& set, double& cost) {
-  for (int pass = 0; pass < 8; ++pass) {
+  std::vector<std::uint64_t> full(c.n, 0);
+  std::vector<bool> in(c.n, false);
+  for (auto x : set) {
+    in[x] = true;
+    for (std::size_t i = 0; i < c.n; ++i) full[i] += c.dist(x, i) + c.dist(i, x);
+  }
+  double pairs = c.pair_sum(set);
+  const int passes = set.size() > 16 ? 1 : 8;  // big sets: one pass keeps it under 1 ms
+  std::vector<std::size_t> trial;
+  for (int pass = 0; pass < passes; ++pass) {
     bool changed = false;
     for (std::size_t pos = 0; pos < set.size(); ++pos)
       for (std::size_t cand = 0; cand < c.n; ++cand) {
-        if (!c.eligible[cand] || std::find(set.begin(), set.end(), cand) != set.end()) continue;
-        auto trial = set;
+        if (!c.eligible[cand] || in[cand]) continue;
+        const std::size_t out = set[pos];
+        const double trial_pairs = pairs - static_cast<double>(full[out] - 2 * c.dist(out, out)) +
+                                   static_cast<double>(full[cand] - c.dist(cand, out) - c.dist(out, cand));
+        trial = set;
         trial[pos] = cand;
-        double tc = c.cost(trial);
+        const double tc = c.cost_with(trial, trial_pairs);
         if (tc < cost - 1e-9) {
-          set = std::move(trial);
+          for (std::size_t i = 0; i < c.n; ++i)
+            full[i] = full[i] + c.dist(i, cand) + c.dist(cand, i) - c.dist(i, out) - c.dist(out, i);
+          in[out] = false;
+          in[cand] = true;
+          set[pos] = cand;
+          pairs = trial_pairs;
           cost = tc;
           changed = true;
         }
