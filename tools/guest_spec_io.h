@@ -39,6 +39,10 @@ Result<GuestSpec, Error> parse_xl_cfg(std::string_view text, std::string_view so
 // '{' JSON, '<' libvirt XML, anything else xl.cfg.
 Result<std::vector<GuestSpec>, Error> load_guests_file(std::string_view path);
 
+// A list of ids in Linux list syntax ("0-3,8"), each below `limit`; the
+// vCPU lists of all three formats use it.
+bool parse_id_list(std::string_view text, std::uint64_t limit, std::vector<std::uint32_t>& out);
+
 // Memory size with a libvirt unit ("KiB" default, b/bytes, KB, k/KiB, MB,
 // M/MiB, GB, G/GiB, TB, T/TiB); false on an unknown unit or overflow.
 bool scale_libvirt_size(std::uint64_t value, std::string_view unit, std::uint64_t& bytes);

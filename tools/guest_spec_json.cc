@@ -30,31 +30,8 @@ bool as_uint(const json& v, std::uint64_t max, std::uint64_t& out) {
 bool as_vcpu_list(const json& v, std::vector<std::uint32_t>& out) {
   out.clear();
   if (v.is_string()) {
-    // Same syntax as node lists, but vCPU ids may exceed 1023: parse by hand.
-    std::string s = v.get<std::string>();
-    std::size_t i = 0;
-    auto num = [&](std::uint64_t& x) {
-      if (i >= s.size() || !std::isdigit(static_cast<unsigned char>(s[i]))) return false;
-      x = 0;
-      while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-        x = x * 10 + static_cast<std::uint64_t>(s[i++] - '0');
-        if (x >= kMaxGuestVcpus) return false;
-      }
-      return true;
-    };
-    if (s.empty()) return true;
-    while (true) {
-      std::uint64_t lo = 0, hi = 0;
-      if (!num(lo)) return false;
-      hi = lo;
-      if (i < s.size() && s[i] == '-') {
-        ++i;
-        if (!num(hi) || hi < lo) return false;
-      }
-      for (std::uint64_t c = lo; c <= hi; ++c) out.push_back(static_cast<std::uint32_t>(c));
-      if (i == s.size()) return true;
-      if (s[i++] != ',') return false;
-    }
+    const std::string text = v.get<std::string>();
+    return text.empty() || parse_id_list(text, kMaxGuestVcpus, out);
   }
   if (!v.is_array()) return false;
   for (const auto& e : v) {

@@ -22,30 +22,6 @@ bool parse_u64(std::string_view s, std::uint64_t& out) {
   return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
-// "0-3,8" with ids below `limit`.
-bool parse_id_list(std::string_view s, std::uint64_t limit, std::vector<std::uint32_t>& out) {
-  out.clear();
-  std::size_t i = 0;
-  auto num = [&](std::uint64_t& x) {
-    std::size_t start = i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    return i > start && parse_u64(s.substr(start, i - start), x) && x < limit;
-  };
-  if (s.empty()) return false;
-  while (true) {
-    std::uint64_t lo, hi;
-    if (!num(lo)) return false;
-    hi = lo;
-    if (i < s.size() && s[i] == '-') {
-      ++i;
-      if (!num(hi) || hi < lo) return false;
-    }
-    for (std::uint64_t c = lo; c <= hi; ++c) out.push_back(static_cast<std::uint32_t>(c));
-    if (i == s.size()) return true;
-    if (s[i++] != ',') return false;
-  }
-}
-
 Result<std::uint64_t, Error> sized(std::string_view source, const std::string& where,
                                    std::string_view value, std::string_view unit) {
   std::uint64_t v = 0, bytes = 0;
@@ -181,6 +157,29 @@ bool scale_libvirt_size(std::uint64_t value, std::string_view unit, std::uint64_
       return true;
     }
   return false;
+}
+
+bool parse_id_list(std::string_view s, std::uint64_t limit, std::vector<std::uint32_t>& out) {
+  out.clear();
+  std::size_t i = 0;
+  auto num = [&](std::uint64_t& x) {
+    std::size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i > start && parse_u64(s.substr(start, i - start), x) && x < limit;
+  };
+  if (s.empty()) return false;
+  while (true) {
+    std::uint64_t lo, hi;
+    if (!num(lo)) return false;
+    hi = lo;
+    if (i < s.size() && s[i] == '-') {
+      ++i;
+      if (!num(hi) || hi < lo) return false;
+    }
+    for (std::uint64_t c = lo; c <= hi; ++c) out.push_back(static_cast<std::uint32_t>(c));
+    if (i == s.size()) return true;
+    if (s[i++] != ',') return false;
+  }
 }
 
 Result<std::vector<GuestSpec>, Error> parse_libvirt_xml(std::string_view text, std::string_view source) {

@@ -132,28 +132,6 @@ bool to_u64(std::string_view s, std::uint64_t& out) {
   return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
-// "0-3,6" into vCPU ids.
-bool vcpu_ranges(std::string_view s, std::vector<std::uint32_t>& out) {
-  std::size_t start = 0;
-  while (start <= s.size()) {
-    std::size_t comma = s.find(',', start);
-    std::string_view part = s.substr(start, comma == std::string_view::npos ? s.npos : comma - start);
-    std::uint64_t lo = 0, hi = 0;
-    std::size_t dash = part.find('-');
-    if (dash == std::string_view::npos) {
-      if (!to_u64(part, lo)) return false;
-      hi = lo;
-    } else if (!to_u64(part.substr(0, dash), lo) || !to_u64(part.substr(dash + 1), hi) || hi < lo) {
-      return false;
-    }
-    if (hi >= kMaxGuestVcpus) return false;
-    for (std::uint64_t c = lo; c <= hi; ++c) out.push_back(static_cast<std::uint32_t>(c));
-    if (comma == std::string_view::npos) return true;
-    start = comma + 1;
-  }
-  return true;
-}
-
 }  // namespace
 
 Result<GuestSpec, Error> parse_xl_cfg(std::string_view text, std::string_view source) {
@@ -222,7 +200,7 @@ Result<GuestSpec, Error> parse_xl_cfg(std::string_view text, std::string_view so
             vn.memory_bytes = n << 20;
             size_given = true;
           } else if (k == "vcpus") {
-            if (!vcpu_ranges(val, vn.vcpus))
+            if (!parse_id_list(val, kMaxGuestVcpus, vn.vcpus))
               return parser.fail(node.line, "vnode " + std::to_string(idx) + ": bad vcpus '" + val + "'");
           } else if (k == "vdistances") {
             std::vector<std::uint32_t> d;
