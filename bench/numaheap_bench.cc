@@ -141,6 +141,7 @@ void init_1tib(benchmark::State& state) {
     benchmark::DoNotOptimize(pa);
   }
   state.counters["metadata_bytes_per_frame"] = per_frame;
+  state.counters["lockless_cpu_caches"] = heap().lockless_cpu_caches() ? 1 : 0;
   state.counters["frames"] = static_cast<double>(topo.total_frames());
 }
 

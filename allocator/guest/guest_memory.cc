@@ -466,6 +466,10 @@ Status GuestMemory::destroy() {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> guard(m.lock);
   if (m.destroyed) return {};
+  // Shared (deduplicated) frames belong to the sharing manager, which holds
+  // this guest in its reverse maps: it must let go first (remove_guest).
+  for (Gfn gfn = 0; gfn < m.p2m.size(); ++gfn)
+    if (m.p2m.get(gfn).flags & P2mFlags::shared) return Errc::busy;
   std::vector<NodeShare> freed;
   free_blocks(*pa_, m.p2m, m.present, owner_, 0, m.p2m.size(), freed);
   if (options_.scrub_on_free) scrub_freed(*pa_, freed);

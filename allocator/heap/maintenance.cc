@@ -78,8 +78,9 @@ Result<NodeStats> PageAllocator::stats(NodeId node) const noexcept {
   for (std::uint32_t cpu = 0; cpu < m.pcp.cpus(); ++cpu)
     for (int slot = 0; slot < static_cast<int>(PerCpuCaches::kSlots); ++slot) {
       CpuCache& c = m.pcp.at(cpu, ni, slot);
-      SpinGuard g(c.lock);
+      m.lock_cache(c, cpu);
       st.cached += std::uint64_t{c.count} << c.order;
+      c.lock.unlock();
     }
   NodeHeap& h = m.heap(ni);
   SpinGuard g(h.lock);
@@ -105,9 +106,11 @@ namespace {
 class StopTheWorld {
  public:
   explicit StopTheWorld(const PageAllocator::Impl& m) : m_(m) {
-    for (std::uint32_t cpu = 0; cpu < m.pcp.cpus(); ++cpu)
+    for (std::uint32_t cpu = 0; cpu < m.pcp.cpus(); ++cpu) {
       for (std::uint32_t ni = 0; ni < m.node_count; ++ni)
         for (int s = 0; s < static_cast<int>(PerCpuCaches::kSlots); ++s) m.pcp.at(cpu, ni, s).lock.lock();
+      if (m.use_rseq) rseq::fence_cpu(cpu);  // one fence covers the CPU's caches
+    }
     m.lock_all_heaps();
     m.claims.lock.lock();
   }

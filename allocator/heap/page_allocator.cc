@@ -59,6 +59,11 @@ Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topolo
     if (n == kNoNode && impl->topo.max_cpu() > 0) n = impl->topo.node_of_cpu(c % impl->topo.max_cpu());
     if (n != kNoNode) impl->cpu_node[c] = n;
   }
+  {
+    const long host = sysconf(_SC_NPROCESSORS_CONF);
+    impl->use_rseq = hcfg.use_rseq && !pcfg.hooks.current_cpu && host > 0 &&
+                     static_cast<std::uint32_t>(host) <= cpus && rseq::init();
+  }
   impl->cpu_node_index.resize(cpus);
   for (std::uint32_t c = 0; c < cpus; ++c)
     impl->cpu_node_index[c] = static_cast<std::uint32_t>(impl->topo.index_of(impl->cpu_node[c]));
@@ -94,6 +99,8 @@ Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
       m.drain_node_index(ni);
       mfn = m.try_node(ni, req, cpu);
     }
+    if (mfn == kInvalidMfn && m.reclaim(ni, frames_of_order(req.order)))
+      mfn = m.try_node(ni, req, cpu);
     if (mfn == kInvalidMfn) return Errc::no_memory;
     return Allocation{mfn, pref};
   }
@@ -103,10 +110,21 @@ Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
       if (req.exclude.test(n)) continue;
       const auto ni = static_cast<std::uint32_t>(m.topo.index_of(n));
       if (Mfn mfn = m.try_node(ni, req, cpu); mfn != kInvalidMfn) return Allocation{mfn, n};
+      // The preferred node is full: let the reclaim hook make room there
+      // before the allocation goes remote.
+      if (pass == 0 && n == order.front() && m.reclaim(ni, frames_of_order(req.order)))
+        if (Mfn mfn = m.try_node(ni, req, cpu); mfn != kInvalidMfn) return Allocation{mfn, n};
     }
     if (pass == 0)
       for (NodeId n : order)
         if (!req.exclude.test(n)) m.drain_node_index(static_cast<std::uint32_t>(m.topo.index_of(n)));
+  }
+  // Nothing anywhere: every allowed node gets a chance to reclaim.
+  for (NodeId n : order) {
+    if (req.exclude.test(n)) continue;
+    const auto ni = static_cast<std::uint32_t>(m.topo.index_of(n));
+    if (m.reclaim(ni, frames_of_order(req.order)))
+      if (Mfn mfn = m.try_node(ni, req, cpu); mfn != kInvalidMfn) return Allocation{mfn, n};
   }
   return Errc::no_memory;
 }
@@ -116,7 +134,19 @@ Mfn PageAllocator::Impl::try_node(std::uint32_t ni, const AllocRequest& req,
   const int slot = pcp.slot_of(req.order);
   if (slot < 0 || (req.flags & AllocFlags::use_claim)) return alloc_buddy(ni, req);
   CpuCache& c = pcp.at(cpu, ni, slot);
-  c.lock.lock();
+  if (use_rseq) {
+    if (const Mfn mfn = rseq::pop(&c, cpu); mfn != kInvalidMfn) {
+      // Ours alone once popped: nobody else can reach the descriptor.
+      FrameDesc& d = table.known_desc(mfn);
+      const std::uint8_t s = d.load_state(std::memory_order_relaxed);
+      const OwnerId dirty_owner = d.owner;
+      d.owner = req.owner;
+      d.store_state(kUsed);
+      scrub_if_needed(mfn, req.order, (s & kDirty) != 0, dirty_owner, req);
+      return mfn;
+    }
+  }
+  lock_cache(c, cpu);
   if (c.count == 0) refill(c, ni);
   if (c.count == 0) {
     c.lock.unlock();
@@ -198,8 +228,9 @@ void PageAllocator::Impl::drain_node_index(std::uint32_t ni) noexcept {
   for (std::uint32_t cpu = 0; cpu < pcp.cpus(); ++cpu)
     for (int slot = 0; slot < static_cast<int>(PerCpuCaches::kSlots); ++slot) {
       CpuCache& c = pcp.at(cpu, ni, slot);
-      SpinGuard g(c.lock);
+      lock_cache(c, cpu);
       drain(c, ni, c.count);
+      c.lock.unlock();
     }
 }
 
@@ -224,11 +255,15 @@ Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
     const std::uint32_t ni = r->node_index;
     const int slot = m.pcp.slot_of(order);
     if (slot >= 0 && !(s & (kHasPending | kPendingOffline))) {
-      CpuCache& c = m.pcp.at(m.cpu_slot(), ni, slot);
-      SpinGuard g(c.lock);
-      if (!d->cas_state(s, static_cast<std::uint8_t>(kCached | kDirty))) continue;  // raced
+      // The compare-and-swap decides between racing frees (and offline()).
+      if (!d->cas_state(s, static_cast<std::uint8_t>(kCached | kDirty))) continue;
+      const std::uint32_t cpu = m.cpu_slot();
+      CpuCache& c = m.pcp.at(cpu, ni, slot);
+      if (m.use_rseq && rseq::push(&c, cpu, mfn)) return {};
+      m.lock_cache(c, cpu);
       if (c.count == c.high) m.drain(c, ni, c.batch);
       c.frames[c.count++] = mfn;
+      c.lock.unlock();
       return {};
     }
     NodeHeap& h = m.heap(ni);
@@ -269,8 +304,20 @@ NodeId PageAllocator::node_of(Mfn mfn) const noexcept {
 const Topology& PageAllocator::topology() const noexcept { return impl_->topo; }
 const Platform& PageAllocator::platform() const noexcept { return *impl_->platform; }
 
+bool PageAllocator::lockless_cpu_caches() const noexcept { return impl_->use_rseq; }
+
 double PageAllocator::metadata_bytes_per_frame() const noexcept {
   return impl_->table.bytes_per_frame();
+}
+
+}  // namespace numaheap
+
+namespace numaheap {
+
+void PageAllocator::set_reclaim_hook(const ReclaimHook& hook) noexcept {
+  impl_->reclaim_fn.store(nullptr, std::memory_order_release);
+  impl_->reclaim_ctx.store(hook.ctx, std::memory_order_release);
+  impl_->reclaim_fn.store(hook.fn, std::memory_order_release);
 }
 
 }  // namespace numaheap

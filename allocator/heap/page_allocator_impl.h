@@ -3,6 +3,7 @@
 // caches; claims.cc: claims; maintenance.cc: offline, scrub, stats, checks).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "allocator/heap/frame_table.h"
 #include "allocator/heap/node_heap.h"
 #include "allocator/heap/per_cpu_cache.h"
+#include "allocator/heap/rseq_cache.h"
 #include "numaheap/page_allocator.h"
 #include "numaheap/platform.h"
 
@@ -26,6 +28,16 @@ struct PageAllocator::Impl {
   // Immutable after create().
   Topology topo;
   HeapConfig config;
+  // The reclaim hook: written by set_reclaim_hook (ctx before fn, release),
+  // read by alloc's slow path (fn then ctx, acquire). No lock.
+  std::atomic<void*> reclaim_ctx{nullptr};
+  std::atomic<std::uint64_t (*)(void*, NodeId, std::uint64_t)> reclaim_fn{nullptr};
+  // Asks the hook for `pages` frames of node index `ni`; true if any came back.
+  bool reclaim(std::uint32_t ni, std::uint64_t pages) noexcept {
+    auto fn = reclaim_fn.load(std::memory_order_acquire);
+    if (!fn) return false;
+    return fn(reclaim_ctx.load(std::memory_order_acquire), topo.node_at(ni).id, pages) > 0;
+  }
   std::unique_ptr<Platform> platform;
   FrameTable table;
   std::uint32_t node_count = 0;
@@ -35,9 +47,19 @@ struct PageAllocator::Impl {
   PerCpuCaches pcp;
   ClaimTable claims;
 
+  // Per-CPU caches are used without their lock through rseq sequences
+  // (rseq_cache.h) when this is set; immutable after create().
+  bool use_rseq = false;
+
   std::uint32_t cpu_slot() const noexcept {
-    const std::uint32_t cpu = platform->current_cpu();
+    const std::uint32_t cpu = use_rseq ? rseq::cpu() : platform->current_cpu();
     return cpu < pcp.cpus() ? cpu : cpu % pcp.cpus();  // no division when in range
+  }
+  // Locks a per-CPU cache (slot `cpu`). With rseq, a holder that is not on
+  // that CPU makes sequences in flight there restart, so they see the lock.
+  void lock_cache(CpuCache& c, std::uint32_t cpu) const noexcept {
+    c.lock.lock();
+    if (use_rseq && rseq::cpu() != cpu) rseq::fence_cpu(cpu);
   }
   NodeHeap& heap(std::uint32_t ni) const noexcept { return heaps[ni]; }
 

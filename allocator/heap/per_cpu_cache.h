@@ -14,11 +14,13 @@
 
 namespace numaheap {
 
+// Layout is read by the rseq sequences (rseq_cache.h): keep it standard.
 struct alignas(64) CpuCache {
   SpinLock lock;
-  // Guarded by `lock`. Invariant: count <= high; every frames[i] is the
-  // head of a block of `order` on this cache's node whose descriptor kind
-  // is `cached`.
+  // Guarded by `lock`, or changed while it is free by an rseq sequence on
+  // this cache's CPU (rseq_cache.h). Invariant: count <= high; every
+  // frames[i < count] is the head of a block of `order` on this cache's
+  // node whose descriptor kind is `cached`.
   std::uint32_t count = 0;
   std::uint32_t high = 0;   // immutable after create
   std::uint32_t batch = 0;  // immutable after create

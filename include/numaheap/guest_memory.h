@@ -124,7 +124,8 @@ class GuestMemory {
 
   BackendAffinity backend_affinity() const;
 
-  // Frees (and scrubs) everything, releases claims. Idempotent.
+  // Frees (and scrubs) everything, releases claims. Idempotent. Errors:
+  // busy while pages are shared (SharingManager::remove_guest first).
   Status destroy();
 
   // ---- p2m ----

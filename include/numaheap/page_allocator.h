@@ -52,6 +52,16 @@ struct Allocation {
 };
 
 // Tunables; the defaults suit a hypervisor's 4 KiB / 2 MiB mix.
+// Called when a node cannot serve an allocation, with no allocator lock
+// held: frees up to `pages` frames of `node` (e.g. the cold store dropping
+// ephemeral pages there, oldest first) and returns how many it freed; the
+// allocation then retries that node once. It may free to this allocator
+// but must not allocate from it.
+struct ReclaimHook {
+  void* ctx = nullptr;
+  std::uint64_t (*fn)(void* ctx, NodeId node, std::uint64_t pages) = nullptr;
+};
+
 struct HeapConfig {
   std::uint32_t pcp_batch = 31;     // order-0 frames moved per refill/drain
   std::uint32_t pcp_high = 124;     // order-0 frames a CPU may hold per node
@@ -59,6 +69,10 @@ struct HeapConfig {
   std::uint32_t pcp9_high = 4;
   std::uint32_t max_claims = 256;   // (owner, node) claim records
   std::uint32_t cpus = 0;           // per-CPU cache slots; 0 = as many as the host/topology has
+  // Lock-free per-CPU fast path with restartable sequences where the host
+  // has them (x86-64 Linux, glibc rseq, membarrier RSEQ) and no
+  // current_cpu hook is set; otherwise per-CPU caches take their lock.
+  bool use_rseq = true;
 };
 
 struct NodeStats {
@@ -110,6 +124,8 @@ class PageAllocator {
   std::uint64_t claimed_by(OwnerId owner, NodeId node = kAllNodes) const noexcept;
   std::uint64_t global_claimed() const noexcept;
 
+  // Errors: invalid_frame (unmanaged), busy (the frame kept moving between
+  // a per-CPU cache and its heap while we looked; retry).
   Result<OfflineState> offline(Mfn mfn) noexcept;
   // Background scrub of up to `budget` frames of `node`; frames cleaned.
   std::uint64_t scrub_some(NodeId node, std::uint64_t budget) noexcept;
@@ -129,6 +145,12 @@ class PageAllocator {
   const Topology& topology() const noexcept;
   const Platform& platform() const noexcept;
   double metadata_bytes_per_frame() const noexcept;
+  // True when per-CPU caches run lock-free on restartable sequences.
+  bool lockless_cpu_caches() const noexcept;
+  // Installs (or, with {}, removes) the reclaim hook. Set it before other
+  // threads use the allocator, or accept that a racing allocation may
+  // still see the previous hook.
+  void set_reclaim_hook(const ReclaimHook& hook) noexcept;
 
   struct Impl;
 

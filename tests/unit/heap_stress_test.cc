@@ -17,13 +17,18 @@ namespace {
 
 using test::req;
 
-TEST(heap_stress, ThreadsAllocFreeAcrossNodes) {
+class heap_stress_caches : public ::testing::TestWithParam<bool> {};
+
+// Both per-CPU cache paths: locked, and lock-free on rseq.
+TEST_P(heap_stress_caches, ThreadsAllocFreeAcrossNodes) {
   const Topology topo = test::two_nodes(4096);
   HeapConfig hc;
   hc.pcp_batch = 8;
   hc.pcp_high = 32;
+  hc.use_rseq = GetParam();
   auto pa = test::make(topo, {}, hc);
   ASSERT_TRUE(pa);
+  if (GetParam() && !pa->lockless_cpu_caches()) GTEST_SKIP() << "no rseq here";
   Mfn end = 0;
   for (const NodeInfo& n : topo.nodes()) end = std::max(end, n.frames.back().first_mfn + n.frames.back().count);
   std::vector<std::atomic<std::uint32_t>> holder(end);  // frame -> owner, 0 = none
@@ -72,6 +77,11 @@ TEST(heap_stress, ThreadsAllocFreeAcrossNodes) {
     EXPECT_EQ(st.largest_free_order, 12);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(heap_stress, heap_stress_caches, ::testing::Values(false, true),
+                         [](const auto& param_info) {
+                           return std::string(param_info.param ? "rseq" : "locked");
+                         });
 
 TEST(heap_stress, ClaimsNeverOvercommitted) {
   const Topology topo = test::two_nodes(2048);

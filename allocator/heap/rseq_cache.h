@@ -1,0 +1,155 @@
+// Lock-free per-CPU cache push/pop with restartable sequences (rseq).
+//
+// The per-CPU caches are guarded by their spin lock. On x86-64 Linux with
+// glibc's rseq registration, the hot path skips the lock: a push or pop is
+// a short sequence that the kernel restarts (jumps to its abort handler) if
+// the thread is preempted, migrated or signalled before the final store
+// that commits it. The sequence also checks that the cache is not locked,
+// so lock holders (refill, drain, statistics, checks) still exclude it:
+// a holder running on another CPU than the cache's first forces any
+// sequence in flight on that CPU to restart with membarrier(RSEQ), see
+// PageAllocator::Impl::lock_cache.
+//
+// Disabled (available() false) under ThreadSanitizer, which cannot see the
+// asm stores, and wherever rseq or membarrier(RSEQ) is missing; the locked
+// path is then the only one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "allocator/heap/per_cpu_cache.h"
+
+#if defined(__x86_64__) && defined(__linux__) && __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>
+#if defined(__SANITIZE_THREAD__)
+#define NUMAHEAP_RSEQ 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NUMAHEAP_RSEQ 0
+#endif
+#endif
+#ifndef NUMAHEAP_RSEQ
+#define NUMAHEAP_RSEQ 1
+#endif
+#else
+#define NUMAHEAP_RSEQ 0
+#endif
+
+namespace numaheap::rseq {
+
+// True when this process can use the fast path (registers membarrier RSEQ).
+bool init() noexcept;
+// Forces sequences running on `cpu` to restart (after locking its caches).
+void fence_cpu(std::uint32_t cpu) noexcept;
+
+#if NUMAHEAP_RSEQ
+
+inline struct rseq* area() noexcept {
+  return reinterpret_cast<struct rseq*>(static_cast<char*>(__builtin_thread_pointer()) +
+                                        __rseq_offset);
+}
+// The CPU this thread runs on now (only meaningful while rseq is registered).
+inline std::uint32_t cpu() noexcept {
+  return __atomic_load_n(&area()->cpu_id, __ATOMIC_RELAXED);
+}
+
+// Pops the top frame of `c`, the cache of CPU `expect_cpu`. kInvalidMfn when
+// the thread is not on that CPU, the cache is locked or empty, or the
+// sequence was aborted: the caller then takes the locked path.
+inline Mfn pop(CpuCache* c, std::uint32_t expect_cpu) noexcept {
+  Mfn out;
+  asm volatile(
+      ".pushsection __rseq_cs, \"aw\"\n\t"
+      ".balign 32\n\t"
+      "33:\n\t"
+      ".long 0x0, 0x0\n\t"
+      ".quad 1f, (2f - 1f), 4f\n\t"
+      ".popsection\n\t"
+      "leaq 33b(%%rip), %%rax\n\t"
+      "movq %%rax, %c[cs_off](%[rs])\n\t"
+      "1:\n\t"
+      "cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+      "jnz 5f\n\t"
+      "cmpb $0, %c[lock_off](%[c])\n\t"
+      "jnz 5f\n\t"
+      "movl %c[count_off](%[c]), %%eax\n\t"
+      "testl %%eax, %%eax\n\t"
+      "jz 5f\n\t"
+      "subl $1, %%eax\n\t"
+      "movq %c[frames_off](%[c]), %%rdx\n\t"
+      "movq (%%rdx, %%rax, 8), %[out]\n\t"
+      "movl %%eax, %c[count_off](%[c])\n\t"  // commit
+      "2:\n\t"
+      "jmp 6f\n\t"
+      ".pushsection __rseq_failure, \"ax\"\n\t"
+      ".byte 0x0f, 0xb9, 0x3d\n\t"
+      ".long 0x53053053\n\t"  // glibc's RSEQ_SIG, the 4 bytes before the abort ip
+      "4:\n\t"
+      "jmp 5f\n\t"
+      ".popsection\n\t"
+      "5:\n\t"
+      "movq $-1, %[out]\n\t"
+      "6:\n\t"
+      : [out] "=&r"(out)
+      : [rs] "r"(area()), [c] "r"(c), [cpu] "r"(expect_cpu),
+        [cs_off] "i"(offsetof(struct rseq, rseq_cs)), [cpu_off] "i"(offsetof(struct rseq, cpu_id)),
+        [lock_off] "i"(offsetof(CpuCache, lock)), [count_off] "i"(offsetof(CpuCache, count)),
+        [frames_off] "i"(offsetof(CpuCache, frames))
+      : "rax", "rdx", "memory", "cc");
+  return out;
+}
+
+// Pushes `mfn` on `c` (CPU `expect_cpu`'s cache). False when not on that
+// CPU, locked, full or aborted.
+inline bool push(CpuCache* c, std::uint32_t expect_cpu, Mfn mfn) noexcept {
+  std::uint32_t ok;
+  asm volatile(
+      ".pushsection __rseq_cs, \"aw\"\n\t"
+      ".balign 32\n\t"
+      "33:\n\t"
+      ".long 0x0, 0x0\n\t"
+      ".quad 1f, (2f - 1f), 4f\n\t"
+      ".popsection\n\t"
+      "leaq 33b(%%rip), %%rax\n\t"
+      "movq %%rax, %c[cs_off](%[rs])\n\t"
+      "1:\n\t"
+      "cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+      "jnz 5f\n\t"
+      "cmpb $0, %c[lock_off](%[c])\n\t"
+      "jnz 5f\n\t"
+      "movl %c[count_off](%[c]), %%eax\n\t"
+      "cmpl %c[high_off](%[c]), %%eax\n\t"
+      "jae 5f\n\t"
+      "movq %c[frames_off](%[c]), %%rdx\n\t"
+      "movq %[mfn], (%%rdx, %%rax, 8)\n\t"
+      "addl $1, %%eax\n\t"
+      "movl %%eax, %c[count_off](%[c])\n\t"  // commit
+      "2:\n\t"
+      "movl $1, %[ok]\n\t"
+      "jmp 6f\n\t"
+      ".pushsection __rseq_failure, \"ax\"\n\t"
+      ".byte 0x0f, 0xb9, 0x3d\n\t"
+      ".long 0x53053053\n\t"
+      "4:\n\t"
+      "jmp 5f\n\t"
+      ".popsection\n\t"
+      "5:\n\t"
+      "movl $0, %[ok]\n\t"
+      "6:\n\t"
+      : [ok] "=&r"(ok)
+      : [rs] "r"(area()), [c] "r"(c), [cpu] "r"(expect_cpu), [mfn] "r"(mfn),
+        [cs_off] "i"(offsetof(struct rseq, rseq_cs)), [cpu_off] "i"(offsetof(struct rseq, cpu_id)),
+        [lock_off] "i"(offsetof(CpuCache, lock)), [count_off] "i"(offsetof(CpuCache, count)),
+        [high_off] "i"(offsetof(CpuCache, high)), [frames_off] "i"(offsetof(CpuCache, frames))
+      : "rax", "rdx", "memory", "cc");
+  return ok != 0;
+}
+
+#else
+inline std::uint32_t cpu() noexcept { return 0; }
+inline Mfn pop(CpuCache*, std::uint32_t) noexcept { return kInvalidMfn; }
+inline bool push(CpuCache*, std::uint32_t, Mfn) noexcept { return false; }
+#endif
+
+}  // namespace numaheap::rseq

@@ -1,0 +1,145 @@
+// numaheap: the cold-page store -- tmem-like pools of whole pages kept on
+// "any node but the guest's own".
+//
+// Contract:
+//  * Pools belong to a guest (create_pool refuses a guest whose
+//    spec().cold_store is off) and are ephemeral (a cache: pages may vanish
+//    under memory pressure) or persistent (pages stay until flushed).
+//    Pages are addressed by (pool, object, index) and hold kFrameSize bytes.
+//  * Placement: every page comes from PageAllocator::alloc with exclude =
+//    the guest's home nodes. Nodes are tried nearest to the home first
+//    (smallest distance from any home node, ties by id): each node whose
+//    free memory is above its watermark gets an exact-node attempt, in that
+//    order (as Linux demotion tries its nearest lower-tier node exactly
+//    first). Ephemeral puts stop there and fail with Errc::no_memory.
+//    Persistent puts then take memory below the watermarks (the allocator's
+//    distance fallback, exclusions kept) and finally drop ephemeral pages on
+//    the allowed nodes to make room; only then do they fail (no_memory).
+//  * A failed put never loses what is stored: a put to a key that already
+//    holds a page overwrites that page in place and cannot fail.
+//  * reclaim(node, pages) drops up to `pages` ephemeral pages on `node`,
+//    oldest put first, and frees their frames; persistent pages are never
+//    dropped. The allocator calls it (through reclaim_hook) when an
+//    allocation would fail; it must not hold any allocator lock then.
+//  * get() says hit (page copied out), miss (nothing stored under the key)
+//    or dropped (an ephemeral page stored there was reclaimed). A dropped
+//    marker lasts until the key is put, flushed or its pool destroyed, or
+//    until its slot is needed for a new page (oldest marker first), after
+//    which the key reads as a miss.
+//  * Freed frames (flush, reclaim, destroy_pool) go back to the allocator
+//    dirty: it scrubs them before any other owner gets them. With
+//    ColdStoreConfig::scrub_on_free they are also zeroed at once.
+//  * No allocation after create() except create_pool's node order; the
+//    entry table, the key index and the per-node age lists are preallocated
+//    (ColdStoreConfig::max_entries). One lock guards them; page copies into
+//    fresh frames and allocator calls for them run outside it.
+//  * Errors never change state; nothing aborts on bad input.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "numaheap/frame.h"
+#include "numaheap/frame_access.h"
+#include "numaheap/guest_memory.h"
+#include "numaheap/node_mask.h"
+#include "numaheap/page_allocator.h"
+#include "numaheap/result.h"
+
+namespace numaheap {
+
+using PoolId = std::uint32_t;
+using ObjectId = std::uint64_t;
+
+enum class PoolKind : std::uint8_t { ephemeral = 0, persistent = 1 };
+enum class ColdGet : std::uint8_t { hit = 0, miss = 1, dropped = 2 };
+
+struct ColdStoreConfig {
+  // Owner of cold frames: reserved by the embedder, no guest's id.
+  OwnerId owner = kMaxOwner - 1;
+  std::uint32_t max_pools = 64;
+  // Pages (and dropped markers) the store can index; preallocated.
+  std::uint64_t max_entries = 1u << 16;
+  // A node counts as having room when free - claimed pages exceed
+  // max(watermark_pages, watermark_fraction * managed pages).
+  std::uint64_t watermark_pages = 256;
+  double watermark_fraction = 0.01;
+  // A node's free memory is read (PageAllocator::stats, which visits every
+  // CPU's cache) at most once per this many pages put there; in between a
+  // node may go up to this many pages below its watermark. 1 = exact.
+  std::uint32_t room_recheck = 32;
+  bool scrub_on_free = false;
+  FrameAccess access{};  // frame_only mode: required
+};
+
+struct ColdNodeStats {
+  NodeId node = kNoNode;
+  std::uint64_t ephemeral = 0;   // pages stored on this node
+  std::uint64_t persistent = 0;
+};
+
+struct ColdStoreStats {
+  std::uint64_t pools = 0;
+  std::uint64_t pages = 0;        // stored pages (both kinds)
+  std::uint64_t dropped_markers = 0;
+  std::uint64_t puts = 0, put_failures = 0, gets = 0, hits = 0, misses = 0, dropped_gets = 0;
+  std::uint64_t flushes = 0, reclaimed = 0;
+  std::vector<ColdNodeStats> per_node;  // every node, by id
+};
+
+class ColdStore {
+ public:
+  // Errors: invalid_argument (owner reserved, sizes 0 or too large),
+  // unsupported (frame_only mode without FrameAccess).
+  static Result<std::unique_ptr<ColdStore>, Error> create(PageAllocator& pa, const ColdStoreConfig& config);
+  ~ColdStore();  // frees every stored page
+  ColdStore(const ColdStore&) = delete;
+  ColdStore& operator=(const ColdStore&) = delete;
+
+  // A pool for `guest` (which must have opted in), excluding its home nodes.
+  // Errors: invalid_argument (not opted in, owner collides, no memory node
+  // outside the home), busy (pool table full).
+  Result<PoolId, Error> create_pool(const GuestMemory& guest, PoolKind kind);
+  // The same for an embedder without a GuestMemory: `home` is what to avoid.
+  Result<PoolId, Error> create_pool(NodeMask home, PoolKind kind, std::string name = "pool");
+  // Frees every page of the pool. Errors: invalid_argument (no such pool).
+  Status destroy_pool(PoolId pool) noexcept;
+
+  // Stores kFrameSize bytes from `page`; returns the node holding them.
+  // Errors: invalid_argument (no pool, null page), no_memory (see contract).
+  Result<NodeId> put(PoolId pool, ObjectId object, std::uint32_t index, const void* page) noexcept;
+  // Copies the page out to `out` (kFrameSize bytes) on a hit.
+  // Errors: invalid_argument (no pool, null out).
+  Result<ColdGet> get(PoolId pool, ObjectId object, std::uint32_t index, void* out) noexcept;
+  // Removes one page (or dropped marker); absent keys are fine.
+  Status flush(PoolId pool, ObjectId object, std::uint32_t index) noexcept;
+  // Removes every page of an object; returns how many entries went.
+  Result<std::uint64_t> flush_object(PoolId pool, ObjectId object) noexcept;
+
+  // Drops up to `pages` ephemeral pages stored on `node`, oldest first;
+  // returns how many frames were freed.
+  std::uint64_t reclaim(NodeId node, std::uint64_t pages) noexcept;
+  // The same as a plain function for the allocator's reclaim hook
+  // (ctx = the ColdStore).
+  static std::uint64_t reclaim_hook(void* ctx, NodeId node, std::uint64_t pages) noexcept;
+
+  // Where a stored page lives (kNoNode when absent or dropped); for tests
+  // and tools.
+  NodeId node_of(PoolId pool, ObjectId object, std::uint32_t index) const noexcept;
+  // Nodes a pool's pages may use, nearest first.
+  std::vector<NodeId> pool_node_order(PoolId pool) const;
+
+  ColdStoreStats stats() const;
+  // Index, entries, pool lists and age lists agree; every stored frame is
+  // outside its pool's home; counters match a recount.
+  Status check_invariants() const;
+
+  struct Impl;
+
+ private:
+  explicit ColdStore(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace numaheap
