@@ -9,25 +9,7 @@
 #include "numaheap/page_allocator.h"
 #include "numaheap/topology_io.h"
 
-struct numaheap_topology {
-  numaheap::Topology topo;
-};
-
-struct numaheap_topology_builder {
-  struct Node {
-    std::uint32_t id;
-    std::vector<numaheap::CpuId> cpus;
-    std::uint64_t bytes;
-    std::vector<numaheap::FrameRange> frames;
-  };
-  std::vector<Node> nodes;
-  struct Dist { std::uint32_t from, to, d; };
-  std::vector<Dist> distances;
-};
-
-struct numaheap_heap {
-  std::unique_ptr<numaheap::PageAllocator> pa;
-};
+#include "allocator/heap/c_handles.h"
 
 namespace {
 

@@ -1,0 +1,69 @@
+/* numaheap: guest memory through the C API (C11 and C++).
+ *
+ * A guest is created on a numaheap_heap: its spec is validated, it is placed
+ * (vnodes with NUMAHEAP_NO_NODE as pnode are placed automatically, as is a
+ * guest without vnodes), then populated all-or-nothing with claims first.
+ * Error codes are numaheap.h's NUMAHEAP_E_*; functions that can fail for
+ * reasons worth explaining take an `err` buffer (may be NULL).
+ * Thread safety: lookups are lock-free; the other calls on one guest
+ * serialise internally; different guests are independent.
+ */
+#ifndef NUMAHEAP_NUMAHEAP_GUEST_H
+#define NUMAHEAP_NUMAHEAP_GUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "numaheap/numaheap.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct numaheap_guest numaheap_guest;
+
+typedef struct numaheap_vnode_spec {
+  uint64_t memory_bytes;
+  uint32_t pnode;          /* host node, or NUMAHEAP_NO_NODE for "auto" */
+  const uint32_t* vcpus;   /* vCPU indices on this vnode */
+  size_t vcpu_count;
+} numaheap_vnode_spec;
+
+typedef struct numaheap_guest_spec {
+  const char* name;
+  uint64_t memory_bytes;  /* multiple of 4 KiB; the vnodes' sum if any */
+  uint32_t vcpus;
+  const numaheap_vnode_spec* vnodes; /* NULL / 0: no vNUMA */
+  size_t vnode_count;
+  int allow_striping;     /* populate may use other nodes (reported) */
+} numaheap_guest_spec;
+
+#define NUMAHEAP_P2M_PRESENT 0x1u
+#define NUMAHEAP_P2M_PINNED 0x2u
+#define NUMAHEAP_P2M_SHARED 0x4u
+#define NUMAHEAP_P2M_MIGRATING 0x8u
+#define NUMAHEAP_P2M_DEVICE 0x10u
+
+/* Validates and places the guest; nothing is allocated yet. */
+int numaheap_guest_create(numaheap_heap* h, const numaheap_guest_spec* spec, uint32_t owner,
+                          numaheap_guest** out, char* err, size_t err_len);
+/* Claims, then fills every vnode on its node (1 GiB / 2 MiB / 4 KiB). */
+int numaheap_guest_populate(numaheap_guest* g, char* err, size_t err_len);
+/* Gives pages back (*done: how many); takes them back on the home nodes. */
+int numaheap_guest_balloon_down(numaheap_guest* g, uint64_t pages, uint64_t* done);
+int numaheap_guest_balloon_up(numaheap_guest* g, uint64_t pages);
+/* The p2m entry of a guest frame (flags: NUMAHEAP_P2M_*). */
+int numaheap_guest_lookup(const numaheap_guest* g, uint64_t gfn, uint64_t* mfn, uint32_t* flags);
+uint64_t numaheap_guest_ram_pages(const numaheap_guest* g);
+uint64_t numaheap_guest_present_pages(const numaheap_guest* g);
+/* Host node of each vnode after placement (count = vnodes, or the nodes of
+ * a guest without vNUMA); returns how many were written. */
+size_t numaheap_guest_nodes(const numaheap_guest* g, uint32_t* nodes, size_t max);
+/* Frees and scrubs everything, releases claims, frees the handle. */
+int numaheap_guest_destroy(numaheap_guest* g);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NUMAHEAP_NUMAHEAP_GUEST_H */

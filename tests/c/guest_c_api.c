@@ -1,0 +1,63 @@
+/* The guest C API from C11: create, populate per vnode, balloon, destroy. */
+#include <stdio.h>
+#include <string.h>
+
+#include "numaheap/numaheap.h"
+#include "numaheap/numaheap_guest.h"
+
+#define CHECK(cond)                                              \
+  do {                                                           \
+    if (!(cond)) {                                               \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      return 1;                                                  \
+    }                                                            \
+  } while (0)
+
+int main(void) {
+  numaheap_topology* topo = NULL;
+  numaheap_heap* heap = NULL;
+  char err[256] = "";
+  CHECK(numaheap_topology_builtin(&topo) == 0);
+  CHECK(numaheap_create(topo, NULL, &heap, err, sizeof err) == 0);
+
+  uint32_t cpus0[] = {0, 1}, cpus1[] = {2, 3};
+  numaheap_vnode_spec vnodes[2] = {{64u << 20, 2, cpus0, 2}, {32u << 20, NUMAHEAP_NO_NODE, cpus1, 2}};
+  numaheap_guest_spec spec;
+  memset(&spec, 0, sizeof spec);
+  spec.name = "c-guest";
+  spec.memory_bytes = 96u << 20;
+  spec.vcpus = 4;
+  spec.vnodes = vnodes;
+  spec.vnode_count = 2;
+  numaheap_guest* g = NULL;
+  CHECK(numaheap_guest_create(heap, &spec, 5, &g, err, sizeof err) == 0);
+  CHECK(numaheap_guest_populate(g, err, sizeof err) == 0);
+  CHECK(numaheap_guest_present_pages(g) == (96u << 20) / 4096);
+  uint32_t nodes[2];
+  CHECK(numaheap_guest_nodes(g, nodes, 2) == 2 && nodes[0] == 2);
+
+  uint64_t mfn = 0;
+  uint32_t flags = 0;
+  CHECK(numaheap_guest_lookup(g, 0, &mfn, &flags) == 0 && (flags & NUMAHEAP_P2M_PRESENT));
+  uint64_t done = 0;
+  CHECK(numaheap_guest_balloon_down(g, 10, &done) == 0 && done == 10);
+  CHECK(numaheap_guest_balloon_up(g, 11) == NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(numaheap_guest_balloon_up(g, 10) == 0);
+  CHECK(numaheap_guest_populate(g, err, sizeof err) == NUMAHEAP_E_BUSY);
+
+  /* Bad specs are refused with a message and change nothing. */
+  numaheap_guest* bad = NULL;
+  spec.memory_bytes = 1000;
+  CHECK(numaheap_guest_create(heap, &spec, 6, &bad, err, sizeof err) == NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(strstr(err, "c-guest") != NULL);
+  CHECK(numaheap_guest_create(NULL, &spec, 6, &bad, err, sizeof err) == NUMAHEAP_E_INVALID_ARGUMENT);
+
+  CHECK(numaheap_guest_destroy(g) == 0);
+  numaheap_node_stats st;
+  CHECK(numaheap_stats(heap, 2, &st) == 0 && st.used == 0);
+  CHECK(numaheap_check(heap, 1) == 0);
+  numaheap_destroy(heap);
+  numaheap_topology_free(topo);
+  printf("guest C API ok\n");
+  return 0;
+}
