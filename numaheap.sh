@@ -19,7 +19,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libnuma-dev numactl libboost-dev
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libjemalloc-dev libxxhash-dev libpugixml-dev
+  libcli11-dev nlohmann-json3-dev libjemalloc-dev libxxhash-dev libpugixml-dev libmimalloc-dev libgoogle-perftools-dev
   clang libclang-rt-14-dev
   qemu-system-x86 busybox-static cpio
 )

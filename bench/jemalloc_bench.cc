@@ -1,9 +1,9 @@
 // The fair baseline: jemalloc with one arena per NUMA node (extent hooks
 // that bind every extent to the node with mbind) and a per-thread explicit
 // tcache, called with MALLOCX_ARENA | MALLOCX_TCACHE. Same workloads and
-// names as numaheap_bench.cc (<workload>/jemalloc). Debian's jemalloc has no
-// je_ prefix: linking it replaces malloc in this binary only.
-#include <benchmark/benchmark.h>
+// names as numaheap_bench.cc (<workload>/jemalloc; workloads in
+// peer_bench.h). Debian's jemalloc has no je_ prefix: linking it replaces
+// malloc in this binary only.
 #include <jemalloc/jemalloc.h>
 #include <numa.h>
 #include <numaif.h>
@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "bench_common.h"
+#include "peer_bench.h"
 
 namespace {
 
@@ -84,73 +84,14 @@ int flags_node0() {
                           MALLOCX_ALIGN(4096));
 }
 
-void pair(benchmark::State& state, size_t bytes) {
-  const int f = flags_node0();
-  for (auto _ : state) {
-    void* p = mallocx(bytes, f);
-    benchmark::DoNotOptimize(p);
-    dallocx(p, f);
-  }
-}
-void order0_pair(benchmark::State& state) { pair(state, 4096); }
-void order9_pair(benchmark::State& state) { pair(state, size_t{2} << 20); }
-
-void mixed_orders(benchmark::State& state) {
-  const int f = flags_node0();
-  std::vector<void*> live(numaheap::bench::kMixedWindow, nullptr);
-  size_t i = 0;
-  for (auto _ : state) {
-    void*& slot = live[i % numaheap::bench::kMixedWindow];
-    if (slot) dallocx(slot, f);
-    slot = mallocx(size_t{4096} << numaheap::bench::kMixedOrders[i % 16], f);
-    ++i;
-  }
-  for (void* p : live)
-    if (p) dallocx(p, f);
-}
-
-void threads2(benchmark::State& state) {
-  constexpr std::uint64_t kOps = 2'000'000;
-  auto work = [](unsigned, std::uint64_t ops) {
-    const int f = flags_node0();
-    for (std::uint64_t i = 0; i < ops; ++i) {
-      void* p = mallocx(4096, f);
-      benchmark::DoNotOptimize(p);
-      dallocx(p, f);
-    }
-  };
-  double je = 0, sn = 0;
-  for (auto _ : state) {
-    sn = numaheap::bench::scaling_ratio(kOps, numaheap::bench::share_nothing);
-    je = numaheap::bench::scaling_ratio(kOps, work);
-  }
-  state.counters["ratio_jemalloc"] = je;
-  state.counters["ratio_share_nothing"] = sn;
-  state.counters["relative"] = je / sn;
-}
-
-void populate(benchmark::State& state, size_t bytes) {
-  const int f = flags_node0();
-  const size_t n = (size_t{1} << 30) / bytes;
-  std::vector<void*> got(n);
-  for (auto _ : state) {
-    for (size_t i = 0; i < n; ++i) got[i] = mallocx(bytes, f);
-    for (size_t i = 0; i < n; ++i) dallocx(got[i], f);
-  }
-  state.counters["ns_per_page"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * static_cast<double>((size_t{1} << 30) / 4096),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
-void populate_1g(benchmark::State& state) { populate(state, 4096); }
-void populate_1g_2m(benchmark::State& state) { populate(state, size_t{2} << 20); }
-
-BENCHMARK(order0_pair)->Name("order0_pair/jemalloc");
-BENCHMARK(order9_pair)->Name("order9_pair/jemalloc");
-BENCHMARK(mixed_orders)->Name("mixed_orders/jemalloc");
-BENCHMARK(threads2)->Name("threads2/jemalloc")->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(populate_1g)->Name("populate_1g/jemalloc")->Unit(benchmark::kMillisecond);
-BENCHMARK(populate_1g_2m)->Name("populate_1g_2m/jemalloc")->Unit(benchmark::kMicrosecond);
+struct Jemalloc {
+  static constexpr const char* kName = "jemalloc";
+  using Ctx = int;  // mallocx flags
+  static Ctx context() { return flags_node0(); }
+  static void* alloc(Ctx f, size_t bytes) { return mallocx(bytes, f); }
+  static void release(Ctx f, void* p, size_t) { dallocx(p, f); }
+};
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return numaheap::bench::peer_main<Jemalloc>(argc, argv); }

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include "bench_common.h"
@@ -86,6 +87,43 @@ void mixed_orders(benchmark::State& state) {
     if (m != kInvalidMfn) (void)pa.free(m, o, 1);
 }
 
+// Fragmentation: the shared churn (bench_common.h) on its own 256 MiB node,
+// then the largest free order from stats() (per-CPU caches drained first)
+// and the largest order an allocation still gets.
+void churn(benchmark::State& state) {
+  bench::ChurnResult res{};
+  int largest_free = -1;
+  for (auto _ : state) {
+    PlatformConfig pc;
+    pc.mode = MemoryMode::host_memory;
+    auto made = PageAllocator::create(host_node0(bench::kChurnBudget), pc);
+    if (!made) {
+      state.SkipWithError(made.error().message.c_str());
+      return;
+    }
+    PageAllocator& pa = **made;
+    std::vector<bench::ChurnBlock<Mfn>> live;
+    live.reserve(bench::kChurnBudget >> kFrameShift);
+    auto alloc = [&pa](unsigned order) -> std::optional<Mfn> {
+      AllocRequest r = request(order);
+      r.node = 0;
+      r.flags |= AllocFlags::exact_node;
+      auto a = pa.alloc(r);
+      if (!a) return std::nullopt;
+      return a->mfn;
+    };
+    auto release = [&pa](Mfn m, unsigned order) { (void)pa.free(m, order, 1); };
+    res = bench::churn(live, alloc, release);
+    pa.drain_all();
+    largest_free = pa.stats(0)->largest_free_order;
+    res.largest_order = bench::churn_probe(alloc, release);
+  }
+  state.counters["largest_order"] = res.largest_order;
+  state.counters["largest_free_order"] = largest_free;
+  state.counters["live_mib"] = static_cast<double>(res.live_bytes >> 20);
+  state.counters["alloc_failures"] = static_cast<double>(res.failures);
+}
+
 void threads2(benchmark::State& state) {
   PageAllocator& pa = heap();
   constexpr std::uint64_t kOps = 2'000'000;
@@ -149,6 +187,7 @@ BENCHMARK(order0_pair)->Name("order0_pair/numaheap");
 BENCHMARK(order9_pair)->Name("order9_pair/numaheap");
 BENCHMARK(order0_pair_scrubbed)->Name("order0_pair_scrubbed/numaheap");
 BENCHMARK(mixed_orders)->Name("mixed_orders/numaheap");
+BENCHMARK(churn)->Name("churn/numaheap")->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(threads2)->Name("threads2/numaheap")->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(populate_1g)->Name("populate_1g/numaheap")->Unit(benchmark::kMillisecond);
 BENCHMARK(populate_1g_2m)->Name("populate_1g_2m/numaheap")->Unit(benchmark::kMicrosecond);

@@ -301,23 +301,31 @@ Result<std::uint64_t, Error> GuestMemory::balloon_down(std::uint64_t pages) {
   away.insert(away.end(), home.begin(), home.end());
   std::vector<NodeShare> freed;
   std::uint64_t done = 0;
+  constexpr std::uint8_t kUntouchable =
+      P2mFlags::pinned | P2mFlags::shared | P2mFlags::migrating | P2mFlags::device;
   for (Gfn gfn : away) {
     if (done == pages) break;
     P2mEntry e = m.p2m.get(gfn);
-    if (!e.present()) continue;
+    // Re-checked: a mover may have marked the page since the first pass.
+    if (!e.present() || (e.flags & kUntouchable)) continue;
     if (e.order > 0) {
       const std::uint64_t span = frames_of_order(e.order);
       const Gfn head = gfn & ~(span - 1);
       if (Status st = pa_->split(e.mfn - (gfn - head), e.order, owner_); !st)
         return guest_error(spec_, st.error(), "cannot split a large page to balloon it");
       for (Gfn k = head; k < head + span; ++k) {
-        P2mEntry c = m.p2m.get(k);
-        c.order = 0;
-        if (c.present()) m.p2m.set(k, c);
+        for (;;) {  // movers swap entries by CAS: never overwrite one blindly
+          P2mEntry c = m.p2m.get(k);
+          if (!c.present()) break;
+          P2mEntry d = c;
+          d.order = 0;
+          if (m.p2m.cas(k, c, d)) break;
+        }
       }
-      e.order = 0;
+      e = m.p2m.get(gfn);
+      if (!e.present() || (e.flags & kUntouchable)) continue;
     }
-    // Claim the entry first, so a racing mover cannot swap it under us.
+    // Take the entry by CAS, so a racing mover cannot swap it under us.
     if (!m.p2m.cas(gfn, e, P2mEntry{})) continue;
     NodeId node = pa_->node_of(e.mfn);
     (void)pa_->free(e.mfn, 0, owner_);

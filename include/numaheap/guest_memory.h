@@ -126,6 +126,8 @@ class GuestMemory {
 
   // Frees (and scrubs) everything, releases claims. Idempotent. Errors:
   // busy while pages are shared (SharingManager::remove_guest first).
+  // Remove the guest from a Migrator first too: destroy does not wait for
+  // a mover that is swapping one of its pages.
   Status destroy();
 
   // ---- p2m ----

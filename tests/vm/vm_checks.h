@@ -16,4 +16,7 @@ void run_heap_checks(const Topology& live);
 // Guest memory (two vnodes) in host-memory mode against move_pages.
 void run_guest_checks(const Topology& live);
 
+// Kernel moves and rehome of a guest RAM mapping, confirmed by move_pages.
+void run_migrate_checks(const Topology& live);
+
 }  // namespace numaheap::vmtest

@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""Runs the allocator benchmarks and writes docs/benchmarks.md + docs/benchmarks.svg.
+
+Every built BUILD/bin/numaheap-bench-<allocator> of the allocator set (numaheap
+and its peers) is run with --benchmark_format=json, or its JSON is taken from
+--json-dir. The report: machine, date, exact commands, medians per workload
+and allocator, ratios numaheap / peer, issue 8's bars marked met / not met
+with the figure, and a chart of numaheap's advantage per workload and peer.
+
+    bench/report.py [--build DIR] [--json-dir DIR] [--repetitions N] [--min-time S]
+
+Standard library only.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+
+ALLOCATORS = ["numaheap", "jemalloc", "glibc", "mimalloc", "tcmalloc", "libnuma"]
+PEERS = ALLOCATORS[1:]
+
+# workload -> (metric, unit shown, higher_is_better, what)
+WORKLOADS = {
+    "order0_pair": ("cpu_time", "ns", False, "alloc + free of one 4 KiB block"),
+    "order9_pair": ("cpu_time", "ns", False, "alloc + free of one 2 MiB block"),
+    "mixed_orders": ("cpu_time", "ns", False, "one free + one alloc, 256 live, 4 KiB..2 MiB"),
+    "populate_1g": ("ns_per_page", "ns/page", False, "262144 x 4 KiB allocations, then frees"),
+    "populate_1g_2m": ("cpu_time", "us", False, "512 x 2 MiB allocations, then frees"),
+    "churn": ("largest_order", "order", True,
+              "largest 2^k x 4 KiB block still allocatable after churn in 256 MiB"),
+    "threads2": ("relative", "x", True,
+                 "2-thread/1-thread scaling / share-nothing scaling, same run"),
+}
+
+UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(cmd):
+    return subprocess.run(cmd, check=False, capture_output=True, text=True)
+
+
+def machine():
+    info = {"model": platform.processor() or "unknown", "cpus": str(os.cpu_count()),
+            "memory": "unknown", "kernel": platform.release(), "numa_nodes": "unknown"}
+    try:
+        out = run(["lscpu"]).stdout
+        for line in out.splitlines():
+            key, _, val = line.partition(":")
+            val = val.strip()
+            if key == "Model name":
+                info["model"] = val
+            elif key == "CPU(s)":
+                info["cpus"] = val
+            elif key == "NUMA node(s)":
+                info["numa_nodes"] = val
+            elif key == "Thread(s) per core":
+                info["threads_per_core"] = val
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    kib = int(line.split()[1])
+                    info["memory"] = f"{kib / (1 << 20):.1f} GiB"
+    except OSError:
+        pass
+    return info
+
+
+def git_revision():
+    r = run(["git", "-C", ROOT, "describe", "--always", "--dirty"])
+    return r.stdout.strip() if r.returncode == 0 else "unknown"
+
+
+def bench_command(binary, args):
+    cmd = [binary, "--benchmark_format=json"]
+    if args.repetitions > 1:
+        cmd += [f"--benchmark_repetitions={args.repetitions}",
+                "--benchmark_report_aggregates_only=true"]
+    cmd.append(f"--benchmark_min_time={args.min_time}")
+    return cmd
+
+
+def collect(args):
+    """{allocator: parsed JSON}, and the commands that were run."""
+    json_dir = args.json_dir or os.path.join(args.build, "bench-json")
+    os.makedirs(json_dir, exist_ok=True)
+    results, commands = {}, []
+    for alloc in ALLOCATORS:
+        path = os.path.join(json_dir, f"{alloc}.json")
+        binary = os.path.join(args.build, "bin", f"numaheap-bench-{alloc}")
+        if args.json_dir and os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                results[alloc] = json.load(f)
+            print(f"report: {alloc}: reusing {path}", file=sys.stderr)
+            commands.append(f"# {alloc}: reused {os.path.relpath(path, ROOT)}")
+            continue
+        if not os.access(binary, os.X_OK):
+            print(f"report: {alloc}: {binary} not built, skipped", file=sys.stderr)
+            continue
+        cmd = bench_command(binary, args)
+        print(f"report: running {' '.join(shlex.quote(c) for c in cmd)}", file=sys.stderr)
+        r = run(cmd)
+        if r.returncode != 0 or not r.stdout.strip():
+            print(f"report: {alloc} failed ({r.returncode}):\n{r.stderr}", file=sys.stderr)
+            continue
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(r.stdout)
+        results[alloc] = json.loads(r.stdout)
+        commands.append(" ".join(shlex.quote(os.path.relpath(c, ROOT) if i == 0 else c)
+                                 for i, c in enumerate(cmd)))
+    return results, commands, json_dir
+
+
+def figures(data):
+    """{workload: {metric: value}} for one allocator: medians when aggregated."""
+    out = {}
+    benches = data.get("benchmarks", [])
+    aggregated = any(b.get("run_type") == "aggregate" for b in benches)
+    for b in benches:
+        if b.get("error_occurred"):
+            continue
+        if aggregated and b.get("aggregate_name") != "median":
+            continue
+        name = b.get("run_name", b["name"])
+        workload = name.split("/")[0]
+        scale = UNIT_NS.get(b.get("time_unit", "ns"), 1.0)
+        vals = {"cpu_time": b["cpu_time"] * scale, "real_time": b["real_time"] * scale}
+        for k, v in b.items():
+            if isinstance(v, (int, float)) and k not in vals and k not in (
+                    "iterations", "repetitions", "repetition_index", "threads",
+                    "family_index", "per_family_instance_index"):
+                vals[k] = float(v)
+        if "ns_per_page" in vals:
+            vals["ns_per_page"] *= 1e9  # the JSON holds seconds per page
+        out[workload] = vals
+    return out
+
+
+def fmt_value(workload, v):
+    metric, unit, _, _ = WORKLOADS[workload]
+    if v is None:
+        return "-"
+    if metric == "largest_order":
+        return f"{int(v)} ({human_bytes(4096 << int(v))})" if v >= 0 else "none"
+    if unit == "us":
+        return f"{v / 1e3:,.1f} us"
+    if unit == "x":
+        return f"{v:.2f}"
+    if v >= 1e4:
+        return f"{v:,.0f} {unit}"
+    return f"{v:.1f} {unit}"
+
+
+def human_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}"
+        n /= 1024
+    return f"{n:g}"
+
+
+def value(figs, alloc, workload):
+    metric = WORKLOADS[workload][0]
+    return figs.get(alloc, {}).get(workload, {}).get(metric)
+
+
+def ratio(figs, workload, peer):
+    """numaheap / peer on the workload's metric (block size for churn)."""
+    nh, pv = value(figs, "numaheap", workload), value(figs, peer, workload)
+    if nh is None or pv is None:
+        return None
+    if WORKLOADS[workload][0] == "largest_order":
+        return 2.0 ** (nh - pv)
+    if pv == 0:
+        return None
+    return nh / pv
+
+
+def advantage(workload, r):
+    """How many times better numaheap is (> 1: numaheap better)."""
+    if r is None or r <= 0:
+        return None
+    return r if WORKLOADS[workload][2] else 1.0 / r
+
+
+def bars(figs):
+    out = []
+
+    def bar(text, r, limit, fig):
+        if r is None:
+            out.append((text, "not measured", "-"))
+        else:
+            out.append((text, "**met**" if r <= limit else "**not met**", fig))
+
+    def rel(workload, peer, limit):
+        r = ratio(figs, workload, peer)
+        fig = "-" if r is None else (
+            f"{r:.3f}x ({fmt_value(workload, value(figs, 'numaheap', workload))} vs "
+            f"{fmt_value(workload, value(figs, peer, workload))})")
+        return r, limit, fig
+
+    bar("order-0 pair <= 1.0x jemalloc", *rel("order0_pair", "jemalloc", 1.0))
+    bar("order-0 pair <= 0.5x glibc", *rel("order0_pair", "glibc", 0.5))
+    bar("order-9 pair <= 0.2x jemalloc", *rel("order9_pair", "jemalloc", 0.2))
+    bar("populate_1g <= 0.1x jemalloc per page", *rel("populate_1g", "jemalloc", 0.1))
+    t = figs.get("numaheap", {}).get("threads2", {})
+    if "relative" in t:
+        fig = (f"{t['relative']:.2f} (2-thread/1-thread {t.get('ratio_numaheap', 0):.2f}, "
+               f"share-nothing {t.get('ratio_share_nothing', 0):.2f})")
+        out.append(("threads2: scaling >= 0.9x share-nothing's",
+                    "**met**" if t["relative"] >= 0.9 else "**not met**", fig))
+    else:
+        out.append(("threads2: scaling >= 0.9x share-nothing's", "not measured", "-"))
+    return out
+
+
+def svg_chart(figs, present):
+    rows = []
+    for w in WORKLOADS:
+        for p in PEERS:
+            if p not in present:
+                continue
+            a = advantage(w, ratio(figs, w, p))
+            if a is not None:
+                rows.append((w, p, a))
+    left, bar_w, row_h, top = 250, 560, 20, 60
+    width, height = left + bar_w + 90, top + row_h * len(rows) + 50
+    span = max([abs(math.log10(a)) for _, _, a in rows] + [1.0])
+    span = math.ceil(span)
+    mid = left + bar_w / 2
+    scale = (bar_w / 2) / span
+    e = []
+    e.append(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="12">')
+    e.append(f'<rect width="{width}" height="{height}" fill="white"/>')
+    e.append(f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14" '
+             f'font-weight="bold">numaheap vs peers: how many times better numaheap is '
+             f'(log scale)</text>')
+    e.append(f'<text x="{width / 2}" y="38" text-anchor="middle" fill="#555">right of 1x: '
+             f'numaheap better (less time, larger block after churn, better scaling); '
+             f'left: the peer</text>')
+    for k in range(-span, span + 1):
+        x = mid + k * scale
+        e.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" '
+                 f'y2="{top + row_h * len(rows)}" stroke="{"#000" if k == 0 else "#ddd"}"/>')
+        label = f"{10.0 ** k:g}x"
+        e.append(f'<text x="{x:.1f}" y="{top + row_h * len(rows) + 16}" '
+                 f'text-anchor="middle" fill="#555">{label}</text>')
+    prev = None
+    for i, (w, p, a) in enumerate(rows):
+        y = top + i * row_h
+        if prev is not None and w != prev:
+            e.append(f'<line x1="10" y1="{y}" x2="{width - 10}" y2="{y}" stroke="#eee"/>')
+        prev = w
+        lg = math.log10(a)
+        x0, x1 = (mid, mid + lg * scale) if lg >= 0 else (mid + lg * scale, mid)
+        colour = "#2e7d32" if a >= 1 else "#c62828"
+        e.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{w} vs {p}</text>')
+        e.append(f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1):.1f}" '
+                 f'height="{row_h - 6}" fill="{colour}"/>')
+        tx = x1 + 4 if lg >= 0 else x0 - 4
+        anchor = "start" if lg >= 0 else "end"
+        e.append(f'<text x="{tx:.1f}" y="{y + 14}" text-anchor="{anchor}">{a:.3g}x</text>')
+    e.append("</svg>")
+    return "\n".join(e) + "\n"
+
+
+def markdown(figs, present, info, commands, argv, json_dir, args):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    md = []
+    md.append("# Allocator benchmarks: numaheap as a standalone allocator\n")
+    md.append("Generated by `bench/report.py` (do not edit by hand; rerun it).\n")
+    md.append(f"- Date: {now}; source revision `{git_revision()}`")
+    md.append(f"- Machine: {info['model']}, {info['cpus']} CPUs"
+              f" ({info.get('threads_per_core', '?')} thread(s) per core), "
+              f"{info['numa_nodes']} NUMA node(s), {info['memory']} RAM, "
+              f"Linux {info['kernel']}")
+    md.append(f"- Allocators measured: {', '.join(a for a in ALLOCATORS if a in present)}")
+    missing = [a for a in ALLOCATORS if a not in present]
+    if missing:
+        md.append(f"- Not measured (binary not built): {', '.join(missing)}")
+    md.append("- Report command: `" + " ".join(shlex.quote(a) for a in argv) + "`")
+    if commands:
+        md.append("- Benchmark commands (one binary per allocator; JSON kept in "
+                  f"`{os.path.relpath(json_dir, ROOT)}`):\n")
+        md.append("```")
+        md.extend(commands)
+        md.append("```")
+    else:
+        md.append(f"- Figures from existing JSON in `{os.path.relpath(json_dir, ROOT)}`")
+    md.append("")
+    md.append(
+        f"Figures are medians of {args.repetitions} repetition(s) and **CPU time** "
+        "(Google Benchmark's cpu_time; `ns_per_page` is per CPU time too): the machine is "
+        "shared with other builds and has 2 vCPUs, so wall-clock times are noisy. "
+        "`threads2` is a wall-clock ratio by nature and the noisiest figure; `churn` "
+        "is a size, not a time. numaheap runs in host-memory mode on node 0, owner 1, "
+        "no_scrub; jemalloc and mimalloc use a node-0 arena (mbind), libnuma "
+        "numa_alloc_onnode(node 0); glibc and tcmalloc have no placement (first touch).\n")
+    md.append("## Bars (issue 8)\n")
+    md.append("| bar | result | figure |")
+    md.append("|---|---|---|")
+    for text, res, fig in bars(figs):
+        md.append(f"| {text} | {res} | {fig} |")
+    md.append("")
+    md.append("## numaheap / peer\n")
+    md.append("Time workloads: numaheap's time divided by the peer's (< 1: numaheap faster). "
+              "`churn`: numaheap's largest allocatable block divided by the peer's (> 1: "
+              "numaheap less fragmented). `threads2`: numaheap's relative scaling divided by "
+              "the peer's (> 1: numaheap scales better).\n")
+    peers = [p for p in PEERS if p in present]
+    md.append("| workload | metric | " + " | ".join(peers) + " |")
+    md.append("|---|---|" + "---|" * len(peers))
+    for w, (metric, _, hib, _) in WORKLOADS.items():
+        cells = []
+        for p in peers:
+            r = ratio(figs, w, p)
+            cells.append("-" if r is None else f"{r:.3g}")
+        better = "higher better" if hib else "lower better"
+        md.append(f"| {w} | {metric} ({better}) | " + " | ".join(cells) + " |")
+    md.append("")
+    md.append("![numaheap's advantage per workload and peer](benchmarks.svg)\n")
+    md.append("## Medians per allocator\n")
+    allocs = [a for a in ALLOCATORS if a in present]
+    md.append("| workload | what | " + " | ".join(allocs) + " |")
+    md.append("|---|---|" + "---|" * len(allocs))
+    for w, (_, _, _, what) in WORKLOADS.items():
+        cells = [fmt_value(w, value(figs, a, w)) for a in allocs]
+        md.append(f"| {w} | {what} | " + " | ".join(cells) + " |")
+    md.append("")
+    md.append("## How the workloads are measured\n")
+    md.append(
+        "- One binary per allocator (`build/bin/numaheap-bench-<allocator>`): jemalloc, "
+        "mimalloc and tcmalloc replace malloc when linked. Names are `<workload>/<allocator>`; "
+        "the peers' workloads are one template (`bench/peer_bench.h`) over the peer's "
+        "alloc/free, numaheap's are in `bench/numaheap_bench.cc`; shapes are shared "
+        "(`bench/bench_common.h`). Peers allocate 4 KiB-aligned blocks.")
+    md.append(
+        "- `churn`: within a 256 MiB budget, fill to 3/4 with blocks of orders 0-4 and 9 "
+        "(weighted to 4 KiB, fixed seed), replace random live blocks 4x the live count, free "
+        "random blocks down to 1/2 (128 MiB live), then ask for the largest 2^k x 4 KiB "
+        "block that still succeeds. numaheap: its own 256 MiB node (the largest free order "
+        "from `PageAllocator::stats` after `drain_all` is reported too as "
+        "`largest_free_order`). mimalloc: its own exclusive 256 MiB arena with OS "
+        "allocation off. glibc, jemalloc, tcmalloc, libnuma: a forked child whose "
+        "address space is capped (RLIMIT_AS) at what it had mapped + 256 MiB, so the "
+        "figure is what fits in the same budget next to the memory the allocator keeps; "
+        "libnuma maps each block separately and so never fragments its address space.")
+    md.append(
+        "- `threads2`: 2 threads pinned to CPUs 0 and 1 each run 2,000,000 order-0 pairs; "
+        "the 2-thread/1-thread throughput ratio is divided by the same ratio of a loop "
+        "that shares nothing, measured in the same run (`relative`).")
+    md.append("")
+    return "\n".join(md)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build", help="build directory (default: build)")
+    ap.add_argument("--json-dir", help="reuse <allocator>.json from DIR; missing ones are "
+                    "run and saved there (default: run all, save in BUILD/bench-json)")
+    ap.add_argument("--repetitions", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=0.5, help="seconds per benchmark")
+    ap.add_argument("--docs", default=os.path.join(ROOT, "docs"),
+                    help="where benchmarks.md and benchmarks.svg go")
+    args = ap.parse_args()
+    argv = ["bench/report.py"] + sys.argv[1:]
+
+    results, commands, json_dir = collect(args)
+    if "numaheap" not in results:
+        print("report: no numaheap results; nothing to compare", file=sys.stderr)
+        return 1
+    figs = {a: figures(d) for a, d in results.items()}
+    present = set(results)
+    os.makedirs(args.docs, exist_ok=True)
+    with open(os.path.join(args.docs, "benchmarks.svg"), "w", encoding="utf-8") as f:
+        f.write(svg_chart(figs, present))
+    with open(os.path.join(args.docs, "benchmarks.md"), "w", encoding="utf-8") as f:
+        f.write(markdown(figs, present, machine(), commands, argv, json_dir, args))
+    for text, res, fig in bars(figs):
+        print(f"{text}: {re.sub(r'[*]', '', res)} -- {fig}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+// numaheap: per-page access tracking for the migrator.
+//
+// Contract:
+//  * record() is the hot path: lock-free, no allocation, a few ns. It is one
+//    relaxed load and (only when the word changes) one CAS on the page's own
+//    64-bit word; a sample that loses four CAS races in a row is dropped
+//    (samples are hints, and a contended page is shared anyway).
+//  * Samples carry a dense node index (Topology::index_of), not a node id.
+//  * Time is counted in epochs that the migrator advances (advance_epoch);
+//    a page's history decays lazily when it is next read or written: one
+//    epoch later the current epoch's node set becomes the previous one, two
+//    or more epochs later everything is forgotten (the two-stage filter must
+//    see two *recent* samples) -- except a "switched node" score that
+//    fades one per epoch, so a page whose sampling node keeps changing from
+//    one epoch to the next still counts as shared (no ping-pong).
+//  * Node sets are kept as 16-bit bitmaps of (dense index mod 16): on hosts
+//    with more than 16 nodes two nodes can alias, which can only make a page
+//    look private when it is shared by aliased nodes -- never the reverse.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "numaheap/frame.h"
+#include "numaheap/result.h"
+
+namespace numaheap {
+
+// What the tracker knows about one page, decoded.
+struct PageHeat {
+  std::uint32_t last_index = kNoIndex;  // dense node index of the last sample
+  std::uint32_t streak = 0;             // consecutive samples from last_index (max 3)
+  std::uint32_t hits = 0;               // samples this epoch (max 255, halves per epoch)
+  std::uint16_t seen = 0;               // node bitmap, this epoch
+  std::uint16_t prev_seen = 0;          // node bitmap, previous epoch
+  std::uint32_t switches = 0;           // 3 after a sample from another node than the last, -1 per epoch
+  static constexpr std::uint32_t kNoIndex = 1023;
+  bool sampled() const noexcept { return last_index != kNoIndex; }
+  // Touched from more than one node over the last two epochs, or the
+  // sampling node changed within the last three (ping-pong memory).
+  bool shared() const noexcept;
+};
+
+class AccessTracker {
+ public:
+  // One word per page; allocates once here. Errors: invalid_argument (0 pages).
+  static Result<std::unique_ptr<AccessTracker>> create(std::uint64_t pages);
+
+  std::uint64_t pages() const noexcept { return pages_; }
+
+  // Hot path. Out-of-range gfn or index: ignored.
+  void record(Gfn gfn, std::uint32_t node_index) noexcept {
+    if (gfn >= pages_ || node_index >= PageHeat::kNoIndex) return;
+    const std::uint32_t now = epoch_.load(std::memory_order_relaxed);
+    std::atomic<std::uint64_t>& w = words_[gfn];
+    std::uint64_t old = w.load(std::memory_order_relaxed);
+    for (int tries = 0; tries < 4; ++tries) {
+      const std::uint64_t next = with_sample(old, now, node_index);
+      if (next == old) return;  // saturated: no store, no cache-line bounce
+      if (w.compare_exchange_weak(old, next, std::memory_order_relaxed)) return;
+    }
+  }
+
+  // Decoded state as of the current epoch (decay applied, not stored).
+  PageHeat heat(Gfn gfn) const noexcept;
+  // Forgets the streak (after a move, so a page needs two fresh samples
+  // before it can move again); keeps the node sets (sharing memory).
+  void reset_streak(Gfn gfn) noexcept;
+  void advance_epoch() noexcept { epoch_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint32_t epoch() const noexcept { return epoch_.load(std::memory_order_relaxed) & kEpochMask; }
+
+  // Word layout, public for tests.
+  static constexpr unsigned kLastShift = 0, kLastBits = 10;
+  static constexpr unsigned kStreakShift = 10, kStreakBits = 2;
+  static constexpr unsigned kEpochShift = 12, kEpochBits = 12;
+  static constexpr unsigned kSeenShift = 24, kPrevShift = 40;  // 16 bits each
+  static constexpr unsigned kHitsShift = 56, kHitsBits = 8;
+  static constexpr unsigned kSwitchShift = 60, kSwitchBits = 2;
+  static constexpr std::uint32_t kEpochMask = (1u << kEpochBits) - 1;
+
+  // Pure functions on a word (the whole policy input), for tests.
+  static std::uint64_t decayed(std::uint64_t word, std::uint32_t now) noexcept;
+  static std::uint64_t with_sample(std::uint64_t word, std::uint32_t now,
+                                   std::uint32_t node_index) noexcept;
+  static PageHeat decode(std::uint64_t word) noexcept;
+  static constexpr std::uint64_t kEmptyWord = std::uint64_t{PageHeat::kNoIndex} << kLastShift;
+
+ private:
+  AccessTracker() = default;
+  std::uint64_t pages_ = 0;
+  // Epoch counter: written by the migrator (step), read relaxed by samplers;
+  // only its low kEpochBits are stored in words.
+  std::atomic<std::uint32_t> epoch_{0};
+  // One word per gfn. Every access is atomic (samplers CAS, the migrator
+  // CASes reset_streak); no lock. Invariant: the last field is < 1023 or
+  // exactly 1023 with streak 0 ("never sampled").
+  std::unique_ptr<std::atomic<std::uint64_t>[]> words_;
+};
+
+}  // namespace numaheap

@@ -1,0 +1,158 @@
+// numaheap: the migrator -- moves guest pages toward the node of the vCPUs
+// that touch them, and rehomes whole guests on request.
+//
+// Contract:
+//  * Inputs: record_access(guest, gfn, cpu) / record_vcpu_access(guest, gfn,
+//    vcpu) from whatever the embedder samples (hinting faults, A/D scans,
+//    PML, dirty logs), set_vcpu_cpu(), and the guest's vNUMA binding. These
+//    three are lock-free, never allocate, and may run on any thread at any
+//    time, also concurrently with step() and remove_guest().
+//  * Policy (per page, evaluated by step()):
+//     - pinned and dedup-shared pages never move;
+//     - a vNUMA-bound guest's page goes to its vnode's pnode and nowhere
+//       else, whatever single accesses say;
+//     - otherwise a page moves only after two consecutive samples from the
+//       same node (two-stage filter), and never while it was touched from
+//       more than one node in the last two epochs ("shared": no ping-pong);
+//       history decays every `decay_steps` steps;
+//     - a destination is used only while it keeps more than its watermark
+//       free, at most `rate_limit_mb_s` per destination node, and a node
+//       whose moves failed (no memory) is backed off exponentially.
+//  * step() is deterministic given the inputs and `now_ns` (step_at), so
+//    tests and the simulator can drive it; start() runs it every period on
+//    a background thread; stop() wakes and joins that thread promptly.
+//  * Rehome: rehome() queues a move of a whole guest (or one vnode) to a
+//    node set; step() advances it, guests keep running; progress is
+//    readable lock-free; cancel_rehome() stops it between batches.
+//  * All calls except the inputs serialise on one migrator lock; Movers
+//    are only ever called with it held (one mover call at a time), so a
+//    mover's hooks may call the inputs but nothing else of the Migrator.
+//  * A removed guest's tracking memory is kept until the Migrator is
+//    destroyed (a racing record_access may still touch it).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "numaheap/guest_memory.h"
+#include "numaheap/mover.h"
+#include "numaheap/node_mask.h"
+#include "numaheap/result.h"
+#include "numaheap/topology.h"
+
+namespace numaheap {
+
+using GuestId = std::uint32_t;
+inline constexpr std::uint32_t kAllVnodes = 0xffffffffu;
+
+struct MigratorConfig {
+  std::uint32_t period_ms = 1000;          // background step period
+  std::uint64_t scan_pages = 1u << 16;     // pages the policy examines per guest per step
+  std::uint32_t decay_steps = 1;           // access history ages one epoch every N steps
+  double rate_limit_mb_s = 256;            // per destination node; 0 = unlimited
+  std::uint64_t watermark_pages = 0;       // destination keeps max(this, fraction * managed) free
+  double watermark_fraction = 0.02;
+  std::uint32_t backoff_max_steps = 64;    // cap of the per-node exponential backoff
+  std::uint32_t max_guests = 64;           // slots allocated by create()
+  std::uint64_t rehome_pages_per_step = 1u << 15;
+  std::uint32_t rehome_max_passes = 8;     // passes retrying busy / no_memory pages
+};
+
+struct MigrateGuestOptions {
+  // Pages follow their vnode's pnode (layout[i].pnode, changed by
+  // bind_vnode and rehome), not accesses.
+  bool vnuma_bound = false;
+  // gfn ranges per vnode with their pnode; empty = one range of all pages.
+  std::vector<GuestRange> layout;
+  NodeMask allowed;          // nodes pages may move to; empty = every memory node
+  std::uint32_t vcpus = 0;   // vCPU slots for set_vcpu_cpu / record_vcpu_access
+  bool auto_balance = true;  // false: only bindings and rehome move pages
+  MoveGranularity granularity = MoveGranularity::pages;  // policy moves
+};
+
+// Options for a GuestMemory: its layout and vCPU count.
+MigrateGuestOptions migrate_options_for(const GuestMemory& guest, bool vnuma_bound);
+
+struct NodePairMoves {
+  NodeId from = kNoNode, to = kNoNode;
+  std::uint64_t pages = 0, bytes = 0;
+};
+
+struct MigratorStats {
+  std::uint64_t steps = 0;
+  std::uint64_t pages_scanned = 0;
+  std::uint64_t pages_moved = 0, bytes_moved = 0;  // 4 KiB frames that changed node
+  std::uint64_t outcomes[kMoveOutcomeCount] = {};  // per page asked, by MoveOutcome
+  std::uint64_t skipped_pinned = 0, skipped_shared = 0;  // p2m flags
+  std::uint64_t skipped_shared_access = 0;  // touched from several nodes
+  std::uint64_t skipped_rate_limit = 0, skipped_watermark = 0, skipped_backoff = 0;
+  std::uint64_t flushes = 0;
+  std::uint64_t ns_stepping = 0, ns_moving = 0;
+  // Share of recent samples that came from the node the page is on (last
+  // step that saw samples), -1 before any.
+  double local_access_ratio = -1;
+  std::vector<NodePairMoves> moves;  // non-zero pairs, by (from, to)
+};
+
+enum class RehomeState : std::uint8_t { idle = 0, running = 1, done = 2, cancelled = 3, failed = 4 };
+
+struct RehomeProgress {
+  RehomeState state = RehomeState::idle;
+  std::uint64_t total = 0;    // pages in scope
+  std::uint64_t done = 0;     // pages on a target node or permanently skipped
+  std::uint64_t moved = 0;    // frames moved by this rehome
+  std::uint64_t skipped = 0;  // pinned / shared / not present (count as done)
+  std::uint64_t failed = 0;   // still elsewhere after the last pass
+  std::uint32_t pass = 0;
+};
+
+struct StepReport {
+  std::uint64_t scanned = 0, moved = 0, failed = 0;
+};
+
+class Migrator {
+ public:
+  // The topology must outlive the migrator. Errors: invalid_argument.
+  static Result<std::unique_ptr<Migrator>> create(const Topology& topo, const MigratorConfig& config = {});
+  ~Migrator();  // stop()s
+  Migrator(const Migrator&) = delete;
+  Migrator& operator=(const Migrator&) = delete;
+
+  // The mover must outlive the registration. Errors: busy (no free slot),
+  // invalid_argument (layout outside the mover's pages, pnode unknown).
+  Result<GuestId> add_guest(Mover& mover, const MigrateGuestOptions& options = {});
+  Status remove_guest(GuestId id);
+
+  // ---- inputs (hot, lock-free) ----
+  void record_access(GuestId id, Gfn gfn, CpuId cpu) noexcept;
+  void record_vcpu_access(GuestId id, Gfn gfn, std::uint32_t vcpu) noexcept;
+  Status set_vcpu_cpu(GuestId id, std::uint32_t vcpu, CpuId cpu) noexcept;
+  // Pages of vnode `vnode` now belong on `pnode` (vnuma_bound guests).
+  Status bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode);
+
+  // ---- running ----
+  Status start();  // Errors: busy (already running)
+  void stop();     // idempotent; returns once the thread has exited
+  bool running() const noexcept;
+  StepReport step();                        // now = steady clock
+  StepReport step_at(std::uint64_t now_ns);  // deterministic time for tests
+
+  // ---- rehome ----
+  // Errors: invalid_argument (unknown guest / vnode), invalid_node (empty
+  // or memoryless targets), busy (a rehome of this guest is running).
+  Status rehome(GuestId id, const NodeMask& targets, std::uint32_t vnode = kAllVnodes);
+  Result<RehomeProgress> rehome_progress(GuestId id) const noexcept;
+  Status cancel_rehome(GuestId id) noexcept;
+
+  MigratorStats stats() const;
+  Status check_invariants() const;
+
+  struct Impl;
+
+ private:
+  explicit Migrator(Impl* impl) noexcept : impl_(impl) {}
+  Impl* impl_;
+};
+
+}  // namespace numaheap

@@ -1,0 +1,169 @@
+// numaheap: movers -- what actually moves a guest page to another node.
+//
+// Contract (every Mover):
+//  * move() gives one outcome per listed page, like move_pages(2)'s status
+//    array: moved (now on the target, including "was already there"), busy
+//    (try again later), no_memory (target full), pinned, shared, not_present,
+//    invalid_node. A page's data is never lost or duplicated whatever the
+//    outcome: either the old or the new frame holds it, never both as live.
+//  * query() reports where pages are now (node, p2m-style flags, block
+//    order); it never faults pages in.
+//  * Calls on one Mover are serialised by the caller (the Migrator holds its
+//    lock); guest vCPUs keep running concurrently throughout.
+//  * No C++-heap allocation per call: batches are processed in fixed chunks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "numaheap/frame.h"
+#include "numaheap/node_mask.h"
+#include "numaheap/result.h"
+
+namespace numaheap {
+
+class GuestMemory;
+
+enum class MoveOutcome : std::uint8_t {
+  moved = 0,
+  busy = 1,
+  no_memory = 2,
+  pinned = 3,
+  shared = 4,
+  not_present = 5,
+  invalid_node = 6,
+};
+inline constexpr std::size_t kMoveOutcomeCount = 7;
+const char* move_outcome_name(MoveOutcome o) noexcept;
+
+// Where one page is.
+struct PageState {
+  NodeId node = kNoNode;    // kNoNode: not present
+  std::uint8_t flags = 0;   // P2mFlags (frame swap); kernel mover: present only
+  std::uint8_t order = 0;   // order of the block holding the page
+};
+
+// Large blocks: move the whole 2 MiB / 1 GiB block a listed page is in
+// (keeps huge mappings; rehome), or split it and move only that 4 KiB page
+// (the access policy). The kernel mover ignores this (the kernel decides).
+enum class MoveGranularity : std::uint8_t { pages = 0, whole_blocks = 1 };
+
+struct MoveTotals {
+  std::uint64_t frames_moved = 0;  // 4 KiB frames that changed node
+  std::uint64_t flushes = 0;       // flush hook calls (frame swap)
+};
+
+class Mover {
+ public:
+  virtual ~Mover() = default;
+  // Guest frames covered: gfns 0 .. page_count()-1.
+  virtual std::uint64_t page_count() const noexcept = 0;
+  // States of gfns [first, first + out.size()). Errors: invalid_argument
+  // (range outside the guest), unsupported (kernel refused the query).
+  virtual Status query(Gfn first, std::span<PageState> out) noexcept = 0;
+  // Moves each page of `gfns` to `target`; out.size() == gfns.size().
+  // Errors (whole call, no page touched): invalid_argument, invalid_node
+  // (target unknown or without memory), unsupported.
+  virtual Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                                  std::span<MoveOutcome> out) noexcept = 0;
+  // Free and managed 4 KiB frames of `node` where the mover allocates, for
+  // the destination watermark; false when unknown (the kernel keeps its own).
+  virtual bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept {
+    (void)node, (void)free, (void)managed;
+    return false;
+  }
+};
+
+// ---- frame swap: the hypervisor owns the p2m ----
+
+// A run of guest frames handed to the embedder's hooks.
+struct GfnRun {
+  Gfn first = 0;
+  std::uint64_t pages = 0;
+};
+
+// What the embedder supplies. All hooks are called from the migrating thread
+// with no numaheap lock held.
+struct FrameSwapHooks {
+  void* ctx = nullptr;
+  // Revoke write access to these runs (EPT / shadow / stage-2 W bit). Takes
+  // effect only once flush() has returned. Required.
+  void (*write_protect)(void* ctx, const GfnRun* runs, std::size_t count) = nullptr;
+  // TLB / EPT shootdown: returns only when no CPU can still use a
+  // translation that was changed before the call. Required.
+  void (*flush)(void* ctx) = nullptr;
+  // Optional dirty-log check: true if the run was written after its
+  // write_protect took effect (a write that raced the protection). The page
+  // then keeps its old frame and the outcome is busy.
+  bool (*dirtied)(void* ctx, GfnRun run) = nullptr;
+  // Restore write access (now to the new frame, or the old one on failure).
+  void (*unprotect)(void* ctx, const GfnRun* runs, std::size_t count) = nullptr;
+  // Optional copy of `frames` contiguous frames; default: memcpy through
+  // PageAllocator::frame_address (host memory) or the platform copy hook.
+  void (*copy)(void* ctx, Mfn dst, Mfn src, std::uint64_t frames) = nullptr;
+};
+
+struct FrameSwapOptions {
+  std::uint32_t batch = 64;  // blocks per flush pair (1..64)
+};
+
+// Protocol per batch: mark entries `migrating` (CAS; fails -> busy),
+// allocate exactly on the target (no_scrub: the copy overwrites it),
+// write_protect + flush, copy, dirtied? (-> busy, old frame kept), swap the
+// p2m entries (CAS), flush, unprotect, free the old frames (the allocator
+// keeps them dirty; scrubbing is deferred to it, off the critical path).
+// Target 4 KiB frames of a batch come from one contiguous block when the
+// node has one (split), else one by one.
+// Concurrent p2m writers must respect `migrating` (GuestMemory's balloon
+// and destroy do; an entry that vanishes mid-swap anyway is reported
+// not_present and, for 4 KiB pages, its new frame is given back).
+class FrameSwapMover final : public Mover {
+ public:
+  // Errors: invalid_argument (a required hook missing, bad batch).
+  static Result<FrameSwapMover> create(GuestMemory& guest, const FrameSwapHooks& hooks,
+                                       const FrameSwapOptions& options = {});
+  std::uint64_t page_count() const noexcept override;
+  Status query(Gfn first, std::span<PageState> out) noexcept override;
+  Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                          std::span<MoveOutcome> out) noexcept override;
+  bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override;
+  GuestMemory& guest() const noexcept { return *guest_; }
+
+  static constexpr std::uint32_t kMaxBatch = 64;
+
+ private:
+  FrameSwapMover() = default;
+  struct Batch;
+  Result<MoveTotals> move_chunk(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                                std::span<MoveOutcome> out) noexcept;
+  GuestMemory* guest_ = nullptr;  // immutable after create
+  FrameSwapHooks hooks_{};        // immutable after create
+  FrameSwapOptions options_{};
+};
+
+// ---- kernel move: a VMM whose guest RAM is a host mapping ----
+
+// Guest frame g lives at base + g * 4096. Uses move_pages(2) on this
+// process: statuses -EBUSY/-EAGAIN/-EIO/-EINVAL -> busy, -ENOMEM -> no_memory,
+// -ENOENT/-EFAULT -> not_present, -EACCES (mapped by other processes) ->
+// shared, -EPERM (locked) -> pinned. A whole-call ENODEV (node missing) ->
+// invalid_node; EPERM (seccomp, capabilities) -> unsupported.
+class KernelMover final : public Mover {
+ public:
+  // Errors: invalid_argument (null/unaligned base, 0 pages), unsupported
+  // (host base page size is not 4 KiB).
+  static Result<KernelMover> create(void* base, std::uint64_t pages);
+  std::uint64_t page_count() const noexcept override { return pages_; }
+  Status query(Gfn first, std::span<PageState> out) noexcept override;
+  Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                          std::span<MoveOutcome> out) noexcept override;
+  void* base() const noexcept { return base_; }
+
+ private:
+  KernelMover() = default;
+  unsigned char* base_ = nullptr;  // immutable after create
+  std::uint64_t pages_ = 0;
+};
+
+}  // namespace numaheap

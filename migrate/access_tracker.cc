@@ -1,0 +1,102 @@
+// AccessTracker: the packed per-page word and its decay.
+#include "numaheap/access_tracker.h"
+
+#include <bit>
+#include <new>
+
+namespace numaheap {
+
+namespace {
+
+constexpr std::uint64_t field(std::uint64_t w, unsigned shift, unsigned bits) noexcept {
+  return (w >> shift) & ((std::uint64_t{1} << bits) - 1);
+}
+constexpr std::uint64_t put(std::uint64_t w, unsigned shift, unsigned bits, std::uint64_t v) noexcept {
+  const std::uint64_t mask = ((std::uint64_t{1} << bits) - 1) << shift;
+  return (w & ~mask) | ((v << shift) & mask);
+}
+
+using T = AccessTracker;
+
+}  // namespace
+
+bool PageHeat::shared() const noexcept {
+  return switches > 0 || std::popcount(static_cast<unsigned>(seen | prev_seen)) > 1;
+}
+
+Result<std::unique_ptr<AccessTracker>> AccessTracker::create(std::uint64_t pages) {
+  if (pages == 0) return Errc::invalid_argument;
+  std::unique_ptr<AccessTracker> t(new (std::nothrow) AccessTracker());
+  if (!t) return Errc::no_memory;
+  t->pages_ = pages;
+  t->words_.reset(new (std::nothrow) std::atomic<std::uint64_t>[pages]);
+  if (!t->words_) return Errc::no_memory;
+  for (std::uint64_t i = 0; i < pages; ++i) t->words_[i].store(kEmptyWord, std::memory_order_relaxed);
+  return t;
+}
+
+std::uint64_t AccessTracker::decayed(std::uint64_t w, std::uint32_t now) noexcept {
+  const std::uint32_t then = static_cast<std::uint32_t>(field(w, kEpochShift, kEpochBits));
+  const std::uint32_t age = (now - then) & kEpochMask;
+  if (age == 0) return w;
+  std::uint64_t seen = field(w, kSeenShift, 16), hits = field(w, kHitsShift, kHitsBits);
+  const std::uint64_t sw = field(w, kSwitchShift, kSwitchBits);
+  w = put(w, kSwitchShift, kSwitchBits, sw > age ? sw - age : 0);
+  if (age == 1) {
+    w = put(w, kPrevShift, 16, seen);
+    w = put(w, kHitsShift, kHitsBits, hits / 2);
+  } else {
+    w = put(w, kPrevShift, 16, 0);
+    w = put(w, kHitsShift, kHitsBits, 0);
+    w = put(w, kStreakShift, kStreakBits, 0);
+    w = put(w, kLastShift, kLastBits, PageHeat::kNoIndex);
+  }
+  w = put(w, kSeenShift, 16, 0);
+  return put(w, kEpochShift, kEpochBits, now & kEpochMask);
+}
+
+std::uint64_t AccessTracker::with_sample(std::uint64_t w, std::uint32_t now,
+                                         std::uint32_t node_index) noexcept {
+  w = decayed(w, now);
+  const std::uint64_t last = field(w, kLastShift, kLastBits);
+  std::uint64_t streak = field(w, kStreakShift, kStreakBits);
+  if (last == node_index) {
+    if (streak < 3) ++streak;
+  } else {
+    if (last != PageHeat::kNoIndex) w = put(w, kSwitchShift, kSwitchBits, 3);
+    streak = 1;
+    w = put(w, kLastShift, kLastBits, node_index);
+  }
+  w = put(w, kStreakShift, kStreakBits, streak);
+  w |= std::uint64_t{1} << (kSeenShift + node_index % 16);
+  const std::uint64_t hits = field(w, kHitsShift, kHitsBits);
+  if (hits < 255) w = put(w, kHitsShift, kHitsBits, hits + 1);
+  return w;
+}
+
+PageHeat AccessTracker::decode(std::uint64_t w) noexcept {
+  PageHeat h;
+  h.last_index = static_cast<std::uint32_t>(field(w, kLastShift, kLastBits));
+  h.streak = static_cast<std::uint32_t>(field(w, kStreakShift, kStreakBits));
+  h.hits = static_cast<std::uint32_t>(field(w, kHitsShift, kHitsBits));
+  h.seen = static_cast<std::uint16_t>(field(w, kSeenShift, 16));
+  h.prev_seen = static_cast<std::uint16_t>(field(w, kPrevShift, 16));
+  h.switches = static_cast<std::uint32_t>(field(w, kSwitchShift, kSwitchBits));
+  return h;
+}
+
+PageHeat AccessTracker::heat(Gfn gfn) const noexcept {
+  if (gfn >= pages_) return {};
+  return decode(decayed(words_[gfn].load(std::memory_order_relaxed), epoch()));
+}
+
+void AccessTracker::reset_streak(Gfn gfn) noexcept {
+  if (gfn >= pages_) return;
+  std::uint64_t old = words_[gfn].load(std::memory_order_relaxed);
+  for (;;) {
+    const std::uint64_t next = put(decayed(old, epoch()), kStreakShift, kStreakBits, 0);
+    if (words_[gfn].compare_exchange_weak(old, next, std::memory_order_relaxed)) return;
+  }
+}
+
+}  // namespace numaheap

@@ -1,0 +1,306 @@
+// FrameSwapMover: move guest pages by copying them to a new frame on the
+// target node and swapping the p2m entry, for hypervisors that own the p2m.
+//
+// Why this order (per batch, one flush pair shared by the whole batch):
+//  1. mark each entry `migrating` by CAS: from here on nothing else may
+//     replace the entry (balloon and dedup skip migrating entries), and the
+//     embedder's write-fault path knows to wait for the move;
+//  2. allocate the new block exactly on the target (no_scrub: the copy
+//     overwrites every byte, and only this owner's bytes were there);
+//  3. write_protect + flush: only after flush() returns can no vCPU still
+//     write through an old writable translation;
+//  4. copy, then ask the dirty log whether a write raced the protection --
+//     if so keep the old frame (outcome busy) rather than lose the write;
+//  5. swap the entries (CAS, keeping flags others set meanwhile), flush
+//     again so no CPU reads the old frame, unprotect, free the old block.
+//     The allocator keeps it dirty; scrubbing happens later, off this path.
+#include <cstring>
+
+#include "numaheap/guest_memory.h"
+#include "numaheap/mover.h"
+
+namespace numaheap {
+
+const char* move_outcome_name(MoveOutcome o) noexcept {
+  switch (o) {
+    case MoveOutcome::moved: return "moved";
+    case MoveOutcome::busy: return "busy";
+    case MoveOutcome::no_memory: return "no_memory";
+    case MoveOutcome::pinned: return "pinned";
+    case MoveOutcome::shared: return "shared";
+    case MoveOutcome::not_present: return "not_present";
+    case MoveOutcome::invalid_node: return "invalid_node";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr std::size_t kNone = ~std::size_t{0};
+
+bool has_copy_path(const PageAllocator& pa, const FrameSwapHooks& h) {
+  if (h.copy) return true;
+  if (pa.platform().mode() == MemoryMode::host_memory) return true;
+  return pa.platform().config().hooks.copy != nullptr;
+}
+
+// Clears `migrating` on the first `count` entries of a block we marked.
+void unmark(GuestMemory& g, Gfn head, std::uint64_t count) {
+  for (std::uint64_t k = 0; k < count; ++k) (void)g.update_flags(head + k, 0, P2mFlags::migrating);
+}
+
+// Marks every entry of the block [head, head + 2^order) migrating, each
+// still mapping head_mfn + k with the same order and no blocking flag.
+// Entries are first tried as predicted from the head's (one CAS, no extra
+// load: 512 of them per 2 MiB block), then read if the guess was wrong.
+bool mark_block(GuestMemory& g, Gfn head, Mfn head_mfn, unsigned order, std::uint8_t flags) {
+  constexpr std::uint8_t blocking = P2mFlags::migrating | P2mFlags::pinned | P2mFlags::shared;
+  const std::uint64_t span = frames_of_order(order);
+  const auto ord = static_cast<std::uint8_t>(order);
+  const auto marked = static_cast<std::uint8_t>(flags | P2mFlags::migrating);
+  for (std::uint64_t k = 0; k < span; ++k) {
+    if (!(flags & blocking) && g.compare_exchange(head + k, P2mEntry{head_mfn + k, flags, ord},
+                                                  P2mEntry{head_mfn + k, marked, ord}))
+      continue;
+    P2mEntry cur = g.lookup(head + k);
+    P2mEntry want = cur;
+    want.flags = static_cast<std::uint8_t>(cur.flags | P2mFlags::migrating);
+    if (!cur.present() || cur.mfn != head_mfn + k || cur.order != order || (cur.flags & blocking) ||
+        !g.compare_exchange(head + k, cur, want)) {
+      unmark(g, head, k);
+      return false;
+    }
+  }
+  return true;
+}
+
+Result<Mfn> alloc_exact(PageAllocator& pa, NodeId target, unsigned order, OwnerId owner) {
+  auto a = pa.alloc(AllocRequest{order, target, AllocFlags::exact_node | AllocFlags::no_scrub, owner, {}});
+  if (!a) return a.error();
+  return a->mfn;
+}
+
+// 4 KiB target frames for a batch, taken from one contiguous block when the
+// target has one (one allocation instead of up to 64, and a destination
+// the copy streams into); frames left over go back one by one.
+struct FramePool {
+  Mfn next = 0, end = 0;
+  Result<Mfn> take(PageAllocator& pa, NodeId target, OwnerId owner, std::size_t wanted) {
+    if (next == end && wanted > 1) {
+      unsigned order = 0;
+      while (order < 6 && frames_of_order(order) < wanted) ++order;
+      auto a = alloc_exact(pa, target, order, owner);
+      if (a && pa.split(*a, order, owner)) {
+        next = *a;
+        end = *a + frames_of_order(order);
+      } else if (a) {
+        (void)pa.free(*a, order, owner);
+      }
+    }
+    if (next != end) return next++;
+    return alloc_exact(pa, target, 0, owner);
+  }
+  void release(PageAllocator& pa, OwnerId owner) {
+    for (; next != end; ++next) (void)pa.free(next, 0, owner);
+  }
+};
+
+}  // namespace
+
+struct FrameSwapMover::Batch {
+  struct Item {
+    Gfn head;
+    unsigned order;
+    Mfn old_mfn, new_mfn;
+    bool live;
+    std::uint8_t flags;  // the entries' flags when marked (migrating included)
+    bool stolen;         // an entry vanished during the swap (see below)  // copy verified: swap (true) or roll back (false)
+  };
+  Item items[kMaxBatch];
+  GfnRun runs[kMaxBatch];
+  std::size_t count = 0;
+};
+
+Result<FrameSwapMover> FrameSwapMover::create(GuestMemory& guest, const FrameSwapHooks& hooks,
+                                              const FrameSwapOptions& options) {
+  if (!hooks.write_protect || !hooks.flush) return Errc::invalid_argument;
+  if (options.batch == 0 || options.batch > kMaxBatch) return Errc::invalid_argument;
+  if (!has_copy_path(guest.allocator(), hooks)) return Errc::invalid_argument;
+  FrameSwapMover m;
+  m.guest_ = &guest;
+  m.hooks_ = hooks;
+  m.options_ = options;
+  return m;
+}
+
+std::uint64_t FrameSwapMover::page_count() const noexcept { return guest_->gfn_limit(); }
+
+Status FrameSwapMover::query(Gfn first, std::span<PageState> out) noexcept {
+  if (first > page_count() || out.size() > page_count() - first) return Errc::invalid_argument;
+  const PageAllocator& pa = guest_->allocator();
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const P2mEntry e = guest_->lookup(first + i);
+    out[i] = e.present() ? PageState{pa.node_of(e.mfn), e.flags, e.order} : PageState{};
+  }
+  return {};
+}
+
+bool FrameSwapMover::node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept {
+  auto s = guest_->allocator().stats(node);
+  if (!s) return false;
+  const std::uint64_t avail = s->free + s->cached;
+  free = avail > s->claimed ? avail - s->claimed : 0;  // others' claims are not ours to take
+  managed = s->managed;
+  return true;
+}
+
+Result<MoveTotals> FrameSwapMover::move(std::span<const Gfn> gfns, NodeId target,
+                                        MoveGranularity granularity, std::span<MoveOutcome> out) noexcept {
+  if (out.size() != gfns.size()) return Errc::invalid_argument;
+  const NodeInfo* n = guest_->allocator().topology().find(target);
+  if (!n || n->frame_count() == 0) return Errc::invalid_node;
+  MoveTotals total;
+  for (std::size_t at = 0; at < gfns.size(); at += options_.batch) {
+    const std::size_t len = std::min<std::size_t>(options_.batch, gfns.size() - at);
+    auto r = move_chunk(gfns.subspan(at, len), target, granularity, out.subspan(at, len));
+    if (!r) return r.error();
+    total.frames_moved += r->frames_moved;
+    total.flushes += r->flushes;
+  }
+  return total;
+}
+
+Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId target,
+                                              MoveGranularity granularity,
+                                              std::span<MoveOutcome> out) noexcept {
+  GuestMemory& g = *guest_;
+  PageAllocator& pa = g.allocator();
+  Batch b;
+  FramePool pool;
+  std::size_t item_of[kMaxBatch];
+  MoveTotals totals;
+
+  // 1-2. Claim the entries and the target frames.
+  for (std::size_t i = 0; i < gfns.size(); ++i) {
+    item_of[i] = kNone;
+    const Gfn gfn = gfns[i];
+    P2mEntry e = gfn < page_count() ? g.lookup(gfn) : P2mEntry{};
+    if (e.present() && e.order > 0 && granularity == MoveGranularity::pages &&
+        !(e.flags & (P2mFlags::pinned | P2mFlags::shared | P2mFlags::migrating)) &&
+        pa.node_of(e.mfn) != target) {
+      if (!g.split_to_pages(gfn)) {
+        out[i] = MoveOutcome::busy;
+        continue;
+      }
+      e = g.lookup(gfn);
+    }
+    if (!e.present()) { out[i] = MoveOutcome::not_present; continue; }
+    if (e.flags & P2mFlags::pinned) { out[i] = MoveOutcome::pinned; continue; }
+    if (e.flags & P2mFlags::shared) { out[i] = MoveOutcome::shared; continue; }
+    const std::uint64_t span = frames_of_order(e.order);
+    const Gfn head = gfn & ~(span - 1);
+    const Mfn head_mfn = e.mfn - (gfn - head);
+    // Another page of a block already queued by this batch, or the same
+    // page twice? Such entries are ours (migrating); search only then.
+    auto queued = [&] {
+      for (std::size_t k = 0; k < b.count; ++k)
+        if (b.items[k].head == head) return k;
+      return kNone;
+    };
+    if (e.flags & P2mFlags::migrating) {
+      if ((item_of[i] = queued()) == kNone) out[i] = MoveOutcome::busy;
+      continue;
+    }
+    if (pa.node_of(e.mfn) == target) { out[i] = MoveOutcome::moved; continue; }
+    if (!mark_block(g, head, head_mfn, e.order, e.flags)) {
+      if ((item_of[i] = queued()) == kNone) out[i] = MoveOutcome::busy;
+      continue;
+    }
+    Result<Mfn> dst = e.order == 0 ? pool.take(pa, target, g.owner(), gfns.size() - i)
+                                   : alloc_exact(pa, target, e.order, g.owner());
+    if (!dst) {
+      unmark(g, head, span);
+      out[i] = dst.error() == Errc::invalid_node ? MoveOutcome::invalid_node : MoveOutcome::no_memory;
+      continue;
+    }
+    item_of[i] = b.count;
+    b.items[b.count] = {head, e.order, head_mfn, *dst, true,
+                       static_cast<std::uint8_t>(e.flags | P2mFlags::migrating), false};
+    b.runs[b.count] = {head, span};
+    ++b.count;
+  }
+  if (b.count == 0) {
+    pool.release(pa, g.owner());
+    return totals;
+  }
+
+  // 3. Writes stop counting only once the flush has returned.
+  hooks_.write_protect(hooks_.ctx, b.runs, b.count);
+  hooks_.flush(hooks_.ctx);
+  ++totals.flushes;
+
+  // 4. Copy and verify.
+  for (std::size_t k = 0; k < b.count; ++k) {
+    const auto& it = b.items[k];
+    const std::uint64_t frames = frames_of_order(it.order);
+    if (hooks_.copy) {
+      hooks_.copy(hooks_.ctx, it.new_mfn, it.old_mfn, frames);
+    } else if (void* dst = pa.frame_address(it.new_mfn)) {
+      std::memcpy(dst, pa.frame_address(it.old_mfn), frames << kFrameShift);
+    } else {
+      for (std::uint64_t f = 0; f < frames; ++f) (void)pa.platform().copy_frame(it.new_mfn + f, it.old_mfn + f);
+    }
+    if (hooks_.dirtied && hooks_.dirtied(hooks_.ctx, b.runs[k])) b.items[k].live = false;
+  }
+
+  // 5. Swap (or roll back), flush, unprotect, free.
+  for (std::size_t k = 0; k < b.count; ++k) {
+    const auto& it = b.items[k];
+    const std::uint64_t span = frames_of_order(it.order);
+    if (!it.live) {
+      unmark(g, it.head, span);
+      continue;
+    }
+    const auto ord = static_cast<std::uint8_t>(it.order);
+    const auto done_flags = static_cast<std::uint8_t>(it.flags & ~P2mFlags::migrating);
+    for (std::uint64_t f = 0; f < span; ++f) {
+      if (g.compare_exchange(it.head + f, P2mEntry{it.old_mfn + f, it.flags, ord},
+                             P2mEntry{it.new_mfn + f, done_flags, ord}))
+        continue;  // as marked
+      for (;;) {  // only flag bits may change under us (migrating blocks the rest)
+        P2mEntry cur = g.lookup(it.head + f);
+        if (!cur.present() || cur.mfn != it.old_mfn + f) {
+          // Taken from under the move (a balloon that ignored `migrating`):
+          // its owner freed the old frame; ours is the one to give back.
+          b.items[k].stolen = true;
+          break;
+        }
+        P2mEntry next = cur;
+        next.mfn = it.new_mfn + f;
+        next.flags = static_cast<std::uint8_t>(cur.flags & ~P2mFlags::migrating);
+        if (g.compare_exchange(it.head + f, cur, next)) break;
+      }
+    }
+  }
+  hooks_.flush(hooks_.ctx);
+  ++totals.flushes;
+  if (hooks_.unprotect) hooks_.unprotect(hooks_.ctx, b.runs, b.count);
+  pool.release(pa, g.owner());
+  for (std::size_t k = 0; k < b.count; ++k) {
+    const auto& it = b.items[k];
+    if (it.stolen) {  // order 0 only can be recovered whole; see report in mover.h
+      if (it.order == 0) (void)pa.free(it.new_mfn, 0, g.owner());
+      continue;
+    }
+    (void)pa.free(it.live ? it.old_mfn : it.new_mfn, it.order, g.owner());
+    if (it.live) totals.frames_moved += frames_of_order(it.order);
+  }
+  for (std::size_t i = 0; i < gfns.size(); ++i)
+    if (item_of[i] != kNone)
+      out[i] = b.items[item_of[i]].stolen ? MoveOutcome::not_present
+               : b.items[item_of[i]].live ? MoveOutcome::moved
+                                          : MoveOutcome::busy;
+  return totals;
+}
+
+}  // namespace numaheap

@@ -1,0 +1,329 @@
+// Migrator: registration, the lock-free inputs, the background thread,
+// moves with their bookkeeping, stats and invariants. The per-page policy
+// is in policy.cc, rehome in rehome.cc.
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <new>
+
+#include "migrate/migrator_impl.h"
+
+namespace numaheap {
+
+namespace {
+
+std::uint64_t steady_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+}  // namespace
+
+MigrateGuestOptions migrate_options_for(const GuestMemory& guest, bool vnuma_bound) {
+  MigrateGuestOptions o;
+  o.vnuma_bound = vnuma_bound;
+  o.layout = guest.layout();
+  o.vcpus = guest.spec().vcpus;
+  return o;
+}
+
+Result<std::unique_ptr<Migrator>> Migrator::create(const Topology& topo, const MigratorConfig& config) {
+  if (topo.node_count() == 0 || config.max_guests == 0 || config.decay_steps == 0 || config.scan_pages == 0 ||
+      config.rate_limit_mb_s < 0 || config.watermark_fraction < 0 || config.watermark_fraction > 1 ||
+      config.rehome_pages_per_step == 0 || config.rehome_max_passes == 0)
+    return Errc::invalid_argument;
+  std::unique_ptr<Impl> m(new (std::nothrow) Impl());
+  if (!m) return Errc::no_memory;
+  m->topo = &topo;
+  m->config = config;
+  m->nodes = topo.node_count();
+  m->slots.reset(new (std::nothrow) std::atomic<GuestSlot*>[config.max_guests]);
+  if (!m->slots) return Errc::no_memory;
+  for (std::uint32_t i = 0; i < config.max_guests; ++i) m->slots[i].store(nullptr, std::memory_order_relaxed);
+  const double burst = config.rate_limit_mb_s * 1048576.0;  // one second's worth
+  m->tokens.assign(m->nodes, burst);
+  m->last_refill_ns.assign(m->nodes, 0);
+  m->backoff_until.assign(m->nodes, 0);
+  m->backoff_len.assign(m->nodes, 0);
+  m->pair_pages.assign(m->nodes * m->nodes, 0);
+  return std::unique_ptr<Migrator>(new Migrator(m.release()));
+}
+
+Migrator::~Migrator() {
+  stop();
+  delete impl_;
+}
+
+Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& options) {
+  Impl& m = *impl_;
+  const std::uint64_t pages = mover.page_count();
+  if (pages == 0 || options.vcpus > kMaxGuestVcpus) return Errc::invalid_argument;
+  NodeMask allowed = options.allowed.empty() ? m.topo->memory_nodes() : options.allowed;
+  if (!m.topo->memory_nodes().contains(allowed) || allowed.empty()) return Errc::invalid_node;
+  std::vector<MigrateRange> ranges;
+  if (options.layout.empty()) {
+    ranges.push_back({0, pages, 0, kNoNode, allowed});
+  } else {
+    Gfn end = 0;
+    for (const auto& r : options.layout) {
+      if (r.first < end || r.first > pages || r.pages > pages - r.first) return Errc::invalid_argument;
+      if (options.vnuma_bound && !m.topo->memory_nodes().test(r.pnode)) return Errc::invalid_node;
+      ranges.push_back({r.first, r.pages, r.vnode, r.pnode, allowed});
+      end = r.first + r.pages;
+    }
+  }
+  auto tracker = AccessTracker::create(pages);
+  if (!tracker) return tracker.error();
+  std::unique_ptr<GuestSlot> s(new (std::nothrow) GuestSlot());
+  if (!s) return Errc::no_memory;
+  s->mover = &mover;
+  s->options = options;
+  s->tracker = std::move(*tracker);
+  s->ranges = std::move(ranges);
+  if (options.vcpus) {
+    s->vcpu_cpu.reset(new (std::nothrow) std::atomic<CpuId>[options.vcpus]);
+    if (!s->vcpu_cpu) return Errc::no_memory;
+    for (std::uint32_t v = 0; v < options.vcpus; ++v) s->vcpu_cpu[v].store(kMaxCpus, std::memory_order_relaxed);
+  }
+  std::lock_guard<std::mutex> g(m.lock);
+  for (GuestId id = 0; id < m.config.max_guests; ++id) {
+    if (m.slots[id].load(std::memory_order_relaxed)) continue;
+    s->id = id;
+    m.slots[id].store(s.get(), std::memory_order_release);
+    m.owned.push_back(std::move(s));
+    return id;
+  }
+  return Errc::busy;
+}
+
+Status Migrator::remove_guest(GuestId id) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.lock);
+  GuestSlot* s = m.slot(id);
+  if (!s) return Errc::invalid_argument;
+  s->removed = true;
+  if (s->rehome.active) {
+    s->rehome.active = false;
+    s->rehome.state.store(static_cast<std::uint8_t>(RehomeState::cancelled), std::memory_order_release);
+  }
+  // The slot object stays alive (owned) for racing inputs; only the id is freed.
+  m.slots[id].store(nullptr, std::memory_order_release);
+  return {};
+}
+
+void Migrator::record_access(GuestId id, Gfn gfn, CpuId cpu) noexcept {
+  GuestSlot* s = impl_->slot(id);
+  if (!s) return;
+  const int idx = impl_->topo->index_of(impl_->topo->node_of_cpu(cpu));
+  if (idx >= 0) s->tracker->record(gfn, static_cast<std::uint32_t>(idx));
+}
+
+void Migrator::record_vcpu_access(GuestId id, Gfn gfn, std::uint32_t vcpu) noexcept {
+  GuestSlot* s = impl_->slot(id);
+  if (!s || vcpu >= s->options.vcpus) return;
+  const CpuId cpu = s->vcpu_cpu[vcpu].load(std::memory_order_relaxed);
+  const int idx = impl_->topo->index_of(impl_->topo->node_of_cpu(cpu));
+  if (idx >= 0) s->tracker->record(gfn, static_cast<std::uint32_t>(idx));
+}
+
+Status Migrator::set_vcpu_cpu(GuestId id, std::uint32_t vcpu, CpuId cpu) noexcept {
+  GuestSlot* s = impl_->slot(id);
+  if (!s || vcpu >= s->options.vcpus) return Errc::invalid_argument;
+  if (impl_->topo->node_of_cpu(cpu) == kNoNode) return Errc::invalid_argument;
+  s->vcpu_cpu[vcpu].store(cpu, std::memory_order_relaxed);
+  return {};
+}
+
+Status Migrator::bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.lock);
+  GuestSlot* s = m.slot(id);
+  if (!s || !s->options.vnuma_bound) return Errc::invalid_argument;
+  if (!m.topo->memory_nodes().test(pnode)) return Errc::invalid_node;
+  bool found = false;
+  for (auto& r : s->ranges)
+    if (r.vnode == vnode) {
+      r.pnode = pnode;
+      r.allowed.set(pnode);
+      found = true;
+    }
+  return found ? Status{} : Status{Errc::invalid_argument};
+}
+
+// ---- background thread ----
+
+Status Migrator::start() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.thread_lock);
+  if (m.thread.joinable()) return Errc::busy;
+  m.stop_requested = false;
+  m.running.store(true, std::memory_order_release);
+  m.thread = std::thread([this] {
+    Impl& im = *impl_;
+    std::unique_lock<std::mutex> tl(im.thread_lock);
+    while (!im.stop_requested) {
+      tl.unlock();
+      (void)step();
+      tl.lock();
+      im.wake.wait_for(tl, std::chrono::milliseconds(im.config.period_ms), [&] { return im.stop_requested; });
+    }
+  });
+  return {};
+}
+
+void Migrator::stop() {
+  Impl& m = *impl_;
+  std::thread t;
+  {
+    std::lock_guard<std::mutex> g(m.thread_lock);
+    m.stop_requested = true;
+    t = std::move(m.thread);
+  }
+  m.wake.notify_all();
+  if (t.joinable()) t.join();
+  m.running.store(false, std::memory_order_release);
+}
+
+bool Migrator::running() const noexcept { return impl_->running.load(std::memory_order_acquire); }
+
+StepReport Migrator::step() { return step_at(steady_ns()); }
+
+StepReport Migrator::step_at(std::uint64_t now_ns) {
+  Impl& m = *impl_;
+  const std::uint64_t t0 = steady_ns();
+  std::lock_guard<std::mutex> g(m.lock);
+  StepReport rep;
+  ++m.step_no;
+  double local = 0, total = 0;
+  for (GuestId id = 0; id < m.config.max_guests; ++id) {
+    GuestSlot* s = m.slots[id].load(std::memory_order_relaxed);
+    if (!s) continue;
+    if (m.step_no % m.config.decay_steps == 0) s->tracker->advance_epoch();
+    if (s->rehome.active) m.rehome_step(*s, rep);
+    if (s->options.auto_balance || s->options.vnuma_bound) m.scan_guest(*s, now_ns, rep, local, total);
+  }
+  if (total > 0) m.stats.local_access_ratio = local / total;
+  ++m.stats.steps;
+  m.stats.ns_stepping += steady_ns() - t0;
+#if NUMAHEAP_CHECK_INVARIANTS
+  assert(m.check_locked().has_value());
+#endif
+  return rep;
+}
+
+// ---- moves and bookkeeping ----
+
+std::uint64_t Migrator::Impl::admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns) {
+  if (config.rate_limit_mb_s <= 0) return pages;
+  const int i = index(target);
+  if (i < 0) return 0;
+  const auto k = static_cast<std::size_t>(i);
+  const double per_ns = config.rate_limit_mb_s * 1048576.0 / 1e9;
+  const double burst = config.rate_limit_mb_s * 1048576.0;
+  if (now_ns > last_refill_ns[k]) {
+    tokens[k] = std::min(burst, tokens[k] + per_ns * static_cast<double>(now_ns - last_refill_ns[k]));
+    last_refill_ns[k] = now_ns;
+  }
+  const auto fit = static_cast<std::uint64_t>(tokens[k] / static_cast<double>(kFrameSize));
+  const std::uint64_t take = std::min(fit, pages);
+  tokens[k] -= static_cast<double>(take * kFrameSize);
+  return take;
+}
+
+void Migrator::Impl::back_off(NodeId target) noexcept {
+  const int i = index(target);
+  if (i < 0) return;
+  const auto k = static_cast<std::size_t>(i);
+  backoff_len[k] = std::min<std::uint32_t>(config.backoff_max_steps, backoff_len[k] ? backoff_len[k] * 2 : 1);
+  backoff_until[k] = step_no + backoff_len[k];
+}
+
+const MigrateRange* Migrator::Impl::range_of(const GuestSlot& g, Gfn gfn) const noexcept {
+  auto it = std::upper_bound(g.ranges.begin(), g.ranges.end(), gfn,
+                             [](Gfn x, const MigrateRange& r) { return x < r.first; });
+  if (it == g.ranges.begin()) return nullptr;
+  --it;
+  return gfn - it->first < it->pages ? &*it : nullptr;
+}
+
+void Migrator::Impl::do_move(GuestSlot& g, const Gfn* gfns, const PageState* from, std::size_t n,
+                             NodeId target, MoveGranularity gran, MoveOutcome* out, StepReport& rep) {
+  const std::uint64_t t0 = steady_ns();
+  auto r = g.mover->move(std::span<const Gfn>(gfns, n), target, gran, std::span<MoveOutcome>(out, n));
+  stats.ns_moving += steady_ns() - t0;
+  if (!r) {
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = r.error() == Errc::invalid_node ? MoveOutcome::invalid_node : MoveOutcome::busy;
+  } else {
+    stats.flushes += r->flushes;
+    stats.pages_moved += r->frames_moved;
+    stats.bytes_moved += r->frames_moved << kFrameShift;
+    rep.moved += r->frames_moved;
+  }
+  const int ti = index(target);
+  bool failed_memory = false, any_moved = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    ++stats.outcomes[static_cast<std::size_t>(out[i])];
+    if (out[i] == MoveOutcome::moved) {
+      any_moved = true;
+      g.tracker->reset_streak(gfns[i]);
+      const int fi = index(from[i].node);
+      if (fi >= 0 && ti >= 0 && fi != ti) {
+        // Whole blocks count all their frames; a page of a split block one.
+        const std::uint64_t frames = gran == MoveGranularity::whole_blocks ? frames_of_order(from[i].order) : 1;
+        pair_pages[static_cast<std::size_t>(fi) * nodes + static_cast<std::size_t>(ti)] += frames;
+      }
+    } else if (out[i] == MoveOutcome::no_memory || out[i] == MoveOutcome::invalid_node) {
+      failed_memory = true;
+      ++rep.failed;
+    } else if (out[i] == MoveOutcome::busy) {
+      ++rep.failed;
+    }
+  }
+  if (ti < 0) return;
+  const auto k = static_cast<std::size_t>(ti);
+  if (failed_memory) {
+    back_off(target);
+  } else if (any_moved) {
+    backoff_len[k] = 0;
+  }
+}
+
+MigratorStats Migrator::stats() const {
+  const Impl& m = *impl_;
+  std::lock_guard<std::mutex> g(m.lock);
+  MigratorStats s = m.stats;
+  for (std::size_t f = 0; f < m.nodes; ++f)
+    for (std::size_t t = 0; t < m.nodes; ++t)
+      if (std::uint64_t p = m.pair_pages[f * m.nodes + t])
+        s.moves.push_back({m.topo->node_at(f).id, m.topo->node_at(t).id, p, p << kFrameShift});
+  return s;
+}
+
+Status Migrator::check_invariants() const {
+  std::lock_guard<std::mutex> g(impl_->lock);
+  return impl_->check_locked();
+}
+
+Status Migrator::Impl::check_locked() const {
+  for (const auto& s : owned) {
+    Gfn end = 0;
+    for (const auto& r : s->ranges) {
+      if (r.first < end || r.allowed.empty()) return Errc::invalid_argument;
+      if (r.first + r.pages > s->mover->page_count()) return Errc::invalid_argument;
+      end = r.first + r.pages;
+    }
+    if (s->rehome.done.load() > s->rehome.total.load()) return Errc::invalid_argument;
+    const bool published = !s->removed && slots[s->id].load(std::memory_order_relaxed) == s.get();
+    if (s->removed == published) return Errc::invalid_argument;
+  }
+  std::uint64_t pairs = 0;
+  for (auto p : pair_pages) pairs += p;
+  if (pairs > stats.pages_moved) return Errc::invalid_argument;  // every pair move was counted as moved
+  for (std::size_t k = 0; k < nodes; ++k)
+    if (backoff_len[k] > config.backoff_max_steps || tokens[k] < 0) return Errc::invalid_argument;
+  return {};
+}
+
+}  // namespace numaheap

@@ -1,0 +1,375 @@
+// Migrator policy: access tracking, two-stage filter, shared pages not
+// bounced (ping-pong), pinned / dedup-shared never moved, vNUMA binding,
+// watermark, rate limit, backoff, rehome progress and cancellation, stats,
+// and the frame-swap mover's outcomes.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "migrate_test_model.h"
+#include "unit/heap_test_support.h"
+#include "numaheap/access_tracker.h"
+
+using namespace numaheap;
+using namespace numaheap::test;
+
+namespace {
+
+struct Rig {
+  TwoNodeHost h;
+  std::unique_ptr<GuestMemory> gm;
+  std::unique_ptr<GuestModel> model;
+  std::unique_ptr<FrameSwapMover> mover;
+  std::unique_ptr<Migrator> m;
+  GuestId id = 0;
+  explicit Rig(MigratorConfig cfg = {}, bool vnuma = false, std::uint64_t mb = 2, std::uint64_t frames = 4096)
+      : h(frames) {
+    gm = make_guest(h, mb, vnuma, 0);
+    model = std::make_unique<GuestModel>(*gm, 4);
+    auto mv = FrameSwapMover::create(*gm, model->hooks());
+    EXPECT_TRUE(mv.has_value());
+    mover = std::make_unique<FrameSwapMover>(*mv);
+    auto mg = Migrator::create(h.topo, cfg);
+    EXPECT_TRUE(mg.has_value());
+    m = std::move(*mg);
+    auto r = m->add_guest(*mover, migrate_options_for(*gm, vnuma));
+    EXPECT_TRUE(r.has_value());
+    id = *r;
+  }
+  NodeId node(Gfn gfn) const { return h.pa->node_of(gm->lookup(gfn).mfn); }
+  void touch(Gfn gfn, CpuId cpu, int times = 1) {
+    for (int i = 0; i < times; ++i) m->record_access(id, gfn, cpu);
+  }
+};
+
+MigratorConfig fast() {
+  MigratorConfig c;
+  c.rate_limit_mb_s = 0;
+  c.watermark_fraction = 0;
+  c.decay_steps = 1000;  // no decay unless a test wants it
+  return c;
+}
+
+constexpr CpuId kCpuNode0 = 0, kCpuNode1 = 2;
+
+}  // namespace
+
+TEST(AccessTracker, TwoStageFilterAndDecay) {
+  auto t = AccessTracker::create(4);
+  ASSERT_TRUE(t.has_value());
+  AccessTracker& a = **t;
+  EXPECT_FALSE(a.heat(0).sampled());
+  a.record(0, 3);
+  EXPECT_EQ(a.heat(0).streak, 1u);
+  a.record(0, 3);
+  EXPECT_EQ(a.heat(0).streak, 2u);
+  EXPECT_FALSE(a.heat(0).shared());
+  a.record(0, 1);
+  EXPECT_EQ(a.heat(0).last_index, 1u);
+  EXPECT_EQ(a.heat(0).streak, 1u);
+  EXPECT_TRUE(a.heat(0).shared());
+  a.advance_epoch();  // one epoch later: still remembered as shared
+  EXPECT_TRUE(a.heat(0).shared());
+  a.advance_epoch();  // two: forgotten, including the streak
+  EXPECT_FALSE(a.heat(0).shared());
+  EXPECT_FALSE(a.heat(0).sampled());
+  a.record(99, 1);  // out of range: ignored
+  a.record(1, 5000);
+  EXPECT_FALSE(a.heat(1).sampled());
+  for (int i = 0; i < 1000; ++i) a.record(2, 0);
+  EXPECT_EQ(a.heat(2).hits, 255u);
+  EXPECT_EQ(a.heat(2).streak, 3u);
+}
+
+TEST(MigratePolicy, PageMovesOnlyAfterTwoConsecutiveSamplesFromOneNode) {
+  Rig r(fast());
+  r.touch(5, kCpuNode1);
+  r.m->step_at(1);
+  EXPECT_EQ(r.node(5), 0u);  // one sample is not enough
+  r.touch(6, kCpuNode1);
+  r.touch(6, kCpuNode0);
+  r.touch(6, kCpuNode1);
+  r.m->step_at(2);
+  EXPECT_EQ(r.node(6), 0u);  // not consecutive (and shared)
+  r.touch(5, kCpuNode1);
+  r.m->step_at(3);
+  EXPECT_EQ(r.node(5), 1u);
+  EXPECT_EQ(r.node(4), 0u);  // its neighbours stay (the 2 MiB block was split)
+  EXPECT_EQ(r.gm->lookup(4).order, 0);
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.pages_moved, 1u);
+  ASSERT_EQ(s.moves.size(), 1u);
+  EXPECT_EQ(s.moves[0].from, 0u);
+  EXPECT_EQ(s.moves[0].to, 1u);
+  EXPECT_EQ(s.moves[0].bytes, kFrameSize);
+  EXPECT_EQ(s.outcomes[static_cast<int>(MoveOutcome::moved)], 1u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+  EXPECT_TRUE(r.gm->check_invariants().has_value());
+}
+
+TEST(MigratePolicy, PingPongSharedPageMovesAtMostOnce) {
+  Rig r(fast());
+  // vCPUs on both nodes take turns on page 9, two samples each per round.
+  for (int round = 0; round < 50; ++round) {
+    const CpuId cpu = round % 2 ? kCpuNode0 : kCpuNode1;
+    r.touch(9, cpu, 2);
+    r.m->step_at(static_cast<std::uint64_t>(round) + 1);
+  }
+  EXPECT_LE(r.m->stats().pages_moved, 1u);
+  EXPECT_GT(r.m->stats().skipped_shared_access, 0u);
+  // With decay every step the same holds.
+  MigratorConfig c = fast();
+  c.decay_steps = 1;
+  Rig d(c);
+  for (int round = 0; round < 50; ++round) {
+    d.touch(9, round % 2 ? kCpuNode0 : kCpuNode1, 2);
+    d.m->step_at(static_cast<std::uint64_t>(round) + 1);
+  }
+  EXPECT_LE(d.m->stats().pages_moved, 1u);
+}
+
+TEST(MigratePolicy, PinnedAndDedupSharedPagesNeverMove) {
+  Rig r(fast());
+  ASSERT_TRUE(r.gm->split_to_pages(0).has_value());
+  ASSERT_TRUE(r.gm->update_flags(1, P2mFlags::pinned, 0));
+  ASSERT_TRUE(r.gm->update_flags(2, P2mFlags::shared, 0));
+  const Mfn m1 = r.gm->lookup(1).mfn, m2 = r.gm->lookup(2).mfn;
+  for (int i = 0; i < 5; ++i) {
+    r.touch(1, kCpuNode1, 2);
+    r.touch(2, kCpuNode1, 2);
+    r.m->step_at(static_cast<std::uint64_t>(i) + 1);
+  }
+  EXPECT_EQ(r.gm->lookup(1).mfn, m1);
+  EXPECT_EQ(r.gm->lookup(2).mfn, m2);
+  EXPECT_GT(r.m->stats().skipped_pinned, 0u);
+  EXPECT_GT(r.m->stats().skipped_shared, 0u);
+  // The mover refuses them too, with the move_pages-like outcome.
+  Gfn g[3] = {1, 2, 100000};
+  MoveOutcome out[3];
+  auto res = r.mover->move(g, 1, MoveGranularity::pages, out);
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::pinned);
+  EXPECT_EQ(out[1], MoveOutcome::shared);
+  EXPECT_EQ(out[2], MoveOutcome::not_present);
+  EXPECT_FALSE(r.mover->move(g, 7, MoveGranularity::pages, out).has_value());  // no node 7
+  ASSERT_TRUE(r.gm->update_flags(2, 0, P2mFlags::shared));  // no sharing manager holds it
+  EXPECT_TRUE(r.gm->destroy().has_value());
+}
+
+TEST(MigratePolicy, VnumaBoundPagesFollowTheirVnodeNotAccesses) {
+  Rig r(fast(), true, 4);
+  // vnode 0 = gfns 0..511 on node 0, vnode 1 = 512..1023 on node 1.
+  r.touch(3, kCpuNode1, 3);
+  r.m->step_at(1);
+  EXPECT_EQ(r.node(3), 0u);  // accesses do not move a bound page
+  ASSERT_TRUE(r.m->bind_vnode(r.id, 0, 1).has_value());
+  for (int i = 0; i < 10; ++i) r.m->step_at(static_cast<std::uint64_t>(i) + 2);
+  for (Gfn g = 0; g < 1024; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_FALSE(r.m->bind_vnode(r.id, 5, 1).has_value());
+}
+
+TEST(MigratePolicy, DestinationWatermarkRespected) {
+  MigratorConfig c = fast();
+  Rig r(c, false, 2, 1024);
+  // Fill node 1 until only 8 frames are free; watermark 4 pages.
+  std::vector<Mfn> hog;
+  for (;;) {
+    auto s = r.h.pa->stats(1);
+    if (s->free + s->cached <= 8) break;
+    auto a = r.h.pa->alloc(req(0, 1, AllocFlags::exact_node, 99));
+    ASSERT_TRUE(a.has_value());
+    hog.push_back(a->mfn);
+  }
+  MigratorConfig wc = fast();
+  wc.watermark_pages = 4;
+  auto m = Migrator::create(r.h.topo, wc);
+  ASSERT_TRUE(r.m->remove_guest(r.id).has_value());
+  auto id = (*m)->add_guest(*r.mover, migrate_options_for(*r.gm, false));
+  ASSERT_TRUE(id.has_value());
+  for (Gfn g = 0; g < 64; ++g) (*m)->record_access(*id, g, kCpuNode1), (*m)->record_access(*id, g, kCpuNode1);
+  (*m)->step_at(1);
+  const MigratorStats s = (*m)->stats();
+  EXPECT_EQ(s.pages_moved, 4u);  // 8 free - watermark 4
+  EXPECT_GT(s.skipped_watermark, 0u);
+  for (Mfn f : hog) ASSERT_TRUE(r.h.pa->free(f, 0, 99).has_value());
+}
+
+TEST(MigratePolicy, RateLimitPerDestination) {
+  MigratorConfig c = fast();
+  c.rate_limit_mb_s = 0.25;  // 64 pages per second, burst one second
+  Rig r(c);
+  for (Gfn g = 0; g < 512; ++g) r.touch(g, kCpuNode1, 2);
+  r.m->step_at(0);
+  EXPECT_EQ(r.m->stats().pages_moved, 64u);
+  r.m->step_at(500'000'000);  // half a second later: 32 more
+  EXPECT_EQ(r.m->stats().pages_moved, 96u);
+  EXPECT_GT(r.m->stats().skipped_rate_limit, 0u);
+}
+
+TEST(MigratePolicy, FailedMovesBackOff) {
+  Rig r(fast(), false, 2, 1024);
+  std::vector<Mfn> hog;  // node 1 full
+  for (;;) {
+    auto a = r.h.pa->alloc(req(0, 1, AllocFlags::exact_node, 99));
+    if (!a) break;
+    hog.push_back(a->mfn);
+  }
+  Gfn one[1] = {100};
+  MoveOutcome o[1];
+  ASSERT_TRUE(r.mover->move(one, 1, MoveGranularity::pages, o).has_value());
+  EXPECT_EQ(o[0], MoveOutcome::no_memory);
+  for (Gfn g = 0; g < 8; ++g) r.touch(g, kCpuNode1, 2);
+  r.m->step_at(1);
+  EXPECT_GT(r.m->stats().skipped_watermark, 0u);
+  const std::uint64_t wm = r.m->stats().skipped_watermark;
+  r.m->step_at(2);  // backed off: not even tried at once
+  EXPECT_EQ(r.m->stats().skipped_watermark, wm);
+  EXPECT_GT(r.m->stats().skipped_backoff, 0u);
+  for (Mfn f : hog) ASSERT_TRUE(r.h.pa->free(f, 0, 99).has_value());
+  for (int i = 0; i < 10; ++i) r.m->step_at(static_cast<std::uint64_t>(i) + 3);
+  for (Gfn g = 0; g < 8; ++g) EXPECT_EQ(r.node(g), 1u);
+}
+
+TEST(MigratePolicy, DirtiedPageKeepsItsFrameAndReportsBusy) {
+  TwoNodeHost h(2048);
+  auto gm = make_guest(h, 2, false, 0);
+  FrameSwapHooks hk;
+  hk.write_protect = [](void*, const GfnRun*, std::size_t) {};
+  hk.flush = [](void*) {};
+  hk.dirtied = [](void*, GfnRun) { return true; };  // a write always races
+  auto mv = FrameSwapMover::create(*gm, hk);
+  ASSERT_TRUE(mv.has_value());
+  const std::uint64_t used = h.used();
+  const Mfn before = gm->lookup(0).mfn;
+  Gfn g[1] = {0};
+  MoveOutcome out[1];
+  ASSERT_TRUE(mv->move(g, 1, MoveGranularity::whole_blocks, out).has_value());
+  EXPECT_EQ(out[0], MoveOutcome::busy);
+  EXPECT_EQ(gm->lookup(0).mfn, before);
+  EXPECT_FALSE(gm->lookup(0).flags & P2mFlags::migrating);
+  EXPECT_EQ(h.used(), used);
+  hk.flush = nullptr;
+  EXPECT_FALSE(FrameSwapMover::create(*gm, hk).has_value());  // flush hook is required
+}
+
+TEST(MigrateRehome, MovesWholeGuestWithProgressAndKeepsContents) {
+  MigratorConfig c = fast();
+  c.rehome_pages_per_step = 128;
+  Rig r(c, false, 4);
+  for (Gfn g = 0; g < 1024; ++g) ASSERT_TRUE(r.model->write(0, g, g * 3 + 1));
+  ASSERT_TRUE(r.m->rehome(r.id, NodeMask::single(1)).has_value());
+  EXPECT_FALSE(r.m->rehome(r.id, NodeMask::single(1)).has_value());  // busy
+  std::uint64_t last_done = 0;
+  int steps = 0;
+  for (; steps < 100; ++steps) {
+    r.m->step_at(static_cast<std::uint64_t>(steps));
+    auto p = r.m->rehome_progress(r.id);
+    ASSERT_TRUE(p.has_value());
+    EXPECT_GE(p->done, last_done);
+    last_done = p->done;
+    if (p->state != RehomeState::running) break;
+  }
+  auto p = r.m->rehome_progress(r.id);
+  EXPECT_EQ(p->state, RehomeState::done);
+  EXPECT_EQ(p->done, p->total);
+  EXPECT_EQ(p->total, 1024u);
+  EXPECT_EQ(p->moved, 1024u);
+  EXPECT_GE(steps, 7);  // 128 pages a step
+  for (Gfn g = 0; g < 1024; ++g) {
+    ASSERT_EQ(r.node(g), 1u);
+    ASSERT_EQ(r.model->read(g), g * 3 + 1);
+  }
+  EXPECT_EQ(r.gm->lookup(0).order, 9);  // whole 2 MiB blocks moved
+  EXPECT_FALSE(r.m->rehome(r.id, NodeMask{}).has_value());
+  EXPECT_FALSE(r.m->rehome(r.id, NodeMask::single(5)).has_value());
+}
+
+TEST(MigrateRehome, CancelStopsBetweenBatches) {
+  MigratorConfig c = fast();
+  c.rehome_pages_per_step = 512;
+  Rig r(c, true, 8);  // two vnodes of 4 MiB
+  ASSERT_TRUE(r.m->rehome(r.id, NodeMask::single(1), 0).has_value());
+  r.m->step_at(1);
+  ASSERT_TRUE(r.m->cancel_rehome(r.id).has_value());
+  r.m->step_at(2);
+  auto p = r.m->rehome_progress(r.id);
+  EXPECT_EQ(p->state, RehomeState::cancelled);
+  EXPECT_EQ(p->done, 512u);
+  EXPECT_EQ(p->total, 1024u);
+  // A vnode-only rehome: vnode 1 is already on node 1; vnode 0 moves.
+  ASSERT_TRUE(r.m->rehome(r.id, NodeMask::single(1), 0).has_value());
+  for (int i = 0; i < 10; ++i) r.m->step_at(static_cast<std::uint64_t>(i) + 3);
+  EXPECT_EQ(r.m->rehome_progress(r.id)->state, RehomeState::done);
+  for (Gfn g = 0; g < 2048; ++g) ASSERT_EQ(r.node(g), 1u);
+  EXPECT_FALSE(r.m->rehome(r.id, NodeMask::single(0), 9).has_value());  // no vnode 9
+}
+
+TEST(MigrateInputs, VcpuMappingAndLocalRatio) {
+  Rig r(fast());
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 3, kCpuNode1).has_value());
+  EXPECT_FALSE(r.m->set_vcpu_cpu(r.id, 4, 0).has_value());
+  EXPECT_FALSE(r.m->set_vcpu_cpu(r.id, 0, 999).has_value());
+  for (Gfn g = 0; g < 10; ++g) r.m->record_vcpu_access(r.id, g, 3), r.m->record_vcpu_access(r.id, g, 3);
+  for (Gfn g = 10; g < 40; ++g) r.m->record_access(r.id, g, kCpuNode0);
+  r.m->step_at(1);
+  const MigratorStats s = r.m->stats();
+  EXPECT_NEAR(s.local_access_ratio, 30.0 / 50.0, 1e-9);
+  EXPECT_EQ(s.pages_moved, 10u);
+  r.m->record_access(77, 0, 0);  // unknown guest: ignored
+  ASSERT_TRUE(r.m->remove_guest(r.id).has_value());
+  r.m->record_access(r.id, 0, 0);  // removed: ignored, no crash
+  EXPECT_FALSE(r.m->remove_guest(r.id).has_value());
+}
+
+TEST(MigrateKernelMover, QueryAndMoveOnThisHost) {
+  const std::size_t pages = 16;
+  void* mem = std::aligned_alloc(kFrameSize, pages * kFrameSize);
+  ASSERT_NE(mem, nullptr);
+  std::memset(mem, 0x5a, pages * kFrameSize / 2);  // only the first half faulted in
+  auto km = KernelMover::create(mem, pages);
+  ASSERT_TRUE(km.has_value());
+  PageState st[pages];
+  Status q = km->query(0, st);
+  if (!q && q.error() == Errc::unsupported) {
+    std::free(mem);
+    GTEST_SKIP() << "move_pages not permitted here";
+  }
+  ASSERT_TRUE(q.has_value());
+  EXPECT_NE(st[0].node, kNoNode);
+  EXPECT_EQ(st[pages - 1].node, kNoNode);  // never touched
+  Gfn g[3] = {0, pages - 1, pages + 5};
+  MoveOutcome out[3];
+  auto r = km->move(g, st[0].node, MoveGranularity::pages, out);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::moved);
+  EXPECT_EQ(out[1], MoveOutcome::not_present);
+  EXPECT_EQ(out[2], MoveOutcome::not_present);
+  EXPECT_EQ(r->frames_moved, 0u);  // already there
+  auto bad = km->move(g, 1000, MoveGranularity::pages, out);
+  EXPECT_FALSE(bad.has_value());
+  EXPECT_FALSE(KernelMover::create(nullptr, 1).has_value());
+  std::free(mem);
+}
+
+TEST(MigrateMover, RepeatedPagesAndBlockPagesShareOneMove) {
+  TwoNodeHost h(4096);
+  auto gm = make_guest(h, 4, false, 0);
+  GuestModel model(*gm, 1);
+  auto mv = FrameSwapMover::create(*gm, model.hooks());
+  ASSERT_TRUE(mv.has_value());
+  for (Gfn g = 0; g < 1024; ++g) ASSERT_TRUE(model.write(0, g, g + 11));
+  ASSERT_TRUE(gm->split_to_pages(0).has_value());
+  const std::uint64_t used = h.used();
+  Gfn g[6] = {3, 3, 4, 600, 700, 512};  // a page twice; three pages of the second 2 MiB block
+  MoveOutcome out[6];
+  auto r = mv->move(g, 1, MoveGranularity::whole_blocks, out);
+  ASSERT_TRUE(r.has_value());
+  for (auto o : out) EXPECT_EQ(o, MoveOutcome::moved);
+  EXPECT_EQ(r->frames_moved, 2u + 512u);
+  EXPECT_EQ(r->flushes, 2u);  // one batch, one flush pair
+  EXPECT_EQ(h.used(), used);
+  EXPECT_EQ(h.pa->node_of(gm->lookup(1000).mfn), 1u);
+  EXPECT_EQ(h.pa->node_of(gm->lookup(5).mfn), 0u);
+  for (Gfn k = 0; k < 1024; ++k) ASSERT_EQ(model.read(k), k + 11);
+  EXPECT_TRUE(gm->check_invariants().has_value());
+}
