@@ -74,6 +74,22 @@ struct FrameDesc {
 };
 static_assert(sizeof(FrameDesc) == 24, "descriptor budget is 24 bytes per frame");
 
+// What free() and split() demand of a block head in state `s`: allocated,
+// of this order, by this owner. Errc::ok when it is.
+inline Errc check_used_head(const FrameDesc& d, std::uint8_t s, unsigned order,
+                            OwnerId owner) noexcept {
+  switch (FrameDesc::kind_of(s)) {
+    case FrameKind::free:
+    case FrameKind::cached: return Errc::double_free;
+    case FrameKind::tail:
+    case FrameKind::offline: return Errc::invalid_frame;
+    case FrameKind::used: break;
+  }
+  if (d.order != order) return Errc::invalid_order;
+  if (d.owner != owner) return Errc::not_owner;
+  return Errc::ok;
+}
+
 using FrameList = boost::intrusive::list<
     FrameDesc, boost::intrusive::member_hook<FrameDesc, FrameDesc::Hook, &FrameDesc::hook>,
     boost::intrusive::constant_time_size<false>>;

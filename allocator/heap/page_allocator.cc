@@ -243,15 +243,7 @@ Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
   if (!d) return Errc::invalid_frame;
   for (;;) {
     std::uint8_t s = d->load_state();
-    switch (FrameDesc::kind_of(s)) {
-      case FrameKind::free:
-      case FrameKind::cached: return Errc::double_free;
-      case FrameKind::tail:
-      case FrameKind::offline: return Errc::invalid_frame;
-      case FrameKind::used: break;
-    }
-    if (d->order != order) return Errc::invalid_order;
-    if (d->owner != owner) return Errc::not_owner;
+    if (const Errc e = check_used_head(*d, s, order, owner); e != Errc::ok) return e;
     const std::uint32_t ni = r->node_index;
     const int slot = m.pcp.slot_of(order);
     if (slot >= 0 && !(s & (kHasPending | kPendingOffline))) {

@@ -16,15 +16,7 @@ Status PageAllocator::split(Mfn mfn, unsigned order, OwnerId owner) noexcept {
   SpinGuard g(h.lock);
   for (;;) {
     std::uint8_t s = d->load_state();
-    switch (FrameDesc::kind_of(s)) {
-      case FrameKind::free:
-      case FrameKind::cached: return Errc::double_free;
-      case FrameKind::tail:
-      case FrameKind::offline: return Errc::invalid_frame;
-      case FrameKind::used: break;
-    }
-    if (d->order != order) return Errc::invalid_order;
-    if (d->owner != owner) return Errc::not_owner;
+    if (const Errc e = check_used_head(*d, s, order, owner); e != Errc::ok) return e;
     if (order == 0) return {};
     if (mfn + frames_of_order(order) > r->end) return Errc::invalid_frame;
     const std::uint8_t used = static_cast<std::uint8_t>(FrameKind::used);
