@@ -107,8 +107,9 @@ Status PageAllocator::claim(OwnerId owner, std::uint64_t pages, NodeId node) noe
       return err;
     }
     // Free frames may sit in per-CPU caches: return them and try again.
-    if (ni >= 0) m.drain_node_index(static_cast<std::uint32_t>(ni));
-    else drain_all();
+    // Every node's, even for a node claim: the claim also needs spare
+    // memory overall, which frames cached on other nodes count towards.
+    drain_all();
   }
   return Errc::claim_exceeded;
 }
