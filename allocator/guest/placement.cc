@@ -351,7 +351,7 @@ void Placer::commit(const Placement& p, std::span<NodeUsage> usage) const {
 
 namespace {
 
-Result<Placement, Error> place_vnuma(const Ctx& c, const Placer& placer) {
+Result<Placement, Error> place_vnuma(const Ctx& c) {
   const Topology& t = c.topo;
   const GuestSpec& g = c.spec;
   std::vector<std::uint64_t> room = c.usable;
@@ -433,7 +433,6 @@ Result<Placement, Error> place_vnuma(const Ctx& c, const Placer& placer) {
   // The cost of the resulting set, for information (vnodes may share nodes).
   p.cost = c.cost(set);
   p.reason = "vNUMA layout: " + why;
-  (void)placer;
   return p;
 }
 
@@ -447,7 +446,7 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
                                              " entries for " +
                                              std::to_string(topo_->node_count()) + " nodes"};
   Ctx c(*topo_, spec, usage, hints, *this);
-  if (!spec.vnodes.empty()) return place_vnuma(c, *this);
+  if (!spec.vnodes.empty()) return place_vnuma(c);
 
   std::vector<std::size_t> by_mem, by_cpu;
   std::uint64_t total_usable = 0;
