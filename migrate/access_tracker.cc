@@ -1,6 +1,7 @@
 // AccessTracker: the packed per-page word and its decay.
 #include "numaheap/access_tracker.h"
 
+#include <algorithm>
 #include <bit>
 #include <new>
 
@@ -17,6 +18,8 @@ constexpr std::uint64_t put(std::uint64_t w, unsigned shift, unsigned bits, std:
 }
 
 using T = AccessTracker;
+constexpr std::uint64_t kHitsMax = (std::uint64_t{1} << T::kHitsBits) - 1;
+constexpr std::uint64_t kSwitchMax = (std::uint64_t{1} << T::kSwitchBits) - 1;
 
 }  // namespace
 
@@ -63,14 +66,17 @@ std::uint64_t AccessTracker::with_sample(std::uint64_t w, std::uint32_t now,
   if (last == node_index) {
     if (streak < 3) ++streak;
   } else {
-    if (last != PageHeat::kNoIndex) w = put(w, kSwitchShift, kSwitchBits, 3);
+    if (last != PageHeat::kNoIndex) {
+      const std::uint64_t sw = field(w, kSwitchShift, kSwitchBits);
+      w = put(w, kSwitchShift, kSwitchBits, std::min<std::uint64_t>(kSwitchMax, 2 * sw + 3));
+    }
     streak = 1;
     w = put(w, kLastShift, kLastBits, node_index);
   }
   w = put(w, kStreakShift, kStreakBits, streak);
   w |= std::uint64_t{1} << (kSeenShift + node_index % 16);
   const std::uint64_t hits = field(w, kHitsShift, kHitsBits);
-  if (hits < 255) w = put(w, kHitsShift, kHitsBits, hits + 1);
+  if (hits < kHitsMax) w = put(w, kHitsShift, kHitsBits, hits + 1);
   return w;
 }
 

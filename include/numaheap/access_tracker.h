@@ -31,10 +31,14 @@ namespace numaheap {
 struct PageHeat {
   std::uint32_t last_index = kNoIndex;  // dense node index of the last sample
   std::uint32_t streak = 0;             // consecutive samples from last_index (max 3)
-  std::uint32_t hits = 0;               // samples this epoch (max 255, halves per epoch)
+  std::uint32_t hits = 0;               // samples this epoch (max 15, halves per epoch)
   std::uint16_t seen = 0;               // node bitmap, this epoch
   std::uint16_t prev_seen = 0;          // node bitmap, previous epoch
-  std::uint32_t switches = 0;           // 3 after a sample from another node than the last, -1 per epoch
+  // Ping-pong memory: a sample from another node than the last sets it to
+  // min(15, 2 * switches + 3); it fades by one per epoch. A page that keeps
+  // changing node stays "shared" for up to 15 epochs after its last switch,
+  // a page that changed node once (its vCPU moved) for 3.
+  std::uint32_t switches = 0;
   static constexpr std::uint32_t kNoIndex = 1023;
   bool sampled() const noexcept { return last_index != kNoIndex; }
   // Touched from more than one node over the last two epochs, or the
@@ -75,8 +79,10 @@ class AccessTracker {
   static constexpr unsigned kStreakShift = 10, kStreakBits = 2;
   static constexpr unsigned kEpochShift = 12, kEpochBits = 12;
   static constexpr unsigned kSeenShift = 24, kPrevShift = 40;  // 16 bits each
-  static constexpr unsigned kHitsShift = 56, kHitsBits = 8;
-  static constexpr unsigned kSwitchShift = 60, kSwitchBits = 2;
+  static constexpr unsigned kHitsShift = 56, kHitsBits = 4;
+  static constexpr unsigned kSwitchShift = 60, kSwitchBits = 4;
+  static_assert(kHitsShift + kHitsBits <= kSwitchShift && kSwitchShift + kSwitchBits <= 64, "fields overlap");
+  static_assert(kPrevShift + 16 <= kHitsShift && kSeenShift + 16 <= kPrevShift, "fields overlap");
   static constexpr std::uint32_t kEpochMask = (1u << kEpochBits) - 1;
 
   // Pure functions on a word (the whole policy input), for tests.

@@ -3,6 +3,7 @@
 // watermark, rate limit, backoff, rehome progress and cancellation, stats,
 // and the frame-swap mover's outcomes.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <cstring>
 
@@ -70,15 +71,48 @@ TEST(AccessTracker, TwoStageFilterAndDecay) {
   EXPECT_TRUE(a.heat(0).shared());
   a.advance_epoch();  // one epoch later: still remembered as shared
   EXPECT_TRUE(a.heat(0).shared());
-  a.advance_epoch();  // two: forgotten, including the streak
-  EXPECT_FALSE(a.heat(0).shared());
+  a.advance_epoch();  // two: samples forgotten, including the streak...
   EXPECT_FALSE(a.heat(0).sampled());
+  EXPECT_EQ(a.heat(0).switches, 1u);  // ...but the ping-pong memory lasts three
+  EXPECT_TRUE(a.heat(0).shared());
+  a.advance_epoch();
+  EXPECT_FALSE(a.heat(0).shared());
   a.record(99, 1);  // out of range: ignored
   a.record(1, 5000);
   EXPECT_FALSE(a.heat(1).sampled());
   for (int i = 0; i < 1000; ++i) a.record(2, 0);
-  EXPECT_EQ(a.heat(2).hits, 255u);
+  EXPECT_EQ(a.heat(2).hits, 15u);
   EXPECT_EQ(a.heat(2).streak, 3u);
+  // A hot private page is not shared, however many samples it gets (the
+  // hit counter once overflowed into the switch score).
+  EXPECT_FALSE(a.heat(2).shared());
+  EXPECT_EQ(a.heat(2).switches, 0u);
+}
+
+TEST(AccessTracker, PingPongMemoryGrowsWithEverySwitch) {
+  auto t = AccessTracker::create(2);
+  ASSERT_TRUE(t.has_value());
+  AccessTracker& a = **t;
+  // One switch (a vCPU moved): shared for three epochs only.
+  a.record(0, 0);
+  a.record(0, 1);
+  EXPECT_EQ(a.heat(0).switches, 3u);
+  // A page that alternates every epoch: the memory grows to 15 epochs.
+  for (int e = 0; e < 6; ++e) {
+    a.record(1, static_cast<std::uint32_t>(e % 2));
+    a.advance_epoch();
+  }
+  EXPECT_EQ(a.heat(1).switches, 14u);  // 15, then one epoch faded
+  for (int e = 0; e < 10; ++e) {
+    a.record(1, 1);  // the same node every epoch from now on
+    a.advance_epoch();
+  }
+  EXPECT_TRUE(a.heat(1).shared());
+  for (int e = 0; e < 5; ++e) {
+    a.record(1, 1);
+    a.advance_epoch();
+  }
+  EXPECT_FALSE(a.heat(1).shared());
 }
 
 TEST(MigratePolicy, PageMovesOnlyAfterTwoConsecutiveSamplesFromOneNode) {
@@ -323,15 +357,17 @@ TEST(MigrateInputs, VcpuMappingAndLocalRatio) {
 
 TEST(MigrateKernelMover, QueryAndMoveOnThisHost) {
   const std::size_t pages = 16;
-  void* mem = std::aligned_alloc(kFrameSize, pages * kFrameSize);
-  ASSERT_NE(mem, nullptr);
+  // A fresh mapping: heap memory may come back already faulted in from an
+  // earlier test, and the "never touched" half must really be untouched.
+  void* mem = mmap(nullptr, pages * kFrameSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
   std::memset(mem, 0x5a, pages * kFrameSize / 2);  // only the first half faulted in
   auto km = KernelMover::create(mem, pages);
   ASSERT_TRUE(km.has_value());
   PageState st[pages];
   Status q = km->query(0, st);
   if (!q && q.error() == Errc::unsupported) {
-    std::free(mem);
+    munmap(mem, pages * kFrameSize);
     GTEST_SKIP() << "move_pages not permitted here";
   }
   ASSERT_TRUE(q.has_value());
@@ -348,7 +384,7 @@ TEST(MigrateKernelMover, QueryAndMoveOnThisHost) {
   auto bad = km->move(g, 1000, MoveGranularity::pages, out);
   EXPECT_FALSE(bad.has_value());
   EXPECT_FALSE(KernelMover::create(nullptr, 1).has_value());
-  std::free(mem);
+  munmap(mem, pages * kFrameSize);
 }
 
 TEST(MigrateMover, RepeatedPagesAndBlockPagesShareOneMove) {
