@@ -22,6 +22,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libjemalloc-dev libxxhash-dev libpugixml-dev libmimalloc-dev libgoogle-perftools-dev
   clang libclang-rt-14-dev
   qemu-system-x86 busybox-static cpio
+  gnuplot-nox
 )
 
 log() { printf 'numaheap.sh: %s\n' "$*" >&2; }
@@ -55,8 +56,12 @@ case "${1:-}" in
     shift; build "$@" ;;
   demo)
     build
-    log "demo: the NUMA topology numaheap works on (built-in seed 4-node machine on a 1-node host)"
-    "$BUILD_DIR/bin/numaheap" topology
+    log "demo: the built-in seed 4-node machine, then the workload simulator on it:"
+    log "      a guest whose vCPUs move to another node halfway, five policies compared"
+    "$BUILD_DIR/bin/numaheap" topology --builtin
+    echo
+    "$BUILD_DIR/bin/numaheap" sim --scenario vcpu-move --plot "$BUILD_DIR/sim-vcpu-move.svg"
+    log "plot of the local-access ratio over time: $BUILD_DIR/sim-vcpu-move.svg"
     ;;
   test)
     build

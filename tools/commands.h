@@ -12,5 +12,6 @@ using Runner = std::function<int()>;
 
 Runner add_topology_command(CLI::App& app);
 Runner add_place_command(CLI::App& app);
+Runner add_sim_command(CLI::App& app);
 
 }  // namespace numaheap::tools

@@ -1,5 +1,5 @@
-// The `numaheap` command: topology inspection and guest placement; the
-// workload simulator joins when the migrator lands.
+// The `numaheap` command: topology inspection, guest placement and the
+// workload simulator.
 #include <cstdio>
 #include <vector>
 
@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   std::vector<numaheap::tools::Runner> runners;
   runners.push_back(numaheap::tools::add_topology_command(app));
   runners.push_back(numaheap::tools::add_place_command(app));
+  runners.push_back(numaheap::tools::add_sim_command(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,247 @@
+// The policies the simulator compares.
+//
+//  none      first touch, never move.
+//  naive     move a page to the node of every sample that is not its own.
+//  autonuma  Linux's automatic NUMA balancing as its documentation and
+//            papers describe it (written here; no kernel code): a scanner
+//            arms `scan_size` MiB of the address space every scan period
+//            (1 s at first, adapting between 1 s and 60 s: slower while
+//            hinting faults are mostly local, faster while they are not);
+//            only armed pages fault, once; a fault migrates the page to the
+//            faulting node when the previous fault on it came from that
+//            node too (two-stage filter); at most 128 MiB per 100 ms per
+//            destination node; a destination must keep 1% free.
+//  numaheap  the real Migrator (default config, period = the simulator's),
+//            fed with record_access and stepped with step_at.
+//  oracle    knows each period's accesses before they happen: every page
+//            is on the node that touches it most in the period (ties stay),
+//            moves are instant and free. An upper bound, not a policy.
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "bench/sim/world.h"
+#include "numaheap/migrator.h"
+
+namespace numaheap::sim {
+
+namespace {
+
+class NonePolicy final : public Policy {};
+
+// Free frames per node at the start of a period, kept up to date by the
+// policy's own moves: allocator stats are not free, and a policy that
+// keeps asking a full node for frames only measures the allocator's
+// failure path.
+class Room {
+ public:
+  void snapshot(World& w, double watermark) {
+    room_.clear();
+    for (const NodeInfo& n : w.topo().nodes()) {
+      const std::uint64_t free = w.free_pages(n.id);
+      const auto mark = static_cast<std::uint64_t>(watermark * static_cast<double>(w.managed_pages(n.id)));
+      room_[n.id] = free > mark ? free - mark : 0;
+    }
+  }
+  bool has(NodeId n) { return room_[n] > 0; }
+  void moved(NodeId from, NodeId to) { --room_[to], ++room_[from]; }
+
+ private:
+  std::map<NodeId, std::uint64_t> room_;
+};
+
+class NaivePolicy final : public Policy {
+ public:
+  void begin_period(World& w, std::uint64_t, double, std::span<const Touch>) override { room_.snapshot(w, 0); }
+  void samples(World& w, double, std::span<const Sample> s) override {
+    for (const Sample& x : s) {
+      ++samples_used;
+      const NodeId here = w.node_of(x.guest, x.gfn);
+      if (here == x.node || !room_.has(x.node)) continue;
+      const Gfn g = x.gfn;
+      if (w.move(x.guest, std::span<const Gfn>(&g, 1), x.node)) room_.moved(here, x.node);
+    }
+  }
+
+ private:
+  Room room_;
+};
+
+class OraclePolicy final : public Policy {
+ public:
+  bool free_moves() const override { return true; }
+  void begin_period(World& w, std::uint64_t, double, std::span<const Touch> touches) override {
+    std::map<std::pair<std::uint32_t, NodeId>, std::vector<Gfn>> moves;
+    for (std::size_t i = 0; i < touches.size();) {
+      const std::uint32_t guest = touches[i].guest;
+      const Gfn gfn = touches[i].gfn;
+      const NodeId here = w.node_of(guest, gfn);
+      NodeId best = kNoNode;
+      double best_count = 0, here_count = 0;
+      for (; i < touches.size() && touches[i].guest == guest && touches[i].gfn == gfn; ++i) {
+        const Touch& t = touches[i];
+        if (t.node == here) here_count = t.count;
+        if (t.count > best_count && w.topo().find(t.node)->has_memory()) best = t.node, best_count = t.count;
+      }
+      if (best != kNoNode && best != here && best_count > here_count) moves[{guest, best}].push_back(gfn);
+    }
+    room_.snapshot(w, 0);
+    for (auto& [key, gfns] : moves) {
+      std::size_t fit = 0;  // the oracle knows how much room there is too
+      while (fit < gfns.size() && room_.has(key.second)) room_.moved(kNoNode, key.second), ++fit;
+      w.move(key.first, std::span<const Gfn>(gfns.data(), fit), key.second);
+    }
+  }
+
+ private:
+  Room room_;
+};
+
+class AutoNumaPolicy final : public Policy {
+ public:
+  static constexpr double kScanDelayS = 1, kPeriodMinS = 1, kPeriodMaxS = 60;
+  static constexpr std::uint64_t kScanPages = (256ull << 20) >> kFrameShift;
+  static constexpr double kRateBytesPerS = (128.0 * 1048576) / 0.1;
+  static constexpr double kWatermark = 0.01;
+
+  AutoNumaPolicy(World& w, const SimConfig& c) : config_(c) {
+    for (std::uint32_t g = 0; g < w.guest_count(); ++g) {
+      Task t;
+      t.armed.assign(w.guest(g).ram_pages(), 0);
+      t.last.assign(w.guest(g).ram_pages(), kNoNode);
+      t.next_scan_s = kScanDelayS;
+      tasks_.push_back(std::move(t));
+    }
+  }
+
+  void begin_period(World& w, std::uint64_t, double now_s, std::span<const Touch>) override {
+    budget_.clear();  // per destination node, bytes this period
+    room_.snapshot(w, kWatermark);
+    for (std::uint32_t g = 0; g < tasks_.size(); ++g) {
+      Task& t = tasks_[g];
+      while (t.next_scan_s <= now_s) {
+        scan_window(t, w.guest(g).ram_pages());
+        t.next_scan_s += t.period_s;
+      }
+    }
+  }
+
+  void samples(World& w, double, std::span<const Sample> s) override {
+    const double period_bytes = kRateBytesPerS * config_.period_ms / 1000.0;
+    for (const Sample& x : s) {
+      Task& t = tasks_[x.guest];
+      if (!t.armed[x.gfn]) continue;  // no hinting fault: the page is mapped
+      t.armed[x.gfn] = 0;
+      ++samples_used;
+      const NodeId here = w.node_of(x.guest, x.gfn);
+      (here == x.node ? t.local : t.remote) += 1;
+      const NodeId previous = t.last[x.gfn];
+      t.last[x.gfn] = x.node;
+      if (here == x.node || previous != x.node) continue;  // two-stage filter
+      if (!w.topo().find(x.node)->has_memory()) continue;
+      double& used = budget_[x.node];
+      if (used + kFrameSize > period_bytes) continue;  // rate limited
+      if (!room_.has(x.node)) continue;  // destination at its watermark
+      const Gfn g = x.gfn;
+      if (w.move(x.guest, std::span<const Gfn>(&g, 1), x.node)) used += kFrameSize, room_.moved(here, x.node);
+    }
+  }
+
+ private:
+  struct Task {
+    std::vector<std::uint8_t> armed;
+    std::vector<NodeId> last;  // node of the previous hinting fault per page
+    std::uint64_t cursor = 0;
+    double period_s = kPeriodMinS, next_scan_s = 0;
+    double local = 0, remote = 0;  // faults since the last full pass
+  };
+
+  void scan_window(Task& t, std::uint64_t pages) {
+    for (std::uint64_t i = 0; i < std::min(kScanPages, pages); ++i) {
+      t.armed[t.cursor] = 1;
+      if (++t.cursor == pages) {
+        t.cursor = 0;
+        adapt(t);
+      }
+    }
+  }
+
+  // After a full pass: ten slots of the period; mostly local faults (7 in
+  // 10 or more) lengthen it by a slot per tenth above 7 (at least one),
+  // otherwise it shortens by a slot per tenth below 7; no faults double it.
+  static void adapt(Task& t) {
+    const double faults = t.local + t.remote;
+    if (faults == 0) {
+      t.period_s = std::min(kPeriodMaxS, t.period_s * 2);
+    } else {
+      const double slot = t.period_s / 10;
+      const int tenths = static_cast<int>(std::floor(10 * t.local / faults));
+      const double diff = tenths >= 7 ? slot * std::max(1, tenths - 7) : -slot * (7 - tenths);
+      t.period_s = std::clamp(t.period_s + diff, kPeriodMinS, kPeriodMaxS);
+    }
+    t.local = t.remote = 0;
+  }
+
+  SimConfig config_;
+  std::vector<Task> tasks_;
+  std::map<NodeId, double> budget_;
+  Room room_;
+};
+
+class NumaheapPolicy final : public Policy {
+ public:
+  static Result<std::unique_ptr<Policy>, Error> create(World& w, const SimConfig& c) {
+    MigratorConfig mc;
+    mc.period_ms = static_cast<std::uint32_t>(std::max(1.0, c.period_ms));
+    std::uint64_t largest = 1;
+    for (std::uint32_t g = 0; g < w.guest_count(); ++g) largest = std::max(largest, w.guest(g).ram_pages());
+    mc.scan_pages = largest;  // look at every page every period
+    auto m = Migrator::create(w.topo(), mc);
+    if (!m) return Error{m.error(), "migrator"};
+    std::unique_ptr<NumaheapPolicy> p(new NumaheapPolicy());
+    p->migrator_ = std::move(*m);
+    for (std::uint32_t g = 0; g < w.guest_count(); ++g) {
+      auto id = p->migrator_->add_guest(w.mover(g));
+      if (!id) return Error{id.error(), "migrator add_guest"};
+      p->ids_.push_back(*id);
+    }
+    for (const NodeInfo& n : w.topo().nodes()) p->cpu_of_.push_back(n.has_cpus() ? n.cpus.front() : kMaxCpus);
+    return std::unique_ptr<Policy>(std::move(p));
+  }
+
+  void samples(World& w, double, std::span<const Sample> s) override {
+    for (const Sample& x : s) {
+      const int i = w.topo().index_of(x.node);
+      if (i < 0 || cpu_of_[static_cast<std::size_t>(i)] == kMaxCpus) continue;
+      migrator_->record_access(ids_[x.guest], x.gfn, cpu_of_[static_cast<std::size_t>(i)]);
+      ++samples_used;
+    }
+  }
+  void end_period(World&, double now_s) override {
+    (void)migrator_->step_at(static_cast<std::uint64_t>(std::llround(now_s * 1e9)));
+  }
+  ~NumaheapPolicy() override {
+    for (GuestId id : ids_) (void)migrator_->remove_guest(id);
+  }
+
+ private:
+  NumaheapPolicy() = default;
+  std::unique_ptr<Migrator> migrator_;
+  std::vector<GuestId> ids_;
+  std::vector<CpuId> cpu_of_;  // per dense node index: a CPU of it
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Policy>, Error> make_policy(std::string_view name, World& w, const SimConfig& c) {
+  if (name == "none") return std::unique_ptr<Policy>(new NonePolicy());
+  if (name == "naive") return std::unique_ptr<Policy>(new NaivePolicy());
+  if (name == "autonuma") return std::unique_ptr<Policy>(new AutoNumaPolicy(w, c));
+  if (name == "numaheap") return NumaheapPolicy::create(w, c);
+  if (name == "oracle") return std::unique_ptr<Policy>(new OraclePolicy());
+  std::string known;
+  for (const auto& p : policy_names()) known += (known.empty() ? "" : ", ") + p;
+  return Error{Errc::invalid_argument, "unknown policy '" + std::string(name) + "' (known: " + known + ")"};
+}
+
+}  // namespace numaheap::sim

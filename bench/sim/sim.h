@@ -1,0 +1,167 @@
+// numaheap's workload simulator: how well placement policies keep guest
+// memory next to the vCPUs that use it, in simulated time, on real numaheap
+// code (PageAllocator in frame-only mode, GuestMemory, FrameSwapMover, and
+// for the `numaheap` policy the Migrator driven by step_at()).
+//
+// Model (docs/simulator.md says it in prose):
+//  * Time runs in periods (`period_ms`, default 1 s). In each period every
+//    guest page gets a number of accesses from each node (a Workload says
+//    how many); a page's placement during a period is the one it had when
+//    the period began, and moves made during a period count from the next.
+//  * Cost of an access from node a to a page on node b: distance(a, b) / 10
+//    local accesses (a local one costs 1). A migrated page adds its copy
+//    time at `bandwidth_gb_s`, in local accesses of `local_ns` each. The
+//    oracle's moves are free; every other policy pays.
+//  * Samples: all policies see the same stream -- per period, the first
+//    access to each touched page and the node it came from (what per-vCPU
+//    hinting faults or PML give a hypervisor). autonuma only hears the ones
+//    its own scanner armed, as Linux does.
+//  * Everything is deterministic given the workload, the config and `seed`.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "numaheap/frame.h"
+#include "numaheap/result.h"
+#include "numaheap/topology.h"
+
+namespace numaheap::sim {
+
+struct SimConfig {
+  double seconds = 60;           // simulated time
+  double period_ms = 1000;       // sampling and policy period
+  double access_rate = 5e6;      // memory accesses per vCPU per second (synthetic scenarios)
+  double local_ns = 100;         // time of one local access
+  double bandwidth_gb_s = 8;     // copy bandwidth of a migration (1e9 bytes/s)
+  double trace_weight = 1;       // real accesses one trace line stands for
+  double guest_scale = 1;        // scales the synthetic guests' sizes (0 < s <= 1)
+  std::uint64_t seed = 1;
+  std::uint64_t periods() const;
+};
+
+// Empty when every field is in range, else what is wrong.
+std::string validate(const SimConfig& config);
+
+// One simulated guest at time 0.
+struct GuestShape {
+  std::string name;
+  std::uint64_t pages = 0;             // RAM in 4 KiB pages
+  std::vector<NodeId> vcpu_nodes;      // where each vCPU runs at first
+  NodeId boot_node = kNoNode;          // where populate puts its memory
+};
+
+// Accesses of one page from one node during one period.
+struct Touch {
+  std::uint32_t guest = 0;
+  Gfn gfn = 0;
+  NodeId node = kNoNode;
+  double count = 0;   // accesses
+  double first = 0;   // when the first of them came (smaller = earlier)
+};
+
+// A vCPU changed node (reported, so the text output can say when).
+struct VcpuMove {
+  double at_s = 0;
+  std::uint32_t guest = 0, vcpu = 0;
+  NodeId node = kNoNode;
+};
+
+class Workload {
+ public:
+  virtual ~Workload() = default;
+  virtual std::string name() const = 0;
+  virtual const std::vector<GuestShape>& guests() const = 0;
+  // Frames other tenants hold on a node for the whole run.
+  virtual std::uint64_t filler_pages(NodeId node) const { (void)node; return 0; }
+  // Where a page was first touched, when not on its guest's boot node
+  // (traces); kNoNode = the boot node.
+  virtual NodeId first_touch_node(std::uint32_t guest, Gfn gfn) const { (void)guest, (void)gfn; return kNoNode; }
+  // The accesses of period k, sorted by (guest, gfn, node), one entry per
+  // (guest, gfn, node).
+  virtual void period(std::uint64_t k, std::vector<Touch>& out) = 0;
+  virtual std::vector<VcpuMove> vcpu_moves() const { return {}; }
+};
+
+// Sorts touches by (guest, gfn, node) and merges duplicates (counts add,
+// `first` is the earliest), in linear time: counting sort by page.
+void normalize_touches(std::vector<Touch>& touches, const std::vector<GuestShape>& guests);
+
+// Synthetic scenarios: vcpu-move, mixed, overcommit, phases.
+std::vector<std::string> scenario_names();
+std::string scenario_description(std::string_view name);
+Result<std::unique_ptr<Workload>, Error> make_scenario(std::string_view name, const Topology& topo,
+                                                       const SimConfig& config);
+
+// ---- traces (trace.cc; docs/simulator.md has the format) ----
+
+struct TraceAccess {
+  std::uint64_t seq = 0;
+  std::uint32_t vcpu = 0;
+  std::uint64_t page = 0;  // address >> 12
+  bool write = false;
+};
+struct TracePlacement {
+  std::uint32_t vcpu = 0;
+  NodeId node = kNoNode;
+  std::uint64_t at = 0;  // from this seq on (0: from the start)
+  std::size_t line = 0;
+};
+struct Trace {
+  std::string source;
+  std::vector<TraceAccess> accesses;        // in file order, seq non-decreasing
+  std::vector<TracePlacement> placements;   // in file order
+};
+
+// Syntax and self-consistency only. Errors: parse_error "SOURCE:LINE: what".
+Result<Trace, Error> parse_trace(std::string_view text, std::string_view source);
+Result<Trace, Error> load_trace(std::string_view path);
+// Checks the trace against the topology (nodes exist and have CPUs, every
+// vCPU is placed before its first access) and builds its workload: one
+// guest whose pages are the trace's distinct pages in address order, each
+// first placed on the node of its first access.
+Result<std::unique_ptr<Workload>, Error> make_trace_workload(Trace trace, const Topology& topo,
+                                                             const SimConfig& config);
+
+// ---- the run (engine.cc, policies.cc) ----
+
+std::vector<std::string> policy_names();  // none, naive, autonuma, numaheap, oracle
+
+struct PolicyResult {
+  std::string name;
+  double local_ratio_final = 0;   // last period
+  double local_ratio_mean = 0;    // mean over periods
+  double access_cost_mean = 0;    // per access, migrations included; 1 = all local, no moves
+  std::uint64_t pages_migrated = 0, bytes_migrated = 0;
+  std::uint64_t pages_bounced = 0;  // pages moved more than once
+  std::uint64_t moves_failed = 0;   // asked for but refused (no memory, busy)
+  std::uint64_t samples_used = 0;   // samples the policy consumed
+  double migration_seconds = 0;     // copy time charged
+  std::uint64_t min_free_pages = 0; // lowest free frames seen on any guest node
+  std::vector<double> local_ratio;  // per period
+  std::vector<double> access_cost;  // per period
+};
+
+struct SimReport {
+  std::string topology;
+  std::string workload;
+  SimConfig config;
+  std::uint64_t periods = 0;
+  std::uint64_t guest_pages = 0;
+  std::vector<VcpuMove> vcpu_moves;
+  std::vector<PolicyResult> policies;  // in the order asked
+};
+
+// Called after each period with (done, total) periods.
+using Progress = std::function<void(std::uint64_t, std::uint64_t)>;
+
+// Errors: invalid_argument (unknown policy, bad config), no_memory (the
+// guests do not fit), with a message.
+Result<SimReport, Error> run(const Topology& topo, Workload& workload, const SimConfig& config,
+                             const std::vector<std::string>& policies, const Progress& progress = {});
+
+}  // namespace numaheap::sim

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `numaheap sim`: text and JSON reports, CSV, the plot (when gnuplot is
+# installed), trace replay, and bad input (exit 1, a message, no report).
+set -euo pipefail
+bin=$1/numaheap
+data=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
+quick=(--seconds 8 --guest-scale 0.05 --no-progress)
+
+"$bin" sim --scenario vcpu-move "${quick[@]}" >"$work/out.txt"
+for p in none naive autonuma numaheap oracle; do
+  check "grep -q '^  $p ' '$work/out.txt'" "text report lacks policy $p"
+done
+check 'grep -q "vcpu-move on builtin:seed-4node-libvirt" "$work/out.txt"' "text report names scenario and topology"
+
+"$bin" sim --scenario mixed --topology "$data/topologies/amd-4s-opteron6276-8n" --policy numaheap,oracle \
+  --json --csv "$work/out.csv" "${quick[@]}" >"$work/out.json"
+for k in local_ratio_final local_ratio_mean access_cost_mean pages_migrated pages_bounced; do
+  check "grep -q '\"$k\"' '$work/out.json'" "JSON lacks $k"
+done
+check 'grep -q "\"numaheap\": {" "$work/out.json"' "JSON lacks policies.numaheap"
+check '! grep -q "\"naive\": {" "$work/out.json"' "JSON has a policy that was not asked for"
+check '[ "$(head -1 "$work/out.csv")" = "time_s,numaheap_local_ratio,oracle_local_ratio,numaheap_access_cost,oracle_access_cost" ]' \
+  "CSV header"
+check '[ "$(wc -l <"$work/out.csv")" -eq 9 ]' "CSV has a header and 8 periods"
+
+"$bin" sim --trace "$data/traces/example.trace" --seconds 20 --no-progress >"$work/trace.txt"
+check 'grep -q "trace:.*example.trace" "$work/trace.txt"' "trace report names the trace"
+check 'grep -q "guest 0 vCPU 1 -> node 3" "$work/trace.txt"' "trace report shows the vCPU move"
+
+if command -v gnuplot >/dev/null; then
+  "$bin" sim --scenario phases --plot "$work/plot.svg" "${quick[@]}" >/dev/null
+  check 'grep -q "<svg" "$work/plot.svg"' "plot is not an SVG"
+  check 'grep -q "numaheap" "$work/plot.svg"' "plot has no numaheap line"
+else
+  echo "gnuplot not installed: plot not checked"
+fi
+
+# Bad input: exit 1, a message on stderr, nothing on stdout.
+bad() {
+  local what=$1 expect=$2
+  shift 2
+  set +e
+  "$bin" sim "$@" >"$work/bad.out" 2>"$work/bad.err"
+  local rc=$?
+  set -e
+  check "[ $rc -eq 1 ]" "$what: exit status $rc, expected 1"
+  if ! grep -qF -- "$expect" "$work/bad.err"; then
+    echo "FAIL: $what: message lacks \"$expect\": $(cat "$work/bad.err")"
+    fail=1
+  fi
+  check "[ ! -s '$work/bad.out' ]" "$what: wrote a report"
+}
+bad "no workload" "give --scenario NAME or --trace FILE" --no-progress
+bad "unknown scenario" "unknown scenario 'nope'" --scenario nope
+bad "unknown policy" "unknown policy 'smart'" --scenario vcpu-move --policy none,smart "${quick[@]}"
+bad "zero seconds" "seconds must be" --scenario vcpu-move --seconds 0
+bad "missing topology" "nonexistent" --scenario vcpu-move --topology /nonexistent
+bad "missing trace" "cannot open" --trace /nonexistent.trace
+printf '# vcpu 0 node 0\n0 0 0xzz R\n' >"$work/bad.trace"
+bad "malformed trace" "bad.trace:2: address '0xzz' is not hex" --trace "$work/bad.trace"
+bad "plot name" "must end in .svg or .png" --scenario vcpu-move --plot "$work/plot.pdf" "${quick[@]}"
+set +e
+"$bin" sim --scenario vcpu-move --trace x >/dev/null 2>&1
+rc=$?
+set -e
+check "[ $rc -ne 0 ]" "--scenario and --trace together accepted"
+
+exit $fail

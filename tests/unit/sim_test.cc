@@ -1,0 +1,255 @@
+// The workload simulator: trace format and its errors, the cost model on
+// hand-computable traces, config validation, determinism, and the
+// overcommit scenario's watermark behaviour.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "bench/sim/sim.h"
+#include "numaheap/topology_io.h"
+
+namespace numaheap::sim {
+namespace {
+
+const PolicyResult& policy(const SimReport& r, const std::string& name) {
+  for (const auto& p : r.policies)
+    if (p.name == name) return p;
+  ADD_FAILURE() << "no policy " << name;
+  return r.policies.front();
+}
+
+std::string parse_error(const std::string& text) {
+  auto t = parse_trace(text, "t.trace");
+  if (t) return "(parsed)";
+  EXPECT_EQ(t.error().code, Errc::parse_error);
+  return t.error().message;
+}
+
+TEST(SimTrace, ParsesAccessesPlacementsAndComments) {
+  auto t = parse_trace(
+      "# a comment\n# vcpu 0 node 1\n#vcpu 1 node 2 at 7\r\n\n0 0 0x1fff R\n3 1 2000 W\n3 0 0X3000 R\n", "x");
+  ASSERT_TRUE(t.has_value()) << t.error().message;
+  ASSERT_EQ(t->accesses.size(), 3u);
+  EXPECT_EQ(t->accesses[0].page, 1u);
+  EXPECT_FALSE(t->accesses[0].write);
+  EXPECT_EQ(t->accesses[1].page, 2u);  // hex without 0x
+  EXPECT_TRUE(t->accesses[1].write);
+  EXPECT_EQ(t->accesses[2].page, 3u);
+  ASSERT_EQ(t->placements.size(), 2u);
+  EXPECT_EQ(t->placements[1].vcpu, 1u);
+  EXPECT_EQ(t->placements[1].node, 2u);
+  EXPECT_EQ(t->placements[1].at, 7u);
+  EXPECT_EQ(t->placements[1].line, 3u);
+}
+
+TEST(SimTrace, MalformedLinesNameFileAndLine) {
+  EXPECT_EQ(parse_error("0 0 0x10 R\n1 0 xyz R\n"), "t.trace:2: address 'xyz' is not hex");
+  EXPECT_EQ(parse_error("1 0 0x10 X\n"), "t.trace:1: access type must be R or W");
+  EXPECT_EQ(parse_error("1 0 0x10\n"), "t.trace:1: expected '<seq> <vcpu> <address-hex> <R|W>'");
+  EXPECT_EQ(parse_error("1 0 0x10 R extra\n"), "t.trace:1: expected '<seq> <vcpu> <address-hex> <R|W>'");
+  EXPECT_EQ(parse_error("5 0 0x1 R\n4 0 0x1 R\n"), "t.trace:2: seq 4 goes backwards (previous 5)");
+  EXPECT_EQ(parse_error("-1 0 0x1 R\n"), "t.trace:1: seq '-1' is not a decimal number");
+  EXPECT_EQ(parse_error("1 4096 0x1 R\n"), "t.trace:1: vcpu '4096' is not a number below 4096");
+  EXPECT_EQ(parse_error("1 0 0x1ffffffffffffffff R\n"), "t.trace:1: address '0x1ffffffffffffffff' is not hex");
+  EXPECT_EQ(parse_error("# vcpu a node 1\n"), "t.trace:1: vcpu must be a number below 4096");
+  EXPECT_EQ(parse_error("# vcpu 0 nod 1\n"), "t.trace:1: expected 'node N' with N below 1024");
+  EXPECT_EQ(parse_error("# vcpu 0 node 1024\n"), "t.trace:1: expected 'node N' with N below 1024");
+  EXPECT_EQ(parse_error("# vcpu 0 node 1 at\n"), "t.trace:1: expected '# vcpu V node N [at SEQ]'");
+  EXPECT_EQ(parse_error("# vcpu 0 node 1 when 5\n"), "t.trace:1: expected 'at SEQ' with a decimal SEQ");
+  EXPECT_EQ(parse_error("# vcpu 0 node 1\n# vcpu 0 node 2\n"),
+            "t.trace:2: vcpu 0 already placed at seq 0 (line 1)");
+  EXPECT_EQ(parse_error(std::string("1 0 0x1 R\n2 0 0x\0 R\n", 21)), "t.trace:2: NUL byte");
+  auto missing = load_trace("/nonexistent/x.trace");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, Errc::io_error);
+}
+
+TEST(SimTrace, WorkloadChecksAgainstTheTopology) {
+  const Topology topo = builtin_default_topology();
+  SimConfig c;
+  c.seconds = 4;
+  auto make = [&](const std::string& text) -> std::string {
+    auto t = parse_trace(text, "t");
+    EXPECT_TRUE(t.has_value());
+    auto w = make_trace_workload(std::move(*t), topo, c);
+    return w ? "(ok)" : w.error().message;
+  };
+  EXPECT_EQ(make("# vcpu 0 node 9\n0 0 0x1 R\n"), "t:1: node 9 is not in topology builtin:seed-4node-libvirt");
+  EXPECT_EQ(make("0 0 0x1 R\n"), "t: vcpu 0 accesses memory at seq 0 before a '# vcpu 0 node N' line places it");
+  EXPECT_EQ(make("# vcpu 0 node 0 at 5\n0 0 0x1 R\n"),
+            "t: vcpu 0 accesses memory at seq 0 before a '# vcpu 0 node N' line places it");
+  EXPECT_EQ(make("# vcpu 0 node 0\n"), "t: no accesses");
+  EXPECT_EQ(make("# vcpu 0 node 0\n0 0 0x1 R\n"), "(ok)");
+
+  auto cpuless = TopologyBuilder("test:cpuless").add_node(0, {0, 1}, 1ull << 30).add_node(1, {}, 1ull << 30).build();
+  ASSERT_TRUE(cpuless.has_value());
+  auto t = parse_trace("# vcpu 0 node 1\n0 0 0x1 R\n", "t");
+  ASSERT_TRUE(t.has_value());
+  auto w = make_trace_workload(std::move(*t), *cpuless, c);
+  ASSERT_FALSE(w.has_value());
+  EXPECT_EQ(w.error().message, "t:1: node 1 has no CPUs to run a vCPU");
+}
+
+// vCPU 0 on node 0 uses page 1, vCPU 1 on node 1 page 2; from seq 500 on,
+// vCPU 1 runs on node 2. Ten periods of 100 accesses.
+std::string two_page_trace() {
+  std::string s = "# vcpu 0 node 0\n# vcpu 1 node 1\n# vcpu 1 node 2 at 500\n";
+  for (int i = 0; i < 1000; ++i)
+    s += std::to_string(i) + " " + std::to_string(i % 2) + " " + (i % 2 ? "0x2000" : "0x1abc") + " R\n";
+  return s;
+}
+
+TEST(SimRun, CostModelOnAHandComputableTrace) {
+  const Topology topo = builtin_default_topology();
+  SimConfig c;
+  c.seconds = 10;
+  auto t = parse_trace(two_page_trace(), "two");
+  ASSERT_TRUE(t.has_value());
+  auto w = make_trace_workload(std::move(*t), topo, c);
+  ASSERT_TRUE(w.has_value()) << w.error().message;
+  ASSERT_EQ((*w)->guests().size(), 1u);
+  EXPECT_EQ((*w)->guests()[0].pages, 2u);
+  EXPECT_EQ((*w)->first_touch_node(0, 0), 0u);
+  EXPECT_EQ((*w)->first_touch_node(0, 1), 1u);  // first touched by vCPU 1 on node 1
+  auto rep = run(topo, **w, c, policy_names());
+  ASSERT_TRUE(rep.has_value()) << rep.error().message;
+  ASSERT_EQ(rep->periods, 10u);
+  ASSERT_EQ(rep->vcpu_moves.size(), 1u);
+  EXPECT_DOUBLE_EQ(rep->vcpu_moves[0].at_s, 5);
+
+  const PolicyResult& none = policy(*rep, "none");
+  const double remote = topo.distance(2, 1) / 10.0;
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_DOUBLE_EQ(none.local_ratio[k], 1.0) << k;
+    EXPECT_DOUBLE_EQ(none.access_cost[k], 1.0) << k;
+  }
+  for (int k = 5; k < 10; ++k) {
+    EXPECT_DOUBLE_EQ(none.local_ratio[k], 0.5) << k;
+    EXPECT_DOUBLE_EQ(none.access_cost[k], (1.0 + remote) / 2) << k;
+  }
+  EXPECT_EQ(none.pages_migrated, 0u);
+  EXPECT_DOUBLE_EQ(none.local_ratio_mean, 0.75);
+
+  const PolicyResult& oracle = policy(*rep, "oracle");
+  EXPECT_DOUBLE_EQ(oracle.local_ratio_final, 1.0);
+  EXPECT_DOUBLE_EQ(oracle.local_ratio_mean, 1.0);
+  EXPECT_DOUBLE_EQ(oracle.access_cost_mean, 1.0);  // its moves are free
+  EXPECT_EQ(oracle.pages_migrated, 1u);
+
+  const PolicyResult& naive = policy(*rep, "naive");
+  EXPECT_EQ(naive.pages_migrated, 1u);
+  EXPECT_DOUBLE_EQ(naive.local_ratio[5], 0.5);  // moves count from the next period
+  EXPECT_DOUBLE_EQ(naive.local_ratio[6], 1.0);
+  EXPECT_GT(naive.access_cost[5], none.access_cost[5]);  // paid the copy
+  const double copy = 4096.0 / 8e9 * 1e9 / 100;  // in local accesses at 8 GB/s, 100 ns
+  EXPECT_NEAR(naive.access_cost[5] * 100, (1.0 + remote) / 2 * 100 + copy, 1e-9);
+  EXPECT_NEAR(naive.migration_seconds, 4096.0 / 8e9, 1e-15);
+
+  // numaheap: two-stage filter plus the three-epoch memory of a switch.
+  const PolicyResult& nh = policy(*rep, "numaheap");
+  EXPECT_EQ(nh.pages_migrated, 1u);
+  EXPECT_EQ(nh.pages_bounced, 0u);
+  EXPECT_DOUBLE_EQ(nh.local_ratio_final, 1.0);
+  EXPECT_LT(nh.local_ratio_mean, naive.local_ratio_mean);
+  EXPECT_GT(nh.samples_used, 0u);
+}
+
+TEST(SimRun, ExampleTraceAndDeterminism) {
+  const Topology topo = builtin_default_topology();
+  SimConfig c;
+  c.seconds = 20;
+  auto run_once = [&] {
+    auto t = load_trace(std::string(NUMAHEAP_TEST_DATA) + "/traces/example.trace");
+    EXPECT_TRUE(t.has_value()) << (t ? "" : t.error().message);
+    auto w = make_trace_workload(std::move(*t), topo, c);
+    EXPECT_TRUE(w.has_value());
+    auto rep = run(topo, **w, c, policy_names());
+    EXPECT_TRUE(rep.has_value());
+    return *rep;
+  };
+  const SimReport a = run_once(), b = run_once();
+  ASSERT_EQ(a.policies.size(), 5u);
+  for (std::size_t i = 0; i < a.policies.size(); ++i) {
+    EXPECT_EQ(a.policies[i].local_ratio, b.policies[i].local_ratio);
+    EXPECT_EQ(a.policies[i].pages_migrated, b.policies[i].pages_migrated);
+  }
+  EXPECT_EQ(a.guest_pages, 36u);
+  // vCPU 1 moved to node 3 halfway: first touch never recovers its pages.
+  EXPECT_LT(policy(a, "none").local_ratio_final, 0.6);
+  EXPECT_GE(policy(a, "oracle").local_ratio_final, policy(a, "numaheap").local_ratio_final);
+}
+
+TEST(SimRun, BadConfigAndNamesAreRefused) {
+  const Topology topo = builtin_default_topology();
+  SimConfig c;
+  c.seconds = 0.5;  // shorter than one period
+  EXPECT_EQ(validate(c), "seconds must be one period .. 86400");
+  c = {};
+  c.guest_scale = 0;
+  EXPECT_EQ(validate(c), "guest scale must be in (0, 1]");
+  c = {};
+  c.bandwidth_gb_s = std::nan("");
+  EXPECT_FALSE(validate(c).empty());
+  c = {};
+  c.period_ms = 0;
+  EXPECT_FALSE(validate(c).empty());
+  c = {};
+  auto bad = make_scenario("nope", topo, c);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message, "unknown scenario 'nope' (known: vcpu-move, mixed, overcommit, phases)");
+  c.guest_scale = 0.05;
+  c.seconds = 4;
+  auto w = make_scenario("vcpu-move", topo, c);
+  ASSERT_TRUE(w.has_value());
+  auto r = run(topo, **w, c, {"none", "smart"});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "unknown policy 'smart' (known: none, naive, autonuma, numaheap, oracle)");
+  r = run(topo, **w, c, {"none", "none"});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "policy 'none' given twice");
+  auto one = TopologyBuilder("test:one").add_node(0, {0}, 1ull << 30).build();
+  ASSERT_TRUE(one.has_value());
+  auto single = make_scenario("mixed", *one, c);
+  ASSERT_FALSE(single.has_value());
+  EXPECT_EQ(single.error().message, "scenario mixed needs at least two nodes with CPUs and memory");
+}
+
+TEST(SimRun, NormalizeMergesPerPageAndNode) {
+  std::vector<GuestShape> g(2);
+  g[0].pages = 4;
+  g[1].pages = 2;
+  std::vector<Touch> t = {{1, 1, 3, 1, 5}, {0, 2, 1, 2, 9}, {0, 2, 0, 1, 4}, {0, 2, 1, 3, 1}, {1, 0, 3, 1, 2}};
+  normalize_touches(t, g);
+  ASSERT_EQ(t.size(), 4u);
+  EXPECT_EQ(t[0].gfn, 2u);
+  EXPECT_EQ(t[0].node, 0u);
+  EXPECT_EQ(t[1].node, 1u);
+  EXPECT_DOUBLE_EQ(t[1].count, 5);
+  EXPECT_DOUBLE_EQ(t[1].first, 1);
+  EXPECT_EQ(t[2].guest, 1u);
+  EXPECT_EQ(t[2].gfn, 0u);
+  EXPECT_EQ(t[3].gfn, 1u);
+}
+
+TEST(SimRun, OvercommitKeepsNumaheapAboveItsWatermark) {
+  const Topology topo = builtin_default_topology();
+  SimConfig c;
+  c.seconds = 20;
+  c.guest_scale = 0.5;
+  auto w = make_scenario("overcommit", topo, c);
+  ASSERT_TRUE(w.has_value());
+  auto rep = run(topo, **w, c, {"naive", "numaheap"});
+  ASSERT_TRUE(rep.has_value()) << rep.error().message;
+  const PolicyResult& naive = policy(*rep, "naive");
+  const PolicyResult& nh = policy(*rep, "numaheap");
+  EXPECT_EQ(naive.min_free_pages, 0u);  // naive fills the target to the last frame
+  // numaheap keeps 2% of the target node free (the Migrator's default watermark).
+  std::uint64_t smallest = ~0ull;
+  for (const auto& n : topo.nodes()) smallest = std::min(smallest, n.frame_count());
+  EXPECT_GE(nh.min_free_pages, smallest / 50);
+  EXPECT_GT(nh.pages_migrated, 0u);
+}
+
+}  // namespace
+}  // namespace numaheap::sim

@@ -1,0 +1,239 @@
+// `numaheap sim [--topology PATH] (--scenario NAME | --trace FILE)
+//               [--policy P]... [--seconds S] [--json] [--csv FILE]
+//               [--plot FILE.svg|.png] [model options]`
+//
+// Runs the workload simulator (bench/sim, docs/simulator.md) and prints one
+// line per policy: final and mean local-access ratio, mean access cost,
+// pages migrated and bounced. Exit status: 0 done, 1 bad input or failure.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/sim/sim.h"
+#include "commands.h"
+#include "numaheap/topology_io.h"
+#include "topology_json.h"
+
+namespace numaheap::tools {
+
+namespace {
+
+struct SimOptions {
+  std::string topology;
+  std::string scenario;
+  std::string trace;
+  std::vector<std::string> policies;
+  std::string csv, plot;
+  bool json = false;
+  bool no_progress = false;
+  sim::SimConfig config;
+};
+
+void fail(const std::string& msg) { std::fprintf(stderr, "numaheap sim: %s\n", msg.c_str()); }
+
+// A one-line bar on stderr, redrawn when the percentage changes.
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool on) : on_(on) {}
+  void operator()(std::uint64_t done, std::uint64_t total) {
+    if (!on_) return;
+    const int pct = static_cast<int>(100 * done / total);
+    if (pct == last_) return;
+    last_ = pct;
+    constexpr int kWidth = 40;
+    const int fill = pct * kWidth / 100;
+    std::fprintf(stderr, "\r  [%.*s%*s] %3d%%  period %llu/%llu", fill, "########################################",
+                 kWidth - fill, "", pct, static_cast<unsigned long long>(done), static_cast<unsigned long long>(total));
+    if (done == total) std::fprintf(stderr, "\r%*s\r", kWidth + 40, "");
+    std::fflush(stderr);
+  }
+
+ private:
+  bool on_;
+  int last_ = -1;
+};
+
+nlohmann::json to_json(const sim::SimReport& r, const std::string& description) {
+  nlohmann::json j;
+  j["topology"] = r.topology;
+  j["workload"] = r.workload;
+  if (!description.empty()) j["description"] = description;
+  j["periods"] = r.periods;
+  j["guest_pages"] = r.guest_pages;
+  j["config"] = {{"seconds", r.config.seconds},          {"period_ms", r.config.period_ms},
+                 {"access_rate", r.config.access_rate},  {"local_ns", r.config.local_ns},
+                 {"bandwidth_gb_s", r.config.bandwidth_gb_s}, {"trace_weight", r.config.trace_weight},
+                 {"guest_scale", r.config.guest_scale},  {"seed", r.config.seed}};
+  nlohmann::json moves = nlohmann::json::array();
+  for (const auto& m : r.vcpu_moves) moves.push_back({{"at_s", m.at_s}, {"guest", m.guest}, {"vcpu", m.vcpu}, {"node", m.node}});
+  j["vcpu_moves"] = moves;
+  nlohmann::json pol = nlohmann::json::object();
+  for (const auto& p : r.policies)
+    pol[p.name] = {{"local_ratio_final", p.local_ratio_final},
+                   {"local_ratio_mean", p.local_ratio_mean},
+                   {"access_cost_mean", p.access_cost_mean},
+                   {"pages_migrated", p.pages_migrated},
+                   {"bytes_migrated", p.bytes_migrated},
+                   {"pages_bounced", p.pages_bounced},
+                   {"moves_failed", p.moves_failed},
+                   {"samples_used", p.samples_used},
+                   {"migration_seconds", p.migration_seconds},
+                   {"min_free_pages", p.min_free_pages},
+                   {"local_ratio", p.local_ratio},
+                   {"access_cost", p.access_cost}};
+  j["policies"] = pol;
+  return j;
+}
+
+std::string to_csv(const sim::SimReport& r) {
+  std::ostringstream o;
+  o << "time_s";
+  for (const auto& p : r.policies) o << ',' << p.name << "_local_ratio";
+  for (const auto& p : r.policies) o << ',' << p.name << "_access_cost";
+  o << '\n';
+  const double period_s = r.config.period_ms / 1000.0;
+  for (std::uint64_t k = 0; k < r.periods; ++k) {
+    o << static_cast<double>(k + 1) * period_s;
+    for (const auto& p : r.policies) o << ',' << p.local_ratio[k];
+    for (const auto& p : r.policies) o << ',' << p.access_cost[k];
+    o << '\n';
+  }
+  return o.str();
+}
+
+std::string text_report(const sim::SimReport& r, const std::string& description) {
+  char line[256];
+  std::string out;
+  std::snprintf(line, sizeof line, "numaheap sim: %s on %s: %llu periods of %g ms, %llu MiB of guest memory\n",
+                r.workload.c_str(), r.topology.c_str(), static_cast<unsigned long long>(r.periods), r.config.period_ms,
+                static_cast<unsigned long long>(r.guest_pages >> 8));
+  out += line;
+  if (!description.empty()) out += "  " + description + "\n";
+  for (const auto& m : r.vcpu_moves) {
+    std::snprintf(line, sizeof line, "  t=%gs: guest %u vCPU %u -> node %u\n", m.at_s, m.guest, m.vcpu, m.node);
+    out += line;
+  }
+  out += "\n  policy     local(final)  local(mean)  cost/access  pages moved  MiB moved  bounced  refused  min free MiB\n";
+  for (const auto& p : r.policies) {
+    std::snprintf(line, sizeof line, "  %-9s  %11.1f%%  %10.1f%%  %11.3f  %11llu  %9.1f  %7llu  %7llu  %12.1f\n",
+                  p.name.c_str(), 100 * p.local_ratio_final, 100 * p.local_ratio_mean, p.access_cost_mean,
+                  static_cast<unsigned long long>(p.pages_migrated), static_cast<double>(p.bytes_migrated) / 1048576.0,
+                  static_cast<unsigned long long>(p.pages_bounced), static_cast<unsigned long long>(p.moves_failed),
+                  static_cast<double>(p.min_free_pages) / 256.0);
+    out += line;
+  }
+  out += "\n  cost/access: distance/10 per access (1 = local) plus migration copy time, in local accesses;\n"
+         "  bounced: pages moved more than once; min free: the fullest node's free memory during the run\n";
+  return out;
+}
+
+bool write_file(const std::string& path, const std::string& data) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << data;
+  f.close();
+  return static_cast<bool>(f);
+}
+
+// Draws the local-access ratio over time per policy with gnuplot; the data
+// goes inline (a datablock), so no temporary file.
+int plot(const sim::SimReport& r, const std::string& path) {
+  const bool png = path.size() > 4 && path.compare(path.size() - 4, 4, ".png") == 0;
+  const bool svg = path.size() > 4 && path.compare(path.size() - 4, 4, ".svg") == 0;
+  if (!png && !svg) return fail("--plot: the file name must end in .svg or .png"), 1;
+  if (path.find_first_of("'\n\r\\") != std::string::npos)
+    return fail("--plot: the file name may not contain quotes, backslashes or line breaks"), 1;
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    return fail("--plot needs gnuplot (Debian: apt-get install gnuplot-nox)"), 1;
+  std::string title = r.workload + " on " + r.topology;
+  for (char& c : title)
+    if (c == '"' || c == '\\' || c == '\n') c = ' ';
+  std::ostringstream s;
+  s << "set terminal " << (png ? "pngcairo size 1000,560" : "svg size 1000,560 dynamic") << " font 'sans,12'\n"
+    << "set output '" << path << "'\n"
+    << "set title \"" << title << "\" noenhanced\n"
+    << "set xlabel 'simulated time (s)'\nset ylabel 'local accesses'\n"
+    << "set yrange [0:105]\nset format y '%.0f%%'\nset key outside right\nset grid\n"
+    << "set datafile separator ','\n$data << EOD\n"
+    << to_csv(r) << "EOD\nplot ";
+  for (std::size_t i = 0; i < r.policies.size(); ++i)
+    s << (i ? ", " : "") << "$data using 1:($" << i + 2 << "*100) with lines lw 2 title '" << r.policies[i].name << "'";
+  s << "\n";
+  const std::string script = s.str();
+  FILE* g = popen("gnuplot 2>&1", "w");
+  if (!g) return fail("--plot: cannot run gnuplot"), 1;
+  std::fwrite(script.data(), 1, script.size(), g);
+  const int rc = pclose(g);
+  if (rc != 0) return fail("--plot: gnuplot failed (exit status " + std::to_string(rc) + ")"), 1;
+  return 0;
+}
+
+int run_sim(SimOptions& o, CLI::App* sub) {
+  if (!sub->parsed()) return -1;
+  if (o.scenario.empty() && o.trace.empty()) return fail("give --scenario NAME or --trace FILE"), 1;
+  Result<Topology, Error> topo = builtin_default_topology();
+  if (!o.topology.empty() && o.topology != "builtin") topo = load_topology_path(o.topology);
+  if (!topo) return fail(topo.error().message), 1;
+  if (std::string bad = sim::validate(o.config); !bad.empty()) return fail(bad), 1;
+  if (o.policies.empty()) o.policies = sim::policy_names();
+  Result<std::unique_ptr<sim::Workload>, Error> w = Error{Errc::invalid_argument, ""};
+  std::string description;
+  if (!o.trace.empty()) {
+    auto t = sim::load_trace(o.trace);
+    if (!t) return fail(t.error().message), 1;
+    w = sim::make_trace_workload(std::move(*t), *topo, o.config);
+  } else {
+    w = sim::make_scenario(o.scenario, *topo, o.config);
+    description = sim::scenario_description(o.scenario);
+  }
+  if (!w) return fail(w.error().message), 1;
+  ProgressBar bar(!o.no_progress && isatty(STDERR_FILENO));
+  auto rep = sim::run(*topo, **w, o.config, o.policies, [&](std::uint64_t d, std::uint64_t t) { bar(d, t); });
+  if (!rep) return fail(rep.error().message), 1;
+  if (!o.csv.empty() && !write_file(o.csv, to_csv(*rep))) return fail("cannot write " + o.csv), 1;
+  if (!o.plot.empty() && plot(*rep, o.plot) != 0) return 1;
+  if (o.json)
+    std::printf("%s\n", to_json(*rep, description).dump(2).c_str());
+  else
+    std::fputs(text_report(*rep, description).c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+Runner add_sim_command(CLI::App& app) {
+  auto o = std::make_shared<SimOptions>();
+  CLI::App* sub = app.add_subcommand("sim", "Simulate guests on a topology and compare migration policies");
+  std::string scenarios, policies;
+  for (const auto& s : sim::scenario_names()) scenarios += (scenarios.empty() ? "" : ", ") + s;
+  for (const auto& p : sim::policy_names()) policies += (policies.empty() ? "" : ", ") + p;
+  sub->add_option("--topology", o->topology,
+                  "numactl -H text, sysfs root, JSON, or 'builtin' (default: the built-in seed 4-node machine)");
+  auto* sc = sub->add_option("--scenario", o->scenario, "synthetic scenario: " + scenarios);
+  auto* tr = sub->add_option("--trace", o->trace, "replay an access trace (docs/simulator.md)");
+  sc->excludes(tr);
+  tr->excludes(sc);
+  sub->add_option("--policy", o->policies, "policies to compare (repeat or comma-separate; default all: " + policies + ")")
+      ->delimiter(',');
+  sub->add_option("--seconds", o->config.seconds, "simulated seconds (default 60)");
+  sub->add_option("--period-ms", o->config.period_ms, "sampling and policy period (default 1000)");
+  sub->add_option("--access-rate", o->config.access_rate,
+                  "memory accesses per vCPU per simulated second in scenarios (default 5e6)");
+  sub->add_option("--local-ns", o->config.local_ns, "time of one local access, for migration cost (default 100)");
+  sub->add_option("--bandwidth-gbs", o->config.bandwidth_gb_s, "copy bandwidth of a migration, GB/s (default 8)");
+  sub->add_option("--trace-weight", o->config.trace_weight, "accesses one trace line stands for (default 1)");
+  sub->add_option("--guest-scale", o->config.guest_scale, "scale the scenario guests' sizes, (0, 1] (default 1)");
+  sub->add_option("--seed", o->config.seed, "random seed of the scenarios' first-access draws (default 1)");
+  sub->add_flag("--json", o->json, "print the report as JSON");
+  sub->add_option("--csv", o->csv, "write local ratio and cost per period to FILE");
+  sub->add_option("--plot", o->plot, "draw local ratio over time to FILE.svg or FILE.png (gnuplot)");
+  sub->add_flag("--no-progress", o->no_progress, "no progress bar on a terminal");
+  return [o, sub] { return run_sim(*o, sub); };
+}
+
+}  // namespace numaheap::tools
