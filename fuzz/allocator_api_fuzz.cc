@@ -1,14 +1,16 @@
 // libFuzzer harness for the allocator through its C API: a fuzzed topology
 // (1-4 nodes, sparse ids, a memoryless node, ranges with holes), then an
 // arbitrary sequence of alloc / free (valid and not) / claim / release /
-// offline / scrub / drain, with the full consistency check after each step
-// and the model-free properties that must always hold: no block handed out
-// twice, exact_node and exclusions honoured, valid frees succeed.
+// offline / scrub / drain / bulk alloc and free (valid and not), with the
+// full consistency check after each step and the model-free properties that
+// must always hold: no block handed out twice, exact_node and exclusions
+// honoured, valid frees succeed, a bulk free with a bad entry frees nothing.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <map>
+#include <vector>
 
 #include "numaheap/numaheap.h"
 
@@ -21,6 +23,15 @@ void require(bool ok) {
 struct Held {
   uint32_t order, owner, node;
 };
+
+// A newly handed out block [mfn, mfn + 2^order) overlaps nothing held.
+bool fresh(const std::map<uint64_t, Held>& held, uint64_t mfn, uint32_t order) {
+  auto next = held.lower_bound(mfn);
+  if (next != held.end() && next->first < mfn + (uint64_t{1} << order)) return false;
+  if (next == held.begin()) return true;
+  auto prev = std::prev(next);
+  return prev->first + (uint64_t{1} << prev->second.order) <= mfn;
+}
 
 }  // namespace
 
@@ -65,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::map<uint64_t, Held> held;
   while (in.remaining_bytes() > 0) {
     const uint64_t pick = in.ConsumeIntegral<uint16_t>();
-    switch (in.ConsumeIntegralInRange<int>(0, 8)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 10)) {
       case 0:
       case 1: {
         numaheap_alloc_request r;
@@ -83,12 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           require((mfn & ((uint64_t{1} << r.order) - 1)) == 0);
           require(!(ex.bits[node / 64] >> (node % 64) & 1));
           if ((r.flags & NUMAHEAP_ALLOC_EXACT_NODE) && r.node != NUMAHEAP_NO_NODE) require(node == r.node);
-          auto next = held.lower_bound(mfn);  // never handed out twice
-          require(next == held.end() || next->first >= mfn + (uint64_t{1} << r.order));
-          if (next != held.begin()) {
-            auto prev = std::prev(next);
-            require(prev->first + (uint64_t{1} << prev->second.order) <= mfn);
-          }
+          require(fresh(held, mfn, r.order));  // never handed out twice
           held[mfn] = Held{r.order, r.owner, node};
         }
         break;
@@ -126,6 +132,46 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 7:
         (void)numaheap_scrub_some(h, ids[pick % nodes], pick % 64);
         break;
+      case 9: {  // bulk allocation: all or nothing, every frame new
+        numaheap_alloc_request r;
+        r.order = in.ConsumeIntegralInRange<uint32_t>(0, 1);
+        r.node = in.ConsumeBool() ? NUMAHEAP_NO_NODE : ids[pick % nodes];
+        r.flags = in.ConsumeIntegralInRange<uint32_t>(0, 8);
+        r.owner = in.ConsumeIntegralInRange<uint32_t>(1, 4);
+        numaheap_nodemask ex{};
+        if (in.ConsumeBool()) numaheap_nodemask_set(&ex, ids[in.ConsumeIntegralInRange<unsigned>(0, nodes - 1)]);
+        r.exclude = &ex;
+        std::vector<uint64_t> got(in.ConsumeIntegralInRange<size_t>(0, 300), ~uint64_t{0});
+        if (numaheap_alloc_bulk(h, &r, got.data(), got.size()) != NUMAHEAP_OK) {
+          for (uint64_t m : got) require(m == ~uint64_t{0});
+          break;
+        }
+        require(r.order == 0);
+        for (uint64_t m : got) {
+          require(fresh(held, m, 0));  // also catches duplicates within `got`
+          held[m] = Held{0, r.owner, 0};
+        }
+        break;
+      }
+      case 10: {  // bulk free of one owner's 4 KiB blocks, maybe with a bad entry
+        const uint32_t owner = in.ConsumeIntegralInRange<uint32_t>(1, 4);
+        std::vector<uint64_t> list;
+        for (auto& [mfn, hb] : held)
+          if (hb.order == 0 && hb.owner == owner && in.ConsumeBool()) list.push_back(mfn);
+        bool bad = false;
+        if (in.ConsumeBool()) {  // anything but an unlisted 4 KiB block of `owner`
+          const uint64_t mfn = in.ConsumeIntegralInRange<uint64_t>(0, next_mfn + 8);
+          auto it = held.find(mfn);
+          bool listed = false;
+          for (uint64_t m : list) listed |= m == mfn;
+          bad = listed || it == held.end() || it->second.order != 0 || it->second.owner != owner;
+          list.insert(list.begin() + static_cast<long>(pick % (list.size() + 1)), mfn);
+        }
+        require((numaheap_free_bulk(h, list.data(), list.size(), owner) == NUMAHEAP_OK) == !bad);
+        if (!bad)
+          for (uint64_t m : list) held.erase(m);
+        break;
+      }
       default:
         numaheap_drain_all(h);
         break;

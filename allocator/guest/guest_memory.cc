@@ -2,7 +2,9 @@
 #include "numaheap/guest_memory.h"
 
 #include <algorithm>
+#include <array>
 #include <mutex>
+#include <span>
 
 #include "allocator/guest/p2m.h"
 
@@ -137,17 +139,46 @@ std::vector<NodeShare> GuestMemory::pages_per_node() const {
 
 namespace {
 
+// 4 KiB frames of the guest to free, gathered and freed in batches with
+// free_bulk. A refused batch (which cannot happen: the guest owns every
+// frame it lists) is freed frame by frame, ignoring errors as single
+// frees always were here.
+class FrameBatch {
+ public:
+  FrameBatch(PageAllocator& pa, OwnerId owner) : pa_(pa), owner_(owner) {}
+  ~FrameBatch() { flush(); }
+  FrameBatch(const FrameBatch&) = delete;
+  FrameBatch& operator=(const FrameBatch&) = delete;
+  void add(Mfn mfn) {
+    if (n_ == buf_.size()) flush();
+    buf_[n_++] = mfn;
+  }
+  void flush() {
+    if (n_ && !pa_.free_bulk(std::span<const Mfn>(buf_.data(), n_), owner_))
+      for (std::size_t i = 0; i < n_; ++i) (void)pa_.free(buf_[i], 0, owner_);
+    n_ = 0;
+  }
+
+ private:
+  PageAllocator& pa_;
+  OwnerId owner_;
+  std::array<Mfn, 512> buf_;
+  std::size_t n_ = 0;
+};
+
 // Frees every block that has a head in [first, last) and clears the entries.
 // Lock held. Returns pages freed per node index into `freed`.
 void free_blocks(PageAllocator& pa, P2m& p2m, std::atomic<std::uint64_t>& present, OwnerId owner,
                  Gfn first, Gfn last, std::vector<NodeShare>& freed) {
+  FrameBatch pages(pa, owner);
   for (Gfn gfn = first; gfn < last; ++gfn) {
     P2mEntry e = p2m.get(gfn);
     if (!e.present()) continue;
     const std::uint64_t span = frames_of_order(e.order);
     if (gfn % span != 0) continue;  // not the block head: freed with it
     NodeId node = pa.node_of(e.mfn);
-    (void)pa.free(e.mfn, e.order, owner);
+    if (e.order == 0) pages.add(e.mfn);
+    else (void)pa.free(e.mfn, e.order, owner);
     for (Gfn k = gfn; k < gfn + span && k < p2m.size(); ++k) p2m.set(k, {});
     present.fetch_sub(span, std::memory_order_relaxed);
     auto it = std::find_if(freed.begin(), freed.end(), [&](const NodeShare& s) { return s.node == node; });
@@ -213,28 +244,53 @@ Result<PopulateReport, Error> GuestMemory::populate() {
     (void)pa.release_owner(owner_);
     return guest_error(spec_, code, what);
   };
+  auto note_striped = [&striped](NodeId node, std::uint64_t pages) {
+    auto it = std::find_if(striped.begin(), striped.end(), [&](const NodeShare& s) { return s.node == node; });
+    if (it == striped.end()) striped.push_back({node, pages << kFrameShift});
+    else it->bytes += pages << kFrameShift;
+  };
+  constexpr std::uint32_t kExact = AllocFlags::exact_node | AllocFlags::use_claim;
   for (const auto& r : layout_) {
     Gfn gfn = r.first;
     const Gfn end = r.first + r.pages;
     while (gfn < end) {
       Result<Allocation> a = Errc::no_memory;
       unsigned order = 0;
-      for (unsigned o : {kOrder1G, kOrder2M, 0u}) {
+      for (unsigned o : {kOrder1G, kOrder2M}) {
         const std::uint64_t span = frames_of_order(o);
         if (gfn % span || end - gfn < span) continue;
-        a = pa.alloc(AllocRequest{o, r.pnode, AllocFlags::exact_node | AllocFlags::use_claim, owner_, {}});
+        a = pa.alloc(AllocRequest{o, r.pnode, kExact, owner_, {}});
         order = o;
         if (a) break;
       }
-      if (!a && striping) {
-        order = 0;
-        a = pa.alloc(AllocRequest{0, r.pnode, AllocFlags::use_claim, owner_, {}});
+      if (!a) {
+        // 4 KiB extents up to the next 2 MiB boundary (where a 2 MiB
+        // extent is tried again), in one bulk allocation.
+        constexpr std::uint64_t k2M = frames_of_order(kOrder2M);
+        const std::uint64_t run = std::min(end, (gfn / k2M + 1) * k2M) - gfn;
+        std::array<Mfn, k2M> mfns;
+        const std::span<Mfn> out(mfns.data(), run);
+        Status st = pa.alloc_bulk(AllocRequest{0, r.pnode, kExact, owner_, {}}, out);
+        if (!st && striping) st = pa.alloc_bulk(AllocRequest{0, r.pnode, AllocFlags::use_claim, owner_, {}}, out);
+        if (!st)
+          return fail("populating vnode " + std::to_string(r.vnode) + " on node " + std::to_string(r.pnode) +
+                          " failed after " + mb(gfn - r.first) + " of " + mb(r.pages) + " (" +
+                          errc_name(st.error()) + ")",
+                      st.error());
+        if (std::any_of(out.begin(), out.end(), [](Mfn f) { return f > P2m::kMaxMfn; })) {
+          (void)pa.free_bulk(out, owner_);
+          return fail("frame number beyond the p2m's range", Errc::invalid_frame);
+        }
+        for (std::uint64_t k = 0; k < run; ++k) {
+          m.p2m.set(gfn + k, P2mEntry{out[k], P2mFlags::present, 0});
+          if (striping)
+            if (const NodeId n = pa.node_of(out[k]); n != r.pnode) note_striped(n, 1);
+        }
+        m.present.fetch_add(run, std::memory_order_relaxed);
+        rep.extents_4k += run;
+        gfn += run;
+        continue;
       }
-      if (!a)
-        return fail("populating vnode " + std::to_string(r.vnode) + " on node " + std::to_string(r.pnode) +
-                        " failed after " + mb(gfn - r.first) + " of " + mb(r.pages) + " (" +
-                        errc_name(a.error()) + ")",
-                    a.error());
       if (a->mfn > P2m::kMaxMfn) {
         (void)pa.free(a->mfn, order, owner_);
         return fail("frame number beyond the p2m's range", Errc::invalid_frame);
@@ -244,13 +300,8 @@ Result<PopulateReport, Error> GuestMemory::populate() {
         m.p2m.set(gfn + k, P2mEntry{a->mfn + k, P2mFlags::present, static_cast<std::uint8_t>(order)});
       m.present.fetch_add(span, std::memory_order_relaxed);
       if (order == kOrder1G) ++rep.extents_1g;
-      else if (order == kOrder2M) ++rep.extents_2m;
-      else ++rep.extents_4k;
-      if (a->node != r.pnode) {
-        auto it = std::find_if(striped.begin(), striped.end(), [&](const NodeShare& s) { return s.node == a->node; });
-        if (it == striped.end()) striped.push_back({a->node, span << kFrameShift});
-        else it->bytes += span << kFrameShift;
-      }
+      else ++rep.extents_2m;
+      if (a->node != r.pnode) note_striped(a->node, span);  // exact-node: cannot happen
       gfn += span;
     }
   }
@@ -300,6 +351,7 @@ Result<std::uint64_t, Error> GuestMemory::balloon_down(std::uint64_t pages) {
   }
   away.insert(away.end(), home.begin(), home.end());
   std::vector<NodeShare> freed;
+  FrameBatch batch(*pa_, owner_);
   std::uint64_t done = 0;
   constexpr std::uint8_t kUntouchable =
       P2mFlags::pinned | P2mFlags::shared | P2mFlags::migrating | P2mFlags::device;
@@ -328,13 +380,14 @@ Result<std::uint64_t, Error> GuestMemory::balloon_down(std::uint64_t pages) {
     // Take the entry by CAS, so a racing mover cannot swap it under us.
     if (!m.p2m.cas(gfn, e, P2mEntry{})) continue;
     NodeId node = pa_->node_of(e.mfn);
-    (void)pa_->free(e.mfn, 0, owner_);
+    batch.add(e.mfn);
     m.present.fetch_sub(1, std::memory_order_relaxed);
     auto it = std::find_if(freed.begin(), freed.end(), [&](const NodeShare& s) { return s.node == node; });
     if (it == freed.end()) freed.push_back({node, 1});
     else ++it->bytes;
     ++done;
   }
+  batch.flush();
   if (options_.scrub_on_free) scrub_freed(*pa_, freed);
   return done;
 }

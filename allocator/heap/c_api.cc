@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <new>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,19 @@ int fail(const numaheap::Error& e, char* err, std::size_t err_len) {
     err[n] = '\0';
   }
   return code(e.code);
+}
+
+numaheap::AllocRequest request(const numaheap_alloc_request& req) {
+  numaheap::AllocRequest r;
+  r.order = req.order;
+  r.node = req.node;
+  r.flags = req.flags;
+  r.owner = req.owner;
+  if (req.exclude)
+    for (std::uint32_t w = 0; w < NUMAHEAP_MAX_NODES / 64; ++w)
+      for (std::uint64_t bits = req.exclude->bits[w]; bits; bits &= bits - 1)
+        r.exclude.set(w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(bits)));
+  return r;
 }
 
 int wrap_topology(numaheap::Result<numaheap::Topology, numaheap::Error> r, numaheap_topology** out,
@@ -183,16 +197,7 @@ void numaheap_destroy(numaheap_heap* h) { delete h; }
 int numaheap_alloc(numaheap_heap* h, const numaheap_alloc_request* req, uint64_t* mfn,
                    uint32_t* node) {
   if (!h || !req || !mfn) return NUMAHEAP_E_INVALID_ARGUMENT;
-  numaheap::AllocRequest r;
-  r.order = req->order;
-  r.node = req->node;
-  r.flags = req->flags;
-  r.owner = req->owner;
-  if (req->exclude)
-    for (std::uint32_t w = 0; w < NUMAHEAP_MAX_NODES / 64; ++w)
-      for (std::uint64_t bits = req->exclude->bits[w]; bits; bits &= bits - 1)
-        r.exclude.set(w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(bits)));
-  auto a = h->pa->alloc(r);
+  auto a = h->pa->alloc(request(*req));
   if (!a) return code(a.error());
   *mfn = a->mfn;
   if (node) *node = a->node;
@@ -202,6 +207,20 @@ int numaheap_alloc(numaheap_heap* h, const numaheap_alloc_request* req, uint64_t
 int numaheap_free(numaheap_heap* h, uint64_t mfn, uint32_t order, uint32_t owner) {
   if (!h) return NUMAHEAP_E_INVALID_ARGUMENT;
   auto st = h->pa->free(mfn, order, owner);
+  return st ? NUMAHEAP_OK : code(st.error());
+}
+
+int numaheap_alloc_bulk(numaheap_heap* h, const numaheap_alloc_request* req, uint64_t* mfns,
+                        size_t count) {
+  if (!h || !req || (count && !mfns)) return NUMAHEAP_E_INVALID_ARGUMENT;
+  static_assert(sizeof(uint64_t) == sizeof(numaheap::Mfn));
+  auto st = h->pa->alloc_bulk(request(*req), std::span<numaheap::Mfn>(mfns, count));
+  return st ? NUMAHEAP_OK : code(st.error());
+}
+
+int numaheap_free_bulk(numaheap_heap* h, const uint64_t* mfns, size_t count, uint32_t owner) {
+  if (!h || (count && !mfns)) return NUMAHEAP_E_INVALID_ARGUMENT;
+  auto st = h->pa->free_bulk(std::span<const numaheap::Mfn>(mfns, count), owner);
   return st ? NUMAHEAP_OK : code(st.error());
 }
 

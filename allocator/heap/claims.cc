@@ -50,6 +50,48 @@ bool PageAllocator::Impl::charge(std::uint32_t ni, std::uint64_t pages,
   return true;
 }
 
+PageAllocator::Impl::Quote PageAllocator::Impl::begin_quote(const AllocRequest& req) noexcept {
+  Quote q;
+  if (!claims.active) return q;
+  q.spare = claims.spare.load(std::memory_order_relaxed);
+  if (req.flags & AllocFlags::use_claim) {
+    SpinGuard g(claims.lock);
+    if (const ClaimRecord* gr = claims.find(req.owner, kNoNode)) q.global = gr->remaining;
+  }
+  return q;
+}
+
+// Mirrors charge(): with the node claim taken first, then the global one,
+// then spare, a charge of n pages succeeds iff n <= free frames, n minus
+// the node claim part <= the node's unclaimed frames, and what neither
+// claim covers <= spare.
+std::uint64_t PageAllocator::Impl::quote(std::uint32_t ni, std::uint64_t want,
+                                         const AllocRequest& req, Quote& q) noexcept {
+  const NodeHeap& h = heap(ni);
+  std::uint64_t n = std::min(want, h.free_frames());
+  if (!claims.active) return n;
+  const std::int64_t unclaimed =
+      static_cast<std::int64_t>(h.free_frames()) - static_cast<std::int64_t>(h.claimed_);
+  const std::uint64_t spare = q.spare > 0 ? static_cast<std::uint64_t>(q.spare) : 0;
+  if (unclaimed < 0) return 0;
+  if (!(req.flags & AllocFlags::use_claim)) {
+    n = std::min({n, static_cast<std::uint64_t>(unclaimed), spare});
+    q.spare -= static_cast<std::int64_t>(n);
+    return n;
+  }
+  std::uint64_t from_node = 0;
+  {
+    SpinGuard g(claims.lock);
+    if (const ClaimRecord* nr = claims.find(req.owner, topo.node_at(ni).id)) from_node = nr->remaining;
+  }
+  n = std::min(n, from_node + std::min(static_cast<std::uint64_t>(unclaimed), q.global + spare));
+  const std::uint64_t rest = n - std::min(from_node, n);
+  const std::uint64_t from_global = std::min(q.global, rest);
+  q.global -= from_global;
+  q.spare -= static_cast<std::int64_t>(rest - from_global);
+  return n;
+}
+
 std::uint64_t PageAllocator::Impl::charge_upto(std::uint32_t ni, std::uint64_t blocks,
                                                unsigned order) noexcept {
   if (!claims.active) return blocks;

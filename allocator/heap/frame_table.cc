@@ -16,6 +16,7 @@ FrameTable::~FrameTable() {
 
 Result<void, Error> FrameTable::init(const Topology& topo) {
   ranges_.clear();
+  only_ = nullptr;
   for (std::size_t i = 0; i < topo.node_count(); ++i)
     for (const FrameRange& r : topo.node_at(i).frames)
       ranges_.push_back({r.first_mfn, r.first_mfn + r.count, static_cast<std::uint32_t>(i), 0});
@@ -26,6 +27,7 @@ Result<void, Error> FrameTable::init(const Topology& topo) {
     r.desc_base = frames_;
     frames_ += r.end - r.first;
   }
+  only_ = ranges_.size() == 1 ? &ranges_[0] : nullptr;
   if (frames_ == 0) return {};
   reserved_bytes_ = frames_ * sizeof(FrameDesc);
   // MAP_NORESERVE: a 1 TiB machine needs 6 GiB of descriptors, most of which

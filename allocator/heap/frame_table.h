@@ -27,7 +27,8 @@ enum class FrameKind : std::uint8_t {
   tail = 0,     // not a head: part of the block of the nearest head below
   free = 1,     // head of a free block on its node's free list
   used = 2,     // head of an allocated block
-  cached = 3,   // order-0/9 head sitting in a per-CPU cache
+  cached = 3,   // order-0/9 head sitting in a per-CPU cache, or an order-0
+                // head free_bulk has checked and is returning to its heap
   offline = 4,  // retired frame (order 0), never handed out again
 };
 
@@ -48,13 +49,18 @@ struct FrameDesc {
   // (kMixedOwner when several or unknown). Guarded like `state`.
   OwnerId owner;
   // Kind + flags. Who may change it depends on the kind: free/tail/offline
-  // under the node lock; cached under the per-CPU cache's lock; used by the
-  // owner, leaving `used` only through a compare-and-swap (so a concurrent
-  // double free or an offline request is never lost). Always accessed
-  // through std::atomic_ref.
+  // under the node lock; cached under the per-CPU cache's lock (a frame
+  // free_bulk holds: by that call, until it returns it under the node
+  // lock); used by the owner, leaving `used` only through a
+  // compare-and-swap (so a concurrent double free or an offline request
+  // is never lost). Always accessed through std::atomic_ref.
   std::uint8_t state;
   std::uint8_t order;  // heads: the block's order; tails: 0
-  std::uint8_t reserved[2];
+  // Non-zero only on a used head alloc_bulk has just carved and not yet
+  // returned: 1 + the order of a run starting here that it must scrub
+  // before returning. Written and read only by that alloc_bulk call.
+  std::uint8_t bulk_scrub;
+  std::uint8_t reserved;
 
   std::uint8_t load_state(std::memory_order mo = std::memory_order_acquire) const noexcept {
     return std::atomic_ref<std::uint8_t>(const_cast<std::uint8_t&>(state)).load(mo);
@@ -115,7 +121,7 @@ class FrameTable {
 
   // Range holding `mfn`, or nullptr when no node manages it.
   const FrameRangeInfo* find_range(Mfn mfn) const noexcept {
-    if (ranges_.size() == 1) return ranges_[0].contains(mfn) ? &ranges_[0] : nullptr;
+    if (only_) return only_->contains(mfn) ? only_ : nullptr;
     return find_range_slow(mfn);
   }
   FrameDesc& desc(const FrameRangeInfo& r, Mfn mfn) const noexcept {
@@ -145,6 +151,7 @@ class FrameTable {
  private:
   const FrameRangeInfo* find_range_slow(Mfn mfn) const noexcept;
   std::vector<FrameRangeInfo> ranges_;  // sorted by first; desc_base ascending too
+  const FrameRangeInfo* only_ = nullptr;  // &ranges_[0] when it is the only range
   FrameDesc* descs_ = nullptr;          // mmap'd, frames_ entries
   std::uint64_t frames_ = 0;
   std::uint64_t reserved_bytes_ = 0;

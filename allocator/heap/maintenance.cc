@@ -183,8 +183,9 @@ Status PageAllocator::check_frames() const noexcept {
       const FrameDesc& d = m.table.desc(r, mfn);
       const std::uint8_t s = d.load_state();
       const std::uint64_t n = frames_of_order(d.order);
+      // bulk_scrub marks live only inside one alloc_bulk call.
       if (FrameDesc::kind_of(s) == FrameKind::tail || d.order > kMaxOrder || (mfn & (n - 1)) ||
-          mfn + n > r.end)
+          mfn + n > r.end || d.bulk_scrub)
         return Errc::invalid_frame;
       const bool in_use = FrameDesc::kind_of(s) == FrameKind::used;
       if (in_use && (s & kPendingOffline)) ++pending[ni];
@@ -192,6 +193,7 @@ Status PageAllocator::check_frames() const noexcept {
         const FrameDesc& t = m.table.desc(r, mfn + i);
         const std::uint8_t ts = t.load_state();
         if (in_use ? (ts & ~kPendingOffline) != 0 : ts != 0) return Errc::invalid_frame;
+        if (t.bulk_scrub) return Errc::invalid_frame;
         if (ts & kPendingOffline) {
           if (!(s & kHasPending)) return Errc::invalid_frame;
           ++pending[ni];

@@ -98,6 +98,92 @@ bool NodeHeap::take(unsigned order, Block& out) noexcept {
   return false;
 }
 
+std::uint64_t NodeHeap::take_frames(std::uint64_t n, Mfn* out, OwnerId owner,
+                                    bool no_scrub) noexcept {
+  constexpr std::uint8_t kUsedState = static_cast<std::uint8_t>(FrameKind::used);
+  std::uint64_t done = 0, to_scrub = 0;
+  while (done < n) {
+    const std::uint64_t rem = n - done;
+    FrameList* list = nullptr;
+    unsigned j = 0;
+    for (; j <= kMaxOrder && !list; ++j) {
+      if (!lists_[0][j].empty()) list = &lists_[0][j];
+      else if (!lists_[1][j].empty()) list = &lists_[1][j];
+    }
+    if (!list) [[unlikely]] __builtin_trap();  // the caller checked free_frames()
+    --j;
+    FrameDesc* d = &list->front();
+    if ((d->load_state() & kScrubbing) && ++list->begin() != list->end()) d = &*++list->begin();
+    abort_scrub_if(*d);
+    const Mfn head = table_->mfn_of(d);
+    const bool dirty = (d->load_state() & kDirty) != 0;
+    const OwnerId dirty_owner = d->owner;
+    unlink(*d, j);
+    const FrameRangeInfo& r = table_->known_range(head);
+    while (frames_of_order(j) > rem) {  // only what is asked: upper halves go back
+      --j;
+      const Mfn upper = head + frames_of_order(j);
+      link(table_->desc(r, upper), upper, j, dirty, dirty_owner);
+    }
+    // [head, head + 2^j) becomes 2^j used 4 KiB blocks. Tails were all-zero
+    // descriptors; nobody else can reach them while we hold the lock.
+    const std::uint64_t count = frames_of_order(j);
+    FrameDesc* fd = &table_->desc(r, head);
+    Mfn* o = out + done;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      fd[i].owner = owner;
+      fd[i].order = 0;
+      fd[i].store_state(kUsedState, std::memory_order_relaxed);
+      o[i] = head + i;
+    }
+    if (dirty && !(no_scrub && dirty_owner == owner)) {
+      fd[0].bulk_scrub = static_cast<std::uint8_t>(j + 1);
+      to_scrub += count;
+    }
+    done += count;
+  }
+  return to_scrub;
+}
+
+std::uint64_t NodeHeap::put_frames(const Mfn* frames, std::size_t n, OwnerId owner) noexcept {
+  constexpr std::uint8_t kPending = kHasPending | kPendingOffline;
+  std::uint64_t back = 0;
+  const FrameRangeInfo* r = nullptr;
+  for (std::size_t i = 0; i < n;) {
+    const Mfn m = frames[i];
+    if (!r || !r->contains(m)) r = &table_->known_range(m);
+    FrameDesc* d = &table_->desc(*r, m);
+    if (d->load_state() & kPending) {  // rare: retire it, free nothing else with it
+      const std::uint64_t before = offlined_;
+      put_with_pending(m, 0, true, owner);
+      back += 1 - (offlined_ - before);
+      ++i;
+      continue;
+    }
+    // The longest run m, m+1, ... of the list that is an aligned block.
+    unsigned k = 0;
+    for (; k < kMaxOrder; ++k) {
+      const std::uint64_t half = frames_of_order(k), size = 2 * half;
+      if ((m & (size - 1)) || n - i < size || m + size > r->end) break;
+      bool run = true;
+      for (std::uint64_t j = half; j < size && run; ++j)
+        run = frames[i + j] == m + j && !(d[j].load_state(std::memory_order_relaxed) & kPending);
+      if (!run) break;
+    }
+    const std::uint64_t count = frames_of_order(k);
+    for (std::uint64_t j = 1; j < count; ++j) {  // tails of the block
+      d[j].owner = 0;
+      d[j].order = 0;
+      d[j].store_state(0, std::memory_order_relaxed);
+    }
+    d->order = static_cast<std::uint8_t>(k);
+    put(m, k, true, owner);
+    back += count;
+    i += count;
+  }
+  return back;
+}
+
 void NodeHeap::put(Mfn head, unsigned order, bool dirty, OwnerId dirty_owner) noexcept {
   const FrameRangeInfo* r = &table_->known_range(head);
   while (order < kMaxOrder) {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "allocator/heap/frame_table.h"
@@ -50,6 +51,20 @@ class alignas(64) NodeHeap {
   // Frees a used block some of whose frames are pending offline: those are
   // retired, the rest goes back frame by frame (rare path).
   void put_with_pending(Mfn head, unsigned order, bool dirty, OwnerId dirty_owner) noexcept;
+  // Takes `n` free frames (the caller checked free_frames() >= n and booked
+  // them) as allocated 4 KiB blocks of `owner`, whole free blocks at a
+  // time, smallest first (clean first at each order; a block larger than
+  // what is left is split as take() does), and writes them to out[0, n) in
+  // ascending runs. Each run that must be scrubbed before `owner` may see
+  // it (dirty, unless no_scrub and every dirty byte is `owner`'s) gets
+  // 1 + its order in its head's bulk_scrub. Returns the frames to scrub.
+  std::uint64_t take_frames(std::uint64_t n, Mfn* out, OwnerId owner, bool no_scrub) noexcept;
+  // Returns order-0 frames of this node that free_bulk checked and holds
+  // (kind cached) to the lists as dirty `owner` bytes: each run of
+  // consecutive frames aligned to its power-of-two length goes back as one
+  // block (merging as put() does); frames pending offline are retired.
+  // Returns how many went back on the lists (the rest were retired).
+  std::uint64_t put_frames(const Mfn* frames, std::size_t n, OwnerId owner) noexcept;
   // Takes the free frame `mfn` out (splitting its block) and retires it.
   // `head` is the head of the free block containing it.
   void offline_free_frame(Mfn mfn, Mfn head) noexcept;

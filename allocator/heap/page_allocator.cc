@@ -65,8 +65,14 @@ Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topolo
                      static_cast<std::uint32_t>(host) <= cpus && rseq::init();
   }
   impl->cpu_node_index.resize(cpus);
-  for (std::uint32_t c = 0; c < cpus; ++c)
-    impl->cpu_node_index[c] = static_cast<std::uint32_t>(impl->topo.index_of(impl->cpu_node[c]));
+  impl->home.reset(new (std::nothrow) Impl::CpuHome[cpus]);
+  if (!impl->home) return Error{Errc::no_memory, "page allocator: out of memory for caches"};
+  for (std::uint32_t c = 0; c < cpus; ++c) {
+    const auto ni = static_cast<std::uint32_t>(impl->topo.index_of(impl->cpu_node[c]));
+    impl->cpu_node_index[c] = ni;
+    impl->home[c].node = impl->cpu_node[c];
+    if (impl->heap(ni).managed_frames()) impl->home[c].caches = &impl->pcp.at(c, ni, 0);
+  }
   std::unique_ptr<PageAllocator> pa(new (std::nothrow) PageAllocator(impl.get()));
   if (!pa) return Error{Errc::no_memory, "page allocator: out of memory"};
   impl.release();
@@ -75,10 +81,39 @@ Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topolo
 
 PageAllocator::~PageAllocator() { delete impl_; }
 
+// The fast path: a 4 KiB or 2 MiB block from the calling CPU's cache of its
+// own node, with no lock and no atomic read-modify-write (the rseq pop
+// makes the block ours alone). Everything else -- other requests, an empty
+// cache, no rseq -- takes alloc_slow, which checks the request in full.
 Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
+  Impl& m = *impl_;
+  if (m.use_rseq && req.node == kNoNode && !(req.flags & ~AllocFlags::no_scrub) &&
+      req.owner <= kMaxOwner) {
+    const int slot = m.pcp.slot_of(req.order);
+    const std::uint32_t cpu = rseq::cpu();
+    if (slot >= 0 && cpu < m.pcp.cpus()) {
+      const Impl::CpuHome& home = m.home[cpu];
+      if (home.caches && !req.exclude.test(home.node)) {
+        if (const Mfn mfn = rseq::pop(home.caches + slot, cpu); mfn != kInvalidMfn) {
+          FrameDesc& d = m.table.known_desc(mfn);
+          const std::uint8_t s = d.load_state(std::memory_order_relaxed);
+          const OwnerId dirty_owner = d.owner;
+          d.owner = req.owner;
+          d.store_state(kUsed);
+          if ((s & kDirty) && !((req.flags & AllocFlags::no_scrub) && dirty_owner == req.owner))
+            [[unlikely]] m.platform->zero_frames(mfn, frames_of_order(req.order));
+          return Allocation{mfn, home.node};
+        }
+      }
+    }
+  }
+  return m.alloc_slow(req);
+}
+
+Result<Allocation> PageAllocator::Impl::alloc_slow(const AllocRequest& req) noexcept {
   if (req.order > kMaxOrder) return Errc::invalid_order;
   if (req.owner > kMaxOwner || (req.flags & ~AllocFlags::all)) return Errc::invalid_argument;
-  Impl& m = *impl_;
+  Impl& m = *this;
   const std::uint32_t cpu = m.cpu_slot();
   // Fast path: the calling CPU's node, when it has memory, is tried first.
   if (req.node == kNoNode && !(req.flags & AllocFlags::exact_node)) {
@@ -234,10 +269,41 @@ void PageAllocator::Impl::drain_node_index(std::uint32_t ni) noexcept {
     }
 }
 
+// The fast path: an allocated 4 KiB or 2 MiB block of `owner` with nothing
+// pending goes to the calling CPU's cache lock-free. The descriptor's
+// compare-and-swap from exactly `used` decides between racing frees (and
+// offline()), as on every path; anything unusual takes free_slow, which
+// checks the request in full.
 Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
+  Impl& m = *impl_;
+  const FrameRangeInfo* r = nullptr;
+  FrameDesc* d = m.table.lookup(mfn, &r);
+  const int slot = m.pcp.slot_of(order);
+  if (m.use_rseq && d && slot >= 0 && d->order == order && d->owner == owner) {
+    if (std::uint8_t s = kUsed; d->cas_state(s, static_cast<std::uint8_t>(kCached | kDirty))) {
+      const std::uint32_t cpu = rseq::cpu();
+      if (cpu < m.pcp.cpus() && rseq::push(&m.pcp.at(cpu, r->node_index, slot), cpu, mfn)) return {};
+      return m.push_locked(m.cpu_slot(), r->node_index, slot, mfn);
+    }
+  }
+  return m.free_slow(mfn, order, owner);
+}
+
+Status PageAllocator::Impl::push_locked(std::uint32_t cpu, std::uint32_t ni, int slot,
+                                        Mfn mfn) noexcept {
+  CpuCache& c = pcp.at(cpu, ni, slot);
+  if (use_rseq && rseq::push(&c, cpu, mfn)) return {};
+  lock_cache(c, cpu);
+  if (c.count == c.high) drain(c, ni, c.batch);
+  c.frames[c.count++] = mfn;
+  c.lock.unlock();
+  return {};
+}
+
+Status PageAllocator::Impl::free_slow(Mfn mfn, unsigned order, OwnerId owner) noexcept {
   if (order > kMaxOrder) return Errc::invalid_order;
   if (owner > kMaxOwner) return Errc::invalid_argument;
-  Impl& m = *impl_;
+  Impl& m = *this;
   const FrameRangeInfo* r = nullptr;
   FrameDesc* d = m.table.lookup(mfn, &r);
   if (!d) return Errc::invalid_frame;
@@ -249,14 +315,7 @@ Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
     if (slot >= 0 && !(s & (kHasPending | kPendingOffline))) {
       // The compare-and-swap decides between racing frees (and offline()).
       if (!d->cas_state(s, static_cast<std::uint8_t>(kCached | kDirty))) continue;
-      const std::uint32_t cpu = m.cpu_slot();
-      CpuCache& c = m.pcp.at(cpu, ni, slot);
-      if (m.use_rseq && rseq::push(&c, cpu, mfn)) return {};
-      m.lock_cache(c, cpu);
-      if (c.count == c.high) m.drain(c, ni, c.batch);
-      c.frames[c.count++] = mfn;
-      c.lock.unlock();
-      return {};
+      return m.push_locked(m.cpu_slot(), ni, slot, mfn);
     }
     NodeHeap& h = m.heap(ni);
     SpinGuard g(h.lock);

@@ -1,10 +1,12 @@
 // PageAllocator::Impl: the state behind the public PageAllocator and the
 // helpers its files share (page_allocator.cc: alloc/free and per-CPU
-// caches; claims.cc: claims; maintenance.cc: offline, scrub, stats, checks).
+// caches; claims.cc: claims; maintenance.cc: offline, scrub, stats, checks;
+// bulk.cc: alloc_bulk and free_bulk).
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "allocator/heap/claims.h"
@@ -32,11 +34,11 @@ struct PageAllocator::Impl {
   // read by alloc's slow path (fn then ctx, acquire). No lock.
   std::atomic<void*> reclaim_ctx{nullptr};
   std::atomic<std::uint64_t (*)(void*, NodeId, std::uint64_t)> reclaim_fn{nullptr};
-  // Asks the hook for `pages` frames of node index `ni`; true if any came back.
-  bool reclaim(std::uint32_t ni, std::uint64_t pages) noexcept {
+  // Asks the hook for `pages` frames of node index `ni`; how many came back.
+  std::uint64_t reclaim(std::uint32_t ni, std::uint64_t pages) noexcept {
     auto fn = reclaim_fn.load(std::memory_order_acquire);
-    if (!fn) return false;
-    return fn(reclaim_ctx.load(std::memory_order_acquire), topo.node_at(ni).id, pages) > 0;
+    if (!fn) return 0;
+    return fn(reclaim_ctx.load(std::memory_order_acquire), topo.node_at(ni).id, pages);
   }
   std::unique_ptr<Platform> platform;
   FrameTable table;
@@ -44,6 +46,14 @@ struct PageAllocator::Impl {
   std::unique_ptr<NodeHeap[]> heaps;   // by dense node index
   std::vector<NodeId> cpu_node;        // cache slot -> preferred node id
   std::vector<std::uint32_t> cpu_node_index;  // same, as a dense index
+  // Per cache slot, what the lock-free fast path needs in one load: the
+  // slot's caches (order 0; order 9 is next to it) on its preferred node,
+  // or nullptr when that node has no memory (the slow path decides).
+  struct CpuHome {
+    CpuCache* caches = nullptr;
+    NodeId node = kNoNode;
+  };
+  std::unique_ptr<CpuHome[]> home;
   PerCpuCaches pcp;
   ClaimTable claims;
 
@@ -64,6 +74,14 @@ struct PageAllocator::Impl {
   NodeHeap& heap(std::uint32_t ni) const noexcept { return heaps[ni]; }
 
   // --- page_allocator.cc ---
+  // alloc() and free() beyond their lock-free fast paths.
+  Result<Allocation> alloc_slow(const AllocRequest& req) noexcept;
+  Status free_slow(Mfn mfn, unsigned order, OwnerId owner) noexcept;
+  // A freed (now `cached`) block goes on cache slot `slot` of `cpu` for
+  // node `ni` under the cache's lock, draining a batch when it is full.
+  // Always succeeds (a Status so that free() can tail-call it).
+  [[gnu::noinline]] Status push_locked(std::uint32_t cpu, std::uint32_t ni, int slot,
+                                       Mfn mfn) noexcept;
   // One node: per-CPU cache or buddy. kInvalidMfn when it cannot serve.
   Mfn try_node(std::uint32_t ni, const AllocRequest& req, std::uint32_t cpu) noexcept;
   Mfn alloc_buddy(std::uint32_t ni, const AllocRequest& req) noexcept;
@@ -73,7 +91,33 @@ struct PageAllocator::Impl {
   void scrub_if_needed(Mfn mfn, unsigned order, bool dirty, OwnerId dirty_owner,
                        const AllocRequest& req) const noexcept;
 
+  // --- bulk.cc ---
+  struct BulkTry {
+    bool done = false;           // every frame taken
+    std::uint64_t first = 0;     // frames the first allowed node could give
+    std::uint64_t total = 0;     // frames all allowed nodes could give
+    std::uint64_t to_scrub = 0;  // frames taken that need scrubbing
+  };
+  // One attempt of alloc_bulk under the locks of the nodes it may use:
+  // all of `out` or nothing. `whole_from_first`: give up (before taking
+  // anything) unless the first allowed node covers all of it.
+  BulkTry bulk_try(const AllocRequest& req, NodeId pref, std::span<Mfn> out,
+                   bool whole_from_first) noexcept;
+  // Scrubs the runs of `out` take_frames marked (no lock held).
+  void scrub_bulk(std::span<const Mfn> out) noexcept;
+
   // --- claims.cc ---
+  // What a bulk request may still book, across the nodes it has quoted.
+  struct Quote {
+    std::int64_t spare = 0;     // unreserved free frames left
+    std::uint64_t global = 0;   // the owner's global claim left (use_claim)
+  };
+  // A node lock held: the state quote() starts from.
+  Quote begin_quote(const AllocRequest& req) noexcept;
+  // A node lock held (`ni`'s): how many of `want` frames charge(ni, .., req)
+  // would accept now, after earlier nodes booked what `q` says; q updated.
+  std::uint64_t quote(std::uint32_t ni, std::uint64_t want, const AllocRequest& req,
+                      Quote& q) noexcept;
   // Node lock of `ni` held. Checks and books `pages` leaving node `ni` for
   // `req` (claims and spare). False: not allowed (claims protect them).
   bool charge(std::uint32_t ni, std::uint64_t pages, const AllocRequest& req) noexcept;

@@ -7,4 +7,5 @@ list(APPEND NUMAHEAP_CORE_SOURCES
   allocator/heap/claims.cc
   allocator/heap/maintenance.cc
   allocator/heap/c_api.cc
-  allocator/heap/split.cc)
+  allocator/heap/split.cc
+  allocator/heap/bulk.cc)

@@ -122,6 +122,14 @@ typedef struct numaheap_alloc_request {
 int numaheap_alloc(numaheap_heap* h, const numaheap_alloc_request* req, uint64_t* mfn,
                    uint32_t* node /* may be NULL */);
 int numaheap_free(numaheap_heap* h, uint64_t mfn, uint32_t order, uint32_t owner);
+/* `count` 4 KiB frames at once (req->order must be 0), each as
+ * numaheap_alloc would hand it out, all or nothing; frames of a request
+ * that may fall back come from the preferred node first. */
+int numaheap_alloc_bulk(numaheap_heap* h, const numaheap_alloc_request* req, uint64_t* mfns,
+                        size_t count);
+/* Frees `count` order-0 blocks of `owner`; every frame is checked first
+ * and on any error none is freed. */
+int numaheap_free_bulk(numaheap_heap* h, const uint64_t* mfns, size_t count, uint32_t owner);
 
 int numaheap_claim(numaheap_heap* h, uint32_t owner, uint64_t pages, uint32_t node);
 int numaheap_release_owner(numaheap_heap* h, uint32_t owner);

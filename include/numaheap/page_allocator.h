@@ -17,10 +17,15 @@
 //    the same locks: the sum of claims never exceeds free memory.
 //  * offline(mfn) retires a free frame at once, or marks an in-use frame so
 //    that it is retired when its block is freed.
+//  * alloc_bulk()/free_bulk() move many 4 KiB frames at once (populating or
+//    tearing down a guest) under one lock hold per node, all or nothing,
+//    with the same placement, claim, ownership and scrub rules as alloc()
+//    and free() applied to every frame.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "numaheap/frame.h"
 #include "numaheap/node_mask.h"
@@ -111,6 +116,29 @@ class PageAllocator {
   // ballooning, page migration). Pending offlines stay with their frames.
   // Errors as free(); state unchanged on error.
   Status split(Mfn mfn, unsigned order, OwnerId owner) noexcept;
+
+  // Fills `out` with out.size() allocated 4 KiB frames (order-0 blocks),
+  // each one what alloc(req) could have handed out: the same node
+  // preference and fallback, exact_node, exclude, owner, claims (use_claim
+  // consumes the owner's claims, others cannot take claimed memory) and
+  // scrubbing. All or nothing: on an error nothing is taken. Frames are
+  // carved from the smallest free blocks first, whole blocks at a time, so
+  // they come in ascending runs; a request that may fall back takes all it
+  // can from the preferred node before the next one in fallback order
+  // (node_of() tells where each frame is). Per-CPU caches are drained, and
+  // the reclaim hook asked, before no_memory, as alloc() does.
+  // Errors: invalid_order (req.order != 0), invalid_argument (owner, flags,
+  // exact_node with its node excluded), invalid_node, no_memory.
+  Status alloc_bulk(const AllocRequest& req, std::span<Mfn> out) noexcept;
+  // Frees order-0 blocks of `owner` (from alloc_bulk, alloc or split).
+  // Every frame is checked before anything changes; on an error none is
+  // freed. Runs of consecutive frames aligned to their length go back to
+  // the heap as one block; frames pending offline are retired. Freed frames
+  // are dirty until scrubbed, as with free().
+  // Errors: invalid_argument (owner), invalid_frame (unmanaged, not a block
+  // head, offline), double_free (already free, or listed twice),
+  // invalid_order (head of a larger block), not_owner.
+  Status free_bulk(std::span<const Mfn> frames, OwnerId owner) noexcept;
 
   // Reserves `pages` more frames for `owner` on `node` (kNoNode: anywhere).
   // Errors: claim_exceeded (not enough unclaimed free memory), invalid_node,

@@ -137,9 +137,60 @@ static void test_numactl(void) {
   CHECK(strcmp(numaheap_strerror(NUMAHEAP_E_DOUBLE_FREE), "double_free") == 0);
 }
 
+/* Bulk 4 KiB allocation and free: all or nothing, errors change nothing. */
+static void test_bulk(void) {
+  char err[256];
+  numaheap_topology* t = NULL;
+  CHECK(numaheap_topology_parse_numactl(kNumactl, sizeof kNumactl - 1, &t, err, sizeof err) ==
+        NUMAHEAP_OK);
+  numaheap_heap* h = NULL;
+  CHECK(numaheap_create(t, NULL, &h, err, sizeof err) == NUMAHEAP_OK);
+  numaheap_topology_free(t);
+  static uint64_t mfns[16384 + 1];
+  numaheap_node_stats st;
+  /* 64 MB per node = 16384 frames: one more than node 1 has fails whole. */
+  numaheap_alloc_request r = {0, 1, NUMAHEAP_ALLOC_EXACT_NODE, 4, NULL};
+  CHECK(numaheap_alloc_bulk(h, &r, mfns, 16385) == NUMAHEAP_E_NO_MEMORY);
+  CHECK(numaheap_stats(h, 1, &st) == NUMAHEAP_OK);
+  CHECK(st.used == 0);
+  CHECK(numaheap_alloc_bulk(h, &r, mfns, 16384) == NUMAHEAP_OK);
+  CHECK(numaheap_stats(h, 1, &st) == NUMAHEAP_OK);
+  CHECK(st.used == 16384);
+  /* Frees: a foreign owner or a frame listed twice free nothing. */
+  CHECK(numaheap_free_bulk(h, mfns, 100, 5) == NUMAHEAP_E_NOT_OWNER);
+  mfns[16384] = mfns[7];
+  CHECK(numaheap_free_bulk(h, mfns + 1, 16384, 4) == NUMAHEAP_E_DOUBLE_FREE);
+  CHECK(numaheap_stats(h, 1, &st) == NUMAHEAP_OK);
+  CHECK(st.used == 16384);
+  CHECK(numaheap_free_bulk(h, mfns, 16384, 4) == NUMAHEAP_OK);
+  CHECK(numaheap_free_bulk(h, mfns, 1, 4) == NUMAHEAP_E_DOUBLE_FREE);      /* a free head */
+  CHECK(numaheap_free_bulk(h, mfns + 5, 1, 4) == NUMAHEAP_E_INVALID_FRAME); /* merged away */
+  CHECK(numaheap_stats(h, 1, &st) == NUMAHEAP_OK);
+  CHECK(st.used == 0 && st.largest_free_order == 14);
+  /* Bad requests. */
+  numaheap_alloc_request bad = {1, 1, 0, 4, NULL};
+  CHECK(numaheap_alloc_bulk(h, &bad, mfns, 4) == NUMAHEAP_E_INVALID_ORDER);
+  bad.order = 0;
+  bad.node = 3;
+  CHECK(numaheap_alloc_bulk(h, &bad, mfns, 4) == NUMAHEAP_E_INVALID_NODE);
+  CHECK(numaheap_alloc_bulk(h, &r, NULL, 4) == NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(numaheap_alloc_bulk(h, &r, NULL, 0) == NUMAHEAP_OK);
+  CHECK(numaheap_free_bulk(h, NULL, 3, 4) == NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(numaheap_free_bulk(NULL, mfns, 3, 4) == NUMAHEAP_E_INVALID_ARGUMENT);
+  /* Falling back: node 0 first, then node 1. */
+  numaheap_alloc_request fb = {0, 0, 0, 4, NULL};
+  CHECK(numaheap_alloc_bulk(h, &fb, mfns, 16384 + 1) == NUMAHEAP_OK);
+  CHECK(numaheap_stats(h, 1, &st) == NUMAHEAP_OK);
+  CHECK(st.used == 1);
+  CHECK(numaheap_free_bulk(h, mfns, 16384 + 1, 4) == NUMAHEAP_OK);
+  CHECK(numaheap_check(h, 1) == NUMAHEAP_OK);
+  numaheap_destroy(h);
+}
+
 int main(void) {
   test_builder();
   test_numactl();
+  test_bulk();
   if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
   return failures != 0;
 }

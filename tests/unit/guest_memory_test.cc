@@ -222,3 +222,74 @@ TEST(GuestMemory, CreateRejectsBadInput) {
   ASSERT_FALSE(r.has_value());
   EXPECT_NE(r.error().message.find("covers 32 MB"), std::string::npos) << r.error().message;
 }
+
+// On a node without a free 2 MiB block, every extent is 4 KiB (allocated in
+// bulk, up to each 2 MiB boundary), still all on the vnode's node; with
+// striping, the 4 KiB pages that do not fit come from other nodes and are
+// reported; destroy frees them all.
+TEST(GuestMemory, FragmentedNodeGetsFourKibExtents) {
+  Host h;
+  // Fragment node 1: take everything, give back every other frame.
+  const std::uint64_t total = h.free_pages(1);
+  std::vector<Mfn> all(total);
+  ASSERT_TRUE(h.pa->alloc_bulk(AllocRequest{0, 1, AllocFlags::exact_node, 99, {}}, all));
+  std::vector<Mfn> odd, even;
+  for (Mfn m : all) (m % 2 ? odd : even).push_back(m);
+  ASSERT_TRUE(h.pa->free_bulk(odd, 99));
+  ASSERT_EQ(h.pa->stats(1)->largest_free_order, 0);
+  const std::uint64_t room = h.free_pages(1);
+
+  GuestSpec g;
+  g.name = "frag";
+  g.memory_bytes = 6 * kMiB;  // 1536 pages: three 2 MiB stretches of 4 KiB pages
+  g.vcpus = 1;
+  Placement p;
+  p.memory = {{1, 6 * kMiB}};
+  auto gm = GuestMemory::create(*h.pa, g, p, 21);
+  ASSERT_TRUE(gm.has_value());
+  auto rep = (*gm)->populate();
+  ASSERT_TRUE(rep.has_value()) << rep.error().message;
+  EXPECT_EQ(rep->extents_4k, 1536u);
+  EXPECT_EQ(rep->extents_2m, 0u);
+  EXPECT_TRUE(rep->striped.empty());
+  for (Gfn gfn = 0; gfn < 1536; ++gfn) {
+    const P2mEntry e = (*gm)->lookup(gfn);
+    ASSERT_TRUE(e.present());
+    EXPECT_EQ(e.order, 0u);
+    EXPECT_EQ(h.pa->node_of(e.mfn), 1u);
+  }
+  EXPECT_TRUE((*gm)->check_invariants().has_value());
+  EXPECT_EQ(h.free_pages(1), room - 1536);
+  ASSERT_TRUE((*gm)->destroy().has_value());
+  EXPECT_EQ(h.free_pages(1), room);
+
+  // More than node 1 has left, striping allowed: the rest comes from
+  // elsewhere, 4 KiB pages, and is reported.
+  GuestSpec big = g;
+  big.name = "striped";
+  const std::uint64_t pages = (room + 1000 + 511) / 512 * 512;
+  big.memory_bytes = pages << kFrameShift;
+  Placement bp;
+  bp.memory = {{1, big.memory_bytes}};
+  GuestOptions o;
+  o.allow_striping = true;
+  auto sg = GuestMemory::create(*h.pa, big, bp, 22, o);
+  ASSERT_TRUE(sg.has_value());
+  auto srep = (*sg)->populate();
+  ASSERT_TRUE(srep.has_value()) << srep.error().message;
+  std::uint64_t striped = 0;
+  for (const auto& s : srep->striped) {
+    EXPECT_NE(s.node, 1u);
+    striped += s.bytes;
+  }
+  EXPECT_EQ(striped, (pages - room) << kFrameShift);
+  EXPECT_EQ(h.free_pages(1), 0u);
+  EXPECT_TRUE((*sg)->check_invariants().has_value());
+  ASSERT_TRUE((*sg)->balloon_down(700).has_value());  // away pages first, in bulk
+  ASSERT_TRUE((*sg)->destroy().has_value());
+  EXPECT_EQ(h.free_pages(1), room);
+  ASSERT_TRUE(h.pa->free_bulk(even, 99));
+  h.pa->drain_all();
+  EXPECT_EQ(h.used_pages(), 0u);
+  EXPECT_TRUE(h.pa->check_frames().has_value());
+}

@@ -4,7 +4,8 @@
 // equal the model, free + used + cached + offlined = managed, exact_node
 // and exclude honoured, free lists maximally coalesced and every counter
 // equal to a recount (check_frames walks every descriptor). split() is
-// covered too (the guest layer uses it to free single pages of a block).
+// covered too (the guest layer uses it to free single pages of a block), and
+// so are alloc_bulk/free_bulk: the same rules per frame, all or nothing.
 //
 // Bounded by default (rapidcheck's 100 cases); RC_PARAMS="max_success=2000"
 // runs more.
@@ -13,9 +14,11 @@
 #include <rapidcheck/gtest.h>
 #include <rapidcheck/state.h>
 
+#include <algorithm>
 #include <map>
 #include <ostream>
 #include <set>
+#include <vector>
 
 #include "numaheap/page_allocator.h"
 #include "unit/heap_test_support.h"
@@ -96,6 +99,47 @@ NodeId pick_node(const Sut& s, std::size_t i) {
   return s.topo.node_at(i % s.topo.node_count()).id;
 }
 
+// The node a kNoNode request prefers: the (fake) CPU's, as create() maps it.
+NodeId preferred(const Sut& s, NodeId node) {
+  if (node != kNoNode) return node;
+  const std::uint32_t slot = s.cpu.cpu % 3;
+  NodeId pref = s.topo.node_of_cpu(slot);
+  if (pref == kNoNode && s.topo.max_cpu() > 0) pref = s.topo.node_of_cpu(slot % s.topo.max_cpu());
+  if (pref == kNoNode) pref = s.topo.memory_nodes().first();
+  return pref;
+}
+
+// Per node: used frames and free + cached frames (a failed call may drain
+// per-CPU caches, which moves frames between those two and nowhere else).
+std::map<NodeId, std::pair<std::uint64_t, std::uint64_t>> counters(const Sut& s) {
+  std::map<NodeId, std::pair<std::uint64_t, std::uint64_t>> out;
+  for (const NodeInfo& n : s.topo.nodes()) {
+    const NodeStats st = s.pa->stats(n.id).value();
+    out[n.id] = {st.used, st.free + st.cached};
+  }
+  return out;
+}
+
+// The model's side of a use_claim allocation of `frames` on `node`: the
+// node claim first, then the global one.
+void consume_claims(Sut& s, OwnerId owner, NodeId node, std::uint64_t frames, std::uint64_t& rest) {
+  auto it = s.claims.find({owner, node});
+  std::uint64_t need = frames;
+  if (it != s.claims.end()) {
+    const std::uint64_t take = std::min(it->second, need);
+    it->second -= take;
+    need -= take;
+    if (it->second == 0) s.claims.erase(it);
+  }
+  rest += need;
+}
+void consume_global(Sut& s, OwnerId owner, std::uint64_t rest) {
+  auto it = s.claims.find({owner, kNoNode});
+  if (it == s.claims.end()) return;
+  it->second -= std::min(it->second, rest);
+  if (it->second == 0) s.claims.erase(it);
+}
+
 struct Alloc : Cmd {
   unsigned order = *rc::gen::weightedElement<unsigned>({{6, 0}, {2, 1}, {2, 3}, {1, 9}, {1, 5}, {1, 19}});
   std::size_t node = *rc::gen::inRange<std::size_t>(0, 16);
@@ -113,14 +157,7 @@ struct Alloc : Cmd {
     for (std::size_t i = 0; i < s.topo.node_count(); ++i)
       if (exclude_bits & (1u << i)) r.exclude.set(s.topo.node_at(i).id);
     auto a = s.pa->alloc(r);
-    // The node a kNoNode request prefers: the (fake) CPU's, as create() maps it.
-    NodeId pref = r.node;
-    if (pref == kNoNode) {
-      const std::uint32_t slot = s.cpu.cpu % 3;
-      pref = s.topo.node_of_cpu(slot);
-      if (pref == kNoNode && s.topo.max_cpu() > 0) pref = s.topo.node_of_cpu(slot % s.topo.max_cpu());
-      if (pref == kNoNode) pref = s.topo.memory_nodes().first();
-    }
+    const NodeId pref = preferred(s, r.node);
     if (!a) {
       const Errc e = a.error();
       if (order > kMaxOrder) RC_ASSERT(e == Errc::invalid_order);
@@ -170,6 +207,239 @@ struct Alloc : Cmd {
   void show(std::ostream& os) const override {
     os << "Alloc(order " << order << ", node#" << node << (preferred_cpu ? " cpu" : "")
        << ", flags " << flags << ", owner " << owner << ", exclude " << exclude_bits << ")";
+  }
+};
+
+// Whether `count` single-frame allocations for `r` would all pass the claim
+// rules, one at a time, each from the first allowed node where it may, once
+// the allowed nodes' per-CPU caches are drained: what alloc_bulk must do.
+// A frame may come from a node when the node has one free; with claims,
+// use_claim takes the owner's node claim there first, then its global
+// claim, and any frame neither covers must leave the node's frames that
+// others claimed alone and needs unreserved memory (spare) overall.
+bool bulk_fits(const Sut& s, const AllocRequest& r, const std::vector<NodeId>& allowed,
+               std::uint64_t count) {
+  struct Room { std::uint64_t free, claimed; };
+  std::map<NodeId, Room> room;
+  std::int64_t spare = -static_cast<std::int64_t>(s.pa->global_claimed());
+  for (const NodeInfo& n : s.topo.nodes()) {
+    const NodeStats st = s.pa->stats(n.id).value();
+    const bool ok = std::find(allowed.begin(), allowed.end(), n.id) != allowed.end();
+    room[n.id] = {st.free + (ok ? st.cached : 0), st.claimed};
+    spare += static_cast<std::int64_t>(room[n.id].free) - static_cast<std::int64_t>(st.claimed);
+  }
+  auto claims = s.claims;
+  const bool use_claim = (r.flags & AllocFlags::use_claim) != 0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    bool placed = false;
+    for (NodeId n : allowed) {
+      Room& rm = room[n];
+      if (rm.free == 0) continue;
+      if (claims.empty()) {
+        --rm.free;
+        placed = true;
+        break;
+      }
+      auto nc = use_claim ? claims.find({r.owner, n}) : claims.end();
+      auto gc = use_claim ? claims.find({r.owner, kNoNode}) : claims.end();
+      if (nc != claims.end()) {  // the owner's own claim on this node
+        if (rm.free < rm.claimed) continue;
+        --rm.free;
+        --rm.claimed;
+        if (--nc->second == 0) claims.erase(nc);
+      } else {
+        if (rm.free < rm.claimed + 1) continue;  // others' claims on this node
+        if (gc != claims.end()) {
+          if (--gc->second == 0) claims.erase(gc);
+        } else if (spare >= 1) {
+          --spare;
+        } else {
+          continue;
+        }
+        --rm.free;
+      }
+      placed = true;
+      break;
+    }
+    if (!placed) return false;
+  }
+  return true;
+}
+
+// alloc_bulk: every frame as alloc() would give it, all or nothing.
+struct AllocBulk : Cmd {
+  bool small = *rc::gen::weightedElement<bool>({{4, true}, {1, false}});
+  std::size_t count = small ? *rc::gen::inRange<std::size_t>(0, 40)
+                            : *rc::gen::inRange<std::size_t>(100, 1100);
+  std::size_t node = *rc::gen::inRange<std::size_t>(0, 16);
+  bool preferred_cpu = *rc::gen::weightedElement<bool>({{1, true}, {3, false}});
+  std::uint32_t flags = *rc::gen::inRange<std::uint32_t>(0, 8);
+  OwnerId owner = *rc::gen::inRange<OwnerId>(1, 4);
+  std::uint32_t exclude_bits = *rc::gen::weightedElement<std::uint32_t>({{4, 0}, {1, 1}, {1, 2}, {1, 5}});
+
+  void run(const Model&, Sut& s) const override {
+    AllocRequest r;
+    r.node = preferred_cpu ? kNoNode : pick_node(s, node);
+    r.flags = flags;
+    r.owner = owner;
+    for (std::size_t i = 0; i < s.topo.node_count(); ++i)
+      if (exclude_bits & (1u << i)) r.exclude.set(s.topo.node_at(i).id);
+    const NodeId pref = preferred(s, r.node);
+    const bool exact = (flags & AllocFlags::exact_node) != 0;
+    std::vector<NodeId> allowed;
+    if (exact) allowed.push_back(pref);
+    else if (s.topo.has_node(pref))
+      for (NodeId n : s.topo.fallback_order(pref))
+        if (!r.exclude.test(n)) allowed.push_back(n);
+    std::uint64_t room = 0;  // free frames of the allowed nodes, caches included
+    if (s.topo.has_node(pref))
+      for (NodeId n : allowed) room += s.pa->stats(n).value().free + s.pa->stats(n).value().cached;
+    const bool fits = s.topo.has_node(pref) && bulk_fits(s, r, allowed, count);
+    const auto before = counters(s);
+    std::vector<Mfn> out(count, kInvalidMfn);
+    auto st = s.pa->alloc_bulk(r, out);
+    if (!st) {
+      const Errc e = st.error();
+      if (!s.topo.has_node(pref)) RC_ASSERT(e == Errc::invalid_node);
+      else if (exact && r.exclude.test(pref)) RC_ASSERT(e == Errc::invalid_argument);
+      else {
+        RC_ASSERT(e == Errc::no_memory);
+        RC_ASSERT(count > 0u);
+        if (s.claims.empty()) RC_ASSERT(room < count);  // without claims: only when it does not fit
+        if (!s.offlined_under_claims) RC_ASSERT(!fits);
+      }
+      for (Mfn m : out) RC_ASSERT(m == kInvalidMfn);
+      RC_ASSERT(counters(s) == before);  // nothing taken
+      s.check_all();
+      return;
+    }
+    RC_ASSERT(s.topo.has_node(pref));
+    if (s.claims.empty()) RC_ASSERT(room >= count);
+    if (!s.offlined_under_claims) RC_ASSERT(fits);
+    std::set<Mfn> seen;
+    std::map<NodeId, std::uint64_t> per_node;
+    std::size_t last_pos = 0;
+    for (Mfn m : out) {
+      RC_ASSERT(seen.insert(m).second);
+      RC_ASSERT(!s.overlaps(m, 0));  // never owned twice
+      RC_ASSERT(s.offlined.count(m) == 0u);
+      const NodeId n = s.pa->node_of(m);
+      const auto pos = static_cast<std::size_t>(std::find(allowed.begin(), allowed.end(), n) - allowed.begin());
+      RC_ASSERT(pos < allowed.size());  // exact node, exclusions, memory nodes
+      RC_ASSERT(pos >= last_pos);       // nearer nodes' frames first
+      last_pos = pos;
+      ++per_node[n];
+    }
+    for (Mfn m : out) s.held[m] = Held{0, owner, s.pa->node_of(m)};
+    if (flags & AllocFlags::use_claim) {
+      std::uint64_t rest = 0;
+      for (const auto& [n, frames] : per_node) consume_claims(s, owner, n, frames, rest);
+      consume_global(s, owner, rest);
+    }
+    s.check_all();
+  }
+  void show(std::ostream& os) const override {
+    os << "AllocBulk(" << count << ", node#" << node << (preferred_cpu ? " cpu" : "") << ", flags "
+       << flags << ", owner " << owner << ", exclude " << exclude_bits << ")";
+  }
+};
+
+// free_bulk of some of an owner's 4 KiB blocks, maybe with one bad entry
+// (which must fail the whole call and change nothing).
+struct FreeBulk : Cmd {
+  std::size_t pick = *rc::gen::arbitrary<std::size_t>();
+  std::size_t take = *rc::gen::inRange<std::size_t>(0, 64);
+  bool reversed = *rc::gen::arbitrary<bool>();
+  unsigned bad = *rc::gen::weightedElement<unsigned>(
+      {{8, 0}, {1, 1}, {1, 2}, {1, 3}, {1, 4}, {1, 5}, {1, 6}, {1, 7}});
+  Mfn raw = *rc::gen::inRange<Mfn>(0, 4096);
+
+  void run(const Model&, Sut& s) const override {
+    std::vector<std::pair<Mfn, OwnerId>> singles;
+    for (const auto& [m, h] : s.held)
+      if (h.order == 0) singles.push_back({m, h.owner});
+    const OwnerId owner = singles.empty() ? 1 : singles[pick % singles.size()].second;
+    std::vector<Mfn> list;
+    for (std::size_t i = 0; i < singles.size() && list.size() < take; ++i) {
+      const auto& [m, o] = singles[(pick + i) % singles.size()];
+      if (o == owner) list.push_back(m);
+    }
+    if (reversed) std::reverse(list.begin(), list.end());
+    // The bad entry and the errors it may give.
+    Mfn wrong = kInvalidMfn;
+    std::vector<Errc> expect;
+    auto other_block = [&](bool larger) -> const std::pair<const Mfn, Held>* {
+      for (const auto& e : s.held)
+        if (larger ? e.second.order > 0 : (e.second.order == 0 && e.second.owner != owner)) return &e;
+      return nullptr;
+    };
+    switch (bad) {
+      case 1:  // listed twice
+        if (!list.empty()) {
+          wrong = list[pick % list.size()];
+          expect = {Errc::double_free};
+        }
+        break;
+      case 2:  // someone else's
+        if (auto* e = other_block(false)) {
+          wrong = e->first;
+          expect = {Errc::not_owner};
+        }
+        break;
+      case 3:  // freed before (unless it was handed out again since)
+        if (!s.freed.empty() && s.holder(s.freed[pick % s.freed.size()]) == s.held.end()) {
+          wrong = s.freed[pick % s.freed.size()];
+          expect = {Errc::double_free, Errc::invalid_frame};
+        }
+        break;
+      case 4:  // head of a larger block
+        if (auto* e = other_block(true)) {
+          wrong = e->first;
+          expect = {Errc::invalid_order};
+        }
+        break;
+      case 5:  // inside a larger block
+        if (auto* e = other_block(true)) {
+          wrong = e->first + 1;
+          expect = {Errc::invalid_frame};
+        }
+        break;
+      case 6:  // not managed
+        if (s.pa->node_of(raw) == kNoNode) {
+          wrong = raw;
+          expect = {Errc::invalid_frame};
+        }
+        break;
+      case 7:  // retired
+        if (!s.offlined.empty()) {
+          wrong = *s.offlined.begin();
+          expect = {Errc::invalid_frame};
+        }
+        break;
+      default: break;
+    }
+    if (wrong != kInvalidMfn) list.insert(list.begin() + static_cast<long>(pick % (list.size() + 1)), wrong);
+    const auto before = counters(s);
+    auto st = s.pa->free_bulk(list, owner);
+    if (wrong != kInvalidMfn) {
+      RC_ASSERT(!st.has_value());
+      RC_ASSERT(std::find(expect.begin(), expect.end(), st.error()) != expect.end());
+      RC_ASSERT(counters(s) == before);  // nothing freed
+      s.check_all();
+      return;
+    }
+    RC_ASSERT(st.has_value());
+    for (Mfn m : list) {
+      s.held.erase(m);
+      if (s.pending.erase(m)) s.offlined.insert(m);
+      s.freed.push_back(m);
+    }
+    while (s.freed.size() > 16) s.freed.erase(s.freed.begin());
+    s.check_all();
+  }
+  void show(std::ostream& os) const override {
+    os << "FreeBulk(#" << pick << ", " << take << (reversed ? " reversed" : "") << ", bad " << bad
+       << ", raw " << raw << ")";
   }
 };
 
@@ -352,6 +622,7 @@ void run_model(Topology topo) {
   Model model;
   rc::state::check(model, sut,
                    rc::state::gen::execOneOfWithArgs<Alloc, Alloc, Alloc, Free, Free, BadFree, Split,
+                                                     AllocBulk, AllocBulk, FreeBulk, FreeBulk,
                                                      Claim, Release, Offline, Scrub, Drain,
                                                      SetCpu>());
 }

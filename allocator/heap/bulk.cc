@@ -1,0 +1,204 @@
+// PageAllocator::alloc_bulk / free_bulk: many 4 KiB frames with one lock
+// hold per node, for populating and tearing down guests. Per frame, only
+// its descriptor is written (and, freeing, checked with one compare-and-
+// swap); free-list work is per block, not per frame.
+#include <algorithm>
+
+#include "allocator/heap/page_allocator_impl.h"
+
+namespace numaheap {
+
+namespace {
+constexpr std::uint8_t kUsed = static_cast<std::uint8_t>(FrameKind::used);
+constexpr std::uint8_t kCached = static_cast<std::uint8_t>(FrameKind::cached);
+constexpr std::uint8_t kPendingBits = kHasPending | kPendingOffline;
+
+// The nodes a bulk request may take from, in the order it takes: the
+// preferred node alone (exact_node) or its fallback order minus `exclude`.
+template <class Fn>
+void for_each_allowed(const Topology& topo, const AllocRequest& req, const NodeId& pref, Fn fn) {
+  if (req.flags & AllocFlags::exact_node) {
+    fn(static_cast<std::uint32_t>(topo.index_of(pref)));
+    return;
+  }
+  for (NodeId n : topo.fallback_order(pref))
+    if (!req.exclude.test(n)) fn(static_cast<std::uint32_t>(topo.index_of(n)));
+}
+}  // namespace
+
+PageAllocator::Impl::BulkTry PageAllocator::Impl::bulk_try(const AllocRequest& req, NodeId pref,
+                                                           std::span<Mfn> out,
+                                                           bool whole_from_first) noexcept {
+  const std::uint64_t n = out.size();
+  const bool no_scrub = (req.flags & AllocFlags::no_scrub) != 0;
+  std::uint32_t allowed = 0, first = 0;
+  for_each_allowed(topo, req, pref, [&](std::uint32_t ni) {
+    if (allowed++ == 0) first = ni;
+  });
+  BulkTry t;
+  if (allowed == 0) return t;
+  if (allowed == 1) {  // one node: its lock alone; charge() decides atomically
+    NodeHeap& h = heap(first);
+    SpinGuard g(h.lock);
+    Quote q = begin_quote(req);
+    t.first = t.total = quote(first, n, req, q);
+    if (t.total < n || !charge(first, n, req)) return t;
+    t.to_scrub = h.take_frames(n, out.data(), req.owner, no_scrub);
+    NUMAHEAP_DEBUG_CHECK(h.check_invariants());
+    t.done = true;
+    return t;
+  }
+  // Several nodes: all or nothing across them needs every free counter and
+  // the spare count (changed under any node lock) to hold still, so every
+  // node lock is taken, in index order, as claim() does.
+  lock_all_heaps();
+  {
+    Quote q = begin_quote(req);
+    for_each_allowed(topo, req, pref, [&](std::uint32_t ni) {
+      const std::uint64_t got = quote(ni, n - t.total, req, q);
+      if (ni == first) t.first = got;
+      t.total += got;
+    });
+  }
+  if (t.total < n || (whole_from_first && t.first < n)) {
+    unlock_all_heaps();
+    return t;
+  }
+  // Nothing else moves while every lock is held, so each node gives what
+  // the quote above said; quoting again from the live counters after each
+  // node's charge gives the same shares.
+  std::uint64_t done = 0;
+  for_each_allowed(topo, req, pref, [&](std::uint32_t ni) {
+    if (done == n) return;
+    Quote q = begin_quote(req);
+    const std::uint64_t share = quote(ni, n - done, req, q);
+    if (share == 0) return;
+    if (!charge(ni, share, req)) [[unlikely]] __builtin_trap();  // quote() disagrees with charge()
+    t.to_scrub += heap(ni).take_frames(share, out.data() + done, req.owner, no_scrub);
+    NUMAHEAP_DEBUG_CHECK(heap(ni).check_invariants());
+    done += share;
+  });
+  if (done != n) [[unlikely]] __builtin_trap();
+  unlock_all_heaps();
+  t.done = true;
+  return t;
+}
+
+void PageAllocator::Impl::scrub_bulk(std::span<const Mfn> out) noexcept {
+  // Consecutive marked runs of one range go to the platform as one call.
+  Mfn start = kInvalidMfn;
+  std::uint64_t len = 0;
+  const FrameRangeInfo* range = nullptr;
+  for (std::size_t i = 0; i < out.size();) {
+    const FrameRangeInfo& r = table.known_range(out[i]);
+    FrameDesc& d = table.desc(r, out[i]);
+    if (!d.bulk_scrub) {
+      ++i;
+      continue;
+    }
+    const std::uint64_t count = frames_of_order(d.bulk_scrub - 1u);
+    d.bulk_scrub = 0;
+    if (len && &r == range && start + len == out[i]) {
+      len += count;
+    } else {
+      if (len) platform->zero_frames(start, len);
+      start = out[i];
+      len = count;
+      range = &r;
+    }
+    i += count;
+  }
+  if (len) platform->zero_frames(start, len);
+}
+
+Status PageAllocator::alloc_bulk(const AllocRequest& req, std::span<Mfn> out) noexcept {
+  if (req.order != 0) return Errc::invalid_order;
+  if (req.owner > kMaxOwner || (req.flags & ~AllocFlags::all)) return Errc::invalid_argument;
+  Impl& m = *impl_;
+  const NodeId pref = req.node == kNoNode ? m.cpu_node[m.cpu_slot()] : req.node;
+  if (m.topo.index_of(pref) < 0) return Errc::invalid_node;
+  const bool exact = (req.flags & AllocFlags::exact_node) != 0;
+  if (exact && req.exclude.test(pref)) return Errc::invalid_argument;
+  if (out.empty()) return {};
+  const std::uint64_t n = out.size();
+  // As alloc(): the preferred node may reclaim before the request goes
+  // remote; per-CPU caches are drained, then every allowed node may
+  // reclaim, before no_memory.
+  const bool hook = m.reclaim_fn.load(std::memory_order_acquire) != nullptr;
+  Impl::BulkTry t = m.bulk_try(req, pref, out, !exact && hook);
+  if (!t.done) {
+    bool first = true;
+    for_each_allowed(m.topo, req, pref, [&](std::uint32_t ni) {
+      if (first && !exact && hook && t.first < n) (void)m.reclaim(ni, n - t.first);
+      first = false;
+      m.drain_node_index(ni);
+    });
+    t = m.bulk_try(req, pref, out, false);
+  }
+  if (!t.done && hook) {
+    std::uint64_t missing = n - std::min(n, t.total);
+    for_each_allowed(m.topo, req, pref, [&](std::uint32_t ni) {
+      if (missing) missing -= std::min(missing, m.reclaim(ni, missing));
+    });
+    t = m.bulk_try(req, pref, out, false);
+  }
+  if (!t.done) return Errc::no_memory;
+  if (t.to_scrub) m.scrub_bulk(out);
+  return {};
+}
+
+Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noexcept {
+  if (owner > kMaxOwner) return Errc::invalid_argument;
+  Impl& m = *impl_;
+  const std::size_t n = frames.size();
+  // Puts back the frames checked so far (still ours: a cached frame that
+  // is in no cache is touched by nobody else).
+  auto undo = [&m, frames](std::size_t upto) {
+    for (std::size_t i = 0; i < upto; ++i) {
+      FrameDesc& d = m.table.known_desc(frames[i]);
+      d.store_state(static_cast<std::uint8_t>(kUsed | (d.load_state() & kPendingBits)));
+    }
+  };
+  // 1. Check every frame and take it from its owner with free()'s
+  //    compare-and-swap (used -> cached), so a frame listed twice, or freed
+  //    by another thread meanwhile, is a double free. Pending-offline bits
+  //    stay with the frame.
+  const FrameRangeInfo* r = nullptr;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Mfn mfn = frames[i];
+    if (!r || !r->contains(mfn)) {
+      r = m.table.find_range(mfn);
+      if (!r) {
+        undo(i);
+        return Errc::invalid_frame;
+      }
+    }
+    FrameDesc& d = m.table.desc(*r, mfn);
+    for (std::uint8_t s = d.load_state();;) {
+      if (const Errc e = check_used_head(d, s, 0, owner); e != Errc::ok) {
+        undo(i);
+        return e;
+      }
+      if (d.cas_state(s, static_cast<std::uint8_t>(kCached | kDirty | (s & kPendingBits)))) break;
+    }
+  }
+  // 2. Back to the heaps: each stretch of the list on one node under one
+  //    hold of that node's lock.
+  for (std::size_t i = 0; i < n;) {
+    r = &m.table.known_range(frames[i]);
+    const std::uint32_t ni = r->node_index;
+    std::size_t j = i + 1;
+    for (; j < n; ++j) {
+      if (!r->contains(frames[j])) r = &m.table.known_range(frames[j]);
+      if (r->node_index != ni) break;
+    }
+    NodeHeap& h = m.heap(ni);
+    SpinGuard g(h.lock);
+    m.credit(h.put_frames(frames.data() + i, j - i, owner));
+    NUMAHEAP_DEBUG_CHECK(h.check_invariants());
+    i = j;
+  }
+  return {};
+}
+
+}  // namespace numaheap
