@@ -6,6 +6,8 @@ and its peers) is run with --benchmark_format=json, or its JSON is taken from
 --json-dir. The report: machine, date, exact commands, medians per workload
 and allocator, ratios numaheap / peer, issue 8's bars marked met / not met
 with the figure, and a chart of numaheap's advantage per workload and peer.
+BUILD/bin/numaheap-bench-migrate (frame-swap migration against memcpy of the
+same bytes) is run the same way for issue 6's bars (JSON: migrate.json).
 
     bench/report.py [--build DIR] [--json-dir DIR] [--repetitions N] [--min-time S]
 
@@ -30,13 +32,31 @@ WORKLOADS = {
     "order0_pair": ("cpu_time", "ns", False, "alloc + free of one 4 KiB block"),
     "order9_pair": ("cpu_time", "ns", False, "alloc + free of one 2 MiB block"),
     "mixed_orders": ("cpu_time", "ns", False, "one free + one alloc, 256 live, 4 KiB..2 MiB"),
-    "populate_1g": ("ns_per_page", "ns/page", False, "262144 x 4 KiB allocations, then frees"),
+    "populate_1g": ("ns_per_page", "ns/page", False,
+                    "262144 x 4 KiB exact-node frames, then their frees (numaheap: one "
+                    "alloc_bulk + one free_bulk; peers: one call per block)"),
+    "populate_1g_single": ("ns_per_page", "ns/page", False,
+                           "the same, one alloc and one free call per frame (the peers' "
+                           "figure is their populate_1g)"),
     "populate_1g_2m": ("cpu_time", "us", False, "512 x 2 MiB allocations, then frees"),
     "churn": ("largest_order", "order", True,
               "largest 2^k x 4 KiB block still allocatable after churn in 256 MiB"),
     "threads2": ("relative", "x", True,
                  "2-thread/1-thread scaling / share-nothing scaling, same run"),
 }
+
+# Workloads numaheap runs in two ways: the peers' figure for the variant is
+# the one of their own (only) way.
+PEER_WORKLOAD = {"populate_1g_single": "populate_1g"}
+
+# Issue 6: frame-swap migration (numaheap-bench-migrate) as a share of a
+# plain memcpy of the same bytes between the same nodes' frames.
+# (label, migrate workload, memcpy workload, bar)
+MIGRATE_BARS = [
+    ("4 KiB pages, batches of 64", "migrate_4k", "memcpy_4k", 0.70),
+    ("2 MiB blocks", "migrate_2m", "memcpy_2m", 0.90),
+]
+MIGRATE_FILTER = "^(migrate|memcpy)_(4k|2m)"
 
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -90,35 +110,43 @@ def bench_command(binary, args):
     return cmd
 
 
+def collect_one(args, json_dir, name, binary, extra, results, commands):
+    """Runs (or reuses the JSON of) one benchmark binary into results[name]."""
+    path = os.path.join(json_dir, f"{name}.json")
+    if args.json_dir and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            results[name] = json.load(f)
+        print(f"report: {name}: reusing {path}", file=sys.stderr)
+        commands.append(f"# {name}: reused {os.path.relpath(path, ROOT)}")
+        return
+    if not os.access(binary, os.X_OK):
+        print(f"report: {name}: {binary} not built, skipped", file=sys.stderr)
+        return
+    cmd = bench_command(binary, args) + extra
+    print(f"report: running {' '.join(shlex.quote(c) for c in cmd)}", file=sys.stderr)
+    r = run(cmd)
+    if r.returncode != 0 or not r.stdout.strip():
+        print(f"report: {name} failed ({r.returncode}):\n{r.stderr}", file=sys.stderr)
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(r.stdout)
+    results[name] = json.loads(r.stdout)
+    commands.append(" ".join(shlex.quote(os.path.relpath(c, ROOT) if i == 0 else c)
+                             for i, c in enumerate(cmd)))
+
+
 def collect(args):
-    """{allocator: parsed JSON}, and the commands that were run."""
+    """{allocator: parsed JSON}, the migrator's JSON (or None), the commands run."""
     json_dir = args.json_dir or os.path.join(args.build, "bench-json")
     os.makedirs(json_dir, exist_ok=True)
     results, commands = {}, []
     for alloc in ALLOCATORS:
-        path = os.path.join(json_dir, f"{alloc}.json")
         binary = os.path.join(args.build, "bin", f"numaheap-bench-{alloc}")
-        if args.json_dir and os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                results[alloc] = json.load(f)
-            print(f"report: {alloc}: reusing {path}", file=sys.stderr)
-            commands.append(f"# {alloc}: reused {os.path.relpath(path, ROOT)}")
-            continue
-        if not os.access(binary, os.X_OK):
-            print(f"report: {alloc}: {binary} not built, skipped", file=sys.stderr)
-            continue
-        cmd = bench_command(binary, args)
-        print(f"report: running {' '.join(shlex.quote(c) for c in cmd)}", file=sys.stderr)
-        r = run(cmd)
-        if r.returncode != 0 or not r.stdout.strip():
-            print(f"report: {alloc} failed ({r.returncode}):\n{r.stderr}", file=sys.stderr)
-            continue
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(r.stdout)
-        results[alloc] = json.loads(r.stdout)
-        commands.append(" ".join(shlex.quote(os.path.relpath(c, ROOT) if i == 0 else c)
-                                 for i, c in enumerate(cmd)))
-    return results, commands, json_dir
+        collect_one(args, json_dir, alloc, binary, [], results, commands)
+    migrate = {}
+    collect_one(args, json_dir, "migrate", os.path.join(args.build, "bin", "numaheap-bench-migrate"),
+                [f"--benchmark_filter={MIGRATE_FILTER}"], migrate, commands)
+    return results, migrate.get("migrate"), commands, json_dir
 
 
 def figures(data):
@@ -171,6 +199,8 @@ def human_bytes(n):
 
 def value(figs, alloc, workload):
     metric = WORKLOADS[workload][0]
+    if alloc != "numaheap":
+        workload = PEER_WORKLOAD.get(workload, workload)
     return figs.get(alloc, {}).get(workload, {}).get(metric)
 
 
@@ -193,7 +223,18 @@ def advantage(workload, r):
     return r if WORKLOADS[workload][2] else 1.0 / r
 
 
-def bars(figs):
+def migrate_rows(mig):
+    """(label, migrate B/s, memcpy B/s, ratio, bar) per MIGRATE_BARS row."""
+    rows = []
+    for label, mw, cw, bar in MIGRATE_BARS:
+        m = mig.get(mw, {}).get("bytes_per_second") if mig else None
+        c = mig.get(cw, {}).get("bytes_per_second") if mig else None
+        r = m / c if m and c else None
+        rows.append((label, m, c, r, bar))
+    return rows
+
+
+def bars(figs, mig=None):
     out = []
 
     def bar(text, r, limit, fig):
@@ -221,7 +262,18 @@ def bars(figs):
                     "**met**" if t["relative"] >= 0.9 else "**not met**", fig))
     else:
         out.append(("threads2: scaling >= 0.9x share-nothing's", "not measured", "-"))
+    for label, m, c, r, bar in migrate_rows(mig):
+        text = f"migration, {label}: >= {bar:.0%} of memcpy's bytes/s (issue 6)"
+        if r is None:
+            out.append((text, "not measured", "-"))
+        else:
+            out.append((text, "**met**" if r >= bar else "**not met**",
+                        f"{r:.1%} ({gbps(m)} vs {gbps(c)})"))
     return out
+
+
+def gbps(v):
+    return "-" if v is None else f"{v / 1e9:.1f} GB/s"
 
 
 def svg_chart(figs, present):
@@ -275,7 +327,7 @@ def svg_chart(figs, present):
     return "\n".join(e) + "\n"
 
 
-def markdown(figs, present, info, commands, argv, json_dir, args):
+def markdown(figs, mig, present, info, commands, argv, json_dir, args):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md = []
     md.append("# Allocator benchmarks: numaheap as a standalone allocator\n")
@@ -307,10 +359,10 @@ def markdown(figs, present, info, commands, argv, json_dir, args):
         "is a size, not a time. numaheap runs in host-memory mode on node 0, owner 1, "
         "no_scrub; jemalloc and mimalloc use a node-0 arena (mbind), libnuma "
         "numa_alloc_onnode(node 0); glibc and tcmalloc have no placement (first touch).\n")
-    md.append("## Bars (issue 8)\n")
+    md.append("## Bars (issues 8 and 6)\n")
     md.append("| bar | result | figure |")
     md.append("|---|---|---|")
-    for text, res, fig in bars(figs):
+    for text, res, fig in bars(figs, mig):
         md.append(f"| {text} | {res} | {fig} |")
     md.append("")
     md.append("## numaheap / peer\n")
@@ -338,6 +390,21 @@ def markdown(figs, present, info, commands, argv, json_dir, args):
         cells = [fmt_value(w, value(figs, a, w)) for a in allocs]
         md.append(f"| {w} | {what} | " + " | ".join(cells) + " |")
     md.append("")
+    md.append("## Migrator: frame swap against memcpy (issue 6)\n")
+    md.append(
+        "`build/bin/numaheap-bench-migrate`: a 64 MiB guest on node 0 of a two-node "
+        "host-memory allocator moved to node 1 and back by the frame-swap mover (allocate "
+        "exact-node, mark, copy, swap the p2m entry, free the old frame; the embedder's "
+        "write-protect and flush hooks are no-ops), against a plain memcpy of the same "
+        "guest frames to frames of the other node. Both sides pre-faulted; on a one-node "
+        "host both \"nodes\" are the same memory. Bytes/s are medians per CPU time.\n")
+    md.append("| moved as | migrate (frame swap) | memcpy | migrate / memcpy | bar | result |")
+    md.append("|---|---|---|---|---|---|")
+    for label, m, c, r, bar in migrate_rows(mig):
+        res = "not measured" if r is None else ("**met**" if r >= bar else "**not met**")
+        md.append(f"| {label} | {gbps(m)} | {gbps(c)} | "
+                  f"{'-' if r is None else f'{r:.1%}'} | >= {bar:.0%} | {res} |")
+    md.append("")
     md.append("## How the workloads are measured\n")
     md.append(
         "- One binary per allocator (`build/bin/numaheap-bench-<allocator>`): jemalloc, "
@@ -356,6 +423,15 @@ def markdown(figs, present, info, commands, argv, json_dir, args):
         "address space is capped (RLIMIT_AS) at what it had mapped + 256 MiB, so the "
         "figure is what fits in the same budget next to the memory the allocator keeps; "
         "libnuma maps each block separately and so never fragments its address space.")
+    md.append(
+        "- `populate_1g`: numaheap takes 262144 exact-node 4 KiB frames of owner 1 with one "
+        "`PageAllocator::alloc_bulk` and gives them back with one `free_bulk` -- what a "
+        "hypervisor populating a guest's 4 KiB extents calls; every frame is still an "
+        "order-0 block of the owner (its descriptor written on the way out, checked with a "
+        "compare-and-swap on the way back), carved from and merged back into whole buddy "
+        "blocks. `populate_1g_single` is the same with one `alloc` and one `free` per frame "
+        "(per-CPU caches). The peers have no bulk call: both rows compare with their "
+        "262144 single allocations, then frees.")
     md.append(
         "- `threads2`: 2 threads pinned to CPUs 0 and 1 each run 2,000,000 order-0 pairs; "
         "the 2-thread/1-thread throughput ratio is divided by the same ratio of a loop "
@@ -376,18 +452,19 @@ def main():
     args = ap.parse_args()
     argv = ["bench/report.py"] + sys.argv[1:]
 
-    results, commands, json_dir = collect(args)
+    results, mig_data, commands, json_dir = collect(args)
     if "numaheap" not in results:
         print("report: no numaheap results; nothing to compare", file=sys.stderr)
         return 1
     figs = {a: figures(d) for a, d in results.items()}
+    mig = figures(mig_data) if mig_data else None
     present = set(results)
     os.makedirs(args.docs, exist_ok=True)
     with open(os.path.join(args.docs, "benchmarks.svg"), "w", encoding="utf-8") as f:
         f.write(svg_chart(figs, present))
     with open(os.path.join(args.docs, "benchmarks.md"), "w", encoding="utf-8") as f:
-        f.write(markdown(figs, present, machine(), commands, argv, json_dir, args))
-    for text, res, fig in bars(figs):
+        f.write(markdown(figs, mig, present, machine(), commands, argv, json_dir, args))
+    for text, res, fig in bars(figs, mig):
         print(f"{text}: {re.sub(r'[*]', '', res)} -- {fig}")
     return 0
 
