@@ -2,8 +2,9 @@
 // and mixed, over the seed 4-node machine and the two real 8-node machines,
 // `numaheap` reaches >= 95% of the oracle's final local ratio, has a lower
 // mean access cost than `autonuma`, and bounces at most 1% of the pages
-// `naive` moves. Guests are scaled to a quarter so the suite stays fast
-// (NUMAHEAP_SIM_FULL=1 runs them full size); the bar is scale-free.
+// `naive` moves. Guests are scaled to a quarter (a tenth under the
+// sanitizers) so the suite stays fast (NUMAHEAP_SIM_FULL=1 runs them full
+// size); the bar is scale-free.
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -13,8 +14,22 @@
 #include "bench/sim/sim.h"
 #include "numaheap/topology_io.h"
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NUMAHEAP_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NUMAHEAP_SANITIZED 1
+#endif
+#endif
+
 namespace numaheap::sim {
 namespace {
+
+#ifdef NUMAHEAP_SANITIZED
+constexpr double kScale = 0.1;
+#else
+constexpr double kScale = 0.25;
+#endif
 
 struct Case {
   const char* topology;  // directory under tests/data/topologies, or "builtin"
@@ -34,7 +49,7 @@ TEST_P(SimBar, NumaheapNearOracleCheaperThanAutonumaNoBouncing) {
     topo = std::move(*t);
   }
   SimConfig c;
-  if (!std::getenv("NUMAHEAP_SIM_FULL")) c.guest_scale = 0.25;
+  if (!std::getenv("NUMAHEAP_SIM_FULL")) c.guest_scale = kScale;
   auto w = make_scenario(k.scenario, topo, c);
   ASSERT_TRUE(w.has_value()) << w.error().message;
   auto rep = run(topo, **w, c, policy_names());
