@@ -115,9 +115,19 @@ std::string text_report(const sim::SimReport& r, const std::string& description)
                 static_cast<unsigned long long>(r.guest_pages >> 8));
   out += line;
   if (!description.empty()) out += "  " + description + "\n";
-  for (const auto& m : r.vcpu_moves) {
-    std::snprintf(line, sizeof line, "  t=%gs: guest %u vCPU %u -> node %u\n", m.at_s, m.guest, m.vcpu, m.node);
+  // One line per (time, guest, node): "t=30s: guest 0 vCPUs 0,1,2,3 -> node 2".
+  for (std::size_t i = 0; i < r.vcpu_moves.size();) {
+    const auto& m = r.vcpu_moves[i];
+    std::string vcpus;
+    std::size_t j = i;
+    for (; j < r.vcpu_moves.size() && r.vcpu_moves[j].at_s == m.at_s && r.vcpu_moves[j].guest == m.guest &&
+           r.vcpu_moves[j].node == m.node;
+         ++j)
+      vcpus += (vcpus.empty() ? "" : ",") + std::to_string(r.vcpu_moves[j].vcpu);
+    std::snprintf(line, sizeof line, "  t=%gs: guest %u vCPU%s %s -> node %u\n", m.at_s, m.guest,
+                  j - i > 1 ? "s" : "", vcpus.c_str(), m.node);
     out += line;
+    i = j;
   }
   out += "\n  policy     local(final)  local(mean)  cost/access  pages moved  MiB moved  bounced  refused  min free MiB\n";
   for (const auto& p : r.policies) {
