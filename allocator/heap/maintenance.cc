@@ -77,10 +77,9 @@ Result<NodeStats> PageAllocator::stats(NodeId node) const noexcept {
   st.node = node;
   for (std::uint32_t cpu = 0; cpu < m.pcp.cpus(); ++cpu)
     for (int slot = 0; slot < static_cast<int>(PerCpuCaches::kSlots); ++slot) {
-      CpuCache& c = m.pcp.at(cpu, ni, slot);
-      m.lock_cache(c, cpu);
-      st.cached += std::uint64_t{c.count} << c.order;
-      c.lock.unlock();
+      // Unlocked: a snapshot either way, and locking would fence every CPU.
+      const CpuCache& c = m.pcp.at(cpu, ni, slot);
+      st.cached += std::uint64_t{peek_count(c)} << c.order;
     }
   NodeHeap& h = m.heap(ni);
   SpinGuard g(h.lock);

@@ -187,7 +187,8 @@ Mfn PageAllocator::Impl::try_node(std::uint32_t ni, const AllocRequest& req,
     c.lock.unlock();
     return kInvalidMfn;
   }
-  const Mfn mfn = c.frames[--c.count];
+  const Mfn mfn = c.frames[c.count - 1];
+  set_count(c, c.count - 1);
   FrameDesc& d = table.known_desc(mfn);
   const std::uint8_t s = d.load_state(std::memory_order_relaxed);
   const OwnerId dirty_owner = d.owner;
@@ -235,7 +236,8 @@ void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni) noexcept {
     FrameDesc& d = table.known_desc(b.head);
     d.owner = b.dirty ? b.dirty_owner : kNoOwner;
     d.store_state(static_cast<std::uint8_t>(kCached | (b.dirty ? kDirty : 0)));
-    c.frames[c.count++] = b.head;
+    c.frames[c.count] = b.head;
+    set_count(c, c.count + 1);
   }
   if (got < want) credit((want - got) << c.order);
   NUMAHEAP_DEBUG_CHECK(h.check_invariants());
@@ -256,13 +258,17 @@ void PageAllocator::Impl::drain(CpuCache& c, std::uint32_t ni, std::uint32_t n) 
     NUMAHEAP_DEBUG_CHECK(h.check_invariants());
   }
   std::memmove(c.frames, c.frames + n, (c.count - n) * sizeof(Mfn));
-  c.count -= n;
+  set_count(c, c.count - n);
 }
 
 void PageAllocator::Impl::drain_node_index(std::uint32_t ni) noexcept {
   for (std::uint32_t cpu = 0; cpu < pcp.cpus(); ++cpu)
     for (int slot = 0; slot < static_cast<int>(PerCpuCaches::kSlots); ++slot) {
       CpuCache& c = pcp.at(cpu, ni, slot);
+      // An empty cache has nothing to give back: no lock, and above all no
+      // rseq fence (a membarrier syscall per CPU) -- a caller that keeps
+      // asking a full node would otherwise fence every CPU on every call.
+      if (peek_count(c) == 0) continue;
       lock_cache(c, cpu);
       drain(c, ni, c.count);
       c.lock.unlock();
@@ -295,7 +301,8 @@ Status PageAllocator::Impl::push_locked(std::uint32_t cpu, std::uint32_t ni, int
   if (use_rseq && rseq::push(&c, cpu, mfn)) return {};
   lock_cache(c, cpu);
   if (c.count == c.high) drain(c, ni, c.batch);
-  c.frames[c.count++] = mfn;
+  c.frames[c.count] = mfn;
+  set_count(c, c.count + 1);
   c.lock.unlock();
   return {};
 }

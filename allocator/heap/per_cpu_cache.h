@@ -28,6 +28,14 @@ struct alignas(64) CpuCache {
   Mfn* frames = nullptr;    // `high` entries, immutable pointer
 };
 
+// `count` as seen without the lock: drains skip empty caches and stats sum
+// them without fencing every CPU. Writers holding `lock` store it with
+// relaxed atomics (set_count) so this read is well defined; the cache's own
+// CPU may change it at any moment in an rseq sequence, so the value is a
+// hint (exact only while nothing allocates or frees), never a reservation.
+inline std::uint32_t peek_count(const CpuCache& c) noexcept { return __atomic_load_n(&c.count, __ATOMIC_RELAXED); }
+inline void set_count(CpuCache& c, std::uint32_t n) noexcept { __atomic_store_n(&c.count, n, __ATOMIC_RELAXED); }
+
 class PerCpuCaches {
  public:
   static constexpr unsigned kSlots = 2;  // slot 0: order 0, slot 1: order 9

@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <thread>
 
 #include "bench/sim/world.h"
 #include "numaheap/placement.h"
@@ -77,12 +76,7 @@ Result<std::unique_ptr<World>, Error> World::create(const Topology& topo, const 
   w->topo_ = &topo;
   PlatformConfig pc;
   pc.mode = MemoryMode::frame_only;
-  // The simulator runs on one host thread: per-CPU cache slots for this
-  // host's CPUs only (not the simulated machine's), so draining them on a
-  // failed exact-node allocation does not fence hundreds of absent CPUs.
-  HeapConfig hc;
-  hc.cpus = std::max(1u, std::thread::hardware_concurrency());
-  auto pa = PageAllocator::create(topo, pc, hc);
+  auto pa = PageAllocator::create(topo, pc);
   if (!pa) return pa.error();
   w->pa_ = std::move(*pa);
   // Other tenants first: they were there before the guests.
