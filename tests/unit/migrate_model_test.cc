@@ -159,7 +159,10 @@ struct DirectMove : rc::state::Command<Model, Sut> {
       RC_ASSERT(out[0] == MoveOutcome::busy || out[0] == MoveOutcome::no_memory);  // a frozen page in its block
       RC_ASSERT(s.gm->lookup(gfn).mfn == before);
     }
-    s.streak.erase(gfn);
+    // A move the migrator did not make leaves its access history alone: a
+    // page moved away from the node its last samples came from may be
+    // moved back by the next step (seed 12347355987190140217 found this
+    // expectation missing: Access(13, node 1 x2), DirectMove(13, node 0), Step).
     check_all(s);
   }
   void show(std::ostream& os) const override {
