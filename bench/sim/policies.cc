@@ -30,9 +30,9 @@ namespace {
 class NonePolicy final : public Policy {};
 
 // Free frames per node at the start of a period, kept up to date by the
-// policy's own moves: allocator stats are not free, and a policy that
-// keeps asking a full node for frames only measures the allocator's
-// failure path.
+// policy's own moves: a policy looks at free memory before it tries a
+// move (as any real one would), so `moves_failed` counts refusals it could
+// not foresee rather than the same doomed retry once per sample.
 class Room {
  public:
   void snapshot(World& w, double watermark) {
