@@ -92,12 +92,13 @@ void PageAllocator::Impl::scrub_bulk(std::span<const Mfn> out) noexcept {
   for (std::size_t i = 0; i < out.size();) {
     const FrameRangeInfo& r = table.known_range(out[i]);
     FrameDesc& d = table.desc(r, out[i]);
-    if (!d.bulk_scrub) {
+    const std::uint8_t mark = d.load(std::memory_order_relaxed).bulk_scrub;
+    if (!mark) {
       ++i;
       continue;
     }
-    const std::uint64_t count = frames_of_order(d.bulk_scrub - 1u);
-    d.bulk_scrub = 0;
+    const std::uint64_t count = frames_of_order(mark - 1u);
+    d.clear_bulk_scrub();  // atomically: the word is the owner's already
     if (len && &r == range && start + len == out[i]) {
       len += count;
     } else {
@@ -152,11 +153,14 @@ Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noex
   Impl& m = *impl_;
   const std::size_t n = frames.size();
   // Puts back the frames checked so far (still ours: a cached frame that
-  // is in no cache is touched by nobody else).
+  // is in no cache is touched by nobody else). Owner, order and generation
+  // were left as they were, so the word is exactly what it was before.
   auto undo = [&m, frames](std::size_t upto) {
     for (std::size_t i = 0; i < upto; ++i) {
       FrameDesc& d = m.table.known_desc(frames[i]);
-      d.store_state(static_cast<std::uint8_t>(kUsed | (d.load_state() & kPendingBits)));
+      FrameWord w = d.load();
+      w.state = static_cast<std::uint8_t>(kUsed | (w.state & kPendingBits));
+      d.store(w);
     }
   };
   // 1. Check every frame and take it from its owner with free()'s
@@ -174,12 +178,14 @@ Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noex
       }
     }
     FrameDesc& d = m.table.desc(*r, mfn);
-    for (std::uint8_t s = d.load_state();;) {
-      if (const Errc e = check_used_head(d, s, 0, owner); e != Errc::ok) {
+    for (FrameWord w = d.load();;) {
+      if (const Errc e = check_used_head(w, 0, owner); e != Errc::ok) {
         undo(i);
         return e;
       }
-      if (d.cas_state(s, static_cast<std::uint8_t>(kCached | kDirty | (s & kPendingBits)))) break;
+      FrameWord taken = w;
+      taken.state = static_cast<std::uint8_t>(kCached | kDirty | (w.state & kPendingBits));
+      if (d.cas(w, taken)) break;  // w reloaded on failure
     }
   }
   // 2. Back to the heaps: each stretch of the list on one node under one

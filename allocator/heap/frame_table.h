@@ -27,8 +27,9 @@ enum class FrameKind : std::uint8_t {
   tail = 0,     // not a head: part of the block of the nearest head below
   free = 1,     // head of a free block on its node's free list
   used = 2,     // head of an allocated block
-  cached = 3,   // order-0/9 head sitting in a per-CPU cache, or an order-0
-                // head free_bulk has checked and is returning to its heap
+  cached = 3,   // order-0/9 head sitting in a per-CPU cache (or on its way
+                // in or out of one), or an order-0 head free_bulk has
+                // checked and is returning to its heap
   offline = 4,  // retired frame (order 0), never handed out again
 };
 
@@ -39,60 +40,108 @@ inline constexpr std::uint8_t kPendingOffline = 0x10;  // this frame: retire whe
 inline constexpr std::uint8_t kHasPending = 0x20;      // used head: a frame inside is pending
 inline constexpr std::uint8_t kScrubbing = 0x40;       // free head: background scrub running
 
+// Everything about a frame except its list links, as one 64-bit value that
+// is loaded, stored and compared-and-swapped whole. Why one word: free()
+// must check "allocated, of this order, by this owner" and take the block
+// in one indivisible step; with separate fields a racing re-allocation (or
+// a bulk allocation writing a fresh head) could change the owner between
+// the check and the state change, and a double free would release another
+// owner's block.
+struct FrameWord {
+  // used: the owner. free/cached + kDirty: whose bytes are inside
+  // (kMixedOwner when several or unknown). Tails and clean blocks: 0 or
+  // kNoOwner (meaningless: only `used` heads match an owner).
+  OwnerId owner = 0;
+  std::uint8_t state = 0;  // kind + flags
+  std::uint8_t order = 0;  // heads: the block's order; tails: 0
+  // Non-zero only on a used head alloc_bulk has just carved and not yet
+  // returned: 1 + the order of a run starting here that it must scrub
+  // before returning. Written and read only by that alloc_bulk call.
+  std::uint8_t bulk_scrub = 0;
+  // Bumped each time the head becomes `used`: a word read before a
+  // free-and-reallocate never compares equal to the word after it, even
+  // when the new owner and order are the old ones.
+  std::uint8_t gen = 0;
+
+  static constexpr FrameWord unpack(std::uint64_t v) noexcept {
+    return FrameWord{static_cast<OwnerId>(v), static_cast<std::uint8_t>(v >> 32),
+                     static_cast<std::uint8_t>(v >> 40), static_cast<std::uint8_t>(v >> 48),
+                     static_cast<std::uint8_t>(v >> 56)};
+  }
+  constexpr std::uint64_t pack() const noexcept {
+    return std::uint64_t{owner} | std::uint64_t{state} << 32 | std::uint64_t{order} << 40 |
+           std::uint64_t{bulk_scrub} << 48 | std::uint64_t{gen} << 56;
+  }
+  constexpr FrameKind kind() const noexcept { return FrameKind(state & kKindMask); }
+  // This head, now allocated to `new_owner` (a new generation).
+  constexpr FrameWord allocated_to(OwnerId new_owner, std::uint8_t flags = 0) const noexcept {
+    return FrameWord{new_owner, static_cast<std::uint8_t>(static_cast<std::uint8_t>(FrameKind::used) | flags),
+                     order, 0, static_cast<std::uint8_t>(gen + 1)};
+  }
+};
+
 struct FrameDesc {
   using Hook = boost::intrusive::list_member_hook<
       boost::intrusive::link_mode<boost::intrusive::normal_link>>;
   // Linked only while kind == free. Guarded by the node's lock. A
   // normal_link hook needs no construction, so zeroed memory is fine.
   Hook hook;
-  // used: the owner. free/cached + kDirty: whose bytes are inside
-  // (kMixedOwner when several or unknown). Guarded like `state`.
-  OwnerId owner;
-  // Kind + flags. Who may change it depends on the kind: free/tail/offline
-  // under the node lock; cached under the per-CPU cache's lock (a frame
-  // free_bulk holds: by that call, until it returns it under the node
-  // lock); used by the owner, leaving `used` only through a
-  // compare-and-swap (so a concurrent double free or an offline request
-  // is never lost). Always accessed through std::atomic_ref.
-  std::uint8_t state;
-  std::uint8_t order;  // heads: the block's order; tails: 0
-  // Non-zero only on a used head alloc_bulk has just carved and not yet
-  // returned: 1 + the order of a run starting here that it must scrub
-  // before returning. Written and read only by that alloc_bulk call.
-  std::uint8_t bulk_scrub;
-  std::uint8_t reserved;
+  // The packed FrameWord; all-zero is a tail. Always accessed through
+  // std::atomic_ref. Who may change it depends on the kind: free, tail and
+  // offline under the node lock; cached by whoever took the block out of a
+  // cache or put it on its way into one (the cache's lock or an rseq
+  // sequence decides who), or by the free_bulk call holding it; used by
+  // its owner's free()/split() and by offline(), only through a
+  // compare-and-swap of the whole word, so a double free, a free by the
+  // wrong owner and an offline request racing each other are decided by
+  // one indivisible check-and-transition.
+  std::uint64_t word;
 
-  std::uint8_t load_state(std::memory_order mo = std::memory_order_acquire) const noexcept {
-    return std::atomic_ref<std::uint8_t>(const_cast<std::uint8_t&>(state)).load(mo);
+  FrameWord load(std::memory_order mo = std::memory_order_acquire) const noexcept {
+    return FrameWord::unpack(std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(word)).load(mo));
   }
-  void store_state(std::uint8_t s, std::memory_order mo = std::memory_order_release) noexcept {
-    std::atomic_ref<std::uint8_t>(state).store(s, mo);
+  void store(FrameWord w, std::memory_order mo = std::memory_order_release) noexcept {
+    std::atomic_ref<std::uint64_t>(word).store(w.pack(), mo);
   }
-  bool cas_state(std::uint8_t& expected, std::uint8_t desired) noexcept {
-    return std::atomic_ref<std::uint8_t>(state).compare_exchange_strong(
-        expected, desired, std::memory_order_acq_rel, std::memory_order_acquire);
+  // Replaces the word only if it still equals `expected` (updated on failure).
+  bool cas(FrameWord& expected, FrameWord desired) noexcept {
+    std::uint64_t e = expected.pack();
+    const bool ok = std::atomic_ref<std::uint64_t>(word).compare_exchange_strong(
+        e, desired.pack(), std::memory_order_acq_rel, std::memory_order_acquire);
+    if (!ok) expected = FrameWord::unpack(e);
+    return ok;
   }
   void fetch_or_state(std::uint8_t bits) noexcept {
-    std::atomic_ref<std::uint8_t>(state).fetch_or(bits, std::memory_order_acq_rel);
+    std::atomic_ref<std::uint64_t>(word).fetch_or(std::uint64_t{bits} << 32,
+                                                  std::memory_order_acq_rel);
   }
+  void clear_bulk_scrub() noexcept {
+    std::atomic_ref<std::uint64_t>(word).fetch_and(~(std::uint64_t{0xff} << 48),
+                                                   std::memory_order_acq_rel);
+  }
+  std::uint8_t load_state(std::memory_order mo = std::memory_order_acquire) const noexcept {
+    return load(mo).state;
+  }
+  OwnerId owner() const noexcept { return load(std::memory_order_relaxed).owner; }
+  unsigned order() const noexcept { return load(std::memory_order_relaxed).order; }
   static FrameKind kind_of(std::uint8_t s) noexcept { return FrameKind(s & kKindMask); }
   FrameKind kind() const noexcept { return kind_of(load_state()); }
 };
 static_assert(sizeof(FrameDesc) == 24, "descriptor budget is 24 bytes per frame");
 
-// What free() and split() demand of a block head in state `s`: allocated,
-// of this order, by this owner. Errc::ok when it is.
-inline Errc check_used_head(const FrameDesc& d, std::uint8_t s, unsigned order,
-                            OwnerId owner) noexcept {
-  switch (FrameDesc::kind_of(s)) {
+// What free() and split() demand of a block head whose word is `w`:
+// allocated, of this order, by this owner. Errc::ok when it is. A free or
+// cached block never matches an owner, whatever its `owner` field says.
+inline Errc check_used_head(FrameWord w, unsigned order, OwnerId owner) noexcept {
+  switch (w.kind()) {
     case FrameKind::free:
     case FrameKind::cached: return Errc::double_free;
     case FrameKind::tail:
     case FrameKind::offline: return Errc::invalid_frame;
     case FrameKind::used: break;
   }
-  if (d.order != order) return Errc::invalid_order;
-  if (d.owner != owner) return Errc::not_owner;
+  if (w.order != order) return Errc::invalid_order;
+  if (w.owner != owner) return Errc::not_owner;
   return Errc::ok;
 }
 

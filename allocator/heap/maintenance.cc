@@ -1,5 +1,5 @@
 // PageAllocator: offlining, background scrub, statistics, invariant checks.
-#include <vector>
+#include <algorithm>
 
 #include "allocator/heap/page_allocator_impl.h"
 
@@ -28,9 +28,11 @@ Result<OfflineState> PageAllocator::offline(Mfn mfn) noexcept {
           break;
         }
       }
-      if (!hd || mfn - head >= frames_of_order(hd->order)) return Errc::invalid_frame;
-      std::uint8_t s = hd->load_state();
-      switch (FrameDesc::kind_of(s)) {
+      if (!hd) return Errc::invalid_frame;
+      FrameWord hw = hd->load();
+      if (mfn - head >= frames_of_order(hw.order)) return Errc::invalid_frame;
+      const std::uint8_t s = hw.state;
+      switch (hw.kind()) {
         case FrameKind::offline: return OfflineState::offlined;
         case FrameKind::free:
           h.offline_free_frame(mfn, head);
@@ -40,7 +42,9 @@ Result<OfflineState> PageAllocator::offline(Mfn mfn) noexcept {
         case FrameKind::used: {
           if (d->load_state() & kPendingOffline) return OfflineState::pending;
           const std::uint8_t add = head == mfn ? (kHasPending | kPendingOffline) : kHasPending;
-          if (!hd->cas_state(s, static_cast<std::uint8_t>(s | add))) continue;  // freed meanwhile
+          FrameWord marked = hw;
+          marked.state = static_cast<std::uint8_t>(s | add);
+          if (!hd->cas(hw, marked)) continue;  // freed (or split) meanwhile
           if (head != mfn) d->fetch_or_state(kPendingOffline);
           ++h.pending_offline_;
           return OfflineState::pending;
@@ -125,7 +129,29 @@ class StopTheWorld {
   const PageAllocator::Impl& m_;
 };
 
-Status check_locked(const PageAllocator::Impl& m, std::vector<std::uint64_t>* cached) {
+// Scratch of check_locked/check_frames: per node counters, carved from
+// memory create() reserved (nothing allocates after create()). Used only
+// while a StopTheWorld holds every lock, so one set serves every caller.
+struct CheckCounts {
+  std::uint64_t* cached;    // frames the per-CPU caches list
+  std::uint64_t* claimed;   // node claims recounted from the records
+  std::uint64_t* free;      // the descriptor walk's counts, by kind
+  std::uint64_t* used;
+  std::uint64_t* in_cache;  // heads of kind `cached` (in a cache or in transit)
+  std::uint64_t* offline;
+  std::uint64_t* pending;
+  explicit CheckCounts(const PageAllocator::Impl& m) noexcept {
+    std::uint64_t* p = m.check_scratch.get();
+    std::uint64_t** fields[] = {&cached, &claimed, &free, &used, &in_cache, &offline, &pending};
+    for (std::uint64_t** f : fields) {
+      *f = p;
+      p += m.node_count;
+    }
+    std::fill(m.check_scratch.get(), p, 0);
+  }
+};
+
+Status check_locked(const PageAllocator::Impl& m, CheckCounts& cc) noexcept {
   for (std::uint32_t ni = 0; ni < m.node_count; ++ni)
     if (!m.heap(ni).check_invariants()) return Errc::invalid_frame;
   // Per-CPU caches: bounded, and hold cached heads of their node and order.
@@ -137,23 +163,23 @@ Status check_locked(const PageAllocator::Impl& m, std::vector<std::uint64_t>* ca
         for (std::uint32_t i = 0; i < c.count; ++i) {
           const FrameRangeInfo* r = nullptr;
           const FrameDesc* d = m.table.lookup(c.frames[i], &r);
-          if (!d || r->node_index != ni || d->kind() != FrameKind::cached || d->order != c.order)
-            return Errc::invalid_frame;
+          if (!d || r->node_index != ni) return Errc::invalid_frame;
+          const FrameWord w = d->load();
+          if (w.kind() != FrameKind::cached || w.order != c.order) return Errc::invalid_frame;
         }
-        if (cached) (*cached)[ni] += std::uint64_t{c.count} << c.order;
+        cc.cached[ni] += std::uint64_t{c.count} << c.order;
       }
   // Claims: records add up to the counters; spare is what nobody reserved.
   std::uint64_t global = 0;
-  std::vector<std::uint64_t> per_node(m.node_count, 0);
   for (std::uint32_t i = 0; i < m.claims.size(); ++i) {
     const ClaimRecord& rec = m.claims.at(i);
     if (rec.node == kNoNode) global += rec.remaining;
-    else per_node[static_cast<std::size_t>(m.topo.index_of(rec.node))] += rec.remaining;
+    else cc.claimed[static_cast<std::size_t>(m.topo.index_of(rec.node))] += rec.remaining;
   }
   if (global != m.claims.global) return Errc::claim_exceeded;
   std::int64_t spare = -static_cast<std::int64_t>(global);
   for (std::uint32_t ni = 0; ni < m.node_count; ++ni) {
-    if (per_node[ni] != m.heap(ni).claimed_) return Errc::claim_exceeded;
+    if (cc.claimed[ni] != m.heap(ni).claimed_) return Errc::claim_exceeded;
     spare += static_cast<std::int64_t>(m.heap(ni).free_frames()) -
              static_cast<std::int64_t>(m.heap(ni).claimed_);
   }
@@ -162,47 +188,51 @@ Status check_locked(const PageAllocator::Impl& m, std::vector<std::uint64_t>* ca
   return {};
 }
 
-}  // namespace
-
-Status PageAllocator::check_invariants() const noexcept {
-  StopTheWorld stw(*impl_);
-  return check_locked(*impl_, nullptr);
-}
-
-Status PageAllocator::check_frames() const noexcept {
-  const Impl& m = *impl_;
-  StopTheWorld stw(m);
-  std::vector<std::uint64_t> cached(m.node_count, 0);
-  if (auto st = check_locked(m, &cached); !st) return st;
-  std::vector<std::uint64_t> free(m.node_count, 0), used(m.node_count, 0),
-      in_cache(m.node_count, 0), offline(m.node_count, 0), pending(m.node_count, 0);
+// One walk over every descriptor under a StopTheWorld. Errc::busy: all is
+// consistent except that some heads are `cached` yet in no cache -- frames
+// in transit between a free()'s compare-and-swap and its push, a lock-free
+// pop and its store, or held by a free_bulk call waiting for a node lock
+// (or a used head still marked by an alloc_bulk call that is scrubbing).
+// Those threads cannot finish while every lock is held, so the caller lets
+// go and looks again.
+Status walk_frames(const PageAllocator::Impl& m) noexcept {
+  CheckCounts cc(m);
+  if (auto st = check_locked(m, cc); !st) return st;
+  bool in_transit = false;
   for (const FrameRangeInfo& r : m.table.ranges()) {
     const std::uint32_t ni = r.node_index;
     for (Mfn mfn = r.first; mfn < r.end;) {
-      const FrameDesc& d = m.table.desc(r, mfn);
-      const std::uint8_t s = d.load_state();
-      const std::uint64_t n = frames_of_order(d.order);
-      // bulk_scrub marks live only inside one alloc_bulk call.
-      if (FrameDesc::kind_of(s) == FrameKind::tail || d.order > kMaxOrder || (mfn & (n - 1)) ||
-          mfn + n > r.end || d.bulk_scrub)
+      // One load per head: a used block may become cached (a lock-free
+      // free) or a cached one used (a pop in transit) while we walk; either
+      // word is counted consistently.
+      const FrameWord w = m.table.desc(r, mfn).load();
+      const std::uint8_t s = w.state;
+      const std::uint64_t n = frames_of_order(w.order);
+      if (w.kind() == FrameKind::tail || w.order > kMaxOrder || (mfn & (n - 1)) ||
+          mfn + n > r.end)
         return Errc::invalid_frame;
-      const bool in_use = FrameDesc::kind_of(s) == FrameKind::used;
-      if (in_use && (s & kPendingOffline)) ++pending[ni];
+      const bool in_use = w.kind() == FrameKind::used;
+      // A bulk_scrub mark lives on a used head only inside the alloc_bulk
+      // call that carved it, which scrubs without a lock: in transit too.
+      if (w.bulk_scrub) {
+        if (!in_use) return Errc::invalid_frame;
+        in_transit = true;
+      }
+      if (in_use && (s & kPendingOffline)) ++cc.pending[ni];
       for (std::uint64_t i = 1; i < n; ++i) {
-        const FrameDesc& t = m.table.desc(r, mfn + i);
-        const std::uint8_t ts = t.load_state();
-        if (in_use ? (ts & ~kPendingOffline) != 0 : ts != 0) return Errc::invalid_frame;
+        const FrameWord t = m.table.desc(r, mfn + i).load();
+        if (in_use ? (t.state & ~kPendingOffline) != 0 : t.state != 0) return Errc::invalid_frame;
         if (t.bulk_scrub) return Errc::invalid_frame;
-        if (ts & kPendingOffline) {
+        if (t.state & kPendingOffline) {
           if (!(s & kHasPending)) return Errc::invalid_frame;
-          ++pending[ni];
+          ++cc.pending[ni];
         }
       }
-      switch (FrameDesc::kind_of(s)) {
-        case FrameKind::free: free[ni] += n; break;
-        case FrameKind::used: used[ni] += n; break;
-        case FrameKind::cached: in_cache[ni] += n; break;
-        case FrameKind::offline: offline[ni] += n; break;
+      switch (w.kind()) {
+        case FrameKind::free: cc.free[ni] += n; break;
+        case FrameKind::used: cc.used[ni] += n; break;
+        case FrameKind::cached: cc.in_cache[ni] += n; break;
+        case FrameKind::offline: cc.offline[ni] += n; break;
         case FrameKind::tail: break;
       }
       mfn += n;
@@ -210,12 +240,39 @@ Status PageAllocator::check_frames() const noexcept {
   }
   for (std::uint32_t ni = 0; ni < m.node_count; ++ni) {
     const NodeHeap& h = m.heap(ni);
-    if (free[ni] != h.free_frames() || in_cache[ni] != cached[ni] || offline[ni] != h.offlined_ ||
-        pending[ni] != h.pending_offline_ ||
-        free[ni] + used[ni] + in_cache[ni] + offline[ni] != h.managed_frames())
+    if (cc.free[ni] != h.free_frames() || cc.offline[ni] != h.offlined_ ||
+        cc.pending[ni] != h.pending_offline_ || cc.in_cache[ni] < cc.cached[ni] ||
+        cc.free[ni] + cc.used[ni] + cc.in_cache[ni] + cc.offline[ni] != h.managed_frames())
       return Errc::invalid_frame;
+    if (cc.in_cache[ni] != cc.cached[ni]) in_transit = true;
   }
-  return {};
+  return in_transit ? Status(Errc::busy) : Status();
+}
+
+}  // namespace
+
+Status PageAllocator::check_invariants() const noexcept {
+  StopTheWorld stw(*impl_);
+  CheckCounts cc(*impl_);
+  return check_locked(*impl_, cc);
+}
+
+Status PageAllocator::check_frames() const noexcept {
+  // Frames in transit settle as soon as their threads get the locks back;
+  // a quiescent allocator answers on the first walk. A `cached` head that
+  // stays in no cache across every walk is reported as busy (never as
+  // corruption, which it may not be).
+  constexpr int kWalks = 64;
+  Status st;
+  for (int i = 0; i < kWalks; ++i) {
+    {
+      StopTheWorld stw(*impl_);
+      st = walk_frames(*impl_);
+    }
+    if (st || st.error() != Errc::busy) return st;
+    backoff(static_cast<unsigned>(i));
+  }
+  return st;
 }
 
 }  // namespace numaheap

@@ -1,5 +1,6 @@
 // NodeHeap: buddy split/merge, offlining of free frames, background scrub.
 #include "allocator/heap/node_heap.h"
+#include "allocator/platform/fault_injection.h"
 
 #include <algorithm>
 #include <bit>
@@ -36,9 +37,12 @@ void NodeHeap::seed(bool dirty) noexcept {
 
 void NodeHeap::link(FrameDesc& d, Mfn /*head*/, unsigned order, bool dirty,
                     OwnerId owner) noexcept {
-  d.order = static_cast<std::uint8_t>(order);
-  d.owner = dirty ? owner : kNoOwner;
-  d.store_state(static_cast<std::uint8_t>(kFreeState | (dirty ? kDirty : 0)));
+  FrameWord w = d.load(std::memory_order_relaxed);  // keeps the generation
+  w.owner = dirty ? owner : kNoOwner;
+  w.state = static_cast<std::uint8_t>(kFreeState | (dirty ? kDirty : 0));
+  w.order = static_cast<std::uint8_t>(order);
+  w.bulk_scrub = 0;
+  d.store(w);
   lists_[dirty][order].push_front(d);
   ++free_blocks_[order];
   free_frames_ += frames_of_order(order);
@@ -62,13 +66,11 @@ void NodeHeap::unlink(FrameDesc& d, unsigned order) noexcept {
 void NodeHeap::abort_scrub_if(FrameDesc& d) noexcept {
   if (!(d.load_state() & kScrubbing)) return;
   scrub_abort_.store(true, std::memory_order_release);
-  while (scrub_running_.load(std::memory_order_acquire)) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
+  while (scrub_running_.load(std::memory_order_acquire)) platform_->relax();
   scrub_head_ = kInvalidMfn;  // tells the scrubber its block was taken
-  d.store_state(static_cast<std::uint8_t>(d.load_state() & ~kScrubbing));
+  FrameWord w = d.load();
+  w.state = static_cast<std::uint8_t>(w.state & ~kScrubbing);
+  d.store(w);
 }
 
 bool NodeHeap::take(unsigned order, Block& out) noexcept {
@@ -82,8 +84,9 @@ bool NodeHeap::take(unsigned order, Block& out) noexcept {
     if ((d->load_state() & kScrubbing) && ++list->begin() != list->end()) d = &*++list->begin();
     abort_scrub_if(*d);
     const Mfn head = table_->mfn_of(d);
-    const bool dirty = (d->load_state() & kDirty) != 0;
-    const OwnerId owner = d->owner;
+    FrameWord w = d->load();
+    const bool dirty = (w.state & kDirty) != 0;
+    const OwnerId owner = w.owner;
     unlink(*d, j);
     const FrameRangeInfo* r = &table_->known_range(head);
     while (j > order) {  // split: the upper halves go back on the lists
@@ -91,7 +94,9 @@ bool NodeHeap::take(unsigned order, Block& out) noexcept {
       const Mfn upper = head + frames_of_order(j);
       link(table_->desc(*r, upper), upper, j, dirty, owner);
     }
-    d->order = static_cast<std::uint8_t>(order);
+    // Still `free` (off the lists): the caller makes it used or cached.
+    w.order = static_cast<std::uint8_t>(order);
+    d->store(w);
     out = Block{head, order, dirty, dirty ? owner : kNoOwner};
     return true;
   }
@@ -116,8 +121,9 @@ std::uint64_t NodeHeap::take_frames(std::uint64_t n, Mfn* out, OwnerId owner,
     if ((d->load_state() & kScrubbing) && ++list->begin() != list->end()) d = &*++list->begin();
     abort_scrub_if(*d);
     const Mfn head = table_->mfn_of(d);
-    const bool dirty = (d->load_state() & kDirty) != 0;
-    const OwnerId dirty_owner = d->owner;
+    const FrameWord hw = d->load();
+    const bool dirty = (hw.state & kDirty) != 0;
+    const OwnerId dirty_owner = hw.owner;
     unlink(*d, j);
     const FrameRangeInfo& r = table_->known_range(head);
     while (frames_of_order(j) > rem) {  // only what is asked: upper halves go back
@@ -130,16 +136,17 @@ std::uint64_t NodeHeap::take_frames(std::uint64_t n, Mfn* out, OwnerId owner,
     const std::uint64_t count = frames_of_order(j);
     FrameDesc* fd = &table_->desc(r, head);
     Mfn* o = out + done;
+    const bool scrub = dirty && !(no_scrub && dirty_owner == owner);
     for (std::uint64_t i = 0; i < count; ++i) {
-      fd[i].owner = owner;
-      fd[i].order = 0;
-      fd[i].store_state(kUsedState, std::memory_order_relaxed);
+      // One store: a racing free() sees a tail/free word or this whole one.
+      const FrameWord old = fd[i].load(std::memory_order_relaxed);
+      fd[i].store(FrameWord{owner, kUsedState, 0,
+                            static_cast<std::uint8_t>(i == 0 && scrub ? j + 1 : 0),
+                            static_cast<std::uint8_t>(old.gen + 1)},
+                  std::memory_order_release);
       o[i] = head + i;
     }
-    if (dirty && !(no_scrub && dirty_owner == owner)) {
-      fd[0].bulk_scrub = static_cast<std::uint8_t>(j + 1);
-      to_scrub += count;
-    }
+    if (scrub) to_scrub += count;
     done += count;
   }
   return to_scrub;
@@ -171,12 +178,8 @@ std::uint64_t NodeHeap::put_frames(const Mfn* frames, std::size_t n, OwnerId own
       if (!run) break;
     }
     const std::uint64_t count = frames_of_order(k);
-    for (std::uint64_t j = 1; j < count; ++j) {  // tails of the block
-      d[j].owner = 0;
-      d[j].order = 0;
-      d[j].store_state(0, std::memory_order_relaxed);
-    }
-    d->order = static_cast<std::uint8_t>(k);
+    for (std::uint64_t j = 1; j < count; ++j)  // tails of the block
+      d[j].store(FrameWord{}, std::memory_order_relaxed);
     put(m, k, true, owner);
     back += count;
     i += count;
@@ -192,19 +195,17 @@ void NodeHeap::put(Mfn head, unsigned order, bool dirty, OwnerId dirty_owner) no
     if (parent < r->first || parent + 2 * size > r->end) break;  // never across ranges
     const Mfn buddy = head ^ size;
     FrameDesc& bd = table_->desc(*r, buddy);
-    const std::uint8_t s = bd.load_state();
-    if (FrameDesc::kind_of(s) != FrameKind::free || bd.order != order || (s & kScrubbing)) break;
+    const FrameWord bw = bd.load();
+    const std::uint8_t s = bw.state;
+    if (bw.kind() != FrameKind::free || bw.order != order || (s & kScrubbing)) break;
     if (s & kDirty) {
-      if (dirty && dirty_owner != bd.owner) dirty_owner = kMixedOwner;
-      else if (!dirty) dirty_owner = bd.owner;
+      if (dirty && dirty_owner != bw.owner) dirty_owner = kMixedOwner;
+      else if (!dirty) dirty_owner = bw.owner;
       dirty = true;
     }
     unlink(bd, order);
     // The higher of the pair becomes a tail of the merged block.
-    FrameDesc& upper = table_->desc(*r, std::max(head, buddy));
-    upper.owner = 0;
-    upper.order = 0;
-    upper.store_state(0);
+    table_->desc(*r, std::max(head, buddy)).store(FrameWord{});
     head = parent;
     ++order;
   }
@@ -220,14 +221,12 @@ void NodeHeap::put_with_pending(Mfn head, unsigned order, bool dirty,
   for (std::uint64_t i = 0; i < n; ++i) {
     FrameDesc& d = table_->desc(*r, head + i);
     const bool pending = (d.load_state() & kPendingOffline) != 0;
-    d.owner = 0;
-    d.order = 0;
     if (pending) {
-      d.store_state(kOfflineState);
+      d.store(FrameWord{kNoOwner, kOfflineState, 0, 0, 0});
       ++offlined_;
       --pending_offline_;
     } else {
-      d.store_state(0);
+      d.store(FrameWord{});
     }
   }
   for (std::uint64_t i = 0; i < n; ++i) {
@@ -239,10 +238,11 @@ void NodeHeap::put_with_pending(Mfn head, unsigned order, bool dirty,
 void NodeHeap::offline_free_frame(Mfn mfn, Mfn head) noexcept {
   const FrameRangeInfo* r = &table_->known_range(head);
   FrameDesc& hd = table_->desc(*r, head);
-  unsigned order = hd.order;
   abort_scrub_if(hd);
-  const bool dirty = (hd.load_state() & kDirty) != 0;
-  const OwnerId owner = hd.owner;
+  const FrameWord hw = hd.load();
+  unsigned order = hw.order;
+  const bool dirty = (hw.state & kDirty) != 0;
+  const OwnerId owner = hw.owner;
   unlink(hd, order);
   while (order > 0) {  // halve toward mfn; the other half goes back
     --order;
@@ -254,10 +254,7 @@ void NodeHeap::offline_free_frame(Mfn mfn, Mfn head) noexcept {
       link(table_->desc(*r, half), half, order, dirty, owner);
     }
   }
-  FrameDesc& d = table_->desc(*r, mfn);
-  d.owner = kNoOwner;
-  d.order = 0;
-  d.store_state(kOfflineState);
+  table_->desc(*r, mfn).store(FrameWord{kNoOwner, kOfflineState, 0, 0, 0});
   ++offlined_;
 }
 
@@ -273,8 +270,9 @@ bool NodeHeap::check_invariants() const noexcept {
     std::uint64_t blocks[2] = {0, 0};
     for (unsigned d = 0; d < 2; ++d)
       for (const FrameDesc& fd : lists_[d][o]) {
-        const std::uint8_t s = fd.load_state();
-        if (FrameDesc::kind_of(s) != FrameKind::free || fd.order != o) return false;
+        const FrameWord fw = fd.load();
+        const std::uint8_t s = fw.state;
+        if (fw.kind() != FrameKind::free || fw.order != o || fw.bulk_scrub) return false;
         if (((s & kDirty) != 0) != (d == 1)) return false;
         const Mfn head = table_->mfn_of(&fd);
         const FrameRangeInfo* r = &table_->known_range(head);
@@ -286,10 +284,8 @@ bool NodeHeap::check_invariants() const noexcept {
           const std::uint64_t size = frames_of_order(o);
           const Mfn parent = head & ~(2 * size - 1);
           if (parent >= r->first && parent + 2 * size <= r->end) {
-            const FrameDesc& bd = table_->desc(*r, head ^ size);
-            const std::uint8_t bs = bd.load_state();
-            if (FrameDesc::kind_of(bs) == FrameKind::free && bd.order == o &&
-                !(bs & kScrubbing))
+            const FrameWord bw = table_->desc(*r, head ^ size).load();
+            if (bw.kind() == FrameKind::free && bw.order == o && !(bw.state & kScrubbing))
               return false;
           }
         }
@@ -316,7 +312,7 @@ std::uint64_t NodeHeap::scrub_some(std::uint64_t budget) noexcept {
         FrameDesc& d = lists_[1][o].front();
         head = table_->mfn_of(&d);
         order = o;
-        d.store_state(static_cast<std::uint8_t>(d.load_state() | kScrubbing));
+        d.fetch_or_state(kScrubbing);
       }
       if (head == kInvalidMfn) break;
       scrub_head_ = head;
@@ -326,17 +322,22 @@ std::uint64_t NodeHeap::scrub_some(std::uint64_t budget) noexcept {
     // Chunks keep an abort quick; large chunks let the platform drop pages.
     const std::uint64_t n = frames_of_order(order);
     const std::uint64_t chunk = n >= 512 ? 512 : kScrubChunk;
+    bool told_to_stop = false;
     for (std::uint64_t i = 0; i < n; i += chunk) {
-      if (scrub_abort_.load(std::memory_order_acquire)) break;
+      if (scrub_abort_.load(std::memory_order_acquire)) {
+        told_to_stop = true;
+        if (!NUMAHEAP_FAULT(scrub_ignores_stop)) break;
+        scrub_running_.store(false, std::memory_order_release);  // claims it stopped
+      }
       platform_->zero_frames(head + i, std::min(chunk, n - i));
     }
-    scrub_running_.store(false, std::memory_order_release);
+    if (!told_to_stop || !NUMAHEAP_FAULT(scrub_ignores_stop))
+      scrub_running_.store(false, std::memory_order_release);
     SpinGuard g(lock);
     if (scrub_head_ != head) break;  // an allocation took the block
     scrub_head_ = kInvalidMfn;
     FrameDesc& d = table_->known_desc(head);
     unlink(d, order);
-    d.store_state(kFreeState);
     put(head, order, false, kNoOwner);
     done += n;
   }

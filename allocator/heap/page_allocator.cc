@@ -6,6 +6,7 @@
 #include <new>
 
 #include "allocator/heap/page_allocator_impl.h"
+#include "allocator/platform/fault_injection.h"
 
 namespace numaheap {
 
@@ -30,6 +31,8 @@ Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topolo
   if (auto st = impl->table.init(impl->topo); !st) return st.error();
 
   impl->node_count = static_cast<std::uint32_t>(impl->topo.node_count());
+  impl->check_scratch.reset(new (std::nothrow) std::uint64_t[7 * std::size_t{impl->node_count}]);
+  if (!impl->check_scratch) return Error{Errc::no_memory, "page allocator: out of memory"};
   impl->heaps.reset(new (std::nothrow) NodeHeap[impl->node_count]);
   if (!impl->heaps) return Error{Errc::no_memory, "page allocator: out of memory"};
   for (std::uint32_t i = 0; i < impl->node_count; ++i) {
@@ -95,12 +98,14 @@ Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
       const Impl::CpuHome& home = m.home[cpu];
       if (home.caches && !req.exclude.test(home.node)) {
         if (const Mfn mfn = rseq::pop(home.caches + slot, cpu); mfn != kInvalidMfn) {
+          // Ours alone once popped: nobody else may change the word.
           FrameDesc& d = m.table.known_desc(mfn);
-          const std::uint8_t s = d.load_state(std::memory_order_relaxed);
-          const OwnerId dirty_owner = d.owner;
-          d.owner = req.owner;
-          d.store_state(kUsed);
-          if ((s & kDirty) && !((req.flags & AllocFlags::no_scrub) && dirty_owner == req.owner))
+          const FrameWord w = d.load(std::memory_order_relaxed);
+          const std::uint8_t s = w.state;
+          const OwnerId dirty_owner = w.owner;
+          d.store(w.allocated_to(req.owner));
+          if ((s & kDirty) && !((req.flags & AllocFlags::no_scrub) && dirty_owner == req.owner) &&
+              !NUMAHEAP_FAULT(fast_path_skips_scrub))
             [[unlikely]] m.platform->zero_frames(mfn, frames_of_order(req.order));
           return Allocation{mfn, home.node};
         }
@@ -171,13 +176,11 @@ Mfn PageAllocator::Impl::try_node(std::uint32_t ni, const AllocRequest& req,
   CpuCache& c = pcp.at(cpu, ni, slot);
   if (use_rseq) {
     if (const Mfn mfn = rseq::pop(&c, cpu); mfn != kInvalidMfn) {
-      // Ours alone once popped: nobody else can reach the descriptor.
+      // Ours alone once popped: nobody else may change the word.
       FrameDesc& d = table.known_desc(mfn);
-      const std::uint8_t s = d.load_state(std::memory_order_relaxed);
-      const OwnerId dirty_owner = d.owner;
-      d.owner = req.owner;
-      d.store_state(kUsed);
-      scrub_if_needed(mfn, req.order, (s & kDirty) != 0, dirty_owner, req);
+      const FrameWord w = d.load(std::memory_order_relaxed);
+      d.store(w.allocated_to(req.owner));
+      scrub_if_needed(mfn, req.order, (w.state & kDirty) != 0, w.owner, req);
       return mfn;
     }
   }
@@ -190,12 +193,10 @@ Mfn PageAllocator::Impl::try_node(std::uint32_t ni, const AllocRequest& req,
   const Mfn mfn = c.frames[c.count - 1];
   set_count(c, c.count - 1);
   FrameDesc& d = table.known_desc(mfn);
-  const std::uint8_t s = d.load_state(std::memory_order_relaxed);
-  const OwnerId dirty_owner = d.owner;
-  d.owner = req.owner;
-  d.store_state(kUsed);
+  const FrameWord w = d.load(std::memory_order_relaxed);
+  d.store(w.allocated_to(req.owner));
   c.lock.unlock();
-  scrub_if_needed(mfn, req.order, (s & kDirty) != 0, dirty_owner, req);
+  scrub_if_needed(mfn, req.order, (w.state & kDirty) != 0, w.owner, req);
   return mfn;
 }
 
@@ -208,8 +209,7 @@ Mfn PageAllocator::Impl::alloc_buddy(std::uint32_t ni, const AllocRequest& req) 
     if (!charge(ni, frames_of_order(req.order), req)) return kInvalidMfn;
     if (!h.take(req.order, b)) return kInvalidMfn;  // cannot happen: a block fits
     FrameDesc& d = table.known_desc(b.head);
-    d.owner = req.owner;
-    d.store_state(kUsed);
+    d.store(d.load(std::memory_order_relaxed).allocated_to(req.owner));
     NUMAHEAP_DEBUG_CHECK(h.check_invariants());
   }
   scrub_if_needed(b.head, req.order, b.dirty, b.dirty_owner, req);
@@ -234,8 +234,10 @@ void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni) noexcept {
     Block b;
     if (!h.take(c.order, b)) break;
     FrameDesc& d = table.known_desc(b.head);
-    d.owner = b.dirty ? b.dirty_owner : kNoOwner;
-    d.store_state(static_cast<std::uint8_t>(kCached | (b.dirty ? kDirty : 0)));
+    FrameWord w = d.load(std::memory_order_relaxed);
+    w.owner = b.dirty ? b.dirty_owner : kNoOwner;
+    w.state = static_cast<std::uint8_t>(kCached | (b.dirty ? kDirty : 0));
+    d.store(w);
     c.frames[c.count] = b.head;
     set_count(c, c.count + 1);
   }
@@ -250,9 +252,9 @@ void PageAllocator::Impl::drain(CpuCache& c, std::uint32_t ni, std::uint32_t n) 
   {
     SpinGuard g(h.lock);
     for (std::uint32_t i = 0; i < n; ++i) {  // the coldest (bottom) frames go
-      FrameDesc& d = table.known_desc(c.frames[i]);
-      const bool dirty = (d.load_state() & kDirty) != 0;
-      h.put(c.frames[i], c.order, dirty, dirty ? d.owner : kNoOwner);
+      const FrameWord w = table.known_desc(c.frames[i]).load();
+      const bool dirty = (w.state & kDirty) != 0;
+      h.put(c.frames[i], c.order, dirty, dirty ? w.owner : kNoOwner);
     }
     credit(std::uint64_t{n} << c.order);
     NUMAHEAP_DEBUG_CHECK(h.check_invariants());
@@ -276,17 +278,20 @@ void PageAllocator::Impl::drain_node_index(std::uint32_t ni) noexcept {
 }
 
 // The fast path: an allocated 4 KiB or 2 MiB block of `owner` with nothing
-// pending goes to the calling CPU's cache lock-free. The descriptor's
-// compare-and-swap from exactly `used` decides between racing frees (and
-// offline()), as on every path; anything unusual takes free_slow, which
-// checks the request in full.
+// pending goes to the calling CPU's cache lock-free. One compare-and-swap
+// of the whole descriptor word -- from exactly "used by `owner`, this
+// order, this generation" as loaded -- decides between racing frees, a
+// re-allocation to someone else and offline(), as on every path; anything
+// unusual takes free_slow, which checks the request in full.
 Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
   Impl& m = *impl_;
   const FrameRangeInfo* r = nullptr;
   FrameDesc* d = m.table.lookup(mfn, &r);
   const int slot = m.pcp.slot_of(order);
-  if (m.use_rseq && d && slot >= 0 && d->order == order && d->owner == owner) {
-    if (std::uint8_t s = kUsed; d->cas_state(s, static_cast<std::uint8_t>(kCached | kDirty))) {
+  if (m.use_rseq && d && slot >= 0) {
+    FrameWord w = d->load(std::memory_order_relaxed);
+    if (w.state == kUsed && w.order == order && w.owner == owner &&
+        d->cas(w, FrameWord{owner, static_cast<std::uint8_t>(kCached | kDirty), w.order, 0, w.gen})) {
       const std::uint32_t cpu = rseq::cpu();
       if (cpu < m.pcp.cpus() && rseq::push(&m.pcp.at(cpu, r->node_index, slot), cpu, mfn)) return {};
       return m.push_locked(m.cpu_slot(), r->node_index, slot, mfn);
@@ -315,18 +320,23 @@ Status PageAllocator::Impl::free_slow(Mfn mfn, unsigned order, OwnerId owner) no
   FrameDesc* d = m.table.lookup(mfn, &r);
   if (!d) return Errc::invalid_frame;
   for (;;) {
-    std::uint8_t s = d->load_state();
-    if (const Errc e = check_used_head(*d, s, order, owner); e != Errc::ok) return e;
+    FrameWord w = d->load();
+    if (const Errc e = check_used_head(w, order, owner); e != Errc::ok) return e;
+    const std::uint8_t s = w.state;
     const std::uint32_t ni = r->node_index;
     const int slot = m.pcp.slot_of(order);
     if (slot >= 0 && !(s & (kHasPending | kPendingOffline))) {
-      // The compare-and-swap decides between racing frees (and offline()).
-      if (!d->cas_state(s, static_cast<std::uint8_t>(kCached | kDirty))) continue;
+      // The compare-and-swap of the whole word decides between racing
+      // frees, a re-allocation and offline().
+      if (!d->cas(w, FrameWord{owner, static_cast<std::uint8_t>(kCached | kDirty), w.order, 0, w.gen}))
+        continue;
       return m.push_locked(m.cpu_slot(), ni, slot, mfn);
     }
     NodeHeap& h = m.heap(ni);
     SpinGuard g(h.lock);
-    if (!d->cas_state(s, static_cast<std::uint8_t>(s & kPendingOffline))) continue;
+    // Off `used`, still this owner's bytes: put() makes it a free block.
+    if (!d->cas(w, FrameWord{owner, static_cast<std::uint8_t>(s & kPendingOffline), w.order, 0, w.gen}))
+      continue;
     const std::uint64_t pages = frames_of_order(order);
     if (s & kHasPending) {
       const std::uint64_t before = h.offlined_;

@@ -56,6 +56,10 @@ struct PageAllocator::Impl {
   std::unique_ptr<CpuHome[]> home;
   PerCpuCaches pcp;
   ClaimTable claims;
+  // Counters of check_invariants/check_frames (7 per node), reserved at
+  // create() so that the checks allocate nothing; used only under a
+  // StopTheWorld (every lock held).
+  std::unique_ptr<std::uint64_t[]> check_scratch;
 
   // Per-CPU caches are used without their lock through rseq sequences
   // (rseq_cache.h) when this is set; immutable after create().

@@ -15,8 +15,9 @@ Status PageAllocator::split(Mfn mfn, unsigned order, OwnerId owner) noexcept {
   NodeHeap& h = m.heap(r->node_index);
   SpinGuard g(h.lock);
   for (;;) {
-    std::uint8_t s = d->load_state();
-    if (const Errc e = check_used_head(*d, s, order, owner); e != Errc::ok) return e;
+    FrameWord w = d->load();
+    if (const Errc e = check_used_head(w, order, owner); e != Errc::ok) return e;
+    const std::uint8_t s = w.state;
     if (order == 0) return {};
     if (mfn + frames_of_order(order) > r->end) return Errc::invalid_frame;
     const std::uint8_t used = static_cast<std::uint8_t>(FrameKind::used);
@@ -25,15 +26,16 @@ Status PageAllocator::split(Mfn mfn, unsigned order, OwnerId owner) noexcept {
     // through free() on a frame only the owner -- our caller -- knows).
     const std::uint8_t head_state =
         static_cast<std::uint8_t>(used | ((s & kPendingOffline) ? (kHasPending | kPendingOffline) : 0));
-    if (!d->cas_state(s, head_state)) continue;  // a flag changed meanwhile: re-read
-    d->order = 0;
+    // One compare-and-swap: the owner's racing free() of the whole block
+    // (or offline()) either happened before -- we re-read -- or fails after.
+    if (!d->cas(w, FrameWord{owner, head_state, 0, 0, w.gen})) continue;
     for (std::uint64_t i = 1; i < frames_of_order(order); ++i) {
       FrameDesc& t = m.table.desc(*r, mfn + i);
-      const std::uint8_t ts = t.load_state();
-      t.owner = owner;
-      t.order = 0;
-      t.store_state(static_cast<std::uint8_t>(
-          used | ((ts & kPendingOffline) ? (kHasPending | kPendingOffline) : 0)));
+      const FrameWord tw = t.load();
+      t.store(FrameWord{owner,
+                        static_cast<std::uint8_t>(
+                            used | ((tw.state & kPendingOffline) ? (kHasPending | kPendingOffline) : 0)),
+                        0, 0, static_cast<std::uint8_t>(tw.gen + 1)});
     }
     return {};
   }

@@ -110,6 +110,16 @@ std::uint32_t Platform::current_cpu() const noexcept {
   return cpu < 0 ? 0u : static_cast<std::uint32_t>(cpu);
 }
 
+void Platform::relax() const noexcept {
+  if (config_.hooks.relax) {
+    config_.hooks.relax(config_.hooks.ctx);
+    return;
+  }
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 std::uint64_t Platform::mapped_bytes() const noexcept {
   std::uint64_t n = 0;
   for (const NodeMap& m : node_maps_) n += m.bytes;

@@ -35,6 +35,17 @@ class SpinLock {
   std::atomic<bool> locked_{false};
 };
 
+// Lets other threads run for a while, longer as `round` grows: for a
+// caller that let go of locks so that threads waiting on them can finish.
+inline void backoff(unsigned round) noexcept {
+  for (unsigned i = 0; i < 64u * (round + 1); ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  sched_yield();
+}
+
 // Scoped holder (std::lock_guard without <mutex>).
 class SpinGuard {
  public:

@@ -94,6 +94,9 @@ typedef struct numaheap_hooks {
   void (*scrub)(void* ctx, uint64_t first_mfn, uint64_t count);
   void (*copy)(void* ctx, uint64_t dst_mfn, uint64_t src_mfn);
   uint32_t (*current_cpu)(void* ctx);
+  /* One turn of a spin-wait, maybe with an allocator lock held; must not
+     call into numaheap. NULL: the CPU's pause hint. */
+  void (*relax)(void* ctx);
 } numaheap_hooks;
 
 typedef struct numaheap_config {

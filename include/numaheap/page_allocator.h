@@ -165,7 +165,12 @@ class PageAllocator {
   // Lists, counters, caches and claims (locks everything; cheap-ish).
   Status check_invariants() const noexcept;
   // Additionally walks every descriptor: free+used+cached+offlined =
-  // managed per node, tails clean (slow: O(frames)).
+  // managed per node, tails clean (slow: O(frames)). Exact when nothing
+  // runs concurrently. Under load some frames may be in transit (freed
+  // but not yet in a per-CPU cache, popped but not yet marked used, held
+  // by a bulk call): it walks again until none are, and returns busy if
+  // they never settle -- never invalid_frame for a state that is not
+  // corruption. Allocates nothing.
   Status check_frames() const noexcept;
 
   void* frame_address(Mfn mfn) const noexcept;  // host_memory mode only

@@ -39,6 +39,11 @@ struct PlatformHooks {
   void (*copy)(void* ctx, Mfn dst, Mfn src) = nullptr;
   // The calling CPU's id (any value; reduced modulo the CPU count).
   std::uint32_t (*current_cpu)(void* ctx) = nullptr;
+  // Called on each turn of a wait for another CPU (an allocation waiting
+  // for the background scrubber to let go of a block), possibly with an
+  // allocator lock held: a cpu_relax(), a yield, a watchdog touch. Must not
+  // call into the allocator. Optional (default: the CPU's pause hint).
+  void (*relax)(void* ctx) = nullptr;
 };
 
 struct PlatformConfig {
@@ -74,6 +79,8 @@ class Platform {
   // Copy one frame. Returns false when neither memory nor a hook exists.
   bool copy_frame(Mfn dst, Mfn src) const noexcept;
   std::uint32_t current_cpu() const noexcept;
+  // One turn of a spin-wait (the relax hook, or a pause hint).
+  void relax() const noexcept;
 
   // Bytes reserved for backing (host_memory), 0 in frame_only mode.
   std::uint64_t mapped_bytes() const noexcept;

@@ -1,16 +1,17 @@
 // A frame freed by owner A is never handed to owner B with A's bytes in it:
 // on every path (per-CPU cache, buddy split, fallback node, order-9 cache,
-// merged blocks, an interrupted background scrub), in host-memory mode
-// (real bytes) and in frame-only mode (a fake machine memory behind hooks).
+// merged blocks, the lock-free per-CPU fast path, an interrupted background
+// scrub), in host-memory mode (real bytes) and in frame-only mode (a fake
+// machine memory behind hooks). heap_scrub_broken_test runs the last two
+// against deliberately broken allocators: they must catch them.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "numaheap/page_allocator.h"
 #include "unit/heap_test_support.h"
+#include "unit/scrub_scenarios.h"
 
 namespace numaheap {
 namespace {
@@ -21,10 +22,8 @@ using test::req;
 struct FakeMemory {
   Mfn base = 0;
   std::vector<std::uint64_t> tag;
-  std::atomic<unsigned> scrub_delay_us{0};
   static void scrub(void* ctx, Mfn first, std::uint64_t count) {
     auto* m = static_cast<FakeMemory*>(ctx);
-    if (unsigned d = m->scrub_delay_us.load()) std::this_thread::sleep_for(std::chrono::microseconds(d));
     for (std::uint64_t i = 0; i < count; ++i) m->tag[first + i - m->base] = 0;
   }
   static void copy(void* ctx, Mfn dst, Mfn src) {
@@ -181,30 +180,37 @@ TEST_P(Scrub, BackgroundScrubThenAlloc) {
   expect_clean(0, 0, 2, AllocFlags::exact_node | AllocFlags::no_scrub);
 }
 
-TEST_P(Scrub, AllocationInterruptsBackgroundScrub) {
-  if (GetParam() != Mode::frames) GTEST_SKIP() << "needs a slow scrub hook";
-  dirty_node(0, 10, 1);
-  mem_.scrub_delay_us = 30000;  // 30 ms per 512-frame chunk: 60 ms for the block
-  std::atomic<std::uint64_t> scrubbed{~0ull};
-  std::thread scrubber([&] { scrubbed = pa_->scrub_some(0, 1024); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  const auto t0 = std::chrono::steady_clock::now();
-  auto r = pa_->alloc(req(10, 0, AllocFlags::exact_node, 2));
-  const auto waited = std::chrono::steady_clock::now() - t0;
-  mem_.scrub_delay_us = 0;
-  scrubber.join();
-  ASSERT_TRUE(r);
-  EXPECT_TRUE(clean_for(r->mfn, 10, 2));
-  EXPECT_EQ(scrubbed.load(), 0u);  // the scrub gave the block up
-  EXPECT_LT(waited, std::chrono::milliseconds(100));
-  ASSERT_TRUE(pa_->free(r->mfn, 10, 2));
-  EXPECT_TRUE(pa_->check_frames());
-}
-
 INSTANTIATE_TEST_SUITE_P(heap_scrub, Scrub, ::testing::Values(Mode::host, Mode::frames),
                          [](const auto& param_info) {
                            return std::string(param_info.param == Mode::host ? "host" : "frames");
                          });
+
+}  // namespace
+}  // namespace numaheap
+
+namespace numaheap {
+namespace {
+
+// The background scrubber is told to stop by an allocation of the block it
+// is scrubbing (scrub_scenarios.h: hand-shakes, no sleeps). The allocation
+// gets a clean block, the scrubber gives the block up, and nothing it does
+// afterwards touches the new owner's data.
+TEST(heap_scrub_interrupt, AllocationStopsBackgroundScrubAndNewOwnersDataSurvives) {
+  const test::InterruptResult r = test::interrupted_scrub();
+  ASSERT_TRUE(r.allocated);
+  EXPECT_EQ(r.frames_not_clean, 0u) << "handed over with the old owner's bytes";
+  EXPECT_EQ(r.background_scrubbed, 0u) << "the scrub did not give the block up";
+  EXPECT_EQ(r.frames_not_new_owners, 0u) << "the scrubber wrote after it was told to stop";
+  EXPECT_TRUE(r.checks_pass);
+}
+
+// The rseq fast path pops another owner's dirty frames: scrubbed first.
+TEST(heap_scrub_fast_path, LockFreePopScrubsAnotherOwnersFrames) {
+  const test::FastPathResult r = test::fast_path_handover();
+  if (!r.lockless) GTEST_SKIP() << "no rseq fast path here";
+  EXPECT_GT(r.handed_out, 0u);
+  EXPECT_EQ(r.unclean, 0u);
+}
 
 }  // namespace
 }  // namespace numaheap

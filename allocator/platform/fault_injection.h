@@ -1,0 +1,43 @@
+// Deliberately broken variants of safety-critical steps, for negative tests.
+//
+// A test that guards a safety property (no unscrubbed hand-over, a scrubber
+// that stops when told) earns its place only if it fails when the property
+// breaks. The test suite therefore builds a second copy of the lower layers
+// (numaheap_faulty, tests only) with NUMAHEAP_FAULT_INJECTION defined, in
+// which each step below can be broken at run time; tests named *_broken_*
+// link that copy, turn one fault on and assert that the check catches it.
+//
+// In every other build NUMAHEAP_FAULT(x) is the constant false: the release
+// library has no switch, no global and no branch for any of this.
+#pragma once
+
+#if defined(NUMAHEAP_FAULT_INJECTION) && NUMAHEAP_FAULT_INJECTION
+#include <atomic>
+
+namespace numaheap::fault {
+
+enum Kind : unsigned {
+  // The lock-free per-CPU fast path hands a dirty frame out unscrubbed.
+  fast_path_skips_scrub = 1u << 0,
+  // The background scrubber, told to stop, says it stopped and goes on
+  // zeroing the rest of the block (which the allocation now owns).
+  scrub_ignores_stop = 1u << 1,
+};
+
+inline std::atomic<unsigned> active{0};
+inline bool on(Kind k) noexcept { return (active.load(std::memory_order_relaxed) & k) != 0; }
+
+// Turns faults on for the life of a scope.
+struct Scope {
+  explicit Scope(unsigned kinds) noexcept { active.store(kinds); }
+  ~Scope() { active.store(0); }
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+};
+
+}  // namespace numaheap::fault
+
+#define NUMAHEAP_FAULT(kind) (::numaheap::fault::on(::numaheap::fault::kind))
+#else
+#define NUMAHEAP_FAULT(kind) false
+#endif

@@ -1,0 +1,172 @@
+// Scrub scenarios shared by heap_scrub_test (the real allocator: no
+// violation) and heap_scrub_broken_test (a deliberately broken allocator:
+// the same scenario must report violations, or the scenario proves nothing).
+// Each returns what it saw; the test asserts.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "numaheap/page_allocator.h"
+#include "unit/heap_test_support.h"
+
+namespace numaheap::test {
+
+// Which thread a hook runs on, for the interrupted-scrub rig.
+enum class Role : int { other = 0, background_scrubber = 1, allocator = 2 };
+inline thread_local Role t_role = Role::other;
+
+// Frame-only machine memory (one owner tag per frame, 0 = zeros) whose
+// hooks hand-shake with the test: the background scrubber's first chunk
+// waits until the allocation is spinning on it (the relax hook says so),
+// so the scrubber is told to stop at a known point; any later chunk it
+// zeroes (only a scrubber that ignores the stop gets there) waits until the
+// new owner has written its data, so such a write is never missed. No
+// sleeps: every wait is on an event the other side must produce.
+struct InterruptRig {
+  InterruptRig(Mfn first, std::size_t frames) : base(first), tags(frames) {}
+  Mfn base;
+  std::vector<std::atomic<std::uint32_t>> tags;  // of frames base, base + 1, ...
+  std::atomic<std::uint32_t>& tag(Mfn m) { return tags[m - base]; }
+  std::atomic<int> scrubber_chunks{0};
+  std::atomic<bool> scrubber_in_first_chunk{false};
+  std::atomic<bool> allocator_waiting{false};
+  std::atomic<std::uint64_t> allocator_turns{0};
+  std::atomic<bool> new_owner_wrote{false};
+
+  static void scrub(void* ctx, Mfn first, std::uint64_t count) {
+    auto* r = static_cast<InterruptRig*>(ctx);
+    if (t_role == Role::background_scrubber) {
+      if (r->scrubber_chunks.fetch_add(1) == 0) {
+        r->scrubber_in_first_chunk = true;
+        while (!r->allocator_waiting.load()) std::this_thread::yield();
+      } else {
+        // A stopped scrubber never gets here. One that ignores the stop
+        // writes once the new owner's data is in -- unless the allocation
+        // is still waiting for it (then it must go on, or nothing moves).
+        const std::uint64_t turns = r->allocator_turns.load();
+        while (!r->new_owner_wrote.load() && r->allocator_turns.load() < turns + 100000)
+          std::this_thread::yield();
+      }
+    }
+    for (std::uint64_t i = 0; i < count; ++i) r->tag(first + i).store(0);
+  }
+  static void relax(void* ctx) {
+    auto* r = static_cast<InterruptRig*>(ctx);
+    if (t_role == Role::allocator) {
+      r->allocator_waiting = true;
+      r->allocator_turns.fetch_add(1);
+      std::this_thread::yield();
+    }
+  }
+};
+
+struct InterruptResult {
+  bool allocated = false;
+  std::uint64_t background_scrubbed = ~std::uint64_t{0};  // scrub_some's return
+  std::uint64_t frames_not_new_owners = 0;  // after the new owner wrote
+  std::uint64_t frames_not_clean = 0;       // when the new owner got it
+  bool checks_pass = false;
+};
+
+// Owner 1 dirties the node's one 4 MiB block and frees it; a background
+// scrub starts on it; owner 2's allocation of that block interrupts it,
+// gets it clean, writes its own data; the scrub ends. Owner 2's data must
+// all be there afterwards.
+inline InterruptResult interrupted_scrub() {
+  InterruptResult out;
+  const Topology topo = one_node(1024);
+  const FrameRange& range = topo.node_at(0).frames.front();
+  InterruptRig rig(range.first_mfn, range.count);
+  PlatformConfig pc;
+  pc.mode = MemoryMode::frame_only;
+  pc.hooks.ctx = &rig;
+  pc.hooks.scrub = &InterruptRig::scrub;
+  pc.hooks.relax = &InterruptRig::relax;
+  HeapConfig hc;
+  hc.cpus = 1;
+  auto pa = make(topo, pc, hc);
+  if (!pa) return out;
+  const NodeId node = topo.node_at(0).id;
+  auto a = pa->alloc(req(10, node, AllocFlags::exact_node, 1));
+  if (!a) return out;
+  for (std::uint64_t i = 0; i < 1024; ++i) rig.tag(a->mfn + i) = 1;
+  if (!pa->free(a->mfn, 10, 1)) return out;
+
+  std::atomic<std::uint64_t> scrubbed{~std::uint64_t{0}};
+  std::thread scrubber([&] {
+    t_role = Role::background_scrubber;
+    scrubbed = pa->scrub_some(node, 1024);
+  });
+  while (!rig.scrubber_in_first_chunk.load()) std::this_thread::yield();
+  t_role = Role::allocator;
+  auto b = pa->alloc(req(10, node, AllocFlags::exact_node, 2));
+  t_role = Role::other;
+  if (b) {
+    out.allocated = true;
+    for (std::uint64_t i = 0; i < 1024; ++i) out.frames_not_clean += rig.tag(b->mfn + i) != 0;
+    for (std::uint64_t i = 0; i < 1024; ++i) rig.tag(b->mfn + i) = 2;
+  }
+  rig.new_owner_wrote = true;
+  scrubber.join();
+  out.background_scrubbed = scrubbed;
+  if (b) {
+    for (std::uint64_t i = 0; i < 1024; ++i) out.frames_not_new_owners += rig.tag(b->mfn + i) != 2;
+    out.checks_pass = pa->free(b->mfn, 10, 2).has_value() && pa->check_frames().has_value();
+  }
+  return out;
+}
+
+struct FastPathResult {
+  bool lockless = false;          // the rseq fast path exists here
+  std::uint64_t handed_out = 0;   // frames owner 2 received
+  std::uint64_t unclean = 0;      // of those, holding owner 1's bytes
+};
+
+// Host memory, lock-free per-CPU caches: owner 1 takes 4 KiB frames from
+// its CPU's cache, fills them and frees them (back to that cache); owner 2
+// then asks for frames with no_scrub on the same CPU, so the fast path pops
+// owner 1's frames. Every byte owner 2 sees must be zero.
+inline FastPathResult fast_path_handover(int rounds = 200) {
+  FastPathResult out;
+  PlatformConfig pc;
+  pc.mode = MemoryMode::host_memory;
+  pc.require_bind = false;
+  HeapConfig hc;
+  hc.use_rseq = true;
+  auto pa = make(one_node(4096), pc, hc);
+  if (!pa || !pa->lockless_cpu_caches()) return out;
+  out.lockless = true;
+  constexpr int kBatch = 16;
+  Mfn got[kBatch];
+  for (int r = 0; r < rounds; ++r) {
+    int n = 0;
+    for (; n < kBatch; ++n) {
+      auto a = pa->alloc(req(0, kNoNode, 0, 1));
+      if (!a) break;
+      got[n] = a->mfn;
+      std::memset(pa->frame_address(a->mfn), 0xA1, kFrameSize);
+    }
+    for (int i = 0; i < n; ++i) (void)pa->free(got[i], 0, 1);
+    n = 0;
+    for (; n < kBatch; ++n) {
+      auto b = pa->alloc(req(0, kNoNode, AllocFlags::no_scrub, 2));
+      if (!b) break;
+      got[n] = b->mfn;
+      ++out.handed_out;
+      const auto* p = static_cast<const unsigned char*>(pa->frame_address(b->mfn));
+      bool clean = true;
+      for (std::size_t k = 0; k < kFrameSize && clean; ++k) clean = p[k] == 0 || p[k] == 0xB2;
+      out.unclean += !clean;
+      std::memset(pa->frame_address(b->mfn), 0xB2, kFrameSize);
+    }
+    for (int i = 0; i < n; ++i) (void)pa->free(got[i], 0, 2);
+  }
+  return out;
+}
+
+}  // namespace numaheap::test
