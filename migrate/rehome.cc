@@ -35,7 +35,7 @@ void finish(RehomeJob& j, RehomeState s) {
 // left in 2 MiB granules, capped by room; the remainder spills to the
 // targets with most room). Room: free frames above the migrator's
 // watermark as the mover sees them, else the topology's free memory,
-// else equal.
+// else equal; plus the scope's pages planned on that node already.
 std::vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const NodeMask& targets,
                                                       std::uint32_t vnode) const {
   auto scoped = [&](const MigrateRange& r) { return vnode == kAllVnodes || r.vnode == vnode; };
@@ -50,6 +50,9 @@ std::vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const 
     } else if (const NodeInfo* n = topo->find(t); n && n->free_bytes != kUnknownBytes) {
       r = n->free_bytes >> kFrameShift;
     }
+    // Pages of the scope planned there already need no new room.
+    for (const MigrateRange& x : g.ranges)
+      if (scoped(x) && x.pnode == t) r += x.pages;
     tv.push_back(t);
     room.push_back(r);
   }
