@@ -138,6 +138,13 @@ int numaheap_migrator_rehome(numaheap_migrator* m, uint32_t guest_id, const numa
   return code(m->m->rehome(guest_id, mask_of(targets), vnode));
 }
 
+int numaheap_migrator_rehome_ex(numaheap_migrator* m, uint32_t guest_id, const numaheap_nodemask* targets,
+                                uint32_t vnode, uint32_t flags) {
+  static_assert(NUMAHEAP_REHOME_OVERRIDE_LIMITS == numaheap::rehome_override_limits);
+  if (!m || !targets) return NUMAHEAP_E_INVALID_ARGUMENT;
+  return code(m->m->rehome(guest_id, mask_of(targets), vnode, flags));
+}
+
 int numaheap_migrator_rehome_progress(const numaheap_migrator* m, uint32_t guest_id,
                                       numaheap_rehome_progress* out) {
   if (!m || !out) return NUMAHEAP_E_INVALID_ARGUMENT;
@@ -171,6 +178,7 @@ int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_st
   out->skipped_rate_limit = s.skipped_rate_limit;
   out->skipped_watermark = s.skipped_watermark;
   out->skipped_backoff = s.skipped_backoff;
+  out->pages_evacuated = s.pages_evacuated;
   out->ns_stepping = s.ns_stepping;
   out->ns_moving = s.ns_moving;
   out->local_access_ratio = s.local_access_ratio;

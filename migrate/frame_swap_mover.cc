@@ -140,9 +140,19 @@ Status FrameSwapMover::query(Gfn first, std::span<PageState> out) noexcept {
   const PageAllocator& pa = guest_->allocator();
   for (std::size_t i = 0; i < out.size(); ++i) {
     const P2mEntry e = guest_->lookup(first + i);
-    out[i] = e.present() ? PageState{pa.node_of(e.mfn), e.flags, e.order} : PageState{};
+    out[i] = e.present() ? PageState{pa.node_of(e.mfn), e.flags, e.order, false} : PageState{};
+    if (e.present()) {
+      const Gfn off = (first + i) & (frames_of_order(e.order) - 1);
+      out[i].retiring = pa.offline_pending(e.mfn - off, e.order);
+    }
   }
   return {};
+}
+
+std::uint64_t FrameSwapMover::offline_events() const noexcept { return guest_->allocator().offline_events(); }
+
+Status FrameSwapMover::relayout(std::span<const GuestRange> layout) noexcept {
+  return guest_->relayout(layout);
 }
 
 bool FrameSwapMover::node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept {
@@ -156,13 +166,23 @@ bool FrameSwapMover::node_frames(NodeId node, std::uint64_t& free, std::uint64_t
 
 Result<MoveTotals> FrameSwapMover::move(std::span<const Gfn> gfns, NodeId target,
                                         MoveGranularity granularity, std::span<MoveOutcome> out) noexcept {
+  return move_all(gfns, target, granularity, false, out);
+}
+
+Result<MoveTotals> FrameSwapMover::evacuate(std::span<const Gfn> gfns, NodeId target,
+                                            std::span<MoveOutcome> out) noexcept {
+  return move_all(gfns, target, MoveGranularity::whole_blocks, true, out);
+}
+
+Result<MoveTotals> FrameSwapMover::move_all(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                                            bool fresh, std::span<MoveOutcome> out) noexcept {
   if (out.size() != gfns.size()) return Errc::invalid_argument;
   const NodeInfo* n = guest_->allocator().topology().find(target);
   if (!n || n->frame_count() == 0) return Errc::invalid_node;
   MoveTotals total;
   for (std::size_t at = 0; at < gfns.size(); at += options_.batch) {
     const std::size_t len = std::min<std::size_t>(options_.batch, gfns.size() - at);
-    auto r = move_chunk(gfns.subspan(at, len), target, granularity, out.subspan(at, len));
+    auto r = move_chunk(gfns.subspan(at, len), target, granularity, fresh, out.subspan(at, len));
     if (!r) return r.error();
     total.frames_moved += r->frames_moved;
     total.flushes += r->flushes;
@@ -170,8 +190,9 @@ Result<MoveTotals> FrameSwapMover::move(std::span<const Gfn> gfns, NodeId target
   return total;
 }
 
+// `fresh`: a page already on `target` moves too (to a new block there).
 Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId target,
-                                              MoveGranularity granularity,
+                                              MoveGranularity granularity, bool fresh,
                                               std::span<MoveOutcome> out) noexcept {
   GuestMemory& g = *guest_;
   PageAllocator& pa = g.allocator();
@@ -211,7 +232,7 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
       if ((item_of[i] = queued()) == kNone) out[i] = MoveOutcome::busy;
       continue;
     }
-    if (pa.node_of(e.mfn) == target) { out[i] = MoveOutcome::moved; continue; }
+    if (!fresh && pa.node_of(e.mfn) == target) { out[i] = MoveOutcome::moved; continue; }
     if (!mark_block(g, head, head_mfn, e.order, e.flags)) {
       if ((item_of[i] = queued()) == kNone) out[i] = MoveOutcome::busy;
       continue;

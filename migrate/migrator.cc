@@ -200,7 +200,8 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
     GuestSlot* s = m.slots[id].load(std::memory_order_relaxed);
     if (!s) continue;
     if (m.step_no % m.config.decay_steps == 0) s->tracker->advance_epoch();
-    if (s->rehome.active) m.rehome_step(*s, rep);
+    m.evacuate_retiring(*s, rep);  // broken RAM first, before rehome and policy moves
+    if (s->rehome.active) m.rehome_step(*s, now_ns, rep);
     if (s->options.auto_balance || s->options.vnuma_bound) m.scan_guest(*s, now_ns, rep, local, total);
   }
   if (total > 0) m.stats.local_access_ratio = local / total;

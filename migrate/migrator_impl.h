@@ -31,6 +31,7 @@ struct RehomeJob {
   std::size_t range = 0;  // scope walk: range index and gfn inside it
   Gfn cursor = 0;
   bool retry = false;     // some page of this pass failed retryably
+  bool override_limits = false;  // the admin said: ignore watermark and rate limit
   std::atomic<std::uint8_t> state{0};  // RehomeState
   std::atomic<std::uint64_t> total{0}, done{0}, moved{0}, skipped{0}, failed{0};
   std::atomic<std::uint32_t> pass{0};
@@ -48,6 +49,11 @@ struct GuestSlot {
   std::vector<MigrateRange> ranges;  // guarded by Impl::lock; sorted, disjoint, inside the mover
   Gfn scan_cursor = 0;               // guarded by Impl::lock
   bool removed = false;              // guarded by Impl::lock
+  // Evacuation of pages on frames pending offline (evacuate.cc), guarded by
+  // Impl::lock: the mover's offline_events() at the last full search, and
+  // whether some page could not leave yet (search again next step).
+  std::uint64_t offline_seen = 0;
+  bool evacuate_again = false;
   RehomeJob rehome;
 };
 
@@ -88,8 +94,13 @@ struct Migrator::Impl {
   int index(NodeId n) const noexcept { return topo->index_of(n); }
   // Policy scan of one guest (policy.cc).
   void scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& rep, double& local, double& total);
+  // The guest's ranges after a rehome of `vnode` to `targets` (rehome.cc).
+  std::vector<MigrateRange> plan_rehome(const GuestSlot& g, const NodeMask& targets, std::uint32_t vnode) const;
   // One step of a guest's rehome (rehome.cc).
-  void rehome_step(GuestSlot& g, StepReport& rep);
+  void rehome_step(GuestSlot& g, std::uint64_t now_ns, StepReport& rep);
+  // Moves pages off frames pending offline, before any other move of the
+  // step (evacuate.cc).
+  void evacuate_retiring(GuestSlot& g, StepReport& rep);
   // Moves `gfns` of `g` to `target` and books outcomes and stats; `from`
   // gives each page's state before the move (per-pair counts).
   void do_move(GuestSlot& g, const Gfn* gfns, const PageState* from, std::size_t n, NodeId target,

@@ -28,33 +28,121 @@ void finish(RehomeJob& j, RehomeState s) {
 
 }  // namespace
 
-Status Migrator::rehome(GuestId id, const NodeMask& targets, std::uint32_t vnode) {
+// Where each in-scope range goes, as placement spreads a guest: a bound
+// vnode stays whole and goes to the target with most room left (unless it
+// is on a target already); other memory is split over the targets in
+// water-filling shares (smallest room first, an even share of what is
+// left in 2 MiB granules, capped by room; the remainder spills to the
+// targets with most room). Room: free frames above the migrator's
+// watermark as the mover sees them, else the topology's free memory,
+// else equal; plus the scope's pages planned on that node already.
+std::vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const NodeMask& targets,
+                                                      std::uint32_t vnode) const {
+  auto scoped = [&](const MigrateRange& r) { return vnode == kAllVnodes || r.vnode == vnode; };
+  std::vector<NodeId> tv;
+  std::vector<std::uint64_t> room;
+  for (NodeId t : targets) {
+    std::uint64_t free = 0, managed = 0, r = ~std::uint64_t{0} >> 2;
+    if (g.mover->node_frames(t, free, managed)) {
+      const std::uint64_t wm = std::max(config.watermark_pages,
+                                        static_cast<std::uint64_t>(config.watermark_fraction * static_cast<double>(managed)));
+      r = free > wm ? free - wm : 0;
+    } else if (const NodeInfo* n = topo->find(t); n && n->free_bytes != kUnknownBytes) {
+      r = n->free_bytes >> kFrameShift;
+    }
+    // Pages of the scope planned there already need no new room.
+    for (const MigrateRange& x : g.ranges)
+      if (scoped(x) && x.pnode == t) r += x.pages;
+    tv.push_back(t);
+    room.push_back(r);
+  }
+  std::vector<MigrateRange> out;
+  if (g.options.vnuma_bound) {
+    std::vector<std::uint64_t> taken(tv.size(), 0);
+    for (const MigrateRange& r : g.ranges)
+      if (scoped(r) && targets.test(r.pnode)) taken[static_cast<std::size_t>(std::find(tv.begin(), tv.end(), r.pnode) - tv.begin())] += r.pages;
+    for (MigrateRange r : g.ranges) {
+      if (scoped(r)) {
+        r.allowed = targets;  // the policy may not pull these pages back out
+        if (!targets.test(r.pnode)) {
+          std::size_t best = 0;
+          auto left = [&](std::size_t k) { return room[k] > taken[k] ? room[k] - taken[k] : 0; };
+          for (std::size_t k = 1; k < tv.size(); ++k)
+            if (left(k) > left(best)) best = k;
+          r.pnode = tv[best];
+          taken[best] += r.pages;
+        }
+      }
+      out.push_back(r);
+    }
+    return out;
+  }
+  std::uint64_t total = 0;
+  for (const MigrateRange& r : g.ranges)
+    if (scoped(r)) total += r.pages;
+  constexpr std::uint64_t k2M = frames_of_order(9);
+  std::vector<std::size_t> order(tv.size());
+  for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return room[a] < room[b]; });
+  std::vector<std::uint64_t> share(tv.size(), 0);
+  std::uint64_t rest = total;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const std::size_t left = order.size() - k;
+    std::uint64_t fair = rest / left;
+    if (left > 1) fair = fair / k2M * k2M;
+    share[order[k]] = std::min(fair, room[order[k]]);
+    rest -= share[order[k]];
+  }
+  for (std::size_t k = order.size(); rest > 0 && k-- > 0;) {  // spill, most room first
+    const std::size_t i = order[k];
+    const std::uint64_t add = std::min(rest, room[i] - share[i]);
+    share[i] += add;
+    rest -= add;
+  }
+  if (rest) share[order.back()] += rest;  // short of room everywhere: moves will fail and say so
+  std::size_t t = 0;
+  for (const MigrateRange& r : g.ranges) {
+    if (!scoped(r)) {
+      out.push_back(r);
+      continue;
+    }
+    for (Gfn at = r.first; at < r.first + r.pages;) {
+      while (t + 1 < tv.size() && share[t] == 0) ++t;
+      const std::uint64_t len = std::min(r.first + r.pages - at, share[t] ? share[t] : r.first + r.pages - at);
+      out.push_back({at, len, r.vnode, tv[t], targets});
+      share[t] -= std::min(share[t], len);
+      at += len;
+    }
+  }
+  return out;
+}
+
+Status Migrator::rehome(GuestId id, const NodeMask& targets, std::uint32_t vnode, std::uint32_t flags) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> g(m.lock);
   GuestSlot* s = m.slot(id);
-  if (!s) return Errc::invalid_argument;
+  if (!s || (flags & ~rehome_override_limits)) return Errc::invalid_argument;
   if (targets.empty() || !m.topo->memory_nodes().contains(targets)) return Errc::invalid_node;
   RehomeJob& j = s->rehome;
   if (j.active) return Errc::busy;
-  std::uint64_t total = 0;
-  std::size_t first_range = s->ranges.size(), k = 0;
-  NodeId next_target = targets.first();
   j.vnode = vnode;
-  for (std::size_t i = 0; i < s->ranges.size(); ++i) {
-    MigrateRange& r = s->ranges[i];
-    if (!in_scope(j, r)) continue;
-    first_range = std::min(first_range, i);
-    total += r.pages;
-    r.allowed = targets;  // the policy may not pull these pages back out
-    if (s->options.vnuma_bound && !targets.test(r.pnode)) {
-      r.pnode = next_target;  // vnodes spread over the targets in order
-      next_target = targets.next(next_target + 1);
-      if (next_target == kNoNode) next_target = targets.first();
+  if (std::none_of(s->ranges.begin(), s->ranges.end(), [&](const MigrateRange& r) { return in_scope(j, r); }))
+    return Errc::invalid_argument;  // no such vnode
+  std::vector<MigrateRange> plan = m.plan_rehome(*s, targets, vnode);
+  // The guest's own layout follows first; if its keeper refuses, nothing changed.
+  std::vector<GuestRange> layout;
+  for (const MigrateRange& r : plan) layout.push_back({r.first, r.pages, r.pnode, r.vnode});
+  if (Status st = s->mover->relayout(layout); !st) return st;
+  s->ranges = std::move(plan);
+  std::uint64_t total = 0;
+  std::size_t first_range = s->ranges.size();
+  for (std::size_t i = 0; i < s->ranges.size(); ++i)
+    if (in_scope(j, s->ranges[i])) {
+      first_range = std::min(first_range, i);
+      total += s->ranges[i].pages;
     }
-    ++k;
-  }
-  if (k == 0) return Errc::invalid_argument;  // no such vnode
   j.active = true;
+  j.override_limits = flags & rehome_override_limits;
   j.targets = targets;
   j.range = first_range;
   j.cursor = s->ranges[first_range].first;
@@ -94,7 +182,7 @@ Status Migrator::cancel_rehome(GuestId id) noexcept {
   return {};
 }
 
-void Migrator::Impl::rehome_step(GuestSlot& g, StepReport& rep) {
+void Migrator::Impl::rehome_step(GuestSlot& g, std::uint64_t now_ns, StepReport& rep) {
   RehomeJob& j = g.rehome;
   std::uint64_t budget = config.rehome_pages_per_step;
   PageState st[kChunk];
@@ -126,34 +214,17 @@ void Migrator::Impl::rehome_step(GuestSlot& g, StepReport& rep) {
       return;  // next pass on the next step (lets busy pages settle)
     }
     const MigrateRange& r = g.ranges[j.range];
-    const std::size_t n =
+    std::size_t n =
         static_cast<std::size_t>(std::min<std::uint64_t>({kChunk, budget, r.first + r.pages - j.cursor}));
     if (!g.mover->query(j.cursor, std::span<PageState>(st, n))) return finish(j, RehomeState::failed);
-    // Where the chunk goes: the vnode's binding, or the target with most room.
-    NodeId target = g.options.vnuma_bound && j.targets.test(r.pnode) ? r.pnode : kNoNode;
-    if (target == kNoNode) {
-      std::uint64_t best = 0;
-      for (NodeId t : j.targets) {
-        std::uint64_t free = 0, managed = 0;
-        const std::uint64_t room = g.mover->node_frames(t, free, managed) ? free : 1;
-        if (target == kNoNode || room > best) target = t, best = room;
-      }
-    }
+    const NodeId target = r.pnode;  // rehome() planned every range in scope onto a target
     // One mover entry per block touched by the chunk.
     std::size_t count = 0;
-    std::uint64_t settled = 0, skipped = 0;
     for (std::size_t i = 0; i < n; ++i) {
       owner[i] = kChunk;
       const Gfn gfn = j.cursor + i;
       const PageState& p = st[i];
-      if (p.node == kNoNode || (p.flags & (P2mFlags::pinned | P2mFlags::shared))) {
-        ++skipped;
-        continue;
-      }
-      if (j.targets.test(p.node)) {
-        ++settled;
-        continue;
-      }
+      if (p.node == kNoNode || (p.flags & (P2mFlags::pinned | P2mFlags::shared)) || p.node == target) continue;
       const Gfn head = gfn & ~(frames_of_order(p.order) - 1);
       if (gran == MoveGranularity::whole_blocks && count && (list[count - 1] & ~(frames_of_order(from[count - 1].order) - 1)) == head &&
           from[count - 1].order == p.order) {
@@ -165,12 +236,57 @@ void Migrator::Impl::rehome_step(GuestSlot& g, StepReport& rep) {
       from[count] = p;
       ++count;
     }
+    // Destination watermark and rate limit, as for policy moves, unless
+    // the admin overrode them. Entries past the watermark fail (retried by
+    // a later pass); past the rate limit the step ends before them.
+    std::size_t fit = count, granted_fit = count;
+    bool rate_limited = false;
+    if (count && !j.override_limits) {
+      auto frames_of = [&](std::size_t k) { return gran == MoveGranularity::whole_blocks ? frames_of_order(from[k].order) : 1; };
+      std::uint64_t free = 0, managed = 0;
+      if (g.mover->node_frames(target, free, managed)) {
+        const std::uint64_t wm = std::max(config.watermark_pages,
+                                          static_cast<std::uint64_t>(config.watermark_fraction * static_cast<double>(managed)));
+        const std::uint64_t room = free > wm ? free - wm : 0;
+        std::uint64_t used = 0;
+        fit = 0;
+        while (fit < count && used + frames_of(fit) <= room) used += frames_of(fit++);
+        stats.skipped_watermark += count - fit;
+      }
+      std::uint64_t want = 0;
+      for (std::size_t k = 0; k < fit; ++k) want += frames_of(k);
+      const std::uint64_t granted = admit(target, want, now_ns);
+      std::uint64_t used = 0;
+      granted_fit = 0;
+      while (granted_fit < fit && used + frames_of(granted_fit) <= granted) used += frames_of(granted_fit++);
+      const double burst_frames = config.rate_limit_mb_s * 1048576.0 / static_cast<double>(kFrameSize);
+      if (granted_fit == 0 && fit > 0 && config.rate_limit_mb_s > 0 && static_cast<double>(granted) >= burst_frames) {
+        granted_fit = 1;  // a block larger than a whole bucket goes when the bucket is full
+        used = granted;
+      }
+      if (const int ti = index(target); ti >= 0 && granted > used)  // give back what is not used
+        tokens[static_cast<std::size_t>(ti)] += static_cast<double>((granted - used) * kFrameSize);
+      if (granted_fit < fit) {
+        rate_limited = true;
+        stats.skipped_rate_limit += fit - granted_fit;
+        for (std::size_t i = 0; i < n; ++i)
+          if (owner[i] != kChunk && owner[i] >= granted_fit) {
+            n = i;  // this chunk ends before the first entry not admitted
+            break;
+          }
+      }
+    }
     const std::uint64_t moved_before = rep.moved;
-    if (count) do_move(g, list, from, count, target, gran, out, rep);
+    if (granted_fit) do_move(g, list, from, granted_fit, target, gran, out, rep);
+    for (std::size_t k = fit; k < count; ++k) out[k] = MoveOutcome::no_memory;  // watermark
     j.moved.fetch_add(rep.moved - moved_before, std::memory_order_relaxed);
-    std::uint64_t now_moved = 0, now_failed = 0;
+    std::uint64_t settled = 0, skipped = 0, now_moved = 0, now_failed = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      if (owner[i] == kChunk) continue;
+      if (owner[i] == kChunk) {
+        if (st[i].node == target) ++settled;
+        else ++skipped;  // not present, pinned, shared
+        continue;
+      }
       const MoveOutcome o = out[owner[i]];
       if (o == MoveOutcome::moved) ++now_moved;
       else if (o == MoveOutcome::busy || o == MoveOutcome::no_memory) ++now_failed;
@@ -188,6 +304,7 @@ void Migrator::Impl::rehome_step(GuestSlot& g, StepReport& rep) {
     }
     j.cursor += n;
     budget -= n;
+    if (rate_limited) return;  // the rest waits for tokens
   }
 }
 

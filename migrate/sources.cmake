@@ -1,5 +1,6 @@
 list(APPEND NUMAHEAP_CORE_SOURCES
   migrate/access_tracker.cc
+  migrate/evacuate.cc
   migrate/frame_swap_mover.cc
   migrate/kernel_mover.cc
   migrate/migrator.cc

@@ -36,6 +36,9 @@ struct ColdStore::Impl {
     // pool lives; shared so a put can use it outside the lock.
     std::shared_ptr<const std::vector<NodeId>> order;
     List entries;  // live and dropped entries of this pool
+    // Persistent pages the last set_pool_home could not move off the home
+    // (no room elsewhere); at most this many live pages sit on `home`.
+    std::uint64_t stuck = 0;
     std::string name;
   };
 
@@ -173,27 +176,23 @@ Result<PoolId, Error> ColdStore::create_pool(const GuestMemory& guest, PoolKind 
   return create_pool(guest.home_nodes(), kind, guest.spec().name);
 }
 
-Result<PoolId, Error> ColdStore::create_pool(NodeMask home, PoolKind kind, std::string name) {
-  Impl& m = *impl_;
-  if (kind != PoolKind::ephemeral && kind != PoolKind::persistent)
-    return cold_error(Errc::invalid_argument, "unknown pool kind");
-  // Allowed nodes, nearest to any home node first (ties: sum of distances,
-  // then id), as a demotion target list.
+namespace {
+
+// Memory nodes outside `home`, nearest to any home node first (ties: sum
+// of distances, then id), as a demotion target list. Empty: none.
+std::shared_ptr<std::vector<NodeId>> node_order(const Topology& topo, const NodeMask& home) {
   struct Rank { std::uint32_t nearest, total; NodeId id; };
   std::vector<Rank> ranks;
-  for (NodeId n : m.topo.memory_nodes()) {
+  for (NodeId n : topo.memory_nodes()) {
     if (home.test(n)) continue;
     Rank r{home.empty() ? 0u : ~0u, 0, n};
     for (NodeId h : home) {
-      if (!m.topo.has_node(h)) continue;
-      r.nearest = std::min(r.nearest, m.topo.distance(h, n));
-      r.total += m.topo.distance(h, n);
+      if (!topo.has_node(h)) continue;
+      r.nearest = std::min(r.nearest, topo.distance(h, n));
+      r.total += topo.distance(h, n);
     }
     ranks.push_back(r);
   }
-  if (ranks.empty())
-    return cold_error(Errc::invalid_argument, "pool '" + name + "': no memory node outside its home nodes " +
-                                                  home.to_string());
   std::sort(ranks.begin(), ranks.end(), [](const Rank& a, const Rank& b) {
     if (a.nearest != b.nearest) return a.nearest < b.nearest;
     if (a.total != b.total) return a.total < b.total;
@@ -201,6 +200,19 @@ Result<PoolId, Error> ColdStore::create_pool(NodeMask home, PoolKind kind, std::
   });
   auto order = std::make_shared<std::vector<NodeId>>();
   for (const Rank& r : ranks) order->push_back(r.id);
+  return order;
+}
+
+}  // namespace
+
+Result<PoolId, Error> ColdStore::create_pool(NodeMask home, PoolKind kind, std::string name) {
+  Impl& m = *impl_;
+  if (kind != PoolKind::ephemeral && kind != PoolKind::persistent)
+    return cold_error(Errc::invalid_argument, "unknown pool kind");
+  auto order = node_order(m.topo, home);
+  if (order->empty())
+    return cold_error(Errc::invalid_argument, "pool '" + name + "': no memory node outside its home nodes " +
+                                                  home.to_string());
   std::lock_guard<std::mutex> g(m.lock);
   for (std::uint32_t slot = 0; slot < m.pools.size(); ++slot) {
     Impl::Pool& p = m.pools[slot];
@@ -212,9 +224,84 @@ Result<PoolId, Error> ColdStore::create_pool(NodeMask home, PoolKind kind, std::
     p.order = std::move(order);
     p.entries = List{};
     p.name = std::move(name);
+    p.stuck = 0;
     return (p.generation << kSlotBits) | slot;
   }
   return cold_error(Errc::busy, "pool table full (" + std::to_string(m.pools.size()) + " pools)");
+}
+
+Result<std::uint64_t> ColdStore::set_pool_home(PoolId pool, NodeMask home) {
+  Impl& m = *impl_;
+  auto order = node_order(m.topo, home);
+  if (order->empty()) return Errc::invalid_argument;
+  struct Move { std::uint32_t i; Mfn old_mfn; Result<Allocation> to; };
+  std::vector<Move> moves;
+  PoolKind kind;
+  {
+    std::lock_guard<std::mutex> g(m.lock);
+    Impl::Pool* p = m.pool_of(pool);
+    if (!p) return Errc::invalid_argument;
+    p->home = home;  // puts from now on avoid it
+    p->order = order;
+    p->stuck = 0;
+    kind = p->kind;
+    for (std::uint32_t i = p->entries.head; i != kNil; i = m.table.at(i).pool_next) {
+      const Entry& e = m.table.at(i);
+      if (e.state == EntryState::live && home.test(m.topo.node_at(e.node_idx).id))
+        moves.push_back({i, e.mfn, Errc::no_memory});
+    }
+  }
+  for (Move& mv : moves) mv.to = m.allocate(kind, home, *order);  // without the lock (reclaim hook)
+  std::lock_guard<std::mutex> g(m.lock);
+  Impl::Pool* p = m.pool_of(pool);
+  std::uint64_t stuck = 0;
+  for (Move& mv : moves) {
+    Entry& e = m.table.at(mv.i);
+    const bool same = p && p->home == home && e.state == EntryState::live && e.pool == pool && e.mfn == mv.old_mfn;
+    if (!same) {  // flushed, reclaimed or moved meanwhile
+      if (mv.to) m.free_frame(mv.to->mfn);
+      continue;
+    }
+    if (!mv.to) {
+      if (e.ephemeral) {  // a cache page with nowhere to go: dropped, as reclaim would
+        m.unlink_live(mv.i);
+        m.free_frame(e.mfn);
+        e.state = EntryState::dropped;
+        e.mfn = kInvalidMfn;
+        AgeLinks::push_back(m.markers, m.table.slab(), mv.i);
+        ++m.reclaimed;
+      } else {
+        ++stuck;  // persistent pages are never dropped: it stays until flushed
+      }
+      continue;
+    }
+    std::memcpy(m.addr(mv.to->mfn), m.addr(e.mfn), kFrameSize);
+    m.unlink_live(mv.i);
+    m.free_frame(e.mfn);
+    e.mfn = mv.to->mfn;
+    e.node_idx = static_cast<std::uint32_t>(m.topo.index_of(mv.to->node));
+    if (e.ephemeral) {  // keeps its age: re-inserted in seq order
+      List& l = m.age[e.node_idx];
+      std::uint32_t at = l.tail;
+      while (at != kNil && m.table.at(at).seq > e.seq) at = m.table.at(at).age_prev;
+      if (at == l.tail) {
+        AgeLinks::push_back(l, m.table.slab(), mv.i);
+      } else {  // insert after `at` (or at the head)
+        const std::uint32_t next = at == kNil ? l.head : m.table.at(at).age_next;
+        e.age_prev = at;
+        e.age_next = next;
+        if (at != kNil) m.table.at(at).age_next = mv.i;
+        else l.head = mv.i;
+        m.table.at(next).age_prev = mv.i;
+        ++l.size;
+      }
+      ++m.node_eph[e.node_idx];
+    } else {
+      ++m.node_pers[e.node_idx];
+    }
+  }
+  if (p && p->home == home) p->stuck = stuck;
+  return stuck;
 }
 
 Status ColdStore::destroy_pool(PoolId pool) noexcept {
@@ -291,6 +378,11 @@ Result<NodeId> ColdStore::put(PoolId pool, ObjectId object, std::uint32_t index,
     m.free_frame(a->mfn);
     ++m.put_failures;
     return Errc::invalid_argument;
+  }
+  if (p->home.test(a->node)) {  // set_pool_home made that node the home meanwhile
+    m.free_frame(a->mfn);
+    ++m.put_failures;
+    return Errc::busy;
   }
   std::memcpy(dst, page, kFrameSize);
   std::uint32_t i = m.table.find(pool, object, index);
@@ -462,7 +554,7 @@ Status ColdStore::Impl::check() const {
     const Pool& p = pools[slot];
     if (!p.used) continue;
     const PoolId id = (p.generation << kSlotBits) | slot;
-    std::uint64_t count = 0;
+    std::uint64_t count = 0, on_home = 0;
     for (std::uint32_t i = p.entries.head; i != kNil; i = table.at(i).pool_next) {
       const Entry& e = table.at(i);
       if (++count > table.capacity() || e.pool != id || e.state == EntryState::free) return Errc::invalid_argument;
@@ -470,7 +562,8 @@ Status ColdStore::Impl::check() const {
       if (e.state == EntryState::live) {
         ++live;
         const NodeId node = topo.node_at(e.node_idx).id;
-        if (pa.node_of(e.mfn) != node || p.home.test(node)) return Errc::invalid_node;
+        if (pa.node_of(e.mfn) != node) return Errc::invalid_node;
+        if (p.home.test(node) && (e.ephemeral || ++on_home > p.stuck)) return Errc::invalid_node;
         if (e.ephemeral != (p.kind == PoolKind::ephemeral)) return Errc::invalid_argument;
         ++(e.ephemeral ? eph : pers)[e.node_idx];
       } else {

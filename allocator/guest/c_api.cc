@@ -100,6 +100,18 @@ uint64_t numaheap_guest_ram_pages(const numaheap_guest* g) { return g ? g->gm->r
 
 uint64_t numaheap_guest_present_pages(const numaheap_guest* g) { return g ? g->gm->present_pages() : 0; }
 
+int numaheap_guest_relayout(numaheap_guest* g, const numaheap_guest_range* ranges, size_t count) {
+  if (!g || (!ranges && count)) return NUMAHEAP_E_INVALID_ARGUMENT;
+  std::vector<numaheap::GuestRange> l;
+  for (std::size_t k = 0; k < count; ++k) l.push_back({ranges[k].first, ranges[k].pages, ranges[k].pnode, ranges[k].vnode});
+  auto st = g->gm->relayout(l);
+  return st ? NUMAHEAP_OK : static_cast<int>(st.error());
+}
+
+uint32_t numaheap_guest_home_node_of(const numaheap_guest* g, uint64_t gfn) {
+  return g ? g->gm->home_node_of(gfn) : numaheap::kNoNode;
+}
+
 size_t numaheap_guest_nodes(const numaheap_guest* g, uint32_t* nodes, size_t max) {
   if (!g || !nodes) return 0;
   std::size_t n = 0;

@@ -32,6 +32,9 @@ struct GuestMemory::Impl {
   bool populated = false;  // guarded by lock
   bool destroyed = false;  // guarded by lock
   std::vector<DeviceBuffer> buffers;  // guarded by lock
+  // With `lock`, guards GuestMemory::layout_ and home_ against relayout();
+  // taken after `lock` (public readers take only this one).
+  mutable std::mutex layout_lock;
 };
 
 GuestMemory::~GuestMemory() {
@@ -84,6 +87,7 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
   std::uint64_t align = 1;
   while (align < options.device_region_pages && align < frames_of_order(kMaxOrder)) align <<= 1;
   g->device_base_ = (g->ram_pages_ + align - 1) / align * align;
+  g->layout_.reserve(std::max(g->layout_.size(), kMaxLayoutRanges));  // relayout never allocates
   g->impl_ = std::make_unique<Impl>();
   g->impl_->p2m.init(g->device_base_ + options.device_region_pages);
   return g;
@@ -108,7 +112,18 @@ bool GuestMemory::update_flags(Gfn gfn, std::uint8_t set, std::uint8_t clear) no
   }
 }
 
+std::vector<GuestRange> GuestMemory::layout() const {
+  std::lock_guard<std::mutex> g(impl_->layout_lock);
+  return layout_;
+}
+
+NodeMask GuestMemory::home_nodes() const noexcept {
+  std::lock_guard<std::mutex> g(impl_->layout_lock);
+  return home_;
+}
+
 NodeId GuestMemory::home_node_of(Gfn gfn) const noexcept {
+  std::lock_guard<std::mutex> g(impl_->layout_lock);
   for (const auto& r : layout_)
     if (gfn >= r.first && gfn - r.first < r.pages) return r.pnode;
   return kNoNode;
@@ -500,7 +515,7 @@ BackendAffinity GuestMemory::backend_affinity() const {
     }
   if (out.node == kNoNode) {  // not populated: the planned home
     std::uint64_t most = 0;
-    for (const auto& r : layout_)
+    for (const auto& r : layout())
       if (r.pages > most) {
         most = r.pages;
         out.node = r.pnode;
@@ -558,6 +573,32 @@ Status GuestMemory::check_invariants() const {
     if (in_ram == static_cast<bool>(e.flags & P2mFlags::device)) return Errc::invalid_argument;
   }
   if (count != m.present.load()) return Errc::invalid_argument;
+  return {};
+}
+
+Status GuestMemory::relayout(std::span<const GuestRange> layout) noexcept {
+  const NodeMask memory = pa_->topology().memory_nodes();
+  std::lock_guard<std::mutex> guard(impl_->lock);
+  NodeMask home;
+  Gfn next = 0;
+  std::size_t count = 0;
+  for (GuestRange r : layout) {
+    if (r.first >= ram_pages_ && r.first == next) break;  // the rest lies above RAM
+    if (r.first != next || r.pages == 0) return Errc::invalid_argument;
+    r.pages = std::min(r.pages, ram_pages_ - next);
+    if (++count > layout_.capacity()) return Errc::invalid_argument;
+    if (!memory.test(r.pnode)) return Errc::invalid_node;
+    for (const GuestRange& o : layout_)  // the vnode of every gfn stays
+      if (o.first < r.first + r.pages && r.first < o.first + o.pages && o.vnode != r.vnode)
+        return Errc::invalid_argument;
+    home.set(r.pnode);
+    next += r.pages;
+  }
+  if (next != ram_pages_) return Errc::invalid_argument;
+  std::lock_guard<std::mutex> g(impl_->layout_lock);
+  layout_.assign(layout.begin(), layout.begin() + static_cast<std::ptrdiff_t>(count));  // within capacity
+  layout_.back().pages = ram_pages_ - layout_.back().first;  // clipped to RAM
+  home_ = home;
   return {};
 }
 

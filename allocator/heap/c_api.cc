@@ -249,6 +249,12 @@ int numaheap_offline(numaheap_heap* h, uint64_t mfn, int* pending) {
   return NUMAHEAP_OK;
 }
 
+uint64_t numaheap_offline_events(const numaheap_heap* h) { return h ? h->pa->offline_events() : 0; }
+
+int numaheap_offline_pending(const numaheap_heap* h, uint64_t mfn, unsigned order) {
+  return h && h->pa->offline_pending(mfn, order) ? 1 : 0;
+}
+
 uint64_t numaheap_scrub_some(numaheap_heap* h, uint32_t node, uint64_t budget) {
   return h ? h->pa->scrub_some(node, budget) : 0;
 }

@@ -58,6 +58,24 @@ Result<OfflineState> PageAllocator::offline(Mfn mfn) noexcept {
   return Errc::busy;
 }
 
+std::uint64_t PageAllocator::offline_events() const noexcept {
+  const Impl& m = *impl_;
+  std::uint64_t n = 0;
+  for (std::uint32_t ni = 0; ni < m.node_count; ++ni) {
+    NodeHeap& h = m.heap(ni);
+    SpinGuard g(h.lock);
+    n += h.offlined_ + h.pending_offline_;  // a pending frame moves from one to the other
+  }
+  return n;
+}
+
+bool PageAllocator::offline_pending(Mfn mfn, unsigned order) const noexcept {
+  const FrameDesc* d = impl_->table.lookup(mfn, nullptr);
+  if (!d || order > kMaxOrder || d->order != order) return false;
+  const std::uint8_t s = d->load_state();
+  return FrameDesc::kind_of(s) == FrameKind::used && (s & (kHasPending | kPendingOffline));
+}
+
 std::uint64_t PageAllocator::scrub_some(NodeId node, std::uint64_t budget) noexcept {
   const int ni = impl_->topo.index_of(node);
   if (ni < 0 || budget == 0) return 0;

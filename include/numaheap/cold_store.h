@@ -29,7 +29,8 @@
 //  * Freed frames (flush, reclaim, destroy_pool) go back to the allocator
 //    dirty: it scrubs them before any other owner gets them. With
 //    ColdStoreConfig::scrub_on_free they are also zeroed at once.
-//  * No allocation after create() except create_pool's node order; the
+//  * No allocation after create() except create_pool's and
+//    set_pool_home's node order and set_pool_home's work list; the
 //    entry table, the key index and the per-node age lists are preallocated
 //    (ColdStoreConfig::max_entries). One lock guards them; page copies into
 //    fresh frames and allocator calls for them run outside it.
@@ -103,6 +104,14 @@ class ColdStore {
   Result<PoolId, Error> create_pool(const GuestMemory& guest, PoolKind kind);
   // The same for an embedder without a GuestMemory: `home` is what to avoid.
   Result<PoolId, Error> create_pool(NodeMask home, PoolKind kind, std::string name = "pool");
+  // The pool's guest was rehomed: later puts avoid `home`, and pages
+  // stored on a node of `home` move to the nearest allowed node with room
+  // (ephemeral pages that find none are dropped; persistent ones stay until
+  // flushed). Returns how many persistent pages stayed on the home. A put
+  // racing the change may fail with busy (put again). Allocates its work
+  // list. Errors: invalid_argument (no such pool, no memory node outside
+  // `home`; nothing changes then).
+  Result<std::uint64_t> set_pool_home(PoolId pool, NodeMask home);
   // Frees every page of the pool. Errors: invalid_argument (no such pool).
   Status destroy_pool(PoolId pool) noexcept;
 
@@ -132,7 +141,8 @@ class ColdStore {
 
   ColdStoreStats stats() const;
   // Index, entries, pool lists and age lists agree; every stored frame is
-  // outside its pool's home; counters match a recount.
+  // outside its pool's home (but for persistent pages set_pool_home could
+  // not move); counters match a recount.
   Status check_invariants() const;
 
   struct Impl;

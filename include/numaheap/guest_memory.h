@@ -5,6 +5,9 @@
 //  * The guest physical layout is fixed at create(): vnode 0's RAM first,
 //    then vnode 1's, ... (for a guest without vNUMA, one range per node of
 //    its placement). Device buffers live above RAM, from device_gfn_base().
+//    Which host node each range belongs on (its pnode, and so the guest's
+//    home) changes only by relayout(), when the guest is rehomed; balloon,
+//    claims and the cold store's exclusions then follow the new home.
 //  * populate() is all-or-nothing: claims first (so a concurrent creation
 //    cannot take the memory), then exact-node extents, largest order first
 //    (1 GiB, 2 MiB, 4 KiB); on any failure every frame is freed and the claim
@@ -22,6 +25,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -143,12 +147,21 @@ class GuestMemory {
   // ---- layout and accounting ----
   const GuestSpec& spec() const noexcept { return spec_; }
   OwnerId owner() const noexcept { return owner_; }
-  const std::vector<GuestRange>& layout() const noexcept { return layout_; }
+  std::vector<GuestRange> layout() const;  // a snapshot (relayout may change it)
   std::uint64_t ram_pages() const noexcept { return ram_pages_; }
   Gfn device_gfn_base() const noexcept { return device_base_; }
   std::uint64_t gfn_limit() const noexcept;  // one past the last gfn
-  NodeMask home_nodes() const noexcept { return home_; }
+  NodeMask home_nodes() const noexcept;
   NodeId home_node_of(Gfn gfn) const noexcept;  // the pnode of gfn's range
+  // The guest's RAM now belongs on these ranges' pnodes (a rehome: the
+  // Migrator calls it through its Mover). The ranges must cover RAM, in
+  // order (what lies above RAM is ignored), each inside one vnode of the
+  // current layout, at most max(kMaxLayoutRanges, ranges at create) of
+  // them, on memory nodes. Pages are not moved here.
+  // Serialises with the mutating calls. Errors: invalid_argument,
+  // invalid_node; nothing changes on error.
+  Status relayout(std::span<const GuestRange> layout) noexcept;
+  static constexpr std::size_t kMaxLayoutRanges = 64;
   std::uint64_t present_pages() const noexcept;
   std::vector<NodeShare> pages_per_node() const;
   bool populated() const noexcept;
@@ -166,6 +179,8 @@ class GuestMemory {
   GuestSpec spec_;
   OwnerId owner_ = 0;
   GuestOptions options_;
+  // layout_ (pnodes) and home_ change only in relayout(), which holds the
+  // guest's lock and Impl::layout_lock; readers hold either one.
   std::vector<GuestRange> layout_;
   std::uint64_t ram_pages_ = 0;
   Gfn device_base_ = 0;

@@ -18,12 +18,27 @@
 //     - a destination is used only while it keeps more than its watermark
 //       free, at most `rate_limit_mb_s` per destination node, and a node
 //       whose moves failed (no memory) is backed off exponentially.
+//  * Broken RAM first: when the mover reports new offline events, step()
+//    searches the guest for pages whose frames are pending offline and
+//    moves each to a fresh block (its vnode's binding or its current node,
+//    else the nearest allowed node with room) before any rehome or policy
+//    move, ignoring rate limit and watermark; the allocator then retires
+//    the old frame as it is freed. Pinned and dedup-shared pages stay
+//    (their owners free them); pages that fail are tried again next step.
 //  * step() is deterministic given the inputs and `now_ns` (step_at), so
 //    tests and the simulator can drive it; start() runs it every period on
 //    a background thread; stop() wakes and joins that thread promptly.
 //  * Rehome: rehome() queues a move of a whole guest (or one vnode) to a
 //    node set; step() advances it, guests keep running; progress is
-//    readable lock-free; cancel_rehome() stops it between batches.
+//    readable lock-free; cancel_rehome() stops it between batches. The
+//    scope is spread over the targets as placement spreads a guest: a
+//    vnode bound to a node stays whole (each goes to the target with most
+//    room left), other memory is split evenly in 2 MiB granules, capped by
+//    each target's room. The new layout is passed to the mover at once
+//    (Mover::relayout: GuestMemory's layout and home, hence its balloon
+//    and claims, follow; pass the new home to ColdStore::set_pool_home).
+//    Rehome moves keep the destination's watermark and the rate limit
+//    like policy moves, unless rehome_override_limits is given.
 //  * All calls except the inputs serialise on one migrator lock; Movers
 //    are only ever called with it held (one mover call at a time), so a
 //    mover's hooks may call the inputs but nothing else of the Migrator.
@@ -45,6 +60,8 @@ namespace numaheap {
 
 using GuestId = std::uint32_t;
 inline constexpr std::uint32_t kAllVnodes = 0xffffffffu;
+// Migrator::rehome flags.
+inline constexpr std::uint32_t rehome_override_limits = 1u;  // ignore watermark and rate limit
 
 struct MigratorConfig {
   std::uint32_t period_ms = 1000;          // background step period
@@ -88,6 +105,7 @@ struct MigratorStats {
   std::uint64_t skipped_shared_access = 0;  // touched from several nodes
   std::uint64_t skipped_rate_limit = 0, skipped_watermark = 0, skipped_backoff = 0;
   std::uint64_t flushes = 0;
+  std::uint64_t pages_evacuated = 0;  // 4 KiB frames moved off frames pending offline
   std::uint64_t ns_stepping = 0, ns_moving = 0;
   // Share of recent samples that came from the node the page is on (last
   // step that saw samples), -1 before any.
@@ -139,9 +157,10 @@ class Migrator {
   StepReport step_at(std::uint64_t now_ns);  // deterministic time for tests
 
   // ---- rehome ----
-  // Errors: invalid_argument (unknown guest / vnode), invalid_node (empty
-  // or memoryless targets), busy (a rehome of this guest is running).
-  Status rehome(GuestId id, const NodeMask& targets, std::uint32_t vnode = kAllVnodes);
+  // Errors: invalid_argument (unknown guest / vnode / flags, or the mover
+  // refused the new layout), invalid_node (empty or memoryless targets),
+  // busy (a rehome of this guest is running).
+  Status rehome(GuestId id, const NodeMask& targets, std::uint32_t vnode = kAllVnodes, std::uint32_t flags = 0);
   Result<RehomeProgress> rehome_progress(GuestId id) const noexcept;
   Status cancel_rehome(GuestId id) noexcept;
 

@@ -24,6 +24,7 @@
 namespace numaheap {
 
 class GuestMemory;
+struct GuestRange;
 
 enum class MoveOutcome : std::uint8_t {
   moved = 0,
@@ -42,6 +43,9 @@ struct PageState {
   NodeId node = kNoNode;    // kNoNode: not present
   std::uint8_t flags = 0;   // P2mFlags (frame swap); kernel mover: present only
   std::uint8_t order = 0;   // order of the block holding the page
+  // A frame of the page's block is pending offline (broken RAM): the page
+  // must leave it (Mover::evacuate). Frame swap only.
+  bool retiring = false;
 };
 
 // Large blocks: move the whole 2 MiB / 1 GiB block a listed page is in
@@ -72,6 +76,24 @@ class Mover {
   virtual bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept {
     (void)node, (void)free, (void)managed;
     return false;
+  }
+  // A number that grows whenever a frame under the guest may have been
+  // marked pending offline (PageAllocator::offline_events); 0 when the
+  // mover has no such frames to watch.
+  virtual std::uint64_t offline_events() const noexcept { return 0; }
+  // Moves the whole block of each listed page to a fresh block on `target`
+  // even when it is there already, so its old frames can be retired.
+  // Outcomes as move(). Errors as move(); unsupported by default.
+  virtual Result<MoveTotals> evacuate(std::span<const Gfn> gfns, NodeId target, std::span<MoveOutcome> out) noexcept {
+    (void)gfns, (void)target, (void)out;
+    return Errc::unsupported;
+  }
+  // The guest's RAM now belongs on these ranges' pnodes (a rehome): the
+  // mover passes it on to whoever keeps the guest's layout. Errors:
+  // invalid_argument (the ranges do not match the guest's vnodes).
+  virtual Status relayout(std::span<const GuestRange> layout) noexcept {
+    (void)layout;
+    return {};
   }
 };
 
@@ -128,6 +150,11 @@ class FrameSwapMover final : public Mover {
   Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
                           std::span<MoveOutcome> out) noexcept override;
   bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override;
+  // The guest allocator's offline events; query() sets `retiring`.
+  std::uint64_t offline_events() const noexcept override;
+  Result<MoveTotals> evacuate(std::span<const Gfn> gfns, NodeId target, std::span<MoveOutcome> out) noexcept override;
+  // GuestMemory::relayout.
+  Status relayout(std::span<const GuestRange> layout) noexcept override;
   GuestMemory& guest() const noexcept { return *guest_; }
 
   static constexpr std::uint32_t kMaxBatch = 64;
@@ -135,7 +162,9 @@ class FrameSwapMover final : public Mover {
  private:
   FrameSwapMover() = default;
   struct Batch;
-  Result<MoveTotals> move_chunk(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+  Result<MoveTotals> move_all(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity, bool fresh,
+                              std::span<MoveOutcome> out) noexcept;
+  Result<MoveTotals> move_chunk(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity, bool fresh,
                                 std::span<MoveOutcome> out) noexcept;
   GuestMemory* guest_ = nullptr;  // immutable after create
   FrameSwapHooks hooks_{};        // immutable after create

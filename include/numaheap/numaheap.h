@@ -140,6 +140,11 @@ uint64_t numaheap_claimed(const numaheap_heap* h, uint32_t owner);
 
 /* *pending = 0: retired now; 1: retired when its block is freed. */
 int numaheap_offline(numaheap_heap* h, uint64_t mfn, int* pending);
+/* Grows whenever a frame is marked pending offline (or retired at once). */
+uint64_t numaheap_offline_events(const numaheap_heap* h);
+/* 1 when the allocated block of `order` at head `mfn` holds a frame
+ * pending offline, else 0. */
+int numaheap_offline_pending(const numaheap_heap* h, uint64_t mfn, unsigned order);
 uint64_t numaheap_scrub_some(numaheap_heap* h, uint32_t node, uint64_t budget);
 void numaheap_drain_all(numaheap_heap* h);
 

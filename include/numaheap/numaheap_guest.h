@@ -59,6 +59,17 @@ uint64_t numaheap_guest_present_pages(const numaheap_guest* g);
 /* Host node of each vnode after placement (count = vnodes, or the nodes of
  * a guest without vNUMA); returns how many were written. */
 size_t numaheap_guest_nodes(const numaheap_guest* g, uint32_t* nodes, size_t max);
+/* A range of guest RAM and the host node it belongs on. */
+typedef struct numaheap_guest_range {
+  uint64_t first, pages;
+  uint32_t pnode, vnode;
+} numaheap_guest_range;
+/* The guest's RAM now belongs on these ranges' nodes (after a rehome):
+ * balloon_up and its claims use them. Ranges cover RAM in order, each in
+ * one vnode. NUMAHEAP_E_INVALID_ARGUMENT / _INVALID_NODE change nothing. */
+int numaheap_guest_relayout(numaheap_guest* g, const numaheap_guest_range* ranges, size_t count);
+/* Host node a guest frame belongs on (UINT32_MAX outside RAM). */
+uint32_t numaheap_guest_home_node_of(const numaheap_guest* g, uint64_t gfn);
 /* Frees and scrubs everything, releases claims, frees the handle. */
 int numaheap_guest_destroy(numaheap_guest* g);
 

@@ -54,6 +54,7 @@ typedef struct numaheap_migrator_stats {
   uint64_t skipped_rate_limit, skipped_watermark, skipped_backoff;
   uint64_t ns_stepping, ns_moving;
   double local_access_ratio; /* -1 before any sample */
+  uint64_t pages_evacuated;  /* frames moved off frames pending offline */
 } numaheap_migrator_stats;
 
 typedef struct numaheap_node_pair_moves {
@@ -101,6 +102,11 @@ int numaheap_migrator_step(numaheap_migrator* m, uint64_t* moved);
 /* Rehome (vnode: NUMAHEAP_ALL_VNODES for the whole guest). */
 int numaheap_migrator_rehome(numaheap_migrator* m, uint32_t guest_id, const numaheap_nodemask* targets,
                              uint32_t vnode);
+/* As numaheap_migrator_rehome; flags: NUMAHEAP_REHOME_OVERRIDE_LIMITS moves
+ * regardless of the destination watermark and the rate limit. */
+#define NUMAHEAP_REHOME_OVERRIDE_LIMITS 1u
+int numaheap_migrator_rehome_ex(numaheap_migrator* m, uint32_t guest_id, const numaheap_nodemask* targets,
+                                uint32_t vnode, uint32_t flags);
 int numaheap_migrator_rehome_progress(const numaheap_migrator* m, uint32_t guest_id,
                                       numaheap_rehome_progress* out);
 int numaheap_migrator_cancel_rehome(numaheap_migrator* m, uint32_t guest_id);

@@ -155,6 +155,15 @@ class PageAllocator {
   // Errors: invalid_frame (unmanaged), busy (the frame kept moving between
   // a per-CPU cache and its heap while we looked; retry).
   Result<OfflineState> offline(Mfn mfn) noexcept;
+  // A number that grows each time a frame is marked pending offline (or
+  // retired at once) and never goes down: a migrator compares it with its
+  // last look to know when to search its pages for frames to evacuate.
+  // Takes each node's heap lock briefly.
+  std::uint64_t offline_events() const noexcept;
+  // True when the allocated block of `order` whose head is `mfn` holds a
+  // frame pending offline (freeing the block retires that frame). False
+  // for anything else (free, unmanaged, another order). Lock-free.
+  bool offline_pending(Mfn mfn, unsigned order) const noexcept;
   // Background scrub of up to `budget` frames of `node`; frames cleaned.
   std::uint64_t scrub_some(NodeId node, std::uint64_t budget) noexcept;
   // Returns every per-CPU cache's frames (of all nodes / one node) to the heaps.

@@ -90,9 +90,16 @@ static void test_builder(void) {
 
   /* Offline: in use -> pending; freed -> retired. */
   int pending = -1;
+  const uint64_t events = numaheap_offline_events(h);
+  CHECK(numaheap_offline_pending(h, mfn, 3) == 0);
   CHECK(numaheap_offline(h, mfn + 1, &pending) == NUMAHEAP_OK);
   CHECK(pending == 1);
+  CHECK(numaheap_offline_events(h) == events + 1);
+  CHECK(numaheap_offline_pending(h, mfn, 3) == 1);
+  CHECK(numaheap_offline_pending(h, mfn, 2) == 0);
   CHECK(numaheap_free(h, mfn, 3, 7) == NUMAHEAP_OK);
+  CHECK(numaheap_offline_pending(h, mfn, 3) == 0);
+  CHECK(numaheap_offline_events(h) == events + 1);
   numaheap_node_stats st;
   CHECK(numaheap_stats(h, 0, &st) == NUMAHEAP_OK);
   CHECK(st.offlined == 1);

@@ -45,6 +45,16 @@ int main(void) {
   CHECK(numaheap_guest_balloon_up(g, 10) == 0);
   CHECK(numaheap_guest_populate(g, err, sizeof err) == NUMAHEAP_E_BUSY);
 
+  /* Relayout (a rehome): vnode 0 now belongs with vnode 1. */
+  CHECK(numaheap_guest_home_node_of(g, 0) == nodes[0]);
+  numaheap_guest_range ranges[2] = {{0, (64u << 20) / 4096, nodes[1], 0}, {(64u << 20) / 4096, (32u << 20) / 4096, nodes[1], 1}};
+  ranges[1].vnode = 0;
+  CHECK(numaheap_guest_relayout(g, ranges, 2) == NUMAHEAP_E_INVALID_ARGUMENT); /* vnodes stay */
+  ranges[1].vnode = 1;
+  CHECK(numaheap_guest_relayout(g, ranges, 2) == NUMAHEAP_OK);
+  CHECK(numaheap_guest_home_node_of(g, 0) == nodes[1]);
+  CHECK(numaheap_guest_home_node_of(g, 1u << 30) == NUMAHEAP_NO_NODE);
+
   /* Bad specs are refused with a message and change nothing. */
   numaheap_guest* bad = NULL;
   spec.memory_bytes = 1000;

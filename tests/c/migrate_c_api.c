@@ -83,6 +83,18 @@ int main(void) {
   numaheap_nodemask none;
   memset(&none, 0, sizeof none);
   CHECK(numaheap_migrator_rehome(m, id, &none, NUMAHEAP_ALL_VNODES) == NUMAHEAP_E_INVALID_NODE);
+  CHECK(numaheap_migrator_rehome_ex(m, id, &only0, NUMAHEAP_ALL_VNODES, 0x80) == NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(numaheap_migrator_rehome_ex(m, id, &only0, NUMAHEAP_ALL_VNODES, NUMAHEAP_REHOME_OVERRIDE_LIMITS) ==
+        NUMAHEAP_OK);
+  for (int i = 0; i < 10 && p.state != NUMAHEAP_REHOME_DONE; ++i) {
+    CHECK(numaheap_migrator_step(m, NULL) == NUMAHEAP_OK);
+    CHECK(numaheap_migrator_rehome_progress(m, id, &p) == NUMAHEAP_OK);
+  }
+  {
+    numaheap_migrator_stats ms;
+    CHECK(numaheap_migrator_get_stats(m, &ms) == NUMAHEAP_OK);
+    CHECK(ms.pages_evacuated == 0); /* the kernel mover has no offline events */
+  }
 
   /* Background thread. */
   CHECK(numaheap_migrator_start(m) == NUMAHEAP_OK);

@@ -1,0 +1,313 @@
+// Rehome consistency and broken-RAM evacuation (issue 12, items 11-12):
+//  * a rehomed guest's layout and home follow it, so ballooning and claims
+//    work with the rehome, and a cold-store pool can be told its new home;
+//  * rehome keeps the destination watermark and the rate limit unless the
+//    admin overrides them;
+//  * a multi-node target is spread even by a mover that cannot say how much
+//    room a node has (the kernel mover);
+//  * a page on a frame pending offline leaves it before any policy move,
+//    and the frame is retired, in host-memory and frame-only mode.
+#include <gtest/gtest.h>
+
+#include <unordered_map>
+
+#include "migrate_test_model.h"
+#include "numaheap/cold_store.h"
+
+using namespace numaheap;
+using namespace numaheap::test;
+
+namespace {
+
+MigratorConfig quiet() {
+  MigratorConfig c;
+  c.rate_limit_mb_s = 0;
+  c.watermark_fraction = 0;
+  c.decay_steps = 1000;
+  return c;
+}
+
+struct Rig {
+  TwoNodeHost h;
+  std::unique_ptr<GuestMemory> gm;
+  std::unique_ptr<GuestModel> model;
+  std::unique_ptr<FrameSwapMover> mover;
+  std::unique_ptr<Migrator> m;
+  GuestId id = 0;
+  explicit Rig(MigratorConfig cfg = quiet(), std::uint64_t mb = 4, std::uint64_t frames = 4096) : h(frames) {
+    gm = make_guest(h, mb, false, 0);
+    model = std::make_unique<GuestModel>(*gm, 4);
+    auto mv = FrameSwapMover::create(*gm, model->hooks());
+    EXPECT_TRUE(mv.has_value());
+    mover = std::make_unique<FrameSwapMover>(*mv);
+    auto mg = Migrator::create(h.topo, cfg);
+    EXPECT_TRUE(mg.has_value());
+    m = std::move(*mg);
+  }
+  void add(Mover& mv, bool auto_balance = false) {
+    auto o = migrate_options_for(*gm, false);
+    o.auto_balance = auto_balance;
+    auto r = m->add_guest(mv, o);
+    ASSERT_TRUE(r.has_value());
+    id = *r;
+  }
+  NodeId node(Gfn gfn) const { return h.pa->node_of(gm->lookup(gfn).mfn); }
+  RehomeState run(std::uint64_t now = 0, int max_steps = 32) {
+    for (int i = 0; i < max_steps; ++i) {
+      (void)m->step_at(now);
+      auto p = m->rehome_progress(id);
+      if (p->state != RehomeState::running) return p->state;
+    }
+    return RehomeState::running;
+  }
+  std::uint64_t pages_on(NodeId n) const {
+    std::uint64_t c = 0;
+    for (Gfn g = 0; g < gm->ram_pages(); ++g) c += node(g) == n;
+    return c;
+  }
+};
+
+// A mover that knows nothing about node room, as the kernel mover: the
+// frame-swap mover behind it does the work.
+class NoRoomInfoMover final : public Mover {
+ public:
+  explicit NoRoomInfoMover(FrameSwapMover& inner) : inner_(inner) {}
+  std::uint64_t page_count() const noexcept override { return inner_.page_count(); }
+  Status query(Gfn first, std::span<PageState> out) noexcept override { return inner_.query(first, out); }
+  Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity g,
+                          std::span<MoveOutcome> out) noexcept override {
+    return inner_.move(gfns, target, g, out);
+  }
+
+ private:
+  FrameSwapMover& inner_;
+};
+
+}  // namespace
+
+TEST(MigrateRehomeFollows, LayoutHomeBalloonAndClaimsFollowTheGuest) {
+  Rig r;
+  r.add(*r.mover);
+  for (Gfn g = 0; g < r.gm->ram_pages(); ++g) ASSERT_TRUE(r.model->write(0, g, g + 100));
+  ASSERT_TRUE(r.m->rehome(r.id, NodeMask::single(1)).has_value());
+  // The home changes at once: the guest's own bookkeeping follows the rehome.
+  EXPECT_EQ(r.gm->home_nodes(), NodeMask::single(1));
+  EXPECT_EQ(r.gm->home_node_of(0), 1u);
+  for (const auto& range : r.gm->layout()) EXPECT_EQ(range.pnode, 1u);
+  ASSERT_EQ(r.run(), RehomeState::done);
+  EXPECT_EQ(r.pages_on(1), r.gm->ram_pages());
+  // Balloon down and up: the pages come back on the new home, claimed there.
+  ASSERT_EQ(*r.gm->balloon_down(64), 64u);
+  ASSERT_EQ(*r.gm->balloon_up(64), 64u);
+  EXPECT_EQ(r.pages_on(1), r.gm->ram_pages());
+  EXPECT_EQ(r.h.pa->claimed_by(r.gm->owner()), 0u);
+  for (Gfn g = 0; g < r.gm->ram_pages(); ++g)
+    if (r.model->read(g) != 0 && r.model->read(g) != g + 100) ADD_FAILURE() << "gfn " << g;
+  EXPECT_TRUE(r.gm->check_invariants().has_value());
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+TEST(MigrateRehomeFollows, RelayoutRefusesABadLayoutAndChangesNothing) {
+  Rig r;
+  const auto before = r.gm->layout();
+  GuestRange half{0, r.gm->ram_pages() / 2, 1, 0};
+  EXPECT_FALSE(r.gm->relayout(std::span<const GuestRange>(&half, 1)).has_value());  // does not cover RAM
+  GuestRange bad_node{0, r.gm->ram_pages(), 7, 0};
+  EXPECT_FALSE(r.gm->relayout(std::span<const GuestRange>(&bad_node, 1)).has_value());
+  GuestRange other_vnode{0, r.gm->ram_pages(), 1, 3};
+  EXPECT_FALSE(r.gm->relayout(std::span<const GuestRange>(&other_vnode, 1)).has_value());
+  EXPECT_EQ(r.gm->home_nodes(), NodeMask::single(0));
+  ASSERT_EQ(r.gm->layout().size(), before.size());
+  EXPECT_EQ(r.gm->layout()[0].pnode, before[0].pnode);
+}
+
+TEST(MigrateRehomeFollows, ColdStorePoolFollowsTheNewHome) {
+  Rig r;
+  r.add(*r.mover);
+  auto cs = ColdStore::create(*r.h.pa, ColdStoreConfig{});
+  ASSERT_TRUE(cs.has_value());
+  ColdStore& cold = **cs;
+  auto pers = cold.create_pool(r.gm->home_nodes(), PoolKind::persistent);
+  auto eph = cold.create_pool(r.gm->home_nodes(), PoolKind::ephemeral);
+  ASSERT_TRUE(pers.has_value() && eph.has_value());
+  std::vector<unsigned char> page(kFrameSize);
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    page[0] = static_cast<unsigned char>(i);
+    ASSERT_EQ(*cold.put(*pers, 1, i, page.data()), 1u);
+    ASSERT_EQ(*cold.put(*eph, 1, i, page.data()), 1u);
+  }
+  ASSERT_TRUE(r.m->rehome(r.id, NodeMask::single(1)).has_value());
+  ASSERT_EQ(r.run(), RehomeState::done);
+  auto stuck = cold.set_pool_home(*pers, r.gm->home_nodes());
+  ASSERT_TRUE(stuck.has_value());
+  EXPECT_EQ(*stuck, 0u);
+  ASSERT_TRUE(cold.set_pool_home(*eph, r.gm->home_nodes()).has_value());
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(cold.node_of(*pers, 1, i), 0u);
+    EXPECT_EQ(cold.node_of(*eph, 1, i), 0u);
+    std::vector<unsigned char> out(kFrameSize, 0xff);
+    ASSERT_EQ(*cold.get(*pers, 1, i, out.data()), ColdGet::hit);
+    EXPECT_EQ(out[0], i);
+  }
+  page[0] = 42;
+  EXPECT_EQ(*cold.put(*pers, 2, 0, page.data()), 0u);  // new puts avoid the new home
+  EXPECT_TRUE(cold.check_invariants().has_value());
+  EXPECT_FALSE(cold.set_pool_home(*pers, r.h.topo.memory_nodes()).has_value());  // nowhere left
+  EXPECT_EQ(cold.node_of(*pers, 2, 0), 0u);
+}
+
+TEST(MigrateRehomeLimits, RateLimitPacesARehomeUnlessOverridden) {
+  MigratorConfig c = quiet();
+  c.rate_limit_mb_s = 2;  // one 2 MiB block per second
+  {
+    Rig r(c);
+    r.add(*r.mover);
+    ASSERT_TRUE(r.m->rehome(r.id, NodeMask::single(1)).has_value());
+    (void)r.m->step_at(1);
+    (void)r.m->step_at(1);
+    EXPECT_EQ(r.pages_on(1), 512u);  // the second block waits for tokens
+    EXPECT_EQ(r.m->rehome_progress(r.id)->state, RehomeState::running);
+    EXPECT_GT(r.m->stats().skipped_rate_limit, 0u);
+    EXPECT_EQ(r.run(1'000'000'001), RehomeState::done);
+    EXPECT_EQ(r.pages_on(1), 1024u);
+    EXPECT_TRUE(r.m->check_invariants().has_value());
+  }
+  {
+    Rig r(c);
+    r.add(*r.mover);
+    ASSERT_TRUE(r.m->rehome(r.id, NodeMask::single(1), kAllVnodes, rehome_override_limits).has_value());
+    (void)r.m->step_at(1);
+    EXPECT_EQ(r.pages_on(1), 1024u);
+  }
+  Rig r(c);
+  r.add(*r.mover);
+  EXPECT_FALSE(r.m->rehome(r.id, NodeMask::single(1), kAllVnodes, 0x80).has_value());  // unknown flag
+}
+
+TEST(MigrateRehomeLimits, WatermarkStopsARehomeUnlessOverridden) {
+  MigratorConfig c = quiet();
+  c.watermark_pages = 4000;  // node 1 (4096 frames) has no room for a 2 MiB block above it
+  c.rehome_max_passes = 2;
+  {
+    Rig r(c);
+    r.add(*r.mover);
+    ASSERT_TRUE(r.m->rehome(r.id, NodeMask::single(1)).has_value());
+    EXPECT_EQ(r.run(), RehomeState::failed);
+    // Later passes go page by page: what fits above the mark moves, no more.
+    EXPECT_LE(r.pages_on(1), 96u);
+    EXPECT_GE(r.h.pa->stats(1)->free + r.h.pa->stats(1)->cached, 4000u);
+    EXPECT_GT(r.m->stats().skipped_watermark, 0u);
+    EXPECT_GT(r.m->rehome_progress(r.id)->failed, 0u);
+  }
+  Rig r(c);
+  r.add(*r.mover);
+  ASSERT_TRUE(r.m->rehome(r.id, NodeMask::single(1), kAllVnodes, rehome_override_limits).has_value());
+  EXPECT_EQ(r.run(), RehomeState::done);
+  EXPECT_EQ(r.pages_on(1), 1024u);
+}
+
+TEST(MigrateRehomeSpread, MultiNodeTargetIsSpreadWithoutRoomInformation) {
+  Rig r;
+  NoRoomInfoMover kernel_like(*r.mover);
+  r.add(kernel_like);
+  for (Gfn g = 0; g < r.gm->ram_pages(); ++g) ASSERT_TRUE(r.model->write(1, g, g * 3 + 1));
+  NodeMask both = NodeMask::single(0);
+  both.set(1);
+  ASSERT_TRUE(r.m->rehome(r.id, both).has_value());
+  ASSERT_EQ(r.run(), RehomeState::done);
+  EXPECT_EQ(r.pages_on(0), 512u);
+  EXPECT_EQ(r.pages_on(1), 512u);
+  for (Gfn g = 0; g < r.gm->ram_pages(); ++g) EXPECT_EQ(r.model->read(g), g * 3 + 1);
+}
+
+TEST(MigrateRehomeSpread, SpreadFollowsRoomWhenTheMoverKnowsIt) {
+  // Node 1 has room for one 2 MiB block only: placement's water-filling
+  // caps its share, the rest stays on node 0.
+  MigratorConfig c = quiet();
+  c.watermark_pages = 4096 - 600;
+  Rig r(c);
+  r.add(*r.mover);
+  NodeMask both = NodeMask::single(0);
+  both.set(1);
+  ASSERT_TRUE(r.m->rehome(r.id, both).has_value());
+  ASSERT_EQ(r.run(), RehomeState::done);
+  EXPECT_EQ(r.pages_on(1), 512u);
+  EXPECT_EQ(r.pages_on(0), 512u);
+  EXPECT_EQ(r.gm->home_nodes(), both);
+}
+
+// ---- broken RAM ----
+
+TEST(MigrateEvacuate, PendingOfflineFrameIsLeftFirstInHostMemoryMode) {
+  MigratorConfig c = quiet();
+  c.scan_pages = 1;  // the policy would take ages to reach the page
+  Rig r(c);
+  r.add(*r.mover, true);
+  for (Gfn g = 0; g < r.gm->ram_pages(); ++g) ASSERT_TRUE(r.model->write(2, g, g ^ 0x5a5a));
+  const Gfn victim = 700;
+  const Mfn bad = r.gm->lookup(victim).mfn;
+  auto st = r.h.pa->offline(bad);
+  ASSERT_TRUE(st.has_value());
+  ASSERT_EQ(*st, OfflineState::pending);
+  (void)r.m->step_at(1);
+  EXPECT_NE(r.gm->lookup(victim).mfn, bad);
+  EXPECT_EQ(r.node(victim), 0u);  // stays on its node, on a fresh block
+  EXPECT_EQ(r.h.pa->stats(0)->pending_offline, 0u);
+  EXPECT_EQ(r.h.pa->stats(0)->offlined, 1u);
+  EXPECT_EQ(r.m->stats().pages_evacuated, 512u);  // its whole 2 MiB block
+  for (Gfn g = 0; g < r.gm->ram_pages(); ++g) EXPECT_EQ(r.model->read(g), g ^ 0x5a5a);
+  // Nothing left to do: a second step searches nothing.
+  (void)r.m->step_at(2);
+  EXPECT_EQ(r.m->stats().pages_evacuated, 512u);
+  EXPECT_TRUE(r.h.pa->check_frames().has_value());
+  EXPECT_TRUE(r.gm->check_invariants().has_value());
+}
+
+TEST(MigrateEvacuate, PendingOfflineFrameIsLeftInFrameOnlyMode) {
+  TwoNodeHost h(4096, MemoryMode::frame_only);
+  auto gm = make_guest(h, 4, false, 0);
+  ASSERT_TRUE(gm);
+  ASSERT_TRUE(gm->split_to_pages(3).has_value());  // a 4 KiB page too
+  // Frame contents live in this map: the embedder copies them.
+  struct Contents {
+    std::unordered_map<Mfn, std::uint64_t> word;
+  } mem;
+  for (Gfn g = 0; g < gm->ram_pages(); ++g) mem.word[gm->lookup(g).mfn] = g + 7;
+  FrameSwapHooks hk;
+  hk.ctx = &mem;
+  hk.write_protect = [](void*, const GfnRun*, std::size_t) {};
+  hk.flush = [](void*) {};
+  hk.copy = [](void* c, Mfn dst, Mfn src, std::uint64_t frames) {
+    auto& m = static_cast<Contents*>(c)->word;
+    for (std::uint64_t k = 0; k < frames; ++k) m[dst + k] = m[src + k];
+  };
+  auto mv = FrameSwapMover::create(*gm, hk);
+  ASSERT_TRUE(mv.has_value());
+  auto mg = Migrator::create(h.topo, quiet());
+  ASSERT_TRUE(mg.has_value());
+  auto o = migrate_options_for(*gm, false);
+  o.auto_balance = false;
+  auto id = (*mg)->add_guest(*mv, o);
+  ASSERT_TRUE(id.has_value());
+  const Mfn bad_block = gm->lookup(900).mfn, bad_page = gm->lookup(3).mfn;
+  ASSERT_EQ(*h.pa->offline(bad_block), OfflineState::pending);
+  ASSERT_EQ(*h.pa->offline(bad_page), OfflineState::pending);
+  (void)(*mg)->step_at(1);
+  EXPECT_NE(gm->lookup(900).mfn, bad_block);
+  EXPECT_NE(gm->lookup(3).mfn, bad_page);
+  EXPECT_EQ(h.pa->stats(0)->pending_offline, 0u);
+  EXPECT_EQ(h.pa->stats(0)->offlined, 2u);
+  for (Gfn g = 0; g < gm->ram_pages(); ++g) EXPECT_EQ(mem.word[gm->lookup(g).mfn], g + 7) << g;
+  EXPECT_TRUE(h.pa->check_frames().has_value());
+}
+
+TEST(MigrateEvacuate, FullNodeSendsThePageToTheNearestNodeWithRoom) {
+  Rig r(quiet(), 4, 1024);  // node 0: 1024 frames, the guest holds 1024 of them
+  r.add(*r.mover);
+  const Mfn bad = r.gm->lookup(10).mfn;
+  ASSERT_EQ(*r.h.pa->offline(bad), OfflineState::pending);
+  (void)r.m->step_at(1);
+  EXPECT_EQ(r.node(10), 1u);
+  EXPECT_EQ(r.h.pa->stats(0)->pending_offline, 0u);
+  EXPECT_EQ(r.h.pa->stats(0)->offlined, 1u);
+}
