@@ -71,9 +71,10 @@ std::uint64_t PageAllocator::offline_events() const noexcept {
 
 bool PageAllocator::offline_pending(Mfn mfn, unsigned order) const noexcept {
   const FrameDesc* d = impl_->table.lookup(mfn, nullptr);
-  if (!d || order > kMaxOrder || d->order != order) return false;
-  const std::uint8_t s = d->load_state();
-  return FrameDesc::kind_of(s) == FrameKind::used && (s & (kHasPending | kPendingOffline));
+  if (!d || order > kMaxOrder) return false;
+  const FrameWord w = d->load();
+  return w.order == order && w.kind() == FrameKind::used &&
+         (w.state & (kHasPending | kPendingOffline)) != 0;
 }
 
 std::uint64_t PageAllocator::scrub_some(NodeId node, std::uint64_t budget) noexcept {
