@@ -48,8 +48,27 @@ struct GuestSlot {
   std::vector<MigrateRange> ranges;  // guarded by Impl::lock; sorted, disjoint, inside the mover
   Gfn scan_cursor = 0;               // guarded by Impl::lock
   bool removed = false;              // guarded by Impl::lock
+  std::uint64_t tracking_bytes = 0;  // immutable after add_guest: what this slot holds
   RehomeJob rehome;
 };
+
+// Grace period for removed guests. Every lock-free reader of a slot (the
+// inputs, rehome_progress, cancel_rehome) first increments one stripe of
+// its guest id's counter, then loads the slot pointer, and decrements the
+// stripe after its last use of the slot. remove_guest unpublishes the slot
+// (seq_cst store) and frees it only after reading every stripe of the id
+// as zero (seq_cst loads): a reader that incremented before that read is
+// still counted or already done (its decrement is a release the read
+// acquires); one that increments after it loads the slot after the
+// unpublish and sees null (or a newer guest). A stripe may also count
+// readers of a newer guest under the same id: that only delays the free.
+// Stripes (picked by the input's CPU or vCPU) keep vCPU threads of one
+// guest off one cache line; no reader locks or allocates.
+struct alignas(64) ReaderStripe {
+  std::atomic<std::uint32_t> n{0};
+};
+inline constexpr std::uint32_t kReaderStripes = 8;
+
 
 struct Migrator::Impl {
   const Topology* topo = nullptr;  // immutable
@@ -63,7 +82,14 @@ struct Migrator::Impl {
   // (release). A slot, once published, lives until the migrator dies, so a
   // racing record_access never touches freed memory.
   std::unique_ptr<std::atomic<GuestSlot*>[]> slots;
-  std::vector<std::unique_ptr<GuestSlot>> owned;  // guarded by lock; never shrinks
+  // max_guests * kReaderStripes counters (see ReaderStripe); [id * kReaderStripes + stripe].
+  std::unique_ptr<ReaderStripe[]> readers;
+  std::vector<std::unique_ptr<GuestSlot>> owned;    // guarded by lock; the published slots
+  std::vector<std::unique_ptr<GuestSlot>> retired;  // guarded by lock; removed, in their grace period
+  std::uint64_t tracking_bytes = 0;                 // guarded by lock: sum over owned and retired
+  // Test switch for the negative grace-period test: frees retired slots
+  // without waiting for readers (a deliberately broken variant). Guarded by lock.
+  bool skip_grace_for_test = false;
 
   // Guarded by lock.
   std::uint64_t step_no = 0;
@@ -82,9 +108,12 @@ struct Migrator::Impl {
   std::thread thread;
   std::atomic<bool> running{false};
 
+  // The slot of `id` for callers holding `lock` (lock-free readers use SlotReader).
   GuestSlot* slot(GuestId id) const noexcept {
     return id < config.max_guests ? slots[id].load(std::memory_order_acquire) : nullptr;
   }
+  // Frees retired slots whose grace period is over (lock held).
+  void reclaim_retired() noexcept;
   int index(NodeId n) const noexcept { return topo->index_of(n); }
   // Policy scan of one guest (policy.cc).
   void scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& rep, double& local, double& total);
@@ -102,6 +131,28 @@ struct Migrator::Impl {
   // counters consistent (caller holds `lock`).
   Status check_locked() const;
   const MigrateRange* range_of(const GuestSlot& g, Gfn gfn) const noexcept;
+};
+
+// A lock-free reader's hold on one guest id's slot (see ReaderStripe):
+// get() is the slot or nullptr; the slot stays alive until destruction.
+class SlotReader {
+ public:
+  SlotReader(const Migrator::Impl& m, GuestId id, std::uint32_t hint) noexcept {
+    if (id >= m.config.max_guests) return;
+    stripe_ = &m.readers[static_cast<std::size_t>(id) * kReaderStripes + hint % kReaderStripes].n;
+    stripe_->fetch_add(1, std::memory_order_seq_cst);
+    slot_ = m.slots[id].load(std::memory_order_seq_cst);
+  }
+  ~SlotReader() {
+    if (stripe_) stripe_->fetch_sub(1, std::memory_order_release);
+  }
+  SlotReader(const SlotReader&) = delete;
+  SlotReader& operator=(const SlotReader&) = delete;
+  GuestSlot* get() const noexcept { return slot_; }
+
+ private:
+  std::atomic<std::uint32_t>* stripe_ = nullptr;
+  GuestSlot* slot_ = nullptr;
 };
 
 }  // namespace numaheap
