@@ -45,7 +45,7 @@ Result<std::unique_ptr<Migrator>> Migrator::create(const Topology& topo, const M
   m->slots.reset(new (std::nothrow) std::atomic<GuestSlot*>[config.max_guests]);
   if (!m->slots) return Errc::no_memory;
   for (std::uint32_t i = 0; i < config.max_guests; ++i) m->slots[i].store(nullptr, std::memory_order_relaxed);
-  m->readers.reset(new (std::nothrow) ReaderStripe[std::size_t{config.max_guests} * kReaderStripes]);
+  m->readers.reset(new (std::nothrow) GuestReaders[config.max_guests]);
   if (!m->readers) return Errc::no_memory;
   const double burst = config.rate_limit_mb_s * 1048576.0;  // one second's worth
   m->tokens.assign(m->nodes, burst);
@@ -111,15 +111,29 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
 }
 
 void Migrator::Impl::reclaim_retired() noexcept {
-  for (std::size_t i = retired.size(); i-- > 0;) {
-    const GuestId id = retired[i]->id;
-    bool quiet = true;
-    for (std::uint32_t k = 0; k < kReaderStripes && quiet && !skip_grace_for_test; ++k)
-      quiet = readers[static_cast<std::size_t>(id) * kReaderStripes + k].n.load(std::memory_order_seq_cst) == 0;
-    if (!quiet) continue;  // a reader may still hold it: a later call retries
-    tracking_bytes -= retired[i]->tracking_bytes;
-    retired[i] = std::move(retired.back());
-    retired.pop_back();  // frees the slot, its tracker and vCPU table
+  // Two polls: without racing readers a slot retired just now goes at once.
+  for (int poll = 0; poll < 2 && !retired.empty(); ++poll) {
+    for (std::size_t i = 0; i < retired.size(); ++i) {
+      const GuestId id = retired[i]->id;
+      bool first = true;  // poll each id once
+      for (std::size_t j = 0; j < i && first; ++j) first = retired[j]->id != id;
+      if (!first) continue;
+      GuestReaders& r = readers[id];
+      const std::uint32_t idle = 1 - r.phase.load(std::memory_order_relaxed);
+      bool quiet = true;
+      for (std::uint32_t k = 0; k < kReaderStripes && quiet; ++k)
+        quiet = r.stripes[idle][k].n.load(std::memory_order_seq_cst) == 0;
+      if (!quiet && !skip_grace_for_test) continue;  // a reader may still hold it: retried later
+      for (auto& s : retired)
+        if (s->id == id) s->grace_seen = static_cast<std::uint8_t>(s->grace_seen | (1u << idle));
+      r.phase.store(idle, std::memory_order_seq_cst);  // new readers go there; the other phase drains
+    }
+    for (std::size_t i = retired.size(); i-- > 0;) {
+      if (retired[i]->grace_seen != 3 && !skip_grace_for_test) continue;
+      tracking_bytes -= retired[i]->tracking_bytes;
+      retired[i] = std::move(retired.back());
+      retired.pop_back();  // frees the slot, its tracker and vCPU table
+    }
   }
 }
 

@@ -49,25 +49,33 @@ struct GuestSlot {
   Gfn scan_cursor = 0;               // guarded by Impl::lock
   bool removed = false;              // guarded by Impl::lock
   std::uint64_t tracking_bytes = 0;  // immutable after add_guest: what this slot holds
+  std::uint8_t grace_seen = 0;       // guarded by Impl::lock: bit p = phase p seen quiet since retired
   RehomeJob rehome;
 };
 
-// Grace period for removed guests. Every lock-free reader of a slot (the
-// inputs, rehome_progress, cancel_rehome) first increments one stripe of
-// its guest id's counter, then loads the slot pointer, and decrements the
-// stripe after its last use of the slot. remove_guest unpublishes the slot
-// (seq_cst store) and frees it only after reading every stripe of the id
-// as zero (seq_cst loads): a reader that incremented before that read is
-// still counted or already done (its decrement is a release the read
-// acquires); one that increments after it loads the slot after the
-// unpublish and sees null (or a newer guest). A stripe may also count
-// readers of a newer guest under the same id: that only delays the free.
+// Grace period for removed guests (a polled, SRCU-like scheme). Every
+// lock-free reader of a slot (the inputs, rehome_progress, cancel_rehome)
+// reads its guest id's phase, increments one stripe of that phase's
+// counters, then loads the slot pointer, and decrements the same stripe
+// after its last use of the slot. remove_guest unpublishes the slot
+// (seq_cst store) and retires it; it is freed once each phase's counters
+// have been read as all zero (seq_cst loads) at some moment after the
+// unpublish: a reader that incremented before such a read was counted, or
+// was already done (its decrement is a release the read acquires); one
+// that increments after it loads the slot after the unpublish and sees
+// null (or a newer guest). Phases are for progress only: a poll that finds
+// the inactive phase quiet flips to it, so the other phase stops taking new
+// readers and drains even while a newer guest under the same id is busy.
 // Stripes (picked by the input's CPU or vCPU) keep vCPU threads of one
-// guest off one cache line; no reader locks or allocates.
+// guest off one cache line. No reader locks, allocates or retries.
+inline constexpr std::uint32_t kReaderStripes = 8;
 struct alignas(64) ReaderStripe {
   std::atomic<std::uint32_t> n{0};
 };
-inline constexpr std::uint32_t kReaderStripes = 8;
+struct GuestReaders {
+  alignas(64) std::atomic<std::uint32_t> phase{0};  // 0 or 1; written under Impl::lock
+  ReaderStripe stripes[2][kReaderStripes];
+};
 
 
 struct Migrator::Impl {
@@ -82,8 +90,8 @@ struct Migrator::Impl {
   // (release). A slot, once published, lives until the migrator dies, so a
   // racing record_access never touches freed memory.
   std::unique_ptr<std::atomic<GuestSlot*>[]> slots;
-  // max_guests * kReaderStripes counters (see ReaderStripe); [id * kReaderStripes + stripe].
-  std::unique_ptr<ReaderStripe[]> readers;
+  // Reader counts per guest id (see GuestReaders), max_guests of them.
+  std::unique_ptr<GuestReaders[]> readers;
   std::vector<std::unique_ptr<GuestSlot>> owned;    // guarded by lock; the published slots
   std::vector<std::unique_ptr<GuestSlot>> retired;  // guarded by lock; removed, in their grace period
   std::uint64_t tracking_bytes = 0;                 // guarded by lock: sum over owned and retired
@@ -139,7 +147,8 @@ class SlotReader {
  public:
   SlotReader(const Migrator::Impl& m, GuestId id, std::uint32_t hint) noexcept {
     if (id >= m.config.max_guests) return;
-    stripe_ = &m.readers[static_cast<std::size_t>(id) * kReaderStripes + hint % kReaderStripes].n;
+    GuestReaders& r = m.readers[id];
+    stripe_ = &r.stripes[r.phase.load(std::memory_order_seq_cst) & 1][hint % kReaderStripes].n;
     stripe_->fetch_add(1, std::memory_order_seq_cst);
     slot_ = m.slots[id].load(std::memory_order_seq_cst);
   }
