@@ -182,6 +182,8 @@ int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_st
   out->ns_stepping = s.ns_stepping;
   out->ns_moving = s.ns_moving;
   out->local_access_ratio = s.local_access_ratio;
+  out->tracking_bytes = s.tracking_bytes;
+  out->retired_guests = s.retired_guests;
   return NUMAHEAP_OK;
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <cmath>
 #include <new>
 
 #include "migrate/migrator_impl.h"
@@ -29,8 +30,11 @@ MigrateGuestOptions migrate_options_for(const GuestMemory& guest, bool vnuma_bou
 }
 
 Result<std::unique_ptr<Migrator>> Migrator::create(const Topology& topo, const MigratorConfig& config) {
+  // Written so that NaN fails every comparison and is refused; infinities
+  // and huge rates are out of range (they reached float-to-integer casts).
+  const auto within = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
   if (topo.node_count() == 0 || config.max_guests == 0 || config.decay_steps == 0 || config.scan_pages == 0 ||
-      config.rate_limit_mb_s < 0 || config.watermark_fraction < 0 || config.watermark_fraction > 1 ||
+      !within(config.rate_limit_mb_s, 0, kMaxRateLimitMbS) || !within(config.watermark_fraction, 0, 1) ||
       config.rehome_pages_per_step == 0 || config.rehome_max_passes == 0)
     return Errc::invalid_argument;
   std::unique_ptr<Impl> m(new (std::nothrow) Impl());
@@ -41,6 +45,8 @@ Result<std::unique_ptr<Migrator>> Migrator::create(const Topology& topo, const M
   m->slots.reset(new (std::nothrow) std::atomic<GuestSlot*>[config.max_guests]);
   if (!m->slots) return Errc::no_memory;
   for (std::uint32_t i = 0; i < config.max_guests; ++i) m->slots[i].store(nullptr, std::memory_order_relaxed);
+  m->readers.reset(new (std::nothrow) GuestReaders[config.max_guests]);
+  if (!m->readers) return Errc::no_memory;
   const double burst = config.rate_limit_mb_s * 1048576.0;  // one second's worth
   m->tokens.assign(m->nodes, burst);
   m->last_refill_ns.assign(m->nodes, 0);
@@ -86,15 +92,49 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
     if (!s->vcpu_cpu) return Errc::no_memory;
     for (std::uint32_t v = 0; v < options.vcpus; ++v) s->vcpu_cpu[v].store(kMaxCpus, std::memory_order_relaxed);
   }
+  s->tracking_bytes = sizeof(GuestSlot) + sizeof(AccessTracker) + pages * sizeof(std::uint64_t) +
+                      std::uint64_t{options.vcpus} * sizeof(std::atomic<CpuId>) +
+                      s->ranges.capacity() * sizeof(MigrateRange) +
+                      s->options.layout.capacity() * sizeof(GuestRange);
   std::lock_guard<std::mutex> g(m.lock);
+  m.reclaim_retired();
   for (GuestId id = 0; id < m.config.max_guests; ++id) {
     if (m.slots[id].load(std::memory_order_relaxed)) continue;
     s->id = id;
+    m.owned.reserve(m.owned.size() + 1);  // before publishing: push_back cannot fail after
     m.slots[id].store(s.get(), std::memory_order_release);
+    m.tracking_bytes += s->tracking_bytes;
     m.owned.push_back(std::move(s));
     return id;
   }
   return Errc::busy;
+}
+
+void Migrator::Impl::reclaim_retired() noexcept {
+  // Two polls: without racing readers a slot retired just now goes at once.
+  for (int poll = 0; poll < 2 && !retired.empty(); ++poll) {
+    for (std::size_t i = 0; i < retired.size(); ++i) {
+      const GuestId id = retired[i]->id;
+      bool first = true;  // poll each id once
+      for (std::size_t j = 0; j < i && first; ++j) first = retired[j]->id != id;
+      if (!first) continue;
+      GuestReaders& r = readers[id];
+      const std::uint32_t idle = 1 - r.phase.load(std::memory_order_relaxed);
+      bool quiet = true;
+      for (std::uint32_t k = 0; k < kReaderStripes && quiet; ++k)
+        quiet = r.stripes[idle][k].n.load(std::memory_order_seq_cst) == 0;
+      if (!quiet && !skip_grace_for_test) continue;  // a reader may still hold it: retried later
+      for (auto& s : retired)
+        if (s->id == id) s->grace_seen = static_cast<std::uint8_t>(s->grace_seen | (1u << idle));
+      r.phase.store(idle, std::memory_order_seq_cst);  // new readers go there; the other phase drains
+    }
+    for (std::size_t i = retired.size(); i-- > 0;) {
+      if (retired[i]->grace_seen != 3 && !skip_grace_for_test) continue;
+      tracking_bytes -= retired[i]->tracking_bytes;
+      retired[i] = std::move(retired.back());
+      retired.pop_back();  // frees the slot, its tracker and vCPU table
+    }
+  }
 }
 
 Status Migrator::remove_guest(GuestId id) {
@@ -107,20 +147,29 @@ Status Migrator::remove_guest(GuestId id) {
     s->rehome.active = false;
     s->rehome.state.store(static_cast<std::uint8_t>(RehomeState::cancelled), std::memory_order_release);
   }
-  // The slot object stays alive (owned) for racing inputs; only the id is freed.
-  m.slots[id].store(nullptr, std::memory_order_release);
+  // Unpublish (seq_cst: ordered before the reader counts reclaim_retired
+  // reads), then free the slot once no input can still be using it.
+  m.slots[id].store(nullptr, std::memory_order_seq_cst);
+  auto it = std::find_if(m.owned.begin(), m.owned.end(), [s](const auto& p) { return p.get() == s; });
+  m.retired.reserve(m.retired.size() + 1);
+  m.retired.push_back(std::move(*it));
+  *it = std::move(m.owned.back());
+  m.owned.pop_back();
+  m.reclaim_retired();
   return {};
 }
 
 void Migrator::record_access(GuestId id, Gfn gfn, CpuId cpu) noexcept {
-  GuestSlot* s = impl_->slot(id);
+  const SlotReader r(*impl_, id, cpu);
+  GuestSlot* s = r.get();
   if (!s) return;
   const int idx = impl_->topo->index_of(impl_->topo->node_of_cpu(cpu));
   if (idx >= 0) s->tracker->record(gfn, static_cast<std::uint32_t>(idx));
 }
 
 void Migrator::record_vcpu_access(GuestId id, Gfn gfn, std::uint32_t vcpu) noexcept {
-  GuestSlot* s = impl_->slot(id);
+  const SlotReader r(*impl_, id, vcpu);
+  GuestSlot* s = r.get();
   if (!s || vcpu >= s->options.vcpus) return;
   const CpuId cpu = s->vcpu_cpu[vcpu].load(std::memory_order_relaxed);
   const int idx = impl_->topo->index_of(impl_->topo->node_of_cpu(cpu));
@@ -128,7 +177,8 @@ void Migrator::record_vcpu_access(GuestId id, Gfn gfn, std::uint32_t vcpu) noexc
 }
 
 Status Migrator::set_vcpu_cpu(GuestId id, std::uint32_t vcpu, CpuId cpu) noexcept {
-  GuestSlot* s = impl_->slot(id);
+  const SlotReader r(*impl_, id, vcpu);
+  GuestSlot* s = r.get();
   if (!s || vcpu >= s->options.vcpus) return Errc::invalid_argument;
   if (impl_->topo->node_of_cpu(cpu) == kNoNode) return Errc::invalid_argument;
   s->vcpu_cpu[vcpu].store(cpu, std::memory_order_relaxed);
@@ -193,6 +243,7 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
   Impl& m = *impl_;
   const std::uint64_t t0 = steady_ns();
   std::lock_guard<std::mutex> g(m.lock);
+  m.reclaim_retired();
   StepReport rep;
   ++m.step_no;
   double local = 0, total = 0;
@@ -295,6 +346,8 @@ MigratorStats Migrator::stats() const {
   const Impl& m = *impl_;
   std::lock_guard<std::mutex> g(m.lock);
   MigratorStats s = m.stats;
+  s.tracking_bytes = m.tracking_bytes;
+  s.retired_guests = m.retired.size();
   for (std::size_t f = 0; f < m.nodes; ++f)
     for (std::size_t t = 0; t < m.nodes; ++t)
       if (std::uint64_t p = m.pair_pages[f * m.nodes + t])
@@ -308,6 +361,7 @@ Status Migrator::check_invariants() const {
 }
 
 Status Migrator::Impl::check_locked() const {
+  std::uint64_t bytes = 0;
   for (const auto& s : owned) {
     Gfn end = 0;
     for (const auto& r : s->ranges) {
@@ -317,8 +371,14 @@ Status Migrator::Impl::check_locked() const {
     }
     if (s->rehome.done.load() > s->rehome.total.load()) return Errc::invalid_argument;
     const bool published = !s->removed && slots[s->id].load(std::memory_order_relaxed) == s.get();
-    if (s->removed == published) return Errc::invalid_argument;
+    if (s->removed || !published) return Errc::invalid_argument;
+    bytes += s->tracking_bytes;
   }
+  for (const auto& s : retired) {
+    if (!s->removed || slots[s->id].load(std::memory_order_relaxed) == s.get()) return Errc::invalid_argument;
+    bytes += s->tracking_bytes;
+  }
+  if (bytes != tracking_bytes) return Errc::invalid_argument;
   std::uint64_t pairs = 0;
   for (auto p : pair_pages) pairs += p;
   if (pairs > stats.pages_moved) return Errc::invalid_argument;  // every pair move was counted as moved

@@ -54,8 +54,35 @@ struct GuestSlot {
   // whether some page could not leave yet (search again next step).
   std::uint64_t offline_seen = 0;
   bool evacuate_again = false;
+  std::uint64_t tracking_bytes = 0;  // immutable after add_guest: what this slot holds
+  std::uint8_t grace_seen = 0;       // guarded by Impl::lock: bit p = phase p seen quiet since retired
   RehomeJob rehome;
 };
+
+// Grace period for removed guests (a polled, SRCU-like scheme). Every
+// lock-free reader of a slot (the inputs, rehome_progress, cancel_rehome)
+// reads its guest id's phase, increments one stripe of that phase's
+// counters, then loads the slot pointer, and decrements the same stripe
+// after its last use of the slot. remove_guest unpublishes the slot
+// (seq_cst store) and retires it; it is freed once each phase's counters
+// have been read as all zero (seq_cst loads) at some moment after the
+// unpublish: a reader that incremented before such a read was counted, or
+// was already done (its decrement is a release the read acquires); one
+// that increments after it loads the slot after the unpublish and sees
+// null (or a newer guest). Phases are for progress only: a poll that finds
+// the inactive phase quiet flips to it, so the other phase stops taking new
+// readers and drains even while a newer guest under the same id is busy.
+// Stripes (picked by the input's CPU or vCPU) keep vCPU threads of one
+// guest off one cache line. No reader locks, allocates or retries.
+inline constexpr std::uint32_t kReaderStripes = 8;
+struct alignas(64) ReaderStripe {
+  std::atomic<std::uint32_t> n{0};
+};
+struct GuestReaders {
+  alignas(64) std::atomic<std::uint32_t> phase{0};  // 0 or 1; written under Impl::lock
+  ReaderStripe stripes[2][kReaderStripes];
+};
+
 
 struct Migrator::Impl {
   const Topology* topo = nullptr;  // immutable
@@ -69,7 +96,14 @@ struct Migrator::Impl {
   // (release). A slot, once published, lives until the migrator dies, so a
   // racing record_access never touches freed memory.
   std::unique_ptr<std::atomic<GuestSlot*>[]> slots;
-  std::vector<std::unique_ptr<GuestSlot>> owned;  // guarded by lock; never shrinks
+  // Reader counts per guest id (see GuestReaders), max_guests of them.
+  std::unique_ptr<GuestReaders[]> readers;
+  std::vector<std::unique_ptr<GuestSlot>> owned;    // guarded by lock; the published slots
+  std::vector<std::unique_ptr<GuestSlot>> retired;  // guarded by lock; removed, in their grace period
+  std::uint64_t tracking_bytes = 0;                 // guarded by lock: sum over owned and retired
+  // Test switch for the negative grace-period test: frees retired slots
+  // without waiting for readers (a deliberately broken variant). Guarded by lock.
+  bool skip_grace_for_test = false;
 
   // Guarded by lock.
   std::uint64_t step_no = 0;
@@ -88,9 +122,12 @@ struct Migrator::Impl {
   std::thread thread;
   std::atomic<bool> running{false};
 
+  // The slot of `id` for callers holding `lock` (lock-free readers use SlotReader).
   GuestSlot* slot(GuestId id) const noexcept {
     return id < config.max_guests ? slots[id].load(std::memory_order_acquire) : nullptr;
   }
+  // Frees retired slots whose grace period is over (lock held).
+  void reclaim_retired() noexcept;
   int index(NodeId n) const noexcept { return topo->index_of(n); }
   // Policy scan of one guest (policy.cc).
   void scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& rep, double& local, double& total);
@@ -113,6 +150,29 @@ struct Migrator::Impl {
   // counters consistent (caller holds `lock`).
   Status check_locked() const;
   const MigrateRange* range_of(const GuestSlot& g, Gfn gfn) const noexcept;
+};
+
+// A lock-free reader's hold on one guest id's slot (see ReaderStripe):
+// get() is the slot or nullptr; the slot stays alive until destruction.
+class SlotReader {
+ public:
+  SlotReader(const Migrator::Impl& m, GuestId id, std::uint32_t hint) noexcept {
+    if (id >= m.config.max_guests) return;
+    GuestReaders& r = m.readers[id];
+    stripe_ = &r.stripes[r.phase.load(std::memory_order_seq_cst) & 1][hint % kReaderStripes].n;
+    stripe_->fetch_add(1, std::memory_order_seq_cst);
+    slot_ = m.slots[id].load(std::memory_order_seq_cst);
+  }
+  ~SlotReader() {
+    if (stripe_) stripe_->fetch_sub(1, std::memory_order_release);
+  }
+  SlotReader(const SlotReader&) = delete;
+  SlotReader& operator=(const SlotReader&) = delete;
+  GuestSlot* get() const noexcept { return slot_; }
+
+ private:
+  std::atomic<std::uint32_t>* stripe_ = nullptr;
+  GuestSlot* slot_ = nullptr;
 };
 
 }  // namespace numaheap

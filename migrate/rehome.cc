@@ -159,7 +159,8 @@ Status Migrator::rehome(GuestId id, const NodeMask& targets, std::uint32_t vnode
 }
 
 Result<RehomeProgress> Migrator::rehome_progress(GuestId id) const noexcept {
-  GuestSlot* s = impl_->slot(id);
+  const SlotReader r(*impl_, id, 0);  // lock-free: hold the slot through its grace period
+  GuestSlot* s = r.get();
   if (!s) return Errc::invalid_argument;
   const RehomeJob& j = s->rehome;
   RehomeProgress p;
@@ -174,7 +175,8 @@ Result<RehomeProgress> Migrator::rehome_progress(GuestId id) const noexcept {
 }
 
 Status Migrator::cancel_rehome(GuestId id) noexcept {
-  GuestSlot* s = impl_->slot(id);
+  const SlotReader r(*impl_, id, 0);
+  GuestSlot* s = r.get();
   if (!s) return Errc::invalid_argument;
   if (static_cast<RehomeState>(s->rehome.state.load(std::memory_order_acquire)) != RehomeState::running)
     return Errc::invalid_argument;

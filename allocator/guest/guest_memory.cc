@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <mutex>
+#include <new>
 #include <span>
 
 #include "allocator/guest/p2m.h"
@@ -60,6 +61,8 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
                                                        ", which has no memory here");
     std::uint64_t pages = bytes >> kFrameShift;
     if (pages == 0) return {};
+    if (pages > kMaxGuestFrames - next)  // next <= kMaxGuestFrames: no wrap
+      return guest_error(spec, Errc::invalid_argument, "placement covers more than the largest guest");
     g->layout_.push_back({next, pages, pnode, vnode});
     g->home_.set(pnode);
     next += pages;
@@ -84,12 +87,19 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
                            mb(spec.memory_bytes >> kFrameShift));
   // Device buffers are naturally aligned blocks no larger than the region,
   // so aligning the region to its own (power-of-two) size is enough.
+  // ram_pages_ <= kMaxGuestFrames = 2^40 and align <= 2^18: no sum wraps.
   std::uint64_t align = 1;
   while (align < options.device_region_pages && align < frames_of_order(kMaxOrder)) align <<= 1;
   g->device_base_ = (g->ram_pages_ + align - 1) / align * align;
+  if (g->device_base_ > kMaxGuestFrames || options.device_region_pages > kMaxGuestFrames - g->device_base_)
+    return guest_error(spec, Errc::invalid_argument,
+                       "device region of " + std::to_string(options.device_region_pages) +
+                           " pages above " + mb(g->ram_pages_) + " of RAM exceeds the largest guest (2^40 frames)");
   g->layout_.reserve(std::max(g->layout_.size(), kMaxLayoutRanges));  // relayout never allocates
-  g->impl_ = std::make_unique<Impl>();
-  g->impl_->p2m.init(g->device_base_ + options.device_region_pages);
+  std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
+  if (!impl || !impl->p2m.init(g->device_base_ + options.device_region_pages))
+    return guest_error(spec, Errc::no_memory, "cannot allocate the p2m");  // g has no impl_: no destroy()
+  g->impl_ = std::move(impl);
   return g;
 }
 
@@ -202,6 +212,32 @@ void free_blocks(PageAllocator& pa, P2m& p2m, std::atomic<std::uint64_t>& presen
   }
 }
 
+// Holds the owner's earlier claims aside for one call and, on the way
+// out, drops what is left of the call's own claims and brings them back.
+class ClaimScope {
+ public:
+  ClaimScope(PageAllocator& pa, OwnerId owner) : pa_(pa), owner_(owner) {
+    ok_ = pa_.set_claims_aside(owner_).has_value();
+  }
+  ~ClaimScope() {
+    if (ok_) (void)pa_.restore_claims(owner_);
+  }
+  ClaimScope(const ClaimScope&) = delete;
+  ClaimScope& operator=(const ClaimScope&) = delete;
+  bool ok() const noexcept { return ok_; }
+  // Drops the call's claims so far; the earlier ones stay aside.
+  bool drop_own() {
+    (void)pa_.restore_claims(owner_);
+    ok_ = pa_.set_claims_aside(owner_).has_value();
+    return ok_;
+  }
+
+ private:
+  PageAllocator& pa_;
+  OwnerId owner_;
+  bool ok_ = false;
+};
+
 // Frees of 4 KiB pages may sit dirty in per-CPU caches: return them to the
 // node's heap first so the scrub reaches them.
 void scrub_freed(PageAllocator& pa, const std::vector<NodeShare>& freed) {
@@ -227,14 +263,18 @@ Result<PopulateReport, Error> GuestMemory::populate() {
     if (it == need.end()) need.push_back({r.pnode, r.pages});
     else it->bytes += r.pages;
   }
+  // Claims the embedder made for this owner before stay out of the call's
+  // way: set aside now, back unchanged when it returns (success or not).
+  ClaimScope scope(pa, owner_);
+  if (!scope.ok()) return guest_error(spec_, Errc::busy, "another call holds the owner's claims aside");
   bool striping = false;
   for (const auto& n : need) {
     Status st = pa.claim(owner_, n.bytes, n.node);
     if (st) continue;
     if (!options_.allow_striping) {
-      (void)pa.release_owner(owner_);
       auto stats = pa.stats(n.node);
-      std::uint64_t avail = stats ? stats->free + stats->cached - stats->claimed : 0;
+      const std::uint64_t have = stats ? stats->free + stats->cached : 0;
+      const std::uint64_t avail = stats && have > stats->claimed ? have - stats->claimed : 0;
       return guest_error(spec_, st.error(),
                          "needs " + mb(n.bytes) + " on node " + std::to_string(n.node) + ", only " +
                              mb(avail) + " unclaimed there (" + errc_name(st.error()) + ")");
@@ -242,7 +282,7 @@ Result<PopulateReport, Error> GuestMemory::populate() {
     striping = true;
   }
   if (striping) {
-    (void)pa.release_owner(owner_);
+    if (!scope.drop_own()) return guest_error(spec_, Errc::busy, "another call holds the owner's claims aside");
     std::uint64_t total = 0;
     for (const auto& n : need) total += n.bytes;
     if (Status st = pa.claim(owner_, total, kNoNode); !st)
@@ -256,8 +296,7 @@ Result<PopulateReport, Error> GuestMemory::populate() {
     std::vector<NodeShare> freed;
     free_blocks(pa, m.p2m, m.present, owner_, 0, ram_pages_, freed);
     if (options_.scrub_on_free) scrub_freed(pa, freed);
-    (void)pa.release_owner(owner_);
-    return guest_error(spec_, code, what);
+    return guest_error(spec_, code, what);  // `scope` drops what is left of the call's claims
   };
   auto note_striped = [&striped](NodeId node, std::uint64_t pages) {
     auto it = std::find_if(striped.begin(), striped.end(), [&](const NodeShare& s) { return s.node == node; });
@@ -320,7 +359,7 @@ Result<PopulateReport, Error> GuestMemory::populate() {
       gfn += span;
     }
   }
-  (void)pa.release_owner(owner_);  // nothing should be left; never keep it
+  // Nothing of the call's claims should be left; `scope` drops it anyway.
   m.populated = true;
   rep.pages = ram_pages_;
   for (auto& s : pages_per_node()) rep.per_node.push_back({s.node, s.bytes << kFrameShift});
@@ -425,9 +464,10 @@ Result<std::uint64_t, Error> GuestMemory::balloon_up(std::uint64_t pages) {
     if (it == need.end()) need.push_back({n, 1});
     else ++it->bytes;
   }
+  ClaimScope scope(*pa_, owner_);  // the embedder's claims come back unchanged
+  if (!scope.ok()) return guest_error(spec_, Errc::busy, "another call holds the owner's claims aside");
   for (const auto& n : need)
     if (Status st = pa_->claim(owner_, n.bytes, n.node); !st) {
-      (void)pa_->release_owner(owner_);
       return guest_error(spec_, st.error(), "cannot claim " + std::to_string(n.bytes) + " pages on node " +
                                                 std::to_string(n.node));
     }
@@ -440,7 +480,6 @@ Result<std::uint64_t, Error> GuestMemory::balloon_up(std::uint64_t pages) {
     m.p2m.set(gfn, P2mEntry{a->mfn, P2mFlags::present, 0});
     m.present.fetch_add(1, std::memory_order_relaxed);
   }
-  (void)pa_->release_owner(owner_);
   if (done < targets.size()) {  // cannot happen with claims held; undo anyway
     for (std::size_t i = 0; i < done; ++i) {
       P2mEntry e = m.p2m.get(targets[i]);

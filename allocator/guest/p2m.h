@@ -9,8 +9,10 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <memory>
+#include <new>
 
 #include "numaheap/guest_memory.h"
 
@@ -21,10 +23,15 @@ class P2m {
   static constexpr unsigned kFlagBits = 6, kOrderBits = 5;
   static constexpr std::uint64_t kMaxMfn = (std::uint64_t{1} << (64 - kFlagBits - kOrderBits)) - 1;
 
-  void init(std::uint64_t entries) {
+  // False when the table cannot be allocated (nothing changes then). The
+  // caller bounds `entries` (GuestMemory: kMaxGuestFrames).
+  bool init(std::uint64_t entries) noexcept {
+    std::unique_ptr<std::atomic<std::uint64_t>[]> w(new (std::nothrow) std::atomic<std::uint64_t>[entries]);
+    if (!w) return false;
+    for (std::uint64_t i = 0; i < entries; ++i) w[i].store(0, std::memory_order_relaxed);
+    words_ = std::move(w);
     entries_ = entries;
-    words_ = std::make_unique<std::atomic<std::uint64_t>[]>(entries);
-    for (std::uint64_t i = 0; i < entries; ++i) words_[i].store(0, std::memory_order_relaxed);
+    return true;
   }
   std::uint64_t size() const noexcept { return entries_; }
 
@@ -46,7 +53,10 @@ class P2m {
     if (gfn >= entries_) return {};
     return unpack(words_[gfn].load(std::memory_order_acquire));
   }
+  // Writers index only gfns below size() (checked in debug builds: a
+  // size computed with a wrapped sum once let populate write past the end).
   void set(std::uint64_t gfn, const P2mEntry& e) noexcept {
+    assert(gfn < entries_ && "p2m write out of range");
     words_[gfn].store(pack(e), std::memory_order_release);
   }
   bool cas(std::uint64_t gfn, const P2mEntry& expected, const P2mEntry& desired) noexcept {
@@ -55,7 +65,10 @@ class P2m {
     return words_[gfn].compare_exchange_strong(want, pack(desired), std::memory_order_acq_rel,
                                                std::memory_order_acquire);
   }
-  std::atomic<std::uint64_t>& word(std::uint64_t gfn) noexcept { return words_[gfn]; }
+  std::atomic<std::uint64_t>& word(std::uint64_t gfn) noexcept {
+    assert(gfn < entries_ && "p2m access out of range");
+    return words_[gfn];
+  }
 
  private:
   std::uint64_t entries_ = 0;

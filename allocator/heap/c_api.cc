@@ -237,6 +237,18 @@ int numaheap_release_owner(numaheap_heap* h, uint32_t owner) {
   return st ? NUMAHEAP_OK : code(st.error());
 }
 
+int numaheap_set_claims_aside(numaheap_heap* h, uint32_t owner) {
+  if (!h) return NUMAHEAP_E_INVALID_ARGUMENT;
+  auto st = h->pa->set_claims_aside(owner);
+  return st ? NUMAHEAP_OK : code(st.error());
+}
+
+int numaheap_restore_claims(numaheap_heap* h, uint32_t owner) {
+  if (!h) return NUMAHEAP_E_INVALID_ARGUMENT;
+  auto st = h->pa->restore_claims(owner);
+  return st ? NUMAHEAP_OK : code(st.error());
+}
+
 uint64_t numaheap_claimed(const numaheap_heap* h, uint32_t owner) {
   return h ? h->pa->claimed_by(owner) : 0;
 }

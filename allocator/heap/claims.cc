@@ -156,14 +156,20 @@ Status PageAllocator::claim(OwnerId owner, std::uint64_t pages, NodeId node) noe
   return Errc::claim_exceeded;
 }
 
-Status PageAllocator::release_owner(OwnerId owner) noexcept {
-  if (owner > kMaxOwner) return Errc::invalid_argument;
-  Impl& m = *impl_;
+namespace {
+
+// Drops the owner's live records (and held ones if `held_too`); held
+// records left behind become live again. One atomic step under every lock.
+void drop_claims(PageAllocator::Impl& m, OwnerId owner, bool held_too) noexcept {
   m.lock_all_heaps();
   m.claims.lock.lock();
   for (std::uint32_t i = m.claims.size(); i-- > 0;) {
     ClaimRecord& rec = m.claims.at(i);
     if (rec.owner != owner) continue;
+    if (rec.held && !held_too) {
+      rec.held = false;  // no live record of (owner, node) is left: dropped below or before
+      continue;
+    }
     if (rec.node == kNoNode) m.claims.global -= rec.remaining;
     else m.heap(static_cast<std::uint32_t>(m.topo.index_of(rec.node))).claimed_ -= rec.remaining;
     m.claims.give_spare(rec.remaining);
@@ -175,6 +181,32 @@ Status PageAllocator::release_owner(OwnerId owner) noexcept {
   }
   m.claims.lock.unlock();
   m.unlock_all_heaps();
+}
+
+}  // namespace
+
+Status PageAllocator::release_owner(OwnerId owner) noexcept {
+  if (owner > kMaxOwner) return Errc::invalid_argument;
+  drop_claims(*impl_, owner, /*held_too=*/true);
+  return {};
+}
+
+Status PageAllocator::set_claims_aside(OwnerId owner) noexcept {
+  if (owner > kMaxOwner) return Errc::invalid_argument;
+  Impl& m = *impl_;
+  // Only the held bits change; counters stay, so the claim lock is enough
+  // (charge() and quote() look records up under it).
+  SpinGuard g(m.claims.lock);
+  for (std::uint32_t i = 0; i < m.claims.size(); ++i)
+    if (m.claims.at(i).owner == owner && m.claims.at(i).held) return Errc::busy;
+  for (std::uint32_t i = 0; i < m.claims.size(); ++i)
+    if (m.claims.at(i).owner == owner) m.claims.at(i).held = true;
+  return {};
+}
+
+Status PageAllocator::restore_claims(OwnerId owner) noexcept {
+  if (owner > kMaxOwner) return Errc::invalid_argument;
+  drop_claims(*impl_, owner, /*held_too=*/false);
   return {};
 }
 

@@ -12,6 +12,12 @@
 // enough to read it. `spare` is an atomic updated under a node lock.
 // While no claim exists (`active` false) nothing is maintained: allocation
 // fast paths touch no shared counter.
+//
+// Held records (PageAllocator::set_claims_aside): still reserved and counted
+// in `claimed_`, `global` and `spare` like any record, but find() skips
+// them, so the owner's allocations cannot consume them and new claims go to
+// separate records. Invariant: at most one live and one held record per
+// (owner, node).
 #pragma once
 
 #include <atomic>
@@ -28,6 +34,7 @@ struct ClaimRecord {
   OwnerId owner = kNoOwner;
   NodeId node = kNoNode;  // kNoNode: a global claim
   std::uint64_t remaining = 0;
+  bool held = false;  // set aside: reserved, but neither consumed nor topped up
 };
 
 class ClaimTable {
@@ -44,14 +51,15 @@ class ClaimTable {
   std::atomic<std::int64_t> spare{0};  // see header comment; may dip below 0 after offlining
 
   // --- `lock` held ---
+  // The live (not held) record of (owner, node).
   ClaimRecord* find(OwnerId owner, NodeId node) noexcept {
     for (std::uint32_t i = 0; i < size_; ++i)
-      if (records_[i].owner == owner && records_[i].node == node) return &records_[i];
+      if (records_[i].owner == owner && records_[i].node == node && !records_[i].held) return &records_[i];
     return nullptr;
   }
   ClaimRecord* add(OwnerId owner, NodeId node) noexcept {
     if (size_ == capacity_) return nullptr;
-    records_[size_] = ClaimRecord{owner, node, 0};
+    records_[size_] = ClaimRecord{owner, node, 0, false};
     return &records_[size_++];
   }
   void remove(ClaimRecord* r) noexcept { *r = records_[--size_]; }

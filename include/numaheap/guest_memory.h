@@ -11,7 +11,10 @@
 //  * populate() is all-or-nothing: claims first (so a concurrent creation
 //    cannot take the memory), then exact-node extents, largest order first
 //    (1 GiB, 2 MiB, 4 KiB); on any failure every frame is freed and the claim
-//    released. Memory from another node than planned ("striping") happens
+//    released. populate() and balloon_up() undo only their own claims: the
+//    claims the embedder made for the owner before are set aside for the
+//    call (PageAllocator::set_claims_aside) and come back unchanged, on
+//    success and on failure. Memory from another node than planned ("striping") happens
 //    only with GuestOptions::allow_striping and is always reported.
 //  * lookup() is lock-free and O(1); it may run concurrently with every
 //    other call (the migrator swaps entries with compare_exchange()).
@@ -65,6 +68,11 @@ struct GuestRange {
   std::uint32_t vnode = 0;
 };
 
+// Largest guest physical address space, RAM and device region together,
+// in 4 KiB frames (2^40 frames = 4 PiB, x86-64's 52-bit physical limit).
+// The p2m holds one 8-byte word per frame below the limit.
+inline constexpr std::uint64_t kMaxGuestFrames = std::uint64_t{1} << 40;
+
 struct GuestOptions {
   // Let populate take memory from other nodes when a vnode's node is short
   // (reported per node in PopulateReport::striped). Off: fail instead.
@@ -72,7 +80,9 @@ struct GuestOptions {
   // Scrub freed frames at destroy/balloon time (true) or leave them dirty
   // for the allocator to scrub before reuse (false: faster teardown).
   bool scrub_on_free = true;
-  // Guest frames reserved above RAM for device buffers.
+  // Guest frames reserved above RAM for device buffers. RAM, alignment and
+  // region together must stay within kMaxGuestFrames (else create() fails
+  // with invalid_argument).
   std::uint64_t device_region_pages = 1u << 14;  // 64 MiB
 };
 
@@ -100,7 +110,9 @@ class GuestMemory {
  public:
   // Builds the layout and an empty p2m. Nothing is allocated from the page
   // allocator yet. The placement must come from Placer::place for `spec`
-  // (or be built to the same shape).
+  // (or be built to the same shape). Errors: invalid_argument (spec,
+  // placement or options; every size is checked for overflow and against
+  // kMaxGuestFrames), invalid_node, no_memory (the p2m cannot be allocated).
   static Result<std::unique_ptr<GuestMemory>, Error> create(PageAllocator& pa, const GuestSpec& spec,
                                                             const Placement& placement, OwnerId owner,
                                                             const GuestOptions& options = {});

@@ -42,8 +42,13 @@
 //  * All calls except the inputs serialise on one migrator lock; Movers
 //    are only ever called with it held (one mover call at a time), so a
 //    mover's hooks may call the inputs but nothing else of the Migrator.
-//  * A removed guest's tracking memory is kept until the Migrator is
-//    destroyed (a racing record_access may still touch it).
+//  * A removed guest's tracking memory is freed after a grace period: once
+//    no input call that may have seen the guest is still running (inputs
+//    announce themselves in a per-guest-id counter; they never lock or
+//    allocate for it). remove_guest frees it at once when no input races
+//    it, else a later add_guest, remove_guest or step does.
+//    MigratorStats::tracking_bytes says how much is held.
+//  * create() refuses NaN, infinite and out-of-range rates and fractions.
 #pragma once
 
 #include <cstdint>
@@ -63,13 +68,16 @@ inline constexpr std::uint32_t kAllVnodes = 0xffffffffu;
 // Migrator::rehome flags.
 inline constexpr std::uint32_t rehome_override_limits = 1u;  // ignore watermark and rate limit
 
+// Largest rate_limit_mb_s (1 PiB/s): token counts stay exact integers.
+inline constexpr double kMaxRateLimitMbS = 1024.0 * 1024 * 1024;
+
 struct MigratorConfig {
   std::uint32_t period_ms = 1000;          // background step period
   std::uint64_t scan_pages = 1u << 16;     // pages the policy examines per guest per step
   std::uint32_t decay_steps = 1;           // access history ages one epoch every N steps
-  double rate_limit_mb_s = 256;            // per destination node; 0 = unlimited
+  double rate_limit_mb_s = 256;            // per destination node; 0 = unlimited; <= kMaxRateLimitMbS
   std::uint64_t watermark_pages = 0;       // destination keeps max(this, fraction * managed) free
-  double watermark_fraction = 0.02;
+  double watermark_fraction = 0.02;        // 0..1 (finite)
   std::uint32_t backoff_max_steps = 64;    // cap of the per-node exponential backoff
   std::uint32_t max_guests = 64;           // slots allocated by create()
   std::uint64_t rehome_pages_per_step = 1u << 15;
@@ -111,6 +119,10 @@ struct MigratorStats {
   // step that saw samples), -1 before any.
   double local_access_ratio = -1;
   std::vector<NodePairMoves> moves;  // non-zero pairs, by (from, to)
+  // Per-guest tracking memory held now (access words, vCPU table, slot),
+  // including removed guests still in their grace period (retired_guests).
+  std::uint64_t tracking_bytes = 0;
+  std::uint64_t retired_guests = 0;
 };
 
 enum class RehomeState : std::uint8_t { idle = 0, running = 1, done = 2, cancelled = 3, failed = 4 };
@@ -170,6 +182,7 @@ class Migrator {
   struct Impl;
 
  private:
+  friend struct MigratorTestPeer;  // tests only: holds an input's grace-period guard
   explicit Migrator(Impl* impl) noexcept : impl_(impl) {}
   Impl* impl_;
 };

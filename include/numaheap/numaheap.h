@@ -136,6 +136,11 @@ int numaheap_free_bulk(numaheap_heap* h, const uint64_t* mfns, size_t count, uin
 
 int numaheap_claim(numaheap_heap* h, uint32_t owner, uint64_t pages, uint32_t node);
 int numaheap_release_owner(numaheap_heap* h, uint32_t owner);
+/* Holds the owner's claims aside (reserved, not consumed) until
+ * numaheap_restore_claims, which drops the claims made in between and
+ * brings the held ones back (PageAllocator::set_claims_aside). */
+int numaheap_set_claims_aside(numaheap_heap* h, uint32_t owner);
+int numaheap_restore_claims(numaheap_heap* h, uint32_t owner);
 uint64_t numaheap_claimed(const numaheap_heap* h, uint32_t owner);
 
 /* *pending = 0: retired now; 1: retired when its block is freed. */

@@ -55,6 +55,8 @@ typedef struct numaheap_migrator_stats {
   uint64_t ns_stepping, ns_moving;
   double local_access_ratio; /* -1 before any sample */
   uint64_t pages_evacuated;  /* frames moved off frames pending offline */
+  uint64_t tracking_bytes;   /* per-guest tracking memory held, removed guests in grace included */
+  uint64_t retired_guests;   /* removed guests whose memory awaits its grace period */
 } numaheap_migrator_stats;
 
 typedef struct numaheap_node_pair_moves {
@@ -77,7 +79,9 @@ typedef struct numaheap_rehome_progress {
 } numaheap_rehome_progress;
 
 void numaheap_migrator_config_init(numaheap_migrator_config* c);
-/* The topology must outlive the migrator. */
+/* The topology must outlive the migrator. NUMAHEAP_E_INVALID_ARGUMENT for a
+ * NaN, infinite or out-of-range rate_limit_mb_s (0..2^30) or
+ * watermark_fraction (0..1). */
 int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator_config* c /* NULL: defaults */,
                              numaheap_migrator** out);
 void numaheap_migrator_destroy(numaheap_migrator* m); /* stops the thread */

@@ -144,8 +144,19 @@ class PageAllocator {
   // Errors: claim_exceeded (not enough unclaimed free memory), invalid_node,
   // invalid_argument, busy (claim table full).
   Status claim(OwnerId owner, std::uint64_t pages, NodeId node = kNoNode) noexcept;
-  // Drops every claim of `owner` (what is left of them).
+  // Drops every claim of `owner` (what is left of them), held ones too.
   Status release_owner(OwnerId owner) noexcept;
+  // A scope for a call that claims and allocates on an owner's behalf and
+  // must undo only its own part (GuestMemory::populate, balloon_up):
+  // set_claims_aside() holds the owner's current claims -- still reserved,
+  // so nobody else can take that memory, and still counted by claimed_by(),
+  // but the owner's use_claim allocations no longer consume them and new
+  // claims start fresh records. restore_claims() then drops what is left of
+  // the claims made since, and brings the held ones back unchanged. Without
+  // a set_claims_aside() before, restore_claims() drops every claim.
+  // Errors: invalid_argument (owner), busy (claims already set aside).
+  Status set_claims_aside(OwnerId owner) noexcept;
+  Status restore_claims(OwnerId owner) noexcept;
   // Outstanding claim of an owner: on `node`, global ones (kNoNode), or all
   // of them together (kAllNodes).
   static constexpr NodeId kAllNodes = kNoNode - 1;

@@ -85,6 +85,18 @@ static void test_builder(void) {
   numaheap_alloc_request rc = {3, 0, NUMAHEAP_ALLOC_EXACT_NODE | NUMAHEAP_ALLOC_USE_CLAIM, 7, NULL};
   CHECK(numaheap_alloc(h, &rc, &mfn, NULL) == NUMAHEAP_OK);
   CHECK(numaheap_claimed(h, 7) == 1992);
+  /* A claim scope: the held 1992 are neither consumed nor dropped. */
+  CHECK(numaheap_set_claims_aside(h, 7) == NUMAHEAP_OK);
+  CHECK(numaheap_set_claims_aside(h, 7) == NUMAHEAP_E_BUSY);
+  CHECK(numaheap_claim(h, 7, 8, 0) == NUMAHEAP_OK);
+  uint64_t scoped;
+  numaheap_alloc_request rs = {2, 0, NUMAHEAP_ALLOC_EXACT_NODE | NUMAHEAP_ALLOC_USE_CLAIM, 7, NULL};
+  CHECK(numaheap_alloc(h, &rs, &scoped, NULL) == NUMAHEAP_OK);
+  CHECK(numaheap_claimed(h, 7) == 1992 + 4);
+  CHECK(numaheap_restore_claims(h, 7) == NUMAHEAP_OK);
+  CHECK(numaheap_claimed(h, 7) == 1992);
+  CHECK(numaheap_free(h, scoped, 2, 7) == NUMAHEAP_OK);
+  CHECK(numaheap_set_claims_aside(h, 0xffffffffu) == NUMAHEAP_E_INVALID_ARGUMENT);
   CHECK(numaheap_release_owner(h, 7) == NUMAHEAP_OK);
   CHECK(numaheap_claimed(h, 7) == 0);
 

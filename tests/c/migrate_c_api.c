@@ -3,6 +3,7 @@
  * background start/stop, errors. The test host may have one node: moves go
  * to node 0 (present), a move toward the topology's node 1 that the kernel
  * lacks is reported, not fatal. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,19 @@ int main(void) {
   cfg.rate_limit_mb_s = 0;
   numaheap_migrator* m = NULL;
   CHECK(numaheap_migrator_create(NULL, &cfg, &m) == NUMAHEAP_E_INVALID_ARGUMENT);
+  /* Non-finite or out-of-range rates and fractions are refused. */
+  const double bad_rates[] = {NAN, INFINITY, -INFINITY, -1.0, 1e300};
+  for (size_t i = 0; i < sizeof bad_rates / sizeof bad_rates[0]; ++i) {
+    numaheap_migrator_config b = cfg;
+    b.rate_limit_mb_s = bad_rates[i];
+    CHECK(numaheap_migrator_create(t, &b, &m) == NUMAHEAP_E_INVALID_ARGUMENT && m == NULL);
+  }
+  const double bad_fractions[] = {NAN, INFINITY, -INFINITY, -0.5, 1.5};
+  for (size_t i = 0; i < sizeof bad_fractions / sizeof bad_fractions[0]; ++i) {
+    numaheap_migrator_config b = cfg;
+    b.watermark_fraction = bad_fractions[i];
+    CHECK(numaheap_migrator_create(t, &b, &m) == NUMAHEAP_E_INVALID_ARGUMENT && m == NULL);
+  }
   CHECK(numaheap_migrator_create(t, &cfg, &m) == NUMAHEAP_OK);
   if (!m) return 1;
 
@@ -64,6 +78,7 @@ int main(void) {
   CHECK(st.steps == 1);
   CHECK(st.pages_scanned == kPages);
   CHECK(st.local_access_ratio > 0.99);
+  CHECK(st.tracking_bytes >= kPages * 8 && st.retired_guests == 0);
 
   /* Rehome to node 0: everything is there already; progress reaches total. */
   numaheap_nodemask only0;
@@ -109,6 +124,9 @@ int main(void) {
     }
   CHECK(numaheap_migrator_remove_guest(m, id) == NUMAHEAP_OK);
   CHECK(numaheap_migrator_remove_guest(m, id) == NUMAHEAP_E_INVALID_ARGUMENT);
+  /* No input raced the removal: its tracking memory is gone at once. */
+  CHECK(numaheap_migrator_get_stats(m, &st) == NUMAHEAP_OK);
+  CHECK(st.tracking_bytes == 0 && st.retired_guests == 0);
   numaheap_migrator_destroy(m);
   free(ram);
   numaheap_topology_free(t);

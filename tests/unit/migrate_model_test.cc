@@ -129,9 +129,12 @@ struct Rehome : rc::state::Command<Model, Sut> {
     RC_ASSERT(p.done == p.total);
     for (Gfn g = 0; g < s.gm->ram_pages(); ++g)
       if (!s.frozen.count(g)) RC_ASSERT(s.node(g) == static_cast<NodeId>(node));
-    // Let the policy use both nodes again; forget streaks the rehome broke.
+    // Let the policy use both nodes again (a two-node rehome spreads the
+    // guest over both, as placement would); forget streaks the rehomes broke.
     RC_ASSERT(s.m->rehome(s.id, NodeMask::single(0) | NodeMask::single(1)).has_value());
-    s.m->step_at(s.step_ns += 1000);
+    for (int i = 0; i < 100 && s.m->rehome_progress(s.id)->state == RehomeState::running; ++i)
+      s.m->step_at(s.step_ns += 1000);
+    RC_ASSERT(s.m->rehome_progress(s.id)->state == RehomeState::done);
     s.streak.clear();
     for (Gfn g = 0; g < kHot; ++g)  // samples no longer count as consecutive
       for (int n = 0; n < 2; ++n) s.m->record_access(s.id, g, kCpuOf[n]);
