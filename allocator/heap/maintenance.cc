@@ -218,4 +218,10 @@ Status PageAllocator::check_frames() const noexcept {
   return {};
 }
 
+Result<BlockInfo> PageAllocator::allocated_block(Mfn mfn) const noexcept {
+  const FrameDesc* d = impl_->table.lookup(mfn);
+  if (!d || FrameDesc::kind_of(d->load_state()) != FrameKind::used) return Errc::invalid_frame;
+  return BlockInfo{d->order, d->owner};
+}
+
 }  // namespace numaheap
