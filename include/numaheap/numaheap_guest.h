@@ -59,8 +59,16 @@ uint64_t numaheap_guest_present_pages(const numaheap_guest* g);
 /* Host node of each vnode after placement (count = vnodes, or the nodes of
  * a guest without vNUMA); returns how many were written. */
 size_t numaheap_guest_nodes(const numaheap_guest* g, uint32_t* nodes, size_t max);
-/* Frees and scrubs everything, releases claims, frees the handle. */
+/* Frees and scrubs everything, releases claims, frees the handle (kept only
+ * on NUMAHEAP_E_BUSY: pages still shared). NUMAHEAP_E_INVALID_FRAME: the
+ * allocator refused a block the p2m listed; the rest was released. */
 int numaheap_guest_destroy(numaheap_guest* g);
+/* Consistency: the p2m agrees with the allocator's frame table (each block
+ * the p2m names is allocated, of that order, to this guest), counters match,
+ * no frame was lost. */
+int numaheap_guest_check(const numaheap_guest* g);
+/* Frames the p2m referenced that the allocator refused to free (a bug). */
+uint64_t numaheap_guest_lost_frames(const numaheap_guest* g);
 
 #ifdef __cplusplus
 }
