@@ -108,6 +108,9 @@ struct GuestModelOptions {
   // (0: none); the write_protect hook's own writes skip them.
   std::uint32_t backend_every = 0;
   bool write_at_protect = false;  // see the top of this file
+  // The unprotect hook checks every page it releases. Off only where pages
+  // may be ballooned meanwhile (balloon frees without a shootdown).
+  bool check_at_unprotect = true;
   // A backend holds its translation (a slow DMA) for up to this many
   // yields, and writes as soon as a write-protect of its page has taken
   // effect: in the window the dirty log exists for.
@@ -148,7 +151,8 @@ class GuestModel {
       auto* m = static_cast<GuestModel*>(c);
       for (std::size_t r = 0; r < n; ++r)
         for (Gfn k = runs[r].first; k < runs[r].first + runs[r].pages; ++k) {
-          m->check_page(m->o_.vcpus + m->o_.backends, k);  // before any vCPU may write again
+          if (m->o_.check_at_unprotect)
+            m->check_page(m->o_.vcpus + m->o_.backends, k);  // before any vCPU may write again
           m->pages_[k].wp.store(false, std::memory_order_release);
         }
     };
