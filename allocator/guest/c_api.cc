@@ -121,9 +121,9 @@ int numaheap_guest_destroy(numaheap_guest* g) {
   return st ? 0 : static_cast<int>(st.error());
 }
 
-int numaheap_guest_check(const numaheap_guest* g) {
+int numaheap_guest_check(const numaheap_guest* g, int full) {
   if (!g) return static_cast<int>(Errc::invalid_argument);
-  Status st = g->gm->check_invariants();
+  Status st = full ? g->gm->check_frames() : g->gm->check_invariants();
   return st ? 0 : static_cast<int>(st.error());
 }
 

@@ -622,4 +622,14 @@ Status GuestMemory::check_invariants() const {
   return {};
 }
 
+Status GuestMemory::check_frames() const {
+  if (Status st = check_invariants(); !st) return st;
+  std::uint64_t mine = 0;  // frames the p2m maps that the guest owns (not shared ones)
+  for (Gfn gfn = 0; gfn < impl_->p2m.size(); ++gfn) {
+    const P2mEntry e = impl_->p2m.get(gfn);
+    if (e.present() && !(e.flags & P2mFlags::shared)) ++mine;
+  }
+  return pa_->frames_owned_by(owner_) == mine ? Status{} : Status{Errc::invalid_frame};
+}
+
 }  // namespace numaheap

@@ -297,4 +297,8 @@ int numaheap_allocated_block(const numaheap_heap* h, uint64_t mfn, uint32_t* ord
   return NUMAHEAP_OK;
 }
 
+uint64_t numaheap_frames_owned_by(const numaheap_heap* h, uint32_t owner) {
+  return h ? h->pa->frames_owned_by(owner) : 0;
+}
+
 }  // extern "C"

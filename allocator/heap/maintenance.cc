@@ -224,4 +224,18 @@ Result<BlockInfo> PageAllocator::allocated_block(Mfn mfn) const noexcept {
   return BlockInfo{d->order, d->owner};
 }
 
+std::uint64_t PageAllocator::frames_owned_by(OwnerId owner) const noexcept {
+  const Impl& m = *impl_;
+  StopTheWorld stw(m);
+  std::uint64_t n = 0;
+  for (const FrameRangeInfo& r : m.table.ranges())
+    for (Mfn mfn = r.first; mfn < r.end;) {  // head to head
+      const FrameDesc& d = m.table.desc(r, mfn);
+      if (d.order > kMaxOrder) return n;  // corrupt; check_frames says more
+      if (FrameDesc::kind_of(d.load_state()) == FrameKind::used && d.owner == owner) n += frames_of_order(d.order);
+      mfn += frames_of_order(d.order);
+    }
+  return n;
+}
+
 }  // namespace numaheap

@@ -173,6 +173,12 @@ class GuestMemory {
   // note_lost_frames). Entries marked `migrating` are skipped (a mover or a
   // split owns them). Errors: invalid_frame, invalid_argument.
   Status check_invariants() const;
+  // check_invariants(), and the other direction: the frame table holds no
+  // block of this guest's owner that the p2m does not name (a leak). Walks
+  // every frame with the allocator stopped (slow); exact only while no
+  // mover or split works on this guest (a move in flight holds its new
+  // frames before the p2m names them).
+  Status check_frames() const;
 
  private:
   GuestMemory() = default;

@@ -157,6 +157,8 @@ void* numaheap_frame_address(const numaheap_heap* h, uint64_t mfn);
  * pointer may be NULL). NUMAHEAP_E_INVALID_FRAME when `mfn` is not the head
  * of an allocated block. */
 int numaheap_allocated_block(const numaheap_heap* h, uint64_t mfn, uint32_t* order, uint32_t* owner);
+/* 4 KiB frames allocated to `owner` (walks every block: slow). */
+uint64_t numaheap_frames_owned_by(const numaheap_heap* h, uint32_t owner);
 
 #ifdef __cplusplus
 }

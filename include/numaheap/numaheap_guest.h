@@ -65,8 +65,9 @@ size_t numaheap_guest_nodes(const numaheap_guest* g, uint32_t* nodes, size_t max
 int numaheap_guest_destroy(numaheap_guest* g);
 /* Consistency: the p2m agrees with the allocator's frame table (each block
  * the p2m names is allocated, of that order, to this guest), counters match,
- * no frame was lost. */
-int numaheap_guest_check(const numaheap_guest* g);
+ * no frame was lost. full != 0 also walks the frame table for blocks of the
+ * guest the p2m does not name (slow; exact only while nothing moves). */
+int numaheap_guest_check(const numaheap_guest* g, int full);
 /* Frames the p2m referenced that the allocator refused to free (a bug). */
 uint64_t numaheap_guest_lost_frames(const numaheap_guest* g);
 

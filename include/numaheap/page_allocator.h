@@ -191,6 +191,9 @@ class PageAllocator {
   // GuestMemory::check_invariants. Errors: invalid_frame (unmanaged, or
   // not the head of an allocated block: a tail, free, cached or offline).
   Result<BlockInfo> allocated_block(Mfn mfn) const noexcept;
+  // 4 KiB frames in allocated blocks of `owner` (walks every block head
+  // with all locks held: slow, for consistency checks).
+  std::uint64_t frames_owned_by(OwnerId owner) const noexcept;
 
   struct Impl;
 

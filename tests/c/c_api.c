@@ -79,6 +79,7 @@ static void test_builder(void) {
   uint32_t order = 99, owner = 99;
   CHECK(numaheap_allocated_block(h, mfn, &order, &owner) == NUMAHEAP_OK);
   CHECK(order == 2 && owner == 1);
+  CHECK(numaheap_frames_owned_by(h, 1) == 4);
   CHECK(numaheap_allocated_block(h, mfn + 1, NULL, NULL) == NUMAHEAP_E_INVALID_FRAME); /* a tail */
   CHECK(numaheap_free(h, mfn, 2, 1) == NUMAHEAP_OK);
   CHECK(numaheap_allocated_block(h, mfn, &order, &owner) == NUMAHEAP_E_INVALID_FRAME); /* free */

@@ -61,7 +61,7 @@ TEST(MigrateMover, SplitDuringAMoveIsRefusedAndNothingLeaks) {
   EXPECT_EQ(r.h.pa->node_of(r.gm->lookup(3).mfn), 1u);
   EXPECT_EQ(r.h.used(), used);  // the old 2 MiB block went back
   EXPECT_EQ(r.gm->lost_frames(), 0u);
-  EXPECT_TRUE(r.gm->check_invariants().has_value());
+  EXPECT_TRUE(r.gm->check_frames().has_value());
   EXPECT_TRUE(r.h.pa->check_frames().has_value());
   for (Gfn k = 0; k < 512; ++k) ASSERT_TRUE(model.final_check(k)) << k;
   // Once the move is over the split goes through.
@@ -100,7 +100,7 @@ TEST(MigrateMover, EntryChangedUnderTheMoveUndoesItAsBusy) {
   }
   EXPECT_EQ(r.h.used(), used);  // the new block went back
   EXPECT_EQ(r.gm->lost_frames(), 0u);
-  EXPECT_TRUE(r.gm->check_invariants().has_value());
+  EXPECT_TRUE(r.gm->check_frames().has_value());
   EXPECT_TRUE(r.h.pa->check_frames().has_value());
   for (Gfn k = 0; k < 512; ++k) ASSERT_TRUE(model.final_check(k)) << k;
 }
@@ -130,8 +130,9 @@ TEST(MigrateMover, FailedFreeOfTheOldBlockIsCountedNotIgnored) {
 
 // Item: check_invariants catches any disagreement between the p2m and the
 // frame table -- here what the split/move race left behind: an unsplit
-// 2 MiB block the p2m describes as 4 KiB pages, and a page mapped to a
-// frame another owner holds.
+// 2 MiB block the p2m describes as 4 KiB pages, a page mapped to a frame
+// another owner holds or to a free frame; and (check_frames) a block the
+// guest owns that the p2m does not name.
 TEST(MigrateMover, CheckInvariantsCatchesP2mFrameTableDisagreement) {
   Rig r;
   ASSERT_TRUE(r.gm->check_invariants().has_value());
@@ -157,6 +158,14 @@ TEST(MigrateMover, CheckInvariantsCatchesP2mFrameTableDisagreement) {
   ASSERT_TRUE(r.gm->compare_exchange(5, mine, P2mEntry{back->mfn, mine.flags, 0}));
   EXPECT_TRUE(r.gm->check_invariants().has_value());
   ASSERT_TRUE(r.h.pa->free(other->mfn, 0, 99).has_value());
+
+  ASSERT_TRUE(r.gm->check_frames().has_value());
+  auto leaked = r.h.pa->alloc(AllocRequest{9, 1, AllocFlags::exact_node, kOwner, {}});
+  ASSERT_TRUE(leaked.has_value());
+  EXPECT_TRUE(r.gm->check_invariants().has_value());  // the p2m side is fine...
+  EXPECT_FALSE(r.gm->check_frames().has_value());     // ...but 2 MiB of the guest's are nowhere
+  ASSERT_TRUE(r.h.pa->free(leaked->mfn, 9, kOwner).has_value());
+  EXPECT_TRUE(r.gm->check_frames().has_value());
 
   r.gm->note_lost_frames(1);
   EXPECT_FALSE(r.gm->check_invariants().has_value());
