@@ -129,8 +129,7 @@ struct FrameSwapMover::Batch {
     Mfn old_mfn, new_mfn;
     bool live;           // copy verified: swap (true) or roll back (false)
     std::uint8_t flags;  // the entries' flags when marked (migrating included)
-    bool changed;        // an entry's frame or order changed under the move: undone
-    bool vanished;       // ... and it was gone (a 4 KiB page: not_present)
+    bool vanished;       // an entry was gone when swapped (a 4 KiB page: not_present)
   };
   Item items[kMaxBatch];
   GfnRun runs[kMaxBatch];
@@ -241,7 +240,7 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
     }
     item_of[i] = b.count;
     b.items[b.count] = {head, e.order, head_mfn, *dst, true,
-                       static_cast<std::uint8_t>(e.flags | P2mFlags::migrating), false, false};
+                       static_cast<std::uint8_t>(e.flags | P2mFlags::migrating), false};
     b.runs[b.count] = {head, span};
     ++b.count;
   }
@@ -315,7 +314,6 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
       // balloon): the old block is not ours to free as one unit any more.
       // Put back what we swapped; nothing but readers saw the new frames
       // (vCPUs are write-protected, other writers wait on `migrating`).
-      it.changed = true;
       it.live = false;
       for (std::uint64_t f = 0; f < swapped; ++f)
         for (;;) {
