@@ -9,11 +9,24 @@
 //     overwrites every byte, and only this owner's bytes were there);
 //  3. write_protect + flush: only after flush() returns can no vCPU still
 //     write through an old writable translation;
-//  4. copy, then ask the dirty log whether a write raced the protection --
-//     if so keep the old frame (outcome busy) rather than lose the write;
-//  5. swap the entries (CAS, keeping flags others set meanwhile), flush
-//     again so no CPU reads the old frame, unprotect, free the old block.
-//     The allocator keeps it dirty; scrubbing happens later, off this path.
+//  4. copy every block of the batch;
+//  5. with a dirty log (the dirtied hook): flush once more, so a writer
+//     that write protection does not stop (a backend, emulated DMA) and
+//     that translated before step 1 has finished its write, then ask the
+//     dirty log about every block. From that flush on nothing can write an
+//     old frame (vCPUs are write-protected, other writers see `migrating`),
+//     so a write the answer misses cannot exist: asked any earlier (say,
+//     right after each block's copy) a write landing between the answer
+//     and the swap would be lost while the page is reported moved. A dirty
+//     block keeps its old frame (outcome busy);
+//  6. swap the entries (CAS; only flag bits may differ from what we marked:
+//     an entry whose frame or order changed means someone ignored
+//     `migrating`, and the block's move is undone, outcome busy), then
+//     clear `migrating`, flush again so no CPU reads the old frame,
+//     unprotect, free the old block. The allocator keeps it dirty;
+//     scrubbing happens later, off this path. A free the allocator refuses
+//     is counted on the guest (GuestMemory::note_lost_frames), never
+//     ignored.
 #include <cstring>
 
 #include "numaheap/guest_memory.h"
@@ -93,16 +106,18 @@ struct FramePool {
       if (a && pa.split(*a, order, owner)) {
         next = *a;
         end = *a + frames_of_order(order);
-      } else if (a) {
-        (void)pa.free(*a, order, owner);
+      } else if (a && !pa.free(*a, order, owner)) {
+        lost += frames_of_order(order);
       }
     }
     if (next != end) return next++;
     return alloc_exact(pa, target, 0, owner);
   }
   void release(PageAllocator& pa, OwnerId owner) {
-    for (; next != end; ++next) (void)pa.free(next, 0, owner);
+    for (; next != end; ++next)
+      if (!pa.free(next, 0, owner)) ++lost;
   }
+  std::uint64_t lost = 0;  // frees the allocator refused (see GuestMemory::note_lost_frames)
 };
 
 }  // namespace
@@ -112,9 +127,9 @@ struct FrameSwapMover::Batch {
     Gfn head;
     unsigned order;
     Mfn old_mfn, new_mfn;
-    bool live;
+    bool live;           // copy verified: swap (true) or roll back (false)
     std::uint8_t flags;  // the entries' flags when marked (migrating included)
-    bool stolen;         // an entry vanished during the swap (see below)  // copy verified: swap (true) or roll back (false)
+    bool vanished;       // an entry was gone when swapped (a 4 KiB page: not_present)
   };
   Item items[kMaxBatch];
   GfnRun runs[kMaxBatch];
@@ -252,75 +267,108 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
   }
   if (b.count == 0) {
     pool.release(pa, g.owner());
+    if (pool.lost) g.note_lost_frames(pool.lost);
     return totals;
   }
 
-  // 3. Writes stop counting only once the flush has returned.
+  // 3-4. Writes stop counting only once the flush has returned; then copy.
+  // (options_.unsafe_copy_before_protect: the deliberately broken order,
+  // for the negative tests only.)
+  auto copy_all = [&] {
+    for (std::size_t k = 0; k < b.count; ++k) {
+      const auto& it = b.items[k];
+      const std::uint64_t frames = frames_of_order(it.order);
+      if (hooks_.copy) {
+        hooks_.copy(hooks_.ctx, it.new_mfn, it.old_mfn, frames);
+      } else if (void* dst = pa.frame_address(it.new_mfn)) {
+        std::memcpy(dst, pa.frame_address(it.old_mfn), frames << kFrameShift);
+      } else {
+        for (std::uint64_t f = 0; f < frames; ++f) (void)pa.platform().copy_frame(it.new_mfn + f, it.old_mfn + f);
+      }
+    }
+  };
+  if (options_.unsafe_copy_before_protect) copy_all();
   hooks_.write_protect(hooks_.ctx, b.runs, b.count);
   hooks_.flush(hooks_.ctx);
   ++totals.flushes;
+  if (!options_.unsafe_copy_before_protect) copy_all();
 
-  // 4. Copy and verify.
-  for (std::size_t k = 0; k < b.count; ++k) {
-    const auto& it = b.items[k];
-    const std::uint64_t frames = frames_of_order(it.order);
-    if (hooks_.copy) {
-      hooks_.copy(hooks_.ctx, it.new_mfn, it.old_mfn, frames);
-    } else if (void* dst = pa.frame_address(it.new_mfn)) {
-      std::memcpy(dst, pa.frame_address(it.old_mfn), frames << kFrameShift);
-    } else {
-      for (std::uint64_t f = 0; f < frames; ++f) (void)pa.platform().copy_frame(it.new_mfn + f, it.old_mfn + f);
-    }
-    if (hooks_.dirtied && hooks_.dirtied(hooks_.ctx, b.runs[k])) b.items[k].live = false;
+  // 5. Drain writers the protection does not stop, then ask the dirty log.
+  if (hooks_.dirtied) {
+    hooks_.flush(hooks_.ctx);
+    ++totals.flushes;
+    for (std::size_t k = 0; k < b.count; ++k)
+      if (hooks_.dirtied(hooks_.ctx, b.runs[k])) b.items[k].live = false;
   }
 
-  // 5. Swap (or roll back), flush, unprotect, free.
+  // 6. Swap (or roll back), clear `migrating`, flush, unprotect, free.
   for (std::size_t k = 0; k < b.count; ++k) {
-    const auto& it = b.items[k];
+    auto& it = b.items[k];
     const std::uint64_t span = frames_of_order(it.order);
     if (!it.live) {
       unmark(g, it.head, span);
       continue;
     }
     const auto ord = static_cast<std::uint8_t>(it.order);
-    const auto done_flags = static_cast<std::uint8_t>(it.flags & ~P2mFlags::migrating);
-    for (std::uint64_t f = 0; f < span; ++f) {
-      if (g.compare_exchange(it.head + f, P2mEntry{it.old_mfn + f, it.flags, ord},
-                             P2mEntry{it.new_mfn + f, done_flags, ord}))
+    std::uint64_t swapped = 0;
+    for (; swapped < span; ++swapped) {
+      const Gfn gfn = it.head + swapped;
+      if (g.compare_exchange(gfn, P2mEntry{it.old_mfn + swapped, it.flags, ord},
+                             P2mEntry{it.new_mfn + swapped, it.flags, ord}))
         continue;  // as marked
+      bool ok = false;
       for (;;) {  // only flag bits may change under us (migrating blocks the rest)
-        P2mEntry cur = g.lookup(it.head + f);
-        if (!cur.present() || cur.mfn != it.old_mfn + f) {
-          // Taken from under the move (a balloon that ignored `migrating`):
-          // its owner freed the old frame; ours is the one to give back.
-          b.items[k].stolen = true;
+        const P2mEntry cur = g.lookup(gfn);
+        if (!cur.present() || cur.mfn != it.old_mfn + swapped || cur.order != it.order ||
+            !(cur.flags & P2mFlags::migrating)) {
+          it.vanished = !cur.present();
           break;
         }
         P2mEntry next = cur;
-        next.mfn = it.new_mfn + f;
-        next.flags = static_cast<std::uint8_t>(cur.flags & ~P2mFlags::migrating);
-        if (g.compare_exchange(it.head + f, cur, next)) break;
+        next.mfn = it.new_mfn + swapped;
+        if ((ok = g.compare_exchange(gfn, cur, next))) break;
       }
+      if (!ok) break;
     }
+    if (swapped < span) {
+      // Someone ignored `migrating` and changed an entry (a split, a
+      // balloon): the old block is not ours to free as one unit any more.
+      // Put back what we swapped; nothing but readers saw the new frames
+      // (vCPUs are write-protected, other writers wait on `migrating`).
+      it.live = false;
+      for (std::uint64_t f = 0; f < swapped; ++f)
+        for (;;) {
+          const P2mEntry cur = g.lookup(it.head + f);
+          if (!cur.present() || cur.mfn != it.new_mfn + f) break;
+          P2mEntry back = cur;
+          back.mfn = it.old_mfn + f;
+          if (g.compare_exchange(it.head + f, cur, back)) break;
+        }
+      for (std::uint64_t f = 0; f < span; ++f)
+        if (const P2mEntry cur = g.lookup(it.head + f); cur.present() && cur.mfn == it.old_mfn + f)
+          (void)g.update_flags(it.head + f, 0, P2mFlags::migrating);
+      continue;
+    }
+    unmark(g, it.head, span);  // moved: writers that wait on `migrating` may go on
   }
   hooks_.flush(hooks_.ctx);
   ++totals.flushes;
   if (hooks_.unprotect) hooks_.unprotect(hooks_.ctx, b.runs, b.count);
   pool.release(pa, g.owner());
+  std::uint64_t lost = pool.lost;
   for (std::size_t k = 0; k < b.count; ++k) {
     const auto& it = b.items[k];
-    if (it.stolen) {  // order 0 only can be recovered whole; see report in mover.h
-      if (it.order == 0) (void)pa.free(it.new_mfn, 0, g.owner());
-      continue;
-    }
-    (void)pa.free(it.live ? it.old_mfn : it.new_mfn, it.order, g.owner());
+    // Moved: the old block goes; not moved: the new one (never mapped
+    // for writing, no longer mapped at all after the flush).
+    if (!pa.free(it.live ? it.old_mfn : it.new_mfn, it.order, g.owner())) lost += frames_of_order(it.order);
     if (it.live) totals.frames_moved += frames_of_order(it.order);
   }
+  if (lost) g.note_lost_frames(lost);
   for (std::size_t i = 0; i < gfns.size(); ++i)
     if (item_of[i] != kNone)
-      out[i] = b.items[item_of[i]].stolen ? MoveOutcome::not_present
-               : b.items[item_of[i]].live ? MoveOutcome::moved
-                                          : MoveOutcome::busy;
+      out[i] = b.items[item_of[i]].live                                    ? MoveOutcome::moved
+               : b.items[item_of[i]].vanished && b.items[item_of[i]].order == 0 ? MoveOutcome::not_present
+                                                                                : MoveOutcome::busy;
   return totals;
 }
 

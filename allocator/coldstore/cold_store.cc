@@ -56,6 +56,9 @@ struct ColdStore::Impl {
   List markers;                            // dropped entries, oldest first
   std::vector<std::uint64_t> node_eph, node_pers;  // dense node index
   std::uint64_t clock = 0;
+  // Frames the allocator refused to free (a bug: check() fails). Atomic:
+  // free_frame may run without the lock.
+  std::atomic<std::uint64_t> lost_frames{0};
   // Pages a put may take from a node before reading its stats again
   // (dense node index). Atomic: used without the lock by allocate().
   std::unique_ptr<std::atomic<std::int64_t>[]> room;
@@ -101,7 +104,7 @@ struct ColdStore::Impl {
       else pa.platform().zero_frames(mfn, 1);
     }
     // Dirty in the allocator: scrubbed before any other owner gets it.
-    (void)pa.free(mfn, 0, config.owner);
+    if (!pa.free(mfn, 0, config.owner)) lost_frames.fetch_add(1, std::memory_order_relaxed);
   }
 
   // Takes a live entry's page away (its frame is freed by the caller).
@@ -547,6 +550,7 @@ ColdStoreStats ColdStore::stats() const {
 }
 
 Status ColdStore::Impl::check() const {
+  if (lost_frames.load(std::memory_order_relaxed)) return Errc::invalid_frame;
   const std::size_t n = topo.node_count();
   std::vector<std::uint64_t> eph(n, 0), pers(n, 0);
   std::uint64_t live = 0, dropped = 0, in_pools = 0;

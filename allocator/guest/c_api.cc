@@ -128,9 +128,17 @@ size_t numaheap_guest_nodes(const numaheap_guest* g, uint32_t* nodes, size_t max
 int numaheap_guest_destroy(numaheap_guest* g) {
   if (!g) return 0;
   Status st = g->gm->destroy();
-  if (!st) return static_cast<int>(st.error());
-  delete g;
-  return 0;
+  if (!st && st.error() == Errc::busy) return static_cast<int>(st.error());  // nothing done: keep the handle
+  delete g;  // invalid_frame: released all it could (see numaheap_guest_lost_frames)
+  return st ? 0 : static_cast<int>(st.error());
 }
+
+int numaheap_guest_check(const numaheap_guest* g, int full) {
+  if (!g) return static_cast<int>(Errc::invalid_argument);
+  Status st = full ? g->gm->check_frames() : g->gm->check_invariants();
+  return st ? 0 : static_cast<int>(st.error());
+}
+
+uint64_t numaheap_guest_lost_frames(const numaheap_guest* g) { return g ? g->gm->lost_frames() : 0; }
 
 }  // extern "C"

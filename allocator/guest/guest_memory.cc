@@ -30,6 +30,10 @@ struct GuestMemory::Impl {
   std::mutex lock;
   P2m p2m;
   std::atomic<std::uint64_t> present{0};  // present RAM + device pages
+  // Frames the p2m referenced that the allocator refused to free (a
+  // disagreement between the p2m and the frame table: a bug). Only grows;
+  // check_invariants() fails while it is non-zero.
+  std::atomic<std::uint64_t> lost{0};
   bool populated = false;  // guarded by lock
   bool destroyed = false;  // guarded by lock
   std::vector<DeviceBuffer> buffers;  // guarded by lock
@@ -166,11 +170,12 @@ namespace {
 
 // 4 KiB frames of the guest to free, gathered and freed in batches with
 // free_bulk. A refused batch (which cannot happen: the guest owns every
-// frame it lists) is freed frame by frame, ignoring errors as single
-// frees always were here.
+// frame it lists) is freed frame by frame; a frame refused again is
+// counted in `lost`, never ignored.
 class FrameBatch {
  public:
-  FrameBatch(PageAllocator& pa, OwnerId owner) : pa_(pa), owner_(owner) {}
+  FrameBatch(PageAllocator& pa, OwnerId owner, std::atomic<std::uint64_t>& lost)
+      : pa_(pa), owner_(owner), lost_(lost) {}
   ~FrameBatch() { flush(); }
   FrameBatch(const FrameBatch&) = delete;
   FrameBatch& operator=(const FrameBatch&) = delete;
@@ -180,22 +185,25 @@ class FrameBatch {
   }
   void flush() {
     if (n_ && !pa_.free_bulk(std::span<const Mfn>(buf_.data(), n_), owner_))
-      for (std::size_t i = 0; i < n_; ++i) (void)pa_.free(buf_[i], 0, owner_);
+      for (std::size_t i = 0; i < n_; ++i)
+        if (!pa_.free(buf_[i], 0, owner_)) lost_.fetch_add(1, std::memory_order_relaxed);
     n_ = 0;
   }
 
  private:
   PageAllocator& pa_;
   OwnerId owner_;
+  std::atomic<std::uint64_t>& lost_;
   std::array<Mfn, 512> buf_;
   std::size_t n_ = 0;
 };
 
 // Frees every block that has a head in [first, last) and clears the entries.
 // Lock held. Returns pages freed per node index into `freed`.
-void free_blocks(PageAllocator& pa, P2m& p2m, std::atomic<std::uint64_t>& present, OwnerId owner,
-                 Gfn first, Gfn last, std::vector<NodeShare>& freed) {
-  FrameBatch pages(pa, owner);
+void free_blocks(PageAllocator& pa, P2m& p2m, std::atomic<std::uint64_t>& present,
+                 std::atomic<std::uint64_t>& lost, OwnerId owner, Gfn first, Gfn last,
+                 std::vector<NodeShare>& freed) {
+  FrameBatch pages(pa, owner, lost);
   for (Gfn gfn = first; gfn < last; ++gfn) {
     P2mEntry e = p2m.get(gfn);
     if (!e.present()) continue;
@@ -203,7 +211,7 @@ void free_blocks(PageAllocator& pa, P2m& p2m, std::atomic<std::uint64_t>& presen
     if (gfn % span != 0) continue;  // not the block head: freed with it
     NodeId node = pa.node_of(e.mfn);
     if (e.order == 0) pages.add(e.mfn);
-    else (void)pa.free(e.mfn, e.order, owner);
+    else if (!pa.free(e.mfn, e.order, owner)) lost.fetch_add(span, std::memory_order_relaxed);
     for (Gfn k = gfn; k < gfn + span && k < p2m.size(); ++k) p2m.set(k, {});
     present.fetch_sub(span, std::memory_order_relaxed);
     auto it = std::find_if(freed.begin(), freed.end(), [&](const NodeShare& s) { return s.node == node; });
@@ -294,7 +302,7 @@ Result<PopulateReport, Error> GuestMemory::populate() {
   std::vector<NodeShare> striped;
   auto fail = [&](const std::string& what, Errc code) -> Result<PopulateReport, Error> {
     std::vector<NodeShare> freed;
-    free_blocks(pa, m.p2m, m.present, owner_, 0, ram_pages_, freed);
+    free_blocks(pa, m.p2m, m.present, m.lost, owner_, 0, ram_pages_, freed);
     if (options_.scrub_on_free) scrub_freed(pa, freed);
     return guest_error(spec_, code, what);  // `scope` drops what is left of the call's claims
   };
@@ -332,7 +340,7 @@ Result<PopulateReport, Error> GuestMemory::populate() {
                           errc_name(st.error()) + ")",
                       st.error());
         if (std::any_of(out.begin(), out.end(), [](Mfn f) { return f > P2m::kMaxMfn; })) {
-          (void)pa.free_bulk(out, owner_);
+          if (!pa.free_bulk(out, owner_)) m.lost.fetch_add(run, std::memory_order_relaxed);
           return fail("frame number beyond the p2m's range", Errc::invalid_frame);
         }
         for (std::uint64_t k = 0; k < run; ++k) {
@@ -346,7 +354,7 @@ Result<PopulateReport, Error> GuestMemory::populate() {
         continue;
       }
       if (a->mfn > P2m::kMaxMfn) {
-        (void)pa.free(a->mfn, order, owner_);
+        if (!pa.free(a->mfn, order, owner_)) m.lost.fetch_add(frames_of_order(order), std::memory_order_relaxed);
         return fail("frame number beyond the p2m's range", Errc::invalid_frame);
       }
       const std::uint64_t span = frames_of_order(order);
@@ -367,27 +375,65 @@ Result<PopulateReport, Error> GuestMemory::populate() {
   return rep;
 }
 
-Status GuestMemory::split_to_pages(Gfn gfn) {
-  std::lock_guard<std::mutex> guard(impl_->lock);
-  P2m& p2m = impl_->p2m;
-  P2mEntry e = p2m.get(gfn);
-  if (!e.present()) return Errc::not_present;
-  if (e.order == 0) return {};
+namespace {
+
+// Splits the allocator block holding `gfn` (its entry `e`, order > 0) into
+// 4 KiB blocks and rewrites its entries as order 0. Guest lock held.
+// Excludes a mover: every entry of the block is first marked `migrating`
+// by compare-and-swap, as the mover marks a block it moves, so whichever
+// marks first owns the block and the other backs off (busy). Without this a
+// mover could copy the block as one order-9 unit while its entries turn
+// into order 0 (see FrameSwapMover). State unchanged on error.
+Status split_block(PageAllocator& pa, P2m& p2m, OwnerId owner, Gfn gfn, P2mEntry e) {
   const std::uint64_t span = frames_of_order(e.order);
   const Gfn head = gfn & ~(span - 1);
   const Mfn head_mfn = e.mfn - (gfn - head);
-  if (Status st = pa_->split(head_mfn, e.order, owner_); !st) return st;
+  auto unmark = [&](Gfn end) {
+    for (Gfn k = head; k < end; ++k)
+      for (;;) {
+        P2mEntry c = p2m.get(k);
+        P2mEntry d = c;
+        d.flags = static_cast<std::uint8_t>(c.flags & ~P2mFlags::migrating);
+        if (p2m.cas(k, c, d)) break;
+      }
+  };
   for (Gfn k = head; k < head + span; ++k) {
-    // Entries may be swapped by a mover meanwhile: retry each with CAS.
     for (;;) {
-      P2mEntry cur = p2m.get(k);
-      if (!cur.present()) break;
-      P2mEntry d = cur;
-      d.order = 0;
-      if (p2m.cas(k, cur, d)) break;
+      const P2mEntry c = p2m.get(k);
+      if (!c.present() || c.mfn != head_mfn + (k - head) || c.order != e.order ||
+          (c.flags & P2mFlags::migrating)) {
+        unmark(k);
+        return Errc::busy;  // a mover owns (part of) it, or it is changing
+      }
+      P2mEntry d = c;
+      d.flags = static_cast<std::uint8_t>(c.flags | P2mFlags::migrating);
+      if (p2m.cas(k, c, d)) break;  // else only flags changed: retry
     }
   }
+  if (Status st = pa.split(head_mfn, e.order, owner); !st) {
+    unmark(head + span);
+    return st;
+  }
+  for (Gfn k = head; k < head + span; ++k)
+    for (;;) {  // ours (migrating): only other flag bits may change meanwhile
+      const P2mEntry c = p2m.get(k);
+      P2mEntry d = c;
+      d.order = 0;
+      d.flags = static_cast<std::uint8_t>(c.flags & ~P2mFlags::migrating);
+      if (p2m.cas(k, c, d)) break;
+    }
   return {};
+}
+
+}  // namespace
+
+Status GuestMemory::split_to_pages(Gfn gfn) {
+  std::lock_guard<std::mutex> guard(impl_->lock);
+  P2mEntry e = impl_->p2m.get(gfn);
+  if (!e.present()) return Errc::not_present;
+  if (e.order == 0) return {};
+  if (e.flags & P2mFlags::migrating) return Errc::busy;
+  return split_block(*pa_, impl_->p2m, owner_, gfn, e);
 }
 
 Result<std::uint64_t, Error> GuestMemory::balloon_down(std::uint64_t pages) {
@@ -405,7 +451,7 @@ Result<std::uint64_t, Error> GuestMemory::balloon_down(std::uint64_t pages) {
   }
   away.insert(away.end(), home.begin(), home.end());
   std::vector<NodeShare> freed;
-  FrameBatch batch(*pa_, owner_);
+  FrameBatch batch(*pa_, owner_, m.lost);
   std::uint64_t done = 0;
   constexpr std::uint8_t kUntouchable =
       P2mFlags::pinned | P2mFlags::shared | P2mFlags::migrating | P2mFlags::device;
@@ -415,18 +461,13 @@ Result<std::uint64_t, Error> GuestMemory::balloon_down(std::uint64_t pages) {
     // Re-checked: a mover may have marked the page since the first pass.
     if (!e.present() || (e.flags & kUntouchable)) continue;
     if (e.order > 0) {
-      const std::uint64_t span = frames_of_order(e.order);
-      const Gfn head = gfn & ~(span - 1);
-      if (Status st = pa_->split(e.mfn - (gfn - head), e.order, owner_); !st)
+      // A mover may mark the block at any moment: split_block claims it
+      // first and says busy if the mover got there before (skip the page).
+      if (Status st = split_block(*pa_, m.p2m, owner_, gfn, e); !st) {
+        if (st.error() == Errc::busy) continue;
+        batch.flush();
+        if (options_.scrub_on_free) scrub_freed(*pa_, freed);
         return guest_error(spec_, st.error(), "cannot split a large page to balloon it");
-      for (Gfn k = head; k < head + span; ++k) {
-        for (;;) {  // movers swap entries by CAS: never overwrite one blindly
-          P2mEntry c = m.p2m.get(k);
-          if (!c.present()) break;
-          P2mEntry d = c;
-          d.order = 0;
-          if (m.p2m.cas(k, c, d)) break;
-        }
       }
       e = m.p2m.get(gfn);
       if (!e.present() || (e.flags & kUntouchable)) continue;
@@ -483,7 +524,7 @@ Result<std::uint64_t, Error> GuestMemory::balloon_up(std::uint64_t pages) {
   if (done < targets.size()) {  // cannot happen with claims held; undo anyway
     for (std::size_t i = 0; i < done; ++i) {
       P2mEntry e = m.p2m.get(targets[i]);
-      (void)pa_->free(e.mfn, 0, owner_);
+      if (!pa_->free(e.mfn, 0, owner_)) m.lost.fetch_add(1, std::memory_order_relaxed);
       m.p2m.set(targets[i], {});
       m.present.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -586,16 +627,28 @@ Status GuestMemory::destroy() {
   for (Gfn gfn = 0; gfn < m.p2m.size(); ++gfn)
     if (m.p2m.get(gfn).flags & P2mFlags::shared) return Errc::busy;
   std::vector<NodeShare> freed;
-  free_blocks(*pa_, m.p2m, m.present, owner_, 0, m.p2m.size(), freed);
+  const std::uint64_t lost_before = m.lost.load(std::memory_order_relaxed);
+  free_blocks(*pa_, m.p2m, m.present, m.lost, owner_, 0, m.p2m.size(), freed);
   if (options_.scrub_on_free) scrub_freed(*pa_, freed);
-  (void)pa_->release_owner(owner_);
+  (void)pa_->release_owner(owner_);  // fails only when there is no claim left: fine
   m.buffers.clear();
   m.destroyed = true;
+  // Everything else is done; a block the allocator refused is not ours to
+  // retry (the p2m and the frame table disagreed about it): say so.
+  if (m.lost.load(std::memory_order_relaxed) != lost_before) return Errc::invalid_frame;
   return {};
 }
 
+void GuestMemory::note_lost_frames(std::uint64_t frames) noexcept {
+  impl_->lost.fetch_add(frames, std::memory_order_relaxed);
+}
+
+std::uint64_t GuestMemory::lost_frames() const noexcept { return impl_->lost.load(std::memory_order_relaxed); }
+
 Status GuestMemory::check_invariants() const {
-  const Impl& m = *impl_;
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> guard(m.lock);  // no split or balloon meanwhile
+  if (m.lost.load(std::memory_order_relaxed)) return Errc::invalid_frame;
   std::uint64_t count = 0;
   for (Gfn gfn = 0; gfn < m.p2m.size(); ++gfn) {
     P2mEntry e = m.p2m.get(gfn);
@@ -610,6 +663,14 @@ Status GuestMemory::check_invariants() const {
     if (!h.present() || h.order != e.order || h.mfn != head_mfn) return Errc::invalid_frame;
     bool in_ram = gfn < ram_pages_;
     if (in_ram == static_cast<bool>(e.flags & P2mFlags::device)) return Errc::invalid_argument;
+    // The frame table must agree: the head is an allocated block of this
+    // order, the guest's own (a shared frame belongs to the sharing
+    // manager). Entries a mover owns (migrating) are changing: skipped;
+    // an entry that changed while we asked is rechecked next time.
+    if (gfn != head || (e.flags & P2mFlags::migrating)) continue;
+    auto b = pa_->allocated_block(head_mfn);
+    const bool agrees = b && b->order == e.order && (b->owner == owner_ || (e.flags & P2mFlags::shared));
+    if (!agrees && m.p2m.get(gfn) == e) return Errc::invalid_frame;
   }
   if (count != m.present.load()) return Errc::invalid_argument;
   return {};
@@ -639,6 +700,16 @@ Status GuestMemory::relayout(std::span<const GuestRange> layout) noexcept {
   layout_.back().pages = ram_pages_ - layout_.back().first;  // clipped to RAM
   home_ = home;
   return {};
+}
+
+Status GuestMemory::check_frames() const {
+  if (Status st = check_invariants(); !st) return st;
+  std::uint64_t mine = 0;  // frames the p2m maps that the guest owns (not shared ones)
+  for (Gfn gfn = 0; gfn < impl_->p2m.size(); ++gfn) {
+    const P2mEntry e = impl_->p2m.get(gfn);
+    if (e.present() && !(e.flags & P2mFlags::shared)) ++mine;
+  }
+  return pa_->frames_owned_by(owner_) == mine ? Status{} : Status{Errc::invalid_frame};
 }
 
 }  // namespace numaheap

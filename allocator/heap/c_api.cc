@@ -307,4 +307,17 @@ void* numaheap_frame_address(const numaheap_heap* h, uint64_t mfn) {
   return h ? h->pa->frame_address(mfn) : nullptr;
 }
 
+int numaheap_allocated_block(const numaheap_heap* h, uint64_t mfn, uint32_t* order, uint32_t* owner) {
+  if (!h) return NUMAHEAP_E_INVALID_ARGUMENT;
+  auto r = h->pa->allocated_block(mfn);
+  if (!r) return code(r.error());
+  if (order) *order = r->order;
+  if (owner) *owner = r->owner;
+  return NUMAHEAP_OK;
+}
+
+uint64_t numaheap_frames_owned_by(const numaheap_heap* h, uint32_t owner) {
+  return h ? h->pa->frames_owned_by(owner) : 0;
+}
+
 }  // extern "C"

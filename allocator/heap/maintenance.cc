@@ -294,4 +294,26 @@ Status PageAllocator::check_frames() const noexcept {
   return st;
 }
 
+Result<BlockInfo> PageAllocator::allocated_block(Mfn mfn) const noexcept {
+  const FrameDesc* d = impl_->table.lookup(mfn);
+  if (!d) return Errc::invalid_frame;
+  const FrameWord w = d->load();  // one snapshot: order and owner of the same block
+  if (w.kind() != FrameKind::used) return Errc::invalid_frame;
+  return BlockInfo{w.order, w.owner};
+}
+
+std::uint64_t PageAllocator::frames_owned_by(OwnerId owner) const noexcept {
+  const Impl& m = *impl_;
+  StopTheWorld stw(m);
+  std::uint64_t n = 0;
+  for (const FrameRangeInfo& r : m.table.ranges())
+    for (Mfn mfn = r.first; mfn < r.end;) {  // head to head
+      const FrameWord w = m.table.desc(r, mfn).load();
+      if (w.order > kMaxOrder) return n;  // corrupt; check_frames says more
+      if (w.kind() == FrameKind::used && w.owner == owner) n += frames_of_order(w.order);
+      mfn += frames_of_order(w.order);
+    }
+  return n;
+}
+
 }  // namespace numaheap

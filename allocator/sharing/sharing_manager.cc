@@ -82,6 +82,7 @@ struct SharingManager::Impl {
   std::unordered_map<MapKey, std::uint64_t, MapKeyHash> candidate_hash;  // key -> its hash
   std::vector<std::uint64_t> node_frames, node_mappings;  // dense node index
   std::uint64_t zero_mappings = 0;
+  std::uint64_t lost_frames = 0;  // shared frames the allocator refused to free: check() fails
   std::uint64_t pages_scanned = 0, bytes_hashed = 0, bytes_compared = 0, merges = 0, unshares = 0,
                 refused_by_policy = 0, merge_failures = 0;
 
@@ -164,7 +165,7 @@ struct SharingManager::Impl {
     --node_frames[node_index(f.node)];
     frames.erase(it);
     // Dirty now; the allocator scrubs it before any other owner gets it.
-    (void)pa.free(mfn, 0, config.owner);
+    if (!pa.free(mfn, 0, config.owner)) ++lost_frames;
   }
 
   // Maps guest page `key` (currently `e`, a private frame) to `f`: split a
@@ -192,7 +193,7 @@ struct SharingManager::Impl {
       undo();
       return false;
     }
-    (void)g.allocator().free(e.mfn, 0, g.owner());
+    if (!g.allocator().free(e.mfn, 0, g.owner())) g.note_lost_frames(1);  // never ignored
     forget_candidate(key);
     f.rmap.push_back(key);
     mapped[key] = Mapped{f.mfn, f.rmap.size() - 1};
@@ -239,14 +240,14 @@ struct SharingManager::Impl {
       unsigned char* dst = addr(a->mfn);
       const unsigned char* src = addr(e.mfn);
       if (!dst || !src) {
-        (void)pa.free(a->mfn, 0, g.owner());
+        if (!pa.free(a->mfn, 0, g.owner())) g.note_lost_frames(1);
         return Errc::unsupported;
       }
       std::memcpy(dst, src, kFrameSize);
     }
     const P2mEntry desired{a->mfn, static_cast<std::uint8_t>((e.flags & ~P2mFlags::shared) | P2mFlags::present), 0};
     if (!g.compare_exchange(key.gfn, e, desired)) {
-      (void)pa.free(a->mfn, 0, g.owner());
+      if (!pa.free(a->mfn, 0, g.owner())) g.note_lost_frames(1);
       return Errc::busy;
     }
     detach(key);
@@ -527,6 +528,7 @@ SharingStats SharingManager::stats() const {
 }
 
 Status SharingManager::Impl::check() const {
+  if (lost_frames) return Errc::invalid_frame;
   std::vector<std::uint64_t> frames_per(node_frames.size(), 0), maps_per(node_frames.size(), 0);
   std::uint64_t zeros = 0, total_maps = 0;
   for (const auto& [mfn, f] : frames) {

@@ -143,7 +143,8 @@ class GuestMemory {
   // Frees (and scrubs) everything, releases claims. Idempotent. Errors:
   // busy while pages are shared (SharingManager::remove_guest first).
   // Remove the guest from a Migrator first too: destroy does not wait for
-  // a mover that is swapping one of its pages.
+  // a mover that is swapping one of its pages. invalid_frame: everything
+  // was released except blocks the allocator refused (see lost_frames).
   Status destroy();
 
   // ---- p2m ----
@@ -153,8 +154,18 @@ class GuestMemory {
   // Sets or clears flags of a present entry (e.g. shared, migrating).
   bool update_flags(Gfn gfn, std::uint8_t set, std::uint8_t clear) noexcept;
   // Splits the allocator block holding `gfn` into 4 KiB blocks, so one page
-  // of it can move or be freed alone. Serialises with the mutating calls.
+  // of it can move or be freed alone. Serialises with the mutating calls,
+  // and excludes a mover: the block's entries are marked `migrating` (by
+  // CAS, as a mover marks them) while it is split. Errors: not_present,
+  // busy (a mover owns the block right now: retry), the allocator's split
+  // errors. State unchanged on error.
   Status split_to_pages(Gfn gfn);
+  // Records `frames` frames this guest's p2m referenced that the allocator
+  // refused to free (the p2m and the frame table disagreed: a bug, e.g. in
+  // a mover). They are never silently dropped: check_invariants() fails
+  // from then on, and lost_frames() says how many.
+  void note_lost_frames(std::uint64_t frames) noexcept;
+  std::uint64_t lost_frames() const noexcept;
 
   // ---- layout and accounting ----
   const GuestSpec& spec() const noexcept { return spec_; }
@@ -179,9 +190,20 @@ class GuestMemory {
   bool populated() const noexcept;
   PageAllocator& allocator() const noexcept { return *pa_; }
 
-  // Every present entry's frame is owned by this guest and on a managed
-  // node, ballooned/absent entries hold nothing, counters match a recount.
+  // Every present entry's frame is on a managed node and the p2m agrees
+  // with the allocator's frame table: each block head the p2m names is an
+  // allocated block of the entry's order, owned by this guest (shared
+  // entries: by the sharing manager); entries of one block agree with
+  // their head; counters match a recount; no frame was lost (see
+  // note_lost_frames). Entries marked `migrating` are skipped (a mover or a
+  // split owns them). Errors: invalid_frame, invalid_argument.
   Status check_invariants() const;
+  // check_invariants(), and the other direction: the frame table holds no
+  // block of this guest's owner that the p2m does not name (a leak). Walks
+  // every frame with the allocator stopped (slow); exact only while no
+  // mover or split works on this guest (a move in flight holds its new
+  // frames before the p2m names them).
+  Status check_frames() const;
 
  private:
   GuestMemory() = default;

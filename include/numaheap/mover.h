@@ -116,8 +116,14 @@ struct FrameSwapHooks {
   // translation that was changed before the call. Required.
   void (*flush)(void* ctx) = nullptr;
   // Optional dirty-log check: true if the run was written after its
-  // write_protect took effect (a write that raced the protection). The page
-  // then keeps its old frame and the outcome is busy.
+  // write_protect took effect, by a writer the protection does not stop (a
+  // backend, emulated DMA: anything that writes guest memory through the
+  // p2m rather than the vCPU's write-protected translation). The page then
+  // keeps its old frame and the outcome is busy. With this hook set the
+  // mover asks it only after a flush that follows the copy, and relies on
+  // such writers (a) finishing a write begun with an old translation before
+  // that flush returns and (b) waiting while the entry is `migrating`
+  // before they translate afresh.
   bool (*dirtied)(void* ctx, GfnRun run) = nullptr;
   // Restore write access (now to the new frame, or the old one on failure).
   void (*unprotect)(void* ctx, const GfnRun* runs, std::size_t count) = nullptr;
@@ -128,18 +134,27 @@ struct FrameSwapHooks {
 
 struct FrameSwapOptions {
   std::uint32_t batch = 64;  // blocks per flush pair (1..64)
+  // TESTS ONLY: a deliberately broken mover that copies before
+  // write_protect + flush, so writes racing the copy are lost. The
+  // no-lost-writes tests run it as a negative test that must fail.
+  bool unsafe_copy_before_protect = false;
 };
 
 // Protocol per batch: mark entries `migrating` (CAS; fails -> busy),
 // allocate exactly on the target (no_scrub: the copy overwrites it),
-// write_protect + flush, copy, dirtied? (-> busy, old frame kept), swap the
-// p2m entries (CAS), flush, unprotect, free the old frames (the allocator
-// keeps them dirty; scrubbing is deferred to it, off the critical path).
+// write_protect + flush, copy, [with dirtied: flush, dirtied? (-> busy,
+// old frame kept)], swap the p2m entries (CAS), clear `migrating`, flush,
+// unprotect, free the old frames (the allocator keeps them dirty;
+// scrubbing is deferred to it, off the critical path). Flushes per batch:
+// two, three with a dirtied hook.
 // Target 4 KiB frames of a batch come from one contiguous block when the
 // node has one (split), else one by one.
-// Concurrent p2m writers must respect `migrating` (GuestMemory's balloon
-// and destroy do; an entry that vanishes mid-swap anyway is reported
-// not_present and, for 4 KiB pages, its new frame is given back).
+// Concurrent p2m writers must respect `migrating` (GuestMemory's split,
+// balloon and destroy do, and the sharing manager). An entry whose frame
+// or order changes mid-move anyway undoes that block's move: the entries
+// go back to the old block, the new one is freed, the outcome is busy
+// (not_present for a 4 KiB page that vanished). A free the allocator
+// refuses is counted on the guest (GuestMemory::note_lost_frames).
 class FrameSwapMover final : public Mover {
  public:
   // Errors: invalid_argument (a required hook missing, bad batch).

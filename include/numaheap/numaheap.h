@@ -166,6 +166,12 @@ int numaheap_stats(const numaheap_heap* h, uint32_t node, numaheap_node_stats* o
 int numaheap_check(const numaheap_heap* h, int full);
 /* Host-memory mode: the frame's bytes; NULL otherwise. */
 void* numaheap_frame_address(const numaheap_heap* h, uint64_t mfn);
+/* The allocated block whose head is `mfn`: its order and owner (either
+ * pointer may be NULL). NUMAHEAP_E_INVALID_FRAME when `mfn` is not the head
+ * of an allocated block. */
+int numaheap_allocated_block(const numaheap_heap* h, uint64_t mfn, uint32_t* order, uint32_t* owner);
+/* 4 KiB frames allocated to `owner` (walks every block: slow). */
+uint64_t numaheap_frames_owned_by(const numaheap_heap* h, uint32_t owner);
 
 #ifdef __cplusplus
 }

@@ -70,8 +70,17 @@ typedef struct numaheap_guest_range {
 int numaheap_guest_relayout(numaheap_guest* g, const numaheap_guest_range* ranges, size_t count);
 /* Host node a guest frame belongs on (UINT32_MAX outside RAM). */
 uint32_t numaheap_guest_home_node_of(const numaheap_guest* g, uint64_t gfn);
-/* Frees and scrubs everything, releases claims, frees the handle. */
+/* Frees and scrubs everything, releases claims, frees the handle (kept only
+ * on NUMAHEAP_E_BUSY: pages still shared). NUMAHEAP_E_INVALID_FRAME: the
+ * allocator refused a block the p2m listed; the rest was released. */
 int numaheap_guest_destroy(numaheap_guest* g);
+/* Consistency: the p2m agrees with the allocator's frame table (each block
+ * the p2m names is allocated, of that order, to this guest), counters match,
+ * no frame was lost. full != 0 also walks the frame table for blocks of the
+ * guest the p2m does not name (slow; exact only while nothing moves). */
+int numaheap_guest_check(const numaheap_guest* g, int full);
+/* Frames the p2m referenced that the allocator refused to free (a bug). */
+uint64_t numaheap_guest_lost_frames(const numaheap_guest* g);
 
 #ifdef __cplusplus
 }

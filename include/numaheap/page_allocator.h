@@ -56,6 +56,12 @@ struct Allocation {
   NodeId node = kNoNode;  // node the block came from
 };
 
+// An allocated block as the frame table records it (allocated_block()).
+struct BlockInfo {
+  unsigned order = 0;
+  OwnerId owner = 0;
+};
+
 // Tunables; the defaults suit a hypervisor's 4 KiB / 2 MiB mix.
 // Called when a node cannot serve an allocation, with no allocator lock
 // held: frees up to `pages` frames of `node` (e.g. the cold store dropping
@@ -204,6 +210,15 @@ class PageAllocator {
   // threads use the allocator, or accept that a racing allocation may
   // still see the previous hook.
   void set_reclaim_hook(const ReclaimHook& hook) noexcept;
+  // The allocated block whose head is `mfn`: its order and owner, read
+  // from the frame table (no lock; a snapshot, exact while the block's
+  // owner does not free or split it). For consistency checks such as
+  // GuestMemory::check_invariants. Errors: invalid_frame (unmanaged, or
+  // not the head of an allocated block: a tail, free, cached or offline).
+  Result<BlockInfo> allocated_block(Mfn mfn) const noexcept;
+  // 4 KiB frames in allocated blocks of `owner` (walks every block head
+  // with all locks held: slow, for consistency checks).
+  std::uint64_t frames_owned_by(OwnerId owner) const noexcept;
 
   struct Impl;
 

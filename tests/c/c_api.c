@@ -75,7 +75,14 @@ static void test_builder(void) {
   numaheap_alloc_request r9 = {2, 9, 0, 1, NULL};
   CHECK(numaheap_alloc(h, &r9, &mfn, &node) == NUMAHEAP_OK);
   CHECK(node == 0 || node == 5);
+  /* What the frame table says about the block (consistency checks). */
+  uint32_t order = 99, owner = 99;
+  CHECK(numaheap_allocated_block(h, mfn, &order, &owner) == NUMAHEAP_OK);
+  CHECK(order == 2 && owner == 1);
+  CHECK(numaheap_frames_owned_by(h, 1) == 4);
+  CHECK(numaheap_allocated_block(h, mfn + 1, NULL, NULL) == NUMAHEAP_E_INVALID_FRAME); /* a tail */
   CHECK(numaheap_free(h, mfn, 2, 1) == NUMAHEAP_OK);
+  CHECK(numaheap_allocated_block(h, mfn, &order, &owner) == NUMAHEAP_E_INVALID_FRAME); /* free */
 
   /* Claims: 2048 frames per node. */
   CHECK(numaheap_claim(h, 7, 2049, 0) == NUMAHEAP_E_CLAIM_EXCEEDED);

@@ -33,6 +33,9 @@ int main(void) {
   CHECK(numaheap_guest_create(heap, &spec, 5, &g, err, sizeof err) == 0);
   CHECK(numaheap_guest_populate(g, err, sizeof err) == 0);
   CHECK(numaheap_guest_present_pages(g) == (96u << 20) / 4096);
+  CHECK(numaheap_guest_check(g, 0) == NUMAHEAP_OK);
+  CHECK(numaheap_guest_check(g, 1) == NUMAHEAP_OK);
+  CHECK(numaheap_guest_lost_frames(g) == 0);
   uint32_t nodes[2];
   CHECK(numaheap_guest_nodes(g, nodes, 2) == 2 && nodes[0] == 2);
 
