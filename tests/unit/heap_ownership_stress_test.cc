@@ -14,8 +14,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <random>
+#include <tuple>
 #include <thread>
 #include <vector>
 
@@ -79,74 +81,118 @@ Mfn end_of(const Topology& t) {
 }
 
 // Two threads of owner A free the same block at once (a double free from
-// two vCPUs) while owner B keeps allocating from the same cache: the loser
+// two vCPUs) while owner B keeps allocating blocks of that order: the loser
 // must fail even when B has been handed the block in between -- its state
 // then reads `used` again, so only the owner and generation tell.
-TEST_P(heap_ownership_stress, DoubleFreeNeverReleasesAnotherOwnersBlock) {
-  const Topology topo = test::one_node(256);
-  auto pa = make(topo);
-  if (!pa) GTEST_SKIP() << "no rseq here";
+// order 0: the per-CPU cache path. order 3: the buddy path, on a node
+// filled with other blocks so the freed block is the only one B can get,
+// with a thread hammering the node lock (a loser that read the descriptor
+// then waits for the lock, the widest window a stale check can have).
+struct DoubleFreeOutcome {
+  std::uint64_t rounds = 0, freed_by_a = 0;
+  int owner_free_failed = 0, conflicts = 0;
+};
+
+DoubleFreeOutcome double_free_race(PageAllocator& pa, const Topology& topo, unsigned order,
+                                   bool hammer_lock, std::uint64_t rounds) {
+  const NodeId node = topo.node_at(0).id;
   Holders holders(end_of(topo));
-  constexpr OwnerId kA = 1, kB = 2;
-  constexpr std::uint64_t kPairs = kRounds / 4;
+  constexpr OwnerId kA = 1, kB = 2, kFiller = 9;
+  std::vector<Mfn> filler;
+  if (order > 0) {  // all but one block of this order held by a bystander
+    const std::uint64_t blocks = topo.node_at(0).frame_count() >> order;
+    for (std::uint64_t i = 0; i + 1 < blocks; ++i)
+      if (auto r = pa.alloc(req(order, node, AllocFlags::exact_node, kFiller))) filler.push_back(r->mfn);
+  }
+  DoubleFreeOutcome out;
   std::atomic<std::uint64_t> round{0}, freed_by_a{0}, attempts{0};
   std::atomic<int> owner_free_failed{0}, conflicts{0};
   std::atomic<Mfn> target{kInvalidMfn};
   std::atomic<bool> done{false};
   StartLine start;
-  // A's two freers: each frees the round's target once.
+  const int parties = hammer_lock ? 4 : 3;
+  // Bounded in work and in time (a loaded 2-core machine runs few rounds).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> rounds_run{0};
   auto freer = [&](bool leader) {
-    start.arrive_and_wait(3);
-    for (std::uint64_t r = 1; r <= kPairs; ++r) {
+    start.arrive_and_wait(parties);
+    for (std::uint64_t r = 1; r <= rounds; ++r) {
+      if (leader && std::chrono::steady_clock::now() > deadline) {
+        stop = true;  // the follower, waiting for round r, sees it and leaves
+        break;
+      }
       if (leader) {
         Result<Allocation> got = Errc::no_memory;
-        while (!(got = pa->alloc(req(0, kNoNode, 0, kA)))) std::this_thread::yield();
-        if (!holders.take(got->mfn, 0, kA)) ++conflicts;
-        holders.give_back(got->mfn, 0);  // A is about to free it
+        while (!(got = pa.alloc(req(order, node, AllocFlags::exact_node, kA)))) std::this_thread::yield();
+        if (!holders.take(got->mfn, order, kA)) ++conflicts;
+        holders.give_back(got->mfn, order);  // A is about to free it
         target.store(got->mfn, std::memory_order_release);
         round.store(r, std::memory_order_release);
       } else {
-        while (round.load(std::memory_order_acquire) < r) {
-        }
+        while (round.load(std::memory_order_acquire) < r && !stop.load()) std::this_thread::yield();
+        if (round.load(std::memory_order_acquire) < r) break;
       }
-      if (pa->free(target.load(std::memory_order_acquire), 0, kA)) ++freed_by_a;
-      // Both have tried before the next round starts.
-      attempts.fetch_add(1);
-      while (attempts.load(std::memory_order_acquire) < 2 * r) {
-      }
+      if (pa.free(target.load(std::memory_order_acquire), order, kA)) ++freed_by_a;
+      attempts.fetch_add(1);  // both have tried before the next round starts
+      while (attempts.load(std::memory_order_acquire) < 2 * r) std::this_thread::yield();
+      if (leader) rounds_run = r;
     }
     done = true;
   };
   std::thread a1(freer, true), a2(freer, false);
   std::thread b([&] {
     std::vector<Mfn> mine;
-    start.arrive_and_wait(3);
+    start.arrive_and_wait(parties);
     while (!done.load(std::memory_order_acquire)) {
-      if (auto r = pa->alloc(req(0, kNoNode, 0, kB))) {
-        if (!holders.take(r->mfn, 0, kB)) ++conflicts;
+      if (auto r = pa.alloc(req(order, node, AllocFlags::exact_node, kB))) {
+        if (!holders.take(r->mfn, order, kB)) ++conflicts;
         mine.push_back(r->mfn);
       }
-      if (mine.size() >= 2 || (!mine.empty() && done.load())) {
+      if (mine.size() >= 2 || (!mine.empty() && (order > 0 || done.load()))) {
         for (Mfn m : mine) {
-          holders.give_back(m, 0);
-          if (!pa->free(m, 0, kB)) ++owner_free_failed;
+          holders.give_back(m, order);
+          if (!pa.free(m, order, kB)) ++owner_free_failed;
         }
         mine.clear();
       }
     }
     for (Mfn m : mine) {
-      holders.give_back(m, 0);
-      if (!pa->free(m, 0, kB)) ++owner_free_failed;
+      holders.give_back(m, order);
+      if (!pa.free(m, order, kB)) ++owner_free_failed;
     }
   });
+  std::thread hammer;
+  if (hammer_lock)
+    hammer = std::thread([&] {
+      start.arrive_and_wait(parties);
+      while (!done.load(std::memory_order_acquire)) (void)pa.stats(node);
+    });
   a1.join();
   a2.join();
   b.join();
-  EXPECT_EQ(freed_by_a.load(), kPairs) << "a double free released a block that was not A's";
-  EXPECT_EQ(owner_free_failed.load(), 0) << "B could not free its own block";
-  EXPECT_EQ(conflicts.load(), 0) << "a block had two holders";
-  EXPECT_TRUE(pa->check_frames());
-  EXPECT_EQ(pa->stats(0).value().used, 0u);
+  if (hammer.joinable()) hammer.join();
+  for (Mfn m : filler) (void)pa.free(m, order, kFiller);
+  out.rounds = rounds_run;
+  out.freed_by_a = freed_by_a;
+  out.owner_free_failed = owner_free_failed;
+  out.conflicts = conflicts;
+  return out;
+}
+
+TEST_P(heap_ownership_stress, DoubleFreeNeverReleasesAnotherOwnersBlock) {
+  const Topology topo = test::one_node(256);
+  auto pa = make(topo);
+  if (!pa) GTEST_SKIP() << "no rseq here";
+  for (const auto& [order, hammer, rounds] :
+       {std::tuple{0u, false, std::uint64_t{kRounds / 10}}, std::tuple{3u, true, std::uint64_t{kRounds / 20}}}) {
+    const DoubleFreeOutcome o = double_free_race(*pa, topo, order, hammer, rounds);
+    EXPECT_EQ(o.freed_by_a, o.rounds) << "order " << order << ": a double free released a block that was not A's";
+    EXPECT_EQ(o.owner_free_failed, 0) << "order " << order << ": B could not free its own block";
+    EXPECT_EQ(o.conflicts, 0) << "order " << order << ": a block had two holders";
+    EXPECT_TRUE(pa->check_frames());
+    EXPECT_EQ(pa->stats(0).value().used, 0u);
+  }
 }
 
 // Owner 0 frees frames it never held -- exactly those owner 5 keeps taking
