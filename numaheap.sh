@@ -4,9 +4,11 @@
 #   ./numaheap.sh demo    install what is missing, build, run the demo
 #   ./numaheap.sh test    install what is missing, build, run the whole test suite
 #   ./numaheap.sh build   install what is missing and build (build/)
+#   ./numaheap.sh packages [PKG...]   only install what is missing (and PKG...)
 #
 # Idempotent and non-interactive: packages already present are not touched,
-# an existing build/ is reused. BUILD_DIR and BUILD_TYPE may be overridden.
+# an existing build/ is reused. BUILD_DIR and BUILD_TYPE may be overridden;
+# NUMAHEAP_WERROR=ON makes compiler warnings errors (as CI does).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,9 +29,9 @@ PACKAGES=(
 
 log() { printf 'numaheap.sh: %s\n' "$*" >&2; }
 
-install_packages() {
+install_packages() {  # install_packages [EXTRA_PACKAGE...]
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "${PACKAGES[@]}" "$@"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi
@@ -45,8 +47,12 @@ install_packages() {
 
 build() {
   install_packages
+  local options=("$@")
+  [ -n "${NUMAHEAP_WERROR:-}" ] && options+=("-DNUMAHEAP_WERROR=$NUMAHEAP_WERROR")
   if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-    cmake -S "$here" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "$@"
+    cmake -S "$here" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "${options[@]}"
+  elif [ ${#options[@]} -gt 0 ]; then
+    cmake -S "$here" -B "$BUILD_DIR" "${options[@]}"  # an existing build/ takes the options too
   fi
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }
@@ -54,6 +60,8 @@ build() {
 case "${1:-}" in
   build)
     shift; build "$@" ;;
+  packages)
+    shift; install_packages "$@" ;;
   demo)
     build
     log "demo: the built-in seed 4-node machine, then the workload simulator on it:"
@@ -69,7 +77,7 @@ case "${1:-}" in
     ctest -j "$JOBS" --output-on-failure ${CTEST_ARGS:-}
     ;;
   *)
-    echo "usage: $0 {demo|test|build}" >&2
+    echo "usage: $0 {demo|test|build|packages}" >&2
     exit 2
     ;;
 esac

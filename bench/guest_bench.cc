@@ -10,8 +10,6 @@ using namespace numaheap;
 
 namespace {
 
-constexpr std::uint64_t kMiB = 1ull << 20;
-
 // 64 nodes in 8 groups of 8 (16 in a group, 32 across), 2 CPUs and 64 GiB each.
 const Topology& machine64() {
   static Topology t = [] {
