@@ -11,6 +11,7 @@
 
 #include <unordered_map>
 
+#include "evacuate_scenarios.h"
 #include "migrate_test_model.h"
 #include "numaheap/cold_store.h"
 
@@ -238,29 +239,20 @@ TEST(MigrateRehomeSpread, SpreadFollowsRoomWhenTheMoverKnowsIt) {
 
 // ---- broken RAM ----
 
+// The scenario is shared with migrate_evacuate_broken_test, which runs it
+// against a migrator that skips evacuation and must see the failure.
 TEST(MigrateEvacuate, PendingOfflineFrameIsLeftFirstInHostMemoryMode) {
-  MigratorConfig c = quiet();
-  c.scan_pages = 1;  // the policy would take ages to reach the page
-  Rig r(c);
-  r.add(*r.mover, true);
-  for (Gfn g = 0; g < r.gm->ram_pages(); ++g) ASSERT_TRUE(r.model->write(2, g, g ^ 0x5a5a));
-  const Gfn victim = 700;
-  const Mfn bad = r.gm->lookup(victim).mfn;
-  auto st = r.h.pa->offline(bad);
-  ASSERT_TRUE(st.has_value());
-  ASSERT_EQ(*st, OfflineState::pending);
-  (void)r.m->step_at(1);
-  EXPECT_NE(r.gm->lookup(victim).mfn, bad);
-  EXPECT_EQ(r.node(victim), 0u);  // stays on its node, on a fresh block
-  EXPECT_EQ(r.h.pa->stats(0)->pending_offline, 0u);
-  EXPECT_EQ(r.h.pa->stats(0)->offlined, 1u);
-  EXPECT_EQ(r.m->stats().pages_evacuated, 512u);  // its whole 2 MiB block
-  for (Gfn g = 0; g < r.gm->ram_pages(); ++g) EXPECT_EQ(r.model->read(g), g ^ 0x5a5a);
-  // Nothing left to do: a second step searches nothing.
-  (void)r.m->step_at(2);
-  EXPECT_EQ(r.m->stats().pages_evacuated, 512u);
-  EXPECT_TRUE(r.h.pa->check_frames().has_value());
-  EXPECT_TRUE(r.gm->check_invariants().has_value());
+  const EvacuateResult r = pending_offline_in_host_memory();
+  ASSERT_TRUE(r.set_up);
+  EXPECT_TRUE(r.left_bad_frame);
+  EXPECT_EQ(r.victim_node, 0u);  // stays on its node, on a fresh block
+  EXPECT_EQ(r.pending_offline, 0u);
+  EXPECT_EQ(r.offlined, 1u);
+  EXPECT_EQ(r.pages_evacuated, 512u);  // its whole 2 MiB block
+  EXPECT_EQ(r.wrong_pages, 0u);
+  EXPECT_EQ(r.evacuated_again, 0u);  // nothing left to do: a second step searches nothing
+  EXPECT_TRUE(r.frames_ok);
+  EXPECT_TRUE(r.guest_ok);
 }
 
 TEST(MigrateEvacuate, PendingOfflineFrameIsLeftInFrameOnlyMode) {
