@@ -257,6 +257,17 @@ class GuestModel {
   }
   std::uint64_t acked(Gfn gfn) const { return pages_[gfn].acked.load(std::memory_order_acquire); }
 
+  // The guest gave `gfn` back (ballooned out): its old contents are gone,
+  // so forget its sequence (later writes start again from 1). Call while
+  // no writer can hold a translation of it.
+  void forget(Gfn gfn) {
+    Page& p = pages_[gfn];
+    lock(p);
+    p.seq.store(0, std::memory_order_relaxed);
+    p.acked.store(0, std::memory_order_release);
+    unlock(p);
+  }
+
   std::uint64_t faults() const { return faults_.load(); }
   std::uint64_t flushes() const { return flushes_.load(); }
   std::uint64_t dirty_hits() const { return dirty_hits_.load(); }
