@@ -38,7 +38,8 @@ struct GuestMemory::Impl {
   bool destroyed = false;  // guarded by lock
   std::vector<DeviceBuffer> buffers;  // guarded by lock
   // With `lock`, guards GuestMemory::layout_ and home_ against relayout();
-  // taken after `lock` (public readers take only this one).
+  // taken after `lock` (public readers take only this one). The home
+  // record's own lock is taken after this one.
   mutable std::mutex layout_lock;
 };
 
@@ -100,6 +101,8 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
                        "device region of " + std::to_string(options.device_region_pages) +
                            " pages above " + mb(g->ram_pages_) + " of RAM exceeds the largest guest (2^40 frames)");
   g->layout_.reserve(std::max(g->layout_.size(), kMaxLayoutRanges));  // relayout never allocates
+  g->home_record_ = std::make_shared<GuestHome>();
+  g->home_record_->nodes_ = g->home_;
   std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
   if (!impl || !impl->p2m.init(g->device_base_ + options.device_region_pages))
     return guest_error(spec, Errc::no_memory, "cannot allocate the p2m");  // g has no impl_: no destroy()
@@ -699,6 +702,11 @@ Status GuestMemory::relayout(std::span<const GuestRange> layout) noexcept {
   layout_.assign(layout.begin(), layout.begin() + static_cast<std::ptrdiff_t>(count));  // within capacity
   layout_.back().pages = ram_pages_ - layout_.back().first;  // clipped to RAM
   home_ = home;
+  {  // followers (cold-store pools) see the new home with a new generation
+    std::lock_guard<std::mutex> r(home_record_->lock_);
+    home_record_->nodes_ = home;
+    home_record_->generation_.fetch_add(1, std::memory_order_release);
+  }
   return {};
 }
 

@@ -122,6 +122,8 @@ TEST(MigrateRehomeFollows, RelayoutRefusesABadLayoutAndChangesNothing) {
   EXPECT_EQ(r.gm->layout()[0].pnode, before[0].pnode);
 }
 
+// A pool made from a node mask follows nothing: the embedder's
+// set_pool_home is what moves it (and is enough).
 TEST(MigrateRehomeFollows, ColdStorePoolFollowsTheNewHome) {
   Rig r;
   r.add(*r.mover);
@@ -155,6 +157,79 @@ TEST(MigrateRehomeFollows, ColdStorePoolFollowsTheNewHome) {
   EXPECT_TRUE(cold.check_invariants().has_value());
   EXPECT_FALSE(cold.set_pool_home(*pers, r.h.topo.memory_nodes()).has_value());  // nowhere left
   EXPECT_EQ(cold.node_of(*pers, 2, 0), 0u);
+}
+
+// Pools made from the guest follow its rehome without the embedder: the
+// first put after the home changed moves stored pages off the new home and
+// places the new page outside it. The pool holds the guest's home record,
+// not the guest: it outlives the guest's destruction.
+TEST(MigrateRehomeFollows, ColdStorePoolMadeFromTheGuestFollowsWithoutTheEmbedder) {
+  TwoNodeHost h(4096);
+  GuestSpec spec;
+  spec.name = "cold";
+  spec.memory_bytes = 4u << 20;
+  spec.vcpus = 1;
+  spec.cold_store = true;
+  Placement pl;
+  pl.nodes.set(0);
+  pl.memory = {{0, 4u << 20}};
+  pl.vcpu_nodes = {0};
+  auto made = GuestMemory::create(*h.pa, spec, pl, 7, GuestOptions{});
+  ASSERT_TRUE(made.has_value());
+  std::unique_ptr<GuestMemory> gm = std::move(*made);
+  ASSERT_TRUE(gm->populate().has_value());
+  EXPECT_EQ(gm->layout_generation(), 0u);
+  GuestModel model(*gm, 1);
+  auto mv = FrameSwapMover::create(*gm, model.hooks());
+  ASSERT_TRUE(mv.has_value());
+  auto mg = Migrator::create(h.topo, quiet());
+  ASSERT_TRUE(mg.has_value());
+  auto o = migrate_options_for(*gm, false);
+  o.auto_balance = false;
+  auto id = (*mg)->add_guest(*mv, o);
+  ASSERT_TRUE(id.has_value());
+  auto cs = ColdStore::create(*h.pa, ColdStoreConfig{});
+  ASSERT_TRUE(cs.has_value());
+  ColdStore& cold = **cs;
+  auto pers = cold.create_pool(*gm, PoolKind::persistent);
+  auto eph = cold.create_pool(*gm, PoolKind::ephemeral);
+  ASSERT_TRUE(pers.has_value() && eph.has_value());
+  std::vector<unsigned char> page(kFrameSize);
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    page[0] = static_cast<unsigned char>(i);
+    ASSERT_EQ(*cold.put(*pers, 1, i, page.data()), 1u);
+    ASSERT_EQ(*cold.put(*eph, 1, i, page.data()), 1u);
+  }
+  ASSERT_TRUE((*mg)->rehome(*id, NodeMask::single(1)).has_value());
+  EXPECT_EQ(gm->layout_generation(), 1u);
+  for (int s = 0; s < 32 && (*mg)->rehome_progress(*id)->state == RehomeState::running; ++s)
+    (void)(*mg)->step_at(0);
+  ASSERT_EQ((*mg)->rehome_progress(*id)->state, RehomeState::done);
+  // No set_pool_home: the next put of each pool follows the guest.
+  page[0] = 42;
+  EXPECT_EQ(*cold.put(*pers, 2, 0, page.data()), 0u);
+  EXPECT_EQ(*cold.put(*eph, 2, 0, page.data()), 0u);
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(cold.node_of(*pers, 1, i), 0u) << i;
+    EXPECT_EQ(cold.node_of(*eph, 1, i), 0u) << i;
+    std::vector<unsigned char> out(kFrameSize, 0xff);
+    ASSERT_EQ(*cold.get(*pers, 1, i, out.data()), ColdGet::hit);
+    EXPECT_EQ(out[0], i);
+  }
+  EXPECT_TRUE(cold.check_invariants().has_value());
+  // The guest goes; its pools stay usable (they hold the home record, not
+  // the guest) and keep the last home.
+  ASSERT_TRUE((*mg)->remove_guest(*id).has_value());
+  mg->reset();
+  gm.reset();
+  page[0] = 43;
+  EXPECT_EQ(*cold.put(*pers, 3, 0, page.data()), 0u);
+  std::vector<unsigned char> out(kFrameSize, 0);
+  ASSERT_EQ(*cold.get(*pers, 3, 0, out.data()), ColdGet::hit);
+  EXPECT_EQ(out[0], 43);
+  EXPECT_TRUE(cold.destroy_pool(*pers).has_value());
+  EXPECT_TRUE(cold.destroy_pool(*eph).has_value());
+  EXPECT_TRUE(cold.check_invariants().has_value());
 }
 
 TEST(MigrateRehomeLimits, RateLimitPacesARehomeUnlessOverridden) {
