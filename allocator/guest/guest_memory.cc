@@ -8,6 +8,7 @@
 #include <span>
 
 #include "allocator/guest/p2m.h"
+#include "allocator/platform/fault_injection.h"
 
 namespace numaheap {
 
@@ -404,7 +405,7 @@ Status split_block(PageAllocator& pa, P2m& p2m, OwnerId owner, Gfn gfn, P2mEntry
     for (;;) {
       const P2mEntry c = p2m.get(k);
       if (!c.present() || c.mfn != head_mfn + (k - head) || c.order != e.order ||
-          (c.flags & P2mFlags::migrating)) {
+          ((c.flags & P2mFlags::migrating) && !NUMAHEAP_FAULT(split_ignores_migrating))) {
         unmark(k);
         return Errc::busy;  // a mover owns (part of) it, or it is changing
       }
@@ -435,7 +436,7 @@ Status GuestMemory::split_to_pages(Gfn gfn) {
   P2mEntry e = impl_->p2m.get(gfn);
   if (!e.present()) return Errc::not_present;
   if (e.order == 0) return {};
-  if (e.flags & P2mFlags::migrating) return Errc::busy;
+  if ((e.flags & P2mFlags::migrating) && !NUMAHEAP_FAULT(split_ignores_migrating)) return Errc::busy;
   return split_block(*pa_, impl_->p2m, owner_, gfn, e);
 }
 

@@ -25,6 +25,9 @@ enum Kind : unsigned {
   // The migrator's step skips evacuation: pages on frames pending offline
   // (broken RAM) stay there, and the frames are never retired.
   evacuation_skipped = 1u << 2,
+  // GuestMemory's split (sharing's merge, ballooning) ignores `migrating`
+  // and splits a block a mover holds.
+  split_ignores_migrating = 1u << 3,
 };
 
 inline std::atomic<unsigned> active{0};
