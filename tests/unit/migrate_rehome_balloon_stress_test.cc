@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "migrate_test_model.h"
+#include "numaheap/cold_store.h"
 
 using namespace numaheap;
 using namespace numaheap::test;
@@ -46,7 +47,7 @@ double stress_seconds() {
 // run checks frames, layout and home at the end.
 void run_stress(bool broken_mover, double seconds, std::uint64_t& violations) {
   TwoNodeHost h(8192);
-  auto gm = make_guest(h, 8, false, 0);
+  auto gm = make_guest(h, 8, false, 0, 7, true);
   ASSERT_TRUE(gm);
   ASSERT_TRUE(gm->split_to_pages(512).has_value());  // 4 KiB pages too
   constexpr unsigned kWriters = 2;
@@ -79,7 +80,30 @@ void run_stress(bool broken_mover, double seconds, std::uint64_t& violations) {
   std::atomic<bool> balloon_waiting{false};  // writers yield to the balloon driver
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> writes{0}, ballooned{0}, balloon_errors{0}, rehomes{0};
+  // A cold-store pool made from the guest follows its home on its own
+  // (GuestHome): a thread puts and gets through it while the home changes.
+  auto cs = ColdStore::create(*h.pa, ColdStoreConfig{});
+  ASSERT_TRUE(cs.has_value());
+  ColdStore& cold = **cs;
+  auto pool = cold.create_pool(*gm, PoolKind::persistent);
+  ASSERT_TRUE(pool.has_value());
+  std::atomic<std::uint64_t> cold_puts{0}, cold_bad{0};
   std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    std::vector<unsigned char> page(kFrameSize), out(kFrameSize);
+    std::vector<unsigned char> stored(16, 0);  // last byte put under each index (0: none)
+    for (unsigned k = 1; !stop.load(std::memory_order_relaxed); ++k) {
+      const std::uint32_t i = k % 16;
+      page[0] = static_cast<unsigned char>(k | 1);
+      if (cold.put(*pool, 1, i, page.data())) {
+        stored[i] = page[0];
+        cold_puts.fetch_add(1, std::memory_order_relaxed);
+      }  // no_memory while the guest lives on both nodes: nothing outside its home
+      if (!stored[i]) continue;
+      auto got = cold.get(*pool, 1, i, out.data());
+      if (!got || *got != ColdGet::hit || out[0] != stored[i]) cold_bad.fetch_add(1);
+    }
+  });
   for (unsigned w = 0; w < kWriters; ++w)
     threads.emplace_back([&, w] {
       std::uint64_t x = 0x9e3779b97f4a7c15ull * (w + 1);
@@ -147,6 +171,22 @@ void run_stress(bool broken_mover, double seconds, std::uint64_t& violations) {
   EXPECT_GT(ballooned.load(), 0u);
   violations = model.violations();
   if (broken_mover) return;
+  EXPECT_EQ(cold_bad.load(), 0u);
+  EXPECT_GT(cold_puts.load(), 0u);
+  if (last.count() == 1) {  // a node is left outside the home: one put follows the last rehome
+    std::vector<unsigned char> page(kFrameSize, 7);
+    auto at = cold.put(*pool, 2, 0, page.data());
+    ASSERT_TRUE(at.has_value());
+    EXPECT_FALSE(last.test(*at));
+    for (std::uint32_t i = 0; i < 16; ++i) {
+      const NodeId n = cold.node_of(*pool, 1, i);
+      if (n != kNoNode) {
+        EXPECT_FALSE(last.test(n)) << i;
+      }
+    }
+  }
+  EXPECT_TRUE(cold.check_invariants().has_value());
+  EXPECT_TRUE(cold.destroy_pool(*pool).has_value());
   EXPECT_EQ(model.violations(), 0u) << "first lost write at gfn " << model.first_violation();
   for (Gfn g = 0; g < pages; ++g) {
     ASSERT_TRUE(gm->lookup(g).present()) << g;

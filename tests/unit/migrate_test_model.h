@@ -73,11 +73,12 @@ struct TwoNodeHost {
 
 // A guest of `mb` MiB; with two vnodes (vnode v on node pnodes[v]) or all on `node`.
 inline std::unique_ptr<GuestMemory> make_guest(TwoNodeHost& h, std::uint64_t mb, bool two_vnodes, NodeId node = 0,
-                                               OwnerId owner = 7) {
+                                               OwnerId owner = 7, bool cold_store = false) {
   GuestSpec g;
   g.name = "mig";
   g.memory_bytes = mb << 20;
   g.vcpus = 4;
+  g.cold_store = cold_store;
   Placement p;
   if (two_vnodes) {
     g.vnodes = {VNodeSpec{(mb / 2) << 20, {0, 1}, 0, {}}, VNodeSpec{(mb / 2) << 20, {2, 3}, 1, {}}};
