@@ -10,6 +10,7 @@
 // leave last time. Nothing here allocates: buffers are on the stack.
 #include <algorithm>
 
+#include "allocator/platform/fault_injection.h"
 #include "migrate/migrator_impl.h"
 
 namespace numaheap {
@@ -21,6 +22,7 @@ constexpr std::size_t kChunk = 64;
 }  // namespace
 
 void Migrator::Impl::evacuate_retiring(GuestSlot& g, StepReport& rep) {
+  if (NUMAHEAP_FAULT(evacuation_skipped)) return;  // negative tests only
   const std::uint64_t events = g.mover->offline_events();
   if (events == g.offline_seen && !g.evacuate_again) return;
   g.offline_seen = events;

@@ -315,6 +315,10 @@ void Migrator::Impl::do_move(GuestSlot& g, const Gfn* gfns, const PageState* fro
   }
   const int ti = index(target);
   bool failed_memory = false, any_moved = false;
+  // A block may be split (balloon, sharing) between the query that gave
+  // from[i].order and the move, which then moves only the page: the pair
+  // counts take no more frames than the mover says changed node.
+  std::uint64_t unpaired = r ? r->frames_moved : 0;
   for (std::size_t i = 0; i < n; ++i) {
     ++stats.outcomes[static_cast<std::size_t>(out[i])];
     if (out[i] == MoveOutcome::moved) {
@@ -323,7 +327,9 @@ void Migrator::Impl::do_move(GuestSlot& g, const Gfn* gfns, const PageState* fro
       const int fi = index(from[i].node);
       if (fi >= 0 && ti >= 0 && fi != ti) {
         // Whole blocks count all their frames; a page of a split block one.
-        const std::uint64_t frames = gran == MoveGranularity::whole_blocks ? frames_of_order(from[i].order) : 1;
+        const std::uint64_t frames =
+            std::min(unpaired, gran == MoveGranularity::whole_blocks ? frames_of_order(from[i].order) : 1);
+        unpaired -= frames;
         pair_pages[static_cast<std::size_t>(fi) * nodes + static_cast<std::size_t>(ti)] += frames;
       }
     } else if (out[i] == MoveOutcome::no_memory || out[i] == MoveOutcome::invalid_node) {

@@ -40,6 +40,11 @@ struct ColdStore::Impl {
     // (no room elsewhere); at most this many live pages sit on `home`.
     std::uint64_t stuck = 0;
     std::string name;
+    // Pools made from a GuestMemory follow its home record: the first put
+    // after the guest's home changed (generation != followed) runs
+    // set_pool_home with the new home. The record outlives the guest.
+    std::shared_ptr<const GuestHome> follows;
+    std::uint64_t followed = 0;
   };
 
   PageAllocator& pa;
@@ -132,6 +137,7 @@ struct ColdStore::Impl {
 
   Result<Allocation> allocate(PoolKind kind, const NodeMask& home, const std::vector<NodeId>& order) noexcept;
   Status check() const;
+  Result<std::uint64_t> set_home(PoolId pool, NodeMask home, const std::uint64_t* generation);
 };
 
 ColdStore::ColdStore(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) { impl_->self = this; }
@@ -176,7 +182,17 @@ Result<PoolId, Error> ColdStore::create_pool(const GuestMemory& guest, PoolKind 
                       "guest '" + guest.spec().name + "' has not opted in (spec.cold_store is off)");
   if (guest.owner() == impl_->config.owner)
     return cold_error(Errc::invalid_argument, "guest '" + guest.spec().name + "' uses the cold store's owner id");
-  return create_pool(guest.home_nodes(), kind, guest.spec().name);
+  std::shared_ptr<const GuestHome> record = guest.home_record();
+  std::uint64_t generation = 0;
+  const NodeMask home = record->nodes(&generation);
+  auto id = create_pool(home, kind, guest.spec().name);
+  if (!id) return id;
+  std::lock_guard<std::mutex> g(impl_->lock);
+  if (Impl::Pool* p = impl_->pool_of(*id)) {  // ours until the id is handed out
+    p->follows = std::move(record);
+    p->followed = generation;
+  }
+  return id;
 }
 
 namespace {
@@ -228,13 +244,21 @@ Result<PoolId, Error> ColdStore::create_pool(NodeMask home, PoolKind kind, std::
     p.entries = List{};
     p.name = std::move(name);
     p.stuck = 0;
+    p.follows.reset();
+    p.followed = 0;
     return (p.generation << kSlotBits) | slot;
   }
   return cold_error(Errc::busy, "pool table full (" + std::to_string(m.pools.size()) + " pools)");
 }
 
 Result<std::uint64_t> ColdStore::set_pool_home(PoolId pool, NodeMask home) {
-  Impl& m = *impl_;
+  return impl_->set_home(pool, home, nullptr);
+}
+
+// set_pool_home; `generation` (a put following the guest's home record)
+// is recorded as followed together with the new home.
+Result<std::uint64_t> ColdStore::Impl::set_home(PoolId pool, NodeMask home, const std::uint64_t* generation) {
+  Impl& m = *this;
   auto order = node_order(m.topo, home);
   if (order->empty()) return Errc::invalid_argument;
   struct Move { std::uint32_t i; Mfn old_mfn; Result<Allocation> to; };
@@ -247,6 +271,7 @@ Result<std::uint64_t> ColdStore::set_pool_home(PoolId pool, NodeMask home) {
     p->home = home;  // puts from now on avoid it
     p->order = order;
     p->stuck = 0;
+    if (generation) p->followed = *generation;
     kind = p->kind;
     for (std::uint32_t i = p->entries.head; i != kNil; i = m.table.at(i).pool_next) {
       const Entry& e = m.table.at(i);
@@ -315,6 +340,7 @@ Status ColdStore::destroy_pool(PoolId pool) noexcept {
   while (p->entries.head != kNil) m.remove_entry(*p, p->entries.head);
   p->used = false;
   p->order.reset();
+  p->follows.reset();
   return {};
 }
 
@@ -348,6 +374,28 @@ Result<NodeId> ColdStore::put(PoolId pool, ObjectId object, std::uint32_t index,
   PoolKind kind;
   NodeMask home;
   std::shared_ptr<const std::vector<NodeId>> order;
+  // The pool's guest was rehomed since the pool last looked: follow it
+  // first (set_pool_home, outside the lock; it allocates its work list).
+  // At most twice: a guest rehomed again meanwhile is followed next put.
+  for (int follow = 0;; ++follow) {
+    std::shared_ptr<const GuestHome> record;
+    {
+      std::lock_guard<std::mutex> g(m.lock);
+      Impl::Pool* p = m.pool_of(pool);
+      if (!p) return Errc::invalid_argument;
+      if (follow < 2 && p->follows && p->follows->generation() != p->followed) record = p->follows;
+    }
+    if (!record) break;
+    std::uint64_t generation = 0;
+    const NodeMask now = record->nodes(&generation);
+    if (auto r = m.set_home(pool, now, &generation); !r) {
+      std::lock_guard<std::mutex> g(m.lock);
+      ++m.put_failures;
+      // invalid_argument: destroyed meanwhile, or no node outside the new
+      // home is left for this pool (nothing it may use: no_memory).
+      return m.pool_of(pool) ? Errc::no_memory : Errc::invalid_argument;
+    }
+  }
   {
     std::lock_guard<std::mutex> g(m.lock);
     Impl::Pool* p = m.pool_of(pool);

@@ -112,6 +112,10 @@ uint32_t numaheap_guest_home_node_of(const numaheap_guest* g, uint64_t gfn) {
   return g ? g->gm->home_node_of(gfn) : numaheap::kNoNode;
 }
 
+uint64_t numaheap_guest_layout_generation(const numaheap_guest* g) {
+  return g ? g->gm->layout_generation() : 0;
+}
+
 size_t numaheap_guest_nodes(const numaheap_guest* g, uint32_t* nodes, size_t max) {
   if (!g || !nodes) return 0;
   std::size_t n = 0;

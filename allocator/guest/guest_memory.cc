@@ -8,6 +8,7 @@
 #include <span>
 
 #include "allocator/guest/p2m.h"
+#include "allocator/platform/fault_injection.h"
 
 namespace numaheap {
 
@@ -38,7 +39,8 @@ struct GuestMemory::Impl {
   bool destroyed = false;  // guarded by lock
   std::vector<DeviceBuffer> buffers;  // guarded by lock
   // With `lock`, guards GuestMemory::layout_ and home_ against relayout();
-  // taken after `lock` (public readers take only this one).
+  // taken after `lock` (public readers take only this one). The home
+  // record's own lock is taken after this one.
   mutable std::mutex layout_lock;
 };
 
@@ -100,6 +102,8 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
                        "device region of " + std::to_string(options.device_region_pages) +
                            " pages above " + mb(g->ram_pages_) + " of RAM exceeds the largest guest (2^40 frames)");
   g->layout_.reserve(std::max(g->layout_.size(), kMaxLayoutRanges));  // relayout never allocates
+  g->home_record_ = std::make_shared<GuestHome>();
+  g->home_record_->nodes_ = g->home_;
   std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
   if (!impl || !impl->p2m.init(g->device_base_ + options.device_region_pages))
     return guest_error(spec, Errc::no_memory, "cannot allocate the p2m");  // g has no impl_: no destroy()
@@ -401,7 +405,7 @@ Status split_block(PageAllocator& pa, P2m& p2m, OwnerId owner, Gfn gfn, P2mEntry
     for (;;) {
       const P2mEntry c = p2m.get(k);
       if (!c.present() || c.mfn != head_mfn + (k - head) || c.order != e.order ||
-          (c.flags & P2mFlags::migrating)) {
+          ((c.flags & P2mFlags::migrating) && !NUMAHEAP_FAULT(split_ignores_migrating))) {
         unmark(k);
         return Errc::busy;  // a mover owns (part of) it, or it is changing
       }
@@ -432,7 +436,7 @@ Status GuestMemory::split_to_pages(Gfn gfn) {
   P2mEntry e = impl_->p2m.get(gfn);
   if (!e.present()) return Errc::not_present;
   if (e.order == 0) return {};
-  if (e.flags & P2mFlags::migrating) return Errc::busy;
+  if ((e.flags & P2mFlags::migrating) && !NUMAHEAP_FAULT(split_ignores_migrating)) return Errc::busy;
   return split_block(*pa_, impl_->p2m, owner_, gfn, e);
 }
 
@@ -699,6 +703,11 @@ Status GuestMemory::relayout(std::span<const GuestRange> layout) noexcept {
   layout_.assign(layout.begin(), layout.begin() + static_cast<std::ptrdiff_t>(count));  // within capacity
   layout_.back().pages = ram_pages_ - layout_.back().first;  // clipped to RAM
   home_ = home;
+  {  // followers (cold-store pools) see the new home with a new generation
+    std::lock_guard<std::mutex> r(home_record_->lock_);
+    home_record_->nodes_ = home;
+    home_record_->generation_.fetch_add(1, std::memory_order_release);
+  }
   return {};
 }
 

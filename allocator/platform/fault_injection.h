@@ -2,7 +2,7 @@
 //
 // A test that guards a safety property (no unscrubbed hand-over, a scrubber
 // that stops when told) earns its place only if it fails when the property
-// breaks. The test suite therefore builds a second copy of the lower layers
+// breaks. The test suite therefore builds a second copy of the core
 // (numaheap_faulty, tests only) with NUMAHEAP_FAULT_INJECTION defined, in
 // which each step below can be broken at run time; tests named *_broken_*
 // link that copy, turn one fault on and assert that the check catches it.
@@ -22,6 +22,12 @@ enum Kind : unsigned {
   // The background scrubber, told to stop, says it stopped and goes on
   // zeroing the rest of the block (which the allocation now owns).
   scrub_ignores_stop = 1u << 1,
+  // The migrator's step skips evacuation: pages on frames pending offline
+  // (broken RAM) stay there, and the frames are never retired.
+  evacuation_skipped = 1u << 2,
+  // GuestMemory's split (sharing's merge, ballooning) ignores `migrating`
+  // and splits a block a mover holds.
+  split_ignores_migrating = 1u << 3,
 };
 
 inline std::atomic<unsigned> active{0};

@@ -29,8 +29,15 @@
 //  * Freed frames (flush, reclaim, destroy_pool) go back to the allocator
 //    dirty: it scrubs them before any other owner gets them. With
 //    ColdStoreConfig::scrub_on_free they are also zeroed at once.
+//  * A pool made from a GuestMemory follows the guest's home: it holds
+//    the guest's home record (GuestMemory::home_record(), which outlives
+//    the guest) and the first put after the record's generation changed
+//    (a rehome's relayout) runs set_pool_home with the new home first.
+//    Pages stored before stay on the new home until that put (or an
+//    explicit set_pool_home). A pool made from a NodeMask follows nothing.
 //  * No allocation after create() except create_pool's and
-//    set_pool_home's node order and set_pool_home's work list; the
+//    set_pool_home's node order and set_pool_home's work list (also run
+//    by the first put after the pool's guest was rehomed); the
 //    entry table, the key index and the per-node age lists are preallocated
 //    (ColdStoreConfig::max_entries). One lock guards them; page copies into
 //    fresh frames and allocator calls for them run outside it.
@@ -98,7 +105,9 @@ class ColdStore {
   ColdStore(const ColdStore&) = delete;
   ColdStore& operator=(const ColdStore&) = delete;
 
-  // A pool for `guest` (which must have opted in), excluding its home nodes.
+  // A pool for `guest` (which must have opted in), excluding its home nodes
+  // -- now and after every rehome (see the contract). The pool may outlive
+  // the guest; it then keeps the guest's last home.
   // Errors: invalid_argument (not opted in, owner collides, no memory node
   // outside the home), busy (pool table full).
   Result<PoolId, Error> create_pool(const GuestMemory& guest, PoolKind kind);
@@ -116,7 +125,9 @@ class ColdStore {
   Status destroy_pool(PoolId pool) noexcept;
 
   // Stores kFrameSize bytes from `page`; returns the node holding them.
-  // Errors: invalid_argument (no pool, null page), no_memory (see contract).
+  // A pool made from a guest first follows the guest's home if it changed.
+  // Errors: invalid_argument (no pool, null page), no_memory (see contract;
+  // also when the pool's guest now lives on every memory node).
   Result<NodeId> put(PoolId pool, ObjectId object, std::uint32_t index, const void* page) noexcept;
   // Copies the page out to `out` (kFrameSize bytes) on a hit.
   // Errors: invalid_argument (no pool, null out).

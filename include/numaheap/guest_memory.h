@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -106,6 +107,28 @@ struct BackendAffinity {
   std::string reason;
 };
 
+// A guest's home nodes as a record shared with whoever must follow them
+// (the cold store's pools made from the guest). A holder keeps the record
+// alive, not the guest: it never dangles, and after the guest is gone it
+// keeps the last home. relayout() updates it under the guest's locks.
+class GuestHome {
+ public:
+  // Bumped by every relayout() (0 after create). Lock-free.
+  std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
+  // The home nodes and (if asked) the generation they belong to, read together.
+  NodeMask nodes(std::uint64_t* generation = nullptr) const noexcept {
+    std::lock_guard<std::mutex> g(lock_);
+    if (generation) *generation = generation_.load(std::memory_order_relaxed);
+    return nodes_;
+  }
+
+ private:
+  friend class GuestMemory;
+  mutable std::mutex lock_;  // guards nodes_ (and orders it with generation_)
+  NodeMask nodes_;
+  std::atomic<std::uint64_t> generation_{0};
+};
+
 class GuestMemory {
  public:
   // Builds the layout and an empty p2m. Nothing is allocated from the page
@@ -176,6 +199,10 @@ class GuestMemory {
   std::uint64_t gfn_limit() const noexcept;  // one past the last gfn
   NodeMask home_nodes() const noexcept;
   NodeId home_node_of(Gfn gfn) const noexcept;  // the pnode of gfn's range
+  // The shared home record (see GuestHome): what the cold store's pools
+  // follow. Its generation counts relayouts.
+  std::shared_ptr<const GuestHome> home_record() const noexcept { return home_record_; }
+  std::uint64_t layout_generation() const noexcept { return home_record_->generation(); }
   // The guest's RAM now belongs on these ranges' pnodes (a rehome: the
   // Migrator calls it through its Mover). The ranges must cover RAM, in
   // order (what lies above RAM is ignored), each inside one vnode of the
@@ -219,6 +246,8 @@ class GuestMemory {
   std::uint64_t ram_pages_ = 0;
   Gfn device_base_ = 0;
   NodeMask home_;
+  // home_ published for followers; set at create, updated with home_.
+  std::shared_ptr<GuestHome> home_record_;
 };
 
 }  // namespace numaheap

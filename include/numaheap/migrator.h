@@ -35,8 +35,9 @@
 //    vnode bound to a node stays whole (each goes to the target with most
 //    room left), other memory is split evenly in 2 MiB granules, capped by
 //    each target's room. The new layout is passed to the mover at once
-//    (Mover::relayout: GuestMemory's layout and home, hence its balloon
-//    and claims, follow; pass the new home to ColdStore::set_pool_home).
+//    (Mover::relayout: GuestMemory's layout and home, hence its balloon,
+//    claims and the cold-store pools made from it, follow; a pool made
+//    from a node mask needs ColdStore::set_pool_home).
 //    Rehome moves keep the destination's watermark and the rate limit
 //    like policy moves, unless rehome_override_limits is given.
 //  * All calls except the inputs serialise on one migrator lock; Movers

@@ -70,6 +70,9 @@ typedef struct numaheap_guest_range {
 int numaheap_guest_relayout(numaheap_guest* g, const numaheap_guest_range* ranges, size_t count);
 /* Host node a guest frame belongs on (UINT32_MAX outside RAM). */
 uint32_t numaheap_guest_home_node_of(const numaheap_guest* g, uint64_t gfn);
+/* How many relayouts the guest has had (0 after create): cold-store pools
+ * made from the guest follow its home when this changes. 0 for NULL. */
+uint64_t numaheap_guest_layout_generation(const numaheap_guest* g);
 /* Frees and scrubs everything, releases claims, frees the handle (kept only
  * on NUMAHEAP_E_BUSY: pages still shared). NUMAHEAP_E_INVALID_FRAME: the
  * allocator refused a block the p2m listed; the rest was released. */

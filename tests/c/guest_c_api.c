@@ -52,9 +52,13 @@ int main(void) {
   CHECK(numaheap_guest_home_node_of(g, 0) == nodes[0]);
   numaheap_guest_range ranges[2] = {{0, (64u << 20) / 4096, nodes[1], 0}, {(64u << 20) / 4096, (32u << 20) / 4096, nodes[1], 1}};
   ranges[1].vnode = 0;
+  CHECK(numaheap_guest_layout_generation(g) == 0);
   CHECK(numaheap_guest_relayout(g, ranges, 2) == NUMAHEAP_E_INVALID_ARGUMENT); /* vnodes stay */
+  CHECK(numaheap_guest_layout_generation(g) == 0);
   ranges[1].vnode = 1;
   CHECK(numaheap_guest_relayout(g, ranges, 2) == NUMAHEAP_OK);
+  CHECK(numaheap_guest_layout_generation(g) == 1);
+  CHECK(numaheap_guest_layout_generation(NULL) == 0);
   CHECK(numaheap_guest_home_node_of(g, 0) == nodes[1]);
   CHECK(numaheap_guest_home_node_of(g, 1u << 30) == NUMAHEAP_NO_NODE);
 

@@ -11,6 +11,7 @@
 
 #include <unordered_map>
 
+#include "evacuate_scenarios.h"
 #include "migrate_test_model.h"
 #include "numaheap/cold_store.h"
 
@@ -121,6 +122,8 @@ TEST(MigrateRehomeFollows, RelayoutRefusesABadLayoutAndChangesNothing) {
   EXPECT_EQ(r.gm->layout()[0].pnode, before[0].pnode);
 }
 
+// A pool made from a node mask follows nothing: the embedder's
+// set_pool_home is what moves it (and is enough).
 TEST(MigrateRehomeFollows, ColdStorePoolFollowsTheNewHome) {
   Rig r;
   r.add(*r.mover);
@@ -154,6 +157,79 @@ TEST(MigrateRehomeFollows, ColdStorePoolFollowsTheNewHome) {
   EXPECT_TRUE(cold.check_invariants().has_value());
   EXPECT_FALSE(cold.set_pool_home(*pers, r.h.topo.memory_nodes()).has_value());  // nowhere left
   EXPECT_EQ(cold.node_of(*pers, 2, 0), 0u);
+}
+
+// Pools made from the guest follow its rehome without the embedder: the
+// first put after the home changed moves stored pages off the new home and
+// places the new page outside it. The pool holds the guest's home record,
+// not the guest: it outlives the guest's destruction.
+TEST(MigrateRehomeFollows, ColdStorePoolMadeFromTheGuestFollowsWithoutTheEmbedder) {
+  TwoNodeHost h(4096);
+  GuestSpec spec;
+  spec.name = "cold";
+  spec.memory_bytes = 4u << 20;
+  spec.vcpus = 1;
+  spec.cold_store = true;
+  Placement pl;
+  pl.nodes.set(0);
+  pl.memory = {{0, 4u << 20}};
+  pl.vcpu_nodes = {0};
+  auto made = GuestMemory::create(*h.pa, spec, pl, 7, GuestOptions{});
+  ASSERT_TRUE(made.has_value());
+  std::unique_ptr<GuestMemory> gm = std::move(*made);
+  ASSERT_TRUE(gm->populate().has_value());
+  EXPECT_EQ(gm->layout_generation(), 0u);
+  GuestModel model(*gm, 1);
+  auto mv = FrameSwapMover::create(*gm, model.hooks());
+  ASSERT_TRUE(mv.has_value());
+  auto mg = Migrator::create(h.topo, quiet());
+  ASSERT_TRUE(mg.has_value());
+  auto o = migrate_options_for(*gm, false);
+  o.auto_balance = false;
+  auto id = (*mg)->add_guest(*mv, o);
+  ASSERT_TRUE(id.has_value());
+  auto cs = ColdStore::create(*h.pa, ColdStoreConfig{});
+  ASSERT_TRUE(cs.has_value());
+  ColdStore& cold = **cs;
+  auto pers = cold.create_pool(*gm, PoolKind::persistent);
+  auto eph = cold.create_pool(*gm, PoolKind::ephemeral);
+  ASSERT_TRUE(pers.has_value() && eph.has_value());
+  std::vector<unsigned char> page(kFrameSize);
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    page[0] = static_cast<unsigned char>(i);
+    ASSERT_EQ(*cold.put(*pers, 1, i, page.data()), 1u);
+    ASSERT_EQ(*cold.put(*eph, 1, i, page.data()), 1u);
+  }
+  ASSERT_TRUE((*mg)->rehome(*id, NodeMask::single(1)).has_value());
+  EXPECT_EQ(gm->layout_generation(), 1u);
+  for (int s = 0; s < 32 && (*mg)->rehome_progress(*id)->state == RehomeState::running; ++s)
+    (void)(*mg)->step_at(0);
+  ASSERT_EQ((*mg)->rehome_progress(*id)->state, RehomeState::done);
+  // No set_pool_home: the next put of each pool follows the guest.
+  page[0] = 42;
+  EXPECT_EQ(*cold.put(*pers, 2, 0, page.data()), 0u);
+  EXPECT_EQ(*cold.put(*eph, 2, 0, page.data()), 0u);
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(cold.node_of(*pers, 1, i), 0u) << i;
+    EXPECT_EQ(cold.node_of(*eph, 1, i), 0u) << i;
+    std::vector<unsigned char> out(kFrameSize, 0xff);
+    ASSERT_EQ(*cold.get(*pers, 1, i, out.data()), ColdGet::hit);
+    EXPECT_EQ(out[0], i);
+  }
+  EXPECT_TRUE(cold.check_invariants().has_value());
+  // The guest goes; its pools stay usable (they hold the home record, not
+  // the guest) and keep the last home.
+  ASSERT_TRUE((*mg)->remove_guest(*id).has_value());
+  mg->reset();
+  gm.reset();
+  page[0] = 43;
+  EXPECT_EQ(*cold.put(*pers, 3, 0, page.data()), 0u);
+  std::vector<unsigned char> out(kFrameSize, 0);
+  ASSERT_EQ(*cold.get(*pers, 3, 0, out.data()), ColdGet::hit);
+  EXPECT_EQ(out[0], 43);
+  EXPECT_TRUE(cold.destroy_pool(*pers).has_value());
+  EXPECT_TRUE(cold.destroy_pool(*eph).has_value());
+  EXPECT_TRUE(cold.check_invariants().has_value());
 }
 
 TEST(MigrateRehomeLimits, RateLimitPacesARehomeUnlessOverridden) {
@@ -238,29 +314,20 @@ TEST(MigrateRehomeSpread, SpreadFollowsRoomWhenTheMoverKnowsIt) {
 
 // ---- broken RAM ----
 
+// The scenario is shared with migrate_evacuate_broken_test, which runs it
+// against a migrator that skips evacuation and must see the failure.
 TEST(MigrateEvacuate, PendingOfflineFrameIsLeftFirstInHostMemoryMode) {
-  MigratorConfig c = quiet();
-  c.scan_pages = 1;  // the policy would take ages to reach the page
-  Rig r(c);
-  r.add(*r.mover, true);
-  for (Gfn g = 0; g < r.gm->ram_pages(); ++g) ASSERT_TRUE(r.model->write(2, g, g ^ 0x5a5a));
-  const Gfn victim = 700;
-  const Mfn bad = r.gm->lookup(victim).mfn;
-  auto st = r.h.pa->offline(bad);
-  ASSERT_TRUE(st.has_value());
-  ASSERT_EQ(*st, OfflineState::pending);
-  (void)r.m->step_at(1);
-  EXPECT_NE(r.gm->lookup(victim).mfn, bad);
-  EXPECT_EQ(r.node(victim), 0u);  // stays on its node, on a fresh block
-  EXPECT_EQ(r.h.pa->stats(0)->pending_offline, 0u);
-  EXPECT_EQ(r.h.pa->stats(0)->offlined, 1u);
-  EXPECT_EQ(r.m->stats().pages_evacuated, 512u);  // its whole 2 MiB block
-  for (Gfn g = 0; g < r.gm->ram_pages(); ++g) EXPECT_EQ(r.model->read(g), g ^ 0x5a5a);
-  // Nothing left to do: a second step searches nothing.
-  (void)r.m->step_at(2);
-  EXPECT_EQ(r.m->stats().pages_evacuated, 512u);
-  EXPECT_TRUE(r.h.pa->check_frames().has_value());
-  EXPECT_TRUE(r.gm->check_invariants().has_value());
+  const EvacuateResult r = pending_offline_in_host_memory();
+  ASSERT_TRUE(r.set_up);
+  EXPECT_TRUE(r.left_bad_frame);
+  EXPECT_EQ(r.victim_node, 0u);  // stays on its node, on a fresh block
+  EXPECT_EQ(r.pending_offline, 0u);
+  EXPECT_EQ(r.offlined, 1u);
+  EXPECT_EQ(r.pages_evacuated, 512u);  // its whole 2 MiB block
+  EXPECT_EQ(r.wrong_pages, 0u);
+  EXPECT_EQ(r.evacuated_again, 0u);  // nothing left to do: a second step searches nothing
+  EXPECT_TRUE(r.frames_ok);
+  EXPECT_TRUE(r.guest_ok);
 }
 
 TEST(MigrateEvacuate, PendingOfflineFrameIsLeftInFrameOnlyMode) {

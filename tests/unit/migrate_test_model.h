@@ -73,11 +73,12 @@ struct TwoNodeHost {
 
 // A guest of `mb` MiB; with two vnodes (vnode v on node pnodes[v]) or all on `node`.
 inline std::unique_ptr<GuestMemory> make_guest(TwoNodeHost& h, std::uint64_t mb, bool two_vnodes, NodeId node = 0,
-                                               OwnerId owner = 7) {
+                                               OwnerId owner = 7, bool cold_store = false) {
   GuestSpec g;
   g.name = "mig";
   g.memory_bytes = mb << 20;
   g.vcpus = 4;
+  g.cold_store = cold_store;
   Placement p;
   if (two_vnodes) {
     g.vnodes = {VNodeSpec{(mb / 2) << 20, {0, 1}, 0, {}}, VNodeSpec{(mb / 2) << 20, {2, 3}, 1, {}}};
@@ -256,6 +257,17 @@ class GuestModel {
     return first == last ? first : ~std::uint64_t{0};
   }
   std::uint64_t acked(Gfn gfn) const { return pages_[gfn].acked.load(std::memory_order_acquire); }
+
+  // The guest gave `gfn` back (ballooned out): its old contents are gone,
+  // so forget its sequence (later writes start again from 1). Call while
+  // no writer can hold a translation of it.
+  void forget(Gfn gfn) {
+    Page& p = pages_[gfn];
+    lock(p);
+    p.seq.store(0, std::memory_order_relaxed);
+    p.acked.store(0, std::memory_order_release);
+    unlock(p);
+  }
 
   std::uint64_t faults() const { return faults_.load(); }
   std::uint64_t flushes() const { return flushes_.load(); }
