@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "numaheap/migrator.h"
+#include "unit/stub_mover.h"
 
 using namespace numaheap;
 
@@ -26,22 +27,7 @@ double stress_seconds() {
   return s && std::atof(s) > 0 ? std::atof(s) : 1.0;
 }
 
-class StubMover final : public Mover {
- public:
-  explicit StubMover(std::uint64_t pages) : pages_(pages) {}
-  std::uint64_t page_count() const noexcept override { return pages_; }
-  Status query(Gfn first, std::span<PageState> out) noexcept override {
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = first + i < pages_ ? PageState{0, 1, 0} : PageState{};
-    return {};
-  }
-  Result<MoveTotals> move(std::span<const Gfn>, NodeId, MoveGranularity, std::span<MoveOutcome> out) noexcept override {
-    for (auto& o : out) o = MoveOutcome::busy;
-    return MoveTotals{};
-  }
-
- private:
-  std::uint64_t pages_;
-};
+using test::StubMover;
 
 }  // namespace
 

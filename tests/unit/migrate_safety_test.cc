@@ -13,6 +13,7 @@
 
 #include "migrate/migrator_impl.h"
 #include "numaheap/migrator.h"
+#include "unit/stub_mover.h"
 
 namespace numaheap {
 // Reaches the migrator's internals (friend of Migrator), for the grace tests.
@@ -33,23 +34,7 @@ Topology two_nodes() {
       .value();
 }
 
-// A guest of `pages` frames that are all on node 0 and never move.
-class StubMover final : public Mover {
- public:
-  explicit StubMover(std::uint64_t pages) : pages_(pages) {}
-  std::uint64_t page_count() const noexcept override { return pages_; }
-  Status query(Gfn first, std::span<PageState> out) noexcept override {
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = first + i < pages_ ? PageState{0, 1, 0} : PageState{};
-    return {};
-  }
-  Result<MoveTotals> move(std::span<const Gfn>, NodeId, MoveGranularity, std::span<MoveOutcome> out) noexcept override {
-    for (auto& o : out) o = MoveOutcome::busy;
-    return MoveTotals{};
-  }
-
- private:
-  std::uint64_t pages_;
-};
+using test::StubMover;
 
 constexpr std::uint64_t kGiBPages = (1ull << 30) >> kFrameShift;
 
