@@ -1,8 +1,17 @@
-# The core library, numaheap::numaheap: every layer from topology to the
-# migrator. Each layer's folder lists its own files in sources.cmake, which
-# appends to NUMAHEAP_CORE_SOURCES (paths relative to the repo root), so the
-# fuzz build can compile an instrumented copy of exactly the same files.
+# The two worlds (docs/architecture.md):
+#  * numaheap::core -- libnumaheap_core.a, the freestanding hypervisor core:
+#    NUMAHEAP_CORE_SOURCES compiled with NUMAHEAP_HOSTED=0. No C++ runtime,
+#    no libc beyond the platform contract's memcpy family, no system calls
+#    (tests/core/check_symbols.sh proves it from the archive).
+#  * numaheap::numaheap -- libnumaheap.a, the Linux host library: the same
+#    core sources compiled with NUMAHEAP_HOSTED=1 (the rseq fast path,
+#    malloc metadata by default, yielding spin locks) plus
+#    NUMAHEAP_HOST_SOURCES (loaders, host memory, placement, kernel mover).
+# Each layer's folder lists its own files in sources.cmake (paths relative
+# to the repo root), so the fuzz and fault-injection builds can compile
+# instrumented copies of exactly the same files.
 set(NUMAHEAP_CORE_SOURCES "")
+set(NUMAHEAP_HOST_SOURCES "")
 foreach(layer allocator/topology allocator/platform allocator/heap
               allocator/guest allocator/sharing allocator/coldstore migrate)
   if(EXISTS ${PROJECT_SOURCE_DIR}/${layer}/sources.cmake)
@@ -10,8 +19,9 @@ foreach(layer allocator/topology allocator/platform allocator/heap
   endif()
 endforeach()
 list(TRANSFORM NUMAHEAP_CORE_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/)
+list(TRANSFORM NUMAHEAP_HOST_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/)
 
-# Settings shared by the core and its instrumented copies.
+# Settings shared by the host library and its instrumented copies.
 function(numaheap_core_target target)
   target_include_directories(${target}
     PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
@@ -22,13 +32,33 @@ function(numaheap_core_target target)
     PRIVATE $<BUILD_INTERFACE:Boost::headers>)
   numaheap_warnings(${target})
   numaheap_core_flags(${target})
+  target_compile_definitions(${target} PRIVATE NUMAHEAP_HOSTED=1)
   # Debug builds check every data structure's invariants on each change.
   target_compile_definitions(${target} PRIVATE
     $<$<CONFIG:Debug>:NUMAHEAP_CHECK_INVARIANTS=1>)
   set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()
 
-add_library(numaheap STATIC ${NUMAHEAP_CORE_SOURCES})
+add_library(numaheap STATIC ${NUMAHEAP_CORE_SOURCES} ${NUMAHEAP_HOST_SOURCES})
 add_library(numaheap::numaheap ALIAS numaheap)
 numaheap_core_target(numaheap)
 set_target_properties(numaheap PROPERTIES EXPORT_NAME numaheap)
+
+# The freestanding core. Only headers from include/ and Boost.Intrusive's
+# (header-only); nothing to link. -fno-threadsafe-statics: no __cxa_guard_*
+# (the core has no function-local statics that need them);
+# -fno-stack-protector: no __stack_chk_fail (the embedder's build decides).
+add_library(numaheap_core STATIC ${NUMAHEAP_CORE_SOURCES})
+add_library(numaheap::core ALIAS numaheap_core)
+target_include_directories(numaheap_core
+  PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+         $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
+  PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(numaheap_core PRIVATE $<BUILD_INTERFACE:Boost::headers>)
+numaheap_warnings(numaheap_core)
+numaheap_core_flags(numaheap_core)
+target_compile_options(numaheap_core PRIVATE -fno-threadsafe-statics -fno-stack-protector
+                       -fno-asynchronous-unwind-tables)
+target_compile_definitions(numaheap_core PRIVATE NUMAHEAP_HOSTED=0
+  $<$<CONFIG:Debug>:NUMAHEAP_CHECK_INVARIANTS=1>)
+set_target_properties(numaheap_core PROPERTIES EXPORT_NAME core POSITION_INDEPENDENT_CODE ON)

@@ -2,8 +2,10 @@ list(APPEND NUMAHEAP_CORE_SOURCES
   migrate/access_tracker.cc
   migrate/evacuate.cc
   migrate/frame_swap_mover.cc
-  migrate/kernel_mover.cc
   migrate/migrator.cc
   migrate/policy.cc
   migrate/rehome.cc)
 list(APPEND NUMAHEAP_CORE_SOURCES migrate/c_api.cc)
+# Host side: move_pages(2) on a VMM's mappings.
+list(APPEND NUMAHEAP_HOST_SOURCES
+  migrate/kernel_mover.cc)

@@ -20,7 +20,9 @@
 
 #include "allocator/heap/per_cpu_cache.h"
 
-#if defined(__x86_64__) && defined(__linux__) && __has_include(<sys/rseq.h>)
+// Only in the host library: the freestanding core has no glibc to register
+// rseq areas (NUMAHEAP_HOSTED=0).
+#if NUMAHEAP_HOSTED && defined(__x86_64__) && defined(__linux__) && __has_include(<sys/rseq.h>)
 #include <sys/rseq.h>
 #if defined(__SANITIZE_THREAD__)
 #define NUMAHEAP_RSEQ 0

@@ -1,7 +1,10 @@
 list(APPEND NUMAHEAP_CORE_SOURCES
   allocator/topology/result.cc
   allocator/topology/node_mask.cc
-  allocator/topology/topology.cc
+  allocator/topology/topology.cc)
+# Host side: loaders (sysfs, numactl -H text, libnuma), the numactl
+# renderer, the built-in seed machine, file reading.
+list(APPEND NUMAHEAP_HOST_SOURCES
   allocator/topology/load_sysfs.cc
   allocator/topology/load_numactl.cc
   allocator/topology/load_libnuma.cc

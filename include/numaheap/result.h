@@ -10,9 +10,10 @@
 #include <cassert>
 #include <cstdint>
 #include <new>
-#include <string>
 #include <type_traits>
 #include <utility>
+
+#include "numaheap/fixed_string.h"
 
 namespace numaheap {
 
@@ -40,13 +41,43 @@ enum class Errc : int {
 // Short stable name of an error code, e.g. "no_memory".
 const char* errc_name(Errc e) noexcept;
 
+// Text of an error message: inline, so the freestanding core can make one
+// without allocating. Longer messages are cut (and say so with truncated()).
+using ErrorText = FixedString<320>;
+
 // An error with a human-readable explanation, for slow paths (loaders,
 // parsers, configuration) where saying *what* is wrong matters more than a
 // code. Hot paths use plain Errc.
 struct Error {
   Errc code = Errc::invalid_argument;
-  std::string message;  // e.g. "node3/distance:1: expected 4 numbers, got 3"
+  ErrorText message;  // e.g. "node3/distance:1: expected 4 numbers, got 3"
 };
+
+// Builds an Error from pieces without allocating: strings and integers,
+// e.g. make_error(Errc::invalid_node, "node ", id, " has no memory").
+namespace detail {
+inline void error_append(ErrorText& t, std::string_view s) noexcept { t.append(s); }
+inline void error_append(ErrorText& t, const char* s) noexcept {
+  std::size_t n = 0;
+  while (s[n]) ++n;  // no strlen in the core
+  t.append(std::string_view(s, n));
+}
+inline void error_append(ErrorText& t, char c) noexcept { t.append(c); }
+template <class I>
+  requires(std::is_integral_v<I> && !std::is_same_v<I, char> && !std::is_same_v<I, bool>)
+inline void error_append(ErrorText& t, I v) noexcept {
+  if constexpr (std::is_signed_v<I>) t.append_int(v);
+  else t.append_uint(v);
+}
+template <std::size_t N>
+inline void error_append(ErrorText& t, const FixedString<N>& s) noexcept { t.append(s.view()); }
+}  // namespace detail
+template <class... Parts>
+Error make_error(Errc code, const Parts&... parts) noexcept {
+  Error e{code, {}};
+  (detail::error_append(e.message, parts), ...);
+  return e;
+}
 
 template <class T, class E = Errc>
 class [[nodiscard]] Result {
