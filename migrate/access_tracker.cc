@@ -2,8 +2,8 @@
 #include "numaheap/access_tracker.h"
 
 #include <algorithm>
-#include <bit>
-#include <new>
+
+#include "allocator/platform/bits.h"
 
 namespace numaheap {
 
@@ -24,16 +24,16 @@ constexpr std::uint64_t kSwitchMax = (std::uint64_t{1} << T::kSwitchBits) - 1;
 }  // namespace
 
 bool PageHeat::shared() const noexcept {
-  return switches > 0 || std::popcount(static_cast<unsigned>(seen | prev_seen)) > 1;
+  return switches > 0 || popcount64(seen | prev_seen) > 1;
 }
 
-Result<std::unique_ptr<AccessTracker>> AccessTracker::create(std::uint64_t pages) {
+Result<std::unique_ptr<AccessTracker>> AccessTracker::create(std::uint64_t pages, const MetadataHooks* hooks) {
   if (pages == 0) return Errc::invalid_argument;
-  std::unique_ptr<AccessTracker> t(new (std::nothrow) AccessTracker());
+  if (!hooks) hooks = default_metadata();
+  std::unique_ptr<AccessTracker> t(new (hooks) AccessTracker());
   if (!t) return Errc::no_memory;
   t->pages_ = pages;
-  t->words_.reset(new (std::nothrow) std::atomic<std::uint64_t>[pages]);
-  if (!t->words_) return Errc::no_memory;
+  if (!t->words_.allocate(hooks, pages)) return Errc::no_memory;
   for (std::uint64_t i = 0; i < pages; ++i) t->words_[i].store(kEmptyWord, std::memory_order_relaxed);
   return t;
 }

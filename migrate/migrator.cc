@@ -3,23 +3,15 @@
 // is in policy.cc, rehome in rehome.cc.
 #include <algorithm>
 #include <cassert>
-#include <chrono>
 #include <cmath>
-#include <new>
 
 #include "migrate/migrator_impl.h"
 
+#if NUMAHEAP_HOSTED
+#include "migrate/host/background.h"
+#endif
+
 namespace numaheap {
-
-namespace {
-
-std::uint64_t steady_ns() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count());
-}
-
-}  // namespace
 
 MigrateGuestOptions migrate_options_for(const GuestMemory& guest, bool vnuma_bound) {
   MigrateGuestOptions o;
@@ -37,27 +29,41 @@ Result<std::unique_ptr<Migrator>> Migrator::create(const Topology& topo, const M
       !within(config.rate_limit_mb_s, 0, kMaxRateLimitMbS) || !within(config.watermark_fraction, 0, 1) ||
       config.rehome_pages_per_step == 0 || config.rehome_max_passes == 0)
     return Errc::invalid_argument;
-  std::unique_ptr<Impl> m(new (std::nothrow) Impl());
+  MigratorConfig cfg = config;
+#if NUMAHEAP_HOSTED
+  if (!cfg.clock_ns) cfg.clock_ns = host::clock_ns;
+#endif
+  const MetadataHooks* meta = cfg.metadata ? cfg.metadata : default_metadata();
+  if (!meta || !meta->alloc || !meta->release) return Errc::no_memory;
+  std::unique_ptr<Impl> m(new (meta) Impl());
   if (!m) return Errc::no_memory;
   m->topo = &topo;
-  m->config = config;
+  m->meta = meta;
+  m->config = cfg;
   m->nodes = topo.node_count();
-  m->slots.reset(new (std::nothrow) std::atomic<GuestSlot*>[config.max_guests]);
-  if (!m->slots) return Errc::no_memory;
+  if (!m->slots.allocate(meta, config.max_guests) || !m->readers.allocate(meta, config.max_guests))
+    return Errc::no_memory;
   for (std::uint32_t i = 0; i < config.max_guests; ++i) m->slots[i].store(nullptr, std::memory_order_relaxed);
-  m->readers.reset(new (std::nothrow) GuestReaders[config.max_guests]);
-  if (!m->readers) return Errc::no_memory;
   const double burst = config.rate_limit_mb_s * 1048576.0;  // one second's worth
-  m->tokens.assign(m->nodes, burst);
-  m->last_refill_ns.assign(m->nodes, 0);
-  m->backoff_until.assign(m->nodes, 0);
-  m->backoff_len.assign(m->nodes, 0);
-  m->pair_pages.assign(m->nodes * m->nodes, 0);
-  return std::unique_ptr<Migrator>(new Migrator(m.release()));
+  m->owned = Vector<std::unique_ptr<GuestSlot>>(meta);
+  m->retired = Vector<std::unique_ptr<GuestSlot>>(meta);
+  m->tokens = Vector<double>(meta);
+  m->last_refill_ns = Vector<std::uint64_t>(meta);
+  m->backoff_until = Vector<std::uint64_t>(meta);
+  m->backoff_len = Vector<std::uint32_t>(meta);
+  m->pair_pages = Vector<std::uint64_t>(meta);
+  if (!m->tokens.resize(m->nodes, burst) || !m->last_refill_ns.resize(m->nodes, 0) ||
+      !m->backoff_until.resize(m->nodes, 0) || !m->backoff_len.resize(m->nodes, 0) ||
+      !m->pair_pages.resize(m->nodes * m->nodes, 0))
+    return Errc::no_memory;
+  std::unique_ptr<Migrator> mig(new (meta) Migrator(m.get()));
+  if (!mig) return Errc::no_memory;
+  m.release();
+  return mig;
 }
 
 Migrator::~Migrator() {
-  stop();
+  if (impl_->stop_background) impl_->stop_background(*this);
   delete impl_;
 }
 
@@ -67,41 +73,47 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
   if (pages == 0 || options.vcpus > kMaxGuestVcpus) return Errc::invalid_argument;
   NodeMask allowed = options.allowed.empty() ? m.topo->memory_nodes() : options.allowed;
   if (!m.topo->memory_nodes().contains(allowed) || allowed.empty()) return Errc::invalid_node;
-  std::vector<MigrateRange> ranges;
+  Vector<MigrateRange> ranges(m.meta);
   if (options.layout.empty()) {
-    ranges.push_back({0, pages, 0, kNoNode, allowed});
+    if (!ranges.push_back({0, pages, 0, kNoNode, allowed})) return Errc::no_memory;
   } else {
     Gfn end = 0;
     for (const auto& r : options.layout) {
       if (r.first < end || r.first > pages || r.pages > pages - r.first) return Errc::invalid_argument;
       if (options.vnuma_bound && !m.topo->memory_nodes().test(r.pnode)) return Errc::invalid_node;
-      ranges.push_back({r.first, r.pages, r.vnode, r.pnode, allowed});
+      if (!ranges.push_back({r.first, r.pages, r.vnode, r.pnode, allowed})) return Errc::no_memory;
       end = r.first + r.pages;
     }
   }
-  auto tracker = AccessTracker::create(pages);
+  auto tracker = AccessTracker::create(pages, m.meta);
   if (!tracker) return tracker.error();
-  std::unique_ptr<GuestSlot> s(new (std::nothrow) GuestSlot());
+  std::unique_ptr<GuestSlot> s(new (m.meta) GuestSlot());
   if (!s) return Errc::no_memory;
   s->mover = &mover;
-  s->options = options;
+  s->options.vnuma_bound = options.vnuma_bound;
+  s->options.allowed = options.allowed;
+  s->options.vcpus = options.vcpus;
+  s->options.auto_balance = options.auto_balance;
+  s->options.granularity = options.granularity;
+  s->options.layout = Vector<GuestRange>(m.meta);
+  if (!s->options.layout.assign(options.layout.data(), options.layout.size())) return Errc::no_memory;
   s->tracker = std::move(*tracker);
   s->ranges = std::move(ranges);
   if (options.vcpus) {
-    s->vcpu_cpu.reset(new (std::nothrow) std::atomic<CpuId>[options.vcpus]);
-    if (!s->vcpu_cpu) return Errc::no_memory;
+    if (!s->vcpu_cpu.allocate(m.meta, options.vcpus)) return Errc::no_memory;
     for (std::uint32_t v = 0; v < options.vcpus; ++v) s->vcpu_cpu[v].store(kMaxCpus, std::memory_order_relaxed);
   }
   s->tracking_bytes = sizeof(GuestSlot) + sizeof(AccessTracker) + pages * sizeof(std::uint64_t) +
                       std::uint64_t{options.vcpus} * sizeof(std::atomic<CpuId>) +
                       s->ranges.capacity() * sizeof(MigrateRange) +
                       s->options.layout.capacity() * sizeof(GuestRange);
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   m.reclaim_retired();
   for (GuestId id = 0; id < m.config.max_guests; ++id) {
     if (m.slots[id].load(std::memory_order_relaxed)) continue;
     s->id = id;
-    m.owned.reserve(m.owned.size() + 1);  // before publishing: push_back cannot fail after
+    // Before publishing: push_back cannot fail after.
+    if (!m.owned.reserve(m.owned.size() + 1)) return Errc::no_memory;
     m.slots[id].store(s.get(), std::memory_order_release);
     m.tracking_bytes += s->tracking_bytes;
     m.owned.push_back(std::move(s));
@@ -139,7 +151,7 @@ void Migrator::Impl::reclaim_retired() noexcept {
 
 Status Migrator::remove_guest(GuestId id) {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   GuestSlot* s = m.slot(id);
   if (!s) return Errc::invalid_argument;
   s->removed = true;
@@ -151,7 +163,12 @@ Status Migrator::remove_guest(GuestId id) {
   // reads), then free the slot once no input can still be using it.
   m.slots[id].store(nullptr, std::memory_order_seq_cst);
   auto it = std::find_if(m.owned.begin(), m.owned.end(), [s](const auto& p) { return p.get() == s; });
-  m.retired.reserve(m.retired.size() + 1);
+  // Room first: a guest that cannot be retired stays (removal fails cleanly).
+  if (!m.retired.reserve(m.retired.size() + 1)) {
+    m.slots[id].store(s, std::memory_order_release);
+    s->removed = false;
+    return Errc::no_memory;
+  }
   m.retired.push_back(std::move(*it));
   *it = std::move(m.owned.back());
   m.owned.pop_back();
@@ -187,7 +204,7 @@ Status Migrator::set_vcpu_cpu(GuestId id, std::uint32_t vcpu, CpuId cpu) noexcep
 
 Status Migrator::bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode) {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   GuestSlot* s = m.slot(id);
   if (!s || !s->options.vnuma_bound) return Errc::invalid_argument;
   if (!m.topo->memory_nodes().test(pnode)) return Errc::invalid_node;
@@ -201,48 +218,24 @@ Status Migrator::bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode) {
   return found ? Status{} : Status{Errc::invalid_argument};
 }
 
-// ---- background thread ----
-
-Status Migrator::start() {
-  Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.thread_lock);
-  if (m.thread.joinable()) return Errc::busy;
-  m.stop_requested = false;
-  m.running.store(true, std::memory_order_release);
-  m.thread = std::thread([this] {
-    Impl& im = *impl_;
-    std::unique_lock<std::mutex> tl(im.thread_lock);
-    while (!im.stop_requested) {
-      tl.unlock();
-      (void)step();
-      tl.lock();
-      im.wake.wait_for(tl, std::chrono::milliseconds(im.config.period_ms), [&] { return im.stop_requested; });
-    }
-  });
-  return {};
-}
-
-void Migrator::stop() {
-  Impl& m = *impl_;
-  std::thread t;
-  {
-    std::lock_guard<std::mutex> g(m.thread_lock);
-    m.stop_requested = true;
-    t = std::move(m.thread);
-  }
-  m.wake.notify_all();
-  if (t.joinable()) t.join();
-  m.running.store(false, std::memory_order_release);
-}
+// ---- stepping (the host library's background thread is in migrate/host/background.cc) ----
 
 bool Migrator::running() const noexcept { return impl_->running.load(std::memory_order_acquire); }
 
-StepReport Migrator::step() { return step_at(steady_ns()); }
+StepReport Migrator::step() {
+  // now_ns() reads step_no, written under the lock: read it under it too.
+  std::uint64_t now;
+  {
+    SpinGuard g(impl_->lock);
+    now = impl_->now_ns();
+  }
+  return step_at(now);
+}
 
 StepReport Migrator::step_at(std::uint64_t now_ns) {
   Impl& m = *impl_;
-  const std::uint64_t t0 = steady_ns();
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
+  const std::uint64_t t0 = m.config.clock_ns ? m.config.clock_ns(m.config.clock_ctx) : 0;
   m.reclaim_retired();
   StepReport rep;
   ++m.step_no;
@@ -257,7 +250,7 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
   }
   if (total > 0) m.stats.local_access_ratio = local / total;
   ++m.stats.steps;
-  m.stats.ns_stepping += steady_ns() - t0;
+  if (m.config.clock_ns) m.stats.ns_stepping += m.config.clock_ns(m.config.clock_ctx) - t0;
 #if NUMAHEAP_CHECK_INVARIANTS
   assert(m.check_locked().has_value());
 #endif
@@ -301,9 +294,9 @@ const MigrateRange* Migrator::Impl::range_of(const GuestSlot& g, Gfn gfn) const 
 
 void Migrator::Impl::do_move(GuestSlot& g, const Gfn* gfns, const PageState* from, std::size_t n,
                              NodeId target, MoveGranularity gran, MoveOutcome* out, StepReport& rep) {
-  const std::uint64_t t0 = steady_ns();
+  const std::uint64_t t0 = config.clock_ns ? config.clock_ns(config.clock_ctx) : 0;
   auto r = g.mover->move(std::span<const Gfn>(gfns, n), target, gran, std::span<MoveOutcome>(out, n));
-  stats.ns_moving += steady_ns() - t0;
+  if (config.clock_ns) stats.ns_moving += config.clock_ns(config.clock_ctx) - t0;
   if (!r) {
     for (std::size_t i = 0; i < n; ++i)
       out[i] = r.error() == Errc::invalid_node ? MoveOutcome::invalid_node : MoveOutcome::busy;
@@ -350,10 +343,12 @@ void Migrator::Impl::do_move(GuestSlot& g, const Gfn* gfns, const PageState* fro
 
 MigratorStats Migrator::stats() const {
   const Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   MigratorStats s = m.stats;
   s.tracking_bytes = m.tracking_bytes;
   s.retired_guests = m.retired.size();
+  // Out of metadata memory, `moves` is left short (moves.ok() is false).
+  s.moves = Vector<NodePairMoves>(m.meta);
   for (std::size_t f = 0; f < m.nodes; ++f)
     for (std::size_t t = 0; t < m.nodes; ++t)
       if (std::uint64_t p = m.pair_pages[f * m.nodes + t])
@@ -362,7 +357,7 @@ MigratorStats Migrator::stats() const {
 }
 
 Status Migrator::check_invariants() const {
-  std::lock_guard<std::mutex> g(impl_->lock);
+  SpinGuard g(impl_->lock);
   return impl_->check_locked();
 }
 

@@ -3,11 +3,11 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
-#include <thread>
-#include <vector>
+
+#include "allocator/platform/spin_lock.h"
+#include "numaheap/metadata.h"
+#include "numaheap/vector.h"
 
 #include "numaheap/access_tracker.h"
 #include "numaheap/migrator.h"
@@ -39,14 +39,15 @@ struct RehomeJob {
 };
 
 struct GuestSlot {
+  NUMAHEAP_METADATA_NEW_DELETE
   GuestId id = 0;
   Mover* mover = nullptr;         // immutable after add_guest
   MigrateGuestOptions options;    // immutable after add_guest (layout copied to ranges)
   std::unique_ptr<AccessTracker> tracker;  // lock-free (see AccessTracker)
   // vCPU -> host CPU, written by set_vcpu_cpu, read by record_vcpu_access:
   // relaxed atomics (a stale CPU only misattributes one sample).
-  std::unique_ptr<std::atomic<CpuId>[]> vcpu_cpu;
-  std::vector<MigrateRange> ranges;  // guarded by Impl::lock; sorted, disjoint, inside the mover
+  MetadataArray<std::atomic<CpuId>> vcpu_cpu;
+  Vector<MigrateRange> ranges;  // guarded by Impl::lock; sorted, disjoint, inside the mover
   Gfn scan_cursor = 0;               // guarded by Impl::lock
   bool removed = false;              // guarded by Impl::lock
   // Evacuation of pages on frames pending offline (evacuate.cc), guarded by
@@ -85,21 +86,23 @@ struct GuestReaders {
 
 
 struct Migrator::Impl {
+  NUMAHEAP_METADATA_NEW_DELETE
   const Topology* topo = nullptr;  // immutable
+  const MetadataHooks* meta = nullptr;  // immutable: where slots, tables and trackers come from
   MigratorConfig config;           // immutable
   std::size_t nodes = 0;           // dense node count; immutable
 
   // Serialises step, registration, rehome requests, stats. Movers are only
   // called with it held.
-  mutable std::mutex lock;
+  mutable SpinLock lock;
   // Slot table read lock-free by the inputs (acquire); written under `lock`
   // (release). A slot, once published, lives until the migrator dies, so a
   // racing record_access never touches freed memory.
-  std::unique_ptr<std::atomic<GuestSlot*>[]> slots;
+  MetadataArray<std::atomic<GuestSlot*>> slots;
   // Reader counts per guest id (see GuestReaders), max_guests of them.
-  std::unique_ptr<GuestReaders[]> readers;
-  std::vector<std::unique_ptr<GuestSlot>> owned;    // guarded by lock; the published slots
-  std::vector<std::unique_ptr<GuestSlot>> retired;  // guarded by lock; removed, in their grace period
+  MetadataArray<GuestReaders> readers;
+  Vector<std::unique_ptr<GuestSlot>> owned;    // guarded by lock; the published slots
+  Vector<std::unique_ptr<GuestSlot>> retired;  // guarded by lock; removed, in their grace period
   std::uint64_t tracking_bytes = 0;                 // guarded by lock: sum over owned and retired
   // Test switch for the negative grace-period test: frees retired slots
   // without waiting for readers (a deliberately broken variant). Guarded by lock.
@@ -107,20 +110,25 @@ struct Migrator::Impl {
 
   // Guarded by lock.
   std::uint64_t step_no = 0;
-  std::vector<double> tokens;             // per dense node: rate-limit bytes available
-  std::vector<std::uint64_t> last_refill_ns;
-  std::vector<std::uint64_t> backoff_until;  // per dense node: step number
-  std::vector<std::uint32_t> backoff_len;
-  std::vector<std::uint64_t> pair_pages;  // nodes * nodes, [from * nodes + to]
+  Vector<double> tokens;             // per dense node: rate-limit bytes available
+  Vector<std::uint64_t> last_refill_ns;
+  Vector<std::uint64_t> backoff_until;  // per dense node: step number
+  Vector<std::uint32_t> backoff_len;
+  Vector<std::uint64_t> pair_pages;  // nodes * nodes, [from * nodes + to]
   MigratorStats stats;                    // `moves` left empty here (built from pair_pages)
 
-  // Background thread: `thread_lock` guards stop_requested and the thread
-  // handle; `running` is readable lock-free.
-  std::mutex thread_lock;
-  std::condition_variable wake;
-  bool stop_requested = false;
-  std::thread thread;
+  // The host library's background thread (migrate/host/background.cc), if
+  // one was started: the core has no threads; it only asks the host to
+  // stop it when the migrator dies. `running` is readable lock-free.
+  void* background = nullptr;
+  void (*stop_background)(Migrator& m) = nullptr;
   std::atomic<bool> running{false};
+
+  // The embedder's clock for step(), or one period per step without one.
+  std::uint64_t now_ns() const noexcept {
+    if (config.clock_ns) return config.clock_ns(config.clock_ctx);
+    return step_no * std::uint64_t{config.period_ms} * 1000000u;
+  }
 
   // The slot of `id` for callers holding `lock` (lock-free readers use SlotReader).
   GuestSlot* slot(GuestId id) const noexcept {
@@ -132,7 +140,7 @@ struct Migrator::Impl {
   // Policy scan of one guest (policy.cc).
   void scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& rep, double& local, double& total);
   // The guest's ranges after a rehome of `vnode` to `targets` (rehome.cc).
-  std::vector<MigrateRange> plan_rehome(const GuestSlot& g, const NodeMask& targets, std::uint32_t vnode) const;
+  Vector<MigrateRange> plan_rehome(const GuestSlot& g, const NodeMask& targets, std::uint32_t vnode) const;
   // One step of a guest's rehome (rehome.cc).
   void rehome_step(GuestSlot& g, std::uint64_t now_ns, StepReport& rep);
   // Moves pages off frames pending offline, before any other move of the

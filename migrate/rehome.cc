@@ -36,11 +36,12 @@ void finish(RehomeJob& j, RehomeState s) {
 // targets with most room). Room: free frames above the migrator's
 // watermark as the mover sees them, else the topology's free memory,
 // else equal; plus the scope's pages planned on that node already.
-std::vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const NodeMask& targets,
-                                                      std::uint32_t vnode) const {
+Vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const NodeMask& targets,
+                                                 std::uint32_t vnode) const {
   auto scoped = [&](const MigrateRange& r) { return vnode == kAllVnodes || r.vnode == vnode; };
-  std::vector<NodeId> tv;
-  std::vector<std::uint64_t> room;
+  // Out of metadata memory: an empty plan (rehome then says no_memory).
+  Vector<NodeId> tv(meta);
+  Vector<std::uint64_t> room(meta);
   for (NodeId t : targets) {
     std::uint64_t free = 0, managed = 0, r = ~std::uint64_t{0} >> 2;
     if (g.mover->node_frames(t, free, managed)) {
@@ -53,12 +54,12 @@ std::vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const 
     // Pages of the scope planned there already need no new room.
     for (const MigrateRange& x : g.ranges)
       if (scoped(x) && x.pnode == t) r += x.pages;
-    tv.push_back(t);
-    room.push_back(r);
+    if (!tv.push_back(t) || !room.push_back(r)) return Vector<MigrateRange>(meta);
   }
-  std::vector<MigrateRange> out;
+  Vector<MigrateRange> out(meta);
   if (g.options.vnuma_bound) {
-    std::vector<std::uint64_t> taken(tv.size(), 0);
+    Vector<std::uint64_t> taken(meta);
+    if (!taken.resize(tv.size(), 0)) return out;
     for (const MigrateRange& r : g.ranges)
       if (scoped(r) && targets.test(r.pnode)) taken[static_cast<std::size_t>(std::find(tv.begin(), tv.end(), r.pnode) - tv.begin())] += r.pages;
     for (MigrateRange r : g.ranges) {
@@ -73,7 +74,7 @@ std::vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const 
           taken[best] += r.pages;
         }
       }
-      out.push_back(r);
+      if (!out.push_back(r)) return Vector<MigrateRange>(meta);
     }
     return out;
   }
@@ -81,10 +82,16 @@ std::vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const 
   for (const MigrateRange& r : g.ranges)
     if (scoped(r)) total += r.pages;
   constexpr std::uint64_t k2M = frames_of_order(9);
-  std::vector<std::size_t> order(tv.size());
-  for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return room[a] < room[b]; });
-  std::vector<std::uint64_t> share(tv.size(), 0);
+  Vector<std::size_t> order(meta);
+  Vector<std::uint64_t> share(meta);
+  if (!order.resize(tv.size()) || !share.resize(tv.size(), 0)) return out;
+  // Stable insertion sort by room (targets are few; std::stable_sort
+  // would allocate).
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    std::size_t j = k;
+    for (; j > 0 && room[order[j - 1]] > room[k]; --j) order[j] = order[j - 1];
+    order[j] = k;
+  }
   std::uint64_t rest = total;
   for (std::size_t k = 0; k < order.size(); ++k) {
     const std::size_t left = order.size() - k;
@@ -103,13 +110,13 @@ std::vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const 
   std::size_t t = 0;
   for (const MigrateRange& r : g.ranges) {
     if (!scoped(r)) {
-      out.push_back(r);
+      if (!out.push_back(r)) return Vector<MigrateRange>(meta);
       continue;
     }
     for (Gfn at = r.first; at < r.first + r.pages;) {
       while (t + 1 < tv.size() && share[t] == 0) ++t;
       const std::uint64_t len = std::min(r.first + r.pages - at, share[t] ? share[t] : r.first + r.pages - at);
-      out.push_back({at, len, r.vnode, tv[t], targets});
+      if (!out.push_back({at, len, r.vnode, tv[t], targets})) return Vector<MigrateRange>(meta);
       share[t] -= std::min(share[t], len);
       at += len;
     }
@@ -119,7 +126,7 @@ std::vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const 
 
 Status Migrator::rehome(GuestId id, const NodeMask& targets, std::uint32_t vnode, std::uint32_t flags) {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   GuestSlot* s = m.slot(id);
   if (!s || (flags & ~rehome_override_limits)) return Errc::invalid_argument;
   if (targets.empty() || !m.topo->memory_nodes().contains(targets)) return Errc::invalid_node;
@@ -128,10 +135,12 @@ Status Migrator::rehome(GuestId id, const NodeMask& targets, std::uint32_t vnode
   j.vnode = vnode;
   if (std::none_of(s->ranges.begin(), s->ranges.end(), [&](const MigrateRange& r) { return in_scope(j, r); }))
     return Errc::invalid_argument;  // no such vnode
-  std::vector<MigrateRange> plan = m.plan_rehome(*s, targets, vnode);
+  Vector<MigrateRange> plan = m.plan_rehome(*s, targets, vnode);
+  if (plan.empty()) return Errc::no_memory;  // a scope is never empty (checked above)
   // The guest's own layout follows first; if its keeper refuses, nothing changed.
-  std::vector<GuestRange> layout;
-  for (const MigrateRange& r : plan) layout.push_back({r.first, r.pages, r.pnode, r.vnode});
+  Vector<GuestRange> layout(m.meta);
+  for (const MigrateRange& r : plan)
+    if (!layout.push_back({r.first, r.pages, r.pnode, r.vnode})) return Errc::no_memory;
   if (Status st = s->mover->relayout(layout); !st) return st;
   s->ranges = std::move(plan);
   std::uint64_t total = 0;

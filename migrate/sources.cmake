@@ -6,6 +6,8 @@ list(APPEND NUMAHEAP_CORE_SOURCES
   migrate/policy.cc
   migrate/rehome.cc)
 list(APPEND NUMAHEAP_CORE_SOURCES migrate/c_api.cc)
-# Host side: move_pages(2) on a VMM's mappings.
+# Host side: move_pages(2) on a VMM's mappings, the background thread and
+# the steady clock.
 list(APPEND NUMAHEAP_HOST_SOURCES
-  migrate/kernel_mover.cc)
+  migrate/kernel_mover.cc
+  migrate/host/background.cc)

@@ -22,11 +22,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
-#include <new>
 
 #include "allocator/platform/spin_lock.h"
 #include "numaheap/frame.h"
+#include "numaheap/metadata.h"
 
 namespace numaheap {
 
@@ -39,10 +38,9 @@ struct ClaimRecord {
 
 class ClaimTable {
  public:
-  bool init(std::uint32_t capacity) noexcept {
-    records_.reset(new (std::nothrow) ClaimRecord[capacity ? capacity : 1]);
+  bool init(const MetadataHooks* hooks, std::uint32_t capacity) noexcept {
     capacity_ = capacity;
-    return records_ != nullptr;
+    return records_.allocate(hooks, capacity ? capacity : 1);
   }
 
   mutable SpinLock lock;
@@ -91,7 +89,7 @@ class ClaimTable {
   }
 
  private:
-  std::unique_ptr<ClaimRecord[]> records_;
+  MetadataArray<ClaimRecord> records_;
   std::uint32_t size_ = 0, capacity_ = 0;
 };
 

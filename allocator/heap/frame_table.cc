@@ -1,25 +1,23 @@
 // FrameTable: descriptor reservation and mfn <-> descriptor lookups.
 #include "allocator/heap/frame_table.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <string>
 
 namespace numaheap {
 
 FrameTable::~FrameTable() {
-  if (descs_) munmap(descs_, reserved_bytes_);
+  if (descs_) hooks_->release(hooks_->ctx, descs_, reserved_bytes_);
 }
 
-Result<void, Error> FrameTable::init(const Topology& topo) {
-  ranges_.clear();
+Result<void, Error> FrameTable::init(const Topology& topo, const MetadataHooks* hooks) {
+  hooks_ = hooks;
+  ranges_ = Vector<FrameRangeInfo>(hooks);
   only_ = nullptr;
   for (std::size_t i = 0; i < topo.node_count(); ++i)
     for (const FrameRange& r : topo.node_at(i).frames)
-      ranges_.push_back({r.first_mfn, r.first_mfn + r.count, static_cast<std::uint32_t>(i), 0});
+      if (!ranges_.push_back({r.first_mfn, r.first_mfn + r.count, static_cast<std::uint32_t>(i), 0}))
+        return Error{Errc::no_memory, "frame table: out of metadata memory for the range table"};
   std::sort(ranges_.begin(), ranges_.end(),
             [](const FrameRangeInfo& a, const FrameRangeInfo& b) { return a.first < b.first; });
   frames_ = 0;
@@ -30,16 +28,16 @@ Result<void, Error> FrameTable::init(const Topology& topo) {
   only_ = ranges_.size() == 1 ? &ranges_[0] : nullptr;
   if (frames_ == 0) return {};
   reserved_bytes_ = frames_ * sizeof(FrameDesc);
-  // MAP_NORESERVE: a 1 TiB machine needs 6 GiB of descriptors, most of which
-  // stay untouched (all-zero tails) until the frames are split.
-  void* p = mmap(nullptr, reserved_bytes_, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
-    int err = errno;
+  // The hooks hand out memory that reads as zero, and a zero descriptor is a
+  // valid one: nothing is written here, so start-up does not grow with
+  // memory (the host library maps large tables MAP_NORESERVE, so a 1 TiB
+  // machine's 6 GiB of descriptors cost nothing until frames are split).
+  void* p = hooks->alloc(hooks->ctx, reserved_bytes_, alignof(FrameDesc) < 64 ? 64 : alignof(FrameDesc),
+                         NUMAHEAP_ANY_NODE);
+  if (!p) {
     reserved_bytes_ = 0;
-    return Error{Errc::no_memory, "frame table: cannot reserve " +
-                                      std::to_string(frames_ * sizeof(FrameDesc) >> 20) +
-                                      " MiB of descriptors: " + std::strerror(err)};
+    return make_error(Errc::no_memory, "frame table: cannot get ", frames_ * sizeof(FrameDesc) >> 20,
+                      " MiB of descriptors from the metadata hooks");
   }
   descs_ = static_cast<FrameDesc*>(p);
   return {};

@@ -14,11 +14,12 @@
 #include <atomic>
 #include <boost/intrusive/list.hpp>
 #include <cstdint>
-#include <vector>
+#include <span>
 
 #include "numaheap/frame.h"
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
+#include "numaheap/vector.h"
 
 namespace numaheap {
 
@@ -165,8 +166,9 @@ class FrameTable {
   FrameTable(const FrameTable&) = delete;
   FrameTable& operator=(const FrameTable&) = delete;
 
-  // Reserves descriptors for every frame of every node (nothing written).
-  Result<void, Error> init(const Topology& topo);
+  // Reserves descriptors for every frame of every node from `hooks`
+  // (nothing written: the hooks' memory reads as zero).
+  Result<void, Error> init(const Topology& topo, const MetadataHooks* hooks);
 
   // Range holding `mfn`, or nullptr when no node manages it.
   const FrameRangeInfo* find_range(Mfn mfn) const noexcept {
@@ -192,16 +194,17 @@ class FrameTable {
   // Frame number of a descriptor (which must belong to this table).
   Mfn mfn_of(const FrameDesc* d) const noexcept;
 
-  const std::vector<FrameRangeInfo>& ranges() const noexcept { return ranges_; }
+  std::span<const FrameRangeInfo> ranges() const noexcept { return ranges_; }
   std::uint64_t frame_count() const noexcept { return frames_; }
   // Metadata bytes per managed frame (descriptors + range table).
   double bytes_per_frame() const noexcept;
 
  private:
   const FrameRangeInfo* find_range_slow(Mfn mfn) const noexcept;
-  std::vector<FrameRangeInfo> ranges_;  // sorted by first; desc_base ascending too
+  Vector<FrameRangeInfo> ranges_;  // sorted by first; desc_base ascending too
   const FrameRangeInfo* only_ = nullptr;  // &ranges_[0] when it is the only range
-  FrameDesc* descs_ = nullptr;          // mmap'd, frames_ entries
+  FrameDesc* descs_ = nullptr;          // from hooks_, frames_ entries
+  const MetadataHooks* hooks_ = nullptr;
   std::uint64_t frames_ = 0;
   std::uint64_t reserved_bytes_ = 0;
 };

@@ -1,12 +1,13 @@
 // PageAllocator: creation, alloc/free, per-CPU cache refill and drain.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
-#include <new>
 
 #include "allocator/heap/page_allocator_impl.h"
 #include "allocator/platform/fault_injection.h"
+
+#if NUMAHEAP_HOSTED
+#include "allocator/platform/host/host_memory.h"
+#endif
 
 namespace numaheap {
 
@@ -21,20 +22,20 @@ Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topolo
   if (topo.node_count() == 0) return Error{Errc::invalid_argument, "page allocator: empty topology"};
   if (hcfg.pcp_high > 65536 || hcfg.pcp9_high > 4096 || hcfg.cpus > 65536)
     return Error{Errc::invalid_argument, "page allocator: per-CPU cache limits too large"};
-  std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
-  if (!impl) return Error{Errc::no_memory, "page allocator: out of memory"};
+  auto platform = Platform::create(topo, pcfg);
+  if (!platform) return std::move(platform).error();
+  const MetadataHooks* meta = platform.value()->metadata();
+  std::unique_ptr<Impl> impl(new (meta) Impl());
+  if (!impl) return Error{Errc::no_memory, "page allocator: out of metadata memory"};
+  impl->platform = std::move(platform.value());
   impl->topo = topo;
   impl->config = hcfg;
-  auto platform = Platform::create(impl->topo, pcfg);
-  if (!platform) return std::move(platform).error();
-  impl->platform = std::move(platform.value());
-  if (auto st = impl->table.init(impl->topo); !st) return st.error();
+  if (auto st = impl->table.init(impl->topo, meta); !st) return st.error();
 
   impl->node_count = static_cast<std::uint32_t>(impl->topo.node_count());
-  impl->check_scratch.reset(new (std::nothrow) std::uint64_t[7 * std::size_t{impl->node_count}]);
-  if (!impl->check_scratch) return Error{Errc::no_memory, "page allocator: out of memory"};
-  impl->heaps.reset(new (std::nothrow) NodeHeap[impl->node_count]);
-  if (!impl->heaps) return Error{Errc::no_memory, "page allocator: out of memory"};
+  if (!impl->check_scratch.allocate(meta, 7 * std::size_t{impl->node_count}) ||
+      !impl->heaps.allocate(meta, impl->node_count))
+    return Error{Errc::no_memory, "page allocator: out of metadata memory"};
   for (std::uint32_t i = 0; i < impl->node_count; ++i) {
     impl->heaps[i].init(&impl->table, impl->platform.get(), i);
     impl->heaps[i].seed(pcfg.boot_memory_dirty);
@@ -42,42 +43,42 @@ Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topolo
 
   // Per-CPU caches: one per CPU the host or the topology knows.
   std::uint32_t cpus = hcfg.cpus;
+#if NUMAHEAP_HOSTED
+  const std::uint32_t host_cpus = host::configured_cpus();
+#else
+  const std::uint32_t host_cpus = 1;  // a hypervisor says HeapConfig::cpus
+#endif
   if (cpus == 0) {
-    long host = sysconf(_SC_NPROCESSORS_CONF);
-    cpus = std::max<std::uint32_t>(impl->topo.max_cpu(), host > 0 ? static_cast<std::uint32_t>(host) : 1u);
+    cpus = std::max<std::uint32_t>(impl->topo.max_cpu(), host_cpus);
     cpus = std::min<std::uint32_t>(cpus, 4096);
   }
-  if (!impl->pcp.init(cpus, impl->node_count, hcfg.pcp_batch, hcfg.pcp_high, hcfg.pcp9_batch,
+  if (!impl->pcp.init(meta, cpus, impl->node_count, hcfg.pcp_batch, hcfg.pcp_high, hcfg.pcp9_batch,
                       hcfg.pcp9_high) ||
-      !impl->claims.init(hcfg.max_claims))
+      !impl->claims.init(meta, hcfg.max_claims))
     return Error{Errc::no_memory, "page allocator: out of memory for caches"};
 
   // Preferred node of each cache slot: the CPU's node; CPUs the topology does
   // not list (a host with other CPU ids) map round-robin onto listed ones.
   NodeId fallback = impl->topo.memory_nodes().empty() ? impl->topo.node_at(0).id
                                                       : impl->topo.memory_nodes().first();
-  impl->cpu_node.assign(cpus, fallback);
+  if (!impl->cpu_node.allocate(meta, cpus) || !impl->cpu_node_index.allocate(meta, cpus) ||
+      !impl->home.allocate(meta, cpus))
+    return Error{Errc::no_memory, "page allocator: out of metadata memory for caches"};
+  for (std::uint32_t c = 0; c < cpus; ++c) impl->cpu_node[c] = fallback;
   for (std::uint32_t c = 0; c < cpus; ++c) {
     NodeId n = impl->topo.node_of_cpu(c);
     if (n == kNoNode && impl->topo.max_cpu() > 0) n = impl->topo.node_of_cpu(c % impl->topo.max_cpu());
     if (n != kNoNode) impl->cpu_node[c] = n;
   }
-  {
-    const long host = sysconf(_SC_NPROCESSORS_CONF);
-    impl->use_rseq = hcfg.use_rseq && !pcfg.hooks.current_cpu && host > 0 &&
-                     static_cast<std::uint32_t>(host) <= cpus && rseq::init();
-  }
-  impl->cpu_node_index.resize(cpus);
-  impl->home.reset(new (std::nothrow) Impl::CpuHome[cpus]);
-  if (!impl->home) return Error{Errc::no_memory, "page allocator: out of memory for caches"};
+  impl->use_rseq = hcfg.use_rseq && !pcfg.hooks.current_cpu && host_cpus <= cpus && rseq::init();
   for (std::uint32_t c = 0; c < cpus; ++c) {
     const auto ni = static_cast<std::uint32_t>(impl->topo.index_of(impl->cpu_node[c]));
     impl->cpu_node_index[c] = ni;
     impl->home[c].node = impl->cpu_node[c];
     if (impl->heap(ni).managed_frames()) impl->home[c].caches = &impl->pcp.at(c, ni, 0);
   }
-  std::unique_ptr<PageAllocator> pa(new (std::nothrow) PageAllocator(impl.get()));
-  if (!pa) return Error{Errc::no_memory, "page allocator: out of memory"};
+  std::unique_ptr<PageAllocator> pa(new (meta) PageAllocator(impl.get()));
+  if (!pa) return Error{Errc::no_memory, "page allocator: out of metadata memory"};
   impl.release();
   return pa;
 }

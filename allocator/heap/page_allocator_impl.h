@@ -7,7 +7,6 @@
 #include <atomic>
 #include <memory>
 #include <span>
-#include <vector>
 
 #include "allocator/heap/claims.h"
 #include "allocator/heap/frame_table.h"
@@ -27,6 +26,7 @@
 namespace numaheap {
 
 struct PageAllocator::Impl {
+  NUMAHEAP_METADATA_NEW_DELETE
   // Immutable after create().
   Topology topo;
   HeapConfig config;
@@ -43,9 +43,9 @@ struct PageAllocator::Impl {
   std::unique_ptr<Platform> platform;
   FrameTable table;
   std::uint32_t node_count = 0;
-  std::unique_ptr<NodeHeap[]> heaps;   // by dense node index
-  std::vector<NodeId> cpu_node;        // cache slot -> preferred node id
-  std::vector<std::uint32_t> cpu_node_index;  // same, as a dense index
+  MetadataArray<NodeHeap> heaps;        // by dense node index
+  MetadataArray<NodeId> cpu_node;       // cache slot -> preferred node id
+  MetadataArray<std::uint32_t> cpu_node_index;  // same, as a dense index
   // Per cache slot, what the lock-free fast path needs in one load: the
   // slot's caches (order 0; order 9 is next to it) on its preferred node,
   // or nullptr when that node has no memory (the slow path decides).
@@ -53,13 +53,13 @@ struct PageAllocator::Impl {
     CpuCache* caches = nullptr;
     NodeId node = kNoNode;
   };
-  std::unique_ptr<CpuHome[]> home;
+  MetadataArray<CpuHome> home;
   PerCpuCaches pcp;
   ClaimTable claims;
   // Counters of check_invariants/check_frames (7 per node), reserved at
   // create() so that the checks allocate nothing; used only under a
   // StopTheWorld (every lock held).
-  std::unique_ptr<std::uint64_t[]> check_scratch;
+  MetadataArray<std::uint64_t> check_scratch;
 
   // Per-CPU caches are used without their lock through rseq sequences
   // (rseq_cache.h) when this is set; immutable after create().

@@ -1,21 +1,18 @@
 // PerCpuCaches: storage set-up.
 #include "allocator/heap/per_cpu_cache.h"
 
-#include <new>
 
 namespace numaheap {
 
-bool PerCpuCaches::init(std::uint32_t cpus, std::uint32_t nodes, std::uint32_t batch0,
+bool PerCpuCaches::init(const MetadataHooks* hooks, std::uint32_t cpus, std::uint32_t nodes, std::uint32_t batch0,
                         std::uint32_t high0, std::uint32_t batch9, std::uint32_t high9) noexcept {
   cpus_ = cpus;
   nodes_ = nodes;
   high0_ = high0;
   high9_ = batch9 ? high9 : 0;
   const std::size_t n = static_cast<std::size_t>(cpus) * nodes * kSlots;
-  caches_.reset(new (std::nothrow) CpuCache[n]);
   const std::size_t per = std::size_t{high0_} + high9_;
-  storage_.reset(new (std::nothrow) Mfn[per * cpus * nodes + 1]);
-  if (!caches_ || !storage_) return false;
+  if (!caches_.allocate(hooks, n) || !storage_.allocate(hooks, per * cpus * nodes + 1)) return false;
   Mfn* next = storage_.get();
   for (std::size_t i = 0; i < n; i += kSlots) {
     CpuCache& c0 = caches_[i];

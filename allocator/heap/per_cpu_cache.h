@@ -7,10 +7,10 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 
 #include "allocator/platform/spin_lock.h"
 #include "numaheap/frame.h"
+#include "numaheap/metadata.h"
 
 namespace numaheap {
 
@@ -41,7 +41,7 @@ class PerCpuCaches {
   static constexpr unsigned kSlots = 2;  // slot 0: order 0, slot 1: order 9
 
   // Allocates every cache and its storage. False when out of memory.
-  bool init(std::uint32_t cpus, std::uint32_t nodes, std::uint32_t batch0, std::uint32_t high0,
+  bool init(const MetadataHooks* hooks, std::uint32_t cpus, std::uint32_t nodes, std::uint32_t batch0, std::uint32_t high0,
             std::uint32_t batch9, std::uint32_t high9) noexcept;
 
   // Cache slot for an order, or -1 when the order is not cached.
@@ -59,8 +59,8 @@ class PerCpuCaches {
 
  private:
   std::uint32_t cpus_ = 0, nodes_ = 0, high0_ = 0, high9_ = 0;
-  std::unique_ptr<CpuCache[]> caches_;
-  std::unique_ptr<Mfn[]> storage_;
+  MetadataArray<CpuCache> caches_;
+  MetadataArray<Mfn> storage_;
 };
 
 }  // namespace numaheap

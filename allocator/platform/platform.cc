@@ -1,71 +1,66 @@
-// Platform: per-node backing memory (host_memory) or hooks (frame_only).
+// Platform: per-node backing memory (host_memory, host library only) or
+// hooks (frame_only). Core file: the host parts are behind NUMAHEAP_HOSTED.
 #include "numaheap/platform.h"
 
-#include <numaif.h>
-#include <sched.h>
-#include <sys/mman.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <new>
-#include <string>
+
+#include "allocator/platform/spin_lock.h"
+
+#if NUMAHEAP_HOSTED
+#include "allocator/platform/host/host_memory.h"
+#endif
 
 namespace numaheap {
 
-namespace {
-
-// Binds [addr, addr+bytes) to `node` with MPOL_BIND. maxnode is the mask's
-// bit count + 1 (the kernel ignores the last bit it is told about).
-int bind_to_node(void* addr, std::uint64_t bytes, NodeId node) noexcept {
-  unsigned long mask[kMaxNodes / (8 * sizeof(unsigned long))] = {};
-  constexpr unsigned long kBits = 8 * sizeof(unsigned long);
-  mask[node / kBits] |= 1ul << (node % kBits);
-  long rc = mbind(addr, bytes, MPOL_BIND, mask, kMaxNodes + 1, 0);
-  return rc == 0 ? 0 : errno;
-}
-
-}  // namespace
-
 Result<std::unique_ptr<Platform>, Error> Platform::create(const Topology& topo,
                                                           const PlatformConfig& config) {
-  std::unique_ptr<Platform> p(new (std::nothrow) Platform());
-  if (!p) return Error{Errc::no_memory, "platform: out of memory"};
+  const MetadataHooks* meta = config.metadata ? config.metadata : default_metadata();
+  if (!meta || !meta->alloc || !meta->release)
+    return Error{Errc::invalid_argument,
+                 "platform: no metadata memory (set PlatformConfig::metadata or numaheap_set_default_metadata)"};
+  if (config.mode != MemoryMode::frame_only && config.mode != MemoryMode::host_memory)
+    return Error{Errc::invalid_argument, "platform: unknown memory mode"};
+  std::unique_ptr<Platform> p(new (meta) Platform());
+  if (!p) return Error{Errc::no_memory, "platform: out of metadata memory"};
   p->config_ = config;
+  p->metadata_ = meta;
+  p->ranges_ = Vector<Mapping>(meta);
+  p->node_maps_ = Vector<NodeMap>(meta);
   if (config.mode != MemoryMode::host_memory) return p;
 
+#if NUMAHEAP_HOSTED
   for (const NodeInfo& node : topo.nodes()) {
     std::uint64_t frames = node.frame_count();
     if (frames == 0) continue;
     std::uint64_t bytes = frames << kFrameShift;
-    void* addr = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (addr == MAP_FAILED) {
-      int err = errno;
-      return Error{Errc::no_memory, "platform: mmap of " + std::to_string(bytes >> 20) +
-                                        " MiB for node " + std::to_string(node.id) +
-                                        " failed: " + std::strerror(err)};
-    }
-    p->node_maps_.push_back({addr, bytes});
-    if (int err = bind_to_node(addr, bytes, node.id); err != 0 && config.require_bind) {
-      return Error{err == EINVAL ? Errc::invalid_node : Errc::io_error,
-                   "platform: mbind(MPOL_BIND) of node " + std::to_string(node.id) +
-                       "'s memory failed: " + std::strerror(err) +
-                       (err == EINVAL ? " (is the node present on this host?)" : "")};
-    }
+    if (!p->node_maps_.reserve(p->node_maps_.size() + 1))
+      return Error{Errc::no_memory, "platform: out of metadata memory"};
+    Error err;
+    void* addr = host::map_node_memory(node.id, bytes, config.require_bind, &err);
+    if (!addr) return err;
+    p->node_maps_.push_back({addr, bytes});  // reserved above: cannot fail
     auto* base = static_cast<unsigned char*>(addr);
     for (const FrameRange& r : node.frames) {
-      p->ranges_.push_back({r.first_mfn, r.count, base});
+      if (!p->ranges_.push_back({r.first_mfn, r.count, base}))
+        return Error{Errc::no_memory, "platform: out of metadata memory"};
       base += r.count << kFrameShift;
     }
   }
   std::sort(p->ranges_.begin(), p->ranges_.end(),
             [](const Mapping& a, const Mapping& b) { return a.first < b.first; });
   return p;
+#else
+  (void)topo;
+  return Error{Errc::unsupported,
+               "platform: host_memory mode needs the host library (libnumaheap); the core is frame_only"};
+#endif
 }
 
 Platform::~Platform() {
-  for (const NodeMap& m : node_maps_) munmap(m.addr, m.bytes);
+#if NUMAHEAP_HOSTED
+  for (const NodeMap& m : node_maps_) host::unmap_node_memory(m.addr, m.bytes);
+#endif
 }
 
 void* Platform::frame_address(Mfn mfn) const noexcept {
@@ -85,9 +80,11 @@ void Platform::zero_frames(Mfn first, std::uint64_t count) const noexcept {
   auto* addr = static_cast<unsigned char*>(frame_address(first));
   if (!addr) return;
   const std::uint64_t bytes = count << kFrameShift;
+#if NUMAHEAP_HOSTED
   // Large runs: give the pages back; the next touch maps zeroed pages that
   // still follow the mapping's MPOL_BIND policy. Small runs: memset.
-  if (count >= 512 && madvise(addr, bytes, MADV_DONTNEED) == 0) return;
+  if (count >= 512 && host::discard_memory(addr, bytes)) return;
+#endif
   std::memset(addr, 0, bytes);
 }
 
@@ -106,8 +103,11 @@ bool Platform::copy_frame(Mfn dst, Mfn src) const noexcept {
 
 std::uint32_t Platform::current_cpu() const noexcept {
   if (config_.hooks.current_cpu) return config_.hooks.current_cpu(config_.hooks.ctx);
-  int cpu = sched_getcpu();
-  return cpu < 0 ? 0u : static_cast<std::uint32_t>(cpu);
+#if NUMAHEAP_HOSTED
+  return host::current_cpu();
+#else
+  return 0;
+#endif
 }
 
 void Platform::relax() const noexcept {
@@ -115,9 +115,7 @@ void Platform::relax() const noexcept {
     config_.hooks.relax(config_.hooks.ctx);
     return;
   }
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
+  cpu_relax();
 }
 
 std::uint64_t Platform::mapped_bytes() const noexcept {

@@ -4,4 +4,5 @@ list(APPEND NUMAHEAP_CORE_SOURCES
   allocator/platform/metadata.cc
   allocator/platform/platform.cc)
 list(APPEND NUMAHEAP_HOST_SOURCES
-  allocator/platform/host/malloc_metadata.cc)
+  allocator/platform/host/malloc_metadata.cc
+  allocator/platform/host/host_memory.cc)

@@ -23,6 +23,7 @@
 #include <memory>
 
 #include "numaheap/frame.h"
+#include "numaheap/metadata.h"
 #include "numaheap/result.h"
 
 namespace numaheap {
@@ -49,7 +50,10 @@ struct PageHeat {
 class AccessTracker {
  public:
   // One word per page; allocates once here. Errors: invalid_argument (0 pages).
-  static Result<std::unique_ptr<AccessTracker>> create(std::uint64_t pages);
+  NUMAHEAP_METADATA_NEW_DELETE
+  // `hooks`: where the per-page words come from (null: the default hooks).
+  static Result<std::unique_ptr<AccessTracker>> create(std::uint64_t pages,
+                                                      const MetadataHooks* hooks = nullptr);
 
   std::uint64_t pages() const noexcept { return pages_; }
 
@@ -101,7 +105,7 @@ class AccessTracker {
   // One word per gfn. Every access is atomic (samplers CAS, the migrator
   // CASes reset_streak); no lock. Invariant: the last field is < 1023 or
   // exactly 1023 with streak 0 ("never sampled").
-  std::unique_ptr<std::atomic<std::uint64_t>[]> words_;
+  MetadataArray<std::atomic<std::uint64_t>> words_;
 };
 
 }  // namespace numaheap

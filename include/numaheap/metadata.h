@@ -53,7 +53,7 @@ struct MetadataDelete {
   void operator()(T* p) const noexcept { metadata_destroy(p); }
 };
 
-// A fixed-size array of default-constructed T (elements need not be
+// A fixed-size array (shallow const, like std::unique_ptr<T[]>) of default-constructed T (elements need not be
 // movable), from metadata hooks. Empty (and !ok()) when out of memory.
 template <class T>
 class MetadataArray {
@@ -90,16 +90,13 @@ class MetadataArray {
     data_ = nullptr;
     size_ = 0;
   }
-  T* get() noexcept { return data_; }
-  const T* get() const noexcept { return data_; }
+  // Shallow const, as std::unique_ptr<T[]>: the array, not the elements.
+  T* get() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
-  T& operator[](std::size_t i) noexcept { return data_[i]; }
-  const T& operator[](std::size_t i) const noexcept { return data_[i]; }
+  T& operator[](std::size_t i) const noexcept { return data_[i]; }
   explicit operator bool() const noexcept { return data_ != nullptr; }
-  T* begin() noexcept { return data_; }
-  T* end() noexcept { return data_ + size_; }
-  const T* begin() const noexcept { return data_; }
-  const T* end() const noexcept { return data_ + size_; }
+  T* begin() const noexcept { return data_; }
+  T* end() const noexcept { return data_ + size_; }
 
  private:
   void swap(MetadataArray& o) noexcept {

@@ -26,8 +26,9 @@
 //    the old frame as it is freed. Pinned and dedup-shared pages stay
 //    (their owners free them); pages that fail are tried again next step.
 //  * step() is deterministic given the inputs and `now_ns` (step_at), so
-//    tests and the simulator can drive it; start() runs it every period on
-//    a background thread; stop() wakes and joins that thread promptly.
+//    tests and the simulator can drive it; in the host library start()
+//    runs it every period on a background thread and stop() wakes and joins
+//    that thread promptly (the freestanding core has no threads).
 //  * Rehome: rehome() queues a move of a whole guest (or one vnode) to a
 //    node set; step() advances it, guests keep running; progress is
 //    readable lock-free; cancel_rehome() stops it between batches. The
@@ -54,7 +55,9 @@
 
 #include <cstdint>
 #include <memory>
-#include <vector>
+
+#include "numaheap/metadata.h"
+#include "numaheap/vector.h"
 
 #include "numaheap/guest_memory.h"
 #include "numaheap/mover.h"
@@ -83,6 +86,13 @@ struct MigratorConfig {
   std::uint32_t max_guests = 64;           // slots allocated by create()
   std::uint64_t rehome_pages_per_step = 1u << 15;
   std::uint32_t rehome_max_passes = 8;     // passes retrying busy / no_memory pages
+  // Time for step() (step_at takes it from the caller): the embedder's
+  // monotonic clock in ns. Null: the host library's steady clock; in the
+  // freestanding core (no clock) each step() counts as one period_ms.
+  std::uint64_t (*clock_ns)(void* ctx) = nullptr;
+  void* clock_ctx = nullptr;
+  // Where slots, trackers and tables come from; null = the default hooks.
+  const MetadataHooks* metadata = nullptr;
 };
 
 struct MigrateGuestOptions {
@@ -90,7 +100,7 @@ struct MigrateGuestOptions {
   // bind_vnode and rehome), not accesses.
   bool vnuma_bound = false;
   // gfn ranges per vnode with their pnode; empty = one range of all pages.
-  std::vector<GuestRange> layout;
+  Vector<GuestRange> layout;
   NodeMask allowed;          // nodes pages may move to; empty = every memory node
   std::uint32_t vcpus = 0;   // vCPU slots for set_vcpu_cpu / record_vcpu_access
   bool auto_balance = true;  // false: only bindings and rehome move pages
@@ -119,7 +129,7 @@ struct MigratorStats {
   // Share of recent samples that came from the node the page is on (last
   // step that saw samples), -1 before any.
   double local_access_ratio = -1;
-  std::vector<NodePairMoves> moves;  // non-zero pairs, by (from, to)
+  Vector<NodePairMoves> moves;  // non-zero pairs, by (from, to)
   // Per-guest tracking memory held now (access words, vCPU table, slot),
   // including removed guests still in their grace period (retired_guests).
   std::uint64_t tracking_bytes = 0;
@@ -144,6 +154,7 @@ struct StepReport {
 
 class Migrator {
  public:
+  NUMAHEAP_METADATA_NEW_DELETE
   // The topology must outlive the migrator. Errors: invalid_argument.
   static Result<std::unique_ptr<Migrator>> create(const Topology& topo, const MigratorConfig& config = {});
   ~Migrator();  // stop()s
@@ -163,7 +174,9 @@ class Migrator {
   Status bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode);
 
   // ---- running ----
-  Status start();  // Errors: busy (already running)
+  // start/stop: the host library only (a thread calling step() every
+  // period); a hypervisor calls step() from its own timer instead.
+  Status start();  // Errors: busy (already running), no_memory
   void stop();     // idempotent; returns once the thread has exited
   bool running() const noexcept;
   StepReport step();                        // now = steady clock

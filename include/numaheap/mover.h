@@ -18,6 +18,7 @@
 #include <span>
 
 #include "numaheap/frame.h"
+#include "numaheap/metadata.h"
 #include "numaheap/node_mask.h"
 #include "numaheap/result.h"
 
@@ -58,19 +59,32 @@ struct MoveTotals {
   std::uint64_t flushes = 0;       // flush hook calls (frame swap)
 };
 
+// Every mover overrides page_count, query and move. They have bodies (an
+// empty guest that supports nothing) rather than being pure: a pure virtual
+// needs the C++ runtime's __cxa_pure_virtual, which the freestanding core
+// may not reference. Movers are allocated through the metadata hooks
+// (class-scoped new/delete), so the core can delete one without the
+// global operator delete.
 class Mover {
  public:
+  NUMAHEAP_METADATA_NEW_DELETE
   virtual ~Mover() = default;
   // Guest frames covered: gfns 0 .. page_count()-1.
-  virtual std::uint64_t page_count() const noexcept = 0;
+  virtual std::uint64_t page_count() const noexcept { return 0; }
   // States of gfns [first, first + out.size()). Errors: invalid_argument
   // (range outside the guest), unsupported (kernel refused the query).
-  virtual Status query(Gfn first, std::span<PageState> out) noexcept = 0;
+  virtual Status query(Gfn first, std::span<PageState> out) noexcept {
+    (void)first, (void)out;
+    return Errc::unsupported;
+  }
   // Moves each page of `gfns` to `target`; out.size() == gfns.size().
   // Errors (whole call, no page touched): invalid_argument, invalid_node
   // (target unknown or without memory), unsupported.
   virtual Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
-                                  std::span<MoveOutcome> out) noexcept = 0;
+                                  std::span<MoveOutcome> out) noexcept {
+    (void)gfns, (void)target, (void)granularity, (void)out;
+    return Errc::unsupported;
+  }
   // Free and managed 4 KiB frames of `node` where the mover allocates, for
   // the destination watermark; false when unknown (the kernel keeps its own).
   virtual bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept {

@@ -105,6 +105,7 @@ enum class OfflineState : std::uint8_t { offlined = 0, pending = 1 };
 
 class PageAllocator {
  public:
+  NUMAHEAP_METADATA_NEW_DELETE
   static Result<std::unique_ptr<PageAllocator>, Error> create(
       const Topology& topo, const PlatformConfig& platform = {}, const HeapConfig& heap = {});
   ~PageAllocator();

@@ -6,24 +6,30 @@
 //      address in this process. Zeroing ("scrubbing") and copying go through
 //      the hooks below. Without a scrub hook the embedder promises to scrub
 //      frames itself before mapping them into another owner.
-//    - host_memory: for VMMs, benchmarks and tests. Each node's frames are
+//    - host_memory: for VMMs, benchmarks and tests (host library only; the
+//      freestanding core answers Errc::unsupported). Each node's frames are
 //      backed by one anonymous mapping bound to that node with
 //      mbind(MPOL_BIND); create() fails (Errc::invalid_node / io_error, with
 //      the errno text) when the kernel refuses the binding, e.g. because the
 //      node does not exist on this host. frame_address(mfn) gives the bytes.
+//  * Metadata (frame table, caches, p2m, tracking) comes from
+//    PlatformConfig::metadata, or numaheap_default_metadata() when null
+//    (platform_contract.h).
 //  * Hooks are plain function pointers plus a context, callable from any
 //    thread, possibly concurrently, never while the allocator holds a lock
 //    (scrub and copy may take long).
-//  * current_cpu() says which per-CPU cache a call uses. The default asks the
-//    kernel (sched_getcpu, cheap with rseq); a hypervisor supplies its own.
+//  * current_cpu() says which per-CPU cache a call uses. The host library's
+//    default asks the kernel (sched_getcpu, cheap with rseq); the core's
+//    default is CPU 0: a hypervisor supplies its own.
 //  * Nothing here allocates after create(); nothing here aborts on bad input.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 #include "numaheap/frame.h"
+#include "numaheap/metadata.h"
+#include "numaheap/vector.h"
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
 
@@ -55,12 +61,16 @@ struct PlatformConfig {
   // Contents of frames at start-up: false = already zero (host_memory's
   // fresh mappings are), true = unknown, scrubbed before first hand-out.
   bool boot_memory_dirty = false;
+  // Where metadata comes from (see the contract above); null = the default.
+  // Must outlive the platform and everything made from it.
+  const MetadataHooks* metadata = nullptr;
 };
 
 // Per-node backing and the machine services. Immutable after create()
 // (hooks included), so every method is safe to call from any thread.
 class Platform {
  public:
+  NUMAHEAP_METADATA_NEW_DELETE
   static Result<std::unique_ptr<Platform>, Error> create(const Topology& topo,
                                                          const PlatformConfig& config);
   ~Platform();
@@ -84,6 +94,9 @@ class Platform {
 
   // Bytes reserved for backing (host_memory), 0 in frame_only mode.
   std::uint64_t mapped_bytes() const noexcept;
+  // The metadata hooks everything made from this platform uses (never null
+  // once create() succeeded).
+  const MetadataHooks* metadata() const noexcept { return metadata_; }
 
  private:
   Platform() = default;
@@ -93,9 +106,10 @@ class Platform {
     unsigned char* base = nullptr;  // address of frame `first`
   };
   PlatformConfig config_{};
-  std::vector<Mapping> ranges_;  // sorted by first mfn
+  const MetadataHooks* metadata_ = nullptr;
+  Vector<Mapping> ranges_;  // sorted by first mfn
   struct NodeMap { void* addr; std::uint64_t bytes; };
-  std::vector<NodeMap> node_maps_;  // to unmap
+  Vector<NodeMap> node_maps_;  // to unmap (host_memory)
 };
 
 }  // namespace numaheap

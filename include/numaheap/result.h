@@ -84,24 +84,24 @@ class [[nodiscard]] Result {
  public:
   // Implicit from a value or from an error, so `return value;` and
   // `return Errc::no_memory;` both work.
-  Result(const T& v) : has_value_(true) { new (&storage_.value) T(v); }
-  Result(T&& v) : has_value_(true) { new (&storage_.value) T(std::move(v)); }
-  Result(const E& e) : has_value_(false) { new (&storage_.error) E(e); }
-  Result(E&& e) : has_value_(false) { new (&storage_.error) E(std::move(e)); }
+  Result(const T& v) : has_value_(true) { ::new (&storage_.value) T(v); }
+  Result(T&& v) : has_value_(true) { ::new (&storage_.value) T(std::move(v)); }
+  Result(const E& e) : has_value_(false) { ::new (&storage_.error) E(e); }
+  Result(E&& e) : has_value_(false) { ::new (&storage_.error) E(std::move(e)); }
 
   Result(const Result& o) : has_value_(o.has_value_) {
-    if (has_value_) new (&storage_.value) T(o.storage_.value);
-    else new (&storage_.error) E(o.storage_.error);
+    if (has_value_) ::new (&storage_.value) T(o.storage_.value);
+    else ::new (&storage_.error) E(o.storage_.error);
   }
   Result(Result&& o) noexcept : has_value_(o.has_value_) {
-    if (has_value_) new (&storage_.value) T(std::move(o.storage_.value));
-    else new (&storage_.error) E(std::move(o.storage_.error));
+    if (has_value_) ::new (&storage_.value) T(std::move(o.storage_.value));
+    else ::new (&storage_.error) E(std::move(o.storage_.error));
   }
   Result& operator=(Result o) noexcept {
     destroy();
     has_value_ = o.has_value_;
-    if (has_value_) new (&storage_.value) T(std::move(o.storage_.value));
-    else new (&storage_.error) E(std::move(o.storage_.error));
+    if (has_value_) ::new (&storage_.value) T(std::move(o.storage_.value));
+    else ::new (&storage_.error) E(std::move(o.storage_.error));
     return *this;
   }
   ~Result() { destroy(); }

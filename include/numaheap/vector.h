@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <concepts>
 #include <cstdint>
 #include <initializer_list>
 #include <new>
@@ -45,10 +46,28 @@ class Vector {
   Vector(std::initializer_list<T> il) noexcept : hooks_(default_metadata()) {
     failed_ = !append(il.begin(), il.size());
   }
-  explicit Vector(std::span<const T> s) noexcept : hooks_(default_metadata()) {
-    failed_ = !append(s.data(), s.size());
-  }
   Vector(const Vector& o) noexcept : hooks_(o.hooks_) { failed_ = !append(o.data_, o.size_); }
+  // From any other contiguous range of T (a std::vector, a std::array, a
+  // span), so host code can hand its containers to the core. Default hooks.
+  template <class R>
+    requires(!std::is_same_v<std::remove_cvref_t<R>, Vector> &&
+             requires(const R& r) {
+               { r.data() } -> std::convertible_to<const T*>;
+               { r.size() } -> std::convertible_to<std::size_t>;
+             })
+  Vector(const R& r) noexcept : hooks_(default_metadata()) {
+    failed_ = !append(r.data(), r.size());
+  }
+  template <class R>
+    requires(!std::is_same_v<std::remove_cvref_t<R>, Vector> &&
+             requires(const R& r) {
+               { r.data() } -> std::convertible_to<const T*>;
+               { r.size() } -> std::convertible_to<std::size_t>;
+             })
+  Vector& operator=(const R& r) noexcept {
+    failed_ = !assign(r.data(), r.size());
+    return *this;
+  }
   Vector(Vector&& o) noexcept : hooks_(o.hooks_) { steal(o); }
   Vector& operator=(const Vector& o) noexcept {
     if (this != &o) failed_ = !assign(o.data_, o.size_);

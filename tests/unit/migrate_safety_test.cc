@@ -116,7 +116,7 @@ bool freed_under_a_reader(bool broken) {
   Migrator& m = **mig;
   Migrator::Impl& impl = MigratorTestPeer::impl(m);
   {
-    std::lock_guard<std::mutex> g(impl.lock);
+    SpinGuard g(impl.lock);
     impl.skip_grace_for_test = broken;
   }
   StubMover mover(4096);

@@ -1,0 +1,84 @@
+// The migrator's background thread (host library only): step() every
+// period_ms until stop(). The core has no threads; a hypervisor calls
+// step() from its own timer.
+#include "migrate/host/background.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <new>
+#include <thread>
+
+#include "migrate/migrator_impl.h"
+
+namespace numaheap {
+
+namespace host {
+
+std::uint64_t clock_ns(void*) noexcept {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+namespace {
+
+// Lives from start() to stop(). `lock` guards stop_requested.
+struct Background {
+  std::mutex lock;
+  std::condition_variable wake;
+  bool stop_requested = false;
+  std::thread thread;
+};
+
+// Serialises start() and stop() of all migrators (they are rare); guards
+// Impl::background and Impl::stop_background.
+std::mutex g_control;
+
+void stop_thread(Migrator& mig, Migrator::Impl& m) {
+  Background* bg;
+  {
+    std::lock_guard<std::mutex> c(g_control);
+    bg = static_cast<Background*>(m.background);
+    m.background = nullptr;
+    m.stop_background = nullptr;
+  }
+  (void)mig;
+  if (!bg) return;
+  {
+    std::lock_guard<std::mutex> g(bg->lock);
+    bg->stop_requested = true;
+  }
+  bg->wake.notify_all();
+  if (bg->thread.joinable()) bg->thread.join();
+  delete bg;
+  m.running.store(false, std::memory_order_release);
+}
+
+}  // namespace
+}  // namespace host
+
+Status Migrator::start() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> c(host::g_control);
+  if (m.background) return Errc::busy;
+  auto* bg = new (std::nothrow) host::Background();
+  if (!bg) return Errc::no_memory;
+  m.running.store(true, std::memory_order_release);
+  bg->thread = std::thread([this, bg] {
+    std::unique_lock<std::mutex> tl(bg->lock);
+    while (!bg->stop_requested) {
+      tl.unlock();
+      (void)step();
+      tl.lock();
+      bg->wake.wait_for(tl, std::chrono::milliseconds(impl_->config.period_ms), [&] { return bg->stop_requested; });
+    }
+  });
+  m.background = bg;
+  m.stop_background = [](Migrator& mig) { mig.stop(); };
+  return {};
+}
+
+void Migrator::stop() { host::stop_thread(*this, *impl_); }
+
+}  // namespace numaheap
