@@ -42,7 +42,7 @@ std::uint32_t Topology::raw_distance(NodeId from, NodeId to) const noexcept {
 std::span<const NodeId> Topology::fallback_order(NodeId from) const noexcept {
   int a = index_of(from);
   if (a < 0) return {};
-  const std::size_t m = data_->with_memory.count();
+  const std::size_t m = data_->fallback_stride;
   return std::span<const NodeId>(data_->fallback.data() + static_cast<std::size_t>(a) * m, m);
 }
 
@@ -309,6 +309,7 @@ Result<Topology, Error> TopologyBuilder::build() const noexcept {
 
   if (!build_fallback(data.nodes, data.distance, hooks_, data.fallback))
     return no_memory("the fallback order");
+  data.fallback_stride = data.with_memory.count();
   return t;
 }
 

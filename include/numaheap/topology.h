@@ -171,8 +171,9 @@ class Topology {
     Vector<std::uint16_t> distance;          // n*n effective
     Vector<NodeId> cpu_node;                 // cpu id -> node id
     // Fallback order per node index, flattened: node s owns
-    // [s * memory_nodes.count(), (s + 1) * memory_nodes.count()).
+    // [s * fallback_stride, (s + 1) * fallback_stride).
     Vector<NodeId> fallback;
+    std::size_t fallback_stride = 0;         // == with_memory.count()
     NodeMask all, with_memory, with_cpus;
     bool distances_given = false;
   };
