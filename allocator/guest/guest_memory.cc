@@ -618,7 +618,7 @@ BackendAffinity GuestMemory::backend_affinity() const {
       }
     out.reason += "; it has no CPUs, so backends run on nearest node " + std::to_string(cpu_node);
   }
-  if (const NodeInfo* n = topo.find(cpu_node)) out.cpus = n->cpus;
+  if (const NodeInfo* n = topo.find(cpu_node)) out.cpus.assign(n->cpus.begin(), n->cpus.end());
   return out;
 }
 

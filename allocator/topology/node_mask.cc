@@ -1,8 +1,8 @@
-// NodeMask: set algebra, iteration and Linux list syntax.
+// NodeMask: set algebra, iteration and Linux list syntax. Core file:
+// freestanding (no allocation, no library calls).
 #include "numaheap/node_mask.h"
 
 #include <bit>
-#include <charconv>
 
 namespace numaheap {
 
@@ -30,7 +30,13 @@ void NodeMask::reset(NodeId id) noexcept {
 
 std::size_t NodeMask::count() const noexcept {
   std::size_t n = 0;
-  for (auto w : words_) n += static_cast<std::size_t>(std::popcount(w));
+  // Bit-parallel count: std::popcount becomes a libgcc call without -mpopcnt.
+  for (std::uint64_t w : words_) {
+    w = w - ((w >> 1) & 0x5555555555555555ull);
+    w = (w & 0x3333333333333333ull) + ((w >> 2) & 0x3333333333333333ull);
+    w = (w + (w >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    n += static_cast<std::size_t>((w * 0x0101010101010101ull) >> 56);
+  }
   return n;
 }
 
@@ -79,36 +85,64 @@ NodeMask NodeMask::operator~() const noexcept {
   return r;
 }
 
-std::string NodeMask::to_string() const {
-  std::string out;
+namespace {
+
+// Writes `v` in decimal at out[at..] as far as `size` allows; returns the
+// number of digits (written or not).
+std::size_t put_uint(char* out, std::size_t size, std::size_t at, std::uint32_t v) noexcept {
+  char tmp[10];
+  std::size_t n = 0;
+  do {
+    tmp[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (std::size_t i = 0; i < n; ++i)
+    if (at + i < size) out[at + i] = tmp[n - 1 - i];
+  return n;
+}
+
+}  // namespace
+
+std::size_t NodeMask::format(char* buf, std::size_t size) const noexcept {
+  // Leave room for the NUL: write into [0, size - 1).
+  const std::size_t room = size ? size - 1 : 0;
+  std::size_t len = 0;
   NodeId id = first();
   while (id != kNoNode) {
     NodeId end = id;
     while (end + 1 < kMaxNodes && test(end + 1)) ++end;
-    if (!out.empty()) out += ',';
-    out += std::to_string(id);
+    if (len) {
+      if (len < room) buf[len] = ',';
+      ++len;
+    }
+    len += put_uint(buf, room, len, id);
     if (end > id) {
-      out += '-';
-      out += std::to_string(end);
+      if (len < room) buf[len] = '-';
+      ++len;
+      len += put_uint(buf, room, len, end);
     }
     id = end + 1 < kMaxNodes ? next(end + 1) : kNoNode;
   }
-  return out;
+  if (size) buf[len < room ? len : room] = '\0';
+  return len;
 }
 
 namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-Error list_error(std::string_view text, std::size_t pos, std::string_view what) {
+Error list_error(std::string_view text, std::size_t pos, const char* what) {
   Error e;
   e.code = Errc::parse_error;
-  e.message = "node list \"";
+  e.message.assign(std::string_view("node list \"", 11));
   // Keep messages readable even for huge or binary input.
   std::string_view shown = text.substr(0, 64);
   for (char c : shown) e.message += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (text.size() > shown.size()) e.message += "...";
-  e.message += "\" at offset " + std::to_string(pos) + ": " + std::string(what);
+  if (text.size() > shown.size()) e.message.append(std::string_view("...", 3));
+  detail::error_append(e.message, "\" at offset ");
+  e.message.append_uint(pos);
+  detail::error_append(e.message, ": ");
+  detail::error_append(e.message, what);
   return e;
 }
 
@@ -122,16 +156,16 @@ Result<NodeMask, Error> NodeMask::parse(std::string_view text) {
   std::size_t pos = b;
   if (pos == e) return m;
   auto read_number = [&](NodeId& out) -> Result<void, Error> {
-    const char* first = text.data() + pos;
-    const char* last = text.data() + e;
-    unsigned long v = 0;
-    auto r = std::from_chars(first, last, v, 10);
-    if (r.ec == std::errc::result_out_of_range || (r.ec == std::errc() && v >= kMaxNodes))
-      return list_error(text, pos, "node id out of range 0..1023");
-    if (r.ec != std::errc() || r.ptr == first)
-      return list_error(text, pos, "expected a node id");
+    std::size_t end_digits = pos;
+    std::uint32_t v = 0;
+    while (end_digits < e && text[end_digits] >= '0' && text[end_digits] <= '9') {
+      if (v < kMaxNodes) v = v * 10 + static_cast<std::uint32_t>(text[end_digits] - '0');
+      ++end_digits;
+    }
+    if (end_digits == pos) return list_error(text, pos, "expected a node id");
+    if (v >= kMaxNodes) return list_error(text, pos, "node id out of range 0..1023");
     out = static_cast<NodeId>(v);
-    pos = static_cast<std::size_t>(r.ptr - text.data());
+    pos = end_digits;
     return {};
   };
   while (true) {

@@ -5,6 +5,9 @@
 // 0..max. A NodeMask covers ids 0..1023 (Linux's MAX_NUMNODES upper bound),
 // is 128 bytes, never allocates, and iterates set bits with count-trailing-
 // zeros so a sparse mask costs one step per word plus one per member.
+//
+// Freestanding: everything here but to_string() (a host convenience, inline
+// over format()) is core code and never allocates.
 #pragma once
 
 #include <array>
@@ -36,8 +39,23 @@ class NodeMask {
   static Result<NodeMask, Error> parse(std::string_view text);
 
   // Linux list syntax, ranges for runs of two or more ("0-1,4-5"); empty
-  // set prints as "".
-  std::string to_string() const;
+  // set prints as "". format() writes at most `size` bytes, always NUL-
+  // terminated when size > 0, and returns the length the whole text needs
+  // (as snprintf does): a result >= size means it was cut. 2600 bytes hold
+  // any mask. append_to() adds the text to a FixedString (cut if full).
+  std::size_t format(char* buf, std::size_t size) const noexcept;
+  template <std::size_t N>
+  void append_to(FixedString<N>& out) const noexcept {
+    char buf[N];
+    const std::size_t n = format(buf, N);
+    out.append(std::string_view(buf, n < N ? n : N - 1));
+  }
+  // Host only (allocates): the same text as a std::string.
+  std::string to_string() const {
+    std::string s(format(nullptr, 0), '\0');
+    format(s.data(), s.size() + 1);
+    return s;
+  }
 
   // Membership. Ids >= kMaxNodes are never members: set() returns false.
   bool set(NodeId id) noexcept;

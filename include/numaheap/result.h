@@ -53,13 +53,16 @@ struct Error {
   ErrorText message;  // e.g. "node3/distance:1: expected 4 numbers, got 3"
 };
 
-// Builds an Error from pieces without allocating: strings and integers,
+// Builds an Error from pieces without allocating: strings, integers and
+// anything with append_to(ErrorText&) (NodeMask),
 // e.g. make_error(Errc::invalid_node, "node ", id, " has no memory").
 namespace detail {
 inline void error_append(ErrorText& t, std::string_view s) noexcept { t.append(s); }
 inline void error_append(ErrorText& t, const char* s) noexcept {
+  // No strlen in the core. Bounded: nothing past the capacity could be kept,
+  // and an unbounded loop is compiled back into a strlen call (GCC 12).
   std::size_t n = 0;
-  while (s[n]) ++n;  // no strlen in the core
+  while (n < ErrorText::capacity() && s[n]) ++n;
   t.append(std::string_view(s, n));
 }
 inline void error_append(ErrorText& t, char c) noexcept { t.append(c); }
@@ -71,6 +74,10 @@ inline void error_append(ErrorText& t, I v) noexcept {
 }
 template <std::size_t N>
 inline void error_append(ErrorText& t, const FixedString<N>& s) noexcept { t.append(s.view()); }
+// Anything that can print itself into a FixedString (e.g. NodeMask).
+template <class T>
+  requires requires(const T& v, ErrorText& t) { v.append_to(t); }
+inline void error_append(ErrorText& t, const T& v) noexcept { v.append_to(t); }
 }  // namespace detail
 template <class... Parts>
 Error make_error(Errc code, const Parts&... parts) noexcept {

@@ -138,7 +138,7 @@ TEST(TopologyIoFixtures, SysfsRendersExactlyLikeNumactl) {
     const std::string expected = slurp(dir + "/numactl-H.txt");
     auto t = load_topology_sysfs(dir);
     ASSERT_TRUE(t.has_value()) << t.error().message;
-    EXPECT_EQ(t->source(), "sysfs:" + dir);
+    EXPECT_EQ(t->source().view(), "sysfs:" + dir);
     EXPECT_EQ(render_numactl(*t), expected);
     // The node directory itself is accepted too.
     auto t2 = load_topology_sysfs(dir + "/sys/devices/system/node");
@@ -162,7 +162,7 @@ TEST(TopologyIoFixtures, NumactlTextRoundTrips) {
     const std::string path = dir + "/numactl-H.txt";
     auto f = load_topology_numactl_file(path);
     ASSERT_TRUE(f.has_value()) << f.error().message;
-    EXPECT_EQ(f->source(), "numactl:" + path);
+    EXPECT_EQ(f->source().view(), "numactl:" + path);
     EXPECT_EQ(render_numactl(*f), text);
     ++checked;
   }
@@ -361,10 +361,10 @@ TEST(TopologyIoSysfs, CpumapWithoutNewlineWithNulsAndBlanks) {
   tree.node(2, std::string("00000f00\n\0\0\0", 12), meminfo(2, 1048576, 1000), "20 20 10 20 \n");
   tree.node(3, "  0000f000  \n\n", meminfo(3, 1048576, 1000), std::string("20 20 20 10\n\0", 13));
   Topology t = must(load_topology_sysfs(tree.root()));
-  EXPECT_EQ(node_of(t, 0).cpus, (std::vector<CpuId>{0, 1, 2, 3}));
-  EXPECT_EQ(node_of(t, 1).cpus, (std::vector<CpuId>{4, 5, 6, 7}));
-  EXPECT_EQ(node_of(t, 2).cpus, (std::vector<CpuId>{8, 9, 10, 11}));
-  EXPECT_EQ(node_of(t, 3).cpus, (std::vector<CpuId>{12, 13, 14, 15}));
+  EXPECT_EQ(node_of(t, 0).cpu_vector(), (std::vector<CpuId>{0, 1, 2, 3}));
+  EXPECT_EQ(node_of(t, 1).cpu_vector(), (std::vector<CpuId>{4, 5, 6, 7}));
+  EXPECT_EQ(node_of(t, 2).cpu_vector(), (std::vector<CpuId>{8, 9, 10, 11}));
+  EXPECT_EQ(node_of(t, 3).cpu_vector(), (std::vector<CpuId>{12, 13, 14, 15}));
   EXPECT_EQ(node_of(t, 1).free_bytes, 1000u << 10);
   EXPECT_EQ(t.distance(1, 0), 20u);
   EXPECT_EQ(t.distance(3, 3), 10u);
@@ -431,8 +431,8 @@ TEST(TopologyIoSysfs, CpulistOnlyNode) {
   tree.node(1, "", meminfo(1, 1048576, 1000), "20 10\n");
   tree.write("node1/cpulist", std::string("4-7\n\0", 5));
   Topology t = must(load_topology_sysfs(tree.root()));
-  EXPECT_EQ(node_of(t, 0).cpus, (std::vector<CpuId>{0, 1, 2, 3, 8, 10, 11}));
-  EXPECT_EQ(node_of(t, 1).cpus, (std::vector<CpuId>{4, 5, 6, 7}));
+  EXPECT_EQ(node_of(t, 0).cpu_vector(), (std::vector<CpuId>{0, 1, 2, 3, 8, 10, 11}));
+  EXPECT_EQ(node_of(t, 1).cpu_vector(), (std::vector<CpuId>{4, 5, 6, 7}));
   EXPECT_EQ(t.node_of_cpu(9), kNoNode);
 }
 
@@ -441,7 +441,7 @@ TEST(TopologyIoSysfs, CpumapWinsOverCpulist) {
   tree.node(0, "00000001\n", meminfo(0, 1048576, 1000), "10\n");
   tree.write("node0/cpulist", "0-7\n");
   Topology t = must(load_topology_sysfs(tree.root()));
-  EXPECT_EQ(node_of(t, 0).cpus, (std::vector<CpuId>{0}));
+  EXPECT_EQ(node_of(t, 0).cpu_vector(), (std::vector<CpuId>{0}));
 }
 
 TEST(TopologyIoSysfs, MemorylessNode) {
@@ -478,8 +478,8 @@ TEST(TopologyIoSysfs, WideCpumapWithCpuAbove4000) {
   tree.node(0, map + "\n", meminfo(0, 1048576, 1000), "10 20\n");
   tree.node(1, "00000002,00000000\n", meminfo(1, 1048576, 1000), "20 10\n");  // cpu 33
   Topology t = must(load_topology_sysfs(tree.root()));
-  EXPECT_EQ(node_of(t, 0).cpus, (std::vector<CpuId>{0, 4001, 6399}));
-  EXPECT_EQ(node_of(t, 1).cpus, (std::vector<CpuId>{33}));
+  EXPECT_EQ(node_of(t, 0).cpu_vector(), (std::vector<CpuId>{0, 4001, 6399}));
+  EXPECT_EQ(node_of(t, 1).cpu_vector(), (std::vector<CpuId>{33}));
   EXPECT_EQ(t.node_of_cpu(4001), 0u);
   EXPECT_EQ(t.max_cpu(), 6400u);
   EXPECT_NE(render_numactl(t).find("node 0 cpus: 0 4001 6399\n"), std::string::npos);
@@ -493,7 +493,7 @@ TEST(TopologyIoSysfs, ShortWordsAndSparseDistances) {
   tree.node(4, "f0\n", meminfo(4, 1048576, 1000), "20 10\n");
   tree.node(9, "3,00000000\n", meminfo(9, 1048576, 1000), "40 40 10\n");
   Topology t = must(load_topology_sysfs(tree.root()));
-  EXPECT_EQ(node_of(t, 9).cpus, (std::vector<CpuId>{32, 33}));
+  EXPECT_EQ(node_of(t, 9).cpu_vector(), (std::vector<CpuId>{32, 33}));
   EXPECT_EQ(t.raw_distance(0, 9), 40u);
   EXPECT_EQ(t.raw_distance(4, 9), 0u);  // not given
   EXPECT_EQ(t.distance(4, 9), kRemoteDistance);
