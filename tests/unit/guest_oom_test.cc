@@ -296,3 +296,23 @@ TEST(ColdStoreOom, FollowingTheHomeFailsWithoutLoss) {
   cs.reset();
   EXPECT_EQ(oom.live(), 0);
 }
+
+// A spec whose list ran out of memory while it was built is refused (it
+// would describe another guest), with no_memory.
+TEST(GuestOom, IncompleteSpecIsRefused) {
+  Host h;
+  OomHooks oom;
+  GuestSpec s = spec_of("cut", 64, 1);
+  EXPECT_TRUE(s.ok());
+  Vector<std::uint32_t> vcpus(oom.hooks());
+  oom.reset(0);
+  EXPECT_FALSE(vcpus.push_back(0));
+  s.vnodes[0].vcpus = std::move(vcpus);  // empty and !ok()
+  EXPECT_FALSE(s.ok());
+  auto v = validate_guest_spec(s, h.topo);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().code, Errc::no_memory);
+  auto g = GuestMemory::create(*h.pa, s, placement_on(1), 1);
+  ASSERT_FALSE(g.has_value());
+  EXPECT_EQ(g.error().code, Errc::no_memory);
+}
