@@ -16,7 +16,7 @@ namespace numaheap {
 MigrateGuestOptions migrate_options_for(const GuestMemory& guest, bool vnuma_bound) {
   MigrateGuestOptions o;
   o.vnuma_bound = vnuma_bound;
-  o.layout = guest.layout();
+  for (const GuestRange& r : guest.layout()) o.layout.push_back(r);
   o.vcpus = guest.spec().vcpus;
   return o;
 }

@@ -39,9 +39,24 @@ Result<GuestSpec, Error> parse_xl_cfg(std::string_view text, std::string_view so
 // '{' JSON, '<' libvirt XML, anything else xl.cfg.
 Result<std::vector<GuestSpec>, Error> load_guests_file(std::string_view path);
 
+// Refuses a parsed spec whose names were cut (longer than kGuestNameMax
+// bytes) or whose lists ran out of memory; every parser ends with it.
+inline Result<void, Error> check_parsed_spec(const GuestSpec& g, std::string_view source) {
+  auto cut = [](const GuestName& n) { return n.truncated(); };
+  bool any_cut = cut(g.name) || cut(g.affinity_group) || cut(g.anti_affinity_group);
+  for (const DeviceSpec& d : g.devices) any_cut |= cut(d.name);
+  if (any_cut)
+    return Error{Errc::parse_error, std::string(source) + ": guest '" + g.name.str() +
+                                        "': a name is longer than " + std::to_string(kGuestNameMax) + " bytes"};
+  if (!g.ok()) return Error{Errc::no_memory, std::string(source) + ": out of memory"};
+  return {};
+}
+
 // A list of ids in Linux list syntax ("0-3,8"), each below `limit`; the
 // vCPU lists of all three formats use it.
 bool parse_id_list(std::string_view text, std::uint64_t limit, std::vector<std::uint32_t>& out);
+// The same into a spec's list (false also when it runs out of memory).
+bool parse_id_list(std::string_view text, std::uint64_t limit, Vector<std::uint32_t>& out);
 
 // Memory size with a libvirt unit ("KiB" default, b/bytes, KB, k/KiB, MB,
 // M/MiB, GB, G/GiB, TB, T/TiB); false on an unknown unit or overflow.

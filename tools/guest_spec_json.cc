@@ -27,7 +27,7 @@ bool as_uint(const json& v, std::uint64_t max, std::uint64_t& out) {
 }
 
 // A vCPU list: [0,1,2] or "0-2,5".
-bool as_vcpu_list(const json& v, std::vector<std::uint32_t>& out) {
+bool as_vcpu_list(const json& v, Vector<std::uint32_t>& out) {
   out.clear();
   if (v.is_string()) {
     const std::string text = v.get<std::string>();
@@ -142,6 +142,7 @@ Result<std::vector<GuestSpec>, Error> parse_guests_json(std::string_view text, s
     auto g = guest_from_json(r, (*list)[i], "$.guests[" + std::to_string(i) + "]");
     if (!g) return g.error();
     if (g->name.empty()) g->name = "guest" + std::to_string(i);
+    if (auto ok = check_parsed_spec(*g, source); !ok) return ok.error();
     out.push_back(std::move(*g));
   }
   return out;

@@ -34,7 +34,7 @@ Result<std::uint64_t, Error> sized(std::string_view source, const std::string& w
 Result<GuestSpec, Error> domain_to_spec(std::string_view source, const pugi::xml_node& dom) {
   GuestSpec g;
   g.name = dom.child_value("name");
-  std::string where = "domain '" + (g.name.empty() ? std::string("?") : g.name) + "'";
+  std::string where = "domain '" + (g.name.empty() ? std::string("?") : g.name.str()) + "'";
   pugi::xml_node mem = dom.child("memory");
   if (!mem) return xml_error(source, where, "no <memory>");
   auto bytes = sized(source, where + " <memory>", mem.child_value(), mem.attribute("unit").value());
@@ -182,6 +182,12 @@ bool parse_id_list(std::string_view s, std::uint64_t limit, std::vector<std::uin
   }
 }
 
+bool parse_id_list(std::string_view s, std::uint64_t limit, Vector<std::uint32_t>& out) {
+  std::vector<std::uint32_t> ids;
+  out.clear();
+  return parse_id_list(s, limit, ids) && out.assign(ids.data(), ids.size());
+}
+
 Result<std::vector<GuestSpec>, Error> parse_libvirt_xml(std::string_view text, std::string_view source) {
   pugi::xml_document doc;
   pugi::xml_parse_result res = doc.load_buffer(text.data(), text.size());
@@ -197,6 +203,7 @@ Result<std::vector<GuestSpec>, Error> parse_libvirt_xml(std::string_view text, s
   auto add = [&](const pugi::xml_node& d) -> Result<void, Error> {
     auto g = domain_to_spec(source, d);
     if (!g) return g.error();
+    if (auto ok = check_parsed_spec(*g, source); !ok) return ok.error();
     out.push_back(std::move(*g));
     return {};
   };

@@ -214,7 +214,7 @@ Result<GuestSpec, Error> parse_xl_cfg(std::string_view text, std::string_view so
               if (c == std::string::npos) break;
               st = c + 1;
             }
-            vn.distances = std::move(d);
+            if (!vn.distances.assign(d.data(), d.size())) return parser.fail(node.line, "out of memory");
           } else {
             return parser.fail(node.line, "vnode " + std::to_string(idx) + ": unknown key '" + k + "'");
           }
@@ -231,10 +231,12 @@ Result<GuestSpec, Error> parse_xl_cfg(std::string_view text, std::string_view so
     auto& d = g.vnodes[i].distances;
     if (d.size() == 2 && g.vnodes.size() != 2) {
       std::uint32_t local = d[0], remote = d[1];
-      d.assign(g.vnodes.size(), remote);
+      d.clear();
+      (void)d.resize(g.vnodes.size(), remote);
       d[i] = local;
     }
   }
+  if (auto ok = check_parsed_spec(g, source); !ok) return ok.error();
   return g;
 }
 

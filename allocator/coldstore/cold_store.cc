@@ -5,13 +5,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <mutex>
+#include <string_view>
 
 #include "allocator/coldstore/cold_table.h"
+#include "allocator/guest/spec_text.h"
+#include "allocator/platform/spin_lock.h"
 
 namespace numaheap {
 
 using namespace cold_detail;
+using namespace std::string_view_literals;
 
 namespace {
 
@@ -20,12 +23,51 @@ namespace {
 constexpr unsigned kSlotBits = 12;
 constexpr std::uint32_t kMaxPools = 1u << kSlotBits;
 
-Error cold_error(Errc code, std::string what) { return Error{code, "cold store: " + std::move(what)}; }
+template <class... Parts>
+Error cold_error(Errc code, const Parts&... parts) {
+  return make_error(code, "cold store: "sv, parts...);
+}
+
+// A pool's allowed memory nodes, nearest to its home first: immutable once
+// built, reference counted (intrusively, metadata memory) so that a put can
+// use it outside the lock while set_pool_home replaces it.
+struct NodeOrder {
+  explicit NodeOrder(const MetadataHooks* hooks) noexcept : nodes(hooks) {}
+  std::atomic<std::uint32_t> refs{1};
+  Vector<NodeId> nodes;
+};
+
+class OrderRef {
+ public:
+  OrderRef() noexcept = default;
+  explicit OrderRef(NodeOrder* adopt) noexcept : p_(adopt) {}
+  OrderRef(const OrderRef& o) noexcept : p_(o.p_) {
+    if (p_) p_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  OrderRef(OrderRef&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  OrderRef& operator=(OrderRef o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  ~OrderRef() { reset(); }
+  void reset() noexcept {
+    if (p_ && p_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) metadata_destroy(p_);
+    p_ = nullptr;
+  }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  const Vector<NodeId>& operator*() const noexcept { return p_->nodes; }
+  const Vector<NodeId>* operator->() const noexcept { return &p_->nodes; }
+
+ private:
+  NodeOrder* p_ = nullptr;
+};
 
 }  // namespace
 
 struct ColdStore::Impl {
-  Impl(PageAllocator& p, const ColdStoreConfig& c) : pa(p), topo(p.topology()), config(c) {}
+  NUMAHEAP_METADATA_NEW_DELETE
+  Impl(PageAllocator& p, const ColdStoreConfig& c, const MetadataHooks* h) noexcept
+      : pa(p), topo(p.topology()), config(c), hooks(h) {}
 
   struct Pool {
     bool used = false;
@@ -34,39 +76,40 @@ struct ColdStore::Impl {
     NodeMask home;
     // Allowed memory nodes, nearest to the home first. Immutable while the
     // pool lives; shared so a put can use it outside the lock.
-    std::shared_ptr<const std::vector<NodeId>> order;
+    OrderRef order;
     List entries;  // live and dropped entries of this pool
     // Persistent pages the last set_pool_home could not move off the home
     // (no room elsewhere); at most this many live pages sit on `home`.
     std::uint64_t stuck = 0;
-    std::string name;
+    GuestName name;
     // Pools made from a GuestMemory follow its home record: the first put
     // after the guest's home changed (generation != followed) runs
     // set_pool_home with the new home. The record outlives the guest.
-    std::shared_ptr<const GuestHome> follows;
+    GuestHomeRef follows;
     std::uint64_t followed = 0;
   };
 
   PageAllocator& pa;
   const Topology& topo;
   const ColdStoreConfig config;
-  ColdStore* self = nullptr;  // for reclaim from allocate()
+  const MetadataHooks* hooks;  // the store's metadata memory
+  ColdStore* self = nullptr;   // for reclaim from allocate()
 
   // `lock` guards everything below. Lock order: this lock, then the
   // allocator's (frees happen under it; allocations never do).
-  mutable std::mutex lock;
+  mutable SpinLock lock;
   Table table;
-  std::vector<Pool> pools;                 // max_pools slots
-  std::vector<List> age;                   // dense node index -> live ephemeral, oldest first
+  MetadataArray<Pool> pools;               // max_pools slots
+  MetadataArray<List> age;                 // dense node index -> live ephemeral, oldest first
   List markers;                            // dropped entries, oldest first
-  std::vector<std::uint64_t> node_eph, node_pers;  // dense node index
+  MetadataArray<std::uint64_t> node_eph, node_pers;  // dense node index
   std::uint64_t clock = 0;
   // Frames the allocator refused to free (a bug: check() fails). Atomic:
   // free_frame may run without the lock.
   std::atomic<std::uint64_t> lost_frames{0};
   // Pages a put may take from a node before reading its stats again
   // (dense node index). Atomic: used without the lock by allocate().
-  std::unique_ptr<std::atomic<std::int64_t>[]> room;
+  MetadataArray<std::atomic<std::int64_t>> room;
   std::uint64_t puts = 0, put_failures = 0, gets = 0, hits = 0, misses = 0, dropped_gets = 0,
                 flushes = 0, reclaimed = 0;
 
@@ -135,7 +178,8 @@ struct ColdStore::Impl {
     table.give_back(i);
   }
 
-  Result<Allocation> allocate(PoolKind kind, const NodeMask& home, const std::vector<NodeId>& order) noexcept;
+  Result<Allocation> allocate(PoolKind kind, const NodeMask& home, const Vector<NodeId>& order) noexcept;
+  OrderRef node_order(const NodeMask& home) const noexcept;
   Status check() const;
   Result<std::uint64_t> set_home(PoolId pool, NodeMask home, const std::uint64_t* generation);
 };
@@ -145,7 +189,7 @@ ColdStore::ColdStore(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl
 ColdStore::~ColdStore() {
   if (!impl_) return;
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   for (Impl::Pool& p : m.pools) {
     if (!p.used) continue;
     while (p.entries.head != kNil) m.remove_entry(p, p.entries.head);
@@ -156,38 +200,40 @@ ColdStore::~ColdStore() {
 Result<std::unique_ptr<ColdStore>, Error> ColdStore::create(PageAllocator& pa, const ColdStoreConfig& config) {
   if (config.owner > kMaxOwner) return cold_error(Errc::invalid_argument, "owner id is reserved");
   if (config.max_pools == 0 || config.max_pools > kMaxPools)
-    return cold_error(Errc::invalid_argument, "max_pools must be 1.." + std::to_string(kMaxPools));
-  if (config.room_recheck == 0) return cold_error(Errc::invalid_argument, "room_recheck must be at least 1");
+    return cold_error(Errc::invalid_argument, "max_pools must be 1.."sv, kMaxPools);
+  if (config.room_recheck == 0) return cold_error(Errc::invalid_argument, "room_recheck must be at least 1"sv);
   if (config.max_entries == 0 || config.max_entries > (1ull << 30))
-    return cold_error(Errc::invalid_argument, "max_entries must be 1..2^30");
+    return cold_error(Errc::invalid_argument, "max_entries must be 1..2^30"sv);
+  if (!Table::valid_size(config.max_entries)) return cold_error(Errc::invalid_argument, "bad max_entries"sv);
   if (!(config.watermark_fraction >= 0.0 && config.watermark_fraction <= 1.0))
-    return cold_error(Errc::invalid_argument, "watermark_fraction must be 0..1");
+    return cold_error(Errc::invalid_argument, "watermark_fraction must be 0..1"sv);
   if (!config.access.usable(pa))
-    return cold_error(Errc::unsupported, "frame_only mode needs a FrameAccess hook to copy pages");
-  auto impl = std::make_unique<Impl>(pa, config);
-  if (!impl->table.init(config.max_entries)) return cold_error(Errc::invalid_argument, "bad max_entries");
-  impl->pools.resize(config.max_pools);
+    return cold_error(Errc::unsupported, "frame_only mode needs a FrameAccess hook to copy pages"sv);
+  const MetadataHooks* hooks = config.metadata ? config.metadata : default_metadata();
+  std::unique_ptr<Impl> impl(new (hooks) Impl(pa, config, hooks));
   const std::size_t n = pa.topology().node_count();
-  impl->age.assign(n, List{});
-  impl->node_eph.assign(n, 0);
-  impl->node_pers.assign(n, 0);
-  impl->room = std::make_unique<std::atomic<std::int64_t>[]>(n);
-  for (std::size_t k = 0; k < n; ++k) impl->room[k].store(0, std::memory_order_relaxed);
-  return std::unique_ptr<ColdStore>(new ColdStore(std::move(impl)));
+  // Every table up front; a failure frees what was taken (impl's members).
+  if (!impl || !impl->table.init(hooks, config.max_entries) || !impl->pools.allocate(hooks, config.max_pools) ||
+      !impl->age.allocate(hooks, n) || !impl->node_eph.allocate(hooks, n) || !impl->node_pers.allocate(hooks, n) ||
+      !impl->room.allocate(hooks, n))
+    return cold_error(Errc::no_memory, "cannot allocate the store's tables"sv);
+  std::unique_ptr<ColdStore> store(new (hooks) ColdStore(std::move(impl)));
+  if (!store) return cold_error(Errc::no_memory, "cannot allocate the store"sv);
+  return store;
 }
 
 Result<PoolId, Error> ColdStore::create_pool(const GuestMemory& guest, PoolKind kind) {
   if (!guest.spec().cold_store)
-    return cold_error(Errc::invalid_argument,
-                      "guest '" + guest.spec().name + "' has not opted in (spec.cold_store is off)");
+    return cold_error(Errc::invalid_argument, "guest '"sv, guest.spec().name,
+                      "' has not opted in (spec.cold_store is off)"sv);
   if (guest.owner() == impl_->config.owner)
-    return cold_error(Errc::invalid_argument, "guest '" + guest.spec().name + "' uses the cold store's owner id");
-  std::shared_ptr<const GuestHome> record = guest.home_record();
+    return cold_error(Errc::invalid_argument, "guest '"sv, guest.spec().name, "' uses the cold store's owner id"sv);
+  GuestHomeRef record = guest.home_record();
   std::uint64_t generation = 0;
-  const NodeMask home = record->nodes(&generation);
-  auto id = create_pool(home, kind, guest.spec().name);
+  const NodeMask home = record.nodes(&generation);
+  auto id = create_pool(home, kind, guest.spec().name.view());
   if (!id) return id;
-  std::lock_guard<std::mutex> g(impl_->lock);
+  SpinGuard g(impl_->lock);
   if (Impl::Pool* p = impl_->pool_of(*id)) {  // ours until the id is handed out
     p->follows = std::move(record);
     p->followed = generation;
@@ -195,13 +241,13 @@ Result<PoolId, Error> ColdStore::create_pool(const GuestMemory& guest, PoolKind 
   return id;
 }
 
-namespace {
-
 // Memory nodes outside `home`, nearest to any home node first (ties: sum
-// of distances, then id), as a demotion target list. Empty: none.
-std::shared_ptr<std::vector<NodeId>> node_order(const Topology& topo, const NodeMask& home) {
+// of distances, then id), as a demotion target list. Empty reference: out
+// of memory; empty list: no node outside the home.
+OrderRef ColdStore::Impl::node_order(const NodeMask& home) const noexcept {
   struct Rank { std::uint32_t nearest, total; NodeId id; };
-  std::vector<Rank> ranks;
+  Vector<Rank> ranks(hooks);
+  if (!ranks.reserve(topo.node_count())) return OrderRef();
   for (NodeId n : topo.memory_nodes()) {
     if (home.test(n)) continue;
     Rank r{home.empty() ? 0u : ~0u, 0, n};
@@ -210,29 +256,31 @@ std::shared_ptr<std::vector<NodeId>> node_order(const Topology& topo, const Node
       r.nearest = std::min(r.nearest, topo.distance(h, n));
       r.total += topo.distance(h, n);
     }
-    ranks.push_back(r);
+    (void)ranks.push_back(r);  // within capacity
   }
   std::sort(ranks.begin(), ranks.end(), [](const Rank& a, const Rank& b) {
     if (a.nearest != b.nearest) return a.nearest < b.nearest;
     if (a.total != b.total) return a.total < b.total;
     return a.id < b.id;
   });
-  auto order = std::make_shared<std::vector<NodeId>>();
-  for (const Rank& r : ranks) order->push_back(r.id);
-  return order;
+  NodeOrder* order = metadata_create<NodeOrder>(hooks, hooks);
+  if (!order) return OrderRef();
+  OrderRef ref(order);
+  if (!order->nodes.reserve(ranks.size())) return OrderRef();
+  for (const Rank& r : ranks) (void)order->nodes.push_back(r.id);  // within capacity
+  return ref;
 }
 
-}  // namespace
-
-Result<PoolId, Error> ColdStore::create_pool(NodeMask home, PoolKind kind, std::string name) {
+Result<PoolId, Error> ColdStore::create_pool(NodeMask home, PoolKind kind, std::string_view name) {
   Impl& m = *impl_;
   if (kind != PoolKind::ephemeral && kind != PoolKind::persistent)
-    return cold_error(Errc::invalid_argument, "unknown pool kind");
-  auto order = node_order(m.topo, home);
+    return cold_error(Errc::invalid_argument, "unknown pool kind"sv);
+  OrderRef order = m.node_order(home);
+  if (!order) return cold_error(Errc::no_memory, "pool '"sv, name, "': cannot allocate its node order"sv);
   if (order->empty())
-    return cold_error(Errc::invalid_argument, "pool '" + name + "': no memory node outside its home nodes " +
-                                                  home.to_string());
-  std::lock_guard<std::mutex> g(m.lock);
+    return cold_error(Errc::invalid_argument, "pool '"sv, name, "': no memory node outside its home nodes "sv,
+                      guest_detail::mask_text(home));
+  SpinGuard g(m.lock);
   for (std::uint32_t slot = 0; slot < m.pools.size(); ++slot) {
     Impl::Pool& p = m.pools[slot];
     if (p.used) continue;
@@ -242,13 +290,13 @@ Result<PoolId, Error> ColdStore::create_pool(NodeMask home, PoolKind kind, std::
     p.home = home;
     p.order = std::move(order);
     p.entries = List{};
-    p.name = std::move(name);
+    p.name = GuestName(name);
     p.stuck = 0;
     p.follows.reset();
     p.followed = 0;
     return (p.generation << kSlotBits) | slot;
   }
-  return cold_error(Errc::busy, "pool table full (" + std::to_string(m.pools.size()) + " pools)");
+  return cold_error(Errc::busy, "pool table full ("sv, m.pools.size(), " pools)"sv);
 }
 
 Result<std::uint64_t> ColdStore::set_pool_home(PoolId pool, NodeMask home) {
@@ -259,28 +307,41 @@ Result<std::uint64_t> ColdStore::set_pool_home(PoolId pool, NodeMask home) {
 // is recorded as followed together with the new home.
 Result<std::uint64_t> ColdStore::Impl::set_home(PoolId pool, NodeMask home, const std::uint64_t* generation) {
   Impl& m = *this;
-  auto order = node_order(m.topo, home);
+  OrderRef order = m.node_order(home);
+  if (!order) return Errc::no_memory;
   if (order->empty()) return Errc::invalid_argument;
   struct Move { std::uint32_t i; Mfn old_mfn; Result<Allocation> to; };
-  std::vector<Move> moves;
-  PoolKind kind;
-  {
-    std::lock_guard<std::mutex> g(m.lock);
-    Impl::Pool* p = m.pool_of(pool);
-    if (!p) return Errc::invalid_argument;
-    p->home = home;  // puts from now on avoid it
-    p->order = order;
-    p->stuck = 0;
-    if (generation) p->followed = *generation;
-    kind = p->kind;
-    for (std::uint32_t i = p->entries.head; i != kNil; i = m.table.at(i).pool_next) {
-      const Entry& e = m.table.at(i);
-      if (e.state == EntryState::live && home.test(m.topo.node_at(e.node_idx).id))
-        moves.push_back({i, e.mfn, Errc::no_memory});
+  Vector<Move> moves(m.hooks);
+  PoolKind kind = PoolKind::ephemeral;
+  OrderRef old_order;  // released after the lock
+  for (;;) {
+    std::uint64_t need = 0;
+    {
+      SpinGuard g(m.lock);
+      Impl::Pool* p = m.pool_of(pool);
+      if (!p) return Errc::invalid_argument;
+      need = p->entries.size;
+      if (moves.capacity() >= need) {  // the work list fits
+        old_order = std::move(p->order);
+        p->home = home;  // puts from now on avoid it
+        p->order = order;
+        p->stuck = 0;
+        if (generation) p->followed = *generation;
+        kind = p->kind;
+        for (std::uint32_t i = p->entries.head; i != kNil; i = m.table.at(i).pool_next) {
+          const Entry& e = m.table.at(i);
+          if (e.state == EntryState::live && home.test(m.topo.node_at(e.node_idx).id))
+            (void)moves.push_back(Move{i, e.mfn, Errc::no_memory});  // within capacity
+        }
+        break;
+      }
     }
+    // The work list is allocated outside the lock (the hooks are not called
+    // with it held), then the pool is looked at again.
+    if (!moves.reserve(need)) return Errc::no_memory;
   }
   for (Move& mv : moves) mv.to = m.allocate(kind, home, *order);  // without the lock (reclaim hook)
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   Impl::Pool* p = m.pool_of(pool);
   std::uint64_t stuck = 0;
   for (Move& mv : moves) {
@@ -334,13 +395,15 @@ Result<std::uint64_t> ColdStore::Impl::set_home(PoolId pool, NodeMask home, cons
 
 Status ColdStore::destroy_pool(PoolId pool) noexcept {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
+  OrderRef order;       // the references are dropped after the lock
+  GuestHomeRef follows;
+  SpinGuard g(m.lock);
   Impl::Pool* p = m.pool_of(pool);
   if (!p) return Errc::invalid_argument;
   while (p->entries.head != kNil) m.remove_entry(*p, p->entries.head);
   p->used = false;
-  p->order.reset();
-  p->follows.reset();
+  order = std::move(p->order);
+  follows = std::move(p->follows);
   return {};
 }
 
@@ -349,7 +412,7 @@ Status ColdStore::destroy_pool(PoolId pool) noexcept {
 // frame before anyone can read it, and the allocator still scrubs any
 // frame that holds another owner's bytes.
 Result<Allocation> ColdStore::Impl::allocate(PoolKind kind, const NodeMask& home,
-                                             const std::vector<NodeId>& order) noexcept {
+                                             const Vector<NodeId>& order) noexcept {
   // 1. Nearest node with room above its watermark, exactly.
   // "Only n" is said as exclude = every other node rather than exact_node,
   // which would drain every CPU's cache of n on each call.
@@ -373,31 +436,32 @@ Result<NodeId> ColdStore::put(PoolId pool, ObjectId object, std::uint32_t index,
   if (!page) return Errc::invalid_argument;
   PoolKind kind;
   NodeMask home;
-  std::shared_ptr<const std::vector<NodeId>> order;
+  OrderRef order;
   // The pool's guest was rehomed since the pool last looked: follow it
   // first (set_pool_home, outside the lock; it allocates its work list).
   // At most twice: a guest rehomed again meanwhile is followed next put.
   for (int follow = 0;; ++follow) {
-    std::shared_ptr<const GuestHome> record;
+    GuestHomeRef record;
     {
-      std::lock_guard<std::mutex> g(m.lock);
+      SpinGuard g(m.lock);
       Impl::Pool* p = m.pool_of(pool);
       if (!p) return Errc::invalid_argument;
-      if (follow < 2 && p->follows && p->follows->generation() != p->followed) record = p->follows;
+      if (follow < 2 && p->follows && p->follows.generation() != p->followed) record = p->follows;
     }
     if (!record) break;
     std::uint64_t generation = 0;
-    const NodeMask now = record->nodes(&generation);
+    const NodeMask now = record.nodes(&generation);
     if (auto r = m.set_home(pool, now, &generation); !r) {
-      std::lock_guard<std::mutex> g(m.lock);
+      SpinGuard g(m.lock);
       ++m.put_failures;
       // invalid_argument: destroyed meanwhile, or no node outside the new
       // home is left for this pool (nothing it may use: no_memory).
+      // no_memory: its node order or work list could not be allocated.
       return m.pool_of(pool) ? Errc::no_memory : Errc::invalid_argument;
     }
   }
   {
-    std::lock_guard<std::mutex> g(m.lock);
+    SpinGuard g(m.lock);
     Impl::Pool* p = m.pool_of(pool);
     if (!p) return Errc::invalid_argument;
     const std::uint32_t i = m.table.find(pool, object, index);
@@ -418,7 +482,7 @@ Result<NodeId> ColdStore::put(PoolId pool, ObjectId object, std::uint32_t index,
     order = p->order;
   }
   auto a = m.allocate(kind, home, *order);
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   if (!a) {
     ++m.put_failures;
     return a.error();
@@ -486,7 +550,7 @@ Result<NodeId> ColdStore::put(PoolId pool, ObjectId object, std::uint32_t index,
 Result<ColdGet> ColdStore::get(PoolId pool, ObjectId object, std::uint32_t index, void* out) noexcept {
   Impl& m = *impl_;
   if (!out) return Errc::invalid_argument;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   if (!m.pool_of(pool)) return Errc::invalid_argument;
   ++m.gets;
   const std::uint32_t i = m.table.find(pool, object, index);
@@ -506,7 +570,7 @@ Result<ColdGet> ColdStore::get(PoolId pool, ObjectId object, std::uint32_t index
 
 Status ColdStore::flush(PoolId pool, ObjectId object, std::uint32_t index) noexcept {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   Impl::Pool* p = m.pool_of(pool);
   if (!p) return Errc::invalid_argument;
   const std::uint32_t i = m.table.find(pool, object, index);
@@ -519,7 +583,7 @@ Status ColdStore::flush(PoolId pool, ObjectId object, std::uint32_t index) noexc
 
 Result<std::uint64_t> ColdStore::flush_object(PoolId pool, ObjectId object) noexcept {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   Impl::Pool* p = m.pool_of(pool);
   if (!p) return Errc::invalid_argument;
   std::uint64_t n = 0;
@@ -539,7 +603,7 @@ std::uint64_t ColdStore::reclaim(NodeId node, std::uint64_t pages) noexcept {
   Impl& m = *impl_;
   const int ni = m.topo.index_of(node);
   if (ni < 0) return 0;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   List& l = m.age[static_cast<std::size_t>(ni)];
   std::uint64_t done = 0;
   while (done < pages && l.head != kNil) {
@@ -562,24 +626,33 @@ std::uint64_t ColdStore::reclaim_hook(void* ctx, NodeId node, std::uint64_t page
 
 NodeId ColdStore::node_of(PoolId pool, ObjectId object, std::uint32_t index) const noexcept {
   const Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
+  SpinGuard g(m.lock);
   if (!m.pool_of(pool)) return kNoNode;
   const std::uint32_t i = m.table.find(pool, object, index);
   if (i == kNil || m.table.at(i).state != EntryState::live) return kNoNode;
   return m.topo.node_at(m.table.at(i).node_idx).id;
 }
 
-std::vector<NodeId> ColdStore::pool_node_order(PoolId pool) const {
+Vector<NodeId> ColdStore::pool_node_order(PoolId pool) const {
   const Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
-  const Impl::Pool* p = m.pool_of(pool);
-  return p ? *p->order : std::vector<NodeId>{};
+  Vector<NodeId> out(m.hooks);
+  OrderRef order;
+  {
+    SpinGuard g(m.lock);
+    if (const Impl::Pool* p = m.pool_of(pool)) order = p->order;
+  }
+  // reserve() first: it leaves the vector !ok() when out of memory (a
+  // failed assign() alone does not say so).
+  if (order && out.reserve(order->size())) (void)out.assign(order->data(), order->size());
+  return out;
 }
 
 ColdStoreStats ColdStore::stats() const {
   const Impl& m = *impl_;
-  std::lock_guard<std::mutex> g(m.lock);
   ColdStoreStats s;
+  s.per_node = Vector<ColdNodeStats>(m.hooks);
+  const bool room = s.per_node.reserve(m.topo.node_count());  // else per_node stays empty, !ok()
+  SpinGuard g(m.lock);
   for (const auto& p : m.pools) s.pools += p.used;
   s.dropped_markers = m.markers.size;
   s.puts = m.puts;
@@ -591,7 +664,7 @@ ColdStoreStats ColdStore::stats() const {
   s.flushes = m.flushes;
   s.reclaimed = m.reclaimed;
   for (std::size_t i = 0; i < m.topo.node_count(); ++i) {
-    s.per_node.push_back(ColdNodeStats{m.topo.node_at(i).id, m.node_eph[i], m.node_pers[i]});
+    if (room) (void)s.per_node.push_back(ColdNodeStats{m.topo.node_at(i).id, m.node_eph[i], m.node_pers[i]});
     s.pages += m.node_eph[i] + m.node_pers[i];
   }
   return s;
@@ -600,7 +673,8 @@ ColdStoreStats ColdStore::stats() const {
 Status ColdStore::Impl::check() const {
   if (lost_frames.load(std::memory_order_relaxed)) return Errc::invalid_frame;
   const std::size_t n = topo.node_count();
-  std::vector<std::uint64_t> eph(n, 0), pers(n, 0);
+  MetadataArray<std::uint64_t> eph, pers;  // recounts (allocated with the lock held: a debug check)
+  if (!eph.allocate(hooks, n) || !pers.allocate(hooks, n)) return Errc::no_memory;
   std::uint64_t live = 0, dropped = 0, in_pools = 0;
   for (std::uint32_t slot = 0; slot < pools.size(); ++slot) {
     const Pool& p = pools[slot];
@@ -626,7 +700,9 @@ Status ColdStore::Impl::check() const {
     if (count != p.entries.size) return Errc::invalid_argument;
     in_pools += count;
   }
-  if (eph != node_eph || pers != node_pers || dropped != markers.size) return Errc::invalid_argument;
+  for (std::size_t k = 0; k < n; ++k)
+    if (eph[k] != node_eph[k] || pers[k] != node_pers[k]) return Errc::invalid_argument;
+  if (dropped != markers.size) return Errc::invalid_argument;
   if (in_pools + table.free_count() != table.capacity()) return Errc::invalid_argument;
   for (std::size_t k = 0; k < n; ++k) {  // age lists: live ephemeral of that node, oldest first
     std::uint64_t c = 0, last = 0;
@@ -648,7 +724,7 @@ Status ColdStore::Impl::check() const {
 }
 
 Status ColdStore::check_invariants() const {
-  std::lock_guard<std::mutex> g(impl_->lock);
+  SpinGuard g(impl_->lock);
   return impl_->check();
 }
 

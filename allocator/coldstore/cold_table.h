@@ -1,13 +1,14 @@
 // The cold store's preallocated bookkeeping: a slab of entries, an
 // open-addressing index by (pool, object, index), and intrusive lists
 // threaded through the slab by 32-bit slot numbers. Nothing here allocates
-// after init(); nothing here locks (the ColdStore's lock guards it all).
+// after init() (metadata hooks); nothing here locks (the ColdStore's lock
+// guards it all).
 #pragma once
 
 #include <cstdint>
-#include <memory>
 
 #include "numaheap/cold_store.h"
+#include "numaheap/metadata.h"
 
 namespace numaheap::cold_detail {
 
@@ -65,14 +66,20 @@ using PoolLinks = Links<&Entry::pool_prev, &Entry::pool_next>;
 // Entries plus the key index. Capacity fixed at init().
 class Table {
  public:
-  bool init(std::uint64_t entries) {
-    if (entries == 0 || entries >= kNil / 4) return false;
-    count_ = static_cast<std::uint32_t>(entries);
-    slab_ = std::make_unique<Entry[]>(count_);
+  static bool valid_size(std::uint64_t entries) noexcept { return entries > 0 && entries < kNil / 4; }
+  // False when `entries` is not a valid_size() or the hooks have no memory
+  // (the table then stays empty).
+  bool init(const MetadataHooks* hooks, std::uint64_t entries) noexcept {
+    if (!valid_size(entries)) return false;
     std::uint64_t cap = 1;
     while (cap < 2 * entries) cap <<= 1;
+    MetadataArray<Entry> slab;
+    MetadataArray<std::uint32_t> index;
+    if (!slab.allocate(hooks, entries) || !index.allocate(hooks, cap)) return false;
+    slab_ = std::move(slab);
+    index_ = std::move(index);
+    count_ = static_cast<std::uint32_t>(entries);
     mask_ = cap - 1;
-    index_ = std::make_unique<std::uint32_t[]>(cap);
     for (std::uint64_t k = 0; k < cap; ++k) index_[k] = kNil;
     for (std::uint32_t i = 0; i < count_; ++i) slab_[i].pool_next = i + 1 < count_ ? i + 1 : kNil;
     free_head_ = 0;
@@ -147,8 +154,8 @@ class Table {
     return x & mask_;
   }
 
-  std::unique_ptr<Entry[]> slab_;
-  std::unique_ptr<std::uint32_t[]> index_;  // slab slot or kNil
+  MetadataArray<Entry> slab_;            // count_ entries
+  MetadataArray<std::uint32_t> index_;  // mask_ + 1 slots: slab slot or kNil
   std::uint64_t mask_ = 0;
   std::uint32_t count_ = 0;
   std::uint32_t free_head_ = kNil;

@@ -41,7 +41,7 @@ int numaheap_guest_create(numaheap_heap* h, const numaheap_guest_spec* cs, uint3
     VNodeSpec vn;
     vn.memory_bytes = in.memory_bytes;
     vn.pnode = in.pnode;
-    vn.vcpus.assign(in.vcpus, in.vcpus + in.vcpu_count);
+    vn.vcpus.assign(in.vcpus, in.vcpu_count);
     spec.vnodes.push_back(std::move(vn));
   }
   PageAllocator& pa = *h->pa;

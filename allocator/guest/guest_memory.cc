@@ -3,32 +3,103 @@
 
 #include <algorithm>
 #include <array>
-#include <mutex>
-#include <new>
 #include <span>
+#include <string_view>
 
 #include "allocator/guest/p2m.h"
+#include "allocator/guest/spec_text.h"
 #include "allocator/platform/fault_injection.h"
+#include "allocator/platform/spin_lock.h"
 
 namespace numaheap {
+
+using namespace std::string_view_literals;
+
+// The home record behind GuestHomeRef: reference counted, from the
+// guest's metadata hooks (metadata_create), freed with the last reference.
+class GuestHome {
+ public:
+  std::atomic<std::uint32_t> refs{1};  // GuestHomeRefs holding it
+  mutable SpinLock lock;               // guards nodes (and orders it with generation)
+  NodeMask nodes;
+  std::atomic<std::uint64_t> generation{0};
+};
+
+GuestHomeRef::GuestHomeRef(const GuestHomeRef& o) noexcept : home_(o.home_) {
+  if (home_) home_->refs.fetch_add(1, std::memory_order_relaxed);
+}
+GuestHomeRef& GuestHomeRef::operator=(const GuestHomeRef& o) noexcept {
+  if (o.home_) o.home_->refs.fetch_add(1, std::memory_order_relaxed);
+  reset();
+  home_ = o.home_;
+  return *this;
+}
+GuestHomeRef& GuestHomeRef::operator=(GuestHomeRef&& o) noexcept {
+  if (this != &o) {
+    reset();
+    home_ = o.home_;
+    o.home_ = nullptr;
+  }
+  return *this;
+}
+void GuestHomeRef::reset() noexcept {
+  if (home_ && home_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) metadata_destroy(home_);
+  home_ = nullptr;
+}
+std::uint64_t GuestHomeRef::generation() const noexcept {
+  return home_ ? home_->generation.load(std::memory_order_acquire) : 0;
+}
+NodeMask GuestHomeRef::nodes(std::uint64_t* generation) const noexcept {
+  if (!home_) {
+    if (generation) *generation = 0;
+    return {};
+  }
+  SpinGuard g(home_->lock);
+  if (generation) *generation = home_->generation.load(std::memory_order_relaxed);
+  return home_->nodes;
+}
 
 namespace {
 
 constexpr unsigned kOrder2M = 9;
 constexpr unsigned kOrder1G = 18;
 
-std::string mb(std::uint64_t pages) { return std::to_string((pages << kFrameShift) >> 20) + " MB"; }
+// "N MB" as two message parts.
+struct Mb {
+  std::uint64_t pages;
+};
+std::uint64_t mb_of(Mb m) { return (m.pages << kFrameShift) >> 20; }
 
-Error guest_error(const GuestSpec& g, Errc code, const std::string& what) {
-  return Error{code, "guest '" + g.name + "': " + what};
+template <class... Parts>
+Error guest_error(const GuestSpec& g, Errc code, const Parts&... parts) {
+  return make_error(code, "guest '"sv, g.name, "': "sv, parts...);
+}
+
+const MetadataHooks* hooks_of(const GuestOptions& o) noexcept {
+  return o.metadata ? o.metadata : default_metadata();
+}
+
+// Adds `pages` to `node`'s share in `v` (within its capacity; false when
+// full).
+bool add_share(Vector<NodeShare>& v, NodeId node, std::uint64_t pages) noexcept {
+  for (NodeShare& s : v)
+    if (s.node == node) {
+      s.bytes += pages;
+      return true;
+    }
+  return v.push_back(NodeShare{node, pages});
 }
 
 }  // namespace
 
 struct GuestMemory::Impl {
+  NUMAHEAP_METADATA_NEW_DELETE
+  explicit Impl(const MetadataHooks* h) noexcept : hooks(h), buffers(h) {}
+
+  const MetadataHooks* hooks;  // the guest's metadata memory
   // `lock` serialises populate, balloon, device buffers, split and destroy.
   // The p2m is read without it; entries change under it or by CAS.
-  std::mutex lock;
+  SpinLock lock;
   P2m p2m;
   std::atomic<std::uint64_t> present{0};  // present RAM + device pages
   // Frames the p2m referenced that the allocator refused to free (a
@@ -37,11 +108,11 @@ struct GuestMemory::Impl {
   std::atomic<std::uint64_t> lost{0};
   bool populated = false;  // guarded by lock
   bool destroyed = false;  // guarded by lock
-  std::vector<DeviceBuffer> buffers;  // guarded by lock
+  Vector<DeviceBuffer> buffers;  // guarded by lock
   // With `lock`, guards GuestMemory::layout_ and home_ against relayout();
   // taken after `lock` (public readers take only this one). The home
   // record's own lock is taken after this one.
-  mutable std::mutex layout_lock;
+  mutable SpinLock layout_lock;
 };
 
 GuestMemory::~GuestMemory() {
@@ -53,30 +124,34 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
                                                                 const GuestOptions& options) {
   const Topology& topo = pa.topology();
   if (auto ok = validate_guest_spec(spec, topo); !ok) return ok.error();
-  if (owner > kMaxOwner) return guest_error(spec, Errc::invalid_argument, "owner id is reserved");
-  std::unique_ptr<GuestMemory> g(new GuestMemory());
+  if (owner > kMaxOwner) return guest_error(spec, Errc::invalid_argument, "owner id is reserved"sv);
+  const MetadataHooks* hooks = hooks_of(options);
+  std::unique_ptr<GuestMemory> g(new (hooks) GuestMemory());
+  if (!g) return guest_error(spec, Errc::no_memory, "cannot allocate the guest"sv);
   g->pa_ = &pa;
   g->spec_ = spec;
+  if (!g->spec_.ok()) return guest_error(spec, Errc::no_memory, "cannot copy the spec"sv);
   g->owner_ = owner;
   g->options_ = options;
+  g->layout_ = Vector<GuestRange>(hooks);
   Gfn next = 0;
   auto add_range = [&](std::uint64_t bytes, NodeId pnode, std::uint32_t vnode) -> Result<void, Error> {
     const NodeInfo* n = topo.find(pnode);
     if (!n || !n->has_memory())
-      return guest_error(spec, Errc::invalid_node, "placement uses node " + std::to_string(pnode) +
-                                                       ", which has no memory here");
+      return guest_error(spec, Errc::invalid_node, "placement uses node "sv, pnode, ", which has no memory here"sv);
     std::uint64_t pages = bytes >> kFrameShift;
     if (pages == 0) return {};
     if (pages > kMaxGuestFrames - next)  // next <= kMaxGuestFrames: no wrap
-      return guest_error(spec, Errc::invalid_argument, "placement covers more than the largest guest");
-    g->layout_.push_back({next, pages, pnode, vnode});
+      return guest_error(spec, Errc::invalid_argument, "placement covers more than the largest guest"sv);
+    if (!g->layout_.push_back({next, pages, pnode, vnode}))
+      return guest_error(spec, Errc::no_memory, "cannot allocate the layout"sv);
     g->home_.set(pnode);
     next += pages;
     return {};
   };
   if (!spec.vnodes.empty()) {
     if (placement.vnode_pnodes.size() != spec.vnodes.size())
-      return guest_error(spec, Errc::invalid_argument, "placement has no pnode for every vnode");
+      return guest_error(spec, Errc::invalid_argument, "placement has no pnode for every vnode"sv);
     for (std::size_t v = 0; v < spec.vnodes.size(); ++v)
       if (auto r = add_range(spec.vnodes[v].memory_bytes, placement.vnode_pnodes[v],
                              static_cast<std::uint32_t>(v));
@@ -88,9 +163,8 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
   }
   g->ram_pages_ = next;
   if ((g->ram_pages_ << kFrameShift) != spec.memory_bytes)
-    return guest_error(spec, Errc::invalid_argument,
-                       "placement covers " + mb(g->ram_pages_) + " of the guest's " +
-                           mb(spec.memory_bytes >> kFrameShift));
+    return guest_error(spec, Errc::invalid_argument, "placement covers "sv, mb_of({g->ram_pages_}),
+                       " MB of the guest's "sv, spec.memory_bytes >> 20, " MB"sv);
   // Device buffers are naturally aligned blocks no larger than the region,
   // so aligning the region to its own (power-of-two) size is enough.
   // ram_pages_ <= kMaxGuestFrames = 2^40 and align <= 2^18: no sum wraps.
@@ -98,15 +172,21 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
   while (align < options.device_region_pages && align < frames_of_order(kMaxOrder)) align <<= 1;
   g->device_base_ = (g->ram_pages_ + align - 1) / align * align;
   if (g->device_base_ > kMaxGuestFrames || options.device_region_pages > kMaxGuestFrames - g->device_base_)
-    return guest_error(spec, Errc::invalid_argument,
-                       "device region of " + std::to_string(options.device_region_pages) +
-                           " pages above " + mb(g->ram_pages_) + " of RAM exceeds the largest guest (2^40 frames)");
-  g->layout_.reserve(std::max(g->layout_.size(), kMaxLayoutRanges));  // relayout never allocates
-  g->home_record_ = std::make_shared<GuestHome>();
-  g->home_record_->nodes_ = g->home_;
-  std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
-  if (!impl || !impl->p2m.init(g->device_base_ + options.device_region_pages))
-    return guest_error(spec, Errc::no_memory, "cannot allocate the p2m");  // g has no impl_: no destroy()
+    return guest_error(spec, Errc::invalid_argument, "device region of "sv, options.device_region_pages,
+                       " pages above "sv, mb_of({g->ram_pages_}), " MB of RAM exceeds the largest guest (2^40 frames)"sv);
+  if (!g->layout_.reserve(std::max(g->layout_.size(), kMaxLayoutRanges)))  // relayout never allocates
+    return guest_error(spec, Errc::no_memory, "cannot allocate the layout"sv);
+  GuestHome* home = metadata_create<GuestHome>(hooks);
+  if (!home) return guest_error(spec, Errc::no_memory, "cannot allocate the home record"sv);
+  home->nodes = g->home_;
+  g->home_record_ = GuestHomeRef(home);
+  // The p2m lives on the node that holds most of the guest.
+  const GuestRange* biggest = &g->layout_[0];
+  for (const GuestRange& r : g->layout_)
+    if (r.pages > biggest->pages) biggest = &r;
+  std::unique_ptr<Impl> impl(new (hooks) Impl(hooks));
+  if (!impl || !impl->p2m.init(hooks, g->device_base_ + options.device_region_pages, biggest->pnode))
+    return guest_error(spec, Errc::no_memory, "cannot allocate the p2m"sv);  // g has no impl_: no destroy()
   g->impl_ = std::move(impl);
   return g;
 }
@@ -130,18 +210,21 @@ bool GuestMemory::update_flags(Gfn gfn, std::uint8_t set, std::uint8_t clear) no
   }
 }
 
-std::vector<GuestRange> GuestMemory::layout() const {
-  std::lock_guard<std::mutex> g(impl_->layout_lock);
-  return layout_;
+Vector<GuestRange> GuestMemory::layout() const {
+  Vector<GuestRange> out(impl_->hooks);
+  if (!out.reserve(layout_.capacity())) return out;  // empty, !ok()
+  SpinGuard g(impl_->layout_lock);
+  (void)out.assign(layout_.data(), layout_.size());  // within capacity: cannot fail
+  return out;
 }
 
 NodeMask GuestMemory::home_nodes() const noexcept {
-  std::lock_guard<std::mutex> g(impl_->layout_lock);
+  SpinGuard g(impl_->layout_lock);
   return home_;
 }
 
 NodeId GuestMemory::home_node_of(Gfn gfn) const noexcept {
-  std::lock_guard<std::mutex> g(impl_->layout_lock);
+  SpinGuard g(impl_->layout_lock);
   for (const auto& r : layout_)
     if (gfn >= r.first && gfn - r.first < r.pages) return r.pnode;
   return kNoNode;
@@ -152,22 +235,33 @@ std::uint64_t GuestMemory::present_pages() const noexcept {
 }
 
 bool GuestMemory::populated() const noexcept {
-  std::lock_guard<std::mutex> g(impl_->lock);
+  SpinGuard g(impl_->lock);
   return impl_->populated;
 }
 
-std::vector<NodeShare> GuestMemory::pages_per_node() const {
-  std::vector<NodeShare> out;
-  for (Gfn gfn = 0; gfn < impl_->p2m.size(); ++gfn) {
-    P2mEntry e = impl_->p2m.get(gfn);
+namespace {
+
+// Present pages per node of `p2m` into `out` (`bytes` holds pages),
+// ascending node id. `out` must have room for one entry per topology node
+// (reserved by the caller), so nothing here allocates.
+void count_per_node(const PageAllocator& pa, const P2m& p2m, Vector<NodeShare>& out) noexcept {
+  for (Gfn gfn = 0; gfn < p2m.size(); ++gfn) {
+    P2mEntry e = p2m.get(gfn);
     if (!e.present()) continue;
-    NodeId n = pa_->node_of(e.mfn);
-    auto it = std::find_if(out.begin(), out.end(), [&](const NodeShare& s) { return s.node == n; });
-    if (it == out.end()) out.push_back({n, 1});
-    else ++it->bytes;
+    (void)add_share(out, pa.node_of(e.mfn), 1);
   }
   std::sort(out.begin(), out.end(), [](const NodeShare& a, const NodeShare& b) { return a.node < b.node; });
-  return out;  // `bytes` holds pages here; see report builders for bytes
+}
+
+}  // namespace
+
+Vector<NodeShare> GuestMemory::pages_per_node() const {
+  Vector<NodeShare> out(impl_->hooks);
+  // One entry per node at most (kNoNode included, for a frame the
+  // allocator does not know: check_invariants() reports that).
+  if (!out.reserve(pa_->topology().node_count() + 1)) return out;  // empty, !ok()
+  count_per_node(*pa_, impl_->p2m, out);
+  return out;
 }
 
 namespace {
@@ -203,10 +297,9 @@ class FrameBatch {
 };
 
 // Frees every block that has a head in [first, last) and clears the entries.
-// Lock held. Returns pages freed per node index into `freed`.
+// Lock held. Adds the nodes it freed frames on to `freed`.
 void free_blocks(PageAllocator& pa, P2m& p2m, std::atomic<std::uint64_t>& present,
-                 std::atomic<std::uint64_t>& lost, OwnerId owner, Gfn first, Gfn last,
-                 std::vector<NodeShare>& freed) {
+                 std::atomic<std::uint64_t>& lost, OwnerId owner, Gfn first, Gfn last, NodeMask& freed) {
   FrameBatch pages(pa, owner, lost);
   for (Gfn gfn = first; gfn < last; ++gfn) {
     P2mEntry e = p2m.get(gfn);
@@ -218,9 +311,7 @@ void free_blocks(PageAllocator& pa, P2m& p2m, std::atomic<std::uint64_t>& presen
     else if (!pa.free(e.mfn, e.order, owner)) lost.fetch_add(span, std::memory_order_relaxed);
     for (Gfn k = gfn; k < gfn + span && k < p2m.size(); ++k) p2m.set(k, {});
     present.fetch_sub(span, std::memory_order_relaxed);
-    auto it = std::find_if(freed.begin(), freed.end(), [&](const NodeShare& s) { return s.node == node; });
-    if (it == freed.end()) freed.push_back({node, span});
-    else it->bytes += span;
+    freed.set(node);
   }
 }
 
@@ -252,10 +343,10 @@ class ClaimScope {
 
 // Frees of 4 KiB pages may sit dirty in per-CPU caches: return them to the
 // node's heap first so the scrub reaches them.
-void scrub_freed(PageAllocator& pa, const std::vector<NodeShare>& freed) {
-  for (const auto& f : freed) {
-    pa.drain_node(f.node);
-    (void)pa.scrub_some(f.node, ~std::uint64_t{0});
+void scrub_freed(PageAllocator& pa, const NodeMask& freed) {
+  for (NodeId node : freed) {
+    pa.drain_node(node);
+    (void)pa.scrub_some(node, ~std::uint64_t{0});
   }
 }
 
@@ -263,22 +354,27 @@ void scrub_freed(PageAllocator& pa, const std::vector<NodeShare>& freed) {
 
 Result<PopulateReport, Error> GuestMemory::populate() {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> guard(m.lock);
-  if (m.destroyed) return guest_error(spec_, Errc::invalid_argument, "destroyed");
-  if (m.populated) return guest_error(spec_, Errc::busy, "already populated");
+  SpinGuard guard(m.lock);
+  if (m.destroyed) return guest_error(spec_, Errc::invalid_argument, "destroyed"sv);
+  if (m.populated) return guest_error(spec_, Errc::busy, "already populated"sv);
   PageAllocator& pa = *pa_;
 
+  // The report's lists first (one entry per node at most, kNoNode
+  // included): running out of memory fails here, before any change.
+  const std::size_t nodes = pa.topology().node_count() + 1;
+  PopulateReport rep;
+  rep.per_node = Vector<NodeShare>(m.hooks);
+  rep.striped = Vector<NodeShare>(m.hooks);
+  Vector<NodeShare> need(m.hooks);  // pages per pnode
+  if (!rep.per_node.reserve(nodes) || !rep.striped.reserve(nodes) || !need.reserve(nodes))
+    return guest_error(spec_, Errc::no_memory, "cannot allocate the populate report"sv);
+
   // 1. Claims: per node, or one global claim when striping is allowed.
-  std::vector<NodeShare> need;  // pages per pnode
-  for (const auto& r : layout_) {
-    auto it = std::find_if(need.begin(), need.end(), [&](const NodeShare& s) { return s.node == r.pnode; });
-    if (it == need.end()) need.push_back({r.pnode, r.pages});
-    else it->bytes += r.pages;
-  }
+  for (const auto& r : layout_) (void)add_share(need, r.pnode, r.pages);  // within capacity
   // Claims the embedder made for this owner before stay out of the call's
   // way: set aside now, back unchanged when it returns (success or not).
   ClaimScope scope(pa, owner_);
-  if (!scope.ok()) return guest_error(spec_, Errc::busy, "another call holds the owner's claims aside");
+  if (!scope.ok()) return guest_error(spec_, Errc::busy, "another call holds the owner's claims aside"sv);
   bool striping = false;
   for (const auto& n : need) {
     Status st = pa.claim(owner_, n.bytes, n.node);
@@ -287,33 +383,29 @@ Result<PopulateReport, Error> GuestMemory::populate() {
       auto stats = pa.stats(n.node);
       const std::uint64_t have = stats ? stats->free + stats->cached : 0;
       const std::uint64_t avail = stats && have > stats->claimed ? have - stats->claimed : 0;
-      return guest_error(spec_, st.error(),
-                         "needs " + mb(n.bytes) + " on node " + std::to_string(n.node) + ", only " +
-                             mb(avail) + " unclaimed there (" + errc_name(st.error()) + ")");
+      return guest_error(spec_, st.error(), "needs "sv, mb_of({n.bytes}), " MB on node "sv, n.node, ", only "sv,
+                         mb_of({avail}), " MB unclaimed there ("sv, guest_detail::errc_text(st.error()), ")"sv);
     }
     striping = true;
   }
   if (striping) {
-    if (!scope.drop_own()) return guest_error(spec_, Errc::busy, "another call holds the owner's claims aside");
+    if (!scope.drop_own()) return guest_error(spec_, Errc::busy, "another call holds the owner's claims aside"sv);
     std::uint64_t total = 0;
     for (const auto& n : need) total += n.bytes;
     if (Status st = pa.claim(owner_, total, kNoNode); !st)
-      return guest_error(spec_, st.error(), "needs " + mb(total) + " and the host has less unclaimed");
+      return guest_error(spec_, st.error(), "needs "sv, mb_of({total}), " MB and the host has less unclaimed"sv);
   }
 
   // 2. Exact-node extents, largest first; striped order-0 pages if allowed.
-  PopulateReport rep;
-  std::vector<NodeShare> striped;
-  auto fail = [&](const std::string& what, Errc code) -> Result<PopulateReport, Error> {
-    std::vector<NodeShare> freed;
+  // `fail` undoes everything; the error was made by the caller.
+  auto fail = [&](Error e) -> Result<PopulateReport, Error> {
+    NodeMask freed;
     free_blocks(pa, m.p2m, m.present, m.lost, owner_, 0, ram_pages_, freed);
     if (options_.scrub_on_free) scrub_freed(pa, freed);
-    return guest_error(spec_, code, what);  // `scope` drops what is left of the call's claims
+    return e;  // `scope` drops what is left of the call's claims
   };
-  auto note_striped = [&striped](NodeId node, std::uint64_t pages) {
-    auto it = std::find_if(striped.begin(), striped.end(), [&](const NodeShare& s) { return s.node == node; });
-    if (it == striped.end()) striped.push_back({node, pages << kFrameShift});
-    else it->bytes += pages << kFrameShift;
+  auto note_striped = [&rep](NodeId node, std::uint64_t pages) {
+    (void)add_share(rep.striped, node, pages << kFrameShift);  // within capacity
   };
   constexpr std::uint32_t kExact = AllocFlags::exact_node | AllocFlags::use_claim;
   for (const auto& r : layout_) {
@@ -339,13 +431,12 @@ Result<PopulateReport, Error> GuestMemory::populate() {
         Status st = pa.alloc_bulk(AllocRequest{0, r.pnode, kExact, owner_, {}}, out);
         if (!st && striping) st = pa.alloc_bulk(AllocRequest{0, r.pnode, AllocFlags::use_claim, owner_, {}}, out);
         if (!st)
-          return fail("populating vnode " + std::to_string(r.vnode) + " on node " + std::to_string(r.pnode) +
-                          " failed after " + mb(gfn - r.first) + " of " + mb(r.pages) + " (" +
-                          errc_name(st.error()) + ")",
-                      st.error());
+          return fail(guest_error(spec_, st.error(), "populating vnode "sv, r.vnode, " on node "sv, r.pnode,
+                                  " failed after "sv, mb_of({gfn - r.first}), " MB of "sv, mb_of({r.pages}),
+                                  " MB ("sv, guest_detail::errc_text(st.error()), ")"sv));
         if (std::any_of(out.begin(), out.end(), [](Mfn f) { return f > P2m::kMaxMfn; })) {
           if (!pa.free_bulk(out, owner_)) m.lost.fetch_add(run, std::memory_order_relaxed);
-          return fail("frame number beyond the p2m's range", Errc::invalid_frame);
+          return fail(guest_error(spec_, Errc::invalid_frame, "frame number beyond the p2m's range"sv));
         }
         for (std::uint64_t k = 0; k < run; ++k) {
           m.p2m.set(gfn + k, P2mEntry{out[k], P2mFlags::present, 0});
@@ -359,7 +450,7 @@ Result<PopulateReport, Error> GuestMemory::populate() {
       }
       if (a->mfn > P2m::kMaxMfn) {
         if (!pa.free(a->mfn, order, owner_)) m.lost.fetch_add(frames_of_order(order), std::memory_order_relaxed);
-        return fail("frame number beyond the p2m's range", Errc::invalid_frame);
+        return fail(guest_error(spec_, Errc::invalid_frame, "frame number beyond the p2m's range"sv));
       }
       const std::uint64_t span = frames_of_order(order);
       for (std::uint64_t k = 0; k < span; ++k)
@@ -374,8 +465,8 @@ Result<PopulateReport, Error> GuestMemory::populate() {
   // Nothing of the call's claims should be left; `scope` drops it anyway.
   m.populated = true;
   rep.pages = ram_pages_;
-  for (auto& s : pages_per_node()) rep.per_node.push_back({s.node, s.bytes << kFrameShift});
-  rep.striped = std::move(striped);
+  count_per_node(pa, m.p2m, rep.per_node);  // within the capacity reserved above
+  for (NodeShare& s : rep.per_node) s.bytes <<= kFrameShift;
   return rep;
 }
 
@@ -432,7 +523,7 @@ Status split_block(PageAllocator& pa, P2m& p2m, OwnerId owner, Gfn gfn, P2mEntry
 }  // namespace
 
 Status GuestMemory::split_to_pages(Gfn gfn) {
-  std::lock_guard<std::mutex> guard(impl_->lock);
+  SpinGuard guard(impl_->lock);
   P2mEntry e = impl_->p2m.get(gfn);
   if (!e.present()) return Errc::not_present;
   if (e.order == 0) return {};
@@ -442,49 +533,42 @@ Status GuestMemory::split_to_pages(Gfn gfn) {
 
 Result<std::uint64_t, Error> GuestMemory::balloon_down(std::uint64_t pages) {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> guard(m.lock);
-  if (m.destroyed || !m.populated) return guest_error(spec_, Errc::invalid_argument, "not populated");
-  // Victims: away from home first, then from the top of RAM down.
-  std::vector<Gfn> away, home;
-  for (Gfn gfn = ram_pages_; gfn-- > 0;) {
-    P2mEntry e = m.p2m.get(gfn);
-    if (!e.present() || (e.flags & (P2mFlags::pinned | P2mFlags::shared | P2mFlags::migrating |
-                                    P2mFlags::device)))
-      continue;
-    (home_.test(pa_->node_of(e.mfn)) ? home : away).push_back(gfn);
-  }
-  away.insert(away.end(), home.begin(), home.end());
-  std::vector<NodeShare> freed;
+  SpinGuard guard(m.lock);
+  if (m.destroyed || !m.populated) return guest_error(spec_, Errc::invalid_argument, "not populated"sv);
+  // Victims: away from home first (pass 0), then from home (pass 1), each
+  // from the top of RAM down. Two passes over the p2m instead of a victim
+  // list: nothing to allocate.
+  NodeMask freed;
   FrameBatch batch(*pa_, owner_, m.lost);
   std::uint64_t done = 0;
   constexpr std::uint8_t kUntouchable =
       P2mFlags::pinned | P2mFlags::shared | P2mFlags::migrating | P2mFlags::device;
-  for (Gfn gfn : away) {
-    if (done == pages) break;
-    P2mEntry e = m.p2m.get(gfn);
-    // Re-checked: a mover may have marked the page since the first pass.
-    if (!e.present() || (e.flags & kUntouchable)) continue;
-    if (e.order > 0) {
-      // A mover may mark the block at any moment: split_block claims it
-      // first and says busy if the mover got there before (skip the page).
-      if (Status st = split_block(*pa_, m.p2m, owner_, gfn, e); !st) {
-        if (st.error() == Errc::busy) continue;
-        batch.flush();
-        if (options_.scrub_on_free) scrub_freed(*pa_, freed);
-        return guest_error(spec_, st.error(), "cannot split a large page to balloon it");
-      }
-      e = m.p2m.get(gfn);
+  for (int pass = 0; pass < 2 && done < pages; ++pass) {
+    const bool want_home = pass == 1;
+    for (Gfn gfn = ram_pages_; gfn-- > 0 && done < pages;) {
+      P2mEntry e = m.p2m.get(gfn);
       if (!e.present() || (e.flags & kUntouchable)) continue;
+      if (home_.test(pa_->node_of(e.mfn)) != want_home) continue;
+      if (e.order > 0) {
+        // A mover may mark the block at any moment: split_block claims it
+        // first and says busy if the mover got there before (skip the page).
+        if (Status st = split_block(*pa_, m.p2m, owner_, gfn, e); !st) {
+          if (st.error() == Errc::busy) continue;
+          batch.flush();
+          if (options_.scrub_on_free) scrub_freed(*pa_, freed);
+          return guest_error(spec_, st.error(), "cannot split a large page to balloon it"sv);
+        }
+        e = m.p2m.get(gfn);
+        // Re-checked: a mover may have marked the page meanwhile.
+        if (!e.present() || (e.flags & kUntouchable)) continue;
+      }
+      // Take the entry by CAS, so a racing mover cannot swap it under us.
+      if (!m.p2m.cas(gfn, e, P2mEntry{})) continue;
+      freed.set(pa_->node_of(e.mfn));
+      batch.add(e.mfn);
+      m.present.fetch_sub(1, std::memory_order_relaxed);
+      ++done;
     }
-    // Take the entry by CAS, so a racing mover cannot swap it under us.
-    if (!m.p2m.cas(gfn, e, P2mEntry{})) continue;
-    NodeId node = pa_->node_of(e.mfn);
-    batch.add(e.mfn);
-    m.present.fetch_sub(1, std::memory_order_relaxed);
-    auto it = std::find_if(freed.begin(), freed.end(), [&](const NodeShare& s) { return s.node == node; });
-    if (it == freed.end()) freed.push_back({node, 1});
-    else ++it->bytes;
-    ++done;
   }
   batch.flush();
   if (options_.scrub_on_free) scrub_freed(*pa_, freed);
@@ -493,28 +577,28 @@ Result<std::uint64_t, Error> GuestMemory::balloon_down(std::uint64_t pages) {
 
 Result<std::uint64_t, Error> GuestMemory::balloon_up(std::uint64_t pages) {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> guard(m.lock);
-  if (m.destroyed || !m.populated) return guest_error(spec_, Errc::invalid_argument, "not populated");
-  std::vector<Gfn> targets;
+  SpinGuard guard(m.lock);
+  if (m.destroyed || !m.populated) return guest_error(spec_, Errc::invalid_argument, "not populated"sv);
+  std::uint64_t holes = 0;
+  for (Gfn gfn = 0; gfn < ram_pages_ && holes < pages; ++gfn) holes += !m.p2m.get(gfn).present();
+  if (holes < pages)
+    return guest_error(spec_, Errc::invalid_argument, "asked for "sv, pages, " pages back, only "sv, holes,
+                       " are ballooned out"sv);
+  // The work list (gfns to fill) and the claims per node.
+  Vector<Gfn> targets(m.hooks);
+  Vector<NodeShare> need(m.hooks);
+  if (!targets.reserve(pages) || !need.reserve(layout_.size()))
+    return guest_error(spec_, Errc::no_memory, "cannot allocate the balloon work list"sv);
   for (Gfn gfn = 0; gfn < ram_pages_ && targets.size() < pages; ++gfn)
-    if (!m.p2m.get(gfn).present()) targets.push_back(gfn);
-  if (targets.size() < pages)
-    return guest_error(spec_, Errc::invalid_argument,
-                       "asked for " + std::to_string(pages) + " pages back, only " +
-                           std::to_string(targets.size()) + " are ballooned out");
-  std::vector<NodeShare> need;
-  for (Gfn gfn : targets) {
-    NodeId n = home_node_of(gfn);
-    auto it = std::find_if(need.begin(), need.end(), [&](const NodeShare& s) { return s.node == n; });
-    if (it == need.end()) need.push_back({n, 1});
-    else ++it->bytes;
-  }
+    if (!m.p2m.get(gfn).present()) {
+      (void)targets.push_back(gfn);                      // within capacity
+      (void)add_share(need, home_node_of(gfn), 1);      // one node per range at most
+    }
   ClaimScope scope(*pa_, owner_);  // the embedder's claims come back unchanged
-  if (!scope.ok()) return guest_error(spec_, Errc::busy, "another call holds the owner's claims aside");
+  if (!scope.ok()) return guest_error(spec_, Errc::busy, "another call holds the owner's claims aside"sv);
   for (const auto& n : need)
     if (Status st = pa_->claim(owner_, n.bytes, n.node); !st) {
-      return guest_error(spec_, st.error(), "cannot claim " + std::to_string(n.bytes) + " pages on node " +
-                                                std::to_string(n.node));
+      return guest_error(spec_, st.error(), "cannot claim "sv, n.bytes, " pages on node "sv, n.node);
     }
   std::size_t done = 0;
   for (; done < targets.size(); ++done) {
@@ -532,19 +616,21 @@ Result<std::uint64_t, Error> GuestMemory::balloon_up(std::uint64_t pages) {
       m.p2m.set(targets[i], {});
       m.present.fetch_sub(1, std::memory_order_relaxed);
     }
-    return guest_error(spec_, Errc::no_memory, "claimed memory could not be allocated");
+    return guest_error(spec_, Errc::no_memory, "claimed memory could not be allocated"sv);
   }
   return static_cast<std::uint64_t>(done);
 }
 
 Result<DeviceBuffer, Error> GuestMemory::alloc_device_buffer(std::size_t device, std::uint64_t pages) {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> guard(m.lock);
-  if (m.destroyed) return guest_error(spec_, Errc::invalid_argument, "destroyed");
-  if (device >= spec_.devices.size())
-    return guest_error(spec_, Errc::invalid_argument, "no device #" + std::to_string(device));
+  SpinGuard guard(m.lock);
+  if (m.destroyed) return guest_error(spec_, Errc::invalid_argument, "destroyed"sv);
+  if (device >= spec_.devices.size()) return guest_error(spec_, Errc::invalid_argument, "no device #"sv, device);
   if (pages == 0 || pages > frames_of_order(kMaxOrder))
-    return guest_error(spec_, Errc::invalid_argument, "buffer size must be 1..262144 pages");
+    return guest_error(spec_, Errc::invalid_argument, "buffer size must be 1..262144 pages"sv);
+  // Room for its record first: out of memory changes nothing.
+  if (!m.buffers.reserve(m.buffers.size() + 1))
+    return guest_error(spec_, Errc::no_memory, "cannot record another device buffer"sv);
   unsigned order = 0;
   while (frames_of_order(order) < pages) ++order;
   const std::uint64_t span = frames_of_order(order);
@@ -556,25 +642,25 @@ Result<DeviceBuffer, Error> GuestMemory::alloc_device_buffer(std::size_t device,
     if (empty) break;
   }
   if (gfn + span > m.p2m.size())
-    return guest_error(spec_, Errc::no_memory, "device region full");
+    return guest_error(spec_, Errc::no_memory, "device region full"sv);
   const DeviceSpec& dev = spec_.devices[device];
   auto a = pa_->alloc(AllocRequest{order, dev.host_node, AllocFlags::exact_node, owner_, {}});
   if (!a)
-    return guest_error(spec_, a.error(), "no " + mb(span) + " block free on node " +
-                                             std::to_string(dev.host_node) + " for device '" + dev.name + "'");
+    return guest_error(spec_, a.error(), "no "sv, mb_of({span}), " MB block free on node "sv, dev.host_node,
+                       " for device '"sv, dev.name, "'"sv);
   for (std::uint64_t k = 0; k < span; ++k)
     m.p2m.set(gfn + k, P2mEntry{a->mfn + k,
                                 static_cast<std::uint8_t>(P2mFlags::present | P2mFlags::pinned | P2mFlags::device),
                                 static_cast<std::uint8_t>(order)});
   m.present.fetch_add(span, std::memory_order_relaxed);
   DeviceBuffer b{gfn, a->mfn, span, a->node};
-  m.buffers.push_back(b);
+  (void)m.buffers.push_back(b);  // within the capacity reserved above
   return b;
 }
 
 Status GuestMemory::free_device_buffer(Gfn gfn) {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> guard(m.lock);
+  SpinGuard guard(m.lock);
   auto it = std::find_if(m.buffers.begin(), m.buffers.end(), [&](const DeviceBuffer& b) { return b.gfn == gfn; });
   if (it == m.buffers.end()) return Errc::invalid_argument;
   unsigned order = 0;
@@ -582,7 +668,7 @@ Status GuestMemory::free_device_buffer(Gfn gfn) {
   if (Status st = pa_->free(it->mfn, order, owner_); !st) return st;
   for (Gfn k = gfn; k < gfn + it->pages; ++k) m.p2m.set(k, {});
   m.present.fetch_sub(it->pages, std::memory_order_relaxed);
-  if (options_.scrub_on_free) scrub_freed(*pa_, {{it->node, it->pages}});
+  if (options_.scrub_on_free) scrub_freed(*pa_, NodeMask::single(it->node));
   m.buffers.erase(it);
   return {};
 }
@@ -590,7 +676,8 @@ Status GuestMemory::free_device_buffer(Gfn gfn) {
 BackendAffinity GuestMemory::backend_affinity() const {
   const Topology& topo = pa_->topology();
   BackendAffinity out;
-  auto per_node = pages_per_node();
+  out.cpus = Vector<CpuId>(impl_->hooks);
+  const Vector<NodeShare> per_node = pages_per_node();  // !ok(): empty, the planned home answers
   std::uint64_t best = 0;
   for (const auto& s : per_node)
     if (s.bytes > best) {
@@ -599,14 +686,18 @@ BackendAffinity GuestMemory::backend_affinity() const {
     }
   if (out.node == kNoNode) {  // not populated: the planned home
     std::uint64_t most = 0;
-    for (const auto& r : layout())
-      if (r.pages > most) {
-        most = r.pages;
-        out.node = r.pnode;
-      }
-    out.reason = "guest not populated: its planned home node " + std::to_string(out.node);
+    {
+      SpinGuard g(impl_->layout_lock);
+      for (const auto& r : layout_)
+        if (r.pages > most) {
+          most = r.pages;
+          out.node = r.pnode;
+        }
+    }
+    out.reason.append("guest not populated: its planned home node "sv).append_uint(out.node);
   } else {
-    out.reason = "node " + std::to_string(out.node) + " holds " + mb(best) + " of the guest's memory";
+    out.reason.append("node "sv).append_uint(out.node).append(" holds "sv).append_uint(mb_of({best}));
+    out.reason.append(" MB of the guest's memory"sv);
   }
   NodeId cpu_node = out.node;
   if (const NodeInfo* n = topo.find(out.node); !n || !n->has_cpus()) {
@@ -616,21 +707,22 @@ BackendAffinity GuestMemory::backend_affinity() const {
         d = topo.distance(out.node, o.id);
         cpu_node = o.id;
       }
-    out.reason += "; it has no CPUs, so backends run on nearest node " + std::to_string(cpu_node);
+    out.reason.append("; it has no CPUs, so backends run on nearest node "sv).append_uint(cpu_node);
   }
-  if (const NodeInfo* n = topo.find(cpu_node)) out.cpus.assign(n->cpus.begin(), n->cpus.end());
+  if (const NodeInfo* n = topo.find(cpu_node); n && out.cpus.reserve(n->cpus.size()))  // else !ok()
+    (void)out.cpus.assign(n->cpus.data(), n->cpus.size());
   return out;
 }
 
 Status GuestMemory::destroy() {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> guard(m.lock);
+  SpinGuard guard(m.lock);
   if (m.destroyed) return {};
   // Shared (deduplicated) frames belong to the sharing manager, which holds
   // this guest in its reverse maps: it must let go first (remove_guest).
   for (Gfn gfn = 0; gfn < m.p2m.size(); ++gfn)
     if (m.p2m.get(gfn).flags & P2mFlags::shared) return Errc::busy;
-  std::vector<NodeShare> freed;
+  NodeMask freed;
   const std::uint64_t lost_before = m.lost.load(std::memory_order_relaxed);
   free_blocks(*pa_, m.p2m, m.present, m.lost, owner_, 0, m.p2m.size(), freed);
   if (options_.scrub_on_free) scrub_freed(*pa_, freed);
@@ -651,7 +743,7 @@ std::uint64_t GuestMemory::lost_frames() const noexcept { return impl_->lost.loa
 
 Status GuestMemory::check_invariants() const {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> guard(m.lock);  // no split or balloon meanwhile
+  SpinGuard guard(m.lock);  // no split or balloon meanwhile
   if (m.lost.load(std::memory_order_relaxed)) return Errc::invalid_frame;
   std::uint64_t count = 0;
   for (Gfn gfn = 0; gfn < m.p2m.size(); ++gfn) {
@@ -682,7 +774,7 @@ Status GuestMemory::check_invariants() const {
 
 Status GuestMemory::relayout(std::span<const GuestRange> layout) noexcept {
   const NodeMask memory = pa_->topology().memory_nodes();
-  std::lock_guard<std::mutex> guard(impl_->lock);
+  SpinGuard guard(impl_->lock);
   NodeMask home;
   Gfn next = 0;
   std::size_t count = 0;
@@ -699,14 +791,15 @@ Status GuestMemory::relayout(std::span<const GuestRange> layout) noexcept {
     next += r.pages;
   }
   if (next != ram_pages_) return Errc::invalid_argument;
-  std::lock_guard<std::mutex> g(impl_->layout_lock);
-  layout_.assign(layout.begin(), layout.begin() + static_cast<std::ptrdiff_t>(count));  // within capacity
+  SpinGuard g(impl_->layout_lock);
+  (void)layout_.assign(layout.data(), count);  // within capacity: cannot fail
   layout_.back().pages = ram_pages_ - layout_.back().first;  // clipped to RAM
   home_ = home;
   {  // followers (cold-store pools) see the new home with a new generation
-    std::lock_guard<std::mutex> r(home_record_->lock_);
-    home_record_->nodes_ = home;
-    home_record_->generation_.fetch_add(1, std::memory_order_release);
+    GuestHome& rec = *home_record_.home_;
+    SpinGuard r(rec.lock);
+    rec.nodes = home;
+    rec.generation.fetch_add(1, std::memory_order_release);
   }
   return {};
 }

@@ -11,10 +11,9 @@
 #include <atomic>
 #include <cassert>
 #include <cstdint>
-#include <memory>
-#include <new>
 
 #include "numaheap/guest_memory.h"
+#include "numaheap/metadata.h"
 
 namespace numaheap {
 
@@ -23,12 +22,12 @@ class P2m {
   static constexpr unsigned kFlagBits = 6, kOrderBits = 5;
   static constexpr std::uint64_t kMaxMfn = (std::uint64_t{1} << (64 - kFlagBits - kOrderBits)) - 1;
 
-  // False when the table cannot be allocated (nothing changes then). The
-  // caller bounds `entries` (GuestMemory: kMaxGuestFrames).
-  bool init(std::uint64_t entries) noexcept {
-    std::unique_ptr<std::atomic<std::uint64_t>[]> w(new (std::nothrow) std::atomic<std::uint64_t>[entries]);
-    if (!w) return false;
-    for (std::uint64_t i = 0; i < entries; ++i) w[i].store(0, std::memory_order_relaxed);
+  // False when the table cannot be allocated from `hooks` (nothing changes
+  // then). The caller bounds `entries` (GuestMemory: kMaxGuestFrames).
+  // `node`: where the table should live (a hint to the hooks).
+  bool init(const MetadataHooks* hooks, std::uint64_t entries, std::uint32_t node) noexcept {
+    MetadataArray<std::atomic<std::uint64_t>> w;
+    if (!w.allocate(hooks, entries, node)) return false;  // every word reads 0: not present
     words_ = std::move(w);
     entries_ = entries;
     return true;
@@ -72,7 +71,7 @@ class P2m {
 
  private:
   std::uint64_t entries_ = 0;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> words_;
+  MetadataArray<std::atomic<std::uint64_t>> words_;  // entries_ words
 };
 
 }  // namespace numaheap

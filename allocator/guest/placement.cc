@@ -413,8 +413,8 @@ Result<Placement, Error> place_vnuma(const Ctx& c) {
   }
 
   Placement p;
-  p.vnode_pnodes = pnode;
-  p.vcpu_nodes.assign(g.vcpus, kNoNode);
+  if (p.vnode_pnodes.reserve(pnode.size())) (void)p.vnode_pnodes.assign(pnode.data(), pnode.size());  // else !ok()
+  (void)p.vcpu_nodes.resize(g.vcpus, kNoNode);
   std::vector<std::uint64_t> per_node(c.n, 0);
   std::vector<std::size_t> set;
   for (std::size_t v = 0; v < g.vnodes.size(); ++v) {
@@ -433,6 +433,7 @@ Result<Placement, Error> place_vnuma(const Ctx& c) {
   // The cost of the resulting set, for information (vnodes may share nodes).
   p.cost = c.cost(set);
   p.reason = "vNUMA layout: " + why;
+  if (!p.ok()) return Error{Errc::no_memory, "guest '" + g.name + "': out of memory for the placement"};
   return p;
 }
 
@@ -524,7 +525,7 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
     }
   if (cpu_nodes.empty()) {
     NodeId home = cpu_home(*topo_, topo_->node_at(best[0]).id);
-    p.vcpu_nodes.assign(spec.vcpus, home);
+    (void)p.vcpu_nodes.resize(spec.vcpus, home);
   } else {
     std::vector<std::uint32_t> count(cpu_nodes.size(), 0);
     std::vector<double> frac(cpu_nodes.size(), 0);
@@ -572,7 +573,8 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
     r += (p.nodes.intersects(hints.anti_affinity_nodes) ? ", could not avoid" : ", avoids") +
          std::string(" anti-affinity nodes ") + hints.anti_affinity_nodes.to_string();
   r += "; cost " + fmt2(best_cost);
-  p.reason = std::move(r);
+  p.reason = r;
+  if (!p.ok()) return Error{Errc::no_memory, "guest '" + spec.name + "': out of memory for the placement"};
   return p;
 }
 

@@ -1,6 +1,10 @@
-list(APPEND NUMAHEAP_CORE_SOURCES allocator/guest/guest_memory.cc)
+# Hypervisor side: p2m, populate, balloon, device buffers; spec validation
+# (GuestMemory::create checks every spec).
+list(APPEND NUMAHEAP_CORE_SOURCES
+  allocator/guest/guest_memory.cc
+  allocator/guest/guest_spec.cc)
 list(APPEND NUMAHEAP_CORE_SOURCES allocator/guest/c_api.cc)
-# Toolstack side: spec checks against a host, placement.
+# Toolstack side (host): placement, the control-domain layout.
 list(APPEND NUMAHEAP_HOST_SOURCES
-  allocator/guest/guest_spec.cc
-  allocator/guest/placement.cc)
+  allocator/guest/placement.cc
+  allocator/guest/host/control_domain.cc)

@@ -112,7 +112,7 @@ Result<std::unique_ptr<World>, Error> World::create(const Topology& topo, const 
     Placement p;
     p.nodes.set(s.boot_node);
     p.memory = {{s.boot_node, spec.memory_bytes}};
-    p.vcpu_nodes = s.vcpu_nodes;
+    (void)p.vcpu_nodes.assign(s.vcpu_nodes.data(), s.vcpu_nodes.size());
     p.reason = "simulated: all memory on the boot node";
     GuestOptions go;
     go.device_region_pages = 0;

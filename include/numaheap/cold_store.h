@@ -35,25 +35,32 @@
 //    (a rehome's relayout) runs set_pool_home with the new home first.
 //    Pages stored before stay on the new home until that put (or an
 //    explicit set_pool_home). A pool made from a NodeMask follows nothing.
-//  * No allocation after create() except create_pool's and
-//    set_pool_home's node order and set_pool_home's work list (also run
-//    by the first put after the pool's guest was rehomed); the
-//    entry table, the key index and the per-node age lists are preallocated
-//    (ColdStoreConfig::max_entries). One lock guards them; page copies into
-//    fresh frames and allocator calls for them run outside it.
+//  * Memory: the store, its tables and its node orders come from
+//    metadata hooks (ColdStoreConfig::metadata, else
+//    numaheap::default_metadata()). No allocation after create() except
+//    create_pool's and set_pool_home's node order and set_pool_home's work
+//    list (also run by the first put after the pool's guest was rehomed),
+//    and stats()'s per-node list; when they cannot allocate the call fails
+//    with no_memory (stats: per_node empty and !ok()) and changes nothing.
+//    The entry table, the key index and the per-node age lists are
+//    preallocated (ColdStoreConfig::max_entries). One lock (the core's spin
+//    lock) guards them; page copies into fresh frames and allocator calls
+//    for them run outside it.
 //  * Errors never change state; nothing aborts on bad input.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <vector>
+#include <string_view>
 
 #include "numaheap/frame.h"
 #include "numaheap/frame_access.h"
 #include "numaheap/guest_memory.h"
+#include "numaheap/metadata.h"
 #include "numaheap/node_mask.h"
 #include "numaheap/page_allocator.h"
 #include "numaheap/result.h"
+#include "numaheap/vector.h"
 
 namespace numaheap {
 
@@ -79,6 +86,9 @@ struct ColdStoreConfig {
   std::uint32_t room_recheck = 32;
   bool scrub_on_free = false;
   FrameAccess access{};  // frame_only mode: required
+  // Where the store's metadata comes from; must outlive it. nullptr:
+  // numaheap::default_metadata().
+  const MetadataHooks* metadata = nullptr;
 };
 
 struct ColdNodeStats {
@@ -93,13 +103,16 @@ struct ColdStoreStats {
   std::uint64_t dropped_markers = 0;
   std::uint64_t puts = 0, put_failures = 0, gets = 0, hits = 0, misses = 0, dropped_gets = 0;
   std::uint64_t flushes = 0, reclaimed = 0;
-  std::vector<ColdNodeStats> per_node;  // every node, by id
+  Vector<ColdNodeStats> per_node;  // every node, by id (!ok(): out of memory)
 };
 
 class ColdStore {
  public:
+  NUMAHEAP_METADATA_NEW_DELETE
+
   // Errors: invalid_argument (owner reserved, sizes 0 or too large),
-  // unsupported (frame_only mode without FrameAccess).
+  // unsupported (frame_only mode without FrameAccess), no_memory (its
+  // tables cannot be allocated; nothing is left behind).
   static Result<std::unique_ptr<ColdStore>, Error> create(PageAllocator& pa, const ColdStoreConfig& config);
   ~ColdStore();  // frees every stored page
   ColdStore(const ColdStore&) = delete;
@@ -109,17 +122,18 @@ class ColdStore {
   // -- now and after every rehome (see the contract). The pool may outlive
   // the guest; it then keeps the guest's last home.
   // Errors: invalid_argument (not opted in, owner collides, no memory node
-  // outside the home), busy (pool table full).
+  // outside the home), busy (pool table full), no_memory (its node order).
   Result<PoolId, Error> create_pool(const GuestMemory& guest, PoolKind kind);
-  // The same for an embedder without a GuestMemory: `home` is what to avoid.
-  Result<PoolId, Error> create_pool(NodeMask home, PoolKind kind, std::string name = "pool");
+  // The same for an embedder without a GuestMemory: `home` is what to
+  // avoid; `name` (for messages) is cut to kGuestNameMax bytes.
+  Result<PoolId, Error> create_pool(NodeMask home, PoolKind kind, std::string_view name = "pool");
   // The pool's guest was rehomed: later puts avoid `home`, and pages
   // stored on a node of `home` move to the nearest allowed node with room
   // (ephemeral pages that find none are dropped; persistent ones stay until
   // flushed). Returns how many persistent pages stayed on the home. A put
   // racing the change may fail with busy (put again). Allocates its work
   // list. Errors: invalid_argument (no such pool, no memory node outside
-  // `home`; nothing changes then).
+  // `home`), no_memory (node order or work list); nothing changes then.
   Result<std::uint64_t> set_pool_home(PoolId pool, NodeMask home);
   // Frees every page of the pool. Errors: invalid_argument (no such pool).
   Status destroy_pool(PoolId pool) noexcept;
@@ -147,8 +161,9 @@ class ColdStore {
   // Where a stored page lives (kNoNode when absent or dropped); for tests
   // and tools.
   NodeId node_of(PoolId pool, ObjectId object, std::uint32_t index) const noexcept;
-  // Nodes a pool's pages may use, nearest first.
-  std::vector<NodeId> pool_node_order(PoolId pool) const;
+  // Nodes a pool's pages may use, nearest first (empty for no pool; empty
+  // and !ok() when out of memory).
+  Vector<NodeId> pool_node_order(PoolId pool) const;
 
   ColdStoreStats stats() const;
   // Index, entries, pool lists and age lists agree; every stored frame is

@@ -19,8 +19,12 @@
 //  * lookup() is lock-free and O(1); it may run concurrently with every
 //    other call (the migrator swaps entries with compare_exchange()).
 //  * Mutating calls (populate, balloon, device buffers, destroy) serialise
-//    on the guest's lock; none of them allocates memory from the C++ heap
-//    after create() except to build reports and messages.
+//    on the guest's lock. Memory: the guest object, its p2m and its lists
+//    come from metadata hooks (GuestOptions::metadata, else
+//    numaheap::default_metadata()), the p2m on the guest's main home node.
+//    After create() only populate's report and balloon_up's work list
+//    allocate; when they cannot, the call fails with no_memory and changes
+//    nothing. Messages are inline text (ErrorText).
 //  * destroy() frees and scrubs every frame and releases every claim; after
 //    it the allocator's counters are back where they were before populate.
 #pragma once
@@ -28,16 +32,16 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
-#include <string>
-#include <vector>
 
+#include "numaheap/fixed_string.h"
 #include "numaheap/frame.h"
 #include "numaheap/guest_spec.h"
+#include "numaheap/metadata.h"
 #include "numaheap/page_allocator.h"
 #include "numaheap/placement.h"
 #include "numaheap/result.h"
+#include "numaheap/vector.h"
 
 namespace numaheap {
 
@@ -85,13 +89,16 @@ struct GuestOptions {
   // region together must stay within kMaxGuestFrames (else create() fails
   // with invalid_argument).
   std::uint64_t device_region_pages = 1u << 14;  // 64 MiB
+  // Where the guest's metadata (the object, p2m, lists) comes from; must
+  // outlive the guest. nullptr: numaheap::default_metadata().
+  const MetadataHooks* metadata = nullptr;
 };
 
 struct PopulateReport {
   std::uint64_t pages = 0;
   std::uint64_t extents_1g = 0, extents_2m = 0, extents_4k = 0;
-  std::vector<NodeShare> per_node;  // where the memory is
-  std::vector<NodeShare> striped;   // bytes that came from another node than planned
+  Vector<NodeShare> per_node;  // where the memory is
+  Vector<NodeShare> striped;   // bytes that came from another node than planned
 };
 
 struct DeviceBuffer {
@@ -103,34 +110,45 @@ struct DeviceBuffer {
 
 struct BackendAffinity {
   NodeId node = kNoNode;     // where backend threads and interrupts should run
-  std::vector<CpuId> cpus;   // that node's CPUs (or the nearest node's)
-  std::string reason;
+  Vector<CpuId> cpus;        // that node's CPUs (or the nearest node's); !ok(): out of memory
+  FixedString<192> reason;
 };
 
 // A guest's home nodes as a record shared with whoever must follow them
-// (the cold store's pools made from the guest). A holder keeps the record
-// alive, not the guest: it never dangles, and after the guest is gone it
-// keeps the last home. relayout() updates it under the guest's locks.
-class GuestHome {
+// (the cold store's pools made from the guest). The record is reference
+// counted (intrusively; metadata memory): a GuestHomeRef keeps the record
+// alive, not the guest, so it never dangles, and after the guest is gone
+// it keeps the last home. relayout() updates it under the guest's locks.
+// The record itself lives in guest_memory.cc (its lock is the core's).
+class GuestHome;
+
+class GuestHomeRef {
  public:
-  // Bumped by every relayout() (0 after create). Lock-free.
-  std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
-  // The home nodes and (if asked) the generation they belong to, read together.
-  NodeMask nodes(std::uint64_t* generation = nullptr) const noexcept {
-    std::lock_guard<std::mutex> g(lock_);
-    if (generation) *generation = generation_.load(std::memory_order_relaxed);
-    return nodes_;
-  }
+  GuestHomeRef() noexcept = default;
+  GuestHomeRef(const GuestHomeRef& o) noexcept;
+  GuestHomeRef(GuestHomeRef&& o) noexcept : home_(o.home_) { o.home_ = nullptr; }
+  GuestHomeRef& operator=(const GuestHomeRef& o) noexcept;
+  GuestHomeRef& operator=(GuestHomeRef&& o) noexcept;
+  ~GuestHomeRef() { reset(); }
+
+  explicit operator bool() const noexcept { return home_ != nullptr; }
+  void reset() noexcept;
+  // Bumped by every relayout() (0 after create). Lock-free. 0 when empty.
+  std::uint64_t generation() const noexcept;
+  // The home nodes and (if asked) the generation they belong to, read
+  // together. Empty mask when the reference is empty.
+  NodeMask nodes(std::uint64_t* generation = nullptr) const noexcept;
 
  private:
   friend class GuestMemory;
-  mutable std::mutex lock_;  // guards nodes_ (and orders it with generation_)
-  NodeMask nodes_;
-  std::atomic<std::uint64_t> generation_{0};
+  explicit GuestHomeRef(GuestHome* adopt) noexcept : home_(adopt) {}
+  GuestHome* home_ = nullptr;  // holds one reference, or null
 };
 
 class GuestMemory {
  public:
+  NUMAHEAP_METADATA_NEW_DELETE
+
   // Builds the layout and an empty p2m. Nothing is allocated from the page
   // allocator yet. The placement must come from Placer::place for `spec`
   // (or be built to the same shape). Errors: invalid_argument (spec,
@@ -193,7 +211,8 @@ class GuestMemory {
   // ---- layout and accounting ----
   const GuestSpec& spec() const noexcept { return spec_; }
   OwnerId owner() const noexcept { return owner_; }
-  std::vector<GuestRange> layout() const;  // a snapshot (relayout may change it)
+  // A snapshot (relayout may change it); empty and !ok() when out of memory.
+  Vector<GuestRange> layout() const;
   std::uint64_t ram_pages() const noexcept { return ram_pages_; }
   Gfn device_gfn_base() const noexcept { return device_base_; }
   std::uint64_t gfn_limit() const noexcept;  // one past the last gfn
@@ -201,8 +220,8 @@ class GuestMemory {
   NodeId home_node_of(Gfn gfn) const noexcept;  // the pnode of gfn's range
   // The shared home record (see GuestHome): what the cold store's pools
   // follow. Its generation counts relayouts.
-  std::shared_ptr<const GuestHome> home_record() const noexcept { return home_record_; }
-  std::uint64_t layout_generation() const noexcept { return home_record_->generation(); }
+  GuestHomeRef home_record() const noexcept { return home_record_; }
+  std::uint64_t layout_generation() const noexcept { return home_record_.generation(); }
   // The guest's RAM now belongs on these ranges' pnodes (a rehome: the
   // Migrator calls it through its Mover). The ranges must cover RAM, in
   // order (what lies above RAM is ignored), each inside one vnode of the
@@ -213,7 +232,9 @@ class GuestMemory {
   Status relayout(std::span<const GuestRange> layout) noexcept;
   static constexpr std::size_t kMaxLayoutRanges = 64;
   std::uint64_t present_pages() const noexcept;
-  std::vector<NodeShare> pages_per_node() const;
+  // Present pages per host node (`bytes` holds pages here), ascending node
+  // id; empty and !ok() when out of memory.
+  Vector<NodeShare> pages_per_node() const;
   bool populated() const noexcept;
   PageAllocator& allocator() const noexcept { return *pa_; }
 
@@ -233,7 +254,7 @@ class GuestMemory {
   Status check_frames() const;
 
  private:
-  GuestMemory() = default;
+  GuestMemory() noexcept = default;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   PageAllocator* pa_ = nullptr;
@@ -242,12 +263,12 @@ class GuestMemory {
   GuestOptions options_;
   // layout_ (pnodes) and home_ change only in relayout(), which holds the
   // guest's lock and Impl::layout_lock; readers hold either one.
-  std::vector<GuestRange> layout_;
+  Vector<GuestRange> layout_;  // capacity fixed at create (relayout never allocates)
   std::uint64_t ram_pages_ = 0;
   Gfn device_base_ = 0;
   NodeMask home_;
   // home_ published for followers; set at create, updated with home_.
-  std::shared_ptr<GuestHome> home_record_;
+  GuestHomeRef home_record_;
 };
 
 }  // namespace numaheap

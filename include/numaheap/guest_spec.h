@@ -5,51 +5,76 @@
 // xl.cfg or JSON (tools/guest_spec_io.h) or build it directly. Validation
 // follows the rules Xen's toolstack applies to vNUMA configurations, with a
 // message that says which vnode / vCPU / device is wrong.
+//
+// Two worlds: the core reads a spec (GuestMemory::create validates it with
+// validate_guest_spec, a core function); the host builds it. So its lists
+// are numaheap::Vector (push_back returns false when out of memory; a
+// failed push or copy leaves the vector !ok(), which GuestSpec::ok() sums
+// up) and its names are FixedString (at most kGuestNameMax bytes; longer
+// text is cut and truncated() says so). Host code keeps writing
+// `spec.vnodes.push_back(v)`, `v.vcpus = {0, 1}` and `spec.name = str`.
+// control_domain_spec is host code (allocator/guest/host/).
 #pragma once
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
+#include "numaheap/fixed_string.h"
 #include "numaheap/node_mask.h"
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
+#include "numaheap/vector.h"
 
 namespace numaheap {
 
 inline constexpr std::uint32_t kMaxGuestVcpus = 4096;
 
+// Guest, device and group names: at most 63 bytes.
+inline constexpr std::size_t kGuestNameMax = 63;
+using GuestName = FixedString<kGuestNameMax + 1>;
+
 // One virtual NUMA node of a guest.
 struct VNodeSpec {
   std::uint64_t memory_bytes = 0;
-  std::vector<std::uint32_t> vcpus;  // vCPU indices living on this vnode
+  Vector<std::uint32_t> vcpus;  // vCPU indices living on this vnode
   NodeId pnode = kNoNode;            // host node, or kNoNode for "auto"
   // Virtual distances to every vnode, in vnode order; empty = 10 local,
   // 20 remote.
-  std::vector<std::uint32_t> distances;
+  Vector<std::uint32_t> distances;
+  // False when a push or copy into a list ran out of memory.
+  bool ok() const noexcept { return vcpus.ok() && distances.ok(); }
 };
 
 // A device the guest uses, on a host node (passthrough NIC, NVMe, GPU...).
 // DMA buffers for it come from that node; the guest is placed near it.
 struct DeviceSpec {
-  std::string name;
+  GuestName name;
   NodeId host_node = kNoNode;
 };
 
 struct GuestSpec {
-  std::string name;
+  GuestName name;
   std::uint64_t memory_bytes = 0;  // total; a multiple of 4 KiB
   std::uint32_t vcpus = 0;
-  std::vector<VNodeSpec> vnodes;   // empty: no vNUMA, placement decides
-  std::vector<DeviceSpec> devices;
+  Vector<VNodeSpec> vnodes;   // empty: no vNUMA, placement decides
+  Vector<DeviceSpec> devices;
   // Host nodes the guest may use (libvirt <numatune> nodeset); empty = any.
   NodeMask allowed_nodes;
   bool sharing = false;     // opt in to page deduplication
   bool cold_store = false;  // opt in to the cold-page store
   // Guests that talk to each other share a group: placed on the same or
   // near nodes. Guests in the same anti-affinity group are kept apart.
-  std::string affinity_group;
-  std::string anti_affinity_group;
+  GuestName affinity_group;
+  GuestName anti_affinity_group;
+
+  // False when building or copying the spec ran out of memory somewhere
+  // (a list is then incomplete): validate_guest_spec refuses such a spec.
+  bool ok() const noexcept {
+    if (!vnodes.ok() || !devices.ok()) return false;
+    for (const VNodeSpec& v : vnodes)
+      if (!v.ok()) return false;
+    return true;
+  }
 };
 
 // Checks a spec against a host. Rules: memory > 0 and a multiple of 4 KiB;
@@ -59,13 +84,14 @@ struct GuestSpec {
 // distance no larger than any remote one; devices sit on existing nodes;
 // allowed nodes exist and include a node with memory; pinned pnodes lie in
 // the allowed set. The error message names the guest and the culprit.
+// no_memory when !spec.ok(). Core: allocates nothing.
 Result<void, Error> validate_guest_spec(const GuestSpec& spec, const Topology& topo);
 
 // A control-domain (dom0 / backend) layout: one vnode per host memory node,
 // memory spread in proportion to each node's free memory (sizes rounded to
 // 2 MiB, the remainder on the node with the most free memory), one vCPU per
 // vnode pinned to its node. Fails when total_bytes is not a multiple of
-// 4 KiB or exceeds the free memory.
+// 4 KiB or exceeds the free memory. Host only (allocator/guest/host/).
 Result<GuestSpec, Error> control_domain_spec(const Topology& topo, std::uint64_t total_bytes,
                                              std::string name = "dom0");
 

@@ -16,6 +16,10 @@
 // place() only decides. Making the decision stick against concurrent
 // creations is the caller's job: claim the memory from the PageAllocator
 // (GuestMemory does so) and place again on claim_exceeded.
+//
+// Two worlds: the Placer is host code (the toolstack's job, as libxl's
+// placement is); a Placement is read by the core (GuestMemory::create), so
+// its lists are numaheap::Vector and its reason a FixedString.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "numaheap/fixed_string.h"
 #include "numaheap/guest_spec.h"
+#include "numaheap/vector.h"
 #include "numaheap/node_mask.h"
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
@@ -57,11 +63,13 @@ struct NodeShare {
 
 struct Placement {
   NodeMask nodes;
-  std::vector<NodeShare> memory;     // per node in the set, ascending node id
-  std::vector<NodeId> vcpu_nodes;    // host node for each vCPU
-  std::vector<NodeId> vnode_pnodes;  // host node for each vnode (vNUMA guests)
-  double cost = 0;                   // lower is better; for comparisons and tests
-  std::string reason;                // why these nodes, for the admin
+  Vector<NodeShare> memory;     // per node in the set, ascending node id
+  Vector<NodeId> vcpu_nodes;    // host node for each vCPU
+  Vector<NodeId> vnode_pnodes;  // host node for each vnode (vNUMA guests)
+  double cost = 0;              // lower is better; for comparisons and tests
+  FixedString<512> reason;      // why these nodes, for the admin (cut when longer)
+  // False when a list ran out of memory (place() then fails with no_memory).
+  bool ok() const noexcept { return memory.ok() && vcpu_nodes.ok() && vnode_pnodes.ok(); }
 };
 
 class Placer {

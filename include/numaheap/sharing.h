@@ -32,21 +32,30 @@
 //    makes the gfn read-only and flushes TLBs); without that hook the
 //    embedder promises the scanned range is not written during scan() (guest
 //    paused). Writes to a page after it is shared must go to write_fault().
-//  * Thread-safe: one lock (the manager's) guards the index, the frames and
-//    their reverse maps; page hashing runs outside it. Lock order: sharing
-//    lock, then a guest's lock (split_to_pages), then the allocator's.
+//  * Thread-safe: one lock (the manager's, a core spin lock) guards the
+//    index, the frames and their reverse maps; page hashing runs outside
+//    it. Lock order: sharing lock, then a guest's lock (split_to_pages),
+//    then the allocator's.
+//  * Memory: the manager, its hash tables (open addressing, grown by
+//    doubling) and reverse maps come from metadata hooks
+//    (SharingConfig::metadata, else numaheap::default_metadata()); tables
+//    grow under the manager's lock (scan and merge are not a hot path).
+//    When they cannot grow a merge is skipped (counted in merge_failures),
+//    a page is not remembered as a candidate, or the call fails with
+//    no_memory -- never with a half-made change.
 //  * Errors never change state; nothing aborts on bad input.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 #include "numaheap/frame.h"
 #include "numaheap/frame_access.h"
 #include "numaheap/guest_memory.h"
+#include "numaheap/metadata.h"
 #include "numaheap/page_allocator.h"
 #include "numaheap/result.h"
+#include "numaheap/vector.h"
 
 namespace numaheap {
 
@@ -93,6 +102,9 @@ struct SharingConfig {
   SharingHooks hooks{};
   // Merge all-zero pages into per-node zero frames (see the contract).
   bool zero_pages = true;
+  // Where the manager's metadata comes from; must outlive it. nullptr:
+  // numaheap::default_metadata().
+  const MetadataHooks* metadata = nullptr;
 };
 
 struct SharingNodeStats {
@@ -116,13 +128,16 @@ struct SharingStats {
   std::uint64_t unshares = 0;       // guest pages given a private copy
   std::uint64_t refused_by_policy = 0;  // equal content, but policy said no
   std::uint64_t merge_failures = 0;     // no memory / raced / protect refused
-  std::vector<SharingNodeStats> per_node;  // nodes with shared frames, by id
+  Vector<SharingNodeStats> per_node;  // nodes with shared frames, by id (!ok(): out of memory)
 };
 
 class SharingManager {
  public:
+  NUMAHEAP_METADATA_NEW_DELETE
+
   // Errors: invalid_argument (owner reserved or equal to nothing usable,
-  // bad policy), unsupported (frame_only mode without FrameAccess).
+  // bad policy), unsupported (frame_only mode without FrameAccess),
+  // no_memory (its tables cannot be allocated; nothing is left behind).
   static Result<std::unique_ptr<SharingManager>, Error> create(PageAllocator& pa,
                                                               const SharingConfig& config);
   ~SharingManager();  // frees shared frames only if no guest maps them
@@ -130,7 +145,7 @@ class SharingManager {
   SharingManager& operator=(const SharingManager&) = delete;
 
   // Errors: invalid_argument (not opted in, owner collides with ours, other
-  // allocator), busy (already added).
+  // allocator), busy (already added), no_memory (guest table).
   Result<void, Error> add_guest(GuestMemory& guest);
   // Gives the guest private copies of its shared pages (on each gfn's home
   // node) and forgets it. Errors: invalid_argument (unknown guest),
@@ -154,7 +169,8 @@ class SharingManager {
   Status unshare(GuestMemory& guest, Gfn gfn) noexcept { return write_fault(guest, gfn, kNoNode); }
 
   // Unshares every page of every guest (each onto its home node) and drops
-  // the candidate index. Errors: no_memory (the rest stays shared).
+  // the candidate index. Errors: no_memory (frames or the work list; the
+  // rest stays shared).
   Result<void, Error> unmerge_all();
 
   SharingPolicy policy() const noexcept;

@@ -96,7 +96,7 @@ class Vector {
   bool assign(const T* p, std::size_t n) noexcept {
     if (n > cap_) {
       Vector t(hooks_);
-      if (!t.append(p, n)) return false;
+      if (!t.append(p, n)) return fail();
       *this = std::move(t);
       return true;
     }

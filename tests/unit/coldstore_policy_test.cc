@@ -57,7 +57,7 @@ TEST_P(RealMachine, ColdPagesAvoidTheHomeAndFillNearestFirst) {
     ASSERT_NE(g, nullptr);
     const NodeMask home = g->home_nodes();
     PoolId p = *cs->create_pool(*g, PoolKind::ephemeral);
-    const std::vector<NodeId> order = cs->pool_node_order(p);
+    const Vector<NodeId> order = cs->pool_node_order(p);
     ASSERT_EQ(order.size(), topo.memory_nodes().count() - 1);
     unsigned char page[kFrameSize];
     fill_page(page, 7);

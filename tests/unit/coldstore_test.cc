@@ -107,7 +107,7 @@ TEST(ColdStore, NearestNodeAboveWatermarkFirstThenFarther) {
   Host h(line_nodes(4, 256), 16);
   auto g = pinned_guest(*h.pa, "vm", 1, 0, 8);
   PoolId p = *h.cs->create_pool(*g, PoolKind::ephemeral);
-  EXPECT_EQ(h.cs->pool_node_order(p), (std::vector<NodeId>{1, 2, 3}));
+  EXPECT_EQ(h.cs->pool_node_order(p), (Vector<NodeId>{1, 2, 3}));
   Page a(1);
   EXPECT_EQ(*h.cs->put(p, 0, 0, a.b), 1u);
   h.fill_node(1, 17);  // node 1 just above its watermark: one more page fits

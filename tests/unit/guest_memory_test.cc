@@ -177,7 +177,7 @@ TEST(GuestMemory, BackendAffinityFollowsTheMemory) {
   ASSERT_TRUE((*gm)->populate().has_value());
   BackendAffinity b = (*gm)->backend_affinity();
   EXPECT_EQ(b.node, 2u);
-  EXPECT_EQ(b.cpus, (std::vector<CpuId>{8, 9, 10, 11}));
+  EXPECT_EQ(b.cpus, (Vector<CpuId>{8, 9, 10, 11}));
   EXPECT_NE(b.reason.find("node 2 holds 512 MB"), std::string::npos) << b.reason;
 }
 

@@ -25,10 +25,10 @@ TEST(GuestSpecIo, LibvirtDomainXml) {
   ASSERT_EQ(g.vnodes.size(), 2u);
   EXPECT_EQ(g.vnodes[0].memory_bytes, 1024 * kMiB);
   EXPECT_EQ(g.vnodes[1].memory_bytes, 1024 * kMiB);
-  EXPECT_EQ(g.vnodes[1].vcpus, (std::vector<std::uint32_t>{2, 3}));
+  EXPECT_EQ(g.vnodes[1].vcpus, (Vector<std::uint32_t>{2, 3}));
   EXPECT_EQ(g.vnodes[0].pnode, 0u);
   EXPECT_EQ(g.vnodes[1].pnode, 1u);
-  EXPECT_EQ(g.vnodes[0].distances, (std::vector<std::uint32_t>{10, 21}));
+  EXPECT_EQ(g.vnodes[0].distances, (Vector<std::uint32_t>{10, 21}));
   ASSERT_EQ(g.devices.size(), 1u);
   EXPECT_EQ(g.devices[0].name, "nic0");
   EXPECT_EQ(g.devices[0].host_node, 1u);
@@ -44,8 +44,8 @@ TEST(GuestSpecIo, XlCfgBothVnumaForms) {
   EXPECT_EQ(g.memory_bytes, 2048 * kMiB);
   ASSERT_EQ(g.vnodes.size(), 2u);
   EXPECT_EQ(g.vnodes[0].pnode, 2u);
-  EXPECT_EQ(g.vnodes[1].vcpus, (std::vector<std::uint32_t>{2, 3}));
-  EXPECT_EQ(g.vnodes[1].distances, (std::vector<std::uint32_t>{21, 10}));
+  EXPECT_EQ(g.vnodes[1].vcpus, (Vector<std::uint32_t>{2, 3}));
+  EXPECT_EQ(g.vnodes[1].distances, (Vector<std::uint32_t>{21, 10}));
 
   auto one = parse_xl_cfg(
       "name='s'\nmemory=1024\nvcpus=2\n"
@@ -53,7 +53,7 @@ TEST(GuestSpecIo, XlCfgBothVnumaForms) {
       "        \"pnode=1, size=512, vcpus=1, vdistances=20,10\" ]\n",
       "s.cfg");
   ASSERT_TRUE(one.has_value()) << one.error().message;
-  EXPECT_EQ(one->vnodes[0].distances, (std::vector<std::uint32_t>{10, 20}));
+  EXPECT_EQ(one->vnodes[0].distances, (Vector<std::uint32_t>{10, 20}));
   EXPECT_EQ(one->vnodes[1].pnode, 1u);
   EXPECT_TRUE(validate_guest_spec(*one, builtin_default_topology()).has_value());
 }
@@ -65,7 +65,7 @@ TEST(GuestSpecIo, JsonBatch) {
   EXPECT_EQ((*r)[0].affinity_group, "web");
   EXPECT_EQ((*r)[2].anti_affinity_group, "db");
   EXPECT_EQ((*r)[3].devices[0].host_node, 3u);
-  EXPECT_EQ((*r)[4].vnodes[0].vcpus, (std::vector<std::uint32_t>{0, 1}));
+  EXPECT_EQ((*r)[4].vnodes[0].vcpus, (Vector<std::uint32_t>{0, 1}));
   EXPECT_EQ((*r)[4].vnodes[1].pnode, kNoNode);
 }
 
@@ -123,4 +123,18 @@ TEST(GuestSpecIo, LibvirtUnits) {
   EXPECT_EQ(b, 5000u);
   EXPECT_FALSE(scale_libvirt_size(1ull << 60, "TiB", b));
   EXPECT_FALSE(scale_libvirt_size(1, "furlong", b));
+}
+
+// Names are FixedStrings of at most kGuestNameMax bytes: a longer one is
+// refused, not silently cut (two guests could end up with one name).
+TEST(GuestSpecIo, OverlongNamesAreRefused) {
+  const std::string long_name(kGuestNameMax + 1, 'x');
+  auto r = parse_guests_json(R"({"guests":[{"name":")" + long_name + R"(","memory_mb":64,"vcpus":1}]})", "in");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::parse_error);
+  EXPECT_NE(r.error().message.find("longer than 63 bytes"), std::string::npos) << r.error().message;
+  const std::string ok_name(kGuestNameMax, 'y');
+  auto ok = parse_guests_json(R"({"guests":[{"name":")" + ok_name + R"(","memory_mb":64,"vcpus":1}]})", "in");
+  ASSERT_TRUE(ok.has_value()) << ok.error().message;
+  EXPECT_EQ((*ok)[0].name.view(), ok_name);
 }

@@ -93,7 +93,7 @@ TEST(ControlDomain, OneVnodePerNodeSpreadByFreeMemory) {
   for (std::size_t v = 0; v < 4; ++v) {
     const auto& vn = dom0->vnodes[v];
     EXPECT_EQ(vn.pnode, v);
-    EXPECT_EQ(vn.vcpus, std::vector<std::uint32_t>{static_cast<std::uint32_t>(v)});
+    EXPECT_EQ(vn.vcpus, Vector<std::uint32_t>{static_cast<std::uint32_t>(v)});
     EXPECT_NEAR(static_cast<double>(vn.memory_bytes), 256.0 * kMiB, 8.0 * kMiB);  // 2 MiB rounding
     EXPECT_EQ(vn.distances[v], 10u);
     sum += vn.memory_bytes;
