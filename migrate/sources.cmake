@@ -9,3 +9,5 @@ list(APPEND NUMAHEAP_CORE_SOURCES migrate/c_api.cc)
 # Host side: move_pages(2) on a VMM's mappings.
 list(APPEND NUMAHEAP_HOST_SOURCES
   migrate/kernel_mover.cc)
+# The C API's kernel-moved mappings (the core part is migrate/c_api.cc).
+list(APPEND NUMAHEAP_HOST_SOURCES migrate/host/c_api.cc)

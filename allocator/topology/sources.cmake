@@ -11,3 +11,5 @@ list(APPEND NUMAHEAP_HOST_SOURCES
   allocator/topology/render_numactl.cc
   allocator/topology/builtin_default.cc
   allocator/topology/read_file.cc)
+# The C API's loaders (the core part is allocator/heap/c_api.cc).
+list(APPEND NUMAHEAP_HOST_SOURCES allocator/topology/host/c_api.cc)
