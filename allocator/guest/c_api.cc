@@ -291,7 +291,12 @@ int numaheap_guest_home_nodes(const numaheap_guest* g, numaheap_nodemask* out) {
 
 size_t numaheap_guest_pages_per_node(const numaheap_guest* g, numaheap_node_share* out, size_t max) {
   if (!g) return 0;
-  return copy_shares(g->gm->pages_per_node(), out, max);
+  std::size_t i = 0;
+  for (const NodeShare& s : g->gm->pages_per_node()) {  // `bytes` holds pages there
+    if (out && i < max) out[i] = {s.node, s.bytes << kFrameShift};
+    ++i;
+  }
+  return i;
 }
 
 void numaheap_guest_note_lost_frames(numaheap_guest* g, uint64_t frames) {
