@@ -122,8 +122,7 @@ struct hv_guest {
   atomic_uchar* wp;     /* per gfn: write-protected (the EPT W bit, cleared) */
   atomic_uchar* dirty;  /* per gfn: written by a backend since protected */
   uint64_t* expect;     /* per gfn and word: last sequence number written */
-  atomic_int running;
-  uint64_t writes, retries;
+  atomic_ulong writes, retries;  /* by all its threads */
 };
 static struct hv_guest g_guests[GUESTS];
 static numaheap_heap* g_heap;
@@ -166,7 +165,7 @@ static int guest_write(struct hv_guest* hg, uint64_t gfn, uint32_t word, uint64_
     }
     if ((e.flags & NUMAHEAP_P2M_MIGRATING) || (!dma && atomic_load(&hg->wp[gfn]))) {
       translate_end();
-      ++hg->retries;
+      atomic_fetch_add_explicit(&hg->retries, 1, memory_order_relaxed);
       sched_yield();
       continue;
     }
@@ -206,7 +205,7 @@ static void* vcpu_thread(void* p) {
     if (guest_write(hg, gfn, word, v, a->backend)) {
       hg->expect[gfn * WORDS + word] = v;
       if (!a->backend) numaheap_migrator_record_vcpu_access(g_mig, hg->mig_id, gfn, a->vcpu);
-      ++hg->writes;
+      atomic_fetch_add_explicit(&hg->writes, 1, memory_order_relaxed);
     }
     if ((seq & 63) == 0) sched_yield();
   }
@@ -427,7 +426,7 @@ int main(void) {
   uint64_t lost = 0, writes = 0, retries = 0;
   for (uint32_t i = 0; i < GUESTS; ++i) {
     struct hv_guest* hg = &g_guests[i];
-    writes += hg->writes, retries += hg->retries;
+    writes += atomic_load(&hg->writes), retries += atomic_load(&hg->retries);
     for (uint64_t gfn = 0; gfn < hg->pages; ++gfn) {
       uint64_t mfn;
       if (numaheap_guest_lookup(hg->g, gfn, &mfn, NULL)) continue;

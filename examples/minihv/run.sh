@@ -12,8 +12,9 @@ trap 'rm -rf "$work"' EXIT
 
 cmake --install "$build_dir" --prefix "$work/prefix" >/dev/null
 cache() { sed -n "s/^$1:[A-Z]*=//p" "$build_dir/CMakeCache.txt" | head -1; }
-cflags="$(cache CMAKE_C_FLAGS) $(cache CMAKE_CXX_FLAGS | grep -o -- '-fsanitize=[a-z,]*' || true)"
-ldflags="$(cache CMAKE_EXE_LINKER_FLAGS)"
+san=$(cache NUMAHEAP_SANITIZE)
+cflags="$(cache CMAKE_C_FLAGS)${san:+ -fsanitize=$san -fno-omit-frame-pointer}"
+ldflags="$(cache CMAKE_EXE_LINKER_FLAGS)${san:+ -fsanitize=$san}"
 hosted=OFF
 [ "$mode" = hosted ] && hosted=ON
 cmake -S "$src_dir" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
