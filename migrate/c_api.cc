@@ -1,49 +1,175 @@
-// The migrator's C API (include/numaheap/numaheap_migrate.h) over Migrator
-// and KernelMover.
+// The migrator's C API (include/numaheap/numaheap_migrate.h): the core part
+// -- the Migrator, the frame-swap mover and its hooks. Kernel-moved VMM
+// mappings are host code: migrate/host/c_api.cc.
+//
+// Core file (freestanding): handles from the default metadata hooks; each
+// entry point checks its arguments, returns an error code, and changes
+// nothing on error.
 #include "numaheap/numaheap_migrate.h"
 
-#include <cstring>
-#include <memory>
-#include <mutex>
+#include <cstddef>
 #include <new>
-#include <vector>
+#include <optional>
 
 #include "numaheap/migrator.h"
+#include "numaheap/mover.h"
 
-// Same definition as in allocator/heap/c_api.cc (one definition, two TUs).
-struct numaheap_topology {
-  numaheap::Topology topo;
-};
+#include "allocator/guest/c_api_guest.h"
+#include "allocator/heap/c_handles.h"
+#include "migrate/c_api_migrator.h"
 
-struct numaheap_migrator {
-  std::unique_ptr<numaheap::Migrator> m;
-  std::mutex lock;  // guards movers
-  std::vector<std::unique_ptr<numaheap::KernelMover>> movers;  // live as long as the migrator
+// The frame-swap mover and the C hooks it calls through trampolines (the
+// C++ hooks take GfnRun and return bool). Immutable after create.
+struct numaheap_frame_mover {
+  NUMAHEAP_METADATA_NEW_DELETE
+  numaheap_frame_swap_hooks hooks{};
+  std::optional<numaheap::FrameSwapMover> mover;
 };
 
 namespace {
 
 using numaheap::Errc;
+using numaheap::capi::code;
 
 static_assert(NUMAHEAP_MOVE_OUTCOMES == numaheap::kMoveOutcomeCount);
+static_assert(NUMAHEAP_MOVED == static_cast<int>(numaheap::MoveOutcome::moved));
+static_assert(NUMAHEAP_MOVE_BUSY == static_cast<int>(numaheap::MoveOutcome::busy));
+static_assert(NUMAHEAP_MOVE_NO_MEMORY == static_cast<int>(numaheap::MoveOutcome::no_memory));
+static_assert(NUMAHEAP_MOVE_PINNED == static_cast<int>(numaheap::MoveOutcome::pinned));
+static_assert(NUMAHEAP_MOVE_SHARED == static_cast<int>(numaheap::MoveOutcome::shared));
 static_assert(NUMAHEAP_MOVE_INVALID_NODE == static_cast<int>(numaheap::MoveOutcome::invalid_node));
 static_assert(NUMAHEAP_MOVE_NOT_PRESENT == static_cast<int>(numaheap::MoveOutcome::not_present));
 static_assert(NUMAHEAP_REHOME_FAILED == static_cast<int>(numaheap::RehomeState::failed));
+static_assert(NUMAHEAP_ALL_VNODES == numaheap::kAllVnodes);
+static_assert(sizeof(numaheap_gfn_run) == sizeof(numaheap::GfnRun));
+static_assert(offsetof(numaheap_gfn_run, pages) == offsetof(numaheap::GfnRun, pages));
 
-int code(Errc e) { return static_cast<int>(e); }
-int code(const numaheap::Status& s) { return s ? NUMAHEAP_OK : code(s.error()); }
+// Largest gfn batch converted on the stack per mover call.
+constexpr std::size_t kChunk = 256;
 
-numaheap::NodeMask mask_of(const numaheap_nodemask* m) {
-  numaheap::NodeMask out;
-  for (std::uint32_t w = 0; w < NUMAHEAP_MAX_NODES / 64; ++w)
-    for (std::uint32_t b = 0; b < 64; ++b)
-      if ((m->bits[w] >> b) & 1u) out.set(w * 64 + b);
-  return out;
+const numaheap_frame_swap_hooks& c_hooks(void* ctx) {
+  return static_cast<numaheap_frame_mover*>(ctx)->hooks;
+}
+void tramp_write_protect(void* ctx, const numaheap::GfnRun* runs, std::size_t n) {
+  const auto& h = c_hooks(ctx);
+  h.write_protect(h.ctx, reinterpret_cast<const numaheap_gfn_run*>(runs), n);
+}
+void tramp_flush(void* ctx) {
+  const auto& h = c_hooks(ctx);
+  h.flush(h.ctx);
+}
+bool tramp_dirtied(void* ctx, numaheap::GfnRun run) {
+  const auto& h = c_hooks(ctx);
+  return h.dirtied(h.ctx, numaheap_gfn_run{run.first, run.pages}) != 0;
+}
+void tramp_unprotect(void* ctx, const numaheap::GfnRun* runs, std::size_t n) {
+  const auto& h = c_hooks(ctx);
+  h.unprotect(h.ctx, reinterpret_cast<const numaheap_gfn_run*>(runs), n);
+}
+void tramp_copy(void* ctx, numaheap::Mfn dst, numaheap::Mfn src, std::uint64_t frames) {
+  const auto& h = c_hooks(ctx);
+  h.copy(h.ctx, dst, src, frames);
+}
+
+// Runs a mover call over `count` gfns in chunks (outcomes converted to
+// bytes). Stops at the first error; pages not reached get busy.
+template <class Call>
+int move_chunked(const uint64_t* gfns, std::size_t count, uint8_t* outcomes, uint64_t* frames_moved,
+                 Call&& call) {
+  std::uint64_t moved = 0;
+  numaheap::MoveOutcome out[kChunk];
+  for (std::size_t at = 0; at < count; at += kChunk) {
+    const std::size_t n = count - at < kChunk ? count - at : kChunk;
+    auto r = call(std::span<const numaheap::Gfn>(gfns + at, n), std::span<numaheap::MoveOutcome>(out, n));
+    if (!r) {
+      for (std::size_t i = at; i < count; ++i) outcomes[i] = NUMAHEAP_MOVE_BUSY;
+      if (frames_moved) *frames_moved = moved;
+      return code(r.error());
+    }
+    moved += r->frames_moved;
+    for (std::size_t i = 0; i < n; ++i) outcomes[at + i] = static_cast<uint8_t>(out[i]);
+  }
+  if (frames_moved) *frames_moved = moved;
+  return NUMAHEAP_OK;
 }
 
 }  // namespace
 
 extern "C" {
+
+const char* numaheap_move_outcome_name(int outcome) {
+  if (outcome < 0 || outcome >= NUMAHEAP_MOVE_OUTCOMES) return "unknown";
+  return numaheap::move_outcome_name(static_cast<numaheap::MoveOutcome>(outcome));
+}
+
+/* ---- Frame-swap mover ---- */
+
+int numaheap_frame_mover_create(numaheap_guest* g, const numaheap_frame_swap_hooks* hooks,
+                                const numaheap_frame_swap_options* options,
+                                numaheap_frame_mover** out) {
+  if (!g || !hooks || !out || !hooks->write_protect || !hooks->flush || !hooks->unprotect)
+    return NUMAHEAP_E_INVALID_ARGUMENT;
+  numaheap::FrameSwapOptions o;
+  if (options) {
+    if (options->batch > numaheap::FrameSwapMover::kMaxBatch) return NUMAHEAP_E_INVALID_ARGUMENT;
+    if (options->batch) o.batch = options->batch;
+    o.unsafe_copy_before_protect = options->unsafe_copy_before_protect != 0;
+  }
+  auto* mv = new (std::nothrow) numaheap_frame_mover();
+  if (!mv) return NUMAHEAP_E_NO_MEMORY;
+  mv->hooks = *hooks;
+  numaheap::FrameSwapHooks h;
+  h.ctx = mv;
+  h.write_protect = tramp_write_protect;
+  h.flush = tramp_flush;
+  h.dirtied = hooks->dirtied ? tramp_dirtied : nullptr;
+  h.unprotect = tramp_unprotect;
+  h.copy = hooks->copy ? tramp_copy : nullptr;
+  auto r = numaheap::FrameSwapMover::create(*g->gm, h, o);
+  if (!r) {
+    delete mv;
+    return code(r.error());
+  }
+  mv->mover.emplace(std::move(*r));
+  *out = mv;
+  return NUMAHEAP_OK;
+}
+
+void numaheap_frame_mover_destroy(numaheap_frame_mover* mv) { delete mv; }
+
+int numaheap_frame_mover_query(numaheap_frame_mover* mv, uint64_t first_gfn, size_t count,
+                               numaheap_page_state* out) {
+  if (!mv || (count && !out)) return NUMAHEAP_E_INVALID_ARGUMENT;
+  numaheap::PageState st[kChunk];
+  for (std::size_t at = 0; at < count; at += kChunk) {
+    const std::size_t n = count - at < kChunk ? count - at : kChunk;
+    if (auto r = mv->mover->query(first_gfn + at, std::span<numaheap::PageState>(st, n)); !r)
+      return code(r.error());
+    for (std::size_t i = 0; i < n; ++i)
+      out[at + i] = {st[i].node, st[i].flags, st[i].order, st[i].retiring ? 1 : 0};
+  }
+  return NUMAHEAP_OK;
+}
+
+int numaheap_frame_mover_move(numaheap_frame_mover* mv, const uint64_t* gfns, size_t count,
+                              uint32_t target, int whole_blocks, uint8_t* outcomes,
+                              uint64_t* frames_moved) {
+  if (!mv || (count && (!gfns || !outcomes))) return NUMAHEAP_E_INVALID_ARGUMENT;
+  const auto g = whole_blocks ? numaheap::MoveGranularity::whole_blocks : numaheap::MoveGranularity::pages;
+  return move_chunked(gfns, count, outcomes, frames_moved, [&](auto in, auto out) {
+    return mv->mover->move(in, target, g, out);
+  });
+}
+
+int numaheap_frame_mover_evacuate(numaheap_frame_mover* mv, const uint64_t* gfns, size_t count,
+                                  uint32_t target, uint8_t* outcomes, uint64_t* frames_moved) {
+  if (!mv || (count && (!gfns || !outcomes))) return NUMAHEAP_E_INVALID_ARGUMENT;
+  return move_chunked(gfns, count, outcomes, frames_moved, [&](auto in, auto out) {
+    return mv->mover->evacuate(in, target, out);
+  });
+}
+
+/* ---- Migrator ---- */
 
 void numaheap_migrator_config_init(numaheap_migrator_config* c) {
   if (!c) return;
@@ -56,6 +182,8 @@ void numaheap_migrator_config_init(numaheap_migrator_config* c) {
   c->watermark_fraction = d.watermark_fraction;
   c->max_guests = d.max_guests;
   c->rehome_pages_per_step = d.rehome_pages_per_step;
+  c->backoff_max_steps = d.backoff_max_steps;
+  c->rehome_max_passes = d.rehome_max_passes;
 }
 
 int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator_config* c,
@@ -71,11 +199,16 @@ int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator
     cfg.watermark_fraction = c->watermark_fraction;
     cfg.max_guests = c->max_guests;
     cfg.rehome_pages_per_step = c->rehome_pages_per_step;
+    cfg.backoff_max_steps = c->backoff_max_steps;
+    cfg.rehome_max_passes = c->rehome_max_passes;
   }
-  auto m = numaheap::Migrator::create(t->topo, cfg);
-  if (!m) return code(m.error());
   auto* h = new (std::nothrow) numaheap_migrator();
   if (!h) return NUMAHEAP_E_NO_MEMORY;
+  auto m = numaheap::Migrator::create(t->topo, cfg);
+  if (!m) {
+    delete h;
+    return code(m.error());
+  }
   h->m = std::move(*m);
   *out = h;
   return NUMAHEAP_OK;
@@ -83,26 +216,32 @@ int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator
 
 void numaheap_migrator_destroy(numaheap_migrator* m) { delete m; }
 
-int numaheap_migrator_add_mapping(numaheap_migrator* m, void* base, uint64_t pages, uint32_t vcpus,
-                                  const numaheap_nodemask* allowed, uint32_t* guest_id) {
-  if (!m || !guest_id) return NUMAHEAP_E_INVALID_ARGUMENT;
-  auto km = numaheap::KernelMover::create(base, pages);
-  if (!km) return code(km.error());
-  std::unique_ptr<numaheap::KernelMover> mover(new (std::nothrow) numaheap::KernelMover(*km));
-  if (!mover) return NUMAHEAP_E_NO_MEMORY;
-  numaheap::MigrateGuestOptions o;
-  o.vcpus = vcpus;
-  if (allowed) o.allowed = mask_of(allowed);
-  std::lock_guard<std::mutex> g(m->lock);
-  auto id = m->m->add_guest(*mover, o);
+int numaheap_migrator_add_frame_guest(numaheap_migrator* m, numaheap_frame_mover* mv,
+                                      const numaheap_migrate_guest_options* options,
+                                      uint32_t* guest_id) {
+  if (!m || !mv || !guest_id) return NUMAHEAP_E_INVALID_ARGUMENT;
+  numaheap::MigrateGuestOptions o =
+      numaheap::migrate_options_for(mv->mover->guest(), options && options->vnuma_bound);
+  if (options) {
+    if (options->vcpus) o.vcpus = options->vcpus;
+    if (options->allowed) o.allowed = numaheap::capi::mask_of(options->allowed);
+    o.auto_balance = options->manual_only == 0;
+    o.granularity = options->whole_blocks ? numaheap::MoveGranularity::whole_blocks
+                                          : numaheap::MoveGranularity::pages;
+  }
+  auto id = m->m->add_guest(*mv->mover, o);
   if (!id) return code(id.error());
-  m->movers.push_back(std::move(mover));
   *guest_id = *id;
   return NUMAHEAP_OK;
 }
 
 int numaheap_migrator_remove_guest(numaheap_migrator* m, uint32_t guest_id) {
   return m ? code(m->m->remove_guest(guest_id)) : NUMAHEAP_E_INVALID_ARGUMENT;
+}
+
+int numaheap_migrator_bind_vnode(numaheap_migrator* m, uint32_t guest_id, uint32_t vnode,
+                                 uint32_t pnode) {
+  return m ? code(m->m->bind_vnode(guest_id, vnode, pnode)) : NUMAHEAP_E_INVALID_ARGUMENT;
 }
 
 void numaheap_migrator_record_access(numaheap_migrator* m, uint32_t guest_id, uint64_t gfn, uint32_t cpu) {
@@ -125,6 +264,8 @@ void numaheap_migrator_stop(numaheap_migrator* m) {
   if (m) m->m->stop();
 }
 
+int numaheap_migrator_running(const numaheap_migrator* m) { return m && m->m->running() ? 1 : 0; }
+
 int numaheap_migrator_step(numaheap_migrator* m, uint64_t* moved) {
   if (!m) return NUMAHEAP_E_INVALID_ARGUMENT;
   const numaheap::StepReport r = m->m->step();
@@ -132,17 +273,27 @@ int numaheap_migrator_step(numaheap_migrator* m, uint64_t* moved) {
   return NUMAHEAP_OK;
 }
 
+int numaheap_migrator_step_at(numaheap_migrator* m, uint64_t now_ns, numaheap_step_report* report) {
+  if (!m) return NUMAHEAP_E_INVALID_ARGUMENT;
+  const numaheap::StepReport r = m->m->step_at(now_ns);
+  if (report) *report = {r.scanned, r.moved, r.failed};
+  return NUMAHEAP_OK;
+}
+
+int numaheap_migrator_check(const numaheap_migrator* m) {
+  return m ? code(m->m->check_invariants()) : NUMAHEAP_E_INVALID_ARGUMENT;
+}
+
 int numaheap_migrator_rehome(numaheap_migrator* m, uint32_t guest_id, const numaheap_nodemask* targets,
                              uint32_t vnode) {
-  if (!m || !targets) return NUMAHEAP_E_INVALID_ARGUMENT;
-  return code(m->m->rehome(guest_id, mask_of(targets), vnode));
+  return numaheap_migrator_rehome_ex(m, guest_id, targets, vnode, 0);
 }
 
 int numaheap_migrator_rehome_ex(numaheap_migrator* m, uint32_t guest_id, const numaheap_nodemask* targets,
                                 uint32_t vnode, uint32_t flags) {
   static_assert(NUMAHEAP_REHOME_OVERRIDE_LIMITS == numaheap::rehome_override_limits);
-  if (!m || !targets) return NUMAHEAP_E_INVALID_ARGUMENT;
-  return code(m->m->rehome(guest_id, mask_of(targets), vnode, flags));
+  if (!m || !targets || (flags & ~NUMAHEAP_REHOME_OVERRIDE_LIMITS)) return NUMAHEAP_E_INVALID_ARGUMENT;
+  return code(m->m->rehome(guest_id, numaheap::capi::mask_of(targets), vnode, flags));
 }
 
 int numaheap_migrator_rehome_progress(const numaheap_migrator* m, uint32_t guest_id,
@@ -184,6 +335,7 @@ int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_st
   out->local_access_ratio = s.local_access_ratio;
   out->tracking_bytes = s.tracking_bytes;
   out->retired_guests = s.retired_guests;
+  out->flushes = s.flushes;
   return NUMAHEAP_OK;
 }
 

@@ -8,3 +8,6 @@ list(APPEND NUMAHEAP_CORE_SOURCES allocator/guest/c_api.cc)
 list(APPEND NUMAHEAP_HOST_SOURCES
   allocator/guest/placement.cc
   allocator/guest/host/control_domain.cc)
+# The C API's placement and auto-placed guests (the core part is
+# allocator/guest/c_api.cc).
+list(APPEND NUMAHEAP_HOST_SOURCES allocator/guest/host/c_api.cc)

@@ -3,3 +3,4 @@
 list(APPEND NUMAHEAP_CORE_SOURCES
   allocator/sharing/sharing_policy.cc
   allocator/sharing/sharing_manager.cc)
+list(APPEND NUMAHEAP_CORE_SOURCES allocator/sharing/c_api.cc)

@@ -13,3 +13,5 @@ list(APPEND NUMAHEAP_HOST_SOURCES
   allocator/topology/host/render_numactl.cc
   allocator/topology/host/builtin_default.cc
   allocator/topology/host/read_file.cc)
+# The C API's loaders (the core part is allocator/heap/c_api.cc).
+list(APPEND NUMAHEAP_HOST_SOURCES allocator/topology/host/c_api.cc)

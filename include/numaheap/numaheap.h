@@ -79,14 +79,72 @@ int numaheap_topology_builder_add_frames(numaheap_topology_builder* b, uint32_t 
 int numaheap_topology_builder_build(const numaheap_topology_builder* b, numaheap_topology** out,
                                     char* err, size_t err_len);
 
+/* As numaheap_topology_builder_add_node, with the node's free memory
+ * (UINT64_MAX: unknown). */
+int numaheap_topology_builder_add_node_ex(numaheap_topology_builder* b, uint32_t node,
+                                          const uint32_t* cpus, size_t cpu_count,
+                                          uint64_t memory_bytes, uint64_t free_bytes);
+/* A whole SLIT row: distance from `from` to the i-th node added (in the
+ * order of add_node calls). */
+int numaheap_topology_builder_set_distance_row(numaheap_topology_builder* b, uint32_t from,
+                                               const uint32_t* row, size_t count);
+
+/* Host library only (libnumaheap.a, not libnumaheap_core.a): loaders. */
 /* From the text `numactl -H` prints. */
 int numaheap_topology_parse_numactl(const char* text, size_t len, numaheap_topology** out,
                                     char* err, size_t err_len);
 /* The built-in 4-node default machine. */
 int numaheap_topology_builtin(numaheap_topology** out);
+/* This machine (libnuma), or a sysfs tree rooted at `root` (e.g.
+ * "/sys/devices/system/node" copied elsewhere). */
+int numaheap_topology_load_libnuma(numaheap_topology** out, char* err, size_t err_len);
+int numaheap_topology_load_sysfs(const char* root, numaheap_topology** out, char* err,
+                                 size_t err_len);
+/* Renders what `numactl -H` would print; returns the length (the text is
+ * cut to fit `cap` bytes, NUL-terminated), 0 on bad arguments. */
+size_t numaheap_topology_render_numactl(const numaheap_topology* t, char* out, size_t cap);
+
 void numaheap_topology_free(numaheap_topology* t);
+
+/* ---- Topology queries (immutable handle: any thread) ---- */
 size_t numaheap_topology_node_count(const numaheap_topology* t);
+/* NUMAHEAP_NO_NODE for an index out of range. */
 uint32_t numaheap_topology_node_id(const numaheap_topology* t, size_t index);
+int numaheap_topology_has_node(const numaheap_topology* t, uint32_t node);
+/* Effective distance (missing: 10 local / 20 remote); 0 for unknown nodes. */
+uint32_t numaheap_topology_distance(const numaheap_topology* t, uint32_t from, uint32_t to);
+/* As given to the builder or loader; 0 when not given. */
+uint32_t numaheap_topology_raw_distance(const numaheap_topology* t, uint32_t from, uint32_t to);
+/* The node's CPUs (ascending): writes up to `max`, returns how many the node
+ * has (0 for an unknown node). */
+size_t numaheap_topology_node_cpus(const numaheap_topology* t, uint32_t node, uint32_t* cpus,
+                                   size_t max);
+/* NUMAHEAP_NO_NODE for a CPU no node lists. */
+uint32_t numaheap_topology_node_of_cpu(const numaheap_topology* t, uint32_t cpu);
+/* Highest listed CPU id + 1 (0: none). */
+uint32_t numaheap_topology_max_cpu(const numaheap_topology* t);
+/* Memory nodes by distance from `node` (itself first when it has memory),
+ * ties spread: writes up to `max`, returns how many there are. */
+size_t numaheap_topology_fallback_order(const numaheap_topology* t, uint32_t node, uint32_t* out,
+                                        size_t max);
+/* Bytes of memory (total and free; UINT64_MAX: unknown). Either pointer may
+ * be NULL. NUMAHEAP_E_INVALID_NODE for an unknown node. */
+int numaheap_topology_node_memory(const numaheap_topology* t, uint32_t node, uint64_t* total,
+                                  uint64_t* free_bytes);
+typedef struct numaheap_frame_range {
+  uint64_t first_mfn, count;
+} numaheap_frame_range;
+/* The node's frame ranges: writes up to `max`, returns how many. */
+size_t numaheap_topology_node_frames(const numaheap_topology* t, uint32_t node,
+                                     numaheap_frame_range* out, size_t max);
+uint64_t numaheap_topology_total_frames(const numaheap_topology* t);
+/* NUMAHEAP_NO_NODE for a frame outside every node's ranges. */
+uint32_t numaheap_topology_node_of_mfn(const numaheap_topology* t, uint64_t mfn);
+/* Node sets: every node, nodes with memory, nodes with CPUs. */
+int numaheap_topology_nodes(const numaheap_topology* t, numaheap_nodemask* all,
+                            numaheap_nodemask* memory, numaheap_nodemask* cpus);
+/* 1 when the SLIT (distance table) was given, else 0. */
+int numaheap_topology_distances_given(const numaheap_topology* t);
 
 /* ---- Allocator ---- */
 typedef struct numaheap_hooks {
@@ -134,6 +192,12 @@ int numaheap_alloc_bulk(numaheap_heap* h, const numaheap_alloc_request* req, uin
  * and on any error none is freed. */
 int numaheap_free_bulk(numaheap_heap* h, const uint64_t* mfns, size_t count, uint32_t owner);
 
+/* Splits the allocated block at head `mfn` of `order` into 4 KiB blocks of
+ * the same owner (free them one by one afterwards). */
+int numaheap_split(numaheap_heap* h, uint64_t mfn, uint32_t order, uint32_t owner);
+
+/* Reserves `pages` for `owner` on `node` (NUMAHEAP_NO_NODE: anywhere, a
+ * global claim), as Xen's outstanding claims but also per node. */
 int numaheap_claim(numaheap_heap* h, uint32_t owner, uint64_t pages, uint32_t node);
 int numaheap_release_owner(numaheap_heap* h, uint32_t owner);
 /* Holds the owner's claims aside (reserved, not consumed) until
@@ -142,6 +206,10 @@ int numaheap_release_owner(numaheap_heap* h, uint32_t owner);
 int numaheap_set_claims_aside(numaheap_heap* h, uint32_t owner);
 int numaheap_restore_claims(numaheap_heap* h, uint32_t owner);
 uint64_t numaheap_claimed(const numaheap_heap* h, uint32_t owner);
+/* The owner's claim on one node (NUMAHEAP_NO_NODE: its global claim). */
+uint64_t numaheap_claimed_on(const numaheap_heap* h, uint32_t owner, uint32_t node);
+/* Pages reserved by all global (node-less) claims. */
+uint64_t numaheap_global_claimed(const numaheap_heap* h);
 
 /* *pending = 0: retired now; 1: retired when its block is freed. */
 int numaheap_offline(numaheap_heap* h, uint64_t mfn, int* pending);
@@ -152,6 +220,13 @@ uint64_t numaheap_offline_events(const numaheap_heap* h);
 int numaheap_offline_pending(const numaheap_heap* h, uint64_t mfn, unsigned order);
 uint64_t numaheap_scrub_some(numaheap_heap* h, uint32_t node, uint64_t budget);
 void numaheap_drain_all(numaheap_heap* h);
+/* Returns one node's per-CPU cached frames to its buddy heap. */
+void numaheap_drain_node(numaheap_heap* h, uint32_t node);
+/* Called when a node runs short: free up to `pages` frames on `node` (e.g.
+ * drop ephemeral cold-store pages) and return how many were freed. Runs
+ * without allocator locks held. fn NULL removes the hook. */
+typedef uint64_t (*numaheap_reclaim_fn)(void* ctx, uint32_t node, uint64_t pages);
+int numaheap_set_reclaim_hook(numaheap_heap* h, numaheap_reclaim_fn fn, void* ctx);
 
 typedef struct numaheap_node_stats {
   uint32_t node;
@@ -164,6 +239,12 @@ typedef struct numaheap_node_stats {
 int numaheap_stats(const numaheap_heap* h, uint32_t node, numaheap_node_stats* out);
 /* Internal consistency; full != 0 also walks every frame descriptor. */
 int numaheap_check(const numaheap_heap* h, int full);
+/* The node a frame belongs to (NUMAHEAP_NO_NODE: not managed). */
+uint32_t numaheap_node_of(const numaheap_heap* h, uint64_t mfn);
+/* Metadata bytes per managed 4 KiB frame (frame table, per-node state). */
+double numaheap_metadata_bytes_per_frame(const numaheap_heap* h);
+/* 1 when per-CPU caches run lock-free (restartable sequences), else 0. */
+int numaheap_lockless_cpu_caches(const numaheap_heap* h);
 /* Host-memory mode: the frame's bytes; NULL otherwise. */
 void* numaheap_frame_address(const numaheap_heap* h, uint64_t mfn);
 /* The allocated block whose head is `mfn`: its order and owner (either

@@ -1,10 +1,16 @@
 /* numaheap: the migrator's C API (C11 and C++).
  *
- * For VMMs whose guest RAM is a host mapping: register the mapping, feed
- * access samples and vCPU placement, run the migrator (background thread
- * or explicit steps), rehome a guest to other nodes, read stats. Pages are
- * moved by the kernel (move_pages(2)). Error codes are numaheap.h's
- * NUMAHEAP_E_* (equal to numaheap::Errc).
+ * Two kinds of guests:
+ *  - frame-only (core, libnumaheap_core.a): a numaheap_guest whose pages
+ *    the frame-swap mover moves between frames of the heap through hooks
+ *    the hypervisor supplies (write-protect, flush, dirtied, unprotect,
+ *    copy) -- numaheap_frame_mover_create, numaheap_migrator_add_frame_guest;
+ *  - VMM mappings (host library only): guest RAM is a host mapping moved by
+ *    the kernel (move_pages(2)) -- numaheap_migrator_add_mapping.
+ * Then feed access samples and vCPU placement, run the migrator (explicit
+ * steps from the hypervisor's timer, or a background thread in the host
+ * library), bind vnodes, rehome a guest to other nodes, read stats. Error
+ * codes are numaheap.h's NUMAHEAP_E_* (equal to numaheap::Errc).
  * Thread safety: as the C++ Migrator -- the record/set calls are lock-free
  * and callable from any thread; the rest serialise internally.
  */
@@ -15,6 +21,7 @@
 #include <stdint.h>
 
 #include "numaheap/numaheap.h"
+#include "numaheap/numaheap_guest.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,6 +40,8 @@ typedef struct numaheap_migrator_config {
   double watermark_fraction;
   uint32_t max_guests;
   uint64_t rehome_pages_per_step;
+  uint32_t backoff_max_steps;   /* cap of the per-node exponential backoff */
+  uint32_t rehome_max_passes;   /* passes retrying busy / no_memory pages */
 } numaheap_migrator_config;
 
 /* Outcomes, as move_pages(2) statuses (index into stats.outcomes). */
@@ -57,6 +66,7 @@ typedef struct numaheap_migrator_stats {
   uint64_t pages_evacuated;  /* frames moved off frames pending offline */
   uint64_t tracking_bytes;   /* per-guest tracking memory held, removed guests in grace included */
   uint64_t retired_guests;   /* removed guests whose memory awaits its grace period */
+  uint64_t flushes;          /* flush hook calls (frame swap) */
 } numaheap_migrator_stats;
 
 typedef struct numaheap_node_pair_moves {
@@ -78,6 +88,74 @@ typedef struct numaheap_rehome_progress {
   uint32_t pass;
 } numaheap_rehome_progress;
 
+/* "moved", "busy", ...; "unknown" out of range. */
+const char* numaheap_move_outcome_name(int outcome);
+
+/* ---- The frame-swap mover (frame-only guests) ---- */
+typedef struct numaheap_frame_mover numaheap_frame_mover;
+
+typedef struct numaheap_gfn_run {
+  uint64_t first, pages;
+} numaheap_gfn_run;
+
+/* The hypervisor's page-table hooks, called from the migrating thread with
+ * no numaheap lock held. */
+typedef struct numaheap_frame_swap_hooks {
+  void* ctx;
+  /* Revoke write access to the runs (EPT / stage-2 W bit); takes effect
+   * only once flush returned. Required. */
+  void (*write_protect)(void* ctx, const numaheap_gfn_run* runs, size_t count);
+  /* TLB / EPT shootdown: returns once no CPU can use a translation changed
+   * before the call. Required. */
+  void (*flush)(void* ctx);
+  /* Optional dirty-log check: nonzero if the run was written after its
+   * protection took effect by a writer it does not stop (a backend, DMA:
+   * writes through the p2m). The page keeps its old frame (outcome busy).
+   * Such writers must finish a write begun with an old translation before
+   * the following flush returns, and wait while the entry is
+   * NUMAHEAP_P2M_MIGRATING before translating afresh. */
+  int (*dirtied)(void* ctx, numaheap_gfn_run run);
+  /* Restore write access (to the new frame, or the old one on failure). */
+  void (*unprotect)(void* ctx, const numaheap_gfn_run* runs, size_t count);
+  /* Optional copy of `frames` contiguous frames (default: the heap's copy
+   * hook, or memcpy in host-memory mode). */
+  void (*copy)(void* ctx, uint64_t dst_mfn, uint64_t src_mfn, uint64_t frames);
+} numaheap_frame_swap_hooks;
+
+typedef struct numaheap_frame_swap_options {
+  uint32_t batch; /* blocks per flush pair, 1..64; 0: 64 */
+  /* TESTS ONLY: copies before write-protect + flush (loses racing writes);
+   * for negative tests that must catch it. */
+  int unsafe_copy_before_protect;
+} numaheap_frame_swap_options;
+
+/* The guest must outlive the mover; the mover must outlive its use by a
+ * migrator (numaheap_migrator_remove_guest first). */
+int numaheap_frame_mover_create(numaheap_guest* g, const numaheap_frame_swap_hooks* hooks,
+                                const numaheap_frame_swap_options* options /* NULL: defaults */,
+                                numaheap_frame_mover** out);
+void numaheap_frame_mover_destroy(numaheap_frame_mover* mv);
+
+/* Where pages are now. */
+typedef struct numaheap_page_state {
+  uint32_t node;  /* NUMAHEAP_NO_NODE: not present */
+  uint32_t flags; /* NUMAHEAP_P2M_* */
+  uint32_t order; /* order of the block holding the page */
+  int retiring;   /* on a frame pending offline */
+} numaheap_page_state;
+int numaheap_frame_mover_query(numaheap_frame_mover* mv, uint64_t first_gfn, size_t count,
+                               numaheap_page_state* out);
+/* Moves pages to `target`, one outcome (numaheap_move_outcome) per gfn, as
+ * move_pages(2) gives a status per page. whole_blocks: move huge blocks
+ * whole (else a huge block is split and only the page moves).
+ * *frames_moved (may be NULL): 4 KiB frames that changed node. */
+int numaheap_frame_mover_move(numaheap_frame_mover* mv, const uint64_t* gfns, size_t count,
+                              uint32_t target, int whole_blocks, uint8_t* outcomes,
+                              uint64_t* frames_moved);
+/* Moves pages off frames pending offline (as move, ignoring limits). */
+int numaheap_frame_mover_evacuate(numaheap_frame_mover* mv, const uint64_t* gfns, size_t count,
+                                  uint32_t target, uint8_t* outcomes, uint64_t* frames_moved);
+
 void numaheap_migrator_config_init(numaheap_migrator_config* c);
 /* The topology must outlive the migrator. NUMAHEAP_E_INVALID_ARGUMENT for a
  * NaN, infinite or out-of-range rate_limit_mb_s (0..2^30) or
@@ -86,22 +164,50 @@ int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator
                              numaheap_migrator** out);
 void numaheap_migrator_destroy(numaheap_migrator* m); /* stops the thread */
 
-/* Guest RAM at [base, base + pages * 4096), guest frame g at base + g * 4096.
- * allowed: nodes pages may move to (NULL: every memory node). */
+/* Host library only: guest RAM at [base, base + pages * 4096), guest
+ * frame g at base + g * 4096, moved by the kernel. allowed: nodes pages may
+ * move to (NULL: every memory node). */
 int numaheap_migrator_add_mapping(numaheap_migrator* m, void* base, uint64_t pages, uint32_t vcpus,
                                   const numaheap_nodemask* allowed, uint32_t* guest_id);
+
+typedef struct numaheap_migrate_guest_options {
+  uint32_t vcpus;                   /* vCPU slots for set_vcpu_cpu / record_vcpu_access */
+  const numaheap_nodemask* allowed; /* nodes pages may move to (NULL: every memory node) */
+  int vnuma_bound;                  /* pages follow their vnode's pnode, not accesses */
+  int manual_only;                  /* only bindings and rehome move pages */
+  int whole_blocks;                 /* policy moves huge blocks whole */
+} numaheap_migrate_guest_options;
+/* Core: a frame-only guest moved by `mv` (its layout comes from the guest).
+ * options may be NULL (vcpus from the guest's spec, every node). */
+int numaheap_migrator_add_frame_guest(numaheap_migrator* m, numaheap_frame_mover* mv,
+                                      const numaheap_migrate_guest_options* options,
+                                      uint32_t* guest_id);
 int numaheap_migrator_remove_guest(numaheap_migrator* m, uint32_t guest_id);
+/* Pages of vnode `vnode` now belong on `pnode` (vnuma_bound guests). */
+int numaheap_migrator_bind_vnode(numaheap_migrator* m, uint32_t guest_id, uint32_t vnode,
+                                 uint32_t pnode);
 
 /* Inputs (lock-free). */
 void numaheap_migrator_record_access(numaheap_migrator* m, uint32_t guest_id, uint64_t gfn, uint32_t cpu);
 void numaheap_migrator_record_vcpu_access(numaheap_migrator* m, uint32_t guest_id, uint64_t gfn, uint32_t vcpu);
 int numaheap_migrator_set_vcpu_cpu(numaheap_migrator* m, uint32_t guest_id, uint32_t vcpu, uint32_t cpu);
 
-/* Running. */
+/* Running. start/stop: a background thread (host library; the core
+ * returns NUMAHEAP_E_UNSUPPORTED: drive step_at from your timer). */
 int numaheap_migrator_start(numaheap_migrator* m);
 void numaheap_migrator_stop(numaheap_migrator* m);
-/* One deterministic step; *moved (optional) gets the frames moved. */
+int numaheap_migrator_running(const numaheap_migrator* m);
+/* One step at the host's monotonic time; *moved (optional) gets the frames
+ * moved. */
 int numaheap_migrator_step(numaheap_migrator* m, uint64_t* moved);
+typedef struct numaheap_step_report {
+  uint64_t scanned, moved, failed;
+} numaheap_step_report;
+/* One deterministic step at `now_ns` (the embedder's clock, nanoseconds,
+ * never going back); report may be NULL. */
+int numaheap_migrator_step_at(numaheap_migrator* m, uint64_t now_ns, numaheap_step_report* report);
+/* Internal consistency of the tracking and bookkeeping. */
+int numaheap_migrator_check(const numaheap_migrator* m);
 
 /* Rehome (vnode: NUMAHEAP_ALL_VNODES for the whole guest). */
 int numaheap_migrator_rehome(numaheap_migrator* m, uint32_t guest_id, const numaheap_nodemask* targets,

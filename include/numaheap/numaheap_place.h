@@ -1,0 +1,76 @@
+/* numaheap: guest placement through the C API (C11 and C++). Host library
+ * only (libnumaheap.a): placement is the toolstack's job (as libxl's is for
+ * Xen); a hypervisor core places with its own policy and calls
+ * numaheap_guest_create_placed.
+ *
+ * numaheap_place chooses the host nodes of a new guest from free memory,
+ * vCPU load, distances within the set and device locality (works beyond 16
+ * nodes), and says why. The result feeds numaheap_guest_create_placed: the
+ * vnode pnodes of a vNUMA guest, or the memory shares of one without.
+ * Error codes are numaheap.h's NUMAHEAP_E_*.
+ * Thread safety: every call is independent (the topology is immutable).
+ */
+#ifndef NUMAHEAP_NUMAHEAP_PLACE_H
+#define NUMAHEAP_NUMAHEAP_PLACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "numaheap/numaheap.h"
+#include "numaheap/numaheap_guest.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The load on one node, in the topology's node order. */
+typedef struct numaheap_node_usage {
+  uint32_t node;
+  uint64_t free_bytes;
+  uint32_t vcpus;      /* vCPUs of guests already placed there */
+  double utilization;  /* 0..1 CPU utilization, <0 unknown */
+} numaheap_node_usage;
+
+typedef struct numaheap_placement_hints {
+  const numaheap_nodemask* affinity_nodes;      /* place near these (NULL: none) */
+  const numaheap_nodemask* anti_affinity_nodes; /* keep away (NULL: none) */
+} numaheap_placement_hints;
+
+/* The caller points the arrays at *_cap entries (NULL / 0 allowed);
+ * *_count get how many there are. */
+typedef struct numaheap_placement {
+  numaheap_nodemask nodes;
+  numaheap_node_share* memory; /* per node of the set, ascending node id */
+  size_t memory_cap, memory_count;
+  uint32_t* vcpu_nodes;        /* host node of each vCPU */
+  size_t vcpu_cap, vcpu_count;
+  uint32_t* vnode_pnodes;      /* host node of each vnode (vNUMA guests) */
+  size_t vnode_cap, vnode_count;
+  double cost;                 /* lower is better */
+  char reason[256];            /* why these nodes (truncated) */
+} numaheap_placement;
+
+/* Usage of an idle machine (free = each node's memory): writes up to max
+ * entries, returns node_count. */
+size_t numaheap_idle_usage(const numaheap_topology* t, numaheap_node_usage* out, size_t max);
+/* Usage from a heap's free counters (free + cached - claimed). */
+size_t numaheap_heap_usage(const numaheap_heap* h, numaheap_node_usage* out, size_t max);
+/* usage: node_count entries in topology order (NULL: idle); hints may be
+ * NULL. */
+int numaheap_place(const numaheap_topology* t, const numaheap_guest_spec* spec,
+                   const numaheap_node_usage* usage, size_t usage_count,
+                   const numaheap_placement_hints* hints, numaheap_placement* out, char* err,
+                   size_t err_len);
+/* The cost of placing the guest on `set` (for comparisons). */
+int numaheap_place_cost(const numaheap_topology* t, const numaheap_guest_spec* spec,
+                        const numaheap_nodemask* set, const numaheap_node_usage* usage,
+                        size_t usage_count, const numaheap_placement_hints* hints, double* cost);
+/* Adds a placement's memory and vCPUs to usage (node_count entries). */
+int numaheap_place_commit(const numaheap_topology* t, const numaheap_placement* p,
+                          numaheap_node_usage* usage, size_t usage_count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NUMAHEAP_NUMAHEAP_PLACE_H */
