@@ -1,9 +1,10 @@
 # Installation: headers, the core library, CMake package files
-# (find_package(numaheap) gives numaheap::numaheap) and a relocatable
-# numaheap.pc (its prefix is derived from its own location).
+# (find_package(numaheap) gives numaheap::numaheap, the host library, and
+# numaheap::core, the freestanding core) and relocatable numaheap.pc and
+# numaheap_core.pc (its prefix is derived from its own location).
 include(CMakePackageConfigHelpers)
 
-install(TARGETS numaheap EXPORT numaheapTargets
+install(TARGETS numaheap numaheap_core EXPORT numaheapTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -28,4 +29,10 @@ string(REGEX REPLACE "/$" "" NUMAHEAP_PC_TO_PREFIX "${NUMAHEAP_PC_TO_PREFIX}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/numaheap.pc.in
                ${PROJECT_BINARY_DIR}/numaheap.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/numaheap.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# The freestanding core: nothing but the archive (no libnuma, no C++
+# runtime, no threads).
+configure_file(${PROJECT_SOURCE_DIR}/cmake/numaheap_core.pc.in
+               ${PROJECT_BINARY_DIR}/numaheap_core.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/numaheap_core.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

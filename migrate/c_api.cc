@@ -256,13 +256,8 @@ int numaheap_migrator_set_vcpu_cpu(numaheap_migrator* m, uint32_t guest_id, uint
   return m ? code(m->m->set_vcpu_cpu(guest_id, vcpu, cpu)) : NUMAHEAP_E_INVALID_ARGUMENT;
 }
 
-int numaheap_migrator_start(numaheap_migrator* m) {
-  return m ? code(m->m->start()) : NUMAHEAP_E_INVALID_ARGUMENT;
-}
-
-void numaheap_migrator_stop(numaheap_migrator* m) {
-  if (m) m->m->stop();
-}
+// numaheap_migrator_start/stop (a background thread) are in the host part,
+// migrate/host/c_api.cc: the core has no threads.
 
 int numaheap_migrator_running(const numaheap_migrator* m) { return m && m->m->running() ? 1 : 0; }
 

@@ -95,7 +95,7 @@ int numaheap_cold_pool_create_home(numaheap_cold_store* cs, const numaheap_nodem
   PoolKind k;
   if (!cs || !home || !pool) return fail(Errc::invalid_argument, "null argument", err, err_len);
   if (!kind_of(kind, k)) return fail(Errc::invalid_argument, "unknown pool kind", err, err_len);
-  auto r = cs->cs->create_pool(capi::mask_of(home), k, name ? name : "pool");
+  auto r = cs->cs->create_pool(capi::mask_of(home), k, name ? capi::c_text(name, 256) : std::string_view("pool"));
   if (!r) return fail(r.error(), err, err_len);
   *pool = *r;
   return NUMAHEAP_OK;

@@ -305,6 +305,7 @@ int numaheap_create(const numaheap_topology* t, const numaheap_config* c, numahe
   pc.hooks.copy = cfg.hooks.copy;
   pc.hooks.current_cpu = cfg.hooks.current_cpu;
   pc.hooks.relax = cfg.hooks.relax;
+  pc.metadata = cfg.metadata;
   numaheap::HeapConfig hc;
   hc.pcp_batch = cfg.pcp_batch;
   hc.pcp_high = cfg.pcp_high;

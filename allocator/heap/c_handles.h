@@ -68,7 +68,7 @@ inline int fail(const Error& e, char* err, std::size_t err_len) noexcept {
 }
 inline int fail(Errc c, const char* text, char* err, std::size_t err_len) noexcept {
   std::size_t n = 0;
-  while (text[n]) ++n;
+  while (n < 4096 && text[n]) ++n;  // bounded: gcc would make an unbounded loop a strlen call
   copy_text(std::string_view(text, n), err, err_len);
   return code(c);
 }

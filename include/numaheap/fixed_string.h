@@ -24,7 +24,7 @@ class FixedString {
   constexpr FixedString() noexcept = default;
   FixedString(const char* s) noexcept {
     std::size_t n = 0;
-    if (s) while (s[n]) ++n;  // no strlen: the core has none
+    if (s) while (n < N && s[n]) ++n;  // bounded: no strlen (the core has none)
     assign(std::string_view(s, n));
   }
   // From anything that converts to std::string_view (std::string included).

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "numaheap/platform_contract.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -163,6 +165,9 @@ typedef struct numaheap_config {
   int boot_memory_dirty;  /* contents at start-up unknown: scrub before use */
   numaheap_hooks hooks;
   uint32_t pcp_batch, pcp_high, pcp9_batch, pcp9_high, max_claims, cpus;
+  /* Where the heap's metadata (frame table, caches) comes from; NULL: the
+   * default hooks (platform_contract.h). Must outlive the heap. */
+  const numaheap_metadata_hooks* metadata;
 } numaheap_config;
 
 /* Fills the defaults (frame-only, the C++ HeapConfig defaults). */

@@ -19,7 +19,9 @@
  * Locks are the core's own spin locks; a long wait calls the relax hook.
  *
  * CI lists the core archive's undefined symbols (nm -u) and fails on any
- * name that is not in NUMAHEAP_CONTRACT_SYMBOLS.
+ * name that is not in NUMAHEAP_CONTRACT_SYMBOLS (or the linker-made
+ * NUMAHEAP_CONTRACT_LINKER_SYMBOLS). Release builds: debug builds' assert()
+ * adds the C library's __assert_fail.
  */
 #ifndef NUMAHEAP_PLATFORM_CONTRACT_H
 #define NUMAHEAP_PLATFORM_CONTRACT_H
@@ -35,6 +37,10 @@ extern "C" {
  * library's memory functions (a hypervisor has its own; the compiler may
  * also emit calls to them for struct copies). Space-separated. */
 #define NUMAHEAP_CONTRACT_SYMBOLS "memcpy memset memmove memcmp"
+/* Made by the linker itself, not a library: position-independent code
+ * names the GOT (the archive is built -fPIC so it can go into shared
+ * objects too). */
+#define NUMAHEAP_CONTRACT_LINKER_SYMBOLS "_GLOBAL_OFFSET_TABLE_"
 
 /* Metadata memory (frame table, p2m, tracking, hash tables, handles).
  *  alloc: `bytes` aligned to `align` (a power of two, at most 4096), on

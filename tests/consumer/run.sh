@@ -25,4 +25,22 @@ if [ -f "$work/moved/include/numaheap/numaheap.h" ] && [ -f "$src_dir/consumer_c
   cc -std=c11 -Wall -Werror "$src_dir/consumer_c.c" -o "$work/c-consumer" $(pkg-config --cflags --libs numaheap)
   "$work/c-consumer"
 fi
+# The freestanding core from C only: a C-only CMake project through
+# find_package(numaheap) (numaheap::core), and cc through pkg-config
+# (numaheap_core.pc); neither names libstdc++, and the link proves nothing
+# needs it.
+cmake -S "$src_dir/core" -B "$work/core-build" -G Ninja -DCMAKE_PREFIX_PATH="$work/moved" >/dev/null
+cmake --build "$work/core-build" >/dev/null
+"$work/core-build/core_consumer"
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror "$src_dir/core/core_consumer.c" -o "$work/pc-core-consumer" \
+  $(pkg-config --cflags --libs numaheap_core)
+"$work/pc-core-consumer"
+# (__cxa_finalize is the C start-up files' own weak reference.)
+undef=$(nm -u "$work/pc-core-consumer")
+bad=$(grep -v '__cxa_finalize' <<<"$undef" | grep 'GLIBCXX\|CXXABI\|_Zn\|_Zd\|__cxa_\|__gxx' || true)
+if [ -n "$bad" ]; then
+  echo "consumer.install: the core consumer links C++ runtime symbols: $bad" >&2
+  exit 1
+fi
 echo "consumer.install: ok"

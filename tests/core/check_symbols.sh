@@ -9,6 +9,7 @@ set -euo pipefail
 archive=$1 contract=$2 nm=${3:-nm}
 [ -f "$archive" ] || { echo "no archive: $archive" >&2; exit 2; }
 allowed=$(sed -n 's/^#define NUMAHEAP_CONTRACT_SYMBOLS "\(.*\)"/\1/p' "$contract")
+linker=$(sed -n 's/^#define NUMAHEAP_CONTRACT_LINKER_SYMBOLS "\(.*\)"/\1/p' "$contract")
 [ -n "$allowed" ] || { echo "no NUMAHEAP_CONTRACT_SYMBOLS in $contract" >&2; exit 2; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # Defined anywhere in the archive (any type but U/w/v undefined kinds).
@@ -16,7 +17,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # Undefined references, with the member that makes them ("obj: sym").
 "$nm" -A -u "$archive" 2>/dev/null | awk '{print $NF "\t" $1}' | sed 's/:[^:]*$//' \
   | sort -u > "$tmp/undef"
-tr ' ' '\n' <<<"$allowed" | sort -u > "$tmp/allowed"
+tr ' ' '\n' <<<"$allowed $linker" | grep . | sort -u > "$tmp/allowed"
 cut -f1 "$tmp/undef" | sort -u | comm -23 - "$tmp/defined" > "$tmp/external"
 bad=$(comm -23 "$tmp/external" "$tmp/allowed" || true)
 if [ -n "$bad" ]; then
