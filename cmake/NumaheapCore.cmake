@@ -60,7 +60,7 @@ numaheap_core_flags(numaheap_core)
 # -fno-tree-loop-distribute-patterns: gcc would turn counting loops into
 # strlen calls, outside the contract.
 target_compile_options(numaheap_core PRIVATE -fno-threadsafe-statics -fno-stack-protector
-                       -fno-tree-loop-distribute-patterns
+                       $<$<CXX_COMPILER_ID:GNU>:-fno-tree-loop-distribute-patterns>
                        -fno-asynchronous-unwind-tables)
 target_compile_definitions(numaheap_core PRIVATE NUMAHEAP_HOSTED=0
   $<$<CONFIG:Debug>:NUMAHEAP_CHECK_INVARIANTS=1>)
