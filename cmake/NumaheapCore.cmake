@@ -58,9 +58,11 @@ target_link_libraries(numaheap_core PRIVATE $<BUILD_INTERFACE:Boost::headers>)
 numaheap_warnings(numaheap_core)
 numaheap_core_flags(numaheap_core)
 # -fno-tree-loop-distribute-patterns: gcc would turn counting loops into
-# strlen calls, outside the contract.
+# strlen calls; -fno-builtin-bcmp: clang would turn memcmp(...) == 0 into
+# bcmp. Both are outside the contract.
 target_compile_options(numaheap_core PRIVATE -fno-threadsafe-statics -fno-stack-protector
                        $<$<CXX_COMPILER_ID:GNU>:-fno-tree-loop-distribute-patterns>
+                       $<$<CXX_COMPILER_ID:Clang>:-fno-builtin-bcmp>
                        -fno-asynchronous-unwind-tables)
 target_compile_definitions(numaheap_core PRIVATE NUMAHEAP_HOSTED=0
   $<$<CONFIG:Debug>:NUMAHEAP_CHECK_INVARIANTS=1>)
