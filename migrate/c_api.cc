@@ -115,7 +115,7 @@ int numaheap_frame_mover_create(numaheap_guest* g, const numaheap_frame_swap_hoo
     if (options->batch) o.batch = options->batch;
     o.unsafe_copy_before_protect = options->unsafe_copy_before_protect != 0;
   }
-  auto* mv = new (std::nothrow) numaheap_frame_mover();
+  auto* mv = new numaheap_frame_mover();
   if (!mv) return NUMAHEAP_E_NO_MEMORY;
   mv->hooks = *hooks;
   numaheap::FrameSwapHooks h;
@@ -202,7 +202,7 @@ int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator
     cfg.backoff_max_steps = c->backoff_max_steps;
     cfg.rehome_max_passes = c->rehome_max_passes;
   }
-  auto* h = new (std::nothrow) numaheap_migrator();
+  auto* h = new numaheap_migrator();
   if (!h) return NUMAHEAP_E_NO_MEMORY;
   auto m = numaheap::Migrator::create(t->topo, cfg);
   if (!m) {

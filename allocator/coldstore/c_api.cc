@@ -65,7 +65,7 @@ int numaheap_cold_store_create(numaheap_heap* h, const numaheap_cold_config* c,
   cc.scrub_on_free = c->scrub_on_free != 0;
   cc.access.ctx = c->access_ctx;
   cc.access.address = c->address;
-  auto* s = new (std::nothrow) numaheap_cold_store();
+  auto* s = new numaheap_cold_store();
   if (!s) return fail(Errc::no_memory, "out of memory", err, err_len);
   auto r = ColdStore::create(*h->pa, cc);
   if (!r) {
@@ -95,7 +95,7 @@ int numaheap_cold_pool_create_home(numaheap_cold_store* cs, const numaheap_nodem
   PoolKind k;
   if (!cs || !home || !pool) return fail(Errc::invalid_argument, "null argument", err, err_len);
   if (!kind_of(kind, k)) return fail(Errc::invalid_argument, "unknown pool kind", err, err_len);
-  auto r = cs->cs->create_pool(capi::mask_of(home), k, name ? capi::c_text(name, 256) : std::string_view("pool"));
+  auto r = cs->cs->create_pool(capi::mask_of(home), k, name ? capi::c_text(name, 256) : std::string_view("pool", 4));
   if (!r) return fail(r.error(), err, err_len);
   *pool = *r;
   return NUMAHEAP_OK;

@@ -62,7 +62,7 @@ GuestOptions guest_options_from_c(const numaheap_guest_spec& cs) noexcept {
 
 int wrap_guest(std::unique_ptr<GuestMemory> gm, std::span<const std::uint32_t> nodes,
                numaheap_guest** out, char* err, std::size_t err_len) noexcept {
-  auto* g = new (std::nothrow) numaheap_guest{};
+  auto* g = new numaheap_guest{};
   if (!g) return fail(Errc::no_memory, "out of memory", err, err_len);
   if (!g->nodes.assign(nodes.data(), nodes.size())) {
     delete g;

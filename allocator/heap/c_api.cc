@@ -89,7 +89,7 @@ namespace numaheap::capi {
 int wrap_topology(Result<Topology, Error> r, numaheap_topology** out, char* err,
                   std::size_t err_len) noexcept {
   if (!r) return fail(r.error(), err, err_len);
-  auto* t = new (std::nothrow) numaheap_topology{std::move(r).value()};
+  auto* t = new numaheap_topology{std::move(r).value()};
   if (!t) return fail(Errc::no_memory, "out of memory", err, err_len);
   *out = t;
   return NUMAHEAP_OK;
@@ -106,7 +106,7 @@ const char* numaheap_strerror(int error) {
 /* ---- Topology builder ---- */
 
 numaheap_topology_builder* numaheap_topology_builder_new(void) {
-  return new (std::nothrow) numaheap_topology_builder();
+  return new numaheap_topology_builder();
 }
 
 void numaheap_topology_builder_free(numaheap_topology_builder* b) { delete b; }
@@ -314,7 +314,7 @@ int numaheap_create(const numaheap_topology* t, const numaheap_config* c, numahe
   hc.max_claims = cfg.max_claims;
   hc.cpus = cfg.cpus;
   // The handle first: nothing to undo when there is no memory for it.
-  auto* h = new (std::nothrow) numaheap_heap{};
+  auto* h = new numaheap_heap{};
   if (!h) return fail(Errc::no_memory, "out of memory", err, err_len);
   auto r = numaheap::PageAllocator::create(t->topo, pc, hc);
   if (!r) {

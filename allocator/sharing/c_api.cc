@@ -88,7 +88,7 @@ int numaheap_sharing_create(numaheap_heap* h, const numaheap_sharing_config* c,
   sc.access.ctx = c->access_ctx;
   sc.access.address = c->address;
   sc.zero_pages = c->zero_pages != 0;
-  auto* s = new (std::nothrow) numaheap_sharing();
+  auto* s = new numaheap_sharing();
   if (!s) return fail(Errc::no_memory, "out of memory", err, err_len);
   s->config = *c;
   if (c->write_protect) {

@@ -136,7 +136,7 @@ Error list_error(std::string_view text, std::size_t pos, const char* what) {
   e.code = Errc::parse_error;
   e.message.assign(std::string_view("node list \"", 11));
   // Keep messages readable even for huge or binary input.
-  std::string_view shown = text.substr(0, 64);
+  std::string_view shown(text.data(), text.size() < 64 ? text.size() : 64);  // no substr: it can throw
   for (char c : shown) e.message += (c >= 0x20 && c < 0x7f) ? c : '?';
   if (text.size() > shown.size()) e.message.append(std::string_view("...", 3));
   detail::error_append(e.message, "\" at offset ");
