@@ -17,7 +17,11 @@ cflags="$(cache CMAKE_C_FLAGS)${san:+ -fsanitize=$san -fno-omit-frame-pointer}"
 ldflags="$(cache CMAKE_EXE_LINKER_FLAGS)${san:+ -fsanitize=$san}"
 hosted=OFF
 [ "$mode" = hosted ] && hosted=ON
+# The build's own C compiler: a sanitizer's runtime must match the one the
+# core was instrumented for (clang's ASan with clang's).
+cc_path=$(cache CMAKE_C_COMPILER)
 cmake -S "$src_dir" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
+  ${cc_path:+-DCMAKE_C_COMPILER="$cc_path"} \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$cflags" -DCMAKE_EXE_LINKER_FLAGS="$ldflags" \
   -DMINIHV_HOSTED=$hosted >/dev/null
 cmake --build "$work/build" >/dev/null
