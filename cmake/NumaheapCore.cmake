@@ -67,3 +67,8 @@ target_compile_options(numaheap_core PRIVATE -fno-threadsafe-statics -fno-stack-
 target_compile_definitions(numaheap_core PRIVATE NUMAHEAP_HOSTED=0
   $<$<CONFIG:Debug>:NUMAHEAP_CHECK_INVARIANTS=1>)
 set_target_properties(numaheap_core PROPERTIES EXPORT_NAME core POSITION_INDEPENDENT_CODE ON)
+# clang's UBSan "function" check tags indirect calls with C++ type_info,
+# which needs the C++ ABI runtime a C embedder (minihv) does not link.
+if(NUMAHEAP_SANITIZE MATCHES "undefined" AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  target_compile_options(numaheap_core PRIVATE -fno-sanitize=function)
+endif()
