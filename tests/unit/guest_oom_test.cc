@@ -214,9 +214,8 @@ TEST(SharingOom, ScanAndUnshareUnderFailingHooks) {
   EXPECT_EQ(h.free_pages(), before);
 }
 
-TEST(ColdStoreOom, CreateAndPoolsFailCleanly) {
-  Host h;
-  OomHooks oom;
+// A cold store over `h`'s memory whose metadata comes from `oom`.
+static ColdStoreConfig cold_config(Host& h, OomHooks& oom) {
   ColdStoreConfig c;
   c.owner = kColdOwner;
   c.max_entries = 256;
@@ -224,6 +223,13 @@ TEST(ColdStoreOom, CreateAndPoolsFailCleanly) {
   c.watermark_fraction = 0;
   c.access = h.mem.access();
   c.metadata = oom.hooks();
+  return c;
+}
+
+TEST(ColdStoreOom, CreateAndPoolsFailCleanly) {
+  Host h;
+  OomHooks oom;
+  const ColdStoreConfig c = cold_config(h, oom);
   fail_after_each(oom, [&] { return ColdStore::create(*h.pa, c); });
   EXPECT_EQ(oom.live(), 0);
 
@@ -261,13 +267,7 @@ TEST(ColdStoreOom, CreateAndPoolsFailCleanly) {
 TEST(ColdStoreOom, FollowingTheHomeFailsWithoutLoss) {
   Host h;
   OomHooks oom;
-  ColdStoreConfig c;
-  c.owner = kColdOwner;
-  c.max_entries = 256;
-  c.watermark_pages = 8;
-  c.watermark_fraction = 0;
-  c.access = h.mem.access();
-  c.metadata = oom.hooks();
+  const ColdStoreConfig c = cold_config(h, oom);
   auto cs = std::move(ColdStore::create(*h.pa, c)).value();
   auto g = std::move(make_guest(h, nullptr, 1, 1)).value();
   ASSERT_TRUE(g->populate().has_value());
