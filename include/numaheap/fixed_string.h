@@ -8,6 +8,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -116,11 +117,11 @@ class FixedString {
     r += b;
     return r;
   }
-  template <class Stream>
-    requires requires(Stream& os, std::string_view v) { os << v; }
-  friend Stream& operator<<(Stream& os, const FixedString& s) {
-    os << s.view();
-    return os;
+  // A plain std::ostream overload, not a template over the stream: a
+  // template is ambiguous with gtest's Message::operator<<(const T&) (clang
+  // 16 says so), while this one is what that template forwards to.
+  friend std::ostream& operator<<(std::ostream& os, const FixedString& s) {
+    return os << s.view();
   }
 
  private:
