@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # numaheap's set-up and entry points on a Debian 12 machine.
 #
-#   ./numaheap.sh demo    install what is missing, build, run the demo
-#   ./numaheap.sh test    install what is missing, build, run the whole test suite
-#   ./numaheap.sh build   install what is missing and build (build/)
+#   ./numaheap.sh demo    install what the demo needs, build the command, run the demo
+#   ./numaheap.sh test    install what is missing (test tooling too), build all, run the test suite
+#   ./numaheap.sh build   install what is missing and build everything (build/)
 #   ./numaheap.sh packages [PKG...]   only install what is missing (and PKG...)
 #
 # Idempotent and non-interactive: packages already present are not touched,
@@ -16,16 +16,25 @@ BUILD_DIR=${BUILD_DIR:-$here/build}
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 JOBS=${JOBS:-2}
 
-# Debian 12 packages the build, tests, benchmarks and fuzzers use.
-PACKAGES=(
-  build-essential cmake ninja-build pkg-config git
-  libnuma-dev numactl libboost-dev
-  libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libjemalloc-dev libxxhash-dev libpugixml-dev libmimalloc-dev libgoogle-perftools-dev
-  clang libclang-rt-14-dev
-  qemu-system-x86 busybox-static cpio
+# Debian 12 packages, by job. The demo needs only what builds the library
+# and the command and draws the plot; the test suite adds the test,
+# benchmark and fuzzing libraries, clang (sanitizers, libFuzzer), qemu and
+# busybox (the VM tests), doxygen (the API reference), help2man (man pages).
+DEMO_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libnuma-dev libboost-dev libxxhash-dev
+  libcli11-dev nlohmann-json3-dev libpugixml-dev
   gnuplot-nox
 )
+TEST_PACKAGES=(
+  git numactl
+  libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
+  libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
+  clang libclang-rt-14-dev
+  qemu-system-x86 busybox-static cpio
+  doxygen help2man
+)
+PACKAGES=("${DEMO_PACKAGES[@]}")
 
 log() { printf 'numaheap.sh: %s\n' "$*" >&2; }
 
@@ -45,25 +54,45 @@ install_packages() {  # install_packages [EXTRA_PACKAGE...]
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-build() {
+build() {  # build [CMAKE_OPTION...] [-- TARGET...]
   install_packages
-  local options=("$@")
+  local options=() targets=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = -- ]; then shift; targets=("$@"); break; fi
+    options+=("$1"); shift
+  done
   [ -n "${NUMAHEAP_WERROR:-}" ] && options+=("-DNUMAHEAP_WERROR=$NUMAHEAP_WERROR")
   if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     cmake -S "$here" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "${options[@]}"
   elif [ ${#options[@]} -gt 0 ]; then
     cmake -S "$here" -B "$BUILD_DIR" "${options[@]}"  # an existing build/ takes the options too
   fi
-  cmake --build "$BUILD_DIR" -j "$JOBS"
+  cmake --build "$BUILD_DIR" -j "$JOBS" ${targets[@]:+--target "${targets[@]}"}
+}
+
+# True when the test packages are installed (then a build configures the
+# tests and benchmarks too, whichever job asked for it).
+have_test_packages() {
+  local p
+  for p in "${TEST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || return 1
+  done
 }
 
 case "${1:-}" in
   build)
-    shift; build "$@" ;;
+    shift; PACKAGES+=("${TEST_PACKAGES[@]}"); build "$@" ;;
   packages)
-    shift; install_packages "$@" ;;
+    shift; PACKAGES+=("${TEST_PACKAGES[@]}"); install_packages "$@" ;;
   demo)
-    build
+    # Only the command: a fresh build/ is configured without the tests and
+    # benchmarks (their libraries are not installed for the demo); a build/
+    # that has them keeps them.
+    if [ -f "$BUILD_DIR/build.ninja" ] || have_test_packages; then
+      build -- numaheap-cli
+    else
+      build -DNUMAHEAP_BUILD_TESTS=OFF -DNUMAHEAP_BUILD_BENCH=OFF -- numaheap-cli
+    fi
     log "demo: the built-in seed 4-node machine, then the workload simulator on it:"
     log "      a guest whose vCPUs move to another node halfway, five policies compared"
     "$BUILD_DIR/bin/numaheap" topology --builtin
@@ -72,7 +101,8 @@ case "${1:-}" in
     log "plot of the local-access ratio over time: $BUILD_DIR/sim-vcpu-move.svg"
     ;;
   test)
-    build
+    PACKAGES+=("${TEST_PACKAGES[@]}")
+    build -DNUMAHEAP_BUILD_TESTS=ON -DNUMAHEAP_BUILD_BENCH=ON
     cd "$BUILD_DIR"
     ctest -j "$JOBS" --output-on-failure ${CTEST_ARGS:-}
     ;;

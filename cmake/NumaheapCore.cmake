@@ -3,7 +3,8 @@
 #    NUMAHEAP_CORE_SOURCES compiled with NUMAHEAP_HOSTED=0. No C++ runtime,
 #    no libc beyond the platform contract's memcpy family, no system calls
 #    (tests/core/check_symbols.sh proves it from the archive).
-#  * numaheap::numaheap -- libnumaheap.a, the Linux host library: the same
+#  * numaheap::numaheap -- libnumaheap.a, and numaheap::shared --
+#    libnumaheap.so (the same objects), the Linux host library: the same
 #    core sources compiled with NUMAHEAP_HOSTED=1 (the rseq fast path,
 #    malloc metadata by default, yielding spin locks) plus
 #    NUMAHEAP_HOST_SOURCES (loaders, host memory, placement, kernel mover).
@@ -25,6 +26,7 @@ list(TRANSFORM NUMAHEAP_HOST_SOURCES PREPEND ${PROJECT_SOURCE_DIR}/)
 function(numaheap_core_target target)
   target_include_directories(${target}
     PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+           $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
            $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
     PRIVATE ${PROJECT_SOURCE_DIR})
   target_link_libraries(${target}
@@ -39,10 +41,51 @@ function(numaheap_core_target target)
   set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()
 
-add_library(numaheap STATIC ${NUMAHEAP_CORE_SOURCES} ${NUMAHEAP_HOST_SOURCES})
+# include/numaheap/version.h: the version macros, generated into the build
+# tree (and installed beside the other headers).
+configure_file(${PROJECT_SOURCE_DIR}/cmake/version.h.in
+               ${PROJECT_BINARY_DIR}/include/numaheap/version.h @ONLY)
+
+# The host library's objects, compiled once for both its forms. Hidden by
+# default: what the public headers declare is marked exported
+# (include/numaheap/export.h), so the shared library's symbol table is the
+# public API and nothing else; the static archive is not affected.
+add_library(numaheap_objects OBJECT ${NUMAHEAP_CORE_SOURCES} ${NUMAHEAP_HOST_SOURCES})
+numaheap_core_target(numaheap_objects)
+set_target_properties(numaheap_objects PROPERTIES C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden)
+
+# What a user of either form gets: the headers, and (static) libnuma and threads.
+function(numaheap_host_library target kind)
+  add_library(${target} ${kind} $<TARGET_OBJECTS:numaheap_objects>)
+  target_include_directories(${target}
+    PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+           $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
+           $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+endfunction()
+
+# numaheap::numaheap -- libnumaheap.a.
+numaheap_host_library(numaheap STATIC)
 add_library(numaheap::numaheap ALIAS numaheap)
-numaheap_core_target(numaheap)
+target_link_libraries(numaheap PUBLIC PkgConfig::NUMA Threads::Threads)
 set_target_properties(numaheap PROPERTIES EXPORT_NAME numaheap)
+
+# numaheap::shared -- libnumaheap.so. While the version is 0.x every minor
+# release may change the ABI, so the SONAME carries major.minor
+# (libnumaheap.so.0.1); from 1.0 on, the major alone.
+if(PROJECT_VERSION_MAJOR EQUAL 0)
+  set(NUMAHEAP_SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR})
+else()
+  set(NUMAHEAP_SOVERSION ${PROJECT_VERSION_MAJOR})
+endif()
+numaheap_host_library(numaheap_shared SHARED)
+add_library(numaheap::shared ALIAS numaheap_shared)
+target_link_libraries(numaheap_shared PRIVATE PkgConfig::NUMA Threads::Threads)
+set_target_properties(numaheap_shared PROPERTIES OUTPUT_NAME numaheap EXPORT_NAME shared
+  VERSION ${PROJECT_VERSION} SOVERSION ${NUMAHEAP_SOVERSION})
+# Everything it needs is linked in (sanitizer runtimes are the executable's).
+if(NOT NUMAHEAP_SANITIZE)
+  target_link_options(numaheap_shared PRIVATE -Wl,--no-undefined)
+endif()
 
 # The freestanding core. Only headers from include/ and Boost.Intrusive's
 # (header-only); nothing to link. -fno-threadsafe-statics: no __cxa_guard_*
@@ -52,6 +95,7 @@ add_library(numaheap_core STATIC ${NUMAHEAP_CORE_SOURCES})
 add_library(numaheap::core ALIAS numaheap_core)
 target_include_directories(numaheap_core
   PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+         $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
          $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
   PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(numaheap_core PRIVATE $<BUILD_INTERFACE:Boost::headers>)

@@ -1,15 +1,23 @@
-# Installation: headers, the core library, CMake package files
-# (find_package(numaheap) gives numaheap::numaheap, the host library, and
-# numaheap::core, the freestanding core) and relocatable numaheap.pc and
-# numaheap_core.pc (its prefix is derived from its own location).
+# Installation: headers, the libraries, CMake package files
+# (find_package(numaheap) gives numaheap::numaheap, the static host library,
+# numaheap::shared, the same as libnumaheap.so, and numaheap::core, the
+# freestanding core), relocatable numaheap.pc, numaheap-static.pc and
+# numaheap_core.pc (each derives its prefix from its own location), the
+# command, its man pages and the docs.
 include(CMakePackageConfigHelpers)
 
-install(TARGETS numaheap numaheap_core EXPORT numaheapTargets
+install(TARGETS numaheap numaheap_shared numaheap_core EXPORT numaheapTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/numaheap
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${PROJECT_BINARY_DIR}/include/numaheap/version.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/numaheap)
+# The documentation (docs/ as it is in the tree: architecture, integration,
+# the figures) and the README.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 set(NUMAHEAP_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/numaheap)
 install(EXPORT numaheapTargets NAMESPACE numaheap:: DESTINATION ${NUMAHEAP_CMAKE_DIR})
@@ -21,14 +29,17 @@ install(FILES ${PROJECT_BINARY_DIR}/numaheapConfig.cmake
               ${PROJECT_BINARY_DIR}/numaheapConfigVersion.cmake
         DESTINATION ${NUMAHEAP_CMAKE_DIR})
 
-# pkg-config: the library is static C++, so its own link needs (libnuma, the
-# C++ runtime, threads) are in Libs for C consumers too.
+# pkg-config: numaheap.pc links the shared library (its own needs are
+# recorded in it); numaheap-static.pc names the archive, with what a static
+# C++ library needs (libnuma, the C++ runtime, threads) for C consumers too.
 file(RELATIVE_PATH NUMAHEAP_PC_TO_PREFIX
      ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 string(REGEX REPLACE "/$" "" NUMAHEAP_PC_TO_PREFIX "${NUMAHEAP_PC_TO_PREFIX}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/numaheap.pc.in
                ${PROJECT_BINARY_DIR}/numaheap.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/numaheap.pc
+configure_file(${PROJECT_SOURCE_DIR}/cmake/numaheap-static.pc.in
+               ${PROJECT_BINARY_DIR}/numaheap-static.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/numaheap.pc ${PROJECT_BINARY_DIR}/numaheap-static.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 # The freestanding core: nothing but the archive (no libnuma, no C++
 # runtime, no threads).

@@ -98,6 +98,8 @@ int wrap_topology(Result<Topology, Error> r, numaheap_topology** out, char* err,
 
 extern "C" {
 
+const char* numaheap_version(void) { return NUMAHEAP_VERSION_STRING; }
+
 const char* numaheap_strerror(int error) {
   if (error < 0 || error > NUMAHEAP_E_UNSUPPORTED) return "unknown";
   return numaheap::errc_name(static_cast<Errc>(error));

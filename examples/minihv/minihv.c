@@ -18,7 +18,13 @@
  *    pages in a cold-store pool off the guest's node, balloons, rehomes a
  *    guest to another node while it runs, destroys everything;
  * and checks: no write lost, no frame handed to another guest unscrubbed,
- * no frame leaked. Prints a short summary; exit status 0 when all hold.
+ * no frame leaked, all metadata back in the region. Prints a short summary;
+ * exit status 0 when all hold.
+ *
+ * `minihv --break=copy|scrub|leak|metadata` runs a deliberately broken
+ * embedder (a copy hook that copies half a frame, a scrub hook that does
+ * nothing, a frame never freed, a mover never destroyed): the matching check
+ * must fail (examples.minihv_catches runs each one).
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep */
 #include <pthread.h>
@@ -69,6 +75,10 @@ static const struct srat_entry srat[NODES] = {{0, 0, 2}, {1, 2, 2}, {2, 4, 2}, {
 static const uint32_t slit[NODES][NODES] = {
     {10, 16, 22, 22}, {16, 10, 22, 22}, {22, 22, 10, 16}, {22, 22, 16, 10}};
 
+/* ---- Deliberate breakage, for the checks' own test ---- */
+enum hv_break { BREAK_NONE, BREAK_COPY, BREAK_SCRUB, BREAK_LEAK, BREAK_METADATA };
+static enum hv_break g_break = BREAK_NONE;
+
 /* ---- Machine memory: one reserved region ---- */
 static unsigned char* g_region;
 static unsigned char* frame_bytes(uint64_t mfn) {
@@ -80,11 +90,12 @@ static unsigned char* frame_address(void* ctx, uint64_t mfn) {
 }
 static void scrub_frames(void* ctx, uint64_t first, uint64_t count) {
   (void)ctx;
+  if (g_break == BREAK_SCRUB) return;
   memset(frame_bytes(first), 0, count * PAGE);
 }
 static void copy_frame(void* ctx, uint64_t dst, uint64_t src) {
   (void)ctx;
-  memcpy(frame_bytes(dst), frame_bytes(src), PAGE);
+  memcpy(frame_bytes(dst), frame_bytes(src), g_break == BREAK_COPY ? PAGE / 2 : PAGE);
 }
 
 /* ---- CPUs: an emulated TLB handshake ----
@@ -257,7 +268,16 @@ static uint64_t foreign_words(numaheap_guest* g, uint32_t owner) {
   return bad;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
+  static const char* const break_names[] = {"none", "copy", "scrub", "leak", "metadata"};
+  if (argc > 2) FAIL("usage: minihv [--break=copy|scrub|leak|metadata]");
+  if (argc == 2) {
+    int found = 0;
+    for (int b = 1; b < 5; ++b)
+      if (!strncmp(argv[1], "--break=", 8) && !strcmp(argv[1] + 8, break_names[b])) g_break = (enum hv_break)b, found = 1;
+    if (!found) FAIL("unknown argument '%s' (usage: minihv [--break=copy|scrub|leak|metadata])", argv[1]);
+    printf("minihv: deliberately broken: %s\n", break_names[g_break]);
+  }
   /* Boot: one region, metadata at its head, frames after it. */
   const size_t frames = (size_t)NODES * FRAMES_PER_NODE;
   g_region = aligned_alloc(4096, META_BYTES + frames * PAGE);
@@ -458,7 +478,7 @@ int main(void) {
   /* Tear down in the order a hypervisor would. */
   for (uint32_t i = 0; i < GUESTS; ++i) {
     OK(numaheap_migrator_remove_guest(g_mig, g_guests[i].mig_id));
-    numaheap_frame_mover_destroy(g_guests[i].mover);
+    if (g_break != BREAK_METADATA || i != 0) numaheap_frame_mover_destroy(g_guests[i].mover);
   }
   OK(numaheap_sharing_remove_guest(g_share, g_guests[0].g, err, sizeof err));
   OK(numaheap_cold_pool_destroy(cold, pool));
@@ -483,6 +503,12 @@ int main(void) {
   numaheap_sharing_destroy(g_share);
   numaheap_migrator_destroy(g_mig);
 
+  if (g_break == BREAK_LEAK) {
+    numaheap_alloc_request r = {0, 0, 0, 7, NULL};
+    uint64_t mfn;
+    OK(numaheap_alloc(g_heap, &r, &mfn, NULL));  /* and never freed */
+  }
+
   /* Leaks: every frame is free again, nobody owns any. */
   numaheap_drain_all(g_heap);
   uint64_t leaked = 0;
@@ -499,13 +525,16 @@ int main(void) {
          (unsigned long long)ms.pages_moved, rehome_to, pr.state == NUMAHEAP_REHOME_DONE ? "done" : "NOT DONE",
          (unsigned long long)pr.moved, (unsigned long long)ss.merges, (unsigned long long)cold_pages,
          (unsigned long long)cold_misplaced);
-  printf("minihv: local ratio %.2f -> %.2f; lost writes %llu, unscrubbed words %llu, leaked frames %llu; region metadata %zu KiB in use, %zu left\n",
-         ratio_before, ratio_after, (unsigned long long)lost, (unsigned long long)unscrubbed,
-         (unsigned long long)leaked, meta_in_use / 1024, numaheap_region_used(&meta));
-  int ok = lost == 0 && unscrubbed == 0 && leaked == 0 && cold_misplaced == 0 && merged > 0 &&
-           pr.state == NUMAHEAP_REHOME_DONE && ratio_after > ratio_before && ms.pages_moved > 0;
   numaheap_destroy(g_heap);
   numaheap_topology_free(topo);
+  /* Metadata leaks: everything numaheap took from the region went back. */
+  const size_t meta_left = numaheap_region_used(&meta);
+  printf("minihv: local ratio %.2f -> %.2f; lost writes %llu, unscrubbed words %llu, leaked frames %llu; "
+         "region metadata %zu KiB in use while running, %zu bytes after teardown\n",
+         ratio_before, ratio_after, (unsigned long long)lost, (unsigned long long)unscrubbed,
+         (unsigned long long)leaked, meta_in_use / 1024, meta_left);
+  int ok = lost == 0 && unscrubbed == 0 && leaked == 0 && meta_left == 0 && cold_misplaced == 0 &&
+           merged > 0 && pr.state == NUMAHEAP_REHOME_DONE && ratio_after > ratio_before && ms.pages_moved > 0;
   numaheap_set_default_metadata(NULL);
   free(g_region);
   for (uint32_t i = 0; i < GUESTS; ++i) free(g_guests[i].wp), free(g_guests[i].dirty), free(g_guests[i].expect);

@@ -25,6 +25,9 @@
 #include "numaheap/frame.h"
 #include "numaheap/metadata.h"
 #include "numaheap/result.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -109,3 +112,5 @@ class AccessTracker {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

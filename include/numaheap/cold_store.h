@@ -61,6 +61,9 @@
 #include "numaheap/page_allocator.h"
 #include "numaheap/result.h"
 #include "numaheap/vector.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -171,7 +174,7 @@ class ColdStore {
   // not move); counters match a recount.
   Status check_invariants() const;
 
-  struct Impl;
+  struct NUMAHEAP_INTERNAL Impl;
 
  private:
   explicit ColdStore(std::unique_ptr<Impl> impl) noexcept;
@@ -179,3 +182,5 @@ class ColdStore {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

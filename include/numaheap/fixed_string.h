@@ -12,6 +12,9 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -131,3 +134,5 @@ class FixedString {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -10,6 +10,9 @@
 #include <cstdint>
 
 #include "numaheap/topology.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -30,3 +33,5 @@ inline constexpr std::uint64_t frames_of_order(unsigned order) noexcept {
 }
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -14,6 +14,9 @@
 
 #include "numaheap/frame.h"
 #include "numaheap/page_allocator.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -34,3 +37,5 @@ struct FrameAccess {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -42,6 +42,9 @@
 #include "numaheap/placement.h"
 #include "numaheap/result.h"
 #include "numaheap/vector.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -255,7 +258,7 @@ class GuestMemory {
 
  private:
   GuestMemory() noexcept = default;
-  struct Impl;
+  struct NUMAHEAP_INTERNAL Impl;
   std::unique_ptr<Impl> impl_;
   PageAllocator* pa_ = nullptr;
   GuestSpec spec_;
@@ -272,3 +275,5 @@ class GuestMemory {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -24,6 +24,9 @@
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
 #include "numaheap/vector.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -96,3 +99,5 @@ Result<GuestSpec, Error> control_domain_spec(const Topology& topo, std::uint64_t
                                              std::string name = "dom0");
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

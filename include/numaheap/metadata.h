@@ -16,6 +16,9 @@
 #include <utility>
 
 #include "numaheap/platform_contract.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -139,3 +142,5 @@ class MetadataArray {
   static void operator delete(void* p, const ::numaheap::MetadataHooks*) noexcept {      \
     ::numaheap::detail::metadata_delete(p);                                              \
   }
+
+NUMAHEAP_PUBLIC_END

@@ -64,6 +64,9 @@
 #include "numaheap/node_mask.h"
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -193,7 +196,7 @@ class Migrator {
   MigratorStats stats() const;
   Status check_invariants() const;
 
-  struct Impl;
+  struct NUMAHEAP_INTERNAL Impl;
 
  private:
   friend struct MigratorTestPeer;  // tests only: holds an input's grace-period guard
@@ -202,3 +205,5 @@ class Migrator {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -21,6 +21,9 @@
 #include "numaheap/metadata.h"
 #include "numaheap/node_mask.h"
 #include "numaheap/result.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -225,3 +228,5 @@ class KernelMover final : public Mover {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -18,6 +18,9 @@
 #include <string_view>
 
 #include "numaheap/result.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -122,3 +125,5 @@ class NodeMask {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

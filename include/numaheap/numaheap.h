@@ -15,6 +15,10 @@
 #include <stdint.h>
 
 #include "numaheap/platform_contract.h"
+#include "numaheap/version.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 #ifdef __cplusplus
 extern "C" {
@@ -64,6 +68,11 @@ typedef struct numaheap_nodemask {
 static inline void numaheap_nodemask_set(numaheap_nodemask* m, uint32_t node) {
   if (node < NUMAHEAP_MAX_NODES) m->bits[node / 64] |= UINT64_C(1) << (node % 64);
 }
+
+/* The library's version as "major.minor.patch" (the headers' is
+ * NUMAHEAP_VERSION_STRING in numaheap/version.h): a program linked with the
+ * shared library can check it runs with the one it was built for. */
+const char* numaheap_version(void);
 
 /* ---- Topology ---- */
 const char* numaheap_strerror(int error);
@@ -262,5 +271,7 @@ uint64_t numaheap_frames_owned_by(const numaheap_heap* h, uint32_t owner);
 #ifdef __cplusplus
 }
 #endif
+
+NUMAHEAP_PUBLIC_END
 
 #endif /* NUMAHEAP_NUMAHEAP_H */

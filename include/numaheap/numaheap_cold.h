@@ -19,6 +19,9 @@
 #include "numaheap/numaheap.h"
 #include "numaheap/numaheap_guest.h"
 #include "numaheap/numaheap_sharing.h" /* numaheap_frame_address_fn */
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 #ifdef __cplusplus
 extern "C" {
@@ -95,5 +98,7 @@ int numaheap_cold_check(const numaheap_cold_store* cs);
 #ifdef __cplusplus
 }
 #endif
+
+NUMAHEAP_PUBLIC_END
 
 #endif /* NUMAHEAP_NUMAHEAP_COLD_H */

@@ -20,6 +20,9 @@
 #include <stdint.h>
 
 #include "numaheap/numaheap.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 #ifdef __cplusplus
 extern "C" {
@@ -205,5 +208,7 @@ uint64_t numaheap_guest_lost_frames(const numaheap_guest* g);
 #ifdef __cplusplus
 }
 #endif
+
+NUMAHEAP_PUBLIC_END
 
 #endif /* NUMAHEAP_NUMAHEAP_GUEST_H */

@@ -22,6 +22,9 @@
 
 #include "numaheap/numaheap.h"
 #include "numaheap/numaheap_guest.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 #ifdef __cplusplus
 extern "C" {
@@ -228,5 +231,7 @@ size_t numaheap_migrator_node_pair_moves(const numaheap_migrator* m, numaheap_no
 #ifdef __cplusplus
 }
 #endif
+
+NUMAHEAP_PUBLIC_END
 
 #endif /* NUMAHEAP_NUMAHEAP_MIGRATE_H */

@@ -18,6 +18,9 @@
 
 #include "numaheap/numaheap.h"
 #include "numaheap/numaheap_guest.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,5 +75,7 @@ int numaheap_place_commit(const numaheap_topology* t, const numaheap_placement* 
 #ifdef __cplusplus
 }
 #endif
+
+NUMAHEAP_PUBLIC_END
 
 #endif /* NUMAHEAP_NUMAHEAP_PLACE_H */

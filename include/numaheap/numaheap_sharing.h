@@ -19,6 +19,9 @@
 
 #include "numaheap/numaheap.h"
 #include "numaheap/numaheap_guest.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 #ifdef __cplusplus
 extern "C" {
@@ -103,5 +106,7 @@ int numaheap_sharing_check(const numaheap_sharing* s);
 #ifdef __cplusplus
 }
 #endif
+
+NUMAHEAP_PUBLIC_END
 
 #endif /* NUMAHEAP_NUMAHEAP_SHARING_H */

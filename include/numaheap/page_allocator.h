@@ -32,6 +32,9 @@
 #include "numaheap/platform.h"
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -221,7 +224,7 @@ class PageAllocator {
   // with all locks held: slow, for consistency checks).
   std::uint64_t frames_owned_by(OwnerId owner) const noexcept;
 
-  struct Impl;
+  struct NUMAHEAP_INTERNAL Impl;
 
  private:
   explicit PageAllocator(Impl* impl) noexcept : impl_(impl) {}
@@ -229,3 +232,5 @@ class PageAllocator {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

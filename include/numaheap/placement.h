@@ -33,6 +33,9 @@
 #include "numaheap/node_mask.h"
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -106,3 +109,5 @@ class Placer {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -32,6 +32,9 @@
 #include "numaheap/vector.h"
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -113,3 +116,5 @@ class Platform {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

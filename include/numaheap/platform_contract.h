@@ -28,6 +28,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 #ifdef __cplusplus
 extern "C" {
@@ -84,5 +87,7 @@ size_t numaheap_region_largest_free(const numaheap_metadata_hooks* region_hooks)
 #ifdef __cplusplus
 }
 #endif
+
+NUMAHEAP_PUBLIC_END
 
 #endif /* NUMAHEAP_PLATFORM_CONTRACT_H */

@@ -14,6 +14,9 @@
 #include <utility>
 
 #include "numaheap/fixed_string.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -160,3 +163,5 @@ class [[nodiscard]] Result<void, E> {
 using Status = Result<void, Errc>;
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -56,6 +56,9 @@
 #include "numaheap/page_allocator.h"
 #include "numaheap/result.h"
 #include "numaheap/vector.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -184,7 +187,7 @@ class SharingManager {
   // counters match a recount.
   Status check_invariants() const;
 
-  struct Impl;
+  struct NUMAHEAP_INTERNAL Impl;
 
  private:
   explicit SharingManager(std::unique_ptr<Impl> impl) noexcept;
@@ -192,3 +195,5 @@ class SharingManager {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

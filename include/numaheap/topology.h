@@ -35,6 +35,9 @@
 #include "numaheap/node_mask.h"
 #include "numaheap/result.h"
 #include "numaheap/vector.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -264,3 +267,5 @@ class TopologyBuilder {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -10,6 +10,9 @@
 
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -45,3 +48,5 @@ std::string render_numactl(const Topology& topo);
 Result<std::string, Error> read_text_file(std::string_view path);
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -25,6 +25,9 @@
 #include <utility>
 
 #include "numaheap/metadata.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -248,3 +251,5 @@ class Vector {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

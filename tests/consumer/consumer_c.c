@@ -1,5 +1,6 @@
 /* A C11 program built against the installed library through pkg-config. */
 #include <stdio.h>
+#include <string.h>
 
 #include <numaheap/numaheap.h>
 
@@ -7,6 +8,11 @@ int main(void) {
   numaheap_topology* topo = NULL;
   numaheap_heap* heap = NULL;
   char err[256];
+  /* The library it runs with is the one its headers describe. */
+  if (strcmp(numaheap_version(), NUMAHEAP_VERSION_STRING) != 0) {
+    fprintf(stderr, "c consumer: library %s, headers %s\n", numaheap_version(), NUMAHEAP_VERSION_STRING);
+    return 1;
+  }
   if (numaheap_topology_builtin(&topo) != 0) return 1;
   if (numaheap_create(topo, NULL, &heap, err, sizeof err) != 0) {
     fprintf(stderr, "c consumer: %s\n", err);

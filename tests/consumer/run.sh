@@ -12,19 +12,59 @@ cmake --install "$build_dir" --prefix "$work/prefix" >/dev/null
 
 cmake -S "$src_dir" -B "$work/cmake-build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
+# needs_lib EXE yes|no: whether EXE loads libnumaheap.so (and which SONAME).
+needs_lib() {
+  local needed
+  needed=$(readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(libnumaheap[^]]*\)\]/\1/p')
+  if [ "$2" = yes ] && ! grep -Eq '^libnumaheap\.so\.[0-9]+(\.[0-9]+)?$' <<<"$needed"; then
+    echo "consumer.install: $1 does not load libnumaheap.so.N (NEEDED: ${needed:-none})" >&2
+    exit 1
+  elif [ "$2" = no ] && [ -n "$needed" ]; then
+    echo "consumer.install: $1 should link the archive but loads $needed" >&2
+    exit 1
+  fi
+}
 "$work/cmake-build/consumer"
+needs_lib "$work/cmake-build/consumer" no
+"$work/cmake-build/consumer_shared"
+needs_lib "$work/cmake-build/consumer_shared" yes
+
+# The shared library exports the public API only: the C functions and the
+# C++ API's classes, none of the allocator's internals.
+so=$(find "$work/prefix" -name 'libnumaheap.so.*' -type f | head -1)
+soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ -n "$soname" ] || { echo "consumer.install: $so has no SONAME" >&2; exit 1; }
+exported=$(nm -D --defined-only "$so" | awk '{print $3}' | c++filt)
+internal=$(grep -E '^numaheap::(NodeHeap|FrameTable|PerCpuCache|CpuCache|capi::|host::|rseq::|fault::)|^(non-virtual thunk to )?numaheap::[A-Za-z]+::Impl::' <<<"$exported" || true)
+if [ -n "$internal" ]; then
+  echo "consumer.install: $soname exports internals:" >&2
+  head -20 <<<"$internal" >&2
+  exit 1
+fi
+echo "consumer.install: $soname exports $(wc -l <<<"$exported") symbols, $(grep -c '^numaheap_' <<<"$exported") of them C functions"
 
 mv "$work/prefix" "$work/moved"
 pc_dir=$(dirname "$(find "$work/moved" -name numaheap.pc | head -1)")
 export PKG_CONFIG_PATH="$pc_dir"
+libdir=$(pkg-config --variable=libdir numaheap)
+# numaheap.pc: the shared library.
 # shellcheck disable=SC2046
 c++ -std=c++20 "$src_dir/consumer.cc" -o "$work/pc-consumer" $(pkg-config --cflags --libs numaheap)
-"$work/pc-consumer"
-if [ -f "$work/moved/include/numaheap/numaheap.h" ] && [ -f "$src_dir/consumer_c.c" ]; then
-  # shellcheck disable=SC2046
-  cc -std=c11 -Wall -Werror "$src_dir/consumer_c.c" -o "$work/c-consumer" $(pkg-config --cflags --libs numaheap)
-  "$work/c-consumer"
-fi
+LD_LIBRARY_PATH="$libdir" "$work/pc-consumer"
+needs_lib "$work/pc-consumer" yes
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror "$src_dir/consumer_c.c" -o "$work/c-consumer" $(pkg-config --cflags --libs numaheap)
+LD_LIBRARY_PATH="$libdir" "$work/c-consumer"
+needs_lib "$work/c-consumer" yes
+# numaheap-static.pc: the archive, from C++ and from C.
+# shellcheck disable=SC2046
+c++ -std=c++20 "$src_dir/consumer.cc" -o "$work/pc-static-consumer" $(pkg-config --cflags --libs numaheap-static)
+"$work/pc-static-consumer"
+needs_lib "$work/pc-static-consumer" no
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror "$src_dir/consumer_c.c" -o "$work/c-static-consumer" $(pkg-config --cflags --libs numaheap-static)
+"$work/c-static-consumer"
+needs_lib "$work/c-static-consumer" no
 # The freestanding core from C only: a C-only CMake project through
 # find_package(numaheap) (numaheap::core), and cc through pkg-config
 # (numaheap_core.pc); neither names libstdc++, and the link proves nothing
@@ -32,6 +72,12 @@ fi
 cmake -S "$src_dir/core" -B "$work/core-build" -G Ninja -DCMAKE_PREFIX_PATH="$work/moved" >/dev/null
 cmake --build "$work/core-build" >/dev/null
 "$work/core-build/core_consumer"
+# The region check catches a leak: an embedder that never destroys its heap.
+if leak_out=$("$work/core-build/core_consumer" --break-leak); then
+  echo "consumer.install: the region check missed a leaked heap: $leak_out" >&2
+  exit 1
+fi
+grep -q 'LEAKED' <<<"$leak_out" || { echo "consumer.install: no leak reported: $leak_out" >&2; exit 1; }
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Werror "$src_dir/core/core_consumer.c" -o "$work/pc-core-consumer" \
   $(pkg-config --cflags --libs numaheap_core)

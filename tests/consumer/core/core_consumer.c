@@ -3,6 +3,7 @@
  * describes. Links libnumaheap_core.a only. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <numaheap/numaheap.h>
 #include <numaheap/platform_contract.h>
@@ -13,7 +14,10 @@ static void scrub(void* ctx, uint64_t first, uint64_t count) {
   scrubbed += (unsigned long)count;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
+  /* --break-leak: a deliberately leaking embedder (the heap never destroyed);
+   * the region check below must catch it (consumer.install runs it). */
+  const int break_leak = argc > 1 && !strcmp(argv[1], "--break-leak");
   const size_t region_bytes = 8u << 20;
   void* region = aligned_alloc(4096, region_bytes);
   numaheap_metadata_hooks meta;
@@ -54,12 +58,12 @@ int main(void) {
     fprintf(stderr, "core consumer: alloc/free (%s)\n", numaheap_strerror(rc));
     return 1;
   }
-  numaheap_destroy(heap);
+  if (!break_leak) numaheap_destroy(heap);
   numaheap_topology_free(topo);
   /* Everything went back to the region (its allocator's own state stays). */
   const size_t used = numaheap_region_used(&meta);
   numaheap_set_default_metadata(NULL);
   free(region);
-  printf("core consumer ok (region bytes in use after teardown: %zu)\n", used);
+  printf("core consumer: region bytes in use after teardown: %zu: %s\n", used, used == 0 ? "ok" : "LEAKED");
   return used == 0 ? 0 : 1;
 }
