@@ -46,7 +46,10 @@ int report_once(const StatOptions& o, const Topology& topo, const std::string& s
     auto g = read_guest_stat(o.proc_root, pid, topo);
     if (!g) {
       if (o.pid > 0) return fail(g.error().message.c_str()), kExitBadInput;
-      continue;  // a guest that ended between the scan and the read
+      // Unreadable (another user's qemu without root) or ended meanwhile:
+      // say so, never leave it out silently.
+      std::fprintf(stderr, "numaheap stat: skipped: %s\n", g.error().message.c_str());
+      continue;
     }
     guests.push_back(std::move(*g));
   }
