@@ -90,18 +90,23 @@ Runner add_stat_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "stat", "Show where running guests' memory is against where their vCPUs run (like numastat -p)");
   auto* pid = sub->add_option("--pid", o->pid, "One process (any VMM; vCPU threads found by name)")
-                  ->check(CLI::PositiveNumber);
+                  ->check(CLI::PositiveNumber)
+                  ->type_name("PID");
   auto* qemu = sub->add_flag("--qemu", o->qemu, "Every QEMU-like process (the default)");
   pid->excludes(qemu);
   qemu->excludes(pid);
   sub->add_flag("--json", o->json, "Print JSON (one line per report with --watch)");
-  sub->add_option("--watch", o->watch, "Report again every S seconds")->check(CLI::PositiveNumber);
-  sub->add_option("--count", o->iterations, "With --watch: stop after N reports")->check(CLI::PositiveNumber);
+  sub->add_option("--watch", o->watch, "Report again every S seconds")->check(CLI::PositiveNumber)->type_name("S");
+  sub->add_option("--count", o->iterations, "With --watch: stop after N reports")
+      ->check(CLI::PositiveNumber)
+      ->type_name("N");
   sub->add_option("--topology", o->topology,
-                  "CPU -> node map: numactl -H text, JSON, sysfs tree, or 'builtin' (default: this host)");
-  sub->add_option("--proc-root", o->proc_root, "Read DIR/proc instead of /proc (recorded trees)");
+                  "CPU -> node map: numactl -H text, JSON, sysfs tree, or 'builtin' (default: this host)")
+      ->type_name("PATH|builtin");
+  sub->add_option("--proc-root", o->proc_root, "Read DIR/proc instead of /proc (recorded trees)")->type_name("DIR");
   sub->add_option("--sysfs-root", o->sysfs_root,
-                  "Read the topology from DIR/sys/devices/system/node instead of this host");
+                  "Read the topology from DIR/sys/devices/system/node instead of this host")
+      ->type_name("DIR");
   return [o, sub] { return run_stat(*o, sub); };
 }
 

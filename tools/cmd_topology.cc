@@ -72,11 +72,11 @@ Runner add_topology_command(CLI::App& app) {
   auto* builtin = sub->add_flag("--builtin", opts->builtin,
                                 "The built-in seed 4-node machine (demos; not this host)");
   auto* sysfs = sub->add_option("--sysfs-root", opts->sysfs_root,
-                                "Read a sysfs tree (DIR/sys/devices/system/node)");
+                                "Read a sysfs tree (DIR/sys/devices/system/node)")->type_name("DIR");
   auto* numactl = sub->add_option("--numactl-file", opts->numactl_file,
-                                  "Read what `numactl -H` printed");
+                                  "Read what `numactl -H` printed")->type_name("FILE");
   auto* json_file = sub->add_option("--json-file", opts->json_file,
-                                    "Read the JSON form printed by --json");
+                                    "Read the JSON form printed by --json")->type_name("FILE");
   auto* hardware = sub->add_flag("-H,--hardware", opts->numactl_text,
                                  "Print numactl -H text (the default rendering)");
   auto* json = sub->add_flag("--json", opts->json,
