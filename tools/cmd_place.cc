@@ -3,7 +3,7 @@
 // Places a list of guests onto a topology, in order, each seeing the memory
 // and vCPUs the earlier ones took, and prints per guest the nodes, memory
 // per node, vCPU -> node and the reason (or why it does not fit).
-// Exit status: 0 all placed, 3 some did not fit, 1 bad input.
+// Exit status: 0 all placed, 3 some did not fit, 1 bad input, 2 usage.
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -27,7 +27,7 @@ struct PlaceOptions {
 
 int run_place(const PlaceOptions& o, CLI::App* sub) {
   if (!sub->parsed()) return -1;
-  auto topo = load_topology_path(o.topology);
+  auto topo = resolve_topology(o.topology, "");
   if (!topo) {
     std::fprintf(stderr, "numaheap place: %s\n", topo.error().message.c_str());
     return 1;
@@ -89,7 +89,8 @@ Runner add_place_command(CLI::App& app) {
   auto opts = std::make_shared<PlaceOptions>();
   CLI::App* sub = app.add_subcommand("place", "Place guests onto a topology, in order");
   sub->add_option("--topology", opts->topology,
-                  "numactl -H text, JSON topology, or a sysfs tree directory")
+                  "numactl -H text, JSON topology, a sysfs tree directory, or 'builtin' "
+                  "(the seed 4-node machine)")
       ->required();
   sub->add_option("--guests", opts->guests, "Guests: JSON list, libvirt domain XML or xl.cfg")
       ->required();

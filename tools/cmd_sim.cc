@@ -4,7 +4,9 @@
 //
 // Runs the workload simulator (bench/sim, docs/simulator.md) and prints one
 // line per policy: final and mean local-access ratio, mean access cost,
-// pages migrated and bounced. Exit status: 0 done, 1 bad input or failure.
+// pages migrated and bounced. Exit status: 0 done, 1 bad input or failure,
+// 2 usage. Without --topology it simulates this host (`builtin` for the seed
+// 4-node machine).
 #include <unistd.h>
 
 #include <cmath>
@@ -186,9 +188,10 @@ int plot(const sim::SimReport& r, const std::string& path) {
 int run_sim(SimOptions& o, CLI::App* sub) {
   if (!sub->parsed()) return -1;
   if (o.scenario.empty() && o.trace.empty()) return fail("give --scenario NAME or --trace FILE"), 1;
-  Result<Topology, Error> topo = builtin_default_topology();
-  if (!o.topology.empty() && o.topology != "builtin") topo = load_topology_path(o.topology);
-  if (!topo) return fail(topo.error().message), 1;
+  std::string said;
+  Result<Topology, Error> topo = resolve_topology(o.topology, "", &said);
+  if (!topo) return fail(topo.error().message.c_str()), 1;
+  if (o.topology.empty()) std::fprintf(stderr, "numaheap sim: topology of %s\n", said.c_str());
   if (std::string bad = sim::validate(o.config); !bad.empty()) return fail(bad), 1;
   if (o.policies.empty()) o.policies = sim::policy_names();
   Result<std::unique_ptr<sim::Workload>, Error> w = Error{Errc::invalid_argument, ""};
@@ -201,7 +204,11 @@ int run_sim(SimOptions& o, CLI::App* sub) {
     w = sim::make_scenario(o.scenario, *topo, o.config);
     description = sim::scenario_description(o.scenario);
   }
-  if (!w) return fail(w.error().message), 1;
+  if (!w) {
+    std::string msg = w.error().message.c_str();
+    if (o.topology.empty()) msg += " (on this host; --topology builtin simulates the seed 4-node machine)";
+    return fail(msg), 1;
+  }
   ProgressBar bar(!o.no_progress && isatty(STDERR_FILENO));
   auto rep = sim::run(*topo, **w, o.config, o.policies, [&](std::uint64_t d, std::uint64_t t) { bar(d, t); });
   if (!rep) return fail(rep.error().message), 1;
@@ -223,7 +230,8 @@ Runner add_sim_command(CLI::App& app) {
   for (const auto& s : sim::scenario_names()) scenarios += (scenarios.empty() ? "" : ", ") + s;
   for (const auto& p : sim::policy_names()) policies += (policies.empty() ? "" : ", ") + p;
   sub->add_option("--topology", o->topology,
-                  "numactl -H text, sysfs root, JSON, or 'builtin' (default: the built-in seed 4-node machine)");
+                  "numactl -H text, sysfs root, JSON, or 'builtin' (the seed 4-node machine); "
+                  "default: this host");
   auto* sc = sub->add_option("--scenario", o->scenario, "synthetic scenario: " + scenarios);
   auto* tr = sub->add_option("--trace", o->trace, "replay an access trace (docs/simulator.md)");
   sc->excludes(tr);

@@ -1,10 +1,12 @@
-// `numaheap topology [--live | --sysfs-root DIR | --numactl-file FILE |
-//                     --json-file FILE | --builtin] [--json]`
+// `numaheap topology [-H] [--live | --builtin | --sysfs-root DIR |
+//                     --numactl-file FILE | --json-file FILE] [--json]`
 //
-// Prints the topology as `numactl -H` would, or as JSON. Without a source it
-// reads the live host through libnuma, unless the host has a single node (or
-// no usable libnuma), in which case it shows the built-in seed 4-node
-// machine. Which source was used is said on stderr, never on stdout.
+// Prints a topology as `numactl -H` would (the default rendering; -H says so
+// explicitly), or as JSON (topology_json.h). Without a source it shows the
+// host this runs on, one node or many: libnuma, else the kernel's sysfs
+// tree. The seed 4-node machine appears only when asked for with --builtin.
+// Which source was used is said on stderr, never on stdout.
+// Exit status: 0 shown, 1 the source is unreadable or malformed, 2 usage.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -20,6 +22,7 @@ namespace {
 struct TopologyOptions {
   bool live = false;
   bool builtin = false;
+  bool numactl_text = false;  // -H: the default rendering, named
   std::string sysfs_root;
   std::string numactl_file;
   std::string json_file;
@@ -29,64 +32,60 @@ struct TopologyOptions {
 int run_topology(const TopologyOptions& o, CLI::App* sub) {
   if (!sub->parsed()) return -1;
   Result<Topology, Error> topo = Error{Errc::invalid_argument, "no source"};
-  if (o.live) {
-    topo = load_topology_libnuma();
-  } else if (o.builtin) {
-    topo = builtin_default_topology();
-  } else if (!o.sysfs_root.empty()) {
-    topo = load_topology_sysfs(o.sysfs_root);
-  } else if (!o.numactl_file.empty()) {
+  HugePageMap hugepages;
+  bool have_hugepages = false;
+  std::string said;
+  if (!o.numactl_file.empty()) {
     topo = load_topology_numactl_file(o.numactl_file);
+    said = "numactl text " + o.numactl_file;
   } else if (!o.json_file.empty()) {
     auto text = read_text_file(o.json_file);
     if (!text) topo = text.error();
-    else topo = parse_topology_json(*text, o.json_file);
+    else topo = parse_topology_json(*text, o.json_file, &hugepages);
+    have_hugepages = true;  // as the file says (null entries stay unknown)
+    said = "JSON " + o.json_file;
   } else {
-    topo = load_topology_libnuma();
-    if (!topo) {
-      std::fprintf(stderr, "numaheap: live host unavailable (%s)\n", topo.error().message.c_str());
-      topo = builtin_default_topology();
-      std::fprintf(stderr, "numaheap: showing the built-in default topology (seed 4-node machine)\n");
-    } else if (topo->node_count() <= 1) {
-      std::fprintf(stderr,
-                   "numaheap: this host has one NUMA node; showing the built-in default "
-                   "topology (seed 4-node machine). Use --live for the host itself.\n");
-      topo = builtin_default_topology();
-    } else {
-      std::fprintf(stderr, "numaheap: topology of the live host (libnuma)\n");
-    }
+    // --builtin, --sysfs-root, or the live host (--live or nothing).
+    topo = resolve_topology(o.builtin ? "builtin" : "", o.sysfs_root, &said, &hugepages);
+    have_hugepages = !o.builtin;
   }
   if (!topo) {
     std::fprintf(stderr, "numaheap topology: %s\n", topo.error().message.c_str());
-    return 1;
+    return kExitBadInput;
   }
-  if (o.live || !o.sysfs_root.empty() || !o.numactl_file.empty() || !o.json_file.empty() ||
-      o.builtin)
-    std::fprintf(stderr, "numaheap: topology from %s\n", topo->source().c_str());
-  std::string out = o.json ? render_topology_json(*topo) + "\n" : render_numactl(*topo);
+  std::fprintf(stderr, "numaheap: topology of %s\n", said.c_str());
+  std::string out = o.json ? render_topology_json(*topo, -1, have_hugepages ? &hugepages : nullptr) + "\n"
+                           : render_numactl(*topo);
   std::fwrite(out.data(), 1, out.size(), stdout);
-  return std::fflush(stdout) == 0 ? 0 : 1;
+  return std::fflush(stdout) == 0 ? kExitOk : kExitBadInput;
 }
 
 }  // namespace
 
 Runner add_topology_command(CLI::App& app) {
   auto opts = std::make_shared<TopologyOptions>();
-  CLI::App* sub = app.add_subcommand("topology", "Show a NUMA topology (numactl -H text or JSON)");
-  auto* live = sub->add_flag("--live", opts->live, "Read the live host through libnuma");
+  CLI::App* sub = app.add_subcommand(
+      "topology",
+      "Show a NUMA topology: this host by default (one node or many), as numactl -H text or JSON");
+  auto* live = sub->add_flag("--live", opts->live,
+                             "This host: libnuma, else /sys (the default)");
   auto* builtin = sub->add_flag("--builtin", opts->builtin,
-                                "Use the built-in seed 4-node machine");
+                                "The built-in seed 4-node machine (demos; not this host)");
   auto* sysfs = sub->add_option("--sysfs-root", opts->sysfs_root,
-                                "Read a sysfs tree (DIR/sys/devices/system/node)");
+                                "Read a sysfs tree (DIR/sys/devices/system/node)")->type_name("DIR");
   auto* numactl = sub->add_option("--numactl-file", opts->numactl_file,
-                                  "Read what `numactl -H` printed");
+                                  "Read what `numactl -H` printed")->type_name("FILE");
   auto* json_file = sub->add_option("--json-file", opts->json_file,
-                                    "Read the JSON form printed by --json");
-  sub->add_flag("--json", opts->json, "Print JSON instead of numactl -H text");
+                                    "Read the JSON form printed by --json")->type_name("FILE");
+  auto* hardware = sub->add_flag("-H,--hardware", opts->numactl_text,
+                                 "Print numactl -H text (the default rendering)");
+  auto* json = sub->add_flag("--json", opts->json,
+                             "Print JSON: nodes (cpus, memory, huge pages) and distances");
   live->excludes(builtin, sysfs, numactl, json_file);
   builtin->excludes(sysfs, numactl, json_file);
   sysfs->excludes(numactl, json_file);
   numactl->excludes(json_file);
+  hardware->excludes(json);
   return [opts, sub] { return run_topology(*opts, sub); };
 }
 

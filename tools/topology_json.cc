@@ -1,8 +1,33 @@
 #include "topology_json.h"
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "numaheap/topology_io.h"
+
 namespace numaheap::tools {
 
 namespace {
+
+namespace fs = std::filesystem;
+
+// The directory holding node<id>/ under a sysfs root (see load_topology_sysfs).
+fs::path node_dir(std::string_view root) {
+  fs::path r{std::string(root)};
+  std::error_code ec;
+  fs::path full = r / "sys/devices/system/node";
+  if (fs::is_directory(full, ec)) return full;
+  return r;
+}
+
+bool read_counter(const fs::path& file, std::uint64_t& out) {
+  std::ifstream f(file);
+  std::uint64_t v = 0;
+  if (!(f >> v)) return false;
+  out = v;
+  return true;
+}
 
 nlohmann::json mb_or_null(std::uint64_t bytes) {
   if (bytes == kUnknownBytes) return nullptr;
@@ -23,22 +48,61 @@ bool read_uint(const nlohmann::json& v, std::uint64_t max, std::uint64_t& out) {
 
 }  // namespace
 
-nlohmann::json topology_to_json(const Topology& topo) {
-  nlohmann::json nodes = nlohmann::json::array();
+HugePageMap read_hugepages_sysfs(const Topology& topo, std::string_view root) {
+  HugePageMap out;
+  const fs::path base = node_dir(root);
   for (const auto& n : topo.nodes()) {
-    nodes.push_back({{"id", n.id},
-                     {"cpus", n.cpus},
-                     {"memory_mb", mb_or_null(n.memory_bytes)},
-                     {"free_mb", mb_or_null(n.free_bytes)}});
+    std::vector<HugePagePool> pools;
+    std::error_code ec;
+    fs::path dir = base / ("node" + std::to_string(n.id)) / "hugepages";
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();  // hugepages-2048kB
+      constexpr std::string_view kPrefix = "hugepages-";
+      if (name.size() <= kPrefix.size() + 2 || name.compare(0, kPrefix.size(), kPrefix) != 0 ||
+          name.compare(name.size() - 2, 2, "kB") != 0)
+        continue;
+      const std::string digits = name.substr(kPrefix.size(), name.size() - kPrefix.size() - 2);
+      if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      HugePagePool p;
+      p.size_kb = std::stoull(digits);
+      if (!read_counter(it->path() / "nr_hugepages", p.total)) continue;
+      if (!read_counter(it->path() / "free_hugepages", p.free)) continue;
+      pools.push_back(p);
+    }
+    std::sort(pools.begin(), pools.end(),
+              [](const HugePagePool& a, const HugePagePool& b) { return a.size_kb < b.size_kb; });
+    out[n.id] = std::move(pools);
   }
-  nlohmann::json out;
-  out["nodes"] = std::move(nodes);
+  return out;
+}
+
+nlohmann::ordered_json topology_to_json(const Topology& topo, const HugePageMap* hugepages) {
+  nlohmann::ordered_json nodes = nlohmann::ordered_json::array();
+  for (const auto& n : topo.nodes()) {
+    nlohmann::ordered_json node;
+    node["id"] = n.id;
+    node["cpus"] = n.cpu_vector();
+    node["memory_mb"] = mb_or_null(n.memory_bytes);
+    node["free_mb"] = mb_or_null(n.free_bytes);
+    auto hp = hugepages ? hugepages->find(n.id) : HugePageMap::const_iterator{};
+    if (!hugepages || hp == hugepages->end()) {
+      node["hugepages"] = nullptr;
+    } else {
+      nlohmann::ordered_json pools = nlohmann::ordered_json::array();
+      for (const auto& p : hp->second)
+        pools.push_back({{"size_kb", p.size_kb}, {"total", p.total}, {"free", p.free}});
+      node["hugepages"] = std::move(pools);
+    }
+    nodes.push_back(std::move(node));
+  }
+  nlohmann::ordered_json out;
+  out["nodes"] = std::move(nodes);  // sorted by id: Topology keeps nodes in id order
   if (!topo.distances_given()) {
     out["distances"] = nullptr;
   } else {
-    nlohmann::json rows = nlohmann::json::array();
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (const auto& a : topo.nodes()) {
-      nlohmann::json row = nlohmann::json::array();
+      nlohmann::ordered_json row = nlohmann::ordered_json::array();
       for (const auto& b : topo.nodes()) row.push_back(topo.raw_distance(a.id, b.id));
       rows.push_back(std::move(row));
     }
@@ -47,11 +111,12 @@ nlohmann::json topology_to_json(const Topology& topo) {
   return out;
 }
 
-std::string render_topology_json(const Topology& topo, int indent) {
-  return topology_to_json(topo).dump(indent);
+std::string render_topology_json(const Topology& topo, int indent, const HugePageMap* hugepages) {
+  return topology_to_json(topo, hugepages).dump(indent);
 }
 
-Result<Topology, Error> parse_topology_json(std::string_view text, std::string_view source) {
+Result<Topology, Error> parse_topology_json(std::string_view text, std::string_view source,
+                                            HugePageMap* hugepages) {
   nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return json_error(source, "$", "not valid JSON");
   if (!doc.is_object()) return json_error(source, "$", "expected an object");
@@ -88,6 +153,21 @@ Result<Topology, Error> parse_topology_json(std::string_view text, std::string_v
         return json_error(source, path + "." + keys[k], "expected a size in MB or null");
       mem[k] = mb << 20;
     }
+    if (auto h = node.find("hugepages"); h != node.end() && !h->is_null()) {
+      if (!h->is_array()) return json_error(source, path + ".hugepages", "expected an array or null");
+      std::vector<HugePagePool> pools;
+      for (const auto& pool : *h) {
+        HugePagePool p;
+        if (!pool.is_object() || !pool.contains("size_kb") || !pool.contains("total") ||
+            !pool.contains("free") || !read_uint(pool["size_kb"], 1ull << 40, p.size_kb) ||
+            p.size_kb == 0 || !read_uint(pool["total"], 1ull << 48, p.total) ||
+            !read_uint(pool["free"], p.total, p.free))
+          return json_error(source, path + ".hugepages",
+                            "expected {\"size_kb\":n,\"total\":n,\"free\":n<=total} entries");
+        pools.push_back(p);
+      }
+      if (hugepages) (*hugepages)[static_cast<NodeId>(id)] = std::move(pools);
+    }
     b.add_node(static_cast<NodeId>(id), std::move(cpus), mem[0], mem[1]);
     ids.push_back(static_cast<NodeId>(id));
   }
@@ -119,18 +199,59 @@ Result<Topology, Error> parse_topology_json(std::string_view text, std::string_v
 
 namespace numaheap::tools {
 
-Result<Topology, Error> load_topology_path(std::string_view path) {
+Result<Topology, Error> load_topology_path(std::string_view path, HugePageMap* hugepages) {
   struct stat st {};
   std::string p(path);
-  if (::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return load_topology_sysfs(path);
+  if (::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    auto topo = load_topology_sysfs(path);
+    if (topo && hugepages) *hugepages = read_hugepages_sysfs(*topo, path);
+    return topo;
+  }
   auto text = read_text_file(path);
   if (!text) return text.error();
   for (char c : *text) {
     if (c == ' ' || c == '\n' || c == '\t' || c == '\r') continue;
-    if (c == '{') return parse_topology_json(*text, path);
+    if (c == '{') return parse_topology_json(*text, path, hugepages);
     break;
   }
   return parse_numactl_text(*text, path);
+}
+
+Result<Topology, Error> resolve_topology(const std::string& spec, const std::string& sysfs_root,
+                                         std::string* said, HugePageMap* hugepages) {
+  auto say = [&](const std::string& s) {
+    if (said) *said = s;
+  };
+  if (spec == "builtin") {
+    say("the built-in seed 4-node machine (not this host)");
+    return builtin_default_topology();
+  }
+  if (!spec.empty()) {
+    say(spec);
+    return load_topology_path(spec, hugepages);
+  }
+  if (!sysfs_root.empty()) {
+    say("sysfs tree " + sysfs_root);
+    auto topo = load_topology_sysfs(sysfs_root);
+    if (topo && hugepages) *hugepages = read_hugepages_sysfs(*topo, sysfs_root);
+    return topo;
+  }
+  auto topo = load_topology_libnuma();
+  if (topo) {
+    say("the live host (libnuma)");
+  } else {
+    // No usable libnuma (a container without the syscalls, numa=off): the
+    // kernel's own tree still describes the host, one node or many.
+    Error why = topo.error();
+    topo = load_topology_sysfs("/");
+    if (!topo)
+      return Error{Errc::unsupported, "cannot read this host's topology: libnuma: " +
+                                          std::string(why.message.c_str()) + "; sysfs: " +
+                                          std::string(topo.error().message.c_str())};
+    say("the live host (sysfs; libnuma: " + std::string(why.message.c_str()) + ")");
+  }
+  if (hugepages) *hugepages = read_hugepages_sysfs(*topo, "/");
+  return topo;
 }
 
 }  // namespace numaheap::tools

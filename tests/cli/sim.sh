@@ -10,7 +10,7 @@ fail=0
 check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
 quick=(--seconds 8 --guest-scale 0.05 --no-progress)
 
-"$bin" sim --scenario vcpu-move "${quick[@]}" >"$work/out.txt"
+"$bin" sim --topology builtin --scenario vcpu-move "${quick[@]}" >"$work/out.txt"
 for p in none naive autonuma numaheap oracle; do
   check "grep -q '^  $p ' '$work/out.txt'" "text report lacks policy $p"
 done
@@ -27,12 +27,12 @@ check '[ "$(head -1 "$work/out.csv")" = "time_s,numaheap_local_ratio,oracle_loca
   "CSV header"
 check '[ "$(wc -l <"$work/out.csv")" -eq 9 ]' "CSV has a header and 8 periods"
 
-"$bin" sim --trace "$data/traces/example.trace" --seconds 20 --no-progress >"$work/trace.txt"
+"$bin" sim --topology builtin --trace "$data/traces/example.trace" --seconds 20 --no-progress >"$work/trace.txt"
 check 'grep -q "trace:.*example.trace" "$work/trace.txt"' "trace report names the trace"
 check 'grep -q "guest 0 vCPU 1 -> node 3" "$work/trace.txt"' "trace report shows the vCPU move"
 
 if command -v gnuplot >/dev/null; then
-  "$bin" sim --scenario phases --plot "$work/plot.svg" "${quick[@]}" >/dev/null
+  "$bin" sim --topology builtin --scenario phases --plot "$work/plot.svg" "${quick[@]}" >/dev/null
   check 'grep -q "<svg" "$work/plot.svg"' "plot is not an SVG"
   check 'grep -q "numaheap" "$work/plot.svg"' "plot has no numaheap line"
 else
@@ -55,18 +55,18 @@ bad() {
   check "[ ! -s '$work/bad.out' ]" "$what: wrote a report"
 }
 bad "no workload" "give --scenario NAME or --trace FILE" --no-progress
-bad "unknown scenario" "unknown scenario 'nope'" --scenario nope
-bad "unknown policy" "unknown policy 'smart'" --scenario vcpu-move --policy none,smart "${quick[@]}"
+bad "unknown scenario" "unknown scenario 'nope'" --topology builtin --scenario nope
+bad "unknown policy" "unknown policy 'smart'" --topology builtin --scenario vcpu-move --policy none,smart "${quick[@]}"
 bad "zero seconds" "seconds must be" --scenario vcpu-move --seconds 0
 bad "missing topology" "nonexistent" --scenario vcpu-move --topology /nonexistent
 bad "missing trace" "cannot open" --trace /nonexistent.trace
 printf '# vcpu 0 node 0\n0 0 0xzz R\n' >"$work/bad.trace"
 bad "malformed trace" "bad.trace:2: address '0xzz' is not hex" --trace "$work/bad.trace"
-bad "plot name" "must end in .svg or .png" --scenario vcpu-move --plot "$work/plot.pdf" "${quick[@]}"
+bad "plot name" "must end in .svg or .png" --topology builtin --scenario vcpu-move --plot "$work/plot.pdf" "${quick[@]}"
 set +e
 "$bin" sim --scenario vcpu-move --trace x >/dev/null 2>&1
 rc=$?
 set -e
-check "[ $rc -ne 0 ]" "--scenario and --trace together accepted"
+check "[ $rc -eq 2 ]" "--scenario and --trace together: exit status $rc, expected 2 (usage)"
 
 exit $fail

@@ -19,4 +19,9 @@ void run_guest_checks(const Topology& live);
 // Kernel moves and rehome of a guest RAM mapping, confirmed by move_pages.
 void run_migrate_checks(const Topology& live);
 
+// `numaheap stat` (tools/proc_stat.h) on this process shaped as a VMM:
+// named vCPU threads pinned per node, memory bound to two nodes; checked
+// against move_pages and sched_getcpu.
+void run_stat_checks(const Topology& live);
+
 }  // namespace numaheap::vmtest
