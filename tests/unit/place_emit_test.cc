@@ -102,7 +102,9 @@ TEST(PlaceEmit, LibvirtFragmentsParseBackWithTheirCellsMemoryAndCpus) {
       for (unsigned v : ids(cell.attribute("cpus").value())) EXPECT_TRUE(cell_vcpus.insert(v).second) << v;
       unsigned siblings = 0;
       for (pugi::xml_node s : cell.child("distances").children("sibling")) {
-        if (s.attribute("id").as_uint() == cells) EXPECT_EQ(s.attribute("value").as_uint(), 10u);
+        if (s.attribute("id").as_uint() == cells) {
+          EXPECT_EQ(s.attribute("value").as_uint(), 10u);
+        }
         ++siblings;
       }
       ++cells;

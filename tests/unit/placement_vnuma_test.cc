@@ -376,7 +376,9 @@ TEST(ControlDomain, LayoutFromTheAllocatorsFreeMemoryAboveWatermarks) {
     const auto i = static_cast<std::size_t>(t.index_of(v.pnode));
     EXPECT_LE(v.memory_bytes + placer.watermark(v.pnode), usage[i].free_bytes) << "node " << v.pnode;
     sum += v.memory_bytes;
-    if (v.pnode == 0) EXPECT_LT(v.memory_bytes, 200 * kMiB);
+    if (v.pnode == 0) {
+      EXPECT_LT(v.memory_bytes, 200 * kMiB);
+    }
   }
   EXPECT_EQ(sum, 1024 * kMiB);
   // The layout is placeable as it is.
