@@ -203,9 +203,10 @@ std::string emit_xl(const Topology& t, const GuestSpec& g, const Placement& p) {
     const Cell& c = cells[k];
     std::string d;
     for (auto v : c.distances) d += (d.empty() ? "" : ",") + std::to_string(v);
+    // A cell without vCPUs (a CPU-less node's memory) lists none.
+    const std::string vcpus = c.vcpus.empty() ? "" : "\"vcpus=" + list_text(c.vcpus) + "\", ";
     x += std::string(k ? ",\n          " : "") + "[ \"pnode=" + std::to_string(c.node) + "\", \"size=" +
-         std::to_string(c.bytes / kMiB) + "\", \"vcpus=" + list_text(c.vcpus) + "\", \"vdistances=" + d +
-         "\" ]";
+         std::to_string(c.bytes / kMiB) + "\", " + vcpus + "\"vdistances=" + d + "\" ]";
   }
   x += " ]\n";
   std::vector<CpuId> cpus;

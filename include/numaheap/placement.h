@@ -25,9 +25,10 @@
 // reason says so ("warning: ...").
 //
 // Memory split (guests without vNUMA): the shares sum to the guest's memory
-// exactly; each is a multiple of 2 MiB where the nodes' room allows, else
-// of 1 MiB, else of 4 KiB, and only one share carries the remainder when the
-// total is not such a multiple.
+// exactly (to the 4 KiB frame); each is a multiple of 2 MiB where the
+// nodes' room allows, else of 1 MiB, else of 4 KiB: a total of whole MiB
+// gets shares of whole MiB whenever the set's whole-MiB room holds it; what
+// is off the grid goes to the nodes with the most room first.
 //
 // Groups: a PlacementSession places a list of guests in order and keeps
 // the nodes of every affinity / anti-affinity group (GuestSpec's
