@@ -97,7 +97,7 @@ case "${1:-}" in
     log "      a guest whose vCPUs move to another node halfway, five policies compared"
     "$BUILD_DIR/bin/numaheap" topology --builtin
     echo
-    "$BUILD_DIR/bin/numaheap" sim --scenario vcpu-move --plot "$BUILD_DIR/sim-vcpu-move.svg"
+    "$BUILD_DIR/bin/numaheap" sim --topology builtin --scenario vcpu-move --plot "$BUILD_DIR/sim-vcpu-move.svg"
     log "plot of the local-access ratio over time: $BUILD_DIR/sim-vcpu-move.svg"
     ;;
   test)

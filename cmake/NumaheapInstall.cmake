@@ -18,6 +18,8 @@ install(FILES ${PROJECT_BINARY_DIR}/include/numaheap/version.h
 # the figures) and the README.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The command's man page (tools/CMakeLists.txt fills in the version).
+install(FILES ${PROJECT_BINARY_DIR}/man/numaheap.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 
 set(NUMAHEAP_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/numaheap)
 install(EXPORT numaheapTargets NAMESPACE numaheap:: DESTINATION ${NUMAHEAP_CMAKE_DIR})

@@ -10,20 +10,13 @@
 
 #include "commands.h"
 
-#if __has_include(<numaheap/version.h>)
-#include <numaheap/version.h>
-#define NUMAHEAP_CLI_VERSION NUMAHEAP_VERSION_STRING
-#else
-// Until the generated numaheap/version.h exists: the project version, given
-// by tools/CMakeLists.txt as a compile definition.
-#define NUMAHEAP_CLI_VERSION NUMAHEAP_PROJECT_VERSION
-#endif
+#include "numaheap/version.h"
 
 int main(int argc, char** argv) {
   using namespace numaheap::tools;
   CLI::App app{"numaheap: NUMA-aware page allocator and page migrator"};
   app.require_subcommand(0, 1);
-  app.set_version_flag("--version", std::string("numaheap ") + NUMAHEAP_CLI_VERSION,
+  app.set_version_flag("--version", std::string("numaheap ") + NUMAHEAP_VERSION_STRING,
                        "Print the version and exit");
   app.footer(
       "Exit status: 0 ok, 1 bad input, 2 usage, 3 did not fit (place).\n"

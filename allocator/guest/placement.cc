@@ -1,6 +1,8 @@
 // Placer: node-set choice for new guests (see include/numaheap/placement.h).
 #include "numaheap/placement.h"
 
+#include "numaheap/page_allocator.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -262,31 +264,48 @@ void improve(const Ctx& c, std::vector<std::size_t>& set, double& cost) {
   }
 }
 
-// Water-filling split of the guest's memory over the set: smaller nodes
-// first, each taking an even share of what is left (2 MiB granules where
-// possible, so populate can use large pages), capped by its usable memory.
+// Split of the guest's memory over the set, exact to the byte: shares sum
+// to spec.memory_bytes. Water-filling in granules, coarse first: 2 MiB
+// granules (so populate can use large pages), smaller nodes first, each
+// taking an even share of what is left, capped by its usable memory rounded
+// down to the granule; what does not fit in 2 MiB granules goes in 1 MiB,
+// then 4 KiB ones, biggest room first. So every share is a whole number of
+// MiB when the total is and the nodes' MiB-rounded room holds it; only the
+// last (finest) pass can leave a share off the MiB grid.
 std::vector<std::uint64_t> split_memory(const Ctx& c, const std::vector<std::size_t>& set) {
   std::vector<std::size_t> order(set.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return c.usable[set[a]] < c.usable[set[b]]; });
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return c.usable[set[a]] != c.usable[set[b]] ? c.usable[set[a]] < c.usable[set[b]] : a < b;
+  });
   std::vector<std::uint64_t> share(set.size(), 0);
   std::uint64_t rest = c.spec.memory_bytes;
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    std::size_t left = order.size() - k;
-    std::uint64_t fair = rest / left;
-    if (left > 1) fair = fair / k2M * k2M;
-    std::uint64_t s = std::min(fair, c.usable[set[order[k]]]);
-    share[order[k]] = s;
-    rest -= s;
+  // Even water-filling in 2 MiB granules over the granule-rounded room.
+  {
+    std::uint64_t granules = rest / k2M;
+    for (std::size_t k = 0; k < order.size() && granules > 0; ++k) {
+      const std::size_t j = order[k];
+      const std::uint64_t cap = c.usable[set[j]] / k2M;
+      const std::uint64_t left = order.size() - k;
+      const std::uint64_t fair = granules / left;  // the last (biggest) node takes the remainder
+      const std::uint64_t take = std::min({fair, cap, granules});
+      share[j] = take * k2M;
+      granules -= take;
+      rest -= take * k2M;
+    }
   }
-  for (std::size_t k = order.size(); rest > 0 && k-- > 0;) {  // spill, biggest room first
-    std::size_t i = order[k];
-    std::uint64_t add = std::min(rest, c.usable[set[i]] - share[i]);
-    share[i] += add;
-    rest -= add;
+  // The rest (granules that did not fit, and the total's tail) in 2 MiB,
+  // 1 MiB, then 4 KiB pieces, biggest room first.
+  for (std::uint64_t g : {k2M, std::uint64_t{1} << 20, kPage}) {
+    for (std::size_t k = order.size(); rest >= g && k-- > 0;) {
+      const std::size_t j = order[k];
+      const std::uint64_t room = (c.usable[set[j]] - share[j]) / g * g;
+      const std::uint64_t add = std::min(room, rest / g * g);
+      share[j] += add;
+      rest -= add;
+    }
   }
-  return share;
+  return share;  // rest == 0: the set's usable memory >= the guest's (cost() checked it)
 }
 
 // Nearest node with CPUs to a node (itself if it has some).
@@ -304,12 +323,12 @@ NodeId cpu_home(const Topology& t, NodeId node) {
 
 }  // namespace
 
-Placer::Placer(const Topology& topo, PlacementOptions options) : topo_(&topo), options_(options) {}
+Placer::Placer(const Topology& topo, PlacementOptions options) : topo_(topo), options_(options) {}
 
 std::vector<NodeUsage> Placer::idle_usage() const {
-  std::vector<NodeUsage> u(topo_->node_count());
+  std::vector<NodeUsage> u(topo_.node_count());
   for (std::size_t i = 0; i < u.size(); ++i) {
-    const NodeInfo& n = topo_->node_at(i);
+    const NodeInfo& n = topo_.node_at(i);
     if (!n.has_memory()) continue;
     u[i].free_bytes = n.free_bytes == kUnknownBytes ? n.memory_bytes : n.free_bytes;
   }
@@ -317,7 +336,7 @@ std::vector<NodeUsage> Placer::idle_usage() const {
 }
 
 std::uint64_t Placer::watermark(NodeId node) const noexcept {
-  const NodeInfo* n = topo_->find(node);
+  const NodeInfo* n = topo_.find(node);
   if (!n || !n->has_memory()) return 0;
   auto frac = static_cast<std::uint64_t>(static_cast<double>(n->memory_bytes) *
                                          options_.watermark_fraction);
@@ -326,112 +345,272 @@ std::uint64_t Placer::watermark(NodeId node) const noexcept {
 
 double Placer::set_cost(const GuestSpec& spec, const NodeMask& set,
                         std::span<const NodeUsage> usage, const PlacementHints& hints) const {
-  if (usage.size() != topo_->node_count()) return kInf;
-  Ctx c(*topo_, spec, usage, hints, *this);
+  if (usage.size() != topo_.node_count()) return kInf;
+  Ctx c(topo_, spec, usage, hints, *this);
   std::vector<std::size_t> idx;
   for (NodeId id : set) {
-    if (!topo_->has_node(id)) return kInf;
-    idx.push_back(static_cast<std::size_t>(topo_->index_of(id)));
+    if (!topo_.has_node(id)) return kInf;
+    idx.push_back(static_cast<std::size_t>(topo_.index_of(id)));
   }
   return c.cost(idx);
 }
 
+void Placer::release(const Placement& p, std::span<NodeUsage> usage) const {
+  for (const auto& s : p.memory) {
+    int i = topo_.index_of(s.node);
+    if (i < 0 || static_cast<std::size_t>(i) >= usage.size()) continue;
+    usage[static_cast<std::size_t>(i)].free_bytes += s.bytes;
+  }
+  for (NodeId n : p.vcpu_nodes) {
+    int i = topo_.index_of(n);
+    if (i < 0 || static_cast<std::size_t>(i) >= usage.size()) continue;
+    auto& v = usage[static_cast<std::size_t>(i)].vcpus;
+    if (v > 0) --v;
+  }
+}
+
 void Placer::commit(const Placement& p, std::span<NodeUsage> usage) const {
   for (const auto& s : p.memory) {
-    int i = topo_->index_of(s.node);
+    int i = topo_.index_of(s.node);
     if (i < 0 || static_cast<std::size_t>(i) >= usage.size()) continue;
     auto& u = usage[static_cast<std::size_t>(i)];
     u.free_bytes = u.free_bytes > s.bytes ? u.free_bytes - s.bytes : 0;
   }
   for (NodeId n : p.vcpu_nodes) {
-    int i = topo_->index_of(n);
+    int i = topo_.index_of(n);
     if (i >= 0 && static_cast<std::size_t>(i) < usage.size()) ++usage[static_cast<std::size_t>(i)].vcpus;
   }
 }
 
 namespace {
 
+// vNUMA: one host node per vnode where memory and CPUs allow, the guest's
+// vdistances matched to host distances. A greedy start (pinned vnodes, then
+// auto ones by decreasing size, each where the cost grows least) improved
+// by single moves and pairwise swaps of auto vnodes. Memory is a hard limit;
+// everything else is a cost, weighted in this order: anti-affinity nodes,
+// vnodes sharing a node, vCPUs beyond a node's CPUs, vdistance mismatch,
+// then the set terms of cost_with (devices, affinity, load, free memory).
+constexpr double kShareWeight = 20.0;      // per vnode beyond the first on a node
+constexpr double kOvercommitWeight = 10.0; // per node: vCPUs beyond its CPUs / its CPUs
+constexpr double kVdistWeight = 2.0;       // mean |host - declared| distance / 10, per pair
+
+struct VnumaCtx {
+  const Ctx& c;
+  std::size_t v_count = 0;
+  std::vector<std::uint32_t> vdist;     // v_count^2 declared (or 10 / 20) distances
+  std::vector<std::uint64_t> mem;       // per vnode
+  std::vector<std::uint32_t> vcpus;     // per vnode, vCPU count
+  std::vector<std::size_t> cpu_home;    // per node: where its vCPUs run (dense index)
+  std::vector<bool> pinned;
+
+  explicit VnumaCtx(const Ctx& ctx) : c(ctx), v_count(ctx.spec.vnodes.size()) {
+    const GuestSpec& g = c.spec;
+    vdist.assign(v_count * v_count, 0);
+    mem.assign(v_count, 0);
+    vcpus.assign(v_count, 0);
+    pinned.assign(v_count, false);
+    for (std::size_t v = 0; v < v_count; ++v) {
+      const VNodeSpec& vn = g.vnodes[v];
+      mem[v] = vn.memory_bytes;
+      vcpus[v] = static_cast<std::uint32_t>(vn.vcpus.size());
+      pinned[v] = vn.pnode != kNoNode;
+      for (std::size_t w = 0; w < v_count; ++w)
+        vdist[v * v_count + w] = vn.distances.size() == v_count ? vn.distances[w]
+                                 : v == w ? kLocalDistance : 20u;
+    }
+    cpu_home.assign(c.n, 0);
+    for (std::size_t i = 0; i < c.n; ++i) {
+      cpu_home[i] = i;
+      if (c.cpus[i] > 0) continue;
+      std::uint32_t best = ~0u;
+      for (std::size_t j = 0; j < c.n; ++j)
+        if (c.cpus[j] > 0 && c.dist(i, j) < best) {
+          best = c.dist(i, j);
+          cpu_home[i] = j;
+        }
+    }
+  }
+
+  // Cost of an assignment (dense node per vnode, c.n = not placed yet).
+  double cost(const std::vector<std::size_t>& at) const {
+    std::vector<std::uint32_t> per_node(c.n, 0), vcpu_load(c.n, 0);
+    std::vector<std::size_t> set;
+    for (std::size_t v = 0; v < v_count; ++v) {
+      if (at[v] == c.n) continue;
+      if (per_node[at[v]]++ == 0) set.push_back(at[v]);
+      vcpu_load[cpu_home[at[v]]] += vcpus[v];
+    }
+    if (set.empty()) return 0;
+    double total = 0;
+    for (std::size_t i = 0; i < c.n; ++i) {
+      if (per_node[i] > 1) total += kShareWeight * (per_node[i] - 1);
+      if (vcpu_load[i] == 0 || c.cpus[i] == 0) continue;
+      const std::uint64_t load = std::uint64_t{c.usage[i].vcpus} + vcpu_load[i];
+      const std::uint64_t before = std::max<std::uint64_t>(c.usage[i].vcpus, c.cpus[i]);
+      if (load > before)  // only what this guest adds beyond the CPUs
+        total += kOvercommitWeight * static_cast<double>(load - before) / c.cpus[i];
+    }
+    if (v_count > 1) {
+      double mismatch = 0;
+      for (std::size_t v = 0; v < v_count; ++v)
+        for (std::size_t w = 0; w < v_count; ++w)
+          if (v != w && at[v] != c.n && at[w] != c.n) {
+            const double h = c.dist(at[v], at[w]), d = vdist[v * v_count + w];
+            mismatch += h > d ? h - d : d - h;
+          }
+      total += kVdistWeight * mismatch / 10.0 / static_cast<double>(v_count * (v_count - 1));
+    }
+    double anti = 0, aff = 0;
+    for (auto i : set) {
+      if (c.anti[i]) anti += 1;
+      aff += c.aff_node[i];
+    }
+    total += kAntiWeight * anti + kAffinityWeight * aff / static_cast<double>(set.size());
+    total += kDeviceWeight * c.device_term(set) + kLoadWeight * c.load_term(set);
+    return total;
+  }
+};
+
 Result<Placement, Error> place_vnuma(const Ctx& c) {
   const Topology& t = c.topo;
   const GuestSpec& g = c.spec;
+  VnumaCtx vc(c);
+  const std::size_t none = c.n;
   std::vector<std::uint64_t> room = c.usable;
-  std::vector<NodeId> pnode(g.vnodes.size(), kNoNode);
-  std::vector<bool> used(c.n, false);
-  std::string why;
-  // Pinned vnodes first, then auto ones by decreasing size.
-  for (std::size_t v = 0; v < g.vnodes.size(); ++v) {
+  std::vector<std::size_t> at(vc.v_count, none);
+  // Pinned vnodes first: where the admin said.
+  for (std::size_t v = 0; v < vc.v_count; ++v) {
     NodeId p = g.vnodes[v].pnode;
     if (p == kNoNode) continue;
     auto i = static_cast<std::size_t>(t.index_of(p));
-    if (room[i] < g.vnodes[v].memory_bytes)
+    if (room[i] < vc.mem[v])
       return Error{Errc::no_memory, "guest '" + g.name + "': vnode " + std::to_string(v) +
-                                        " needs " + mb(g.vnodes[v].memory_bytes) + " on node " +
+                                        " needs " + mb(vc.mem[v]) + " on node " +
                                         std::to_string(p) + ", which has " + mb(room[i]) +
                                         " above its watermark"};
-    room[i] -= g.vnodes[v].memory_bytes;
-    pnode[v] = p;
-    used[i] = true;
+    room[i] -= vc.mem[v];
+    at[v] = i;
   }
   std::vector<std::size_t> autos;
-  for (std::size_t v = 0; v < g.vnodes.size(); ++v)
-    if (pnode[v] == kNoNode) autos.push_back(v);
-  std::stable_sort(autos.begin(), autos.end(), [&](std::size_t a, std::size_t b) {
-    return g.vnodes[a].memory_bytes > g.vnodes[b].memory_bytes;
+  for (std::size_t v = 0; v < vc.v_count; ++v)
+    if (at[v] == none) autos.push_back(v);
+  std::sort(autos.begin(), autos.end(), [&](std::size_t a, std::size_t b) {
+    return vc.mem[a] != vc.mem[b] ? vc.mem[a] > vc.mem[b] : a < b;
   });
+  // Greedy start: each auto vnode where the partial cost grows least.
   for (std::size_t v : autos) {
-    const std::uint64_t need = g.vnodes[v].memory_bytes;
-    std::size_t best = c.n;
+    std::size_t best = none;
     double best_cost = kInf;
     for (std::size_t i = 0; i < c.n; ++i) {
-      if (!c.eligible[i] || room[i] < need) continue;
-      double cost = used[i] ? 1.0 : 0.0;  // one vnode per node where possible
-      double d = 0;
-      int count = 0;
-      for (std::size_t j = 0; j < c.n; ++j)
-        if (used[j] && j != i) {
-          d += c.dist(i, j);
-          ++count;
-        }
-      if (count) cost += kDistWeight * (d / count / 10.0 - 1.0);
-      cost += kDeviceWeight * c.device_term({i});
-      if (!c.hints.affinity_nodes.empty()) cost += kAffinityWeight * c.near_term(i, c.hints.affinity_nodes);
-      if (c.hints.anti_affinity_nodes.test(t.node_at(i).id)) cost += kAntiWeight;
-      cost += kLoadWeight * c.load_term({i});
-      cost += kFreeWeight * (1.0 - static_cast<double>(room[i] - need) /
-                                       static_cast<double>(t.node_at(i).memory_bytes));
-      if (cost < best_cost) {
+      if (!c.eligible[i] || room[i] < vc.mem[v]) continue;
+      at[v] = i;
+      const double cost = vc.cost(at) + kFreeWeight * (1.0 - static_cast<double>(room[i] - vc.mem[v]) /
+                                                                 static_cast<double>(t.node_at(i).memory_bytes));
+      if (cost < best_cost - 1e-12) {
         best_cost = cost;
         best = i;
       }
     }
-    if (best == c.n)
-      return Error{Errc::no_memory, "guest '" + g.name + "': no node has " + mb(need) +
+    at[v] = none;
+    if (best == none)
+      return Error{Errc::no_memory, "guest '" + g.name + "': no node has " + mb(vc.mem[v]) +
                                         " above its watermark for vnode " + std::to_string(v)};
-    room[best] -= need;
-    used[best] = true;
-    pnode[v] = t.node_at(best).id;
+    room[best] -= vc.mem[v];
+    at[v] = best;
+  }
+  // Improve: move one auto vnode to another node, or swap two auto vnodes.
+  double cost = vc.cost(at);
+  const int passes = autos.size() > 16 ? 2 : 16;
+  for (int pass = 0; pass < passes; ++pass) {
+    bool changed = false;
+    for (std::size_t v : autos)
+      for (std::size_t i = 0; i < c.n; ++i) {
+        const std::size_t from = at[v];
+        if (i == from || !c.eligible[i] || room[i] < vc.mem[v]) continue;
+        at[v] = i;
+        const double tc = vc.cost(at);
+        if (tc < cost - 1e-9) {
+          room[i] -= vc.mem[v];
+          room[from] += vc.mem[v];
+          cost = tc;
+          changed = true;
+        } else {
+          at[v] = from;
+        }
+      }
+    for (std::size_t x = 0; x < autos.size(); ++x)
+      for (std::size_t y = x + 1; y < autos.size(); ++y) {
+        const std::size_t v = autos[x], w = autos[y], a = at[v], b = at[w];
+        if (a == b || room[a] + vc.mem[v] < vc.mem[w] || room[b] + vc.mem[w] < vc.mem[v]) continue;
+        std::swap(at[v], at[w]);
+        const double tc = vc.cost(at);
+        if (tc < cost - 1e-9) {
+          room[a] = room[a] + vc.mem[v] - vc.mem[w];
+          room[b] = room[b] + vc.mem[w] - vc.mem[v];
+          cost = tc;
+          changed = true;
+        } else {
+          std::swap(at[v], at[w]);
+        }
+      }
+    if (!changed) break;
   }
 
   Placement p;
-  if (p.vnode_pnodes.reserve(pnode.size())) (void)p.vnode_pnodes.assign(pnode.data(), pnode.size());  // else !ok()
+  (void)p.vnode_pnodes.reserve(vc.v_count);
+  for (std::size_t v = 0; v < vc.v_count; ++v) (void)p.vnode_pnodes.push_back(t.node_at(at[v]).id);
   (void)p.vcpu_nodes.resize(g.vcpus, kNoNode);
   std::vector<std::uint64_t> per_node(c.n, 0);
+  std::vector<std::uint32_t> vnodes_on(c.n, 0), vcpus_on(c.n, 0);
   std::vector<std::size_t> set;
-  for (std::size_t v = 0; v < g.vnodes.size(); ++v) {
-    auto i = static_cast<std::size_t>(t.index_of(pnode[v]));
-    per_node[i] += g.vnodes[v].memory_bytes;
-    for (auto cpu : g.vnodes[v].vcpus) p.vcpu_nodes[cpu] = cpu_home(t, pnode[v]);
+  std::string why;
+  for (std::size_t v = 0; v < vc.v_count; ++v) {
+    const std::size_t i = at[v];
+    per_node[i] += vc.mem[v];
+    ++vnodes_on[i];
+    vcpus_on[vc.cpu_home[i]] += vc.vcpus[v];
+    for (auto cpu : g.vnodes[v].vcpus) p.vcpu_nodes[cpu] = t.node_at(vc.cpu_home[i]).id;
     why += (why.empty() ? "" : ", ") + std::string("vnode ") + std::to_string(v) + " -> node " +
-           std::to_string(pnode[v]) + (g.vnodes[v].pnode == kNoNode ? " (auto)" : " (pinned)");
+           std::to_string(t.node_at(i).id) + (vc.pinned[v] ? " (pinned)" : " (auto)");
   }
   for (std::size_t i = 0; i < c.n; ++i)
     if (per_node[i]) {
       p.nodes.set(t.node_at(i).id);
-      p.memory.push_back({t.node_at(i).id, per_node[i]});
+      (void)p.memory.push_back({t.node_at(i).id, per_node[i]});
       set.push_back(i);
     }
-  // The cost of the resulting set, for information (vnodes may share nodes).
-  p.cost = c.cost(set);
+  bool declared = false;
+  for (const VNodeSpec& vn : g.vnodes) declared = declared || !vn.distances.empty();
+  if (vc.v_count > 1 && declared) {
+    std::uint32_t worst = 0;
+    for (std::size_t v = 0; v < vc.v_count; ++v)
+      for (std::size_t w = 0; w < vc.v_count; ++w) {
+        const std::uint32_t h = c.dist(at[v], at[w]), d = vc.vdist[v * vc.v_count + w];
+        worst = std::max(worst, h > d ? h - d : d - h);
+      }
+    why += "; vdistances matched within " + std::to_string(worst);
+  }
+  // Compromises, for the admin.
+  for (std::size_t i = 0; i < c.n; ++i) {
+    if (vnodes_on[i] > 1) {
+      std::string list;
+      bool all_pinned = true;
+      for (std::size_t v = 0; v < vc.v_count; ++v)
+        if (at[v] == i) {
+          list += (list.empty() ? "" : ",") + std::to_string(v);
+          all_pinned = all_pinned && vc.pinned[v];
+        }
+      why += "; warning: vnodes " + list + " share node " + std::to_string(t.node_at(i).id) +
+             (all_pinned ? " (pinned there)" : " (no other allowed node had room for them)");
+    }
+    const std::uint64_t load = std::uint64_t{c.usage[i].vcpus} + vcpus_on[i];
+    if (vcpus_on[i] > 0 && c.cpus[i] > 0 && load > c.cpus[i])
+      why += "; warning: node " + std::to_string(t.node_at(i).id) + " runs " + std::to_string(load) +
+             " vCPUs on " + std::to_string(c.cpus[i]) + " CPUs";
+  }
+  // The cost of the resulting layout, for information and comparisons.
+  p.cost = cost;
   p.reason = "vNUMA layout: " + why;
   if (!p.ok()) return Error{Errc::no_memory, "guest '" + g.name + "': out of memory for the placement"};
   return p;
@@ -441,12 +620,12 @@ Result<Placement, Error> place_vnuma(const Ctx& c) {
 
 Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const NodeUsage> usage,
                                        const PlacementHints& hints) const {
-  if (auto ok = validate_guest_spec(spec, *topo_); !ok) return ok.error();
-  if (usage.size() != topo_->node_count())
+  if (auto ok = validate_guest_spec(spec, topo_); !ok) return ok.error();
+  if (usage.size() != topo_.node_count())
     return Error{Errc::invalid_argument, "usage has " + std::to_string(usage.size()) +
                                              " entries for " +
-                                             std::to_string(topo_->node_count()) + " nodes"};
-  Ctx c(*topo_, spec, usage, hints, *this);
+                                             std::to_string(topo_.node_count()) + " nodes"};
+  Ctx c(topo_, spec, usage, hints, *this);
   if (!spec.vnodes.empty()) return place_vnuma(c);
 
   std::vector<std::size_t> by_mem, by_cpu;
@@ -509,7 +688,7 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
   auto share = split_memory(c, best);
   std::uint64_t set_cpus = 0;
   for (std::size_t j = 0; j < best.size(); ++j) {
-    NodeId id = topo_->node_at(best[j]).id;
+    NodeId id = topo_.node_at(best[j]).id;
     p.nodes.set(id);
     p.memory.push_back({id, share[j]});
     set_cpus += c.cpus[best[j]];
@@ -524,7 +703,7 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
       cpu_mem += share[j];
     }
   if (cpu_nodes.empty()) {
-    NodeId home = cpu_home(*topo_, topo_->node_at(best[0]).id);
+    NodeId home = cpu_home(topo_, topo_.node_at(best[0]).id);
     (void)p.vcpu_nodes.resize(spec.vcpus, home);
   } else {
     std::vector<std::uint32_t> count(cpu_nodes.size(), 0);
@@ -546,7 +725,7 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
     }
     for (std::size_t q = 0; q < cpu_nodes.size(); ++q)
       for (std::uint32_t v = 0; v < count[q]; ++v)
-        p.vcpu_nodes.push_back(topo_->node_at(best[cpu_nodes[q]]).id);
+        p.vcpu_nodes.push_back(topo_.node_at(best[cpu_nodes[q]]).id);
   }
 
   // The reason, for the admin.
@@ -576,6 +755,95 @@ Result<Placement, Error> Placer::place(const GuestSpec& spec, std::span<const No
   p.reason = r;
   if (!p.ok()) return Error{Errc::no_memory, "guest '" + spec.name + "': out of memory for the placement"};
   return p;
+}
+
+}  // namespace numaheap
+
+namespace numaheap {
+
+std::vector<NodeUsage> heap_usage(const PageAllocator& pa) {
+  const Topology& topo = pa.topology();
+  std::vector<NodeUsage> usage = Placer(topo).idle_usage();
+  for (std::size_t i = 0; i < usage.size(); ++i) {
+    auto st = pa.stats(topo.node_at(i).id);
+    if (!st) continue;
+    std::uint64_t avail = st->free + st->cached;
+    avail = avail > st->claimed ? avail - st->claimed : 0;
+    usage[i].free_bytes = avail << kFrameShift;
+  }
+  return usage;
+}
+
+// ---- PlacementSession -------------------------------------------------------
+
+PlacementSession::PlacementSession(const Topology& topo, PlacementOptions options)
+    : topo_(topo), placer_(topo_, options), usage_(placer_.idle_usage()) {}
+
+PlacementSession::PlacementSession(const Topology& topo, std::vector<NodeUsage> usage,
+                                   PlacementOptions options)
+    : topo_(topo), placer_(topo_, options), usage_(std::move(usage)) {
+  if (usage_.size() != topo_.node_count()) {
+    usage_ = placer_.idle_usage();
+    valid_ = false;
+  }
+}
+
+NodeMask PlacementSession::nodes_of(const std::map<std::string, std::vector<std::uint32_t>>& groups,
+                                    const std::string& group) const {
+  NodeMask m;
+  if (group.empty()) return m;
+  auto it = groups.find(group);
+  if (it == groups.end()) return m;
+  for (std::size_t i = 0; i < it->second.size(); ++i)
+    if (it->second[i] > 0) m.set(topo_.node_at(i).id);
+  return m;
+}
+
+PlacementHints PlacementSession::hints_for(const GuestSpec& spec) const {
+  PlacementHints h;
+  h.affinity_nodes = nodes_of(affinity_, spec.affinity_group.str());
+  h.anti_affinity_nodes = nodes_of(anti_, spec.anti_affinity_group.str());
+  return h;
+}
+
+// A guest's nodes: where its memory is and where its vCPUs run.
+void PlacementSession::count(const std::string& group,
+                             std::map<std::string, std::vector<std::uint32_t>>& groups,
+                             const Placement& p, bool add) {
+  if (group.empty()) return;
+  NodeMask nodes = p.nodes;
+  for (NodeId n : p.vcpu_nodes)
+    if (n != kNoNode) nodes.set(n);
+  auto it = groups.find(group);
+  if (it == groups.end()) {
+    if (!add) return;
+    it = groups.emplace(group, std::vector<std::uint32_t>(topo_.node_count(), 0)).first;
+  }
+  bool any = false;
+  for (NodeId n : nodes) {
+    int i = topo_.index_of(n);
+    if (i < 0) continue;
+    auto& c = it->second[static_cast<std::size_t>(i)];
+    if (add) ++c;
+    else if (c > 0) --c;
+  }
+  for (auto c : it->second) any = any || c > 0;
+  if (!any) groups.erase(it);
+}
+
+Result<Placement, Error> PlacementSession::place(const GuestSpec& spec) {
+  auto p = placer_.place(spec, usage_, hints_for(spec));
+  if (!p) return p;
+  placer_.commit(*p, usage_);
+  count(spec.affinity_group.str(), affinity_, *p, true);
+  count(spec.anti_affinity_group.str(), anti_, *p, true);
+  return p;
+}
+
+void PlacementSession::release(const GuestSpec& spec, const Placement& p) {
+  placer_.release(p, usage_);
+  count(spec.affinity_group.str(), affinity_, p, false);
+  count(spec.anti_affinity_group.str(), anti_, p, false);
 }
 
 }  // namespace numaheap

@@ -7,7 +7,8 @@ list(APPEND NUMAHEAP_CORE_SOURCES allocator/guest/c_api.cc)
 # Toolstack side (host): placement, the control-domain layout.
 list(APPEND NUMAHEAP_HOST_SOURCES
   allocator/guest/placement.cc
-  allocator/guest/host/control_domain.cc)
+  allocator/guest/host/control_domain.cc
+  allocator/guest/host/node_load.cc)
 # The C API's placement and auto-placed guests (the core part is
 # allocator/guest/c_api.cc).
 list(APPEND NUMAHEAP_HOST_SOURCES allocator/guest/host/c_api.cc)

@@ -7,8 +7,14 @@
  * vCPU load, distances within the set and device locality (works beyond 16
  * nodes), and says why. The result feeds numaheap_guest_create_placed: the
  * vnode pnodes of a vNUMA guest, or the memory shares of one without.
+ * numaheap_place_session_* place a list of guests in order, each seeing
+ * what the earlier ones took, with the guests' affinity / anti-affinity
+ * groups (numaheap_guest_spec.affinity_group) applied as hints.
+ * numaheap_measure_utilization fills numaheap_node_usage.utilization from
+ * /proc/stat.
  * Error codes are numaheap.h's NUMAHEAP_E_*.
- * Thread safety: every call is independent (the topology is immutable).
+ * Thread safety: every call is independent (the topology is immutable),
+ * except that one session must not be used by two threads at once.
  */
 #ifndef NUMAHEAP_NUMAHEAP_PLACE_H
 #define NUMAHEAP_NUMAHEAP_PLACE_H
@@ -68,9 +74,51 @@ int numaheap_place(const numaheap_topology* t, const numaheap_guest_spec* spec,
 int numaheap_place_cost(const numaheap_topology* t, const numaheap_guest_spec* spec,
                         const numaheap_nodemask* set, const numaheap_node_usage* usage,
                         size_t usage_count, const numaheap_placement_hints* hints, double* cost);
-/* Adds a placement's memory and vCPUs to usage (node_count entries). */
+/* Takes a placement's memory and vCPUs out of usage (node_count entries). */
 int numaheap_place_commit(const numaheap_topology* t, const numaheap_placement* p,
                           numaheap_node_usage* usage, size_t usage_count);
+/* Gives them back (the guest is gone): the inverse of numaheap_place_commit. */
+int numaheap_place_release(const numaheap_topology* t, const numaheap_placement* p,
+                           numaheap_node_usage* usage, size_t usage_count);
+
+/* A placement session: guests placed in order, with their groups. usage:
+ * node_count entries in topology order, or NULL for an idle host. NULL on
+ * bad usage or out of memory. The session keeps its own reference to the
+ * topology. */
+typedef struct numaheap_place_session numaheap_place_session;
+numaheap_place_session* numaheap_place_session_create(const numaheap_topology* t,
+                                                      const numaheap_node_usage* usage,
+                                                      size_t usage_count);
+void numaheap_place_session_destroy(numaheap_place_session* s);
+/* Places the guest near its affinity group and away from its
+ * anti-affinity group, then takes its memory and vCPUs out of the session's
+ * usage. Fails with NUMAHEAP_E_NO_MEMORY when it does not fit (nothing
+ * changes). */
+int numaheap_place_session_place(numaheap_place_session* s, const numaheap_guest_spec* spec,
+                                 numaheap_placement* out, char* err, size_t err_len);
+/* The guest is gone: its memory and vCPUs come back and it leaves its
+ * groups. `p` is what numaheap_place_session_place wrote (its arrays must
+ * have held every entry). */
+int numaheap_place_session_release(numaheap_place_session* s, const numaheap_guest_spec* spec,
+                                   const numaheap_placement* p);
+/* The session's usage now: writes up to max entries, returns node_count. */
+size_t numaheap_place_session_usage(const numaheap_place_session* s, numaheap_node_usage* out,
+                                    size_t max);
+/* Sets the utilization of the session's nodes (node_count entries, <0
+ * unknown), e.g. from numaheap_measure_utilization. */
+int numaheap_place_session_set_utilization(numaheap_place_session* s, const double* utilization,
+                                           size_t count);
+
+/* Per-node CPU utilization from proc_root/proc/stat (NULL or "/": this
+ * machine), sampled twice interval_ms apart, written into
+ * usage[i].utilization (node_count entries; -1 for nodes without CPUs). */
+int numaheap_measure_utilization(const numaheap_topology* t, const char* proc_root,
+                                 uint32_t interval_ms, numaheap_node_usage* usage,
+                                 size_t usage_count, char* err, size_t err_len);
+/* The same from two recorded /proc/stat files (taken before and after). */
+int numaheap_utilization_between(const numaheap_topology* t, const char* stat_before,
+                                 const char* stat_after, numaheap_node_usage* usage,
+                                 size_t usage_count, char* err, size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -17,14 +17,42 @@
 // creations is the caller's job: claim the memory from the PageAllocator
 // (GuestMemory does so) and place again on claim_exceeded.
 //
+// vNUMA guests: every vnode gets a whole host node where capacity allows
+// (memory above the watermark, and CPUs: vCPUs already placed there plus
+// this guest's vs the node's CPUs), and the guest's own vdistances are
+// matched to host distances (vnodes declared near land on near nodes). When
+// vnodes must share a node, or a node runs more vCPUs than it has CPUs, the
+// reason says so ("warning: ...").
+//
+// Memory split (guests without vNUMA): the shares sum to the guest's memory
+// exactly (to the 4 KiB frame); each is a multiple of 2 MiB where the
+// nodes' room allows, else of 1 MiB, else of 4 KiB: a total of whole MiB
+// gets shares of whole MiB whenever the set's whole-MiB room holds it; what
+// is off the grid goes to the nodes with the most room first.
+//
+// Groups: a PlacementSession places a list of guests in order and keeps
+// the nodes of every affinity / anti-affinity group (GuestSpec's
+// affinity_group / anti_affinity_group), so library users get the same
+// grouping the `numaheap place` command applies.
+//
+// Load: measure_node_utilization() reads per-CPU busy time from /proc/stat
+// twice and fills NodeUsage::utilization.
+//
 // Two worlds: the Placer is host code (the toolstack's job, as libxl's
 // placement is); a Placement is read by the core (GuestMemory::create), so
 // its lists are numaheap::Vector and its reason a FixedString.
+//
+// Threading: a Placer is immutable after construction (place() may run on
+// many threads); a PlacementSession is not synchronised (one caller at a
+// time). Errors are returned, never thrown; bad input changes nothing.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "numaheap/fixed_string.h"
@@ -38,6 +66,8 @@
 NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
+
+class PageAllocator;
 
 // What is in use on a node right now; index = dense node index.
 struct NodeUsage {
@@ -70,7 +100,8 @@ struct Placement {
   Vector<NodeId> vcpu_nodes;    // host node for each vCPU
   Vector<NodeId> vnode_pnodes;  // host node for each vnode (vNUMA guests)
   double cost = 0;              // lower is better; for comparisons and tests
-  FixedString<512> reason;      // why these nodes, for the admin (cut when longer)
+  FixedString<512> reason;      // why these nodes, for the admin (cut when longer);
+                                // "warning: " marks a compromise (shared node, CPUs overcommitted)
   // False when a list ran out of memory (place() then fails with no_memory).
   bool ok() const noexcept { return memory.ok() && vcpu_nodes.ok() && vnode_pnodes.ok(); }
 };
@@ -94,6 +125,10 @@ class Placer {
   // list of guests in order, each seeing what the earlier ones took).
   void commit(const Placement& p, std::span<NodeUsage> usage) const;
 
+  // Gives a placement's memory and vCPUs back to `usage` (the guest is
+  // gone): the inverse of commit().
+  void release(const Placement& p, std::span<NodeUsage> usage) const;
+
   // The watermark of a node (bytes kept free).
   std::uint64_t watermark(NodeId node) const noexcept;
 
@@ -104,9 +139,89 @@ class Placer {
                   const PlacementHints& hints = {}) const;
 
  private:
-  const Topology* topo_;
+  Topology topo_;  // a reference-counted handle: a Placer may outlive the caller's copy
   PlacementOptions options_;
 };
+
+// Places guests one after another on one host: keeps the usage (each guest
+// sees what the earlier ones took) and the nodes of every affinity and
+// anti-affinity group, so a guest of group "web" goes near the other "web"
+// guests and a guest of anti-affinity group "db" away from the other "db"
+// guests. Invariant: usage().size() == topology node count; a group's node
+// counts are the number of placed guests of that group with memory or vCPUs
+// on each node (dense index), all zero groups are dropped.
+class PlacementSession {
+ public:
+  // An idle host (Placer::idle_usage).
+  explicit PlacementSession(const Topology& topo, PlacementOptions options = {});
+  // A host already in use: `usage` has one entry per node (dense index).
+  // A wrong size is refused without a crash: the session starts idle and
+  // valid() is false.
+  PlacementSession(const Topology& topo, std::vector<NodeUsage> usage,
+                   PlacementOptions options = {});
+
+  // False when the usage given at construction had the wrong size (the
+  // session then starts idle).
+  bool valid() const noexcept { return valid_; }
+
+  // Places `spec` with its groups' hints and, on success, takes its memory
+  // and vCPUs out of the usage and records its nodes in its groups.
+  Result<Placement, Error> place(const GuestSpec& spec);
+  // The hints place() uses for `spec` (its groups' nodes so far).
+  PlacementHints hints_for(const GuestSpec& spec) const;
+  // The guest is gone: gives back its memory and vCPUs and leaves its groups.
+  void release(const GuestSpec& spec, const Placement& p);
+
+  std::span<const NodeUsage> usage() const noexcept { return usage_; }
+  // Replace the utilization figures (e.g. from measure_node_utilization).
+  std::span<NodeUsage> mutable_usage() noexcept { return usage_; }
+  const Placer& placer() const noexcept { return placer_; }
+
+ private:
+  void count(const std::string& group, std::map<std::string, std::vector<std::uint32_t>>& groups,
+             const Placement& p, bool add);
+  NodeMask nodes_of(const std::map<std::string, std::vector<std::uint32_t>>& groups,
+                    const std::string& group) const;
+
+  Topology topo_;  // a reference-counted handle
+  Placer placer_;
+  std::vector<NodeUsage> usage_;
+  std::map<std::string, std::vector<std::uint32_t>> affinity_, anti_;
+  bool valid_ = true;
+};
+
+// Usage from a page allocator's counters: free + cached - claimed frames
+// per node (what a new guest could still get), no vCPUs, utilization unknown.
+std::vector<NodeUsage> heap_usage(const PageAllocator& pa);
+
+// A control-domain layout (see control_domain_spec in guest_spec.h) from the
+// allocator's current free memory above each node's watermark (as a Placer
+// with `options` counts it), not the topology's load-time figures.
+Result<GuestSpec, Error> control_domain_spec(const PageAllocator& pa, std::uint64_t total_bytes,
+                                             std::string name = "dom0",
+                                             const PlacementOptions& options = {});
+
+// CPU time per CPU from /proc/stat (the cpuN lines, in USER_HZ ticks):
+// busy = user + nice + system + irq + softirq + steal; total adds idle and
+// iowait. Index = CPU id; CPUs missing from the file have present = false.
+struct CpuTimes {
+  std::vector<std::uint64_t> busy, total;
+  std::vector<bool> present;
+};
+// Parses /proc/stat text; `source` names it in errors ("file:line: ...").
+Result<CpuTimes, Error> parse_proc_stat(std::string_view text, std::string_view source);
+// Reads `proc_root`/proc/stat ("" or "/" = this machine's).
+Result<CpuTimes, Error> read_cpu_times(const std::string& proc_root = "");
+// Per node (dense index), the fraction 0..1 of its CPUs' time spent busy
+// between two samples; -1 for a node without CPUs, whose CPUs are missing
+// from a sample, or when no time passed.
+std::vector<double> node_utilization(const Topology& topo, const CpuTimes& before,
+                                     const CpuTimes& after);
+// Two samples `interval` apart, written into usage[i].utilization. Errors:
+// invalid_argument (usage size), io_error / parse_error from /proc/stat.
+Result<void, Error> measure_node_utilization(const Topology& topo, std::span<NodeUsage> usage,
+                                             std::chrono::milliseconds interval,
+                                             const std::string& proc_root = "");
 
 }  // namespace numaheap
 

@@ -48,7 +48,76 @@ set +e
 "$bin" place --topology "$topo" --guests "$work/bad.cfg" >"$work/out" 2>"$work/err"
 rc=$?
 set -e
-check '[ $rc -eq 3 ]' "invalid xl vnuma should be reported as unplaced (exit 3), got $rc"
-check 'grep -q "vnode sizes sum to 256 MB" "$work/out"' "xl vnuma error text: $(cat "$work/out")"
+check '[ $rc -eq 1 ]' "an invalid xl vnuma is bad input (exit 1), got $rc"
+check 'grep -q "vnode sizes sum to 256 MB" "$work/err"' "xl vnuma error text: $(cat "$work/err")"
+check '[ ! -s "$work/out" ]' "output on stdout for an invalid spec"
+
+# The seed case of issue 19: four vnodes of 4 vCPUs / 500 MB, four nodes.
+cat >"$work/four.json" <<'JSON'
+{"guests":[{"name":"four","memory_mb":2000,"vcpus":16,"vnodes":[
+  {"memory_mb":500,"vcpus":[0,1,2,3]},{"memory_mb":500,"vcpus":[4,5,6,7]},
+  {"memory_mb":500,"vcpus":[8,9,10,11]},{"memory_mb":500,"vcpus":[12,13,14,15]}]},
+  {"name":"plain","memory_mb":3000,"vcpus":6}]}
+JSON
+"$bin" place --topology "$topo" --guests "$work/four.json" --json >"$work/four.out"
+check 'python3 - "$work/four.out" <<PY
+import json, sys
+d = json.load(open(sys.argv[1]))
+four, plain = d["placements"]
+assert len(set(four["vnode_pnodes"])) == 4, four
+v = four["vnodes"]
+assert [c["id"] for c in v] == [0, 1, 2, 3], v
+assert all(c["memory_mb"] == 500 and len(c["distances"]) == 4 for c in v), v
+assert v[1]["vcpus"] == [4, 5, 6, 7] and v[1]["distances"][1] == 10, v
+assert sorted(c["node"] for c in v) == [0, 1, 2, 3], v
+assert sum(c["memory_mb"] for c in plain["vnodes"]) == 3000, plain
+assert sum(plain["memory_mb"].values()) == 3000, plain
+assert sorted(x for c in plain["vnodes"] for x in c["vcpus"]) == list(range(6)), plain
+PY' "--json vnodes: $(cat "$work/four.out")"
+
+# --emit xl: parsed back by the xl reader (numaheap place itself), the same
+# layout comes out pinned where it was placed.
+"$bin" place --topology "$topo" --guests "$work/four.json" --emit xl >"$work/emit.xl"
+check 'grep -q "^vnuma = \[ \[ \"pnode=" "$work/emit.xl"' "no vnuma line: $(cat "$work/emit.xl")"
+check 'grep -q "^cpus = \"" "$work/emit.xl"' "no cpus line"
+csplit -s -z -f "$work/xl." "$work/emit.xl" '/^# numaheap place: /' '{*}'
+for f in "$work"/xl.0*; do
+  cp "$f" "$f.cfg"
+  "$bin" place --topology "$topo" --guests "$f.cfg" --json >"$f.json" || { echo "FAIL: $f.cfg not placed: $(cat "$f.cfg")"; fail=1; }
+done
+check 'python3 - "$work/four.out" "$work"/xl.0*.json <<PY
+import json, sys
+first = json.load(open(sys.argv[1]))["placements"]
+for want, path in zip(first, sys.argv[2:]):
+    got = json.load(open(path))["placements"][0]
+    strip = lambda vs: [(c["memory_mb"], c["vcpus"], c["distances"], c["node"]) for c in vs]
+    assert strip(got["vnodes"]) == strip(want["vnodes"]), (want["vnodes"], got["vnodes"])
+PY' "--emit xl does not parse back to the same layout"
+
+# --emit libvirt: well-formed, and parsed back by the libvirt reader.
+"$bin" place --topology "$topo" --guests "$work/four.json" --emit libvirt >"$work/emit.xml"
+csplit -s -z -f "$work/lv." "$work/emit.xml" '/^<!-- numaheap place: /' '{*}'
+for f in "$work"/lv.0*; do
+  cp "$f" "$f.xml"
+  check 'python3 -c "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$f.xml"' "$f.xml is not XML"
+  "$bin" place --topology "$topo" --guests "$f.xml" --json >"$f.json" || { echo "FAIL: $f.xml not placed: $(cat "$f.xml")"; fail=1; }
+done
+check 'grep -q "<vcpupin vcpu=.0. cpuset=" "$work/emit.xml"' "no vcpupin"
+check 'grep -q "<memnode cellid=.3. mode=.strict." "$work/emit.xml"' "no memnode for cell 3"
+
+# --load: recorded /proc/stat samples (nodes 0, 1, 3 busy, node 2 idle):
+# a one-node guest goes to node 2.
+printf '{"guests":[{"name":"calm","memory_mb":512,"vcpus":2}]}' >"$work/calm.json"
+"$bin" place --topology "$topo" --guests "$work/calm.json" \
+  --stat-samples "$data/procstat/seed-t0.stat" "$data/procstat/seed-t1.stat" >"$work/out"
+check 'grep -q "^calm: nodes 2$" "$work/out"' "--stat-samples: not on the idle node: $(cat "$work/out")"
+"$bin" place --topology "$topo" --guests "$work/calm.json" --load auto --interval-ms 20 >"$work/out"
+check 'grep -q "^calm: nodes" "$work/out"' "--load auto on this machine"
+set +e
+"$bin" place --topology "$topo" --guests "$work/calm.json" --load auto --proc-root "$work/none" >"$work/out" 2>"$work/err"
+rc=$?
+set -e
+check '[ $rc -eq 1 ]' "--load auto with a missing proc root: exit $rc"
+check 'grep -q "proc/stat" "$work/err"' "missing proc root message: $(cat "$work/err")"
 [ $fail -eq 0 ] && echo "place: ok"
 exit $fail

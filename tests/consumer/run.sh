@@ -9,6 +9,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cmake --install "$build_dir" --prefix "$work/prefix" >/dev/null
+# The command, its man page and the docs are installed too.
+for f in bin/numaheap share/man/man1/numaheap.1 share/doc/numaheap/README.md \
+         share/doc/numaheap/integrating.md include/numaheap/version.h; do
+  [ -e "$work/prefix/$f" ] || { echo "consumer.install: $f not installed" >&2; exit 1; }
+done
+"$work/prefix/bin/numaheap" --version | grep -q '^numaheap [0-9]' || {
+  echo "consumer.install: the installed command has no --version" >&2; exit 1; }
 
 cmake -S "$src_dir" -B "$work/cmake-build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
