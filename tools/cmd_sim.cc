@@ -32,8 +32,11 @@ struct SimOptions {
   std::string csv, plot;
   bool json = false;
   bool no_progress = false;
+  bool sweep = false;
   sim::SimConfig config;
 };
+
+std::string model_footer(const sim::SimConfig& c);
 
 void fail(const std::string& msg) { std::fprintf(stderr, "numaheap sim: %s\n", msg.c_str()); }
 
@@ -68,7 +71,9 @@ nlohmann::json to_json(const sim::SimReport& r, const std::string& description) 
   j["guest_pages"] = r.guest_pages;
   j["config"] = {{"seconds", r.config.seconds},          {"period_ms", r.config.period_ms},
                  {"access_rate", r.config.access_rate},  {"local_ns", r.config.local_ns},
-                 {"bandwidth_gb_s", r.config.bandwidth_gb_s}, {"trace_weight", r.config.trace_weight},
+                 {"bandwidth_gb_s", r.config.bandwidth_gb_s}, {"page_overhead_us", r.config.page_overhead_us},
+                 {"sample_us", r.config.sample_us},      {"node_bandwidth_gb_s", r.config.node_bandwidth_gb_s},
+                 {"trace_weight", r.config.trace_weight},
                  {"guest_scale", r.config.guest_scale},  {"seed", r.config.seed}};
   nlohmann::json moves = nlohmann::json::array();
   for (const auto& m : r.vcpu_moves) moves.push_back({{"at_s", m.at_s}, {"guest", m.guest}, {"vcpu", m.vcpu}, {"node", m.node}});
@@ -84,9 +89,15 @@ nlohmann::json to_json(const sim::SimReport& r, const std::string& description) 
                    {"moves_failed", p.moves_failed},
                    {"samples_used", p.samples_used},
                    {"migration_seconds", p.migration_seconds},
+                   {"move_ops", p.move_ops},
+                   {"cost_placement", p.cost_placement},
+                   {"cost_moves", p.cost_moves},
+                   {"cost_samples", p.cost_samples},
+                   {"cost_contention", p.cost_contention},
                    {"min_free_pages", p.min_free_pages},
                    {"local_ratio", p.local_ratio},
-                   {"access_cost", p.access_cost}};
+                   {"access_cost", p.access_cost},
+                   {"mib_moved", p.mib_moved}};
   j["policies"] = pol;
   return j;
 }
@@ -96,12 +107,14 @@ std::string to_csv(const sim::SimReport& r) {
   o << "time_s";
   for (const auto& p : r.policies) o << ',' << p.name << "_local_ratio";
   for (const auto& p : r.policies) o << ',' << p.name << "_access_cost";
+  for (const auto& p : r.policies) o << ',' << p.name << "_mib_moved";
   o << '\n';
   const double period_s = r.config.period_ms / 1000.0;
   for (std::uint64_t k = 0; k < r.periods; ++k) {
     o << static_cast<double>(k + 1) * period_s;
     for (const auto& p : r.policies) o << ',' << p.local_ratio[k];
     for (const auto& p : r.policies) o << ',' << p.access_cost[k];
+    for (const auto& p : r.policies) o << ',' << p.mib_moved[k];
     o << '\n';
   }
   return o.str();
@@ -138,9 +151,21 @@ std::string text_report(const sim::SimReport& r, const std::string& description)
                   static_cast<double>(p.min_free_pages) / 256.0);
     out += line;
   }
-  out += "\n  cost/access: distance/10 per access (1 = local) plus migration copy time, in local accesses;\n"
+  out += "\n  cost/access: distance/10 per access (1 = local) plus moves, samples and contention, in local accesses;\n"
          "  bounced: pages moved more than once; min free: the fullest node's free memory during the run\n";
+  out += model_footer(r.config);
   return out;
+}
+
+// Every parameter of the cost model, so a table can be reproduced.
+std::string model_footer(const sim::SimConfig& c) {
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "  model: local access %g ns, copy %g GB/s, per-page overhead %g us, sample (hinting fault) %g us,\n"
+                "         node memory bandwidth %g GB/s, period %g ms, %g accesses/vCPU/s, guest scale %g, seed %llu\n",
+                c.local_ns, c.bandwidth_gb_s, c.page_overhead_us, c.sample_us, c.node_bandwidth_gb_s, c.period_ms,
+                c.access_rate, c.guest_scale, static_cast<unsigned long long>(c.seed));
+  return line;
 }
 
 bool write_file(const std::string& path, const std::string& data) {
@@ -183,14 +208,203 @@ int plot(const sim::SimReport& r, const std::string& path) {
   return 0;
 }
 
+// ---- --sweep: where each policy wins over the cost model's two main knobs ----
+
+struct SweepPoint {
+  std::string scenario;
+  double bandwidth_gb_s = 0, page_overhead_us = 0;
+  std::vector<std::pair<std::string, double>> cost;  // per policy, mean access cost
+  std::string winner;                                 // cheapest real policy (not the oracle)
+};
+
+const std::vector<double>& sweep_bandwidths() {
+  static const std::vector<double> v{1, 2, 5, 10, 20};
+  return v;
+}
+const std::vector<double>& sweep_overheads() {
+  static const std::vector<double> v{0.5, 1, 2, 4, 8};
+  return v;
+}
+
+std::string sweep_table(const std::vector<SweepPoint>& pts, const std::string& topology, const sim::SimConfig& c) {
+  std::string out = "numaheap sim --sweep on " + topology +
+                    ": the cheapest policy (mean access cost, lower is better; the oracle left out)\n"
+                    "  cell: winner, then numaheap's cost relative to the winner's (+0.0% = numaheap wins or ties)\n";
+  char line[256];
+  std::string scenario;
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    const SweepPoint& p = pts[i];
+    if (p.scenario != scenario) {
+      scenario = p.scenario;
+      out += "\n  " + scenario + "\n  overhead \\ copy GB/s";
+      for (double b : sweep_bandwidths()) {
+        std::snprintf(line, sizeof line, " %17g", b);
+        out += line;
+      }
+    }
+    if (p.bandwidth_gb_s == sweep_bandwidths().front()) {
+      std::snprintf(line, sizeof line, "\n  %8g us          ", p.page_overhead_us);
+      out += line;
+    }
+    double nh = 0, best = 0;
+    for (const auto& [n, v] : p.cost) {
+      if (n == "numaheap") nh = v;
+      if (n == p.winner) best = v;
+    }
+    std::snprintf(line, sizeof line, " %9s %+6.1f%%", p.winner.c_str(), best > 0 ? 100 * (nh / best - 1) : 0.0);
+    out += line;
+  }
+  std::uint64_t wins = 0;
+  for (const auto& p : pts) wins += p.winner == "numaheap";
+  std::snprintf(line, sizeof line, "\n\n  numaheap is cheapest (or tied) at %llu of %zu points\n",
+                static_cast<unsigned long long>(wins), pts.size());
+  out += line;
+  std::snprintf(line, sizeof line,
+                "  model: local access %g ns, copy and per-page overhead swept, sample (hinting fault) %g us,\n"
+                "         node memory bandwidth %g GB/s, period %g ms, %g s, %g accesses/vCPU/s, guest scale %g, seed %llu\n",
+                c.local_ns, c.sample_us, c.node_bandwidth_gb_s, c.period_ms, c.seconds, c.access_rate, c.guest_scale,
+                static_cast<unsigned long long>(c.seed));
+  out += line;
+  return out;
+}
+
+nlohmann::json sweep_json(const std::vector<SweepPoint>& pts, const std::string& topology, const sim::SimConfig& c) {
+  nlohmann::json j;
+  j["topology"] = topology;
+  j["config"] = {{"seconds", c.seconds},       {"period_ms", c.period_ms},       {"access_rate", c.access_rate},
+                 {"local_ns", c.local_ns},     {"sample_us", c.sample_us},       {"node_bandwidth_gb_s", c.node_bandwidth_gb_s},
+                 {"guest_scale", c.guest_scale}, {"seed", c.seed}};
+  j["bandwidths_gb_s"] = sweep_bandwidths();
+  j["page_overheads_us"] = sweep_overheads();
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& p : pts) {
+    nlohmann::json cost = nlohmann::json::object();
+    for (const auto& [n, v] : p.cost) cost[n] = v;
+    arr.push_back({{"scenario", p.scenario},
+                   {"bandwidth_gb_s", p.bandwidth_gb_s},
+                   {"page_overhead_us", p.page_overhead_us},
+                   {"access_cost_mean", cost},
+                   {"winner", p.winner}});
+  }
+  j["points"] = arr;
+  return j;
+}
+
+// One panel per scenario: the grid on log axes, a point per cell coloured
+// by the winner and labelled with numaheap's cost relative to it.
+int sweep_plot(const std::vector<SweepPoint>& pts, const std::vector<std::string>& scenarios,
+               const std::vector<std::string>& policies, const std::string& path) {
+  if (path.size() <= 4 || path.compare(path.size() - 4, 4, ".svg") != 0)
+    return fail("--plot with --sweep: the file name must end in .svg"), 1;
+  if (path.find_first_of("'\n\r\\") != std::string::npos)
+    return fail("--plot: the file name may not contain quotes, backslashes or line breaks"), 1;
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    return fail("--plot needs gnuplot (Debian: apt-get install gnuplot-nox)"), 1;
+  static const char* colours[] = {"#999999", "#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd"};
+  std::ostringstream s;
+  const std::size_t cols = scenarios.size() > 1 ? 2 : 1, rows = (scenarios.size() + cols - 1) / cols;
+  s << "set terminal svg size " << 560 * cols << "," << 440 * rows + 40 << " dynamic background '#ffffff' font 'sans,11'\n"
+    << "set output '" << path << "'\n"
+    << "set multiplot layout " << rows << "," << cols
+    << " title 'Cheapest policy per point (label: numaheap vs the winner, lower is better)'\n"
+    << "set logscale xy\nset xrange [0.7:28]\nset yrange [0.35:11.5]\n"
+    << "set xlabel 'migration copy bandwidth (GB/s)'\nset ylabel 'per-page overhead (us)'\n"
+    << "set xtics (1, 2, 5, 10, 20)\nset ytics (0.5, 1, 2, 4, 8)\nset key outside bottom center horizontal\n";
+  for (const std::string& sc : scenarios) {
+    s << "set title '" << sc << "'\n$d << EOD\n";
+    for (const auto& p : pts) {
+      if (p.scenario != sc) continue;
+      std::size_t wi = 0;
+      for (std::size_t i = 0; i < policies.size(); ++i)
+        if (policies[i] == p.winner) wi = i;
+      double nh = 0, best = 0;
+      for (const auto& [n, v] : p.cost) {
+        if (n == "numaheap") nh = v;
+        if (n == p.winner) best = v;
+      }
+      char line[160];
+      std::snprintf(line, sizeof line, "%g %g %zu %+.1f%%\n", p.bandwidth_gb_s, p.page_overhead_us, wi,
+                    best > 0 ? 100 * (nh / best - 1) : 0.0);
+      s << line;
+    }
+    s << "EOD\nplot ";
+    bool first = true;
+    for (std::size_t i = 0; i < policies.size(); ++i) {
+      if (policies[i] == "oracle") continue;
+      s << (first ? "" : ", ") << "$d using 1:($3==" << i << "?$2:1/0) with points pt 5 ps 3.5 lc rgb '"
+        << colours[i % 6] << "' title '" << policies[i] << "'";
+      first = false;
+    }
+    s << ", $d using 1:2:4 with labels offset 0,-1.6 font 'sans,9' notitle\n";
+  }
+  s << "unset multiplot\n";
+  const std::string script = s.str();
+  FILE* g = popen("gnuplot 2>&1", "w");
+  if (!g) return fail("--plot: cannot run gnuplot"), 1;
+  std::fwrite(script.data(), 1, script.size(), g);
+  const int rc = pclose(g);
+  if (rc != 0) return fail("--plot: gnuplot failed (exit status " + std::to_string(rc) + ")"), 1;
+  return 0;
+}
+
+int run_sweep(SimOptions& o, const Topology& topo) {
+  std::vector<std::string> scenarios;
+  if (!o.scenario.empty())
+    scenarios.push_back(o.scenario);
+  else
+    scenarios = sim::scenario_names();
+  std::vector<SweepPoint> pts;
+  const std::size_t total = scenarios.size() * sweep_bandwidths().size() * sweep_overheads().size();
+  ProgressBar bar(!o.no_progress && isatty(STDERR_FILENO));
+  for (const std::string& sc : scenarios) {
+    for (double ov : sweep_overheads()) {
+      for (double bw : sweep_bandwidths()) {
+        sim::SimConfig c = o.config;
+        c.bandwidth_gb_s = bw;
+        c.page_overhead_us = ov;
+        auto w = sim::make_scenario(sc, topo, c);
+        if (!w) return fail(w.error().message), 1;
+        auto rep = sim::run(topo, **w, c, o.policies);
+        if (!rep) return fail(rep.error().message), 1;
+        SweepPoint p;
+        p.scenario = sc;
+        p.bandwidth_gb_s = bw;
+        p.page_overhead_us = ov;
+        double best = 0;
+        for (const auto& r : rep->policies) {
+          p.cost.push_back({r.name, r.access_cost_mean});
+          if (r.name == "oracle") continue;
+          // Ties go to numaheap (it is listed after the baselines it ties).
+          if (p.winner.empty() || r.access_cost_mean < best - 1e-12 ||
+              (r.name == "numaheap" && r.access_cost_mean <= best + 1e-12))
+            p.winner = r.name, best = r.access_cost_mean;
+        }
+        pts.push_back(std::move(p));
+        bar(pts.size(), total);
+      }
+    }
+  }
+  if (!o.plot.empty() && sweep_plot(pts, scenarios, o.policies, o.plot) != 0) return 1;
+  if (o.json)
+    std::printf("%s\n", sweep_json(pts, topo.source(), o.config).dump(2).c_str());
+  else
+    std::fputs(sweep_table(pts, topo.source(), o.config).c_str(), stdout);
+  return 0;
+}
+
 int run_sim(SimOptions& o, CLI::App* sub) {
   if (!sub->parsed()) return -1;
-  if (o.scenario.empty() && o.trace.empty()) return fail("give --scenario NAME or --trace FILE"), 1;
+  if (o.sweep && !o.trace.empty()) return fail("--sweep runs the scenarios; it does not take --trace"), 1;
+  if (!o.sweep && o.scenario.empty() && o.trace.empty()) return fail("give --scenario NAME or --trace FILE"), 1;
   Result<Topology, Error> topo = builtin_default_topology();
   if (!o.topology.empty() && o.topology != "builtin") topo = load_topology_path(o.topology);
   if (!topo) return fail(topo.error().message), 1;
   if (std::string bad = sim::validate(o.config); !bad.empty()) return fail(bad), 1;
   if (o.policies.empty()) o.policies = sim::policy_names();
+  if (o.sweep) {
+    if (!o.csv.empty()) return fail("--sweep writes no --csv (use --json)"), 1;
+    return run_sweep(o, *topo);
+  }
   Result<std::unique_ptr<sim::Workload>, Error> w = Error{Errc::invalid_argument, ""};
   std::string description;
   if (!o.trace.empty()) {
@@ -236,12 +450,20 @@ Runner add_sim_command(CLI::App& app) {
                   "memory accesses per vCPU per simulated second in scenarios (default 5e6)");
   sub->add_option("--local-ns", o->config.local_ns, "time of one local access, for migration cost (default 100)");
   sub->add_option("--bandwidth-gbs", o->config.bandwidth_gb_s, "copy bandwidth of a migration, GB/s (default 8)");
+  sub->add_option("--page-overhead-us", o->config.page_overhead_us,
+                  "fixed cost of one move (page-table update, TLB shoot-down, fault), us (default 3.7)");
+  sub->add_option("--sample-us", o->config.sample_us, "cost of one sample (a hinting fault), us (default 1)");
+  sub->add_option("--node-bandwidth-gbs", o->config.node_bandwidth_gb_s,
+                  "memory bandwidth of a node, shared by guests and copies, GB/s (default 40)");
   sub->add_option("--trace-weight", o->config.trace_weight, "accesses one trace line stands for (default 1)");
   sub->add_option("--guest-scale", o->config.guest_scale, "scale the scenario guests' sizes, (0, 1] (default 1)");
   sub->add_option("--seed", o->config.seed, "random seed of the scenarios' first-access draws (default 1)");
   sub->add_flag("--json", o->json, "print the report as JSON");
   sub->add_option("--csv", o->csv, "write local ratio and cost per period to FILE");
   sub->add_option("--plot", o->plot, "draw local ratio over time to FILE.svg or FILE.png (gnuplot)");
+  sub->add_flag("--sweep", o->sweep,
+                "run the scenarios (or --scenario) over copy bandwidth 1-20 GB/s and per-page overhead 0.5-8 us "
+                "and show where each policy wins (table, --json, --plot FILE.svg)");
   sub->add_flag("--no-progress", o->no_progress, "no progress bar on a terminal");
   return [o, sub] { return run_sim(*o, sub); };
 }
