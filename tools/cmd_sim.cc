@@ -259,12 +259,13 @@ std::string sweep_table(const std::vector<SweepPoint>& pts, const std::string& t
   std::snprintf(line, sizeof line, "\n\n  numaheap is cheapest (or tied) at %llu of %zu points\n",
                 static_cast<unsigned long long>(wins), pts.size());
   out += line;
-  std::snprintf(line, sizeof line,
+  char foot[512];
+  std::snprintf(foot, sizeof foot,
                 "  model: local access %g ns, copy and per-page overhead swept, sample (hinting fault) %g us,\n"
                 "         node memory bandwidth %g GB/s, period %g ms, %g s, %g accesses/vCPU/s, guest scale %g, seed %llu\n",
                 c.local_ns, c.sample_us, c.node_bandwidth_gb_s, c.period_ms, c.seconds, c.access_rate, c.guest_scale,
                 static_cast<unsigned long long>(c.seed));
-  out += line;
+  out += foot;
   return out;
 }
 
