@@ -120,6 +120,46 @@ std::string to_csv(const sim::SimReport& r) {
   return o.str();
 }
 
+// One line: who is cheapest among the real policies, and how far numaheap
+// is from it and from the oracle.
+std::string verdict(const sim::SimReport& r) {
+  const sim::PolicyResult *best = nullptr, *nh = nullptr, *oracle = nullptr;
+  for (const auto& p : r.policies) {
+    if (p.name == "oracle") { oracle = &p; continue; }
+    if (p.name == "numaheap") nh = &p;
+    if (!best || p.access_cost_mean < best->access_cost_mean - 1e-12 ||
+        (p.name == "numaheap" && p.access_cost_mean <= best->access_cost_mean + 1e-12))
+      best = &p;
+  }
+  if (!best) return {};
+  char line[320];
+  if (nh && best == nh) {
+    const sim::PolicyResult* second = nullptr;
+    for (const auto& p : r.policies)
+      if (&p != nh && p.name != "oracle" && (!second || p.access_cost_mean < second->access_cost_mean)) second = &p;
+    std::snprintf(line, sizeof line, "\n  verdict: numaheap is cheapest (%.3f per access", nh->access_cost_mean);
+    std::string out = line;
+    if (second) {
+      std::snprintf(line, sizeof line, "; next %s at %.3f", second->name.c_str(), second->access_cost_mean);
+      out += line;
+    }
+    out += ")";
+    if (oracle) {
+      std::snprintf(line, sizeof line, ", %.1f%% above the oracle's bound", 100 * (nh->access_cost_mean / oracle->access_cost_mean - 1));
+      out += line;
+    }
+    return out + "\n";
+  }
+  std::snprintf(line, sizeof line, "\n  verdict: %s is cheapest here (%.3f per access)", best->name.c_str(), best->access_cost_mean);
+  std::string out = line;
+  if (nh) {
+    std::snprintf(line, sizeof line, "; numaheap %.3f, %.1f%% more", nh->access_cost_mean,
+                  100 * (nh->access_cost_mean / best->access_cost_mean - 1));
+    out += line;
+  }
+  return out + "\n";
+}
+
 std::string text_report(const sim::SimReport& r, const std::string& description) {
   char line[256];
   std::string out;
@@ -143,6 +183,7 @@ std::string text_report(const sim::SimReport& r, const std::string& description)
     i = j;
   }
   out += "\n  policy     local(final)  local(mean)  cost/access  pages moved  MiB moved  bounced  refused  min free MiB\n";
+  out += "             higher is better ----->  lower is better ------------------------------------->\n";
   for (const auto& p : r.policies) {
     std::snprintf(line, sizeof line, "  %-9s  %11.1f%%  %10.1f%%  %11.3f  %11llu  %9.1f  %7llu  %7llu  %12.1f\n",
                   p.name.c_str(), 100 * p.local_ratio_final, 100 * p.local_ratio_mean, p.access_cost_mean,
@@ -151,8 +192,11 @@ std::string text_report(const sim::SimReport& r, const std::string& description)
                   static_cast<double>(p.min_free_pages) / 256.0);
     out += line;
   }
+  out += verdict(r);
   out += "\n  cost/access: distance/10 per access (1 = local) plus moves, samples and contention, in local accesses;\n"
-         "  bounced: pages moved more than once; min free: the fullest node's free memory during the run\n";
+         "  bounced: pages moved more than once; refused: moves asked for that the host refused (no free frame\n"
+         "  on the target, page busy); min free: the fullest node's free memory during the run;\n"
+         "  oracle: knows each period's accesses in advance and moves for free -- a bound, not a policy\n";
   out += model_footer(r.config);
   return out;
 }
@@ -188,17 +232,39 @@ int plot(const sim::SimReport& r, const std::string& path) {
   std::string title = r.workload + " on " + r.topology;
   for (char& c : title)
     if (c == '"' || c == '\\' || c == '\n') c = ' ';
+  // Three panels over time: local ratio, cumulative MiB moved, cost per
+  // access; a dashed line at each vCPU move; white background.
   std::ostringstream s;
-  s << "set terminal " << (png ? "pngcairo size 1000,560" : "svg size 1000,560 dynamic") << " font 'sans,12'\n"
+  const std::size_t n = r.policies.size();
+  s << "set terminal " << (png ? "pngcairo size 1000,900 background '#ffffff'" : "svg size 1000,900 dynamic background '#ffffff'")
+    << " font 'sans,12'\n"
     << "set output '" << path << "'\n"
-    << "set title \"" << title << "\" noenhanced\n"
-    << "set xlabel 'simulated time (s)'\nset ylabel 'local accesses'\n"
-    << "set yrange [0:105]\nset format y '%.0f%%'\nset key outside right\nset grid\n"
     << "set datafile separator ','\n$data << EOD\n"
-    << to_csv(r) << "EOD\nplot ";
-  for (std::size_t i = 0; i < r.policies.size(); ++i)
-    s << (i ? ", " : "") << "$data using 1:($" << i + 2 << "*100) with lines lw 2 title '" << r.policies[i].name << "'";
-  s << "\n";
+    << to_csv(r) << "EOD\n"
+    << "set multiplot layout 3,1 title \"" << title << "\" noenhanced\n"
+    << "set key outside right\nset grid\nset lmargin 12\nset rmargin 16\n";
+  std::vector<double> marks;
+  for (const auto& m : r.vcpu_moves)
+    if (marks.empty() || marks.back() != m.at_s) marks.push_back(m.at_s);
+  auto markers = [&](const char* label) {
+    s << "unset arrow\nunset label\n";
+    for (double t : marks)
+      s << "set arrow from " << t << ", graph 0 to " << t << ", graph 1 nohead dt 2 lc rgb '#444444'\n"
+        << "set label '" << label << "' at " << t << ", graph 0.95 offset 0.5,0 font 'sans,10'\n";
+  };
+  auto panel = [&](const char* ylabel, std::size_t column0, const char* scale, const char* extra, bool xlabel) {
+    s << "set ylabel '" << ylabel << "'\n" << extra << (xlabel ? "set xlabel 'simulated time (s)'\n" : "unset xlabel\n");
+    markers("vCPU move");
+    s << "plot ";
+    for (std::size_t i = 0; i < n; ++i)
+      s << (i ? ", " : "") << "$data using 1:($" << column0 + i << scale << ") with lines lw 2 title '"
+        << r.policies[i].name << "'";
+    s << "\n";
+  };
+  panel("local accesses (higher is better)", 2, "*100", "set yrange [0:105]\nset format y '%.0f%%'\n", false);
+  panel("MiB moved, cumulative (lower is better)", 2 + 2 * n, "", "set autoscale y\nset format y '%g'\n", false);
+  panel("cost per access (lower is better)", 2 + n, "", "set autoscale y\nset format y '%.2f'\n", true);
+  s << "unset multiplot\n";
   const std::string script = s.str();
   FILE* g = popen("gnuplot 2>&1", "w");
   if (!g) return fail("--plot: cannot run gnuplot"), 1;

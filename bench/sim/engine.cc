@@ -93,6 +93,8 @@ Result<MoveTotals> CountingMover::move(std::span<const Gfn> gfns, NodeId target,
 Result<std::unique_ptr<World>, Error> World::create(const Topology& topo, const Workload& workload) {
   std::unique_ptr<World> w(new World());
   w->topo_ = &topo;
+  w->shapes = workload.guests();
+  w->vcpu_moves = workload.vcpu_moves();
   PlatformConfig pc;
   pc.mode = MemoryMode::frame_only;
   auto pa = PageAllocator::create(topo, pc);
