@@ -183,7 +183,7 @@ std::string text_report(const sim::SimReport& r, const std::string& description)
     i = j;
   }
   out += "\n  policy     local(final)  local(mean)  cost/access  pages moved  MiB moved  bounced  refused  min free MiB\n";
-  out += "             higher is better ----->  lower is better ------------------------------------->\n";
+  out += "  (higher is better: local, min free; lower is better: cost/access, pages and MiB moved, bounced, refused)\n";
   for (const auto& p : r.policies) {
     std::snprintf(line, sizeof line, "  %-9s  %11.1f%%  %10.1f%%  %11.3f  %11llu  %9.1f  %7llu  %7llu  %12.1f\n",
                   p.name.c_str(), 100 * p.local_ratio_final, 100 * p.local_ratio_mean, p.access_cost_mean,
@@ -242,7 +242,7 @@ int plot(const sim::SimReport& r, const std::string& path) {
     << "set datafile separator ','\n$data << EOD\n"
     << to_csv(r) << "EOD\n"
     << "set multiplot layout 3,1 title \"" << title << "\" noenhanced\n"
-    << "set key outside right\nset grid\nset lmargin 12\nset rmargin 16\n";
+    << "set key outside right\nset grid\nset lmargin 12\nset rmargin 20\n";
   std::vector<double> marks;
   for (const auto& m : r.vcpu_moves)
     if (marks.empty() || marks.back() != m.at_s) marks.push_back(m.at_s);
@@ -261,9 +261,9 @@ int plot(const sim::SimReport& r, const std::string& path) {
         << r.policies[i].name << "'";
     s << "\n";
   };
-  panel("local accesses (higher is better)", 2, "*100", "set yrange [0:105]\nset format y '%.0f%%'\n", false);
-  panel("MiB moved, cumulative (lower is better)", 2 + 2 * n, "", "set autoscale y\nset format y '%g'\n", false);
-  panel("cost per access (lower is better)", 2 + n, "", "set autoscale y\nset format y '%.2f'\n", true);
+  panel("local, higher is better", 2, "*100", "set yrange [0:105]\nset format y '%.0f%%'\n", false);
+  panel("MiB moved, lower is better", 2 + 2 * n, "", "set autoscale y\nset format y '%g'\n", false);
+  panel("cost/access, lower is better", 2 + n, "", "set autoscale y\nset format y '%.2f'\n", true);
   s << "unset multiplot\n";
   const std::string script = s.str();
   FILE* g = popen("gnuplot 2>&1", "w");
