@@ -11,6 +11,7 @@
 #include "migrate_test_model.h"
 #include "unit/heap_test_support.h"
 #include "numaheap/access_tracker.h"
+#include "unit/guest_oom_hooks.h"
 
 using namespace numaheap;
 using namespace numaheap::test;
@@ -524,4 +525,42 @@ TEST(MigratePolicy, RateLimitFollowsSpareBandwidth) {
   bad.spare_bandwidth_share = std::nan("");
   TwoNodeHost h(1024);
   EXPECT_FALSE(Migrator::create(h.topo, bad).has_value());
+}
+
+// The per-node vCPU tables a guest with vCPUs gets come from the metadata
+// hooks: running out at any allocation is a clean no_memory, nothing held.
+TEST(MigrateOom, AddGuestWithVcpusFailsCleanlyAtEveryAllocation) {
+  TwoNodeHost h(4096);
+  auto gm = make_guest(h, 2, false, 0);
+  GuestModel model(*gm, 4);
+  auto mv = FrameSwapMover::create(*gm, model.hooks());
+  ASSERT_TRUE(mv.has_value());
+  auto mover = std::make_unique<FrameSwapMover>(*mv);
+  OomHooks oom;
+  MigratorConfig c = fast();
+  c.metadata = oom.hooks();
+  {
+    auto m = Migrator::create(h.topo, c);
+    ASSERT_TRUE(m.has_value());
+    const MigrateGuestOptions o = migrate_options_for(*gm, false);
+    ASSERT_GT(o.vcpus, 0u);
+    bool added = false;
+    for (long k = 0; k < 64 && !added; ++k) {
+      oom.reset(k);
+      auto id = (*m)->add_guest(*mover, o);
+      if (!id) {
+        EXPECT_EQ(id.error(), Errc::no_memory) << k;
+        continue;
+      }
+      added = true;
+      oom.reset();
+      ASSERT_TRUE((*m)->set_vcpu_cpu(*id, 0, kCpuNode1).has_value());
+      (*m)->step_at(1);
+      EXPECT_DOUBLE_EQ(*(*m)->sample_share(*id), 1.0);
+      ASSERT_TRUE((*m)->remove_guest(*id).has_value());
+    }
+    EXPECT_TRUE(added);
+    oom.reset();
+  }
+  EXPECT_EQ(oom.live(), 0);
 }
