@@ -106,3 +106,17 @@ void AccessTracker::reset_streak(Gfn gfn) noexcept {
 }
 
 }  // namespace numaheap
+
+namespace numaheap {
+
+void AccessTracker::moved(Gfn gfn) noexcept {
+  if (gfn >= pages_) return;
+  std::uint64_t old = words_[gfn].load(std::memory_order_relaxed);
+  for (;;) {
+    std::uint64_t next = put(decayed(old, epoch()), kStreakShift, kStreakBits, 0);
+    if (field(next, kSwitchShift, kSwitchBits) < kMovedScore) next = put(next, kSwitchShift, kSwitchBits, kMovedScore);
+    if (words_[gfn].compare_exchange_weak(old, next, std::memory_order_relaxed)) return;
+  }
+}
+
+}  // namespace numaheap

@@ -184,6 +184,10 @@ void numaheap_migrator_config_init(numaheap_migrator_config* c) {
   c->rehome_pages_per_step = d.rehome_pages_per_step;
   c->backoff_max_steps = d.backoff_max_steps;
   c->rehome_max_passes = d.rehome_max_passes;
+  c->spare_bandwidth_mb_s = nullptr;
+  c->spare_bandwidth_ctx = nullptr;
+  c->spare_bandwidth_share = d.spare_bandwidth_share;
+  c->min_sample_share = d.min_sample_share;
 }
 
 int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator_config* c,
@@ -201,6 +205,10 @@ int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator
     cfg.rehome_pages_per_step = c->rehome_pages_per_step;
     cfg.backoff_max_steps = c->backoff_max_steps;
     cfg.rehome_max_passes = c->rehome_max_passes;
+    cfg.spare_bandwidth_mb_s = c->spare_bandwidth_mb_s;
+    cfg.spare_bandwidth_ctx = c->spare_bandwidth_ctx;
+    cfg.spare_bandwidth_share = c->spare_bandwidth_share;
+    cfg.min_sample_share = c->min_sample_share;
   }
   auto* h = new numaheap_migrator();
   if (!h) return NUMAHEAP_E_NO_MEMORY;
@@ -254,6 +262,14 @@ void numaheap_migrator_record_vcpu_access(numaheap_migrator* m, uint32_t guest_i
 
 int numaheap_migrator_set_vcpu_cpu(numaheap_migrator* m, uint32_t guest_id, uint32_t vcpu, uint32_t cpu) {
   return m ? code(m->m->set_vcpu_cpu(guest_id, vcpu, cpu)) : NUMAHEAP_E_INVALID_ARGUMENT;
+}
+
+int numaheap_migrator_sample_share(const numaheap_migrator* m, uint32_t guest_id, double* out) {
+  if (!m || !out) return NUMAHEAP_E_INVALID_ARGUMENT;
+  auto r = m->m->sample_share(guest_id);
+  if (!r) return code(r.error());
+  *out = *r;
+  return NUMAHEAP_OK;
 }
 
 // numaheap_migrator_start/stop (a background thread) are in the host part,
@@ -325,6 +341,7 @@ int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_st
   out->skipped_watermark = s.skipped_watermark;
   out->skipped_backoff = s.skipped_backoff;
   out->pages_evacuated = s.pages_evacuated;
+  out->pages_followed = s.pages_followed;
   out->ns_stepping = s.ns_stepping;
   out->ns_moving = s.ns_moving;
   out->local_access_ratio = s.local_access_ratio;

@@ -27,6 +27,7 @@ Result<std::unique_ptr<Migrator>> Migrator::create(const Topology& topo, const M
   const auto within = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
   if (topo.node_count() == 0 || config.max_guests == 0 || config.decay_steps == 0 || config.scan_pages == 0 ||
       !within(config.rate_limit_mb_s, 0, kMaxRateLimitMbS) || !within(config.watermark_fraction, 0, 1) ||
+      !within(config.spare_bandwidth_share, 0, 1) || !within(config.min_sample_share, 1e-9, 1) ||
       config.rehome_pages_per_step == 0 || config.rehome_max_passes == 0)
     return Errc::invalid_argument;
   MigratorConfig cfg = config;
@@ -102,9 +103,14 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
   if (options.vcpus) {
     if (!s->vcpu_cpu.allocate(m.meta, options.vcpus)) return Errc::no_memory;
     for (std::uint32_t v = 0; v < options.vcpus; ++v) s->vcpu_cpu[v].store(kMaxCpus, std::memory_order_relaxed);
+    if (!s->vcpus_on.allocate(m.meta, m.nodes) || !s->vcpus_new.allocate(m.meta, m.nodes) ||
+        !s->vacated_step.allocate(m.meta, m.nodes))
+      return Errc::no_memory;
+    for (std::size_t i = 0; i < m.nodes; ++i) s->vcpus_on[i] = 0, s->vacated_step[i] = 0;
   }
   s->tracking_bytes = sizeof(GuestSlot) + sizeof(AccessTracker) + pages * sizeof(std::uint64_t) +
                       std::uint64_t{options.vcpus} * sizeof(std::atomic<CpuId>) +
+                      (options.vcpus ? m.nodes * (2 * sizeof(std::uint32_t) + sizeof(std::uint64_t)) : 0) +
                       s->ranges.capacity() * sizeof(MigrateRange) +
                       s->options.layout.capacity() * sizeof(GuestRange);
   SpinGuard g(m.lock);
@@ -193,6 +199,24 @@ void Migrator::record_vcpu_access(GuestId id, Gfn gfn, std::uint32_t vcpu) noexc
   if (idx >= 0) s->tracker->record(gfn, static_cast<std::uint32_t>(idx));
 }
 
+Result<double> Migrator::sample_share(GuestId id) const {
+  const Impl& m = *impl_;
+  SpinGuard g(m.lock);
+  const GuestSlot* s = m.slot(id);
+  if (!s || s->removed) return Errc::invalid_argument;
+  // A vCPU on another node than at the last step: its pages want looking at now.
+  if (s->vcpus_on) {
+    for (std::size_t i = 0; i < m.nodes; ++i) s->vcpus_new[i] = 0;
+    for (std::uint32_t v = 0; v < s->options.vcpus; ++v) {
+      const int i = m.index(m.topo->node_of_cpu(s->vcpu_cpu[v].load(std::memory_order_relaxed)));
+      if (i >= 0) ++s->vcpus_new[static_cast<std::size_t>(i)];
+    }
+    for (std::size_t i = 0; i < m.nodes; ++i)
+      if (s->vcpus_new[i] != s->vcpus_on[i]) return 1.0;
+  }
+  return s->sample_share;
+}
+
 Status Migrator::set_vcpu_cpu(GuestId id, std::uint32_t vcpu, CpuId cpu) noexcept {
   const SlotReader r(*impl_, id, vcpu);
   GuestSlot* s = r.get();
@@ -246,6 +270,7 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
     if (m.step_no % m.config.decay_steps == 0) s->tracker->advance_epoch();
     m.evacuate_retiring(*s, rep);  // broken RAM first, before rehome and policy moves
     if (s->rehome.active) m.rehome_step(*s, now_ns, rep);
+    m.update_vcpu_nodes(*s);
     if (s->options.auto_balance || s->options.vnuma_bound) m.scan_guest(*s, now_ns, rep, local, total);
   }
   if (total > 0) m.stats.local_access_ratio = local / total;
@@ -260,12 +285,20 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
 // ---- moves and bookkeeping ----
 
 std::uint64_t Migrator::Impl::admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns) {
-  if (config.rate_limit_mb_s <= 0) return pages;
+  double rate = config.rate_limit_mb_s;
+  if (config.spare_bandwidth_mb_s) {
+    // The embedder's spare bandwidth, when it knows it; never below the
+    // fixed floor. NaN and negatives mean "unknown"; a huge answer is capped.
+    const double spare = config.spare_bandwidth_mb_s(config.spare_bandwidth_ctx, target);
+    if (spare >= 0 && spare <= kMaxRateLimitMbS) rate = std::max(rate, config.spare_bandwidth_share * spare);
+    else if (spare > kMaxRateLimitMbS) rate = std::max(rate, config.spare_bandwidth_share * kMaxRateLimitMbS);
+  }
+  if (rate <= 0) return pages;
   const int i = index(target);
   if (i < 0) return 0;
   const auto k = static_cast<std::size_t>(i);
-  const double per_ns = config.rate_limit_mb_s * 1048576.0 / 1e9;
-  const double burst = config.rate_limit_mb_s * 1048576.0;
+  const double per_ns = rate * 1048576.0 / 1e9;
+  const double burst = rate * 1048576.0;
   if (now_ns > last_refill_ns[k]) {
     tokens[k] = std::min(burst, tokens[k] + per_ns * static_cast<double>(now_ns - last_refill_ns[k]));
     last_refill_ns[k] = now_ns;
@@ -316,7 +349,7 @@ void Migrator::Impl::do_move(GuestSlot& g, const Gfn* gfns, const PageState* fro
     ++stats.outcomes[static_cast<std::size_t>(out[i])];
     if (out[i] == MoveOutcome::moved) {
       any_moved = true;
-      g.tracker->reset_streak(gfns[i]);
+      g.tracker->moved(gfns[i]);
       const int fi = index(from[i].node);
       if (fi >= 0 && ti >= 0 && fi != ti) {
         // Whole blocks count all their frames; a page of a split block one.

@@ -47,6 +47,17 @@ struct GuestSlot {
   // vCPU -> host CPU, written by set_vcpu_cpu, read by record_vcpu_access:
   // relaxed atomics (a stale CPU only misattributes one sample).
   MetadataArray<std::atomic<CpuId>> vcpu_cpu;
+  // Per dense node (allocated with vcpu_cpu), guarded by Impl::lock: the
+  // guest's vCPUs on it at the last step (from vcpu_cpu), and the step at
+  // which it lost its last one (0 = never). A page on a node without vCPUs
+  // may follow its single sampling node at once (policy.cc).
+  MetadataArray<std::uint32_t> vcpus_on;
+  MetadataArray<std::uint32_t> vcpus_new;  // scratch of update_vcpu_nodes and sample_share
+  MetadataArray<std::uint64_t> vacated_step;
+  bool vcpus_placed = false;  // some vCPU has a CPU (guarded by Impl::lock)
+  // Sampling advice (Migrator::sample_share), guarded by Impl::lock:
+  // min_sample_share..1.
+  double sample_share = 1.0;
   Vector<MigrateRange> ranges;  // guarded by Impl::lock; sorted, disjoint, inside the mover
   Gfn scan_cursor = 0;               // guarded by Impl::lock
   bool removed = false;              // guarded by Impl::lock
@@ -137,6 +148,8 @@ struct Migrator::Impl {
   // Frees retired slots whose grace period is over (lock held).
   void reclaim_retired() noexcept;
   int index(NodeId n) const noexcept { return topo->index_of(n); }
+  // Recounts the guest's vCPUs per node from vcpu_cpu (policy.cc).
+  void update_vcpu_nodes(GuestSlot& g) noexcept;
   // Policy scan of one guest (policy.cc).
   void scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& rep, double& local, double& total);
   // The guest's ranges after a rehome of `vnode` to `targets` (rehome.cc).

@@ -33,6 +33,9 @@ std::string validate(const SimConfig& c) {
   if (!in(c.access_rate, 1, 1e12)) return "access rate must be 1 .. 1e12 per vCPU-second";
   if (!in(c.local_ns, 0.001, 1e6)) return "local access time must be 0.001 .. 1e6 ns";
   if (!in(c.bandwidth_gb_s, 1e-6, 1e6)) return "bandwidth must be 1e-6 .. 1e6 GB/s";
+  if (!in(c.page_overhead_us, 0, 1e6)) return "per-page overhead must be 0 .. 1e6 us";
+  if (!in(c.sample_us, 0, 1e6)) return "sample cost must be 0 .. 1e6 us";
+  if (!in(c.node_bandwidth_gb_s, 1e-6, 1e6)) return "node bandwidth must be 1e-6 .. 1e6 GB/s";
   if (!in(c.trace_weight, 1e-9, 1e12)) return "trace weight must be 1e-9 .. 1e12";
   if (!in(c.guest_scale, 1e-6, 1)) return "guest scale must be in (0, 1]";
   return {};
@@ -47,10 +50,17 @@ Result<MoveTotals> CountingMover::move(std::span<const Gfn> gfns, NodeId target,
                                        std::span<MoveOutcome> out) noexcept {
   constexpr std::size_t kChunk = 64;
   MoveTotals total;
+  const std::uint64_t pages = inner_.page_count();
   for (std::size_t at = 0; at < gfns.size(); at += kChunk) {
     const std::size_t n = std::min(kChunk, gfns.size() - at);
     NodeId before[kChunk];
-    for (std::size_t i = 0; i < n; ++i) before[i] = world_.node_of(guest_, gfns[at + i]);
+    std::uint8_t order[kChunk];
+    for (std::size_t i = 0; i < n; ++i) {
+      PageState st;
+      (void)inner_.query(gfns[at + i], std::span<PageState>(&st, 1));
+      before[i] = st.node;
+      order[i] = granularity == MoveGranularity::whole_blocks ? st.order : 0;
+    }
     auto r = inner_.move(gfns.subspan(at, n), target, granularity, out.subspan(at, n));
     if (!r) return r.error();
     total.frames_moved += r->frames_moved;
@@ -59,9 +69,18 @@ Result<MoveTotals> CountingMover::move(std::span<const Gfn> gfns, NodeId target,
       const Gfn g = gfns[at + i];
       if (out[at + i] != MoveOutcome::moved) {
         ++world_.failed;
-      } else if (before[i] != target && world_.node_of(guest_, g) == target) {
+        continue;
+      }
+      if (before[i] == target || world_.node_of(guest_, g) != target) continue;
+      // One operation: a 4 KiB page, or a whole block (every frame of it).
+      ++world_.move_ops;
+      const std::uint64_t span = std::uint64_t{1} << order[i];
+      const Gfn first = g & ~(span - 1);
+      for (Gfn x = first; x < first + span && x < pages; ++x) {
         ++world_.moved;
-        std::uint8_t& c = world_.move_counts[guest_][g];
+        ++world_.moved_from[static_cast<std::size_t>(std::max(0, world_.topo().index_of(before[i])))];
+        ++world_.moved_to[static_cast<std::size_t>(std::max(0, world_.topo().index_of(target)))];
+        std::uint8_t& c = world_.move_counts[guest_][x];
         if (c < 255 && ++c == 2) ++world_.bounced;
       }
     }
@@ -74,6 +93,8 @@ Result<MoveTotals> CountingMover::move(std::span<const Gfn> gfns, NodeId target,
 Result<std::unique_ptr<World>, Error> World::create(const Topology& topo, const Workload& workload) {
   std::unique_ptr<World> w(new World());
   w->topo_ = &topo;
+  w->shapes = workload.guests();
+  w->vcpu_moves = workload.vcpu_moves();
   PlatformConfig pc;
   pc.mode = MemoryMode::frame_only;
   auto pa = PageAllocator::create(topo, pc);
@@ -127,6 +148,8 @@ Result<std::unique_ptr<World>, Error> World::create(const Topology& topo, const 
     w->swappers_.push_back(std::make_unique<FrameSwapMover>(std::move(*fs)));
     w->guests_.push_back(std::move(*gm));
     w->move_counts.emplace_back(s.pages, 0);
+    w->moved_from.assign(topo.node_count(), 0);
+    w->moved_to.assign(topo.node_count(), 0);
     w->movers_.push_back(std::make_unique<CountingMover>(*w, g, *w->swappers_.back()));
     // First touch elsewhere (traces): put those pages there, uncounted.
     std::vector<std::vector<Gfn>> by_node(topo.node_count());
@@ -190,7 +213,9 @@ struct Lane {  // one policy's world and running totals
   std::unique_ptr<Policy> policy;
   PolicyResult result;
   double accesses = 0, cost = 0;
-  std::uint64_t moved_before = 0;
+  double cost_placement = 0, cost_moves = 0, cost_samples = 0, cost_contention = 0;
+  std::uint64_t moved_before = 0, ops_before = 0, samples_before = 0;
+  std::vector<double> busy_s;  // per dense node: copy time still to flow (seconds)
 };
 
 // The first access of every touched page (touches sorted by guest, gfn),
@@ -249,10 +274,16 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
   }
 
   const double period_s = config.period_ms / 1000.0;
-  // One migrated page in local-access units: its copy time / local access time.
-  const double move_cost = static_cast<double>(kFrameSize) / (config.bandwidth_gb_s * 1e9) * 1e9 / config.local_ns;
+  // Costs in local-access units (one local access = local_ns).
+  const double copy_s = static_cast<double>(kFrameSize) / (config.bandwidth_gb_s * 1e9);  // one 4 KiB copy
+  const double op_s = config.page_overhead_us * 1e-6;
+  const double sample_cost = config.sample_us * 1e3 / config.local_ns;
+  const double slowdown = std::min(1.0, config.bandwidth_gb_s / config.node_bandwidth_gb_s);
+  const std::size_t nodes = topo.node_count();
+  for (Lane& l : lanes) l.busy_s.assign(nodes, 0.0);
   std::vector<Touch> touches;
   std::vector<Sample> samples;
+  std::vector<double> flowing(nodes);
   for (std::uint64_t k = 0; k < rep.periods; ++k) {
     const double t0 = static_cast<double>(k) * period_s, t1 = t0 + period_s;
     workload.period(k, touches);
@@ -260,23 +291,51 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
     for (Lane& l : lanes) {
       World& w = *l.world;
       l.moved_before = w.moved;
+      l.ops_before = w.move_ops;
+      l.samples_before = l.policy->samples_used;
+      std::vector<std::uint64_t> from_before = w.moved_from, to_before = w.moved_to;
+      // Copies queued by earlier periods flow now: the share of this
+      // period each node spends copying.
+      for (std::size_t i = 0; i < nodes; ++i) {
+        const double f = std::min(l.busy_s[i], period_s);
+        l.busy_s[i] -= f;
+        flowing[i] = f / period_s;
+      }
       l.policy->begin_period(w, k, t0, touches);
-      double local = 0, all = 0, cost = 0;
+      double local = 0, all = 0, cost = 0, contention = 0;
       for (const Touch& x : touches) {
         const NodeId at = w.node_of(x.guest, x.gfn);
         all += x.count;
         if (at == x.node) local += x.count;
-        cost += x.count * topo.distance(x.node, at) / 10.0;
+        const double base = x.count * topo.distance(x.node, at) / 10.0;
+        cost += base;
+        const int ai = topo.index_of(at);
+        if (ai >= 0) contention += base * flowing[static_cast<std::size_t>(ai)] * slowdown;
       }
       l.policy->samples(w, t0, samples);
       l.policy->end_period(w, t1);
-      const std::uint64_t moved = w.moved - l.moved_before;
-      const double migration = l.policy->free_moves() ? 0 : static_cast<double>(moved) * move_cost;
-      if (!l.policy->free_moves()) l.result.migration_seconds += static_cast<double>(moved) * kFrameSize / (config.bandwidth_gb_s * 1e9);
+      const bool free = l.policy->free_moves();
+      const std::uint64_t moved = w.moved - l.moved_before, ops = w.move_ops - l.ops_before;
+      const double move_s = free ? 0 : static_cast<double>(moved) * copy_s + static_cast<double>(ops) * op_s;
+      const double migration = move_s * 1e9 / config.local_ns;
+      const double sampling =
+          free ? 0 : static_cast<double>(l.policy->samples_used - l.samples_before) * sample_cost;
+      if (!free) {
+        l.result.migration_seconds += move_s;
+        // This period's copies flow from the next one on, on both ends.
+        for (std::size_t i = 0; i < nodes; ++i)
+          l.busy_s[i] += static_cast<double>((w.moved_from[i] - from_before[i]) + (w.moved_to[i] - to_before[i])) * copy_s;
+      }
+      const double total = cost + contention + migration + sampling;
       l.result.local_ratio.push_back(all > 0 ? local / all : 1.0);
-      l.result.access_cost.push_back(all > 0 ? (cost + migration) / all : 1.0);
+      l.result.access_cost.push_back(all > 0 ? total / all : 1.0);
+      l.result.mib_moved.push_back(static_cast<double>(w.moved) / 256.0);
       l.accesses += all;
-      l.cost += cost + migration;
+      l.cost += total;
+      l.cost_placement += cost;
+      l.cost_moves += migration;
+      l.cost_samples += sampling;
+      l.cost_contention += contention;
       l.result.min_free_pages = std::min(l.result.min_free_pages, w.lowest_free());
     }
     if (progress) progress(k + 1, rep.periods);
@@ -288,6 +347,12 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
     for (double v : r.local_ratio) sum += v;
     r.local_ratio_mean = sum / static_cast<double>(r.local_ratio.size());
     r.access_cost_mean = l.accesses > 0 ? l.cost / l.accesses : 1.0;
+    const double per = l.accesses > 0 ? 1.0 / l.accesses : 0.0;
+    r.cost_placement = l.accesses > 0 ? l.cost_placement * per : 1.0;
+    r.cost_moves = l.cost_moves * per;
+    r.cost_samples = l.cost_samples * per;
+    r.cost_contention = l.cost_contention * per;
+    r.move_ops = l.world->move_ops;
     r.pages_migrated = l.world->moved;
     r.bytes_migrated = l.world->moved << kFrameShift;
     r.pages_bounced = l.world->bounced;

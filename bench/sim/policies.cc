@@ -188,31 +188,73 @@ class AutoNumaPolicy final : public Policy {
   Room room_;
 };
 
+// The real Migrator, fed as a hypervisor would: every vCPU placement and
+// move through set_vcpu_cpu (at the start of the period it happens in);
+// each node's spare memory bandwidth (the node's bandwidth less the guests'
+// traffic of the last period, 64 B an access) through the adaptive rate
+// limit's hook; and samples through record_access from the pages it armed
+// for hinting faults this period -- a rotating window of the share
+// sample_share() advises (all pages while anything is remote or moving,
+// down to 1/16 while everything is settled). Samples of unarmed pages do
+// not exist for it (and cost nothing).
 class NumaheapPolicy final : public Policy {
  public:
   static Result<std::unique_ptr<Policy>, Error> create(World& w, const SimConfig& c) {
+    std::unique_ptr<NumaheapPolicy> p(new NumaheapPolicy());
+    p->config_ = c;
+    p->traffic_.assign(w.topo().node_count(), 0.0);
+    p->window_.assign(w.guest_count(), Window{});
     MigratorConfig mc;
     mc.period_ms = static_cast<std::uint32_t>(std::max(1.0, c.period_ms));
     std::uint64_t largest = 1;
     for (std::uint32_t g = 0; g < w.guest_count(); ++g) largest = std::max(largest, w.guest(g).ram_pages());
     mc.scan_pages = largest;  // look at every page every period
+    mc.spare_bandwidth_mb_s = &NumaheapPolicy::spare;
+    mc.spare_bandwidth_ctx = p.get();
     auto m = Migrator::create(w.topo(), mc);
     if (!m) return Error{m.error(), "migrator"};
-    std::unique_ptr<NumaheapPolicy> p(new NumaheapPolicy());
     p->migrator_ = std::move(*m);
+    p->topo_ = &w.topo();
+    for (const NodeInfo& n : w.topo().nodes()) p->cpu_of_.push_back(n.has_cpus() ? n.cpus.front() : kMaxCpus);
     for (std::uint32_t g = 0; g < w.guest_count(); ++g) {
-      auto id = p->migrator_->add_guest(w.mover(g));
+      MigrateGuestOptions o;
+      o.vcpus = static_cast<std::uint32_t>(w.shapes[g].vcpu_nodes.size());
+      auto id = p->migrator_->add_guest(w.mover(g), o);
       if (!id) return Error{id.error(), "migrator add_guest"};
       p->ids_.push_back(*id);
+      for (std::uint32_t v = 0; v < o.vcpus; ++v) p->place(g, v, w.shapes[g].vcpu_nodes[v]);
     }
-    for (const NodeInfo& n : w.topo().nodes()) p->cpu_of_.push_back(n.has_cpus() ? n.cpus.front() : kMaxCpus);
     return std::unique_ptr<Policy>(std::move(p));
   }
 
+  void begin_period(World& w, std::uint64_t, double now_s, std::span<const Touch> touches) override {
+    for (; next_move_ < w.vcpu_moves.size() && w.vcpu_moves[next_move_].at_s <= now_s + 1e-9; ++next_move_) {
+      const VcpuMove& m = w.vcpu_moves[next_move_];
+      place(m.guest, m.vcpu, m.node);
+    }
+    // The guests' memory traffic per node over the last period (what a
+    // hypervisor reads from its memory controllers' counters).
+    for (std::uint32_t g = 0; g < ids_.size(); ++g) {
+      auto share = migrator_->sample_share(ids_[g]);
+      const std::uint64_t pages = w.guest(g).ram_pages();
+      Window& win = window_[g];
+      win.first = win.next % pages;
+      win.count = share ? std::min<std::uint64_t>(pages, static_cast<std::uint64_t>(std::ceil(*share * static_cast<double>(pages))))
+                        : pages;
+      win.next = win.first + win.count;
+      win.pages = pages;
+    }
+    std::fill(traffic_.begin(), traffic_.end(), 0.0);
+    for (const Touch& x : touches) {
+      const int i = topo_->index_of(w.node_of(x.guest, x.gfn));
+      if (i >= 0) traffic_[static_cast<std::size_t>(i)] += x.count * 64.0;
+    }
+  }
   void samples(World& w, double, std::span<const Sample> s) override {
     for (const Sample& x : s) {
       const int i = w.topo().index_of(x.node);
       if (i < 0 || cpu_of_[static_cast<std::size_t>(i)] == kMaxCpus) continue;
+      if (!window_[x.guest].armed(x.gfn)) continue;
       migrator_->record_access(ids_[x.guest], x.gfn, cpu_of_[static_cast<std::size_t>(i)]);
       ++samples_used;
     }
@@ -226,9 +268,32 @@ class NumaheapPolicy final : public Policy {
 
  private:
   NumaheapPolicy() = default;
+  void place(std::uint32_t g, std::uint32_t vcpu, NodeId node) {
+    const int i = topo_->index_of(node);
+    if (i >= 0 && cpu_of_[static_cast<std::size_t>(i)] != kMaxCpus)
+      (void)migrator_->set_vcpu_cpu(ids_[g], vcpu, cpu_of_[static_cast<std::size_t>(i)]);
+  }
+  static double spare(void* ctx, NodeId node) {
+    auto* p = static_cast<NumaheapPolicy*>(ctx);
+    const int i = p->topo_->index_of(node);
+    if (i < 0) return -1;
+    const double period_s = p->config_.period_ms / 1000.0;
+    const double used = p->traffic_[static_cast<std::size_t>(i)] / period_s;
+    return std::max(0.0, p->config_.node_bandwidth_gb_s * 1e9 - used) / 1048576.0;
+  }
+
+  struct Window {  // pages [first, first + count) mod pages are armed this period
+    std::uint64_t first = 0, count = 0, next = 0, pages = 1;
+    bool armed(Gfn g) const { return (g + pages - first) % pages < count; }
+  };
+  SimConfig config_;
+  std::vector<Window> window_;  // per guest
+  const Topology* topo_ = nullptr;
   std::unique_ptr<Migrator> migrator_;
   std::vector<GuestId> ids_;
-  std::vector<CpuId> cpu_of_;  // per dense node index: a CPU of it
+  std::vector<CpuId> cpu_of_;    // per dense node index: a CPU of it
+  std::vector<double> traffic_;  // per dense node: guest bytes last period
+  std::size_t next_move_ = 0;
 };
 
 }  // namespace

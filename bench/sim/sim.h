@@ -9,9 +9,17 @@
 //    how many); a page's placement during a period is the one it had when
 //    the period began, and moves made during a period count from the next.
 //  * Cost of an access from node a to a page on node b: distance(a, b) / 10
-//    local accesses (a local one costs 1). A migrated page adds its copy
-//    time at `bandwidth_gb_s`, in local accesses of `local_ns` each. The
-//    oracle's moves are free; every other policy pays.
+//    local accesses (a local one costs 1). Everything else is converted to
+//    local accesses of `local_ns` each:
+//     - a move costs its copy time (4 KiB per page at `bandwidth_gb_s`) plus
+//       `page_overhead_us` per move operation (a 4 KiB page, or a 2 MiB
+//       block moved whole: page-table update, TLB shoot-down, fault);
+//     - each sample a policy consumes costs one hinting fault (`sample_us`);
+//     - while a period's copies flow (they start with the next period),
+//       they take `bandwidth_gb_s` of their source's and destination's
+//       `node_bandwidth_gb_s`: accesses to pages on those nodes in that
+//       time cost (1 + bandwidth_gb_s / node_bandwidth_gb_s) times more.
+//    The oracle's moves and samples are free; every other policy pays.
 //  * Samples: all policies see the same stream -- per period, the first
 //    access to each touched page and the node it came from (what per-vCPU
 //    hinting faults or PML give a hypervisor). autonuma only hears the ones
@@ -38,6 +46,9 @@ struct SimConfig {
   double access_rate = 5e6;      // memory accesses per vCPU per second (synthetic scenarios)
   double local_ns = 100;         // time of one local access
   double bandwidth_gb_s = 8;     // copy bandwidth of a migration (1e9 bytes/s)
+  double page_overhead_us = 3.7; // fixed cost of one move operation (4 KiB page or whole 2 MiB block)
+  double sample_us = 1.0;        // cost of one sample (a hinting fault)
+  double node_bandwidth_gb_s = 40;  // memory bandwidth of a node, shared by guests and copies
   double trace_weight = 1;       // real accesses one trace line stands for
   double guest_scale = 1;        // scales the synthetic guests' sizes (0 < s <= 1)
   std::uint64_t seed = 1;
@@ -140,7 +151,13 @@ struct PolicyResult {
   std::uint64_t pages_bounced = 0;  // pages moved more than once
   std::uint64_t moves_failed = 0;   // asked for but refused (no memory, busy)
   std::uint64_t samples_used = 0;   // samples the policy consumed
-  double migration_seconds = 0;     // copy time charged
+  double migration_seconds = 0;     // copy + per-page time charged
+  std::uint64_t move_ops = 0;       // move operations (a page, or a 2 MiB block moved whole)
+  // Mean cost per access split by cause (they add up to access_cost_mean):
+  // placement (distance), moves (copy + overhead), samples (hinting faults),
+  // contention (accesses slowed while copies flow).
+  double cost_placement = 0, cost_moves = 0, cost_samples = 0, cost_contention = 0;
+  std::vector<double> mib_moved;    // per period, cumulative
   std::uint64_t min_free_pages = 0; // lowest free frames seen on any guest node
   std::vector<double> local_ratio;  // per period
   std::vector<double> access_cost;  // per period

@@ -59,7 +59,13 @@ class World {
 
   // Bookkeeping, written by CountingMover.
   std::uint64_t moved = 0, bounced = 0, failed = 0;
+  std::uint64_t move_ops = 0;  // a 4 KiB page, or a block moved whole
+  std::vector<std::uint64_t> moved_from, moved_to;  // per dense node, 4 KiB frames
   std::vector<std::vector<std::uint8_t>> move_counts;  // per guest, per gfn, saturating
+  // What the hypervisor knows about its vCPUs: where each starts and when
+  // each moves (the workload's; policies may use them as events).
+  std::vector<GuestShape> shapes;
+  std::vector<VcpuMove> vcpu_moves;
 
  private:
   World() = default;

@@ -78,6 +78,12 @@ class AccessTracker {
   // Forgets the streak (after a move, so a page needs two fresh samples
   // before it can move again); keeps the node sets (sharing memory).
   void reset_streak(Gfn gfn) noexcept;
+  // After a policy move: forgets the streak and raises the switch score to
+  // at least kMovedScore, so the page cannot be moved back by the filter
+  // for that many epochs (a vCPU-move follow still may). Bounds how often
+  // a shared page whose samples happen to run one way can bounce.
+  static constexpr std::uint32_t kMovedScore = 7;
+  void moved(Gfn gfn) noexcept;
   void advance_epoch() noexcept { epoch_.fetch_add(1, std::memory_order_relaxed); }
   std::uint32_t epoch() const noexcept { return epoch_.load(std::memory_order_relaxed) & kEpochMask; }
 

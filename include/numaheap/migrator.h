@@ -15,9 +15,17 @@
 //       same node (two-stage filter), and never while it was touched from
 //       more than one node in the last two epochs ("shared": no ping-pong);
 //       history decays every `decay_steps` steps;
+//     - vCPU moves are events: when set_vcpu_cpu leaves a node without any
+//       vCPU of the guest, a page on that node whose recent samples came
+//       from one node that runs vCPUs of the guest (and from the vacated
+//       node) follows on its first sample there ("followed"); pages sampled
+//       from two nodes with vCPUs keep the filter above;
 //     - a destination is used only while it keeps more than its watermark
-//       free, at most `rate_limit_mb_s` per destination node, and a node
-//       whose moves failed (no memory) is backed off exponentially.
+//       free, at most `rate_limit_mb_s` per destination node -- or, when
+//       the embedder reports the node's spare memory bandwidth
+//       (`spare_bandwidth_mb_s`), up to `spare_bandwidth_share` of it --
+//       and a node whose moves failed (no memory) is backed off
+//       exponentially.
 //  * Broken RAM first: when the mover reports new offline events, step()
 //    searches the guest for pages whose frames are pending offline and
 //    moves each to a fresh block (its vnode's binding or its current node,
@@ -88,6 +96,18 @@ struct MigratorConfig {
   std::uint32_t backoff_max_steps = 64;    // cap of the per-node exponential backoff
   std::uint32_t max_guests = 64;           // slots allocated by create()
   std::uint64_t rehome_pages_per_step = 1u << 15;
+  // Adaptive rate limit: the embedder's measure of a node's spare memory
+  // bandwidth now (MB/s; negative = unknown). When set, a destination may
+  // take max(rate_limit_mb_s, spare_bandwidth_share * spare) per second.
+  // Called from step() with the migrator's lock held: it must not call the
+  // Migrator. Null: the fixed rate_limit_mb_s.
+  double (*spare_bandwidth_mb_s)(void* ctx, NodeId node) = nullptr;
+  void* spare_bandwidth_ctx = nullptr;
+  double spare_bandwidth_share = 0.5;  // 0..1 (finite)
+  // Sampling advice (sample_share): the share of a guest's pages worth
+  // sampling next period falls by half per quiet step down to this floor
+  // (0 < floor <= 1; 1 = always sample everything).
+  double min_sample_share = 1.0 / 32;
   std::uint32_t rehome_max_passes = 8;     // passes retrying busy / no_memory pages
   // Time for step() (step_at takes it from the caller): the embedder's
   // monotonic clock in ns. Null: the host library's steady clock; in the
@@ -128,6 +148,8 @@ struct MigratorStats {
   std::uint64_t skipped_rate_limit = 0, skipped_watermark = 0, skipped_backoff = 0;
   std::uint64_t flushes = 0;
   std::uint64_t pages_evacuated = 0;  // 4 KiB frames moved off frames pending offline
+  // Pages moved on their first sample after their node lost its last vCPU.
+  std::uint64_t pages_followed = 0;
   std::uint64_t ns_stepping = 0, ns_moving = 0;
   // Share of recent samples that came from the node the page is on (last
   // step that saw samples), -1 before any.
@@ -173,6 +195,13 @@ class Migrator {
   void record_access(GuestId id, Gfn gfn, CpuId cpu) noexcept;
   void record_vcpu_access(GuestId id, Gfn gfn, std::uint32_t vcpu) noexcept;
   Status set_vcpu_cpu(GuestId id, std::uint32_t vcpu, CpuId cpu) noexcept;
+  // Sampling advice: the share (min_sample_share..1) of the guest's pages
+  // worth arming for samples (hinting faults) next period -- every sample
+  // costs the guest a fault. 1 after a step that saw remote samples or
+  // moved pages, and at once after set_vcpu_cpu moved a vCPU to another
+  // node; halved per quiet step otherwise. Errors: invalid_argument
+  // (unknown guest).
+  Result<double> sample_share(GuestId id) const;
   // Pages of vnode `vnode` now belong on `pnode` (vnuma_bound guests).
   Status bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode);
 

@@ -45,6 +45,14 @@ typedef struct numaheap_migrator_config {
   uint64_t rehome_pages_per_step;
   uint32_t backoff_max_steps;   /* cap of the per-node exponential backoff */
   uint32_t rehome_max_passes;   /* passes retrying busy / no_memory pages */
+  /* Adaptive rate limit (MigratorConfig): the node's spare memory bandwidth
+   * in MB/s now, negative = unknown; called from step with the migrator's
+   * lock held (must not call the migrator). NULL: the fixed rate. A
+   * destination may take max(rate_limit_mb_s, share * spare) per second. */
+  double (*spare_bandwidth_mb_s)(void* ctx, uint32_t node);
+  void* spare_bandwidth_ctx;
+  double spare_bandwidth_share; /* 0..1 */
+  double min_sample_share;      /* floor of the sampling advice, (0, 1] */
 } numaheap_migrator_config;
 
 /* Outcomes, as move_pages(2) statuses (index into stats.outcomes). */
@@ -67,6 +75,7 @@ typedef struct numaheap_migrator_stats {
   uint64_t ns_stepping, ns_moving;
   double local_access_ratio; /* -1 before any sample */
   uint64_t pages_evacuated;  /* frames moved off frames pending offline */
+  uint64_t pages_followed;   /* moved on their first sample after their node lost its last vCPU */
   uint64_t tracking_bytes;   /* per-guest tracking memory held, removed guests in grace included */
   uint64_t retired_guests;   /* removed guests whose memory awaits its grace period */
   uint64_t flushes;          /* flush hook calls (frame swap) */
@@ -194,6 +203,9 @@ int numaheap_migrator_bind_vnode(numaheap_migrator* m, uint32_t guest_id, uint32
 void numaheap_migrator_record_access(numaheap_migrator* m, uint32_t guest_id, uint64_t gfn, uint32_t cpu);
 void numaheap_migrator_record_vcpu_access(numaheap_migrator* m, uint32_t guest_id, uint64_t gfn, uint32_t vcpu);
 int numaheap_migrator_set_vcpu_cpu(numaheap_migrator* m, uint32_t guest_id, uint32_t vcpu, uint32_t cpu);
+/* Sampling advice (Migrator::sample_share): the share of the guest's pages
+ * worth arming for samples next period, min_sample_share..1. */
+int numaheap_migrator_sample_share(const numaheap_migrator* m, uint32_t guest_id, double* out);
 
 /* Running. start/stop: a background thread (host library; the core
  * returns NUMAHEAP_E_UNSUPPORTED: drive step_at from your timer). */

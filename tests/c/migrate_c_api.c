@@ -51,6 +51,19 @@ int main(void) {
     b.watermark_fraction = bad_fractions[i];
     CHECK(numaheap_migrator_create(t, &b, &m) == NUMAHEAP_E_INVALID_ARGUMENT && m == NULL);
   }
+  for (size_t i = 0; i < sizeof bad_fractions / sizeof bad_fractions[0]; ++i) {
+    numaheap_migrator_config b = cfg;
+    b.spare_bandwidth_share = bad_fractions[i];
+    CHECK(numaheap_migrator_create(t, &b, &m) == NUMAHEAP_E_INVALID_ARGUMENT && m == NULL);
+    b = cfg;
+    b.min_sample_share = bad_fractions[i];
+    CHECK(numaheap_migrator_create(t, &b, &m) == NUMAHEAP_E_INVALID_ARGUMENT && m == NULL);
+  }
+  {
+    numaheap_migrator_config b = cfg;
+    b.min_sample_share = 0; /* the advice needs a floor above zero */
+    CHECK(numaheap_migrator_create(t, &b, &m) == NUMAHEAP_E_INVALID_ARGUMENT && m == NULL);
+  }
   CHECK(numaheap_migrator_create(t, &cfg, &m) == NUMAHEAP_OK);
   if (!m) return 1;
 
@@ -66,6 +79,12 @@ int main(void) {
   /* Inputs: vCPU 1 runs on CPU 0 (node 0), where the pages already are. */
   CHECK(numaheap_migrator_set_vcpu_cpu(m, id, 1, 0) == NUMAHEAP_OK);
   CHECK(numaheap_migrator_set_vcpu_cpu(m, id, 5, 0) == NUMAHEAP_E_INVALID_ARGUMENT);
+  {
+    double share = 0;
+    CHECK(numaheap_migrator_sample_share(m, id, &share) == NUMAHEAP_OK && share == 1.0);
+    CHECK(numaheap_migrator_sample_share(m, id + 100, &share) == NUMAHEAP_E_INVALID_ARGUMENT);
+    CHECK(numaheap_migrator_sample_share(m, id, NULL) == NUMAHEAP_E_INVALID_ARGUMENT);
+  }
   for (uint64_t g = 0; g < kPages; ++g) {
     numaheap_migrator_record_vcpu_access(m, id, g, 1);
     numaheap_migrator_record_access(m, id, g, 1);

@@ -23,7 +23,7 @@ for k in local_ratio_final local_ratio_mean access_cost_mean pages_migrated page
 done
 check 'grep -q "\"numaheap\": {" "$work/out.json"' "JSON lacks policies.numaheap"
 check '! grep -q "\"naive\": {" "$work/out.json"' "JSON has a policy that was not asked for"
-check '[ "$(head -1 "$work/out.csv")" = "time_s,numaheap_local_ratio,oracle_local_ratio,numaheap_access_cost,oracle_access_cost" ]' \
+check '[ "$(head -1 "$work/out.csv")" = "time_s,numaheap_local_ratio,oracle_local_ratio,numaheap_access_cost,oracle_access_cost,numaheap_mib_moved,oracle_mib_moved" ]' \
   "CSV header"
 check '[ "$(wc -l <"$work/out.csv")" -eq 9 ]' "CSV has a header and 8 periods"
 
@@ -37,6 +37,30 @@ if command -v gnuplot >/dev/null; then
   check 'grep -q "numaheap" "$work/plot.svg"' "plot has no numaheap line"
 else
   echo "gnuplot not installed: plot not checked"
+fi
+
+# The cost model's parameters are in the JSON and the table's footer.
+"$bin" sim --topology builtin --scenario vcpu-move --page-overhead-us 2.5 --sample-us 0.5 --node-bandwidth-gbs 30 "${quick[@]}" \
+  >"$work/model.txt"
+check 'grep -q "per-page overhead 2.5 us, sample (hinting fault) 0.5 us" "$work/model.txt"' "footer lacks the model"
+check 'grep -q "node memory bandwidth 30 GB/s" "$work/model.txt"' "footer lacks the node bandwidth"
+for k in page_overhead_us sample_us node_bandwidth_gb_s cost_moves cost_samples cost_contention mib_moved; do
+  check "grep -q '\"$k\"' '$work/out.json'" "JSON lacks $k"
+done
+
+# --sweep: a table of winners over the grid, its JSON, its plot.
+"$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 4 --guest-scale 0.05 --no-progress \
+  >"$work/sweep.txt"
+check 'grep -q "overhead" "$work/sweep.txt"' "sweep table lacks its header"
+check '[ "$(grep -c " us  " "$work/sweep.txt")" -eq 5 ]' "sweep table lacks its five overhead rows"
+check 'grep -q "numaheap is cheapest (or tied) at" "$work/sweep.txt"' "sweep table lacks its summary"
+"$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 4 --guest-scale 0.05 --no-progress --json \
+  >"$work/sweep.json"
+check '[ "$(grep -c "\"winner\"" "$work/sweep.json")" -eq 25 ]' "sweep JSON lacks its 25 points"
+if command -v gnuplot >/dev/null; then
+  "$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 4 --guest-scale 0.05 --no-progress \
+    --plot "$work/sweep.svg" >/dev/null
+  check 'grep -q "<svg" "$work/sweep.svg"' "sweep plot is not an SVG"
 fi
 
 # Bad input: exit 1, a message on stderr, nothing on stdout.
@@ -62,6 +86,8 @@ bad "missing topology" "nonexistent" --scenario vcpu-move --topology /nonexisten
 bad "missing trace" "cannot open" --trace /nonexistent.trace
 printf '# vcpu 0 node 0\n0 0 0xzz R\n' >"$work/bad.trace"
 bad "malformed trace" "bad.trace:2: address '0xzz' is not hex" --trace "$work/bad.trace"
+bad "negative overhead" "per-page overhead must be" --topology builtin --scenario vcpu-move --page-overhead-us -1
+bad "sweep with a trace" "--sweep runs the scenarios" --topology builtin --sweep --trace "$data/traces/example.trace"
 bad "plot name" "must end in .svg or .png" --topology builtin --scenario vcpu-move --plot "$work/plot.pdf" "${quick[@]}"
 set +e
 "$bin" sim --scenario vcpu-move --trace x >/dev/null 2>&1

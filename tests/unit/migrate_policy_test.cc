@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "migrate_test_model.h"
 #include "unit/heap_test_support.h"
 #include "numaheap/access_tracker.h"
+#include "unit/guest_oom_hooks.h"
 
 using namespace numaheap;
 using namespace numaheap::test;
@@ -408,4 +410,157 @@ TEST(MigrateMover, RepeatedPagesAndBlockPagesShareOneMove) {
   EXPECT_EQ(h.pa->node_of(gm->lookup(5).mfn), 0u);
   for (Gfn k = 0; k < 1024; ++k) ASSERT_EQ(model.read(k), k + 11);
   EXPECT_TRUE(gm->check_invariants().has_value());
+}
+
+// Issue 15: vCPU moves are events. All vCPUs leave node 0: a page sampled
+// only there before follows on its first sample from node 1 (no two-stage
+// filter); while a vCPU stays on node 0 one sample is still not enough.
+TEST(MigratePolicy, PagesFollowVcpusThatLeftTheirNodeOnFirstSample) {
+  Rig r(fast());
+  const std::uint32_t vcpus = migrate_options_for(*r.gm, false).vcpus;
+  ASSERT_GE(vcpus, 2u);
+  for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, kCpuNode0).has_value());
+  r.touch(10, kCpuNode0);
+  r.touch(11, kCpuNode0);
+  r.m->step_at(1);
+  // One vCPU moves: node 0 still runs the others -- one sample does not move a page.
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode1).has_value());
+  r.m->step_at(2);
+  r.touch(10, kCpuNode1);
+  r.m->step_at(3);
+  EXPECT_EQ(r.node(10), 0u);
+  // All of them move: page 10's last sample already came from node 1, so
+  // it follows at the next step; page 11 on its first sample from there.
+  for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, kCpuNode1).has_value());
+  r.m->step_at(4);
+  EXPECT_EQ(r.node(10), 1u);
+  EXPECT_EQ(r.node(11), 0u);
+  EXPECT_EQ(r.m->stats().pages_followed, 1u);
+  r.touch(11, kCpuNode1);
+  r.m->step_at(5);
+  EXPECT_EQ(r.node(11), 1u);
+  EXPECT_EQ(r.m->stats().pages_followed, 2u);
+  EXPECT_EQ(r.node(12), 0u);  // never sampled: stays
+  // A page already on node 1 is not followed back anywhere.
+  r.touch(11, kCpuNode1);
+  r.m->step_at(6);
+  EXPECT_EQ(r.node(11), 1u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// Without vCPU placements (set_vcpu_cpu never called) nothing follows.
+TEST(MigratePolicy, NoFollowWithoutVcpuPlacements) {
+  Rig r(fast());
+  r.touch(12, kCpuNode1);
+  r.m->step_at(1);
+  EXPECT_EQ(r.node(12), 0u);
+  EXPECT_EQ(r.m->stats().pages_followed, 0u);
+}
+
+// A moved page cannot be moved back by the filter for kMovedScore epochs.
+TEST(AccessTracker, MovedArmsTheSwitchMemory) {
+  auto t = AccessTracker::create(4);
+  ASSERT_TRUE(t.has_value());
+  (*t)->record(1, 0);
+  (*t)->record(1, 0);
+  (*t)->moved(1);
+  PageHeat h = (*t)->heat(1);
+  EXPECT_EQ(h.streak, 0u);
+  EXPECT_EQ(h.switches, AccessTracker::kMovedScore);
+  EXPECT_TRUE(h.shared());
+  for (std::uint32_t e = 0; e < AccessTracker::kMovedScore; ++e) (*t)->advance_epoch();
+  EXPECT_EQ((*t)->heat(1).switches, 0u);
+  (*t)->moved(99);  // out of range: ignored
+}
+
+// Sampling advice: everything at first, halving per quiet step to the
+// floor, everything again after a vCPU changes node or pages are remote.
+TEST(MigratePolicy, SampleShareBacksOffWhenSettledAndReturnsOnEvents) {
+  MigratorConfig c = fast();
+  c.decay_steps = 1;
+  c.min_sample_share = 0.25;
+  Rig r(c);
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode0).has_value());
+  EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);
+  for (int step = 1; step <= 4; ++step) {
+    for (Gfn g = 0; g < 64; ++g) r.touch(g, kCpuNode0);  // all local
+    r.m->step_at(static_cast<std::uint64_t>(step));
+  }
+  EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 0.25);  // 1 -> .5 -> .25, floor
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode1).has_value());
+  EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);  // at once, before any step
+  r.m->step_at(5);
+  for (Gfn g = 0; g < 64; ++g) r.touch(g, kCpuNode1);  // remote samples
+  r.m->step_at(6);
+  EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);
+  EXPECT_FALSE(r.m->sample_share(77).has_value());
+  MigratorConfig bad = fast();
+  bad.min_sample_share = 0;
+  EXPECT_FALSE(Migrator::create(r.h.topo, bad).has_value());
+  bad.min_sample_share = 1.5;
+  EXPECT_FALSE(Migrator::create(r.h.topo, bad).has_value());
+}
+
+// The adaptive rate limit: the embedder's spare bandwidth lifts the fixed
+// rate (never lowers it); an unknown answer (negative, NaN) keeps it.
+namespace {
+double spare_answer = 0;
+double spare_hook(void*, NodeId) { return spare_answer; }
+}  // namespace
+
+TEST(MigratePolicy, RateLimitFollowsSpareBandwidth) {
+  for (double answer : {-1.0, std::nan(""), 4.0, 0.0}) {
+    spare_answer = answer;
+    MigratorConfig c = fast();
+    c.rate_limit_mb_s = 0.25;  // 64 pages a second
+    c.spare_bandwidth_mb_s = spare_hook;
+    c.spare_bandwidth_share = 0.5;  // 4 MB/s spare -> 2 MB/s = 512 pages
+    Rig r(c);
+    for (Gfn g = 0; g < 512; ++g) r.touch(g, kCpuNode1, 2);
+    r.m->step_at(1'000'000'000);
+    const std::uint64_t expect = answer == 4.0 ? 512u : 64u;
+    EXPECT_EQ(r.m->stats().pages_moved, expect) << answer;
+  }
+  MigratorConfig bad = fast();
+  bad.spare_bandwidth_share = std::nan("");
+  TwoNodeHost h(1024);
+  EXPECT_FALSE(Migrator::create(h.topo, bad).has_value());
+}
+
+// The per-node vCPU tables a guest with vCPUs gets come from the metadata
+// hooks: running out at any allocation is a clean no_memory, nothing held.
+TEST(MigrateOom, AddGuestWithVcpusFailsCleanlyAtEveryAllocation) {
+  TwoNodeHost h(4096);
+  auto gm = make_guest(h, 2, false, 0);
+  GuestModel model(*gm, 4);
+  auto mv = FrameSwapMover::create(*gm, model.hooks());
+  ASSERT_TRUE(mv.has_value());
+  auto mover = std::make_unique<FrameSwapMover>(*mv);
+  OomHooks oom;
+  MigratorConfig c = fast();
+  c.metadata = oom.hooks();
+  {
+    auto m = Migrator::create(h.topo, c);
+    ASSERT_TRUE(m.has_value());
+    const MigrateGuestOptions o = migrate_options_for(*gm, false);
+    ASSERT_GT(o.vcpus, 0u);
+    bool added = false;
+    for (long k = 0; k < 64 && !added; ++k) {
+      oom.reset(k);
+      auto id = (*m)->add_guest(*mover, o);
+      if (!id) {
+        EXPECT_EQ(id.error(), Errc::no_memory) << k;
+        continue;
+      }
+      added = true;
+      oom.reset();
+      ASSERT_TRUE((*m)->set_vcpu_cpu(*id, 0, kCpuNode1).has_value());
+      (*m)->step_at(1);
+      EXPECT_DOUBLE_EQ(*(*m)->sample_share(*id), 1.0);
+      ASSERT_TRUE((*m)->remove_guest(*id).has_value());
+    }
+    EXPECT_TRUE(added);
+    oom.reset();
+  }
+  EXPECT_EQ(oom.live(), 0);
 }

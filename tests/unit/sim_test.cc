@@ -142,17 +142,61 @@ TEST(SimRun, CostModelOnAHandComputableTrace) {
   EXPECT_DOUBLE_EQ(naive.local_ratio[5], 0.5);  // moves count from the next period
   EXPECT_DOUBLE_EQ(naive.local_ratio[6], 1.0);
   EXPECT_GT(naive.access_cost[5], none.access_cost[5]);  // paid the copy
-  const double copy = 4096.0 / 8e9 * 1e9 / 100;  // in local accesses at 8 GB/s, 100 ns
-  EXPECT_NEAR(naive.access_cost[5] * 100, (1.0 + remote) / 2 * 100 + copy, 1e-9);
-  EXPECT_NEAR(naive.migration_seconds, 4096.0 / 8e9, 1e-15);
+  // In local accesses of 100 ns: the copy at 8 GB/s plus 3.7 us per page;
+  // two samples (one per page) of 1 us every period.
+  const double copy = 4096.0 / 8e9 * 1e9 / 100, op = 3.7e3 / 100, sample = 1e3 / 100;
+  EXPECT_NEAR(naive.access_cost[5] * 100, (1.0 + remote) / 2 * 100 + copy + op + 2 * sample, 1e-9);
+  EXPECT_NEAR(naive.access_cost[4] * 100, 100 + 2 * sample, 1e-9);  // settled: only the samples
+  EXPECT_NEAR(naive.migration_seconds, 4096.0 / 8e9 + 3.7e-6, 1e-15);
+  EXPECT_EQ(naive.move_ops, 1u);
+  EXPECT_NEAR(naive.cost_samples, 2 * sample / 100, 1e-12);
+  EXPECT_NEAR(naive.cost_placement + naive.cost_moves + naive.cost_samples + naive.cost_contention,
+              naive.access_cost_mean, 1e-12);
+  EXPECT_DOUBLE_EQ(naive.mib_moved[4], 0);
+  EXPECT_DOUBLE_EQ(naive.mib_moved[5], 1.0 / 256);
 
-  // numaheap: two-stage filter plus the three-epoch memory of a switch.
+  // numaheap: vCPU 1 left node 1 (no vCPU there any more), so page 2
+  // follows on its first sample from node 2, as early as naive's move.
   const PolicyResult& nh = policy(*rep, "numaheap");
   EXPECT_EQ(nh.pages_migrated, 1u);
   EXPECT_EQ(nh.pages_bounced, 0u);
   EXPECT_DOUBLE_EQ(nh.local_ratio_final, 1.0);
-  EXPECT_LT(nh.local_ratio_mean, naive.local_ratio_mean);
+  EXPECT_DOUBLE_EQ(nh.local_ratio[6], 1.0);
+  EXPECT_DOUBLE_EQ(nh.local_ratio_mean, naive.local_ratio_mean);
   EXPECT_GT(nh.samples_used, 0u);
+}
+
+// Contention: a copy that takes the whole next period, at half the nodes'
+// bandwidth, makes every access to its source's and destination's pages
+// in that period cost 1.5 times as much; nothing else is charged.
+TEST(SimRun, CopiesSlowTheNodesTheyFlowThrough) {
+  const Topology topo = builtin_default_topology();
+  SimConfig c;
+  c.seconds = 10;
+  c.bandwidth_gb_s = 4096e-9;    // one 4 KiB copy takes a second: one period
+  c.node_bandwidth_gb_s = 8192e-9;
+  c.page_overhead_us = 0;
+  c.sample_us = 0;
+  auto t = parse_trace(two_page_trace(), "two");
+  ASSERT_TRUE(t.has_value());
+  auto w = make_trace_workload(std::move(*t), topo, c);
+  ASSERT_TRUE(w.has_value());
+  auto rep = run(topo, **w, c, {"none", "naive"});
+  ASSERT_TRUE(rep.has_value()) << rep.error().message;
+  const PolicyResult& naive = policy(*rep, "naive");
+  const double copy = 1e9 / 100;  // one second in local accesses
+  // Period 5: vCPU 1 (node 2) reads page 2 on node 1; naive moves it (paid here).
+  const double remote = topo.distance(2, 1) / 10.0;
+  EXPECT_NEAR(naive.access_cost[5] * 100, (1.0 + remote) / 2 * 100 + copy, 1e-6);
+  // Period 6: both pages local; page 2's copy flows the whole period through
+  // nodes 1 and 2, so its 50 accesses cost 1.5; page 1 (node 0) is untouched.
+  EXPECT_NEAR(naive.access_cost[6], (50 * 1.0 + 50 * 1.5) / 100, 1e-12);
+  EXPECT_DOUBLE_EQ(naive.access_cost[7], 1.0);
+  EXPECT_GT(naive.cost_contention, 0);
+  c.node_bandwidth_gb_s = 1;  // plenty: no measurable contention
+  auto rep2 = run(topo, **w, c, {"naive"});
+  ASSERT_TRUE(rep2.has_value());
+  EXPECT_NEAR(rep2->policies[0].access_cost[6], 1.0, 1e-5);
 }
 
 TEST(SimRun, ExampleTraceAndDeterminism) {
@@ -194,6 +238,15 @@ TEST(SimRun, BadConfigAndNamesAreRefused) {
   c = {};
   c.period_ms = 0;
   EXPECT_FALSE(validate(c).empty());
+  c = {};
+  c.page_overhead_us = -1;
+  EXPECT_EQ(validate(c), "per-page overhead must be 0 .. 1e6 us");
+  c = {};
+  c.sample_us = std::nan("");
+  EXPECT_EQ(validate(c), "sample cost must be 0 .. 1e6 us");
+  c = {};
+  c.node_bandwidth_gb_s = 0;
+  EXPECT_EQ(validate(c), "node bandwidth must be 1e-6 .. 1e6 GB/s");
   c = {};
   auto bad = make_scenario("nope", topo, c);
   ASSERT_FALSE(bad.has_value());
