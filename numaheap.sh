@@ -94,11 +94,12 @@ case "${1:-}" in
       build -DNUMAHEAP_BUILD_TESTS=OFF -DNUMAHEAP_BUILD_BENCH=OFF -- numaheap-cli
     fi
     log "demo: the built-in seed 4-node machine, then the workload simulator on it:"
-    log "      a guest whose vCPUs move to another node halfway, five policies compared"
+    log "      guests with private and shared sets; halfway two vCPUs move node;"
+    log "      none, naive, autonuma, numaheap and an oracle compared"
     "$BUILD_DIR/bin/numaheap" topology --builtin
     echo
-    "$BUILD_DIR/bin/numaheap" sim --topology builtin --scenario vcpu-move --plot "$BUILD_DIR/sim-vcpu-move.svg"
-    log "plot of the local-access ratio over time: $BUILD_DIR/sim-vcpu-move.svg"
+    "$BUILD_DIR/bin/numaheap" sim --topology builtin --scenario mixed --plot "$BUILD_DIR/sim-demo.svg"
+    log "plot (local ratio, MiB moved and cost over time): $BUILD_DIR/sim-demo.svg"
     ;;
   test)
     PACKAGES+=("${TEST_PACKAGES[@]}")
