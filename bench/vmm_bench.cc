@@ -8,6 +8,8 @@
 //                        thread wake-up, /proc read of the thread's CPU,
 //                        record_access, UFFDIO_CONTINUE
 //   touch/sampled_anon   a write to a write-protected anonymous page
+//   touch/sampled_memfd_vcpu  as sampled_memfd, the thread registered as a
+//                        vCPU (no /proc read: the VMM keeps vCPU -> CPU)
 // Windows are opened with timing paused. The sampler's own figure (its
 // handler's time per sample) is reported as the counter handler_ns.
 #include <benchmark/benchmark.h>
@@ -35,7 +37,7 @@ struct Ram {
   std::unique_ptr<UffdSampler> sampler;
   std::string error;
 
-  explicit Ram(bool with_sampler) {
+  explicit Ram(bool with_sampler, bool vcpu_thread = false) {
     auto t = load_topology_libnuma();
     if (!t) {
       error = "no libnuma topology";
@@ -64,7 +66,12 @@ struct Ram {
     mig = std::move(*m);
     SamplerConfig cfg;
     cfg.pages_per_second = 0;  // windows only when the benchmark opens them
+    if (vcpu_thread) {
+      cfg.cpu_source = SampleCpuSource::vcpu_threads;
+      (void)mig->set_vcpu_cpu(*id, 0, 0);
+    }
     auto s = UffdSampler::create(*ram, *mig, *id, cfg);
+    if (s && vcpu_thread) (void)(*s)->set_vcpu_thread(0, gettid());
     if (!s || !(*s)->start()) {
       error = s ? "sampler start" : s.error().message.c_str();
       return;
@@ -81,7 +88,10 @@ struct Ram {
 };
 
 void touch_all(void* base) {
-  for (std::uint64_t i = 0; i < kPages; ++i) static_cast<volatile char*>(base)[i * kFrameSize] += 1;
+  for (std::uint64_t i = 0; i < kPages; ++i) {
+    volatile char* p = static_cast<volatile char*>(base) + i * kFrameSize;
+    *p = static_cast<char>(*p + 1);
+  }
 }
 
 void BM_touch_plain(benchmark::State& state) {
@@ -103,8 +113,8 @@ void BM_touch_minor_fault(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kPages));
 }
 
-void sampled(benchmark::State& state, bool memfd) {
-  Ram r(true);
+void sampled(benchmark::State& state, bool memfd, bool vcpu_thread = false) {
+  Ram r(true, vcpu_thread);
   if (!r.error.empty()) return state.SkipWithError(r.error.c_str());
   void* base = memfd ? r.shm : r.anon;
   const Gfn first = memfd ? 0 : kPages;
@@ -121,6 +131,7 @@ void sampled(benchmark::State& state, bool memfd) {
 
 void BM_touch_sampled_memfd(benchmark::State& state) { sampled(state, true); }
 void BM_touch_sampled_anon(benchmark::State& state) { sampled(state, false); }
+void BM_touch_sampled_memfd_vcpu(benchmark::State& state) { sampled(state, true, true); }
 
 }  // namespace
 
@@ -128,4 +139,5 @@ BENCHMARK(BM_touch_plain)->Name("touch/plain");
 BENCHMARK(BM_touch_minor_fault)->Name("touch/minor_fault");
 BENCHMARK(BM_touch_sampled_memfd)->Name("touch/sampled_memfd");
 BENCHMARK(BM_touch_sampled_anon)->Name("touch/sampled_anon");
+BENCHMARK(BM_touch_sampled_memfd_vcpu)->Name("touch/sampled_memfd_vcpu");
 BENCHMARK_MAIN();

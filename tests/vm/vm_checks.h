@@ -19,4 +19,8 @@ void run_guest_checks(const Topology& live);
 // Kernel moves and rehome of a guest RAM mapping, confirmed by move_pages.
 void run_migrate_checks(const Topology& live);
 
+// VMM guest RAM (memfd) sampled by userfaultfd and moved to the node of the
+// thread touching it, confirmed by move_pages.
+void run_vmm_checks(const Topology& live);
+
 }  // namespace numaheap::vmtest

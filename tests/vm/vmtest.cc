@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   // 3. Guest populate per vNUMA node, confirmed by move_pages.
   if (!skip_heap && live) numaheap::vmtest::run_guest_checks(*live);
   if (!skip_heap && live) numaheap::vmtest::run_migrate_checks(*live);
+  if (!skip_heap && live) numaheap::vmtest::run_vmm_checks(*live);
 
   std::printf("numaheap-vmtest: %d failure(s)\n", numaheap::vmtest::failures);
   return numaheap::vmtest::failures == 0 ? 0 : 1;

@@ -133,27 +133,50 @@ struct UffdSampler::Impl {
 
   // ---- resolving ----
   // Maps [a, a + len) back (memfd); pages already mapped or not in the
-  // page cache are stepped over. Wakes waiters on the range.
+  // page cache are stepped over. UFFDIO_CONTINUE wakes waiters on what it
+  // maps; one UFFDIO_WAKE at the end covers pages mapped by someone else.
   void continue_range(char* a, std::uint64_t len) {
     std::uint64_t done = 0;
     int again = 0;
+    bool stepped = false;
     while (done < len) {
       uffdio_continue c{};
       c.range.start = reinterpret_cast<std::uintptr_t>(a + done);
       c.range.len = len - done;
-      if (::ioctl(uffd, UFFDIO_CONTINUE, &c) == 0) return;
+      if (::ioctl(uffd, UFFDIO_CONTINUE, &c) == 0) break;
       const int err = errno;
       if (c.mapped > 0) done += static_cast<std::uint64_t>(c.mapped);
       if (err == EAGAIN && ++again < 100) continue;  // mm changing: try again
       if (err != EEXIST && err != EAGAIN) errors.fetch_add(1, std::memory_order_relaxed);
       // The page at `done` is mapped already (EEXIST), or cannot be (not in
-      // the page cache: a later access is an ordinary fault): wake anyone
-      // waiting on it and step over it.
-      uffdio_range w{reinterpret_cast<std::uintptr_t>(a + done), kFrameSize};
-      (void)::ioctl(uffd, UFFDIO_WAKE, &w);
+      // the page cache: a later access is an ordinary fault): step over it.
       done += kFrameSize;
       again = 0;
+      stepped = true;
     }
+    if (stepped) {
+      uffdio_range w{reinterpret_cast<std::uintptr_t>(a), len};
+      (void)::ioctl(uffd, UFFDIO_WAKE, &w);
+    }
+  }
+
+  // Pages of memfd region r resolved since their window opened: a bit per
+  // page, set by the handler once the page is mapped again, cleared when a
+  // window opens on it. Lets a window close only what was never touched.
+  // A stale bit (set for a page re-zapped meanwhile) can only leave a page
+  // to fault once more; the final close at stop() ignores the bits.
+  std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> resolved;
+
+  void mark_resolved(std::size_t r, std::uint64_t page) {
+    if (r < resolved.size() && resolved[r])
+      resolved[r][page / 64].fetch_or(std::uint64_t{1} << (page % 64), std::memory_order_relaxed);
+  }
+  bool is_resolved(std::size_t r, std::uint64_t page) const {
+    return (resolved[r][page / 64].load(std::memory_order_relaxed) >> (page % 64)) & 1;
+  }
+  void clear_resolved(std::size_t r, std::uint64_t first, std::uint64_t pages) {
+    for (std::uint64_t p = first; p < first + pages; ++p)
+      resolved[r][p / 64].fetch_and(~(std::uint64_t{1} << (p % 64)), std::memory_order_relaxed);
   }
 
   void unprotect_range(char* a, std::uint64_t len) {
@@ -171,13 +194,31 @@ struct UffdSampler::Impl {
   }
 
   // ---- windows (window_mu held) ----
-  void close_locked() {
+  // complete: map back every page of the window (stop); else only the
+  // runs of pages not resolved since the window opened.
+  void close_locked(bool complete = false) {
     if (!NUMAHEAP_FAULT(sampler_skips_close))
       for (const Piece& p : open) {
-        if (ram->regions_[p.region].backing == RamBacking::memfd)
-          continue_range(addr(p), p.len);
-        else
+        if (ram->regions_[p.region].backing != RamBacking::memfd) {
           unprotect_range(addr(p), p.len);
+          continue;
+        }
+        if (complete) {
+          continue_range(addr(p), p.len);
+          continue;
+        }
+        const std::uint64_t first = p.off >> kFrameShift, end = first + (p.len >> kFrameShift);
+        for (std::uint64_t at = first; at < end;) {
+          if (is_resolved(p.region, at)) {
+            ++at;
+            continue;
+          }
+          std::uint64_t run = at;
+          while (run < end && !is_resolved(p.region, run)) ++run;
+          continue_range(static_cast<char*>(ram->regions_[p.region].host) + (at << kFrameShift),
+                         (run - at) << kFrameShift);
+          at = run;
+        }
       }
     open.clear();
   }
@@ -187,6 +228,7 @@ struct UffdSampler::Impl {
     if (ram->regions_[p.region].backing == RamBacking::memfd) {
       // The shared mapping loses its page-table entries; the page cache
       // keeps the data, so the next access is a minor fault.
+      clear_resolved(p.region, p.off >> kFrameShift, p.len >> kFrameShift);
       const int advice = NUMAHEAP_FAULT(sampler_punches_window) ? MADV_REMOVE : MADV_DONTNEED;
       if (::madvise(a, p.len, advice) != 0) {
         errors.fetch_add(1, std::memory_order_relaxed);
@@ -299,6 +341,12 @@ struct UffdSampler::Impl {
         uffdio_range w{reinterpret_cast<std::uintptr_t>(page), kFrameSize};
         (void)::ioctl(uffd, UFFDIO_WAKE, &w);
       }
+      if (gfn) {
+        const int r = ram->region_of_gfn(*gfn);
+        if (r >= 0)
+          mark_resolved(static_cast<std::size_t>(r),
+                        *gfn - (ram->regions_[static_cast<std::size_t>(r)].guest_phys >> kFrameShift));
+      }
     }
     ns_handling.fetch_add(now_ns() - t0, std::memory_order_relaxed);
   }
@@ -342,7 +390,7 @@ struct UffdSampler::Impl {
     {
       std::lock_guard<std::mutex> g(window_mu);
       accepting = false;  // scan() from other threads may not reopen one
-      close_locked();
+      close_locked(/*complete=*/true);
     }
     drain();
   }
@@ -384,7 +432,14 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
   impl->mig = &migrator;
   impl->guest = guest;
   impl->cfg = config;
-  for (const GuestRamRegion& g : ram.regions_) {
+  impl->resolved.resize(ram.regions_.size());
+  for (std::size_t r = 0; r < ram.regions_.size(); ++r) {
+    const GuestRamRegion& g = ram.regions_[r];
+    if (g.backing == RamBacking::memfd) {
+      const std::uint64_t words = ((g.bytes >> kFrameShift) + 63) / 64;
+      impl->resolved[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
+      if (!impl->resolved[r]) return make_error(Errc::no_memory, "sampler: out of memory");
+    }
     impl->any_memfd |= g.backing == RamBacking::memfd;
     impl->any_anon |= g.backing == RamBacking::anonymous;
   }

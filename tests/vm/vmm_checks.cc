@@ -1,0 +1,171 @@
+// VMM guest RAM and the userfaultfd sampler inside the NUMA guest: a memfd
+// region is registered bound to one node, a thread pinned to a CPU of
+// another node keeps touching it while the sampler windows it, and the
+// migrator (policy moves only, from the sampler's samples) moves the pages
+// to the thread's node. The kernel's own move_pages query must then place
+// every page there, and every page must hold what the thread last wrote.
+#include <numaif.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "numaheap/migrator.h"
+#include "numaheap/vmm.h"
+#include "vm_checks.h"
+
+namespace numaheap::vmtest {
+
+namespace {
+
+constexpr std::uint64_t kPages = 1024;  // 4 MiB of memfd "guest RAM"
+
+// Pages not on `node`; with skip_unmapped, pages the sampler has unmapped
+// right now (-ENOENT) are not counted.
+long pages_off(void* base, NodeId node, bool skip_unmapped = false) {
+  std::vector<void*> addrs(kPages);
+  std::vector<int> status(kPages);
+  for (std::uint64_t i = 0; i < kPages; ++i) addrs[i] = static_cast<char*>(base) + i * kFrameSize;
+  if (move_pages(0, kPages, addrs.data(), nullptr, status.data(), 0) != 0) return -1;
+  long off = 0;
+  for (int s : status) off += s != static_cast<int>(node) && !(skip_unmapped && s == -ENOENT);
+  return off;
+}
+
+double seconds_now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+}  // namespace
+
+void run_vmm_checks(const Topology& live) {
+  // to: a node with CPUs and memory (the toucher's); from: another memory node.
+  NodeId to = kNoNode, from = kNoNode;
+  for (NodeId n : live.memory_nodes())
+    if (live.cpu_nodes().test(n) && n != live.memory_nodes().first()) {
+      to = n;
+      break;
+    }
+  for (NodeId n : live.memory_nodes())
+    if (n != to) {
+      from = n;
+      break;
+    }
+  if (to == kNoNode || from == kNoNode) {
+    report(false, "vmm checks need two memory nodes, one with CPUs");
+    return;
+  }
+  // The kernel must not move pages by itself here.
+  if (FILE* f = std::fopen("/proc/sys/kernel/numa_balancing", "w")) {
+    std::fputs("0", f);
+    std::fclose(f);
+  }
+  const std::string route = std::to_string(from) + " -> " + std::to_string(to);
+  const int fd = memfd_create("guest-ram", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, kPages * kFrameSize) != 0) {
+    report(false, "memfd guest RAM", std::strerror(errno));
+    return;
+  }
+  void* base = mmap(nullptr, kPages * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (base == MAP_FAILED) {
+    report(false, "memfd guest RAM mapping", std::strerror(errno));
+    return;
+  }
+  auto word = [&](std::uint64_t i) { return reinterpret_cast<volatile std::uint64_t*>(static_cast<char*>(base) + i * kFrameSize); };
+  const GuestRamRegion region{base, kPages * kFrameSize, 0, RamBacking::memfd, false};
+  const VnodeRam vnode{0, 0, kPages * kFrameSize, NodeMask::single(from)};
+  auto ram = GuestRam::create(live, std::span<const GuestRamRegion>(&region, 1), std::span<const VnodeRam>(&vnode, 1));
+  report(ram.has_value(), "memfd guest RAM registered, bound to node " + std::to_string(from),
+         ram ? "" : ram.error().message.c_str());
+  if (!ram) return;
+  report(pages_off(base, from) == 0, "kernel confirms the populated memfd RAM on node " + std::to_string(from));
+  for (std::uint64_t i = 0; i < kPages; ++i) *word(i) = i;
+
+  MigratorConfig cfg;
+  cfg.rate_limit_mb_s = 0;  // unlimited: the check is about where pages end up
+  auto mig = Migrator::create(live, cfg);
+  auto id = mig ? (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false)) : Result<GuestId>(Errc::no_memory);
+  report(id.has_value(), "guest RAM added to the migrator");
+  if (!id) return;
+  // As a VMM keeps its I/O threads off the vCPUs' CPUs: the sampler's
+  // handler thread (it inherits the affinity of the thread calling start())
+  // runs elsewhere than the toucher.
+  const CpuId toucher_cpu = live.find(to)->cpu_vector().front();
+  cpu_set_t old_set, others;
+  sched_getaffinity(0, sizeof old_set, &old_set);
+  others = old_set;
+  CPU_CLR(static_cast<int>(toucher_cpu), &others);
+  if (CPU_COUNT(&others) > 0) sched_setaffinity(0, sizeof others, &others);
+  SamplerConfig scfg;  // the default budget
+  auto sampler = UffdSampler::create(**ram, **mig, *id, scfg);
+  report(sampler.has_value(), "userfaultfd sampler created", sampler ? "" : sampler.error().message.c_str());
+  if (!sampler) return;
+  Status started = (*sampler)->start();
+  report(started.has_value(), "sampler started");
+  if (!started) return;
+
+  // The "vCPU": pinned to the first CPU of `to`, incrementing every page.
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> passes{0};
+  std::atomic<bool> pinned{false};
+  std::thread vcpu([&] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<int>(toucher_cpu), &set);
+    pinned = sched_setaffinity(0, sizeof set, &set) == 0;
+    std::uint64_t pass = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      ++pass;
+      for (std::uint64_t i = 0; i < kPages; ++i) *word(i) = i + (pass << 32);
+      passes.store(pass, std::memory_order_release);
+    }
+  });
+  const double t0 = seconds_now();
+  long off = static_cast<long>(kPages);
+  int steps = 0;
+  while (seconds_now() - t0 < 60) {
+    timespec pace{0, 200 * 1000 * 1000};  // a migrator period, not a synchronisation
+    nanosleep(&pace, nullptr);
+    (void)(*mig)->step();
+    ++steps;
+    if (pages_off(base, to, true) == 0) break;
+  }
+  const double took = seconds_now() - t0;
+  stop = true;
+  vcpu.join();
+  (*sampler)->stop();  // every page mapped again: the query sees them all
+  sched_setaffinity(0, sizeof old_set, &old_set);
+  off = pages_off(base, to);
+  const SamplerStats ss = (*sampler)->stats();
+  const MigratorStats ms = (*mig)->stats();
+  report(pinned.load(), "toucher pinned to a CPU of node " + std::to_string(to));
+  report(off == 0, "sampler + migrator moved every page " + route + " (kernel's query)",
+         std::to_string(off) + " elsewhere after " + std::to_string(took).substr(0, 5) + " s, " + std::to_string(steps) +
+             " steps; samples " + std::to_string(ss.samples) + " (" + std::to_string(static_cast<long>(ss.ns_per_sample)) +
+             " ns each), windows " + std::to_string(ss.windows) + ", pages moved " + std::to_string(ms.pages_moved));
+  report(ss.errors == 0, "sampler ioctls never failed", std::to_string(ss.errors) + " errors");
+  const std::uint64_t last = passes.load();
+  std::uint64_t bad = 0;
+  for (std::uint64_t i = 0; i < kPages; ++i) {
+    const std::uint64_t v = *word(i);
+    // The last pass may have stopped midway: each page holds pass last or last - 1.
+    bad += (v & 0xffffffffu) != i || ((v >> 32) != last && (v >> 32) != last + 1);
+  }
+  report(bad == 0, "every page holds the toucher's last write", std::to_string(bad) + " bad");
+  sampler->reset();
+  (void)(*mig)->remove_guest(*id);
+  ram->reset();
+  munmap(base, kPages * kFrameSize);
+}
+
+}  // namespace numaheap::vmtest
