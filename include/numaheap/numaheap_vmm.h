@@ -106,6 +106,7 @@ typedef struct numaheap_sampler_stats {
   uint64_t samples, minor_samples, wp_samples, windows, pages_windowed, ns_handling;
   double ns_per_sample;
   uint64_t resolve_retries, errors;
+  uint64_t pages_armed; /* unmapped / write-protected now, awaiting their first access */
 } numaheap_sampler_stats;
 typedef struct numaheap_sampler numaheap_sampler;
 
@@ -121,6 +122,7 @@ int numaheap_sampler_start(numaheap_sampler* s);
 void numaheap_sampler_stop(numaheap_sampler* s);
 int numaheap_sampler_running(const numaheap_sampler* s);
 int numaheap_sampler_scan(numaheap_sampler* s, uint64_t first_gfn, uint64_t pages);
+/* Maps back / unprotects every page still awaiting its first access. */
 void numaheap_sampler_close_window(numaheap_sampler* s);
 int numaheap_sampler_get_stats(const numaheap_sampler* s, numaheap_sampler_stats* out);
 

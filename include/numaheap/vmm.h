@@ -42,14 +42,16 @@
 //    otherwise the CPU the faulting thread is blocked on, read from
 //    /proc/self/task/TID/stat, gives record_access(cpu).
 //  * Budget: at most pages_per_second pages are windowed per second, in
-//    windows of window_pages (one window open at a time; opening one closes
-//    the previous). pages_per_second 0: only scan() opens windows.
+//    windows of window_pages. A windowed page stays unmapped / protected
+//    until its first access (sampled however late it comes), a move of it,
+//    close_window() or stop(). pages_per_second 0: only scan() opens
+//    windows.
 //  * No sample loses or changes data; stop() returns with every page of
 //    every region mapped and writable: pending faults resolved, the open
 //    window closed, the ranges unregistered.
-//  * Before GuestRam moves pages, the sampler's open window is closed and
-//    no new one opens until the move returns (a zapped page is invisible
-//    to move_pages).
+//  * Before GuestRam moves pages, those of them the sampler unmapped are
+//    mapped back and no new window opens until the move returns (a zapped
+//    page is invisible to move_pages).
 //  * Threads: start() spawns one handler thread. set_vcpu_thread, scan,
 //    close_window and stats may be called from any thread.
 #pragma once
@@ -110,7 +112,7 @@ struct GuestRamStats {
 class UffdSampler;
 namespace detail {
 // Internal (vmm/host): GuestRam closes its sampler's window around a move.
-void sampler_pause(UffdSampler& s) noexcept;
+void sampler_pause(UffdSampler& s, std::span<const Gfn> gfns) noexcept;
 void sampler_resume(UffdSampler& s) noexcept;
 }  // namespace detail
 
@@ -153,9 +155,10 @@ class GuestRam final : public Mover {
   int region_of_gfn(Gfn gfn) const noexcept;
   Result<MoveTotals> move_region(std::size_t r, std::span<const Gfn> gfns, NodeId target,
                                  std::span<MoveOutcome> out) noexcept;
-  // Set by an attached sampler (under sampler_lock_): closes its window
-  // before a move and lets it reopen after.
-  void pause_sampler() noexcept;
+  // Around a move, with an attached sampler (under sampler_lock_): maps
+  // back the listed pages it has unmapped and keeps new windows from
+  // opening until resume.
+  void pause_sampler(std::span<const Gfn> gfns) noexcept;
   void resume_sampler() noexcept;
 
   const Topology* topo_ = nullptr;
@@ -191,6 +194,7 @@ struct SamplerStats {
   double ns_per_sample = 0;         // ns_handling / samples (0 before any)
   std::uint64_t resolve_retries = 0;  // a resolve that found the page mapped already (woken instead)
   std::uint64_t errors = 0;         // ioctls that failed (the thread was woken and refaults)
+  std::uint64_t pages_armed = 0;    // unmapped / write-protected now, awaiting their first access
 };
 
 class UffdSampler {
@@ -212,11 +216,12 @@ class UffdSampler {
   Status start();
   void stop();  // idempotent; every page mapped and writable on return
   bool running() const noexcept { return thread_running_.load(std::memory_order_acquire); }
-  // Opens a window on gfns [first, first + pages) now (closing the open
-  // one); pages in holes or hugetlb are skipped. Errors: invalid_argument,
-  // busy (not running, or a move is in progress).
+  // Opens a window on gfns [first, first + pages) now; pages in holes or
+  // hugetlb are skipped. Errors: invalid_argument, busy (not running, or a
+  // move is in progress).
   Status scan(Gfn first, std::uint64_t pages);
-  // Closes the open window (maps back / unprotects every page of it).
+  // Closes every open window: maps back / unprotects every page still
+  // awaiting its first access.
   void close_window();
   SamplerStats stats() const noexcept;
 
@@ -224,7 +229,7 @@ class UffdSampler {
 
  private:
   explicit UffdSampler(Impl* impl) noexcept : impl_(impl) {}
-  friend void detail::sampler_pause(UffdSampler& s) noexcept;
+  friend void detail::sampler_pause(UffdSampler& s, std::span<const Gfn> gfns) noexcept;
   friend void detail::sampler_resume(UffdSampler& s) noexcept;
   Impl* impl_;
   std::atomic<bool> thread_running_{false};

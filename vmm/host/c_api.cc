@@ -187,7 +187,7 @@ int numaheap_sampler_get_stats(const numaheap_sampler* s, numaheap_sampler_stats
   if (!s || !out) return NUMAHEAP_E_INVALID_ARGUMENT;
   const numaheap::SamplerStats st = s->s->stats();
   *out = {st.samples,      st.minor_samples, st.wp_samples,      st.windows, st.pages_windowed,
-          st.ns_handling,  st.ns_per_sample, st.resolve_retries, st.errors};
+          st.ns_handling,  st.ns_per_sample, st.resolve_retries, st.errors, st.pages_armed};
   return NUMAHEAP_OK;
 }
 

@@ -273,7 +273,7 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
                                   std::span<MoveOutcome> out) noexcept {
   if (out.size() != gfns.size()) return Errc::invalid_argument;
   if (!topo_->memory_nodes().test(target)) return Errc::invalid_node;
-  pause_sampler();  // a zapped page of an open window is invisible to move_pages
+  pause_sampler(gfns);  // a zapped page of an open window is invisible to move_pages
   MoveTotals totals;
   Gfn local[kChunk];
   MoveOutcome local_out[kChunk];
@@ -362,9 +362,9 @@ GuestRamStats GuestRam::stats() const noexcept {
   return s;
 }
 
-void GuestRam::pause_sampler() noexcept {
+void GuestRam::pause_sampler(std::span<const Gfn> gfns) noexcept {
   std::lock_guard<std::mutex> g(sampler_lock_);
-  if (sampler_) detail::sampler_pause(*sampler_);
+  if (sampler_) detail::sampler_pause(*sampler_, gfns);
 }
 
 void GuestRam::resume_sampler() noexcept {

@@ -5,10 +5,10 @@
 // Threads: one handler thread (start/stop) reads fault messages, records
 // each access in the migrator and resolves it; it also opens the next
 // window when the budget's period has passed. scan(), close_window() and
-// GuestRam's pause around a move run on the caller's thread. The open
-// window, the pause count and the scan cursor are guarded by window_mu;
-// the fault-resolving path never takes it, so a vCPU never waits for a
-// move or a scan to finish.
+// GuestRam's pause around a move run on the caller's thread. Arming and
+// closing pages, the pause count and the scan cursor are serialised by
+// window_mu; the fault-resolving path never takes it (it only clears a
+// page's armed bit), so a vCPU never waits for a move or a scan.
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
@@ -99,11 +99,6 @@ long kvm_vcpu_of_thread(pid_t tid) {
 }  // namespace
 
 struct UffdSampler::Impl {
-  struct Piece {
-    std::size_t region;
-    std::uint64_t off, len;  // bytes within the region
-  };
-
   GuestRam* ram = nullptr;
   Migrator* mig = nullptr;
   GuestId guest = 0;
@@ -116,11 +111,23 @@ struct UffdSampler::Impl {
   std::atomic<bool> stopping{false};
   bool registered = false;       // guarded by control_mu
 
-  std::mutex window_mu;          // guards open, pauses, cursor, accepting
+  std::mutex window_mu;          // guards accepting, pauses, cursor; serialises arming and closing
   bool accepting = false;        // windows may open (between start and stop)
-  std::vector<Piece> open;       // the open window's pieces (empty: none)
   int pauses = 0;                // > 0: a move runs, no window may open
   std::uint64_t cursor = 0;      // next page to window, over the sampled pages
+
+  // Pages of sampled region r that the sampler unmapped (memfd) or
+  // write-protected (anonymous) and nobody has touched since: a bit per
+  // page. Set, under window_mu, before the page is zapped or protected;
+  // cleared by the handler *before* it resolves the page's fault, and by a
+  // close (under window_mu) after it mapped or unprotected the page. So a
+  // clear bit means the page is mapped and writable, or its fault is being
+  // resolved by the handler right now; closing every set bit leaves no page
+  // behind. Windows stay open until touched (as NUMA balancing's PROT_NONE
+  // ranges do): a page's first access after its window opened is sampled
+  // however late it comes.
+  std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> armed;
+  std::atomic<std::uint64_t> armed_pages{0};
 
   std::mutex tid_mu;                                  // guards vcpu_of_tid
   std::unordered_map<pid_t, long> vcpu_of_tid;        // -1: known not a vCPU
@@ -129,7 +136,21 @@ struct UffdSampler::Impl {
       ns_handling{0}, resolve_retries{0}, errors{0};
 
   bool sampled(const GuestRamRegion& r) const { return r.backing != RamBacking::hugetlb; }
-  char* addr(const Piece& p) const { return static_cast<char*>(ram->regions_[p.region].host) + p.off; }
+  char* page_addr(std::size_t r, std::uint64_t page) const {
+    return static_cast<char*>(ram->regions_[r].host) + (page << kFrameShift);
+  }
+  std::uint64_t region_pages(std::size_t r) const { return ram->regions_[r].bytes >> kFrameShift; }
+
+  bool is_armed(std::size_t r, std::uint64_t page) const {
+    return (armed[r][page / 64].load(std::memory_order_acquire) >> (page % 64)) & 1;
+  }
+  // Clears one page's bit; true if it was set.
+  bool disarm(std::size_t r, std::uint64_t page) {
+    const std::uint64_t bit = std::uint64_t{1} << (page % 64);
+    const bool was = armed[r][page / 64].fetch_and(~bit, std::memory_order_acq_rel) & bit;
+    if (was) armed_pages.fetch_sub(1, std::memory_order_relaxed);
+    return was;
+  }
 
   // ---- resolving ----
   // Maps [a, a + len) back (memfd); pages already mapped or not in the
@@ -160,25 +181,6 @@ struct UffdSampler::Impl {
     }
   }
 
-  // Pages of memfd region r resolved since their window opened: a bit per
-  // page, set by the handler once the page is mapped again, cleared when a
-  // window opens on it. Lets a window close only what was never touched.
-  // A stale bit (set for a page re-zapped meanwhile) can only leave a page
-  // to fault once more; the final close at stop() ignores the bits.
-  std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> resolved;
-
-  void mark_resolved(std::size_t r, std::uint64_t page) {
-    if (r < resolved.size() && resolved[r])
-      resolved[r][page / 64].fetch_or(std::uint64_t{1} << (page % 64), std::memory_order_relaxed);
-  }
-  bool is_resolved(std::size_t r, std::uint64_t page) const {
-    return (resolved[r][page / 64].load(std::memory_order_relaxed) >> (page % 64)) & 1;
-  }
-  void clear_resolved(std::size_t r, std::uint64_t first, std::uint64_t pages) {
-    for (std::uint64_t p = first; p < first + pages; ++p)
-      resolved[r][p / 64].fetch_and(~(std::uint64_t{1} << (p % 64)), std::memory_order_relaxed);
-  }
-
   void unprotect_range(char* a, std::uint64_t len) {
     for (int again = 0;; ++again) {
       uffdio_writeprotect wp{};
@@ -194,102 +196,118 @@ struct UffdSampler::Impl {
   }
 
   // ---- windows (window_mu held) ----
-  // complete: map back every page of the window (stop); else only the
-  // runs of pages not resolved since the window opened.
-  void close_locked(bool complete = false) {
-    if (!NUMAHEAP_FAULT(sampler_skips_close))
-      for (const Piece& p : open) {
-        if (ram->regions_[p.region].backing != RamBacking::memfd) {
-          unprotect_range(addr(p), p.len);
-          continue;
-        }
-        if (complete) {
-          continue_range(addr(p), p.len);
-          continue;
-        }
-        const std::uint64_t first = p.off >> kFrameShift, end = first + (p.len >> kFrameShift);
-        for (std::uint64_t at = first; at < end;) {
-          if (is_resolved(p.region, at)) {
-            ++at;
-            continue;
-          }
-          std::uint64_t run = at;
-          while (run < end && !is_resolved(p.region, run)) ++run;
-          continue_range(static_cast<char*>(ram->regions_[p.region].host) + (at << kFrameShift),
-                         (run - at) << kFrameShift);
-          at = run;
-        }
+  // Maps back / unprotects the armed pages of region r in [first, end).
+  void close_pages_locked(std::size_t r, std::uint64_t first, std::uint64_t end) {
+    if (NUMAHEAP_FAULT(sampler_skips_close)) return;
+    const bool memfd = ram->regions_[r].backing == RamBacking::memfd;
+    for (std::uint64_t at = first; at < end;) {
+      if (at % 64 == 0 && end - at >= 64 && armed[r][at / 64].load(std::memory_order_acquire) == 0) {
+        at += 64;  // a word with nothing armed
+        continue;
       }
-    open.clear();
+      if (!is_armed(r, at)) {
+        ++at;
+        continue;
+      }
+      std::uint64_t run = at;
+      while (run < end && is_armed(r, run)) ++run;
+      if (memfd)
+        continue_range(page_addr(r, at), (run - at) << kFrameShift);
+      else
+        unprotect_range(page_addr(r, at), (run - at) << kFrameShift);
+      for (std::uint64_t p = at; p < run; ++p) (void)disarm(r, p);
+      at = run;
+    }
   }
 
-  void open_piece(const Piece& p) {
-    char* a = addr(p);
-    if (ram->regions_[p.region].backing == RamBacking::memfd) {
+  void close_all_locked() {
+    for (std::size_t r = 0; r < ram->regions_.size(); ++r)
+      if (armed[r]) close_pages_locked(r, 0, region_pages(r));
+  }
+
+  // Arms pages [first, first + pages) of region r: bits first, then the
+  // zap (memfd) or the protection (anonymous).
+  void arm_locked(std::size_t r, std::uint64_t first, std::uint64_t pages) {
+    std::uint64_t newly = 0;
+    for (std::uint64_t p = first; p < first + pages; ++p) {
+      const std::uint64_t bit = std::uint64_t{1} << (p % 64);
+      newly += !(armed[r][p / 64].fetch_or(bit, std::memory_order_acq_rel) & bit);
+    }
+    armed_pages.fetch_add(newly, std::memory_order_relaxed);
+    char* a = page_addr(r, first);
+    const std::uint64_t len = pages << kFrameShift;
+    bool ok;
+    if (ram->regions_[r].backing == RamBacking::memfd) {
       // The shared mapping loses its page-table entries; the page cache
       // keeps the data, so the next access is a minor fault.
-      clear_resolved(p.region, p.off >> kFrameShift, p.len >> kFrameShift);
       const int advice = NUMAHEAP_FAULT(sampler_punches_window) ? MADV_REMOVE : MADV_DONTNEED;
-      if (::madvise(a, p.len, advice) != 0) {
-        errors.fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
+      ok = ::madvise(a, len, advice) == 0;
     } else {
       uffdio_writeprotect wp{};
       wp.range.start = reinterpret_cast<std::uintptr_t>(a);
-      wp.range.len = p.len;
+      wp.range.len = len;
       wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
-      if (::ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) != 0) {
-        errors.fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
+      ok = ::ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0;
     }
-    open.push_back(p);
-    pages_windowed.fetch_add(p.len >> kFrameShift, std::memory_order_relaxed);
+    if (!ok) {
+      errors.fetch_add(1, std::memory_order_relaxed);
+      close_pages_locked(r, first, first + pages);  // whatever was done, undo it
+      return;
+    }
+    pages_windowed.fetch_add(pages, std::memory_order_relaxed);
   }
 
-  // Opens gfns [first, first + pages) (sampled regions only).
+  // Arms gfns [first, first + pages) (sampled regions only).
   void open_gfns_locked(Gfn first, std::uint64_t pages) {
-    close_locked();
     for (std::size_t r = 0; r < ram->regions_.size(); ++r) {
       const GuestRamRegion& g = ram->regions_[r];
       if (!sampled(g)) continue;
       const Gfn base = g.guest_phys >> kFrameShift, end = base + (g.bytes >> kFrameShift);
       const Gfn a = std::max(base, first), b = std::min(end, first + pages);
-      if (a < b) open_piece(Piece{r, (a - base) << kFrameShift, (b - a) << kFrameShift});
+      if (a < b) arm_locked(r, a - base, b - a);
     }
     windows.fetch_add(1, std::memory_order_relaxed);
   }
 
   // The next window of the budget's walk over the sampled pages.
   void open_next_locked() {
-    close_locked();
     std::uint64_t total = 0;
     for (const GuestRamRegion& g : ram->regions_)
       if (sampled(g)) total += g.bytes >> kFrameShift;
     if (total == 0) return;
     std::uint64_t want = std::min<std::uint64_t>(cfg.window_pages, total);
-    if (cursor >= total) cursor = 0;
-    std::uint64_t skip = cursor;
-    for (std::size_t r = 0; r < ram->regions_.size() && want; ++r) {
-      const GuestRamRegion& g = ram->regions_[r];
-      if (!sampled(g)) continue;
-      const std::uint64_t pages = g.bytes >> kFrameShift;
-      if (skip >= pages) {
-        skip -= pages;
-        continue;
-      }
-      const std::uint64_t take = std::min(want, pages - skip);
-      open_piece(Piece{r, skip << kFrameShift, take << kFrameShift});
-      cursor += take;
-      want -= take;
-      skip = 0;
-      if (want && r + 1 == ram->regions_.size()) {  // wrap around once
-        cursor = 0;
-        r = static_cast<std::size_t>(-1);
+    while (want) {
+      if (cursor >= total) cursor = 0;
+      std::uint64_t skip = cursor;
+      for (std::size_t r = 0; r < ram->regions_.size() && want; ++r) {
+        if (!sampled(ram->regions_[r])) continue;
+        const std::uint64_t pages = region_pages(r);
+        if (skip >= pages) {
+          skip -= pages;
+          continue;
+        }
+        const std::uint64_t take = std::min(want, pages - skip);
+        arm_locked(r, skip, take);
+        cursor += take;
+        want -= take;
+        skip = 0;
       }
     }
     windows.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Before a move: memfd pages among gfns that are armed are mapped back
+  // (a zapped page is invisible to move_pages). Write-protected anonymous
+  // pages move as they are (migration keeps the protection).
+  void close_gfns_locked(std::span<const Gfn> gfns) {
+    for (Gfn gfn : gfns) {
+      const int r = ram->region_of_gfn(gfn);
+      if (r < 0) continue;
+      const auto ri = static_cast<std::size_t>(r);
+      if (ram->regions_[ri].backing != RamBacking::memfd) continue;
+      const std::uint64_t page = gfn - (ram->regions_[ri].guest_phys >> kFrameShift);
+      if (is_armed(ri, page)) close_pages_locked(ri, page, page + 1);
+    }
   }
 
   // ---- faults (handler thread) ----
@@ -320,7 +338,13 @@ struct UffdSampler::Impl {
     char* page = reinterpret_cast<char*>(msg.arg.pagefault.address & ~std::uint64_t{kFrameSize - 1});
     const auto gfn = ram->gfn_of(page);
     const bool wp = msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
-    if (gfn) record(*gfn, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
+    if (gfn) {
+      record(*gfn, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
+      const int r = ram->region_of_gfn(*gfn);
+      if (r >= 0 && armed[static_cast<std::size_t>(r)])  // before resolving: see `armed`
+        (void)disarm(static_cast<std::size_t>(r),
+                     *gfn - (ram->regions_[static_cast<std::size_t>(r)].guest_phys >> kFrameShift));
+    }
     // Counted before the faulting thread can run on: whoever it tells sees
     // its sample counted.
     (wp ? wp_samples : minor_samples).fetch_add(1, std::memory_order_relaxed);
@@ -332,20 +356,14 @@ struct UffdSampler::Impl {
       c.range.start = reinterpret_cast<std::uintptr_t>(page);
       c.range.len = kFrameSize;
       if (::ioctl(uffd, UFFDIO_CONTINUE, &c) != 0) {
-        // Mapped meanwhile (a window closed under us) or mm changing:
-        // wake the thread; if the page is still missing it faults again.
+        // Mapped meanwhile (a close raced us) or mm changing: make sure it
+        // is mapped and the thread woken; if not, it faults again.
         if (errno == EEXIST)
           resolve_retries.fetch_add(1, std::memory_order_relaxed);
         else
           continue_range(page, kFrameSize);
         uffdio_range w{reinterpret_cast<std::uintptr_t>(page), kFrameSize};
         (void)::ioctl(uffd, UFFDIO_WAKE, &w);
-      }
-      if (gfn) {
-        const int r = ram->region_of_gfn(*gfn);
-        if (r >= 0)
-          mark_resolved(static_cast<std::size_t>(r),
-                        *gfn - (ram->regions_[static_cast<std::size_t>(r)].guest_phys >> kFrameShift));
       }
     }
     ns_handling.fetch_add(now_ns() - t0, std::memory_order_relaxed);
@@ -390,7 +408,7 @@ struct UffdSampler::Impl {
     {
       std::lock_guard<std::mutex> g(window_mu);
       accepting = false;  // scan() from other threads may not reopen one
-      close_locked(/*complete=*/true);
+      close_all_locked();
     }
     drain();
   }
@@ -432,13 +450,13 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
   impl->mig = &migrator;
   impl->guest = guest;
   impl->cfg = config;
-  impl->resolved.resize(ram.regions_.size());
+  impl->armed.resize(ram.regions_.size());
   for (std::size_t r = 0; r < ram.regions_.size(); ++r) {
     const GuestRamRegion& g = ram.regions_[r];
-    if (g.backing == RamBacking::memfd) {
+    if (impl->sampled(g)) {
       const std::uint64_t words = ((g.bytes >> kFrameShift) + 63) / 64;
-      impl->resolved[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
-      if (!impl->resolved[r]) return make_error(Errc::no_memory, "sampler: out of memory");
+      impl->armed[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
+      if (!impl->armed[r]) return make_error(Errc::no_memory, "sampler: out of memory");
     }
     impl->any_memfd |= g.backing == RamBacking::memfd;
     impl->any_anon |= g.backing == RamBacking::anonymous;
@@ -538,7 +556,7 @@ Status UffdSampler::scan(Gfn first, std::uint64_t pages) {
 
 void UffdSampler::close_window() {
   std::lock_guard<std::mutex> g(impl_->window_mu);
-  impl_->close_locked();
+  impl_->close_all_locked();
 }
 
 SamplerStats UffdSampler::stats() const noexcept {
@@ -553,14 +571,15 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.ns_per_sample = s.samples ? static_cast<double>(s.ns_handling) / static_cast<double>(s.samples) : 0;
   s.resolve_retries = m.resolve_retries.load(std::memory_order_relaxed);
   s.errors = m.errors.load(std::memory_order_relaxed);
+  s.pages_armed = m.armed_pages.load(std::memory_order_relaxed);
   return s;
 }
 
 namespace detail {
 
-void sampler_pause(UffdSampler& s) noexcept {
+void sampler_pause(UffdSampler& s, std::span<const Gfn> gfns) noexcept {
   std::lock_guard<std::mutex> g(s.impl_->window_mu);
-  s.impl_->close_locked();
+  s.impl_->close_gfns_locked(gfns);
   ++s.impl_->pauses;
 }
 
