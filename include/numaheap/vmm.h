@@ -40,7 +40,8 @@
 //    vCPU n), gives record_vcpu_access(vcpu) when cpu_source is
 //    vcpu_threads (the VMM keeps Migrator::set_vcpu_cpu up to date);
 //    otherwise the CPU the faulting thread is blocked on, read from
-//    /proc/self/task/TID/stat, gives record_access(cpu).
+//    /proc/self/task/TID/stat (at most every 10 ms per thread), gives
+//    record_access(cpu).
 //  * Budget: at most pages_per_second pages are windowed per second, in
 //    windows of window_pages. A windowed page stays unmapped / protected
 //    until its first access (sampled however late it comes), a move of it,

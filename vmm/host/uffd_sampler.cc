@@ -328,8 +328,28 @@ struct UffdSampler::Impl {
         return;
       }
     }
-    const long cpu = thread_cpu(tid);
+    const long cpu = cpu_of(tid);
     if (cpu >= 0) mig->record_access(guest, gfn, static_cast<CpuId>(cpu));
+  }
+
+  // The faulting thread's CPU, re-read from /proc at most every
+  // kThreadCpuMaxAgeNs per thread: the read costs more than the rest of a
+  // sample (about 8 us natively, milliseconds under emulation), and a
+  // thread faulting on many pages in a row is still on the same CPU.
+  static constexpr std::uint64_t kThreadCpuMaxAgeNs = 10'000'000;
+  struct CachedCpu {
+    long cpu;
+    std::uint64_t read_ns;
+  };
+  std::unordered_map<pid_t, CachedCpu> cpu_of_tid;  // handler thread only
+  long cpu_of(pid_t tid) {
+    const std::uint64_t now = now_ns();
+    auto it = cpu_of_tid.find(tid);
+    if (it != cpu_of_tid.end() && now - it->second.read_ns < kThreadCpuMaxAgeNs) return it->second.cpu;
+    if (cpu_of_tid.size() > 4096) cpu_of_tid.clear();  // threads come and go
+    const long cpu = thread_cpu(tid);
+    cpu_of_tid[tid] = CachedCpu{cpu, now};
+    return cpu;
   }
 
   void handle(const uffd_msg& msg) {
