@@ -25,15 +25,16 @@ namespace numaheap::vmtest {
 
 namespace {
 
-constexpr std::uint64_t kPages = 512;  // 2 MiB of memfd "guest RAM"
+constexpr std::uint64_t kPages = 1024;  // 4 MiB of memfd "guest RAM": two 2 MiB granules
 
 // Pages not on `node`; with skip_unmapped, pages the sampler has unmapped
 // right now (-ENOENT) are not counted.
-long pages_off(void* base, NodeId node, bool skip_unmapped = false) {
-  std::vector<void*> addrs(kPages);
-  std::vector<int> status(kPages);
-  for (std::uint64_t i = 0; i < kPages; ++i) addrs[i] = static_cast<char*>(base) + i * kFrameSize;
-  if (move_pages(0, kPages, addrs.data(), nullptr, status.data(), 0) != 0) return -1;
+long pages_off(void* base, NodeId node, bool skip_unmapped = false, std::uint64_t first = 0,
+               std::uint64_t pages = kPages) {
+  std::vector<void*> addrs(pages);
+  std::vector<int> status(pages);
+  for (std::uint64_t i = 0; i < pages; ++i) addrs[i] = static_cast<char*>(base) + (first + i) * kFrameSize;
+  if (move_pages(0, pages, addrs.data(), nullptr, status.data(), 0) != 0) return -1;
   long off = 0;
   for (int s : status) off += s != static_cast<int>(node) && !(skip_unmapped && s == -ENOENT);
   return off;
@@ -188,6 +189,62 @@ void run_vmm_checks(const Topology& live) {
     bad += (v & 0xffffffffu) != i || ((v >> 32) != last && (v >> 32) != last + 1);
   }
   report(bad == 0, "every page holds the toucher's last write", std::to_string(bad) + " bad");
+
+  // Rehome to two nodes: the RAM is spread over both (one 2 MiB granule
+  // each), the ranges rebound to their new nodes (relayout), the kernel
+  // confirms every page.
+  NodeMask two;
+  for (NodeId n : live.memory_nodes())
+    if (n != to && two.count() < 2) two.set(n);
+  if (two.count() < 2) two.set(to);
+  const NodeId a = two.first(), b = two.last();
+  Status rh = (*mig)->rehome(*id, two);
+  report(rh.has_value(), "rehome to nodes " + std::to_string(a) + "," + std::to_string(b) + " requested");
+  for (int i = 0; i < 1000 && rh; ++i) {
+    (void)(*mig)->step();
+    auto p = (*mig)->rehome_progress(*id);
+    if (!p || p->state != RehomeState::running) break;
+  }
+  auto prog = (*mig)->rehome_progress(*id);
+  report(prog && prog->state == RehomeState::done, "rehome done",
+         prog ? std::to_string(prog->done) + "/" + std::to_string(prog->total) : "?");
+  const auto layout = (*ram)->layout();
+  std::uint64_t on_a = 0, on_b = 0;
+  for (const GuestRange& r : layout) (r.pnode == a ? on_a : on_b) += r.pages;
+  report(on_a == kPages / 2 && on_b == kPages / 2, "rehome spread the RAM evenly over both nodes",
+         std::to_string(on_a) + " pages for node " + std::to_string(a) + ", " + std::to_string(on_b) + " for node " +
+             std::to_string(b));
+  long wrong = 0;
+  for (const GuestRange& r : layout) wrong += pages_off(base, r.pnode, false, r.first, r.pages);
+  report(wrong == 0, "kernel confirms every page on its new node", std::to_string(wrong) + " elsewhere");
+  int mode = -1;
+  unsigned long mask[kMaxNodes / 64] = {};
+  bool rebound = true;
+  for (const GuestRange& r : layout) {
+    rebound &= get_mempolicy(&mode, mask, kMaxNodes + 1, static_cast<char*>(base) + r.first * kFrameSize,
+                             MPOL_F_ADDR) == 0 && mode == MPOL_BIND && (mask[r.pnode / 64] >> (r.pnode % 64) & 1);
+  }
+  report(rebound, "each rehomed range is bound to its new node (relayout)");
+
+  // A vnode placed on two nodes: split in two contiguous parts, each bound
+  // and populated on its node.
+  void* anon = mmap(nullptr, kPages * kFrameSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (anon != MAP_FAILED) {
+    const GuestRamRegion r2{anon, kPages * kFrameSize, 0, RamBacking::anonymous, false};
+    const VnodeRam v2{0, 0, kPages * kFrameSize, two};
+    auto ram2 = GuestRam::create(live, std::span<const GuestRamRegion>(&r2, 1), std::span<const VnodeRam>(&v2, 1));
+    report(ram2.has_value(), "anonymous RAM with a vnode on two nodes registered", ram2 ? "" : ram2.error().message.c_str());
+    if (ram2) {
+      const auto l2 = (*ram2)->layout();
+      long off2 = 0;
+      for (const GuestRange& r : l2) off2 += pages_off(anon, r.pnode, false, r.first, r.pages);
+      report(l2.size() == 2 && l2[0].pnode == a && l2[1].pnode == b && l2[0].pages == kPages / 2 && off2 == 0,
+             "the vnode is split in two halves, each populated on its node (kernel's query)",
+             std::to_string(l2.size()) + " parts, " + std::to_string(off2) + " pages elsewhere");
+      ram2->reset();
+    }
+    munmap(anon, kPages * kFrameSize);
+  }
   sampler->reset();
   (void)(*mig)->remove_guest(*id);
   ram->reset();
