@@ -74,6 +74,9 @@
 
 namespace numaheap {
 
+// anonymous: MAP_PRIVATE | MAP_ANONYMOUS. memfd: a MAP_SHARED mapping of
+// shmem (memfd_create, /dev/shm, or MAP_SHARED | MAP_ANONYMOUS, which is
+// shmem too). hugetlb: MAP_HUGETLB or a hugetlbfs / MFD_HUGETLB file.
 enum class RamBacking : std::uint8_t { anonymous = 0, memfd = 1, hugetlb = 2 };
 const char* ram_backing_name(RamBacking b) noexcept;
 
