@@ -14,7 +14,7 @@
 set(NUMAHEAP_CORE_SOURCES "")
 set(NUMAHEAP_HOST_SOURCES "")
 foreach(layer allocator/topology allocator/platform allocator/heap
-              allocator/guest allocator/sharing allocator/coldstore migrate)
+              allocator/guest allocator/sharing allocator/coldstore migrate vmm)
   if(EXISTS ${PROJECT_SOURCE_DIR}/${layer}/sources.cmake)
     include(${PROJECT_SOURCE_DIR}/${layer}/sources.cmake)
   endif()

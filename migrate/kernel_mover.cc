@@ -13,6 +13,8 @@
 #include "numaheap/guest_memory.h"
 #include "numaheap/mover.h"
 
+#include "migrate/host/node_meminfo.h"
+
 namespace numaheap {
 
 namespace {
@@ -44,13 +46,18 @@ Errc errc_of_call(int err) {
 
 }  // namespace
 
-Result<KernelMover> KernelMover::create(void* base, std::uint64_t pages) {
+Result<KernelMover> KernelMover::create(void* base, std::uint64_t pages, bool move_all) {
   if (!base || pages == 0 || reinterpret_cast<std::uintptr_t>(base) % kFrameSize) return Errc::invalid_argument;
   if (::sysconf(_SC_PAGESIZE) != static_cast<long>(kFrameSize)) return Errc::unsupported;
   KernelMover m;
   m.base_ = static_cast<unsigned char*>(base);
   m.pages_ = pages;
+  m.move_all_ = move_all;
   return m;
+}
+
+bool KernelMover::node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept {
+  return host::node_meminfo_frames(node, free, managed);
 }
 
 Status KernelMover::query(Gfn first, std::span<PageState> out) noexcept {
@@ -108,7 +115,7 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
       index[n++] = at + i;
     }
     if (n == 0) continue;
-    if (::move_pages(0, n, addrs, nodes, status, MPOL_MF_MOVE) < 0) return errc_of_call(errno);
+    if (::move_pages(0, n, addrs, nodes, status, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) < 0) return errc_of_call(errno);
     for (std::size_t i = 0; i < n; ++i) out[index[i]] = outcome_of_status(status[i], target);
     // A page reported still elsewhere may have moved with its huge page
     // meanwhile: ask the kernel again where those are.

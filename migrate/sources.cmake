@@ -10,6 +10,7 @@ list(APPEND NUMAHEAP_CORE_SOURCES migrate/c_api.cc)
 # the steady clock.
 list(APPEND NUMAHEAP_HOST_SOURCES
   migrate/kernel_mover.cc
-  migrate/host/background.cc)
+  migrate/host/background.cc
+  migrate/host/node_meminfo.cc)
 # The C API's kernel-moved mappings (the core part is migrate/c_api.cc).
 list(APPEND NUMAHEAP_HOST_SOURCES migrate/host/c_api.cc)

@@ -28,6 +28,12 @@ enum Kind : unsigned {
   // GuestMemory's split (sharing's merge, ballooning) ignores `migrating`
   // and splits a block a mover holds.
   split_ignores_migrating = 1u << 3,
+  // The userfaultfd sampler opens a memfd window with MADV_REMOVE (punches
+  // the pages out of the file: their data is lost) instead of MADV_DONTNEED.
+  sampler_punches_window = 1u << 8,
+  // The sampler never closes a window: pages stay unmapped / write-protected
+  // after stop().
+  sampler_skips_close = 1u << 9,
 };
 
 inline std::atomic<unsigned> active{0};

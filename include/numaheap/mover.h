@@ -210,21 +210,29 @@ class FrameSwapMover final : public Mover {
 // -ENOENT/-EFAULT -> not_present, -EACCES (mapped by other processes) ->
 // shared, -EPERM (locked) -> pinned. A whole-call ENODEV (node missing) ->
 // invalid_node; EPERM (seccomp, capabilities) -> unsupported.
+// move_all: the mapping's pages are also mapped elsewhere (a memfd mapped
+// twice, another process): move with MPOL_MF_MOVE_ALL (needs CAP_SYS_NICE;
+// without it the kernel reports those pages -EACCES: shared).
+// node_frames() is the kernel's MemFree / MemTotal of the node (sysfs), so
+// the migrator's watermark is the real one.
 class KernelMover final : public Mover {
  public:
   // Errors: invalid_argument (null/unaligned base, 0 pages), unsupported
   // (host base page size is not 4 KiB).
-  static Result<KernelMover> create(void* base, std::uint64_t pages);
+  static Result<KernelMover> create(void* base, std::uint64_t pages, bool move_all = false);
   std::uint64_t page_count() const noexcept override { return pages_; }
   Status query(Gfn first, std::span<PageState> out) noexcept override;
   Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
                           std::span<MoveOutcome> out) noexcept override;
+  bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override;
   void* base() const noexcept { return base_; }
+  bool moves_all() const noexcept { return move_all_; }
 
  private:
   KernelMover() = default;
   unsigned char* base_ = nullptr;  // immutable after create
   std::uint64_t pages_ = 0;
+  bool move_all_ = false;          // immutable after create
 };
 
 }  // namespace numaheap

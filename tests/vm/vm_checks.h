@@ -23,5 +23,8 @@ void run_migrate_checks(const Topology& live);
 // named vCPU threads pinned per node, memory bound to two nodes; checked
 // against move_pages and sched_getcpu.
 void run_stat_checks(const Topology& live);
+// VMM guest RAM (memfd) sampled by userfaultfd and moved to the node of the
+// thread touching it, confirmed by move_pages.
+void run_vmm_checks(const Topology& live);
 
 }  // namespace numaheap::vmtest

@@ -1,0 +1,242 @@
+// numaheap: guest RAM of a KVM-style VMM as its own host mappings, and a
+// user-space hinting-fault sampler over them (host library only).
+//
+// A VMM (QEMU, cloud-hypervisor, Firecracker shape) keeps guest RAM in one
+// or a few big mappings (anonymous, memfd/shmem, hugetlb) that it registers
+// with KVM as memory slots. GuestRam takes those mappings and the guest's
+// vNUMA layout, binds every vnode's guest-physical range to its node(s),
+// populates it and is the migrator's Mover for it (move_pages(2)). The
+// UffdSampler feeds the migrator access samples from userfaultfd faults.
+//
+// Contract (GuestRam):
+//  * create() validates everything first (alignment, overlaps, vnode ranges
+//    inside registered RAM, known memory nodes): bad input is a clear error
+//    naming the range, and nothing is bound or populated. A bind or populate
+//    that the kernel refuses is reported with the range and node; the ranges
+//    bound so far get their default policy back.
+//  * Guest frame g is guest-physical address g * 4096; page_count() is the
+//    end of the highest region. Frames in no region (holes) are not_present.
+//  * A vnode placed on k nodes is split into k contiguous parts (in 2 MiB
+//    granules, the last part takes the rest), each bound (MPOL_BIND) to one
+//    node and given to the migrator as its own GuestRange.
+//  * move() as KernelMover, region by region; pages of a region marked
+//    `shared` (mapped by another process or twice: memfd) move with
+//    MPOL_MF_MOVE_ALL. node_frames() is the kernel's per-node MemFree /
+//    MemTotal (sysfs), so the migrator's watermark is the real one.
+//  * relayout() (a rehome) rebinds the affected ranges to their new nodes
+//    (without moving: the migrator moves) and keeps the layout.
+//  * Mover calls are serialised by the Migrator; GuestRam never unmaps the
+//    VMM's memory and never touches it after create() (populate).
+//
+// Contract (UffdSampler):
+//  * memfd RAM: userfaultfd minor-fault mode. A window of pages loses its
+//    page-table entries (MADV_DONTNEED on the shared mapping: the data stays
+//    in the page cache); the next access, read or write, faults in the
+//    accessing thread; the handler thread records it and maps the page back
+//    with UFFDIO_CONTINUE. Anonymous RAM: write-protect mode -- writes only,
+//    reads are never sampled. hugetlb RAM is not sampled.
+//  * Who accessed: the faulting thread id (UFFD_FEATURE_THREAD_ID). A thread
+//    registered with set_vcpu_thread, or named "CPU n/KVM" (QEMU's name for
+//    vCPU n), gives record_vcpu_access(vcpu) when cpu_source is
+//    vcpu_threads (the VMM keeps Migrator::set_vcpu_cpu up to date);
+//    otherwise the CPU the faulting thread is blocked on, read from
+//    /proc/self/task/TID/stat (at most every 10 ms per thread), gives
+//    record_access(cpu).
+//  * Budget: at most pages_per_second pages are windowed per second, in
+//    windows of window_pages. A windowed page stays unmapped / protected
+//    until its first access (sampled however late it comes), a move of it,
+//    close_window() or stop(). pages_per_second 0: only scan() opens
+//    windows.
+//  * No sample loses or changes data; stop() returns with every page of
+//    every region mapped and writable: pending faults resolved, the open
+//    window closed, the ranges unregistered.
+//  * Before GuestRam moves pages, those of them the sampler unmapped are
+//    mapped back and no new window opens until the move returns (a zapped
+//    page is invisible to move_pages).
+//  * Threads: start() spawns one handler thread. set_vcpu_thread, scan,
+//    close_window and stats may be called from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "numaheap/migrator.h"
+#include "numaheap/mover.h"
+#include "numaheap/node_mask.h"
+#include "numaheap/result.h"
+#include "numaheap/topology.h"
+
+namespace numaheap {
+
+// anonymous: MAP_PRIVATE | MAP_ANONYMOUS. memfd: a MAP_SHARED mapping of
+// shmem (memfd_create, /dev/shm, or MAP_SHARED | MAP_ANONYMOUS, which is
+// shmem too). hugetlb: MAP_HUGETLB or a hugetlbfs / MFD_HUGETLB file.
+enum class RamBacking : std::uint8_t { anonymous = 0, memfd = 1, hugetlb = 2 };
+const char* ram_backing_name(RamBacking b) noexcept;
+
+// Huge page size assumed for hugetlb regions (alignment of host, bytes and
+// guest_phys).
+inline constexpr std::uint64_t kHugetlbPageSize = std::uint64_t{2} << 20;
+
+struct GuestRamRegion {
+  void* host = nullptr;            // the VMM's mapping (4 KiB aligned; 2 MiB for hugetlb)
+  std::uint64_t bytes = 0;         // multiple of the page size
+  std::uint64_t guest_phys = 0;    // guest-physical base, aligned as host
+  RamBacking backing = RamBacking::anonymous;
+  bool shared = false;             // also mapped elsewhere: moves need MPOL_MF_MOVE_ALL
+};
+
+struct VnodeRam {
+  std::uint32_t vnode = 0;
+  std::uint64_t guest_phys = 0, bytes = 0;  // inside registered regions, 4 KiB aligned
+  NodeMask nodes;                           // placed node(s); each must have memory
+};
+
+struct GuestRamOptions {
+  bool bind = true;      // mbind each vnode part to its node
+  bool populate = true;  // fault every page in (MADV_POPULATE_WRITE, else touch)
+  // TESTS ONLY: act as on a kernel without MADV_POPULATE_WRITE (touch one
+  // byte per page) to exercise the fallback.
+  bool populate_by_touch = false;
+};
+
+struct GuestRamStats {
+  std::uint64_t pages = 0;                // 4 KiB pages of registered RAM
+  std::uint64_t populated_madvise = 0;    // pages populated by MADV_POPULATE_WRITE
+  std::uint64_t populated_touch = 0;      // pages populated by touching
+  std::uint64_t moves = 0, pages_moved = 0, moves_all = 0;  // moves_all: MPOL_MF_MOVE_ALL calls
+};
+
+class UffdSampler;
+namespace detail {
+// Internal (vmm/host): GuestRam closes its sampler's window around a move.
+void sampler_pause(UffdSampler& s, std::span<const Gfn> gfns) noexcept;
+void sampler_resume(UffdSampler& s) noexcept;
+}  // namespace detail
+
+class GuestRam final : public Mover {
+ public:
+  // The topology must outlive the GuestRam; the mappings must outlive it.
+  // Errors: invalid_argument (alignment, overlap, empty, vnode range outside
+  // RAM), invalid_node (unknown or memoryless node), unsupported (the
+  // kernel refused mbind), no_memory (populate failed); the message names
+  // the range.
+  static Result<std::unique_ptr<GuestRam>, Error> create(const Topology& topo, std::span<const GuestRamRegion> regions,
+                                                         std::span<const VnodeRam> vnodes,
+                                                         const GuestRamOptions& options = {});
+  ~GuestRam() override;
+
+  // ---- Mover ----
+  std::uint64_t page_count() const noexcept override { return page_count_; }
+  Status query(Gfn first, std::span<PageState> out) noexcept override;
+  Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                          std::span<MoveOutcome> out) noexcept override;
+  bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override;
+  Status relayout(std::span<const GuestRange> layout) noexcept override;
+
+  // The migrator's options for this RAM: its layout (one range per vnode
+  // part) and vCPU slots.
+  MigrateGuestOptions migrate_options(std::uint32_t vcpus, bool vnuma_bound) const;
+  // Current layout (gfn ranges per vnode part with their node).
+  std::span<const GuestRange> layout() const noexcept { return layout_; }
+  std::span<const GuestRamRegion> regions() const noexcept { return regions_; }
+  // Host address of a guest frame, or null in a hole.
+  void* host_address(Gfn gfn) const noexcept;
+  // Guest frame of a host address inside a region. Errors: invalid_argument.
+  Result<Gfn> gfn_of(const void* host) const noexcept;
+  GuestRamStats stats() const noexcept;
+
+ private:
+  friend class UffdSampler;
+  struct Part;
+  GuestRam() = default;
+  int region_of_gfn(Gfn gfn) const noexcept;
+  Result<MoveTotals> move_region(std::size_t r, std::span<const Gfn> gfns, NodeId target,
+                                 std::span<MoveOutcome> out) noexcept;
+  // Around a move, with an attached sampler (under sampler_lock_): maps
+  // back the listed pages it has unmapped and keeps new windows from
+  // opening until resume.
+  void pause_sampler(std::span<const Gfn> gfns) noexcept;
+  void resume_sampler() noexcept;
+
+  const Topology* topo_ = nullptr;
+  std::vector<GuestRamRegion> regions_;  // sorted by guest_phys; immutable after create
+  std::vector<KernelMover> movers_;      // one per region (4 KiB regions; hugetlb too)
+  std::vector<GuestRange> layout_;       // guarded by the migrator's lock (Mover calls)
+  std::uint64_t page_count_ = 0;
+  std::atomic<std::uint64_t> populated_madvise_{0}, populated_touch_{0}, moves_{0}, pages_moved_{0},
+      moves_all_{0};
+  std::mutex sampler_lock_;           // guards sampler_
+  UffdSampler* sampler_ = nullptr;    // attached sampler or null
+};
+
+// Where a sample's CPU comes from.
+enum class SampleCpuSource : std::uint8_t {
+  thread_cpu = 0,    // the faulting thread's CPU (/proc/self/task/TID/stat)
+  vcpu_threads = 1,  // registered / "CPU n/KVM" threads -> record_vcpu_access; others as thread_cpu
+};
+
+struct SamplerConfig {
+  std::uint32_t pages_per_second = 4096;  // budget; 0: windows only on scan()
+  std::uint32_t window_pages = 256;       // pages per window (1 .. 1 << 20)
+  SampleCpuSource cpu_source = SampleCpuSource::thread_cpu;
+};
+
+struct SamplerStats {
+  std::uint64_t samples = 0;        // accesses recorded (faults resolved in a window)
+  std::uint64_t minor_samples = 0;  // memfd: reads and writes
+  std::uint64_t wp_samples = 0;     // anonymous: writes
+  std::uint64_t windows = 0;        // windows opened
+  std::uint64_t pages_windowed = 0;
+  std::uint64_t ns_handling = 0;    // handler time over all samples (read to resolved)
+  double ns_per_sample = 0;         // ns_handling / samples (0 before any)
+  std::uint64_t resolve_retries = 0;  // a resolve that found the page mapped already (woken instead)
+  std::uint64_t errors = 0;         // ioctls that failed (the thread was woken and refaults)
+  std::uint64_t pages_armed = 0;    // unmapped / write-protected now, awaiting their first access
+};
+
+class UffdSampler {
+ public:
+  // ram and migrator must outlive the sampler; `guest` is ram's id in the
+  // migrator. Errors: unsupported (no userfaultfd, or the kernel lacks
+  // minor-fault / write-protect / thread-id support for the RAM's
+  // backings), invalid_argument (config), busy (ram has a sampler).
+  static Result<std::unique_ptr<UffdSampler>, Error> create(GuestRam& ram, Migrator& migrator, GuestId guest,
+                                                            const SamplerConfig& config = {});
+  ~UffdSampler();  // stop()s
+  UffdSampler(const UffdSampler&) = delete;
+  UffdSampler& operator=(const UffdSampler&) = delete;
+
+  // Thread `tid` runs vCPU `vcpu` (tid 0: forget the vCPU's thread).
+  Status set_vcpu_thread(std::uint32_t vcpu, pid_t tid);
+  // Registers the RAM with userfaultfd and starts the handler thread.
+  // Errors: busy (running), unsupported (registration refused).
+  Status start();
+  void stop();  // idempotent; every page mapped and writable on return
+  bool running() const noexcept { return thread_running_.load(std::memory_order_acquire); }
+  // Opens a window on gfns [first, first + pages) now; pages in holes or
+  // hugetlb are skipped. Errors: invalid_argument, busy (not running, or a
+  // move is in progress).
+  Status scan(Gfn first, std::uint64_t pages);
+  // Closes every open window: maps back / unprotects every page still
+  // awaiting its first access.
+  void close_window();
+  SamplerStats stats() const noexcept;
+
+  struct Impl;
+
+ private:
+  explicit UffdSampler(Impl* impl) noexcept : impl_(impl) {}
+  friend void detail::sampler_pause(UffdSampler& s, std::span<const Gfn> gfns) noexcept;
+  friend void detail::sampler_resume(UffdSampler& s) noexcept;
+  Impl* impl_;
+  std::atomic<bool> thread_running_{false};
+};
+
+}  // namespace numaheap

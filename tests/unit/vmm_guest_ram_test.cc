@@ -1,0 +1,327 @@
+// GuestRam on this host's real kernel: validation (bad input changes
+// nothing), binding (the kernel's own get_mempolicy), populating (the
+// kernel's move_pages query), moving with per-page outcomes, holes,
+// MPOL_MF_MOVE_ALL for a memfd mapped twice, relayout, the migrator and the
+// sampler over it (a scan window's faults become samples), and the C API.
+#include <gtest/gtest.h>
+#include <numaif.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "numaheap/numaheap_vmm.h"
+#include "numaheap/topology_io.h"
+#include "numaheap/vmm.h"
+
+namespace numaheap {
+namespace {
+
+constexpr std::uint64_t kPages = 256;
+constexpr std::uint64_t kBytes = kPages * 4096;
+
+struct Fixture : ::testing::Test {
+  Topology topo;
+  NodeId node = 0;
+  int mfd = -1;
+  void* shm = nullptr;   // memfd, MAP_SHARED
+  void* shm2 = nullptr;  // the same memfd mapped a second time
+  void* anon = nullptr;
+
+  void SetUp() override {
+    auto t = load_topology_libnuma();
+    if (!t) GTEST_SKIP() << "no libnuma topology";
+    topo = *t;
+    node = topo.memory_nodes().first();
+    mfd = memfd_create("numaheap-test", MFD_CLOEXEC);
+    ASSERT_GE(mfd, 0);
+    ASSERT_EQ(ftruncate(mfd, kBytes), 0);
+    shm = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    shm2 = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    anon = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(shm, MAP_FAILED);
+    ASSERT_NE(shm2, MAP_FAILED);
+    ASSERT_NE(anon, MAP_FAILED);
+  }
+  void TearDown() override {
+    if (shm) munmap(shm, kBytes);
+    if (shm2) munmap(shm2, kBytes);
+    if (anon) munmap(anon, kBytes);
+    if (mfd >= 0) close(mfd);
+  }
+  // memfd at gpa 0, a 1 MiB hole, anonymous RAM after it.
+  std::vector<GuestRamRegion> regions(bool shared = false) const {
+    return {{shm, kBytes, 0, RamBacking::memfd, shared}, {anon, kBytes, kBytes + (1u << 20), RamBacking::anonymous, false}};
+  }
+  std::vector<VnodeRam> vnodes() const {
+    return {{0, 0, kBytes, NodeMask::single(node)}, {1, kBytes + (1u << 20), kBytes, NodeMask::single(node)}};
+  }
+};
+
+int policy_of(void* addr) {
+  int mode = -1;
+  unsigned long mask[kMaxNodes / 64] = {};
+  if (get_mempolicy(&mode, mask, kMaxNodes + 1, addr, MPOL_F_ADDR) != 0) return -2;
+  return mode;
+}
+
+long present_pages(void* base) {
+  std::vector<void*> a(kPages);
+  std::vector<int> st(kPages);
+  for (std::uint64_t i = 0; i < kPages; ++i) a[i] = static_cast<char*>(base) + i * 4096;
+  if (move_pages(0, kPages, a.data(), nullptr, st.data(), 0) != 0) return -1;
+  long n = 0;
+  for (int s : st) n += s >= 0;
+  return n;
+}
+
+using GuestRamTest = Fixture;
+
+TEST_F(GuestRamTest, BadInputIsRefusedWithTheRangeAndChangesNothing) {
+  auto expect_refused = [&](std::vector<GuestRamRegion> rs, std::vector<VnodeRam> vs, Errc code, const char* text) {
+    auto r = GuestRam::create(topo, rs, vs);
+    ASSERT_FALSE(r.has_value()) << text;
+    EXPECT_EQ(r.error().code, code) << r.error().message.c_str();
+    EXPECT_NE(std::string(r.error().message.c_str()).find(text), std::string::npos) << r.error().message.c_str();
+    EXPECT_EQ(policy_of(shm), MPOL_DEFAULT);
+    EXPECT_EQ(policy_of(anon), MPOL_DEFAULT);
+    EXPECT_EQ(present_pages(anon), 0) << "refused input populated memory";
+  };
+  auto rs = regions();
+  rs[1].host = static_cast<char*>(anon) + 100;
+  expect_refused(rs, vnodes(), Errc::invalid_argument, "multiples of 4096");
+  rs = regions();
+  rs[1].guest_phys = kBytes / 2;
+  expect_refused(rs, vnodes(), Errc::invalid_argument, "overlap");
+  rs = regions();
+  rs[1].host = static_cast<char*>(shm) + 4096;
+  expect_refused(rs, vnodes(), Errc::invalid_argument, "share host memory");
+  auto vs = vnodes();
+  vs[1].nodes = NodeMask::single(1000);
+  expect_refused(regions(), vs, Errc::invalid_node, "node 1000 is not in the topology");
+  vs = vnodes();
+  vs[1].guest_phys = kBytes;  // in the hole
+  expect_refused(regions(), vs, Errc::invalid_argument, "not in any guest RAM region");
+  vs = vnodes();
+  vs[1].guest_phys = 4096;
+  vs[1].bytes = 4096;
+  expect_refused(regions(), vs, Errc::invalid_argument, "overlaps another vnode");
+  vs = vnodes();
+  vs[0].nodes = NodeMask();
+  expect_refused(regions(), vs, Errc::invalid_node, "no node");
+  expect_refused({}, vnodes(), Errc::invalid_argument, "no regions");
+  rs = regions();
+  rs[0].backing = RamBacking::hugetlb;  // 4 KiB aligned only
+  expect_refused(rs, {}, Errc::invalid_argument, "multiples of 2097152");
+}
+
+TEST_F(GuestRamTest, BindsPopulatesAndReportsHolesAsNotPresent) {
+  std::memset(shm, 0x5a, 4096);  // a VMM may have written before registering
+  auto ram = GuestRam::create(topo, regions(), vnodes());
+  ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
+  GuestRam& g = **ram;
+  EXPECT_EQ(policy_of(shm), MPOL_BIND);
+  EXPECT_EQ(policy_of(anon), MPOL_BIND);
+  EXPECT_EQ(present_pages(shm), static_cast<long>(kPages));
+  EXPECT_EQ(present_pages(anon), static_cast<long>(kPages));
+  EXPECT_EQ(static_cast<unsigned char*>(shm)[4095], 0x5a) << "populating changed data";
+  EXPECT_EQ(g.stats().populated_madvise, 2 * kPages);
+  EXPECT_EQ(g.page_count(), 2 * kPages + 256);
+  std::vector<PageState> st(g.page_count());
+  ASSERT_TRUE(g.query(0, st).has_value());
+  for (Gfn i = 0; i < g.page_count(); ++i) {
+    const bool hole = i >= kPages && i < kPages + 256;
+    EXPECT_EQ(st[i].node, hole ? kNoNode : node) << "gfn " << i;
+  }
+  EXPECT_EQ(g.host_address(kPages + 1), nullptr);
+  EXPECT_EQ(g.host_address(kPages + 256), anon);
+  EXPECT_EQ(*g.gfn_of(static_cast<char*>(anon) + 4096), kPages + 257);
+  EXPECT_FALSE(g.gfn_of(&st).has_value());
+  std::uint64_t free = 0, total = 0;
+  ASSERT_TRUE(g.node_frames(node, free, total)) << "the kernel's per-node meminfo";
+  EXPECT_GT(total, 0u);
+  EXPECT_LE(free, total);
+  ASSERT_EQ(g.layout().size(), 2u);
+  EXPECT_EQ(g.layout()[1].first, kPages + 256);
+}
+
+TEST_F(GuestRamTest, TouchFallbackPopulatesWithoutChangingData) {
+  for (std::uint64_t i = 0; i < kPages; ++i) static_cast<unsigned char*>(shm)[i * 4096] = static_cast<unsigned char>(i);
+  GuestRamOptions o;
+  o.populate_by_touch = true;
+  auto ram = GuestRam::create(topo, regions(), vnodes(), o);
+  ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
+  EXPECT_EQ((*ram)->stats().populated_touch, 2 * kPages);
+  EXPECT_EQ(present_pages(anon), static_cast<long>(kPages));
+  for (std::uint64_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i));
+}
+
+TEST_F(GuestRamTest, MovesWithPerPageOutcomesAndMoveAllForSharedMemfd) {
+  auto ram = GuestRam::create(topo, regions(/*shared=*/true), vnodes());
+  ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
+  GuestRam& g = **ram;
+  std::vector<Gfn> gfns = {0, 1, kPages - 1, kPages + 3 /* hole */, kPages + 256, 2 * kPages + 255};
+  std::vector<MoveOutcome> out(gfns.size());
+  auto moved = g.move(gfns, node, MoveGranularity::pages, out);
+  ASSERT_TRUE(moved.has_value());
+  for (std::size_t i = 0; i < gfns.size(); ++i)
+    EXPECT_EQ(out[i], i == 3 ? MoveOutcome::not_present : MoveOutcome::moved) << "gfn " << gfns[i];
+  EXPECT_EQ(moved->frames_moved, 0u) << "already on the node";
+  EXPECT_EQ(g.stats().moves_all, 1u) << "the shared memfd region moves with MPOL_MF_MOVE_ALL";
+  auto bad = g.move(gfns, 1000, MoveGranularity::pages, out);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error(), Errc::invalid_node);
+  std::vector<MoveOutcome> short_out(1);
+  EXPECT_FALSE(g.move(gfns, node, MoveGranularity::pages, short_out).has_value());
+}
+
+TEST_F(GuestRamTest, RelayoutRebindsAndRefusesAnotherShape) {
+  auto ram = GuestRam::create(topo, regions(), vnodes());
+  ASSERT_TRUE(ram.has_value());
+  GuestRam& g = **ram;
+  std::vector<GuestRange> l(g.layout().begin(), g.layout().end());
+  EXPECT_TRUE(g.relayout(l).has_value());
+  l[0].pages -= 1;
+  EXPECT_FALSE(g.relayout(l).has_value());
+  l[0].pages += 1;
+  l[0].pnode = 1000;
+  EXPECT_FALSE(g.relayout(l).has_value());
+  EXPECT_EQ(g.layout()[0].pnode, node);
+}
+
+TEST_F(GuestRamTest, MigratorRehomesIt) {
+  auto ram = GuestRam::create(topo, regions(), vnodes());
+  ASSERT_TRUE(ram.has_value());
+  auto mig = Migrator::create(topo);
+  ASSERT_TRUE(mig.has_value());
+  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(2, true));
+  ASSERT_TRUE(id.has_value());
+  ASSERT_TRUE((*mig)->rehome(*id, NodeMask::single(node)).has_value());
+  for (int i = 0; i < 100; ++i) {
+    (void)(*mig)->step();
+    if ((*mig)->rehome_progress(*id)->state != RehomeState::running) break;
+  }
+  auto p = (*mig)->rehome_progress(*id);
+  EXPECT_EQ(p->state, RehomeState::done);
+  EXPECT_EQ(p->done, p->total);
+  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
+}
+
+TEST_F(GuestRamTest, SamplerScanTurnsFaultsIntoSamplesAndStopLeavesPagesMapped) {
+  auto ram = GuestRam::create(topo, regions(), vnodes());
+  ASSERT_TRUE(ram.has_value());
+  auto mig = Migrator::create(topo);
+  ASSERT_TRUE(mig.has_value());
+  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
+  ASSERT_TRUE(id.has_value());
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;  // windows only on scan()
+  auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+  if (!s) GTEST_SKIP() << s.error().message.c_str();
+  EXPECT_FALSE(UffdSampler::create(**ram, **mig, *id, cfg).has_value()) << "one sampler per guest RAM";
+  EXPECT_EQ((*s)->scan(0, 1).error(), Errc::busy) << "not running";
+  ASSERT_TRUE((*s)->start().has_value());
+  EXPECT_EQ((*s)->start().error(), Errc::busy);
+  EXPECT_EQ((*s)->scan(0, 0).error(), Errc::invalid_argument);
+  ASSERT_TRUE((*s)->set_vcpu_thread(0, gettid()).has_value());
+  // Window over all RAM (the hole is skipped); read 8 memfd pages, write 8
+  // anonymous ones, read 8 anonymous ones (never sampled: writes only).
+  ASSERT_TRUE((*s)->scan(0, (*ram)->page_count()).has_value());
+  unsigned sum = 0;
+  for (int i = 0; i < 8; ++i) sum += static_cast<volatile unsigned char*>(shm)[i * 4096];
+  for (int i = 0; i < 8; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 7;
+  for (int i = 8; i < 16; ++i) sum += static_cast<volatile unsigned char*>(anon)[i * 4096];
+  (void)sum;
+  SamplerStats st = (*s)->stats();
+  EXPECT_EQ(st.minor_samples, 8u);
+  EXPECT_EQ(st.wp_samples, 8u);
+  EXPECT_EQ(st.windows, 1u);
+  EXPECT_EQ(st.pages_windowed, 2 * kPages);
+  EXPECT_GT(st.ns_per_sample, 0.0);
+  (*s)->stop();
+  EXPECT_FALSE((*s)->running());
+  EXPECT_EQ(present_pages(shm), static_cast<long>(kPages)) << "stop() left memfd pages unmapped";
+  // Writable without a fault the handler would have to take: the thread is
+  // gone, so a write to a still-protected page would hang here.
+  for (std::uint64_t i = 0; i < kPages; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 9;
+  s->reset();
+  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
+}
+
+TEST_F(GuestRamTest, CApiAtParity) {
+  numaheap_topology* ct = nullptr;
+  char err[256] = {};
+  ASSERT_EQ(numaheap_topology_load_libnuma(&ct, err, sizeof err), NUMAHEAP_OK) << err;
+  numaheap_ram_region rs[2] = {{shm, kBytes, 0, NUMAHEAP_RAM_MEMFD, 0},
+                               {anon, kBytes, kBytes, NUMAHEAP_RAM_ANONYMOUS, 0}};
+  numaheap_vnode_ram vs[1] = {};
+  vs[0].vnode = 0;
+  vs[0].guest_phys = 0;
+  vs[0].bytes = 2 * kBytes;
+  numaheap_nodemask_set(&vs[0].nodes, node);
+  numaheap_vmm_ram* r = nullptr;
+  rs[1].backing = 9;
+  EXPECT_EQ(numaheap_vmm_ram_create(ct, rs, 2, vs, 1, nullptr, &r, err, sizeof err), NUMAHEAP_E_INVALID_ARGUMENT);
+  rs[1].backing = NUMAHEAP_RAM_ANONYMOUS;
+  rs[1].guest_phys = 4096;
+  EXPECT_EQ(numaheap_vmm_ram_create(ct, rs, 2, vs, 1, nullptr, &r, err, sizeof err), NUMAHEAP_E_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("overlap"), std::string::npos) << err;
+  rs[1].guest_phys = kBytes;
+  ASSERT_EQ(numaheap_vmm_ram_create(ct, rs, 2, vs, 1, nullptr, &r, err, sizeof err), NUMAHEAP_OK) << err;
+  EXPECT_EQ(numaheap_vmm_ram_pages(r), 2 * kPages);
+  EXPECT_EQ(numaheap_vmm_ram_host_address(r, kPages), anon);
+  std::uint64_t gfn = 0;
+  EXPECT_EQ(numaheap_vmm_ram_gfn_of(r, static_cast<char*>(shm) + 8192, &gfn), NUMAHEAP_OK);
+  EXPECT_EQ(gfn, 2u);
+  numaheap_page_state ps[4];
+  EXPECT_EQ(numaheap_vmm_ram_query(r, 0, 4, ps), NUMAHEAP_OK);
+  EXPECT_EQ(ps[3].node, node);
+  std::uint64_t gfns[2] = {0, kPages};
+  std::uint8_t out[2] = {};
+  std::uint64_t moved = 7;
+  EXPECT_EQ(numaheap_vmm_ram_move(r, gfns, 2, node, out, &moved), NUMAHEAP_OK);
+  EXPECT_EQ(out[0], NUMAHEAP_MOVED);
+  EXPECT_EQ(moved, 0u);
+  std::uint64_t fr = 0, tot = 0;
+  EXPECT_EQ(numaheap_vmm_ram_node_frames(r, node, &fr, &tot), NUMAHEAP_OK);
+  numaheap_ram_part parts[4];
+  // One vnode over both regions, one node: one part.
+  EXPECT_EQ(numaheap_vmm_ram_layout(r, parts, 4), 1u);
+  EXPECT_EQ(parts[0].pages, 2 * kPages);
+  numaheap_vmm_ram_stats gs;
+  EXPECT_EQ(numaheap_vmm_ram_get_stats(r, &gs), NUMAHEAP_OK);
+  EXPECT_EQ(gs.pages, 2 * kPages);
+  numaheap_migrator* m = nullptr;
+  ASSERT_EQ(numaheap_migrator_create(ct, nullptr, &m), NUMAHEAP_OK);
+  std::uint32_t id = 0;
+  ASSERT_EQ(numaheap_migrator_add_vmm_ram(m, r, nullptr, &id), NUMAHEAP_OK);
+  numaheap_sampler_config sc;
+  numaheap_sampler_config_init(&sc);
+  EXPECT_EQ(sc.pages_per_second, 4096u);
+  sc.pages_per_second = 0;
+  numaheap_sampler* s = nullptr;
+  if (numaheap_sampler_create(r, m, id, &sc, &s, err, sizeof err) == NUMAHEAP_OK) {
+    EXPECT_EQ(numaheap_sampler_set_vcpu_thread(s, 0, gettid()), NUMAHEAP_OK);
+    EXPECT_EQ(numaheap_sampler_start(s), NUMAHEAP_OK);
+    EXPECT_EQ(numaheap_sampler_running(s), 1);
+    EXPECT_EQ(numaheap_sampler_scan(s, 0, 4), NUMAHEAP_OK);
+    static_cast<volatile char*>(shm)[0] = 1;
+    numaheap_sampler_close_window(s);
+    numaheap_sampler_stats ss;
+    EXPECT_EQ(numaheap_sampler_get_stats(s, &ss), NUMAHEAP_OK);
+    EXPECT_EQ(ss.minor_samples, 1u);
+    numaheap_sampler_stop(s);
+    EXPECT_EQ(numaheap_sampler_running(s), 0);
+    numaheap_sampler_destroy(s);
+  }
+  EXPECT_EQ(numaheap_migrator_remove_guest(m, id), NUMAHEAP_OK);
+  numaheap_migrator_destroy(m);
+  numaheap_vmm_ram_destroy(r);
+  numaheap_topology_free(ct);
+}
+
+}  // namespace
+}  // namespace numaheap

@@ -1,0 +1,35 @@
+// Negative tests: the sampler stress scenario (vmm_sampler_scenarios.h)
+// against deliberately broken samplers (numaheap_faulty, see
+// allocator/platform/fault_injection.h). It must catch each every run; if it
+// did not, VmmSamplerStress passing would prove nothing.
+#include <gtest/gtest.h>
+
+#include "allocator/platform/fault_injection.h"
+#include "unit/vmm_sampler_scenarios.h"
+
+namespace numaheap {
+namespace {
+
+TEST(vmm_sampler_broken, PunchedWindowLosesWritesAndIsCaught) {
+  fault::Scope broken(fault::sampler_punches_window);
+  const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  EXPECT_GT(r.lost + r.bad_at_end, 0u) << "a sampler that drops memfd data was not caught";
+}
+
+TEST(vmm_sampler_broken, UnclosedWindowIsCaughtAtStop) {
+  fault::Scope broken(fault::sampler_skips_close);
+  const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  EXPECT_GT(r.unmapped_at_end + r.protected_at_end, 0u) << "a sampler that leaves windows open was not caught";
+  EXPECT_EQ(r.lost, 0u);  // it loses nothing: only mapping is wrong
+}
+
+TEST(vmm_sampler_broken, CorrectSamplerPassesTheSameScenario) {
+  const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  EXPECT_EQ(r.lost + r.bad_at_end + r.unmapped_at_end + r.protected_at_end, 0u);
+}
+
+}  // namespace
+}  // namespace numaheap

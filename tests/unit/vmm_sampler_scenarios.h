@@ -1,0 +1,180 @@
+// The userfaultfd sampler's no-lost-data scenario, shared by
+// vmm_sampler_stress_test (must pass) and vmm_sampler_broken_test (runs it
+// against deliberately broken samplers, which it must catch).
+//
+// Writer threads own interleaved pages of a memfd region and an anonymous
+// region of one GuestRam. Each pass a writer checks that every page it owns
+// still holds the sequence number it last wrote there (first and last
+// word), then writes the next one. Meanwhile the sampler windows pages at a
+// high budget and a mover thread moves every page to node 0 through
+// GuestRam::move (a no-op move on a one-node host, but the whole path,
+// with the sampler's window closed around it) and steps the migrator.
+// Progress is counted, never waited for with sleeps: the run ends once the
+// sampler has opened enough windows, the mover has moved enough times and
+// every writer has made enough passes. Then a window over all of the RAM is
+// opened and the sampler stopped: every page must hold its last value and
+// be mapped, without a userfaultfd write-protect bit (/proc/self/pagemap).
+#pragma once
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "numaheap/migrator.h"
+#include "numaheap/topology_io.h"
+#include "numaheap/vmm.h"
+
+namespace numaheap::test {
+
+struct SamplerStressResult {
+  bool set_up = false;
+  std::string skip;  // why the scenario could not run (no userfaultfd...)
+  std::uint64_t lost = 0;           // a writer found another value than its last write
+  std::uint64_t bad_at_end = 0;     // pages not holding their last value after stop()
+  std::uint64_t unmapped_at_end = 0;  // pages not present after stop()
+  std::uint64_t protected_at_end = 0;  // pages still uffd write-protected after stop()
+  std::uint64_t passes = 0, moves = 0;
+  SamplerStats sampler;
+};
+
+inline constexpr std::uint64_t kStressPages = 512;  // per region
+inline constexpr unsigned kStressWriters = 4;
+
+// pagemap bits: 63 present, 57 userfaultfd write-protected.
+inline void pagemap_check(const void* base, std::uint64_t pages, std::uint64_t& unmapped, std::uint64_t& wp) {
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  std::vector<std::uint64_t> e(pages);
+  const auto off = static_cast<off_t>(reinterpret_cast<std::uintptr_t>(base) / 4096 * 8);
+  if (::pread(fd, e.data(), pages * 8, off) == static_cast<ssize_t>(pages * 8))
+    for (std::uint64_t v : e) {
+      unmapped += !(v >> 63 & 1);
+      wp += v >> 57 & 1;
+    }
+  ::close(fd);
+}
+
+inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, std::uint64_t min_moves = 50,
+                                              std::uint64_t min_passes = 100) {
+  SamplerStressResult res;
+  if (const char* s = std::getenv("NUMAHEAP_STRESS_SECONDS"); s && std::atoi(s) > 0) {
+    min_windows *= static_cast<std::uint64_t>(std::atoi(s));
+    min_passes *= static_cast<std::uint64_t>(std::atoi(s));
+  }
+  auto topo = load_topology_libnuma();
+  if (!topo) {
+    res.skip = "no libnuma topology";
+    return res;
+  }
+  const std::uint64_t bytes = kStressPages * 4096;
+  const int mfd = ::memfd_create("numaheap-stress", MFD_CLOEXEC);
+  if (mfd < 0 || ::ftruncate(mfd, static_cast<off_t>(bytes)) != 0) {
+    res.skip = "memfd_create";
+    return res;
+  }
+  void* shm = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+  void* anon = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ::close(mfd);
+  if (shm == MAP_FAILED || anon == MAP_FAILED) {
+    res.skip = "mmap";
+    return res;
+  }
+  for (void* base : {shm, anon})  // sequence 0 in every page before registering
+    for (std::uint64_t i = 0; i < kStressPages; ++i)
+      reinterpret_cast<std::uint64_t*>(static_cast<char*>(base) + i * 4096)[511] = ~std::uint64_t{0};
+  const NodeId node = topo->memory_nodes().first();
+  const GuestRamRegion regions[] = {{shm, bytes, 0, RamBacking::memfd, false},
+                                    {anon, bytes, 2 * bytes, RamBacking::anonymous, false}};
+  VnodeRam vn[] = {{0, 0, bytes, NodeMask::single(node)}, {1, 2 * bytes, bytes, NodeMask::single(node)}};
+  auto ram = GuestRam::create(*topo, regions, vn);
+  if (!ram) {
+    res.skip = std::string("GuestRam::create: ") + (*ram.error().message.c_str() ? ram.error().message.c_str() : "");
+    ::munmap(shm, bytes);
+    ::munmap(anon, bytes);
+    return res;
+  }
+  {
+    auto mig = Migrator::create(*topo);
+    auto id = mig ? (*mig)->add_guest(**ram, (*ram)->migrate_options(kStressWriters, false)) : Result<GuestId>(Errc::busy);
+    SamplerConfig cfg;
+    cfg.pages_per_second = 1u << 22;
+    cfg.window_pages = 64;
+    auto sampler = id ? UffdSampler::create(**ram, **mig, *id, cfg) : Result<std::unique_ptr<UffdSampler>, Error>(
+                                                                           make_error(Errc::busy, "no migrator"));
+    if (!sampler || !(*sampler)->start()) {
+      res.skip = sampler ? "sampler start refused" : sampler.error().message.c_str();
+      ::munmap(shm, bytes);
+      ::munmap(anon, bytes);
+      return res;
+    }
+    res.set_up = true;
+    // Page i of the guest: memfd pages 0..N-1, anonymous pages N..2N-1.
+    auto page = [&](std::uint64_t i) {
+      return reinterpret_cast<volatile std::uint64_t*>(static_cast<char*>(i < kStressPages ? shm : anon) +
+                                                       (i % kStressPages) * 4096);
+    };
+    std::vector<std::uint64_t> last(2 * kStressPages, 0);  // each entry owned by one writer
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> lost{0}, moves{0};
+    std::vector<std::atomic<std::uint64_t>> passes(kStressWriters);
+    std::vector<std::thread> writers;
+    for (unsigned w = 0; w < kStressWriters; ++w)
+      writers.emplace_back([&, w] {
+        while (!stop.load(std::memory_order_relaxed)) {
+          for (std::uint64_t i = w; i < 2 * kStressPages; i += kStressWriters) {
+            volatile std::uint64_t* p = page(i);
+            if (p[0] != last[i] || p[511] != ~last[i]) lost.fetch_add(1, std::memory_order_relaxed);
+            const std::uint64_t next = last[i] + 1;
+            p[0] = next;
+            p[511] = ~next;
+            last[i] = next;
+          }
+          passes[w].fetch_add(1, std::memory_order_release);
+        }
+      });
+    std::thread mover([&] {
+      std::vector<Gfn> gfns;
+      for (const GuestRange& r : (*ram)->layout())
+        for (Gfn g = r.first; g < r.first + r.pages; ++g) gfns.push_back(g);
+      std::vector<MoveOutcome> out(gfns.size());
+      while (!stop.load(std::memory_order_relaxed)) {
+        if ((*ram)->move(gfns, node, MoveGranularity::pages, out)) moves.fetch_add(1, std::memory_order_relaxed);
+        (void)(*mig)->step();
+      }
+    });
+    for (;;) {
+      bool done = (*sampler)->stats().windows >= min_windows && moves.load() >= min_moves;
+      for (auto& p : passes) done &= p.load(std::memory_order_acquire) >= min_passes;
+      if (done) break;
+      std::this_thread::yield();
+    }
+    stop.store(true);
+    for (auto& t : writers) t.join();
+    mover.join();
+    (void)(*sampler)->scan(0, (*ram)->page_count());  // a window over everything, then stop
+    (*sampler)->stop();
+    res.sampler = (*sampler)->stats();
+    res.lost = lost.load();
+    res.moves = moves.load();
+    for (auto& p : passes) res.passes += p.load();
+    pagemap_check(shm, kStressPages, res.unmapped_at_end, res.protected_at_end);
+    pagemap_check(anon, kStressPages, res.unmapped_at_end, res.protected_at_end);
+    for (std::uint64_t i = 0; i < 2 * kStressPages; ++i)
+      res.bad_at_end += page(i)[0] != last[i] || page(i)[511] != ~last[i];
+    sampler->reset();
+    (void)(*mig)->remove_guest(*id);
+  }
+  ram->reset();
+  ::munmap(shm, bytes);
+  ::munmap(anon, bytes);
+  return res;
+}
+
+}  // namespace numaheap::test

@@ -1,0 +1,254 @@
+// VMM guest RAM and the userfaultfd sampler inside the NUMA guest: a memfd
+// region is registered bound to one node, a thread pinned to a CPU of
+// another node keeps touching it while the sampler windows it, and the
+// migrator (policy moves only, from the sampler's samples) moves the pages
+// to the thread's node. The kernel's own move_pages query must then place
+// every page there, and every page must hold what the thread last wrote.
+#include <numaif.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "numaheap/migrator.h"
+#include "numaheap/vmm.h"
+#include "vm_checks.h"
+
+namespace numaheap::vmtest {
+
+namespace {
+
+constexpr std::uint64_t kPages = 1024;  // 4 MiB of memfd "guest RAM": two 2 MiB granules
+
+// Pages not on `node`; with skip_unmapped, pages the sampler has unmapped
+// right now (-ENOENT) are not counted.
+long pages_off(void* base, NodeId node, bool skip_unmapped = false, std::uint64_t first = 0,
+               std::uint64_t pages = kPages) {
+  std::vector<void*> addrs(pages);
+  std::vector<int> status(pages);
+  for (std::uint64_t i = 0; i < pages; ++i) addrs[i] = static_cast<char*>(base) + (first + i) * kFrameSize;
+  if (move_pages(0, pages, addrs.data(), nullptr, status.data(), 0) != 0) return -1;
+  long off = 0;
+  for (int s : status) off += s != static_cast<int>(node) && !(skip_unmapped && s == -ENOENT);
+  return off;
+}
+
+double seconds_now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+}  // namespace
+
+void run_vmm_checks(const Topology& live) {
+  // to: a node with CPUs and memory (the toucher's); from: another memory node.
+  NodeId to = kNoNode, from = kNoNode;
+  for (NodeId n : live.memory_nodes())
+    if (live.cpu_nodes().test(n) && n != live.memory_nodes().first()) {
+      to = n;
+      break;
+    }
+  for (NodeId n : live.memory_nodes())
+    if (n != to) {
+      from = n;
+      break;
+    }
+  if (to == kNoNode || from == kNoNode) {
+    report(false, "vmm checks need two memory nodes, one with CPUs");
+    return;
+  }
+  // The kernel must not move pages by itself here.
+  if (FILE* f = std::fopen("/proc/sys/kernel/numa_balancing", "w")) {
+    std::fputs("0", f);
+    std::fclose(f);
+  }
+  const std::string route = std::to_string(from) + " -> " + std::to_string(to);
+  const int fd = memfd_create("guest-ram", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, kPages * kFrameSize) != 0) {
+    report(false, "memfd guest RAM", std::strerror(errno));
+    return;
+  }
+  void* base = mmap(nullptr, kPages * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (base == MAP_FAILED) {
+    report(false, "memfd guest RAM mapping", std::strerror(errno));
+    return;
+  }
+  auto word = [&](std::uint64_t i) { return reinterpret_cast<volatile std::uint64_t*>(static_cast<char*>(base) + i * kFrameSize); };
+  const GuestRamRegion region{base, kPages * kFrameSize, 0, RamBacking::memfd, false};
+  const VnodeRam vnode{0, 0, kPages * kFrameSize, NodeMask::single(from)};
+  auto ram = GuestRam::create(live, std::span<const GuestRamRegion>(&region, 1), std::span<const VnodeRam>(&vnode, 1));
+  report(ram.has_value(), "memfd guest RAM registered, bound to node " + std::to_string(from),
+         ram ? "" : ram.error().message.c_str());
+  if (!ram) return;
+  report(pages_off(base, from) == 0, "kernel confirms the populated memfd RAM on node " + std::to_string(from));
+  for (std::uint64_t i = 0; i < kPages; ++i) *word(i) = i;
+
+  MigratorConfig cfg;
+  cfg.rate_limit_mb_s = 0;  // unlimited: the check is about where pages end up
+  auto mig = Migrator::create(live, cfg);
+  auto id = mig ? (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false)) : Result<GuestId>(Errc::no_memory);
+  report(id.has_value(), "guest RAM added to the migrator");
+  if (!id) return;
+  // As a VMM keeps its I/O threads off the vCPUs' CPUs: the sampler's
+  // handler thread (it inherits the affinity of the thread calling start())
+  // runs elsewhere than the toucher.
+  const CpuId toucher_cpu = live.find(to)->cpu_vector().front();
+  cpu_set_t old_set, others;
+  sched_getaffinity(0, sizeof old_set, &old_set);
+  others = old_set;
+  CPU_CLR(static_cast<int>(toucher_cpu), &others);
+  if (CPU_COUNT(&others) > 0) sched_setaffinity(0, sizeof others, &others);
+  // Windows are driven here as a VMM drives them from its own timer
+  // (pages_per_second 0, scan()), one over all the RAM per round, so the
+  // check does not depend on how fast this emulated guest takes faults;
+  // the budget-driven thread is exercised by vmm_sampler_stress_test. The
+  // toucher is registered as vCPU 0 on its CPU, as a VMM registers vCPUs.
+  SamplerConfig scfg;
+  scfg.pages_per_second = 0;
+  scfg.cpu_source = SampleCpuSource::vcpu_threads;
+  auto sampler = UffdSampler::create(**ram, **mig, *id, scfg);
+  report(sampler.has_value(), "userfaultfd sampler created", sampler ? "" : sampler.error().message.c_str());
+  if (!sampler) return;
+  Status started = (*sampler)->start();
+  report(started.has_value(), "sampler started");
+  if (!started) return;
+
+  // The "vCPU": pinned to the first CPU of `to`, incrementing every page.
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> passes{0};
+  std::atomic<bool> pinned{false};
+  std::thread vcpu([&] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<int>(toucher_cpu), &set);
+    pinned = sched_setaffinity(0, sizeof set, &set) == 0;
+    (void)(*sampler)->set_vcpu_thread(0, gettid());
+    (void)(*mig)->set_vcpu_cpu(*id, 0, toucher_cpu);
+    std::uint64_t pass = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      ++pass;
+      for (std::uint64_t i = 0; i < kPages; ++i) *word(i) = i + (pass << 32);
+      passes.store(pass, std::memory_order_release);
+    }
+  });
+  // Rounds: open a window over all of the RAM, let the toucher's accesses
+  // sample every page (polled, with a deadline), close what is left, step
+  // the migrator. Two rounds give every page the two consecutive samples
+  // the policy's filter wants.
+  const double t0 = seconds_now();
+  long off = static_cast<long>(kPages);
+  int steps = 0;
+  bool stalled = false;
+  while (seconds_now() - t0 < 120) {
+    const std::uint64_t before = (*sampler)->stats().samples;
+    if (!(*sampler)->scan(0, kPages)) break;
+    const double round = seconds_now();
+    while ((*sampler)->stats().samples - before < kPages) {
+      if (seconds_now() - round > 30) {
+        stalled = true;
+        break;
+      }
+      timespec poll_pace{0, 10 * 1000 * 1000};
+      nanosleep(&poll_pace, nullptr);
+    }
+    (*sampler)->close_window();
+    (void)(*mig)->step();
+    ++steps;
+    off = pages_off(base, to);
+    if (off == 0 || stalled) break;
+  }
+  report(!stalled, "every page of a window sampled within 30 s");
+  const double took = seconds_now() - t0;
+  stop = true;
+  vcpu.join();
+  (*sampler)->stop();  // every page mapped again: the query sees them all
+  sched_setaffinity(0, sizeof old_set, &old_set);
+  off = pages_off(base, to);
+  const SamplerStats ss = (*sampler)->stats();
+  const MigratorStats ms = (*mig)->stats();
+  report(pinned.load(), "toucher pinned to a CPU of node " + std::to_string(to));
+  report(off == 0, "sampler + migrator moved every page " + route + " (kernel's query)",
+         std::to_string(off) + " elsewhere after " + std::to_string(took).substr(0, 5) + " s, " + std::to_string(steps) +
+             " steps; samples " + std::to_string(ss.samples) + " (" + std::to_string(static_cast<long>(ss.ns_per_sample)) +
+             " ns each), windows " + std::to_string(ss.windows) + ", pages moved " + std::to_string(ms.pages_moved));
+  report(ss.errors == 0, "sampler ioctls never failed", std::to_string(ss.errors) + " errors");
+  const std::uint64_t last = passes.load();
+  std::uint64_t bad = 0;
+  for (std::uint64_t i = 0; i < kPages; ++i) {
+    const std::uint64_t v = *word(i);
+    // The last pass may have stopped midway: each page holds pass last or last - 1.
+    bad += (v & 0xffffffffu) != i || ((v >> 32) != last && (v >> 32) != last + 1);
+  }
+  report(bad == 0, "every page holds the toucher's last write", std::to_string(bad) + " bad");
+
+  // Rehome to two nodes: the RAM is spread over both (one 2 MiB granule
+  // each), the ranges rebound to their new nodes (relayout), the kernel
+  // confirms every page.
+  NodeMask two;
+  for (NodeId n : live.memory_nodes())
+    if (n != to && two.count() < 2) two.set(n);
+  if (two.count() < 2) two.set(to);
+  const NodeId a = two.first(), b = two.last();
+  Status rh = (*mig)->rehome(*id, two);
+  report(rh.has_value(), "rehome to nodes " + std::to_string(a) + "," + std::to_string(b) + " requested");
+  for (int i = 0; i < 1000 && rh; ++i) {
+    (void)(*mig)->step();
+    auto p = (*mig)->rehome_progress(*id);
+    if (!p || p->state != RehomeState::running) break;
+  }
+  auto prog = (*mig)->rehome_progress(*id);
+  report(prog && prog->state == RehomeState::done, "rehome done",
+         prog ? std::to_string(prog->done) + "/" + std::to_string(prog->total) : "?");
+  const auto layout = (*ram)->layout();
+  std::uint64_t on_a = 0, on_b = 0;
+  for (const GuestRange& r : layout) (r.pnode == a ? on_a : on_b) += r.pages;
+  report(on_a == kPages / 2 && on_b == kPages / 2, "rehome spread the RAM evenly over both nodes",
+         std::to_string(on_a) + " pages for node " + std::to_string(a) + ", " + std::to_string(on_b) + " for node " +
+             std::to_string(b));
+  long wrong = 0;
+  for (const GuestRange& r : layout) wrong += pages_off(base, r.pnode, false, r.first, r.pages);
+  report(wrong == 0, "kernel confirms every page on its new node", std::to_string(wrong) + " elsewhere");
+  int mode = -1;
+  unsigned long mask[kMaxNodes / 64] = {};
+  bool rebound = true;
+  for (const GuestRange& r : layout) {
+    rebound &= get_mempolicy(&mode, mask, kMaxNodes + 1, static_cast<char*>(base) + r.first * kFrameSize,
+                             MPOL_F_ADDR) == 0 && mode == MPOL_BIND && (mask[r.pnode / 64] >> (r.pnode % 64) & 1);
+  }
+  report(rebound, "each rehomed range is bound to its new node (relayout)");
+
+  // A vnode placed on two nodes: split in two contiguous parts, each bound
+  // and populated on its node.
+  void* anon = mmap(nullptr, kPages * kFrameSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (anon != MAP_FAILED) {
+    const GuestRamRegion r2{anon, kPages * kFrameSize, 0, RamBacking::anonymous, false};
+    const VnodeRam v2{0, 0, kPages * kFrameSize, two};
+    auto ram2 = GuestRam::create(live, std::span<const GuestRamRegion>(&r2, 1), std::span<const VnodeRam>(&v2, 1));
+    report(ram2.has_value(), "anonymous RAM with a vnode on two nodes registered", ram2 ? "" : ram2.error().message.c_str());
+    if (ram2) {
+      const auto l2 = (*ram2)->layout();
+      long off2 = 0;
+      for (const GuestRange& r : l2) off2 += pages_off(anon, r.pnode, false, r.first, r.pages);
+      report(l2.size() == 2 && l2[0].pnode == a && l2[1].pnode == b && l2[0].pages == kPages / 2 && off2 == 0,
+             "the vnode is split in two halves, each populated on its node (kernel's query)",
+             std::to_string(l2.size()) + " parts, " + std::to_string(off2) + " pages elsewhere");
+      ram2->reset();
+    }
+    munmap(anon, kPages * kFrameSize);
+  }
+  sampler->reset();
+  (void)(*mig)->remove_guest(*id);
+  ram->reset();
+  munmap(base, kPages * kFrameSize);
+}
+
+}  // namespace numaheap::vmtest

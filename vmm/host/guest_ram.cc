@@ -1,0 +1,375 @@
+// GuestRam: a VMM's guest RAM mappings bound, populated and moved by the
+// kernel (mbind, MADV_POPULATE_WRITE, move_pages). See include/numaheap/vmm.h.
+#include <numaif.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "numaheap/vmm.h"
+
+#include "migrate/host/node_meminfo.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+namespace numaheap {
+
+const char* ram_backing_name(RamBacking b) noexcept {
+  switch (b) {
+    case RamBacking::anonymous: return "anonymous";
+    case RamBacking::memfd: return "memfd";
+    case RamBacking::hugetlb: return "hugetlb";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr std::uint64_t kGranulePages = 512;  // vnode parts split in 2 MiB granules
+constexpr std::size_t kChunk = 256;
+
+std::uint64_t page_bytes(const GuestRamRegion& r) {
+  return r.backing == RamBacking::hugetlb ? kHugetlbPageSize : kFrameSize;
+}
+
+// "gpa [0x..., 0x...)" for messages.
+struct GpaRange {
+  std::uint64_t first, end;
+  void append_to(ErrorText& t) const noexcept {
+    t.append("gpa [0x");
+    append_hex(t, first);
+    t.append(", 0x");
+    append_hex(t, end);
+    t.append(")");
+  }
+  static void append_hex(ErrorText& t, std::uint64_t v) noexcept {
+    char buf[17];
+    int n = 0;
+    do {
+      buf[n++] = "0123456789abcdef"[v & 15];
+      v >>= 4;
+    } while (v && n < 16);
+    while (n) t.append(buf[--n]);
+  }
+};
+
+struct Hex {
+  std::uint64_t v;
+  void append_to(ErrorText& t) const noexcept {
+    t.append("0x");
+    GpaRange::append_hex(t, v);
+  }
+};
+
+long mbind_node(void* addr, std::uint64_t len, int mode, NodeId node, unsigned flags) {
+  const NodeMask m = NodeMask::single(node);
+  return ::mbind(addr, len, mode, mode == MPOL_DEFAULT ? nullptr : m.words().data(),
+                 mode == MPOL_DEFAULT ? 0 : kMaxNodes + 1, flags);
+}
+
+}  // namespace
+
+GuestRam::~GuestRam() = default;
+
+int GuestRam::region_of_gfn(Gfn gfn) const noexcept {
+  const std::uint64_t gpa = gfn << kFrameShift;
+  // Regions are few and sorted: the last one starting at or below gpa.
+  auto it = std::upper_bound(regions_.begin(), regions_.end(), gpa,
+                             [](std::uint64_t a, const GuestRamRegion& r) { return a < r.guest_phys; });
+  if (it == regions_.begin()) return -1;
+  --it;
+  if (gpa - it->guest_phys >= it->bytes) return -1;
+  return static_cast<int>(it - regions_.begin());
+}
+
+void* GuestRam::host_address(Gfn gfn) const noexcept {
+  const int r = region_of_gfn(gfn);
+  if (r < 0) return nullptr;
+  const GuestRamRegion& g = regions_[static_cast<std::size_t>(r)];
+  return static_cast<char*>(g.host) + ((gfn << kFrameShift) - g.guest_phys);
+}
+
+Result<Gfn> GuestRam::gfn_of(const void* host) const noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(host);
+  for (const GuestRamRegion& g : regions_) {
+    const auto base = reinterpret_cast<std::uintptr_t>(g.host);
+    if (a >= base && a - base < g.bytes) return (g.guest_phys + (a - base)) >> kFrameShift;
+  }
+  return Errc::invalid_argument;
+}
+
+Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, std::span<const GuestRamRegion> regions,
+                                                          std::span<const VnodeRam> vnodes,
+                                                          const GuestRamOptions& options) {
+  if (regions.empty()) return make_error(Errc::invalid_argument, "guest RAM: no regions");
+  std::vector<GuestRamRegion> rs(regions.begin(), regions.end());
+  // ---- validate everything before touching anything ----
+  for (const GuestRamRegion& r : rs) {
+    const GpaRange range{r.guest_phys, r.guest_phys + r.bytes};
+    if (r.backing != RamBacking::anonymous && r.backing != RamBacking::memfd && r.backing != RamBacking::hugetlb)
+      return make_error(Errc::invalid_argument, "guest RAM region ", range, ": unknown backing");
+    const std::uint64_t pb = page_bytes(r);
+    if (!r.host || r.bytes == 0)
+      return make_error(Errc::invalid_argument, "guest RAM region ", range, ": null host address or no bytes");
+    if (reinterpret_cast<std::uintptr_t>(r.host) % pb || r.bytes % pb || r.guest_phys % pb)
+      return make_error(Errc::invalid_argument, "guest RAM region ", range, " (", ram_backing_name(r.backing),
+                        "): host address, length and guest-physical base must be multiples of ", pb, " bytes");
+    if (r.guest_phys + r.bytes < r.guest_phys || ((r.guest_phys + r.bytes) >> kFrameShift) > kMaxGuestFrames)
+      return make_error(Errc::invalid_argument, "guest RAM region at gpa ", Hex{r.guest_phys},
+                        ": beyond the largest guest-physical address");
+    const auto h = reinterpret_cast<std::uintptr_t>(r.host);
+    if (h + r.bytes < h) return make_error(Errc::invalid_argument, "guest RAM region ", range, ": host range wraps");
+  }
+  std::sort(rs.begin(), rs.end(), [](const auto& a, const auto& b) { return a.guest_phys < b.guest_phys; });
+  for (std::size_t i = 1; i < rs.size(); ++i)
+    if (rs[i].guest_phys < rs[i - 1].guest_phys + rs[i - 1].bytes)
+      return make_error(Errc::invalid_argument, "guest RAM regions ",
+                        GpaRange{rs[i - 1].guest_phys, rs[i - 1].guest_phys + rs[i - 1].bytes}, " and ",
+                        GpaRange{rs[i].guest_phys, rs[i].guest_phys + rs[i].bytes}, " overlap");
+  for (std::size_t i = 0; i < rs.size(); ++i)
+    for (std::size_t j = i + 1; j < rs.size(); ++j) {
+      const auto a = reinterpret_cast<std::uintptr_t>(rs[i].host), b = reinterpret_cast<std::uintptr_t>(rs[j].host);
+      if (a < b + rs[j].bytes && b < a + rs[i].bytes)
+        return make_error(Errc::invalid_argument, "guest RAM regions ",
+                          GpaRange{rs[i].guest_phys, rs[i].guest_phys + rs[i].bytes}, " and ",
+                          GpaRange{rs[j].guest_phys, rs[j].guest_phys + rs[j].bytes}, " share host memory");
+    }
+  std::unique_ptr<GuestRam> ram(new GuestRam());
+  if (!ram) return make_error(Errc::no_memory, "guest RAM: out of memory");
+  ram->topo_ = &topo;
+  ram->regions_ = std::move(rs);
+  const GuestRamRegion& last = ram->regions_.back();
+  ram->page_count_ = (last.guest_phys + last.bytes) >> kFrameShift;
+  const NodeMask mem = topo.memory_nodes();
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> taken;  // vnode ranges (gpa, end)
+  for (const VnodeRam& v : vnodes) {
+    const GpaRange range{v.guest_phys, v.guest_phys + v.bytes};
+    if (v.bytes == 0 || v.guest_phys % kFrameSize || v.bytes % kFrameSize || range.end < range.first)
+      return make_error(Errc::invalid_argument, "vnode ", v.vnode, " ", range, ": empty or not 4 KiB aligned");
+    if (v.nodes.empty()) return make_error(Errc::invalid_node, "vnode ", v.vnode, " ", range, ": no node given");
+    for (NodeId n : v.nodes)
+      if (!topo.has_node(n) || !mem.test(n))
+        return make_error(Errc::invalid_node, "vnode ", v.vnode, " ", range, ": node ", n,
+                          topo.has_node(n) ? " has no memory" : " is not in the topology");
+    // Every page inside RAM; hugetlb pieces whole huge pages.
+    for (std::uint64_t at = v.guest_phys; at < range.end;) {
+      const int r = ram->region_of_gfn(at >> kFrameShift);
+      if (r < 0)
+        return make_error(Errc::invalid_argument, "vnode ", v.vnode, " ", range, ": gpa ", Hex{at},
+                          " is not in any guest RAM region");
+      const GuestRamRegion& g = ram->regions_[static_cast<std::size_t>(r)];
+      const std::uint64_t end = std::min(range.end, g.guest_phys + g.bytes);
+      if (g.backing == RamBacking::hugetlb && (at % kHugetlbPageSize || end % kHugetlbPageSize))
+        return make_error(Errc::invalid_argument, "vnode ", v.vnode, " ", range,
+                          ": must cover whole 2 MiB pages of its hugetlb region");
+      at = end;
+    }
+    for (const auto& [a, e] : taken)
+      if (v.guest_phys < e && a < range.end)
+        return make_error(Errc::invalid_argument, "vnode ", v.vnode, " ", range, " overlaps another vnode range");
+    taken.emplace_back(v.guest_phys, range.end);
+  }
+  // ---- layout: each vnode range split over its nodes ----
+  for (const VnodeRam& v : vnodes) {
+    const std::uint64_t pages = v.bytes >> kFrameShift;
+    const std::uint64_t k = v.nodes.count();
+    std::uint64_t share = (pages + k - 1) / k;
+    share = (share + kGranulePages - 1) / kGranulePages * kGranulePages;
+    Gfn at = v.guest_phys >> kFrameShift;
+    std::uint64_t left = pages;
+    for (NodeId n : v.nodes) {
+      if (left == 0) break;
+      const std::uint64_t take = std::min(share, left);
+      ram->layout_.push_back(GuestRange{at, take, n, v.vnode});
+      at += take;
+      left -= take;
+    }
+  }
+  if (vnodes.empty())
+    for (const GuestRamRegion& g : ram->regions_)
+      ram->layout_.push_back(GuestRange{g.guest_phys >> kFrameShift, g.bytes >> kFrameShift, kNoNode, 0});
+  std::sort(ram->layout_.begin(), ram->layout_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const GuestRamRegion& g : ram->regions_) {
+    auto km = KernelMover::create(g.host, g.bytes >> kFrameShift, g.shared);
+    if (!km) return make_error(km.error(), "guest RAM region ", GpaRange{g.guest_phys, g.guest_phys + g.bytes},
+                               ": the kernel mover refused it (host page size not 4 KiB?)");
+    ram->movers_.push_back(*km);
+  }
+  // ---- bind ----
+  if (options.bind && !vnodes.empty()) {
+    std::vector<std::pair<void*, std::uint64_t>> bound;
+    for (const GuestRange& part : ram->layout_) {
+      for (Gfn at = part.first; at < part.first + part.pages;) {
+        const auto r = static_cast<std::size_t>(ram->region_of_gfn(at));
+        const GuestRamRegion& g = ram->regions_[r];
+        const Gfn end = std::min(part.first + part.pages, (g.guest_phys + g.bytes) >> kFrameShift);
+        void* host = ram->host_address(at);
+        const std::uint64_t len = (end - at) << kFrameShift;
+        const unsigned flags = MPOL_MF_MOVE | (g.shared ? MPOL_MF_MOVE_ALL : 0u);
+        if (mbind_node(host, len, MPOL_BIND, part.pnode, flags) != 0) {
+          const int err = errno;
+          for (const auto& [a, l] : bound) (void)mbind_node(a, l, MPOL_DEFAULT, kNoNode, 0);
+          return make_error(err == ENOMEM ? Errc::no_memory : err == EINVAL ? Errc::invalid_node : Errc::unsupported,
+                            "binding vnode ", part.vnode, " ", GpaRange{at << kFrameShift, end << kFrameShift},
+                            " to node ", part.pnode, ": mbind failed: ", std::strerror(err));
+        }
+        bound.emplace_back(host, len);
+        at = end;
+      }
+    }
+  }
+  // ---- populate ----
+  if (options.populate) {
+    bool madvise_ok = !options.populate_by_touch;
+    for (const GuestRamRegion& g : ram->regions_) {
+      const GpaRange range{g.guest_phys, g.guest_phys + g.bytes};
+      if (madvise_ok) {
+        if (::madvise(g.host, g.bytes, MADV_POPULATE_WRITE) == 0) {
+          ram->populated_madvise_ += g.bytes >> kFrameShift;
+          continue;
+        }
+        const int err = errno;
+        if (err != EINVAL)  // EINVAL: a kernel before 5.14; anything else is real
+          return make_error(err == ENOMEM || err == EFAULT ? Errc::no_memory : Errc::unsupported, "populating ",
+                            ram_backing_name(g.backing), " region ", range, ": ", std::strerror(err));
+        madvise_ok = false;
+      }
+      // One byte per page, written with its own value by an atomic add of
+      // zero: a write fault that changes nothing even if the VMM already
+      // wrote there.
+      const std::uint64_t pb = page_bytes(g);
+      for (std::uint64_t off = 0; off < g.bytes; off += pb)
+        __atomic_fetch_add(static_cast<unsigned char*>(g.host) + off, static_cast<unsigned char>(0),
+                           __ATOMIC_RELAXED);
+      ram->populated_touch_ += g.bytes >> kFrameShift;
+    }
+  }
+  return ram;
+}
+
+Status GuestRam::query(Gfn first, std::span<PageState> out) noexcept {
+  if (first > page_count_ || out.size() > page_count_ - first) return Errc::invalid_argument;
+  for (std::size_t i = 0; i < out.size();) {
+    const Gfn gfn = first + i;
+    const int r = region_of_gfn(gfn);
+    if (r < 0) {
+      out[i++] = PageState{};
+      continue;
+    }
+    const GuestRamRegion& g = regions_[static_cast<std::size_t>(r)];
+    const Gfn base = g.guest_phys >> kFrameShift;
+    const std::size_t n = std::min<std::uint64_t>(out.size() - i, base + (g.bytes >> kFrameShift) - gfn);
+    Status st = movers_[static_cast<std::size_t>(r)].query(gfn - base, out.subspan(i, n));
+    if (!st) return st;
+    i += n;
+  }
+  return {};
+}
+
+Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                                  std::span<MoveOutcome> out) noexcept {
+  if (out.size() != gfns.size()) return Errc::invalid_argument;
+  if (!topo_->memory_nodes().test(target)) return Errc::invalid_node;
+  pause_sampler(gfns);  // a zapped page of an open window is invisible to move_pages
+  MoveTotals totals;
+  Gfn local[kChunk];
+  MoveOutcome local_out[kChunk];
+  std::size_t index[kChunk];
+  Errc failed = Errc::ok;
+  for (std::size_t at = 0; at < gfns.size() && failed == Errc::ok; at += kChunk) {
+    const std::size_t len = std::min(kChunk, gfns.size() - at);
+    for (std::size_t i = 0; i < len; ++i) out[at + i] = MoveOutcome::not_present;  // holes
+    for (std::size_t r = 0; r < regions_.size() && failed == Errc::ok; ++r) {
+      const Gfn base = regions_[r].guest_phys >> kFrameShift, pages = regions_[r].bytes >> kFrameShift;
+      std::size_t n = 0;
+      for (std::size_t i = 0; i < len; ++i)
+        if (gfns[at + i] >= base && gfns[at + i] - base < pages) {
+          local[n] = gfns[at + i] - base;
+          index[n++] = at + i;
+        }
+      if (n == 0) continue;
+      auto moved = movers_[r].move(std::span<const Gfn>(local, n), target, granularity,
+                                   std::span<MoveOutcome>(local_out, n));
+      if (!moved) {
+        failed = moved.error();
+        break;
+      }
+      if (regions_[r].shared) moves_all_.fetch_add(1, std::memory_order_relaxed);
+      totals.frames_moved += moved->frames_moved;
+      for (std::size_t i = 0; i < n; ++i) out[index[i]] = local_out[i];
+    }
+  }
+  resume_sampler();
+  if (failed != Errc::ok) return failed;
+  moves_.fetch_add(1, std::memory_order_relaxed);
+  pages_moved_.fetch_add(totals.frames_moved, std::memory_order_relaxed);
+  return totals;
+}
+
+bool GuestRam::node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept {
+  return host::node_meminfo_frames(node, free, managed);
+}
+
+Status GuestRam::relayout(std::span<const GuestRange> layout) noexcept {
+  std::uint64_t old_pages = 0, new_pages = 0;
+  for (const GuestRange& r : layout_) old_pages += r.pages;
+  for (const GuestRange& r : layout) {
+    if (r.first > page_count_ || r.pages > page_count_ - r.first) return Errc::invalid_argument;
+    if (r.pnode != kNoNode && !topo_->memory_nodes().test(r.pnode)) return Errc::invalid_node;
+    new_pages += r.pages;
+  }
+  if (old_pages != new_pages) return Errc::invalid_argument;
+  // Future faults of each range go to its new node; the migrator moves
+  // the pages already there. A refused rebind leaves the old policy (the
+  // moved pages stay where move_pages put them).
+  for (const GuestRange& part : layout) {
+    if (part.pnode == kNoNode) continue;
+    for (Gfn at = part.first; at < part.first + part.pages;) {
+      const int r = region_of_gfn(at);
+      if (r < 0) {
+        ++at;
+        continue;
+      }
+      const GuestRamRegion& g = regions_[static_cast<std::size_t>(r)];
+      const Gfn end = std::min(part.first + part.pages, (g.guest_phys + g.bytes) >> kFrameShift);
+      (void)mbind_node(host_address(at), (end - at) << kFrameShift, MPOL_BIND, part.pnode, 0);
+      at = end;
+    }
+  }
+  layout_.assign(layout.begin(), layout.end());  // host code: -fno-exceptions, OOM aborts like std::vector
+  return {};
+}
+
+MigrateGuestOptions GuestRam::migrate_options(std::uint32_t vcpus, bool vnuma_bound) const {
+  MigrateGuestOptions o;
+  o.vcpus = vcpus;
+  o.vnuma_bound = vnuma_bound;
+  for (const GuestRange& r : layout_) (void)o.layout.push_back(r);
+  return o;
+}
+
+GuestRamStats GuestRam::stats() const noexcept {
+  GuestRamStats s;
+  for (const GuestRamRegion& g : regions_) s.pages += g.bytes >> kFrameShift;
+  s.populated_madvise = populated_madvise_.load(std::memory_order_relaxed);
+  s.populated_touch = populated_touch_.load(std::memory_order_relaxed);
+  s.moves = moves_.load(std::memory_order_relaxed);
+  s.pages_moved = pages_moved_.load(std::memory_order_relaxed);
+  s.moves_all = moves_all_.load(std::memory_order_relaxed);
+  return s;
+}
+
+void GuestRam::pause_sampler(std::span<const Gfn> gfns) noexcept {
+  std::lock_guard<std::mutex> g(sampler_lock_);
+  if (sampler_) detail::sampler_pause(*sampler_, gfns);
+}
+
+void GuestRam::resume_sampler() noexcept {
+  std::lock_guard<std::mutex> g(sampler_lock_);
+  if (sampler_) detail::sampler_resume(*sampler_);
+}
+
+}  // namespace numaheap
