@@ -21,6 +21,9 @@
 
 #include "numaheap/numaheap.h"
 #include "numaheap/numaheap_migrate.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 #ifdef __cplusplus
 extern "C" {
@@ -129,5 +132,7 @@ int numaheap_sampler_get_stats(const numaheap_sampler* s, numaheap_sampler_stats
 #ifdef __cplusplus
 }
 #endif
+
+NUMAHEAP_PUBLIC_END
 
 #endif /* NUMAHEAP_NUMAHEAP_VMM_H */

@@ -71,6 +71,9 @@
 #include "numaheap/node_mask.h"
 #include "numaheap/result.h"
 #include "numaheap/topology.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -229,7 +232,7 @@ class UffdSampler {
   void close_window();
   SamplerStats stats() const noexcept;
 
-  struct Impl;
+  struct NUMAHEAP_INTERNAL Impl;
 
  private:
   explicit UffdSampler(Impl* impl) noexcept : impl_(impl) {}
@@ -240,3 +243,5 @@ class UffdSampler {
 };
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END
