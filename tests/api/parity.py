@@ -169,7 +169,24 @@ def rows(doc):
     return have
 
 
+def unmarked_headers(headers):
+    """Public headers without the export markers: their declarations would
+    be hidden in libnumaheap.so (include/numaheap/export.h)."""
+    out = []
+    for f in sorted(os.listdir(headers)):
+        if f.endswith(".h") and f != "export.h":
+            if "NUMAHEAP_PUBLIC_BEGIN" not in open(os.path.join(headers, f), encoding="utf-8").read():
+                out.append(f)
+    return out
+
+
 def check(headers, doc):
+    unmarked = unmarked_headers(headers)
+    for f in unmarked:
+        print(f"api.parity: {f} does not bracket its declarations with NUMAHEAP_PUBLIC_BEGIN/END "
+              "(include/numaheap/export.h): the shared library would not export them")
+    if unmarked:
+        return 1
     eps = all_entry_points(headers)
     have = rows(doc)
     missing = sorted(e for e in eps if e not in have)
@@ -199,10 +216,16 @@ def self_test():
                     "int parity_probe_extra(int x) noexcept;\n"
                     "class ParityProbe {\n public:\n  Status probe_method(const AllocRequest& r = {}) const;\n"
                     " private:\n  struct NUMAHEAP_INTERNAL Impl;\n  void hidden();\n};\n}  // namespace numaheap\nNUMAHEAP_PUBLIC_END\n")
+        with open(os.path.join(hdrs, "unmarked_probe.h"), "w") as f:
+            f.write("#pragma once\nnamespace numaheap {\n}  // namespace numaheap\n")
         doc = os.path.join(ROOT, "docs", "api-parity.md")
+        unmarked = subprocess.run([sys.executable, __file__, "--headers", hdrs, "--doc", doc],
+                                  capture_output=True, text=True)
+        os.remove(os.path.join(hdrs, "unmarked_probe.h"))
         out = subprocess.run([sys.executable, __file__, "--headers", hdrs, "--doc", doc],
                              capture_output=True, text=True)
-        ok = (out.returncode == 1 and "`parity_probe_extra`" in out.stdout
+        ok = (unmarked.returncode == 1 and "unmarked_probe.h" in unmarked.stdout
+              and out.returncode == 1 and "`parity_probe_extra`" in out.stdout
               and "`ParityProbe::probe_method`" in out.stdout and "hidden" not in out.stdout)
         print(out.stdout.strip())
         print("api.parity_catches:", "ok" if ok else "FAILED (the extra entry points were not caught)")
