@@ -27,9 +27,13 @@ function(numaheap_core_target target)
     PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
            $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
     PRIVATE ${PROJECT_SOURCE_DIR})
+  # nlohmann_json is header-only and stays out of the installed interface;
+  # pugixml is a library a static consumer links too (numaheapConfig.cmake
+  # finds it; numaheap.pc names it).
   target_link_libraries(${target}
     PUBLIC PkgConfig::NUMA Threads::Threads
-    PRIVATE $<BUILD_INTERFACE:Boost::headers>)
+    PRIVATE $<BUILD_INTERFACE:Boost::headers> $<BUILD_INTERFACE:nlohmann_json::nlohmann_json>
+            pugixml::pugixml)
   numaheap_warnings(${target})
   numaheap_core_flags(${target})
   target_compile_definitions(${target} PRIVATE NUMAHEAP_HOSTED=1)

@@ -1,9 +1,11 @@
-// `numaheap place --topology PATH --guests FILE... [--json]`
+// `numaheap place --topology PATH --guests FILE... [--sysfs-root DIR] [--json]`
 //
 // Places a list of guests onto a topology, in order, each seeing the memory
 // and vCPUs the earlier ones took, and prints per guest the nodes, memory
 // per node, vCPU -> node and the reason (or why it does not fit).
-// Exit status: 0 all placed, 3 some did not fit, 1 bad input.
+// Exit status: 0 all placed, 3 some did not fit, 1 bad input (a file that
+// does not parse, or a guest spec that is wrong for the topology: nothing is
+// placed then). Parser warnings go to stderr.
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -11,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "guest_spec_io.h"
+#include "numaheap/guest_spec_io.h"
 #include "numaheap/placement.h"
 #include "topology_json.h"
 
@@ -22,6 +24,7 @@ namespace {
 struct PlaceOptions {
   std::string topology;
   std::vector<std::string> guests;
+  std::string sysfs_root;
   bool json = false;
 };
 
@@ -33,13 +36,23 @@ int run_place(const PlaceOptions& o, CLI::App* sub) {
     return 1;
   }
   std::vector<GuestSpec> guests;
+  GuestParseOptions parse_options;
+  parse_options.sysfs_root = o.sysfs_root;
   for (const auto& file : o.guests) {
-    auto g = load_guests_file(file);
+    auto g = load_guests_file(file, parse_options);
     if (!g) {
       std::fprintf(stderr, "numaheap place: %s\n", g.error().message.c_str());
       return 1;
     }
-    for (auto& spec : *g) guests.push_back(std::move(spec));
+    for (const auto& w : g->warnings) std::fprintf(stderr, "numaheap place: warning: %s\n", w.c_str());
+    // A spec that is wrong for this host is bad input (exit 1), not a
+    // guest that did not fit (exit 3).
+    for (std::size_t i = 0; i < g->guests.size(); ++i)
+      if (auto ok = validate_guest_spec(g->guests[i], *topo); !ok) {
+        std::fprintf(stderr, "numaheap place: %s:%zu: %s\n", file.c_str(), g->lines[i], ok.error().message.c_str());
+        return 1;
+      }
+    for (auto& spec : g->guests) guests.push_back(std::move(spec));
   }
   Placer placer(*topo);
   auto usage = placer.idle_usage();
@@ -93,6 +106,8 @@ Runner add_place_command(CLI::App& app) {
       ->required();
   sub->add_option("--guests", opts->guests, "Guests: JSON list, libvirt domain XML or xl.cfg")
       ->required();
+  sub->add_option("--sysfs-root", opts->sysfs_root,
+                  "Where <hostdev> PCI devices' numa_node is read (default /)");
   sub->add_flag("--json", opts->json, "Print JSON");
   return [opts, sub] { return run_place(*opts, sub); };
 }
