@@ -9,6 +9,7 @@
 #include "numaheap/guest_spec_io.h"
 #include "numaheap/numaheap_guest_io.h"
 #include "numaheap/numaheap_place.h"
+#include "numaheap/platform_contract.h"
 #include "numaheap/topology_io.h"
 
 using namespace numaheap;
@@ -287,6 +288,7 @@ TEST(GuestSpecIo, BadInputsNameFileLineAndProblem) {
       {GuestFormat::json, "[\n  {\"memory_mb\": 1,\n   \"vcpus\": 1,}\n]", "in:3:", "JSON syntax error"},
       {GuestFormat::json, "{\"guests\": 3}", "in:1:12: ", "$.guests: expected a list"},
       {GuestFormat::json, "[\n {\"memory_mb\": 1}\n]", "in:2:2: ", "$[0].vcpus"},
+      {GuestFormat::json, "[{\"memory_mb\": 1, \"vcpus\": 0}]", "in:1:28: ", "$[0].vcpus: expected a vCPU count 1..4096"},
       {GuestFormat::json, "{\"guests\":[\n{\"vcpus\":1,\n \"memory_mb\": \"lots\"}]}", "in:3:15: ",
        "$.guests[0].memory_mb"},
       {GuestFormat::json, "[{\"memory_mb\":1,\"vcpus\":1,\"colour\":1}]", "in:1:", "unknown key \"colour\""},
@@ -324,6 +326,8 @@ TEST(GuestSpecIo, BadInputsNameFileLineAndProblem) {
        "<domain><vcpu>1</vcpu><cpu><numa><cell memory='4'>\n<distances><sibling id='0' value='20'/></distances>"
        "</cell></numa></cpu></domain>",
        "in:2: ", "10 is the distance of a cell to itself only"},
+      {GuestFormat::libvirt_xml, "<domain>\r\n<memory>1</memory>\r\n<!-- c -->\r\n<vcpu>0</vcpu></domain>", "in:4: ",
+       "<vcpu> must hold"},  // CRLF line ends and a comment: still the right line
       {GuestFormat::libvirt_xml, "<x/>", "in:1: ", "no <domain>"},
       {GuestFormat::libvirt_xml, "<domain><name>\x01\xff</name></domain>", "in:1: ", "domain '\\x01\\xFF'"},
       // xl.cfg: by line (and column for syntax).
@@ -465,4 +469,51 @@ TEST(GuestSpecIo, CApiParsesAndExplains) {
   EXPECT_EQ(n, 4u);
   EXPECT_EQ(out[1], 1u);
   EXPECT_EQ(numaheap_guests_parse("x", 1, "in", 9, nullptr, &l, err, sizeof err), NUMAHEAP_E_INVALID_ARGUMENT);
+}
+
+namespace {
+// Metadata hooks that fail after `left` allocations (guest-spec lists take
+// their memory from the default hooks).
+struct FailingHooks {
+  const numaheap_metadata_hooks* base;
+  int left;
+};
+void* failing_alloc(void* ctx, size_t bytes, size_t align, uint32_t node) {
+  auto* f = static_cast<FailingHooks*>(ctx);
+  if (f->left-- <= 0) return nullptr;
+  return f->base->alloc(f->base->ctx, bytes, align, node);
+}
+void failing_release(void* ctx, void* p, size_t bytes) {
+  auto* f = static_cast<FailingHooks*>(ctx);
+  f->base->release(f->base->ctx, p, bytes);
+}
+}  // namespace
+
+// Running out of memory half way is a no_memory error, never a guest with a
+// list cut short; with enough memory the same text parses.
+TEST(GuestSpecIo, OutOfMemoryIsAnErrorNotAHalfSpec) {
+  const numaheap_metadata_hooks* base = numaheap_default_metadata();
+  for (const char* file : {"numa4.xml", "numa4.xl.cfg", "list.json"}) {
+    auto text = read_text_file(data(file));
+    ASSERT_TRUE(text.has_value());
+    bool saw_oom = false, saw_ok = false;
+    for (int budget = 0; budget < 1000 && !saw_ok; ++budget) {
+      FailingHooks f{base, budget};
+      const numaheap_metadata_hooks hooks{&f, failing_alloc, failing_release};
+      numaheap_set_default_metadata(&hooks);
+      {
+        auto r = parse_guests(*text, file, with_sysfs());
+        if (r) {
+          saw_ok = true;
+          for (const auto& g : r->guests) EXPECT_TRUE(g.ok()) << file << " budget " << budget;
+        } else {
+          EXPECT_EQ(r.error().code, Errc::no_memory) << file << " budget " << budget << ": " << r.error().message;
+          saw_oom = true;
+        }
+      }
+      numaheap_set_default_metadata(base);
+    }
+    EXPECT_TRUE(saw_oom) << file;
+    EXPECT_TRUE(saw_ok) << file;
+  }
 }

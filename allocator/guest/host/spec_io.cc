@@ -58,6 +58,10 @@ Error fail(std::string_view source, std::size_t line, std::size_t column, const 
   return Error{Errc::parse_error, where(source, line, column) + ": " + what};
 }
 
+Error out_of_memory(std::string_view source) {
+  return Error{Errc::no_memory, std::string(source) + ": out of memory"};
+}
+
 std::string_view trim(std::string_view s) {
   auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
   while (!s.empty() && blank(s.front())) s.remove_prefix(1);

@@ -31,6 +31,8 @@ std::string printable(std::string_view s, std::size_t max = 80);
 // "SOURCE:LINE: what" / "SOURCE:LINE:COL: what" (line 0: "SOURCE: what").
 std::string where(std::string_view source, std::size_t line, std::size_t column = 0);
 Error fail(std::string_view source, std::size_t line, std::size_t column, const std::string& what);
+// no_memory, "SOURCE: out of memory".
+Error out_of_memory(std::string_view source);
 
 // A whole unsigned decimal number, blanks around it allowed.
 bool parse_u64(std::string_view s, std::uint64_t& out);

@@ -150,7 +150,9 @@ bool as_id_list(const json& v, std::uint64_t limit, Vector<std::uint32_t>& out) 
   } else {
     return false;
   }
-  return out.assign(ids.data(), ids.size());
+  // Out of memory leaves `out` !ok(): the finished spec reports it.
+  (void)out.assign(ids.data(), ids.size());
+  return true;
 }
 
 bool as_node_mask(const json& v, NodeMask& out) {
@@ -232,7 +234,7 @@ Result<GuestSpec, Error> guest_from_json(const Reader& r, const json& j, const s
   if (mem == j.end() || !as_uint(*mem, kMaxMb, v)) return r.fail(path + ".memory_mb", "expected a size in MB");
   g.memory_bytes = v << 20;
   auto vc = j.find("vcpus");
-  if (vc == j.end() || !as_uint(*vc, kMaxGuestVcpus, v))
+  if (vc == j.end() || !as_uint(*vc, kMaxGuestVcpus, v) || v == 0)
     return r.fail(path + ".vcpus", "expected a vCPU count 1..4096");
   g.vcpus = static_cast<std::uint32_t>(v);
   if (auto it = j.find("nodes"); it != j.end() && !as_node_mask(*it, g.allowed_nodes))
@@ -285,7 +287,7 @@ Result<GuestSpec, Error> guest_from_json(const Reader& r, const json& j, const s
         return r.fail(p + ".cpus", "expected a CPU list such as \"0-3\"");
       if (auto x = e.find("nodes"); x != e.end() && !as_node_mask(*x, pin.nodes))
         return r.fail(p + ".nodes", "expected a node list such as \"0-1\"");
-      if (pin.cpus.empty() && pin.nodes.empty()) return r.fail(p, "needs \"cpus\" or \"nodes\"");
+      if (pin.cpus.ok() && pin.cpus.empty() && pin.nodes.empty()) return r.fail(p, "needs \"cpus\" or \"nodes\"");
       if (auto x = e.find("soft"); x != e.end()) {
         if (!x->is_boolean()) return r.fail(p + ".soft", "expected true or false");
         pin.soft = x->get<bool>();

@@ -146,7 +146,7 @@ Result<void, Error> read_cells(const Ctx& c, const pugi::xml_node& numa, GuestSp
       std::vector<std::uint32_t> ids;
       if (!parse_id_list(cpus, kMaxGuestVcpus, ids))
         return c.fail(cell, "<cell> cpus '" + printable(cpus) + "' is not a vCPU list");
-      if (!v.vcpus.assign(ids.data(), ids.size())) return Error{Errc::no_memory, "out of memory"};
+      if (!v.vcpus.assign(ids.data(), ids.size())) return out_of_memory(c.source);
     }
     for (pugi::xml_node s = cell.child("distances").child("sibling"); s; s = s.next_sibling("sibling")) {
       std::uint64_t sib = 0, val = 0;
@@ -170,8 +170,8 @@ Result<void, Error> read_cells(const Ctx& c, const pugi::xml_node& numa, GuestSp
       if (d == 0) d = dist[k][i] ? dist[k][i] : (i == k ? kLocalDistance : kRemoteDistance);
     }
   for (std::size_t i = 0; i < n; ++i) {
-    if (any && !vn[i].distances.assign(dist[i].data(), n)) return Error{Errc::no_memory, "out of memory"};
-    if (!g.vnodes.push_back(std::move(vn[i]))) return Error{Errc::no_memory, "out of memory"};
+    if (any && !vn[i].distances.assign(dist[i].data(), n)) return out_of_memory(c.source);
+    if (!g.vnodes.push_back(std::move(vn[i]))) return out_of_memory(c.source);
   }
   return {};
 }
@@ -232,7 +232,7 @@ Result<GuestSpec, Error> domain_to_spec(const Ctx& c, const pugi::xml_node& dom)
         return c.fail(vcpu, label + ": <vcpu> cpuset '" + printable(cpuset) + "' is not a CPU list");
       VcpuPin pin;
       if (!pin.cpus.assign(ids.data(), ids.size()) || !g.vcpu_pins.push_back(std::move(pin)))
-        return Error{Errc::no_memory, "out of memory"};
+        return out_of_memory(c.source);
     }
     if (!attr(vcpu, "current").empty())
       c.warn(vcpu, label + ": <vcpu current> is not used: numaheap places all " + std::to_string(g.vcpus) +
@@ -323,7 +323,7 @@ Result<GuestSpec, Error> domain_to_spec(const Ctx& c, const pugi::xml_node& dom)
       VcpuPin pin;
       pin.vcpu = static_cast<std::uint32_t>(v);
       if (!pin.cpus.assign(ids.data(), ids.size()) || !g.vcpu_pins.push_back(std::move(pin)))
-        return Error{Errc::no_memory, "out of memory"};
+        return out_of_memory(c.source);
     }
   }
 

@@ -42,6 +42,7 @@ class XlSyntax {
   Error fail(std::size_t line, std::size_t col, const std::string& what) const {
     return spec_io::fail(source_, line, col, what);
   }
+  std::string_view source() const { return source_; }
 
   Result<std::vector<Setting>, Error> parse() {
     std::vector<Setting> out;
@@ -246,7 +247,9 @@ bool xl_cpus(std::string_view text, VcpuPin& pin, bool& all) {
   for (std::uint32_t c : add)
     if (!std::binary_search(drop.begin(), drop.end(), c)) cpus.push_back(c);
   pin.nodes = nodes_add - nodes_drop;
-  return pin.cpus.assign(cpus.data(), cpus.size()) && (!cpus.empty() || !pin.nodes.empty());
+  // Out of memory leaves pin.cpus !ok(): the finished spec reports it.
+  (void)pin.cpus.assign(cpus.data(), cpus.size());
+  return !cpus.empty() || !pin.nodes.empty();
 }
 
 struct XlReader {
@@ -297,7 +300,7 @@ Result<VNodeSpec, Error> vnode(const XlReader& r, const Value& node, std::size_t
       std::vector<std::uint32_t> ids;
       if (!parse_id_list(val, kMaxGuestVcpus, ids))
         return r.fail(*at, label + "vcpus '" + printable(val) + "' is not a vCPU list");
-      if (!vn.vcpus.assign(ids.data(), ids.size())) return Error{Errc::no_memory, "out of memory"};
+      if (!vn.vcpus.assign(ids.data(), ids.size())) return out_of_memory(r.syntax.source());
       vcpu_count += ids.size();
     } else if (k == "vdistances") {
       std::vector<std::uint32_t> d;
@@ -311,7 +314,7 @@ Result<VNodeSpec, Error> vnode(const XlReader& r, const Value& node, std::size_t
         if (c == std::string::npos) break;
         st = c + 1;
       }
-      if (!vn.distances.assign(d.data(), d.size())) return Error{Errc::no_memory, "out of memory"};
+      if (!vn.distances.assign(d.data(), d.size())) return out_of_memory(r.syntax.source());
     } else {
       return r.fail(*at, label + "unknown key '" + printable(k) + "' (xl knows pnode, size, vcpus, vdistances)");
     }
@@ -331,7 +334,7 @@ Result<void, Error> pins(const XlReader& r, const Value& v, bool soft, GuestSpec
     if (all) return {};
     pin.vcpu = vcpu;
     pin.soft = soft;
-    if (!g.vcpu_pins.push_back(std::move(pin))) return Error{Errc::no_memory, "out of memory"};
+    if (!g.vcpu_pins.push_back(std::move(pin))) return out_of_memory(r.syntax.source());
     return {};
   };
   if (!v.list) return one(v, kAllVcpus);
@@ -394,7 +397,8 @@ Result<ParsedGuests, Error> parse_xl(std::string_view text, std::string_view sou
       auto vn = vnode(r, v->items[idx], idx, vnuma_vcpus);
       if (!vn) return vn.error();
       vnuma_mb += vn->memory_bytes >> 20;
-      if (!g.vnodes.push_back(std::move(*vn))) return Error{Errc::no_memory, "out of memory"};
+      if (vnuma_mb > kMaxMb) return r.fail(v->items[idx], "vnuma sizes sum to more than 2^40 MiB");
+      if (!g.vnodes.push_back(std::move(*vn))) return out_of_memory(r.syntax.source());
     }
     // xl expands nothing, but a two-value row (local, remote) for more
     // than two vnodes is read as local / remote to all.
