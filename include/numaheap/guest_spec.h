@@ -53,7 +53,7 @@ struct VNodeSpec {
   // libvirt <memnode>: the vnode's memory mode, and its host nodes when it
   // names more than one (one node is `pnode`); empty = pnode / placement.
   MemoryPolicy memory_mode = MemoryPolicy::unset;
-  NodeMask nodes;
+  NodeMask nodes{};  // (initialised: aggregate users may stop before it)
   // False when a push or copy into a list ran out of memory.
   bool ok() const noexcept { return vcpus.ok() && distances.ok(); }
 };
@@ -94,7 +94,7 @@ struct GuestSpec {
   // libvirt <numatune><memory mode>: how the guest's memory is tied to
   // allowed_nodes (or to the placement's nodes when that is empty).
   MemoryPolicy memory_mode = MemoryPolicy::unset;
-  Vector<VcpuPin> vcpu_pins;  // in the order given
+  Vector<VcpuPin> vcpu_pins{};  // in the order given
 
   // False when building or copying the spec ran out of memory somewhere
   // (a list is then incomplete): validate_guest_spec refuses such a spec.
