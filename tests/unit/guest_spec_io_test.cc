@@ -297,6 +297,7 @@ TEST(GuestSpecIo, BadInputsNameFileLineAndProblem) {
        "pnode"},
       {GuestFormat::json, "[{\"memory_mb\":1,\"vcpus\":1,\"memory_mode\":\"strict\"}]", "in:1:", "\"bind\""},
       {GuestFormat::json, "{\"guests\":[], \"extra\": 1}", "in:1:", "unknown key \"extra\""},
+      {GuestFormat::json, "[{\"m\xC3\xA9m\": 1}]", "in:1:", "$[0].m\\xC3\\xA9m: unknown key \"m\\xC3\\xA9m\""},
       // libvirt XML: syntax with line:column; elements by line.
       {GuestFormat::libvirt_xml, "<domain>\n<memory>1024", "in:2:", "XML syntax error"},
       {GuestFormat::libvirt_xml, "<domain><name>a</name></domain>", "in:1: ", "no <memory>"},

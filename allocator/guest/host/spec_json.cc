@@ -115,7 +115,7 @@ struct Reader {
   // An error at `path`: line:column of the value there, or of the nearest
   // enclosing value that exists (a missing key is reported at its object).
   Error fail(std::string path, const std::string& what) const {
-    const std::string shown = path;
+    const std::string shown = printable(path, 300);  // keys may hold any byte
     while (true) {
       const std::size_t at = offset_of_path(text, path);
       if (at != std::string::npos)
