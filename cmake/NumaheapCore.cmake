@@ -29,9 +29,13 @@ function(numaheap_core_target target)
            $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
            $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
     PRIVATE ${PROJECT_SOURCE_DIR})
+  # nlohmann_json is header-only and stays out of the installed interface;
+  # pugixml is a library a static consumer links too (numaheapConfig.cmake
+  # finds it; numaheap.pc names it).
   target_link_libraries(${target}
     PUBLIC PkgConfig::NUMA Threads::Threads
-    PRIVATE $<BUILD_INTERFACE:Boost::headers>)
+    PRIVATE $<BUILD_INTERFACE:Boost::headers> $<BUILD_INTERFACE:nlohmann_json::nlohmann_json>
+            pugixml::pugixml)
   numaheap_warnings(${target})
   numaheap_core_flags(${target})
   target_compile_definitions(${target} PRIVATE NUMAHEAP_HOSTED=1)
@@ -54,7 +58,8 @@ add_library(numaheap_objects OBJECT ${NUMAHEAP_CORE_SOURCES} ${NUMAHEAP_HOST_SOU
 numaheap_core_target(numaheap_objects)
 set_target_properties(numaheap_objects PROPERTIES C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden)
 
-# What a user of either form gets: the headers, and (static) libnuma and threads.
+# What a user of either form gets: the headers, and (static) libnuma,
+# threads and pugixml (the libvirt XML reader's).
 function(numaheap_host_library target kind)
   add_library(${target} ${kind} $<TARGET_OBJECTS:numaheap_objects>)
   target_include_directories(${target}
@@ -66,7 +71,7 @@ endfunction()
 # numaheap::numaheap -- libnumaheap.a.
 numaheap_host_library(numaheap STATIC)
 add_library(numaheap::numaheap ALIAS numaheap)
-target_link_libraries(numaheap PUBLIC PkgConfig::NUMA Threads::Threads)
+target_link_libraries(numaheap PUBLIC PkgConfig::NUMA Threads::Threads PRIVATE pugixml::pugixml)
 set_target_properties(numaheap PROPERTIES EXPORT_NAME numaheap)
 
 # numaheap::shared -- libnumaheap.so. While the version is 0.x every minor
@@ -79,7 +84,7 @@ else()
 endif()
 numaheap_host_library(numaheap_shared SHARED)
 add_library(numaheap::shared ALIAS numaheap_shared)
-target_link_libraries(numaheap_shared PRIVATE PkgConfig::NUMA Threads::Threads)
+target_link_libraries(numaheap_shared PRIVATE PkgConfig::NUMA Threads::Threads pugixml::pugixml)
 set_target_properties(numaheap_shared PROPERTIES OUTPUT_NAME numaheap EXPORT_NAME shared
   VERSION ${PROJECT_VERSION} SOVERSION ${NUMAHEAP_SOVERSION})
 # Everything it needs is linked in (sanitizer runtimes are the executable's).

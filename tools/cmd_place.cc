@@ -1,4 +1,5 @@
-// `numaheap place --topology PATH --guests FILE... [--json | --emit libvirt|xl]
+// `numaheap place --topology PATH|builtin --guests FILE... [--sysfs-root DIR]
+//                 [--json | --emit libvirt|xl]
 //                 [--load idle|auto] [--proc-root DIR] [--interval-ms N]`
 //
 // Places a list of guests onto a topology, in order, each seeing the memory
@@ -18,14 +19,16 @@
 //                  DIR/proc/stat) instead of an idle host;
 //                  --stat-samples T0 T1 takes it from two recorded files.
 // Exit status: 0 all placed, 3 some valid guest did not fit, 1 bad input
-// (a file, or a guest spec that is invalid for this host: on stderr), 2 usage.
+// (a file, or a guest spec that is invalid for this host: on stderr naming
+// FILE:LINE; every spec is checked before anything is placed), 2 usage.
+// Parser warnings go to stderr.
 #include <cstdio>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "guest_spec_io.h"
+#include "numaheap/guest_spec_io.h"
 #include "numaheap/placement.h"
 #include "numaheap/topology_io.h"
 #include "topology_json.h"
@@ -39,6 +42,7 @@ constexpr std::uint64_t kMiB = 1ull << 20;
 struct PlaceOptions {
   std::string topology;
   std::vector<std::string> guests;
+  std::string sysfs_root;
   bool json = false;
   std::string emit;
   std::string load = "idle";
@@ -243,21 +247,24 @@ int run_place(const PlaceOptions& o, CLI::App* sub) {
     return 1;
   }
   std::vector<GuestSpec> guests;
+  GuestParseOptions parse_options;
+  parse_options.sysfs_root = o.sysfs_root;
   for (const auto& file : o.guests) {
-    auto g = load_guests_file(file);
+    auto g = load_guests_file(file, parse_options);
     if (!g) {
       std::fprintf(stderr, "numaheap place: %s\n", g.error().message.c_str());
       return 1;
     }
-    for (auto& spec : *g) guests.push_back(std::move(spec));
+    for (const auto& w : g->warnings) std::fprintf(stderr, "numaheap place: warning: %s\n", w.c_str());
+    // A spec that is wrong for this host is bad input (exit 1), not a
+    // guest that did not fit (exit 3).
+    for (std::size_t i = 0; i < g->guests.size(); ++i)
+      if (auto ok = validate_guest_spec(g->guests[i], *topo); !ok) {
+        std::fprintf(stderr, "numaheap place: %s:%zu: %s\n", file.c_str(), g->lines[i], ok.error().message.c_str());
+        return 1;
+      }
+    for (auto& spec : g->guests) guests.push_back(std::move(spec));
   }
-  // A spec this host can never take (a vCPU outside every vnode, sizes not
-  // summing, an unknown pnode...) is bad input, not a full host.
-  for (const auto& g : guests)
-    if (auto ok = validate_guest_spec(g, *topo); !ok) {
-      std::fprintf(stderr, "numaheap place: %s\n", ok.error().message.c_str());
-      return 1;
-    }
   PlacementSession session(*topo);
   if (!o.stat_samples.empty()) {
     CpuTimes sample[2];
@@ -337,6 +344,8 @@ Runner add_place_command(CLI::App& app) {
       ->required();
   sub->add_option("--guests", opts->guests, "Guests: JSON list, libvirt domain XML or xl.cfg")
       ->required();
+  sub->add_option("--sysfs-root", opts->sysfs_root,
+                  "Where <hostdev> PCI devices' numa_node is read (default /)");
   sub->add_flag("--json", opts->json, "Print JSON (with each guest's vnodes as placed)");
   sub->add_option("--emit", opts->emit,
                   "Print what to apply: libvirt (numatune, cputune, cpu/numa) or xl (vnuma, cpus)")

@@ -36,6 +36,10 @@ int guest_spec_from_c(const numaheap_guest_spec& cs, GuestSpec& spec, char* err,
       if (!push(vn.vcpus, in.vcpus[k])) return oom();
     for (std::size_t k = 0; k < in.distance_count; ++k)
       if (!push(vn.distances, in.distances[k])) return oom();
+    if (in.memory_mode < NUMAHEAP_MEM_DEFAULT || in.memory_mode > NUMAHEAP_MEM_INTERLEAVE)
+      return fail(Errc::invalid_argument, "vnode memory_mode is not a NUMAHEAP_MEM_* value", err, err_len);
+    vn.memory_mode = static_cast<MemoryPolicy>(in.memory_mode);
+    if (in.nodes) vn.nodes = mask_of(in.nodes);
     if (!push(spec.vnodes, std::move(vn))) return oom();
   }
   for (std::size_t d = 0; d < cs.device_count; ++d) {
@@ -49,6 +53,21 @@ int guest_spec_from_c(const numaheap_guest_spec& cs, GuestSpec& spec, char* err,
   spec.cold_store = cs.cold_store != 0;
   if (cs.affinity_group) spec.affinity_group = cs.affinity_group;
   if (cs.anti_affinity_group) spec.anti_affinity_group = cs.anti_affinity_group;
+  if (cs.memory_mode < NUMAHEAP_MEM_DEFAULT || cs.memory_mode > NUMAHEAP_MEM_INTERLEAVE)
+    return fail(Errc::invalid_argument, "memory_mode is not a NUMAHEAP_MEM_* value", err, err_len);
+  spec.memory_mode = static_cast<MemoryPolicy>(cs.memory_mode);
+  if (cs.vcpu_pin_count && !cs.vcpu_pins) return fail(Errc::invalid_argument, "vcpu_pins is null", err, err_len);
+  for (std::size_t i = 0; i < cs.vcpu_pin_count; ++i) {
+    const numaheap_vcpu_pin& in = cs.vcpu_pins[i];
+    if (in.cpu_count && !in.cpus) return fail(Errc::invalid_argument, "vcpu pin cpus is null", err, err_len);
+    VcpuPin pin;
+    pin.vcpu = in.vcpu;
+    for (std::size_t k = 0; k < in.cpu_count; ++k)
+      if (!push(pin.cpus, in.cpus[k])) return oom();
+    if (in.nodes) pin.nodes = mask_of(in.nodes);
+    pin.soft = in.soft != 0;
+    if (!push(spec.vcpu_pins, std::move(pin))) return oom();
+  }
   return NUMAHEAP_OK;
 }
 

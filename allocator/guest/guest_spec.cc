@@ -58,6 +58,14 @@ Result<void, Error> validate_guest_spec(const GuestSpec& g, const Topology& topo
       return spec_error(g, "device '"sv, label, "' is on node "sv, d.host_node, ", which does not exist"sv);
   }
 
+  for (std::size_t i = 0; i < g.vcpu_pins.size(); ++i) {
+    const VcpuPin& pin = g.vcpu_pins[i];
+    if (pin.vcpu != kAllVcpus && pin.vcpu >= g.vcpus)
+      return spec_error(g, "a pin names vCPU "sv, pin.vcpu, " but the guest has "sv, g.vcpus, " vCPUs"sv);
+    for (NodeId n : pin.nodes)
+      if (!topo.has_node(n)) return spec_error(g, "vCPU pin "sv, i, ": node "sv, n, " does not exist"sv);
+  }
+
   if (g.vnodes.empty()) return {};
   const std::size_t nv = g.vnodes.size();
   std::uint64_t sum = 0;
@@ -84,6 +92,12 @@ Result<void, Error> validate_guest_spec(const GuestSpec& g, const Topology& topo
         return spec_error(g, "vnode "sv, v, ": pnode "sv, vn.pnode, " is outside the allowed nodes "sv,
                           mask_text(g.allowed_nodes));
     }
+    for (NodeId n : vn.nodes) {
+      const NodeInfo* p = topo.find(n);
+      if (!p) return spec_error(g, "vnode "sv, v, ": node "sv, n, " of its nodeset does not exist"sv);
+    }
+    if (vn.pnode != kNoNode && !vn.nodes.empty() && !vn.nodes.test(vn.pnode))
+      return spec_error(g, "vnode "sv, v, ": pnode "sv, vn.pnode, " is outside its nodeset "sv, mask_text(vn.nodes));
     if (!vn.distances.empty()) {
       if (vn.distances.size() != nv)
         return spec_error(g, "vnode "sv, v, " has "sv, vn.distances.size(), " distances for "sv, nv, " vnodes"sv);

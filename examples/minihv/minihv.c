@@ -343,7 +343,7 @@ int main(int argc, char** argv) {
     hg->vcpu_node = (hg->home + 1) % NODES;
     hg->pages = GUEST_PAGES;
     uint32_t vcpus[VCPUS] = {0, 1};
-    numaheap_vnode_spec vn = {(uint64_t)GUEST_PAGES * PAGE, hg->home, vcpus, VCPUS, NULL, 0};
+    numaheap_vnode_spec vn = {.memory_bytes = (uint64_t)GUEST_PAGES * PAGE, .pnode = hg->home, .vcpus = vcpus, .vcpu_count = VCPUS, .distances = NULL, .distance_count = 0};
     numaheap_guest_spec s;
     memset(&s, 0, sizeof s);
     s.name = "guest";

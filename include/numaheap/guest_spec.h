@@ -2,7 +2,7 @@
 // layout, devices, opt-ins and affinity groups -- and its validation.
 //
 // A GuestSpec is plain data: toolstacks fill it from libvirt domain XML,
-// xl.cfg or JSON (tools/guest_spec_io.h) or build it directly. Validation
+// xl.cfg or JSON (numaheap/guest_spec_io.h, host) or build it directly. Validation
 // follows the rules Xen's toolstack applies to vNUMA configurations, with a
 // message that says which vnode / vCPU / device is wrong.
 //
@@ -36,6 +36,15 @@ inline constexpr std::uint32_t kMaxGuestVcpus = 4096;
 inline constexpr std::size_t kGuestNameMax = 63;
 using GuestName = FixedString<kGuestNameMax + 1>;
 
+// How memory is tied to its host nodes (libvirt's <numatune> modes; see
+// docs/guests.md for the mapping). unset: numaheap's default, which is bind.
+enum class MemoryPolicy : std::uint8_t {
+  unset = 0,
+  bind,        // only these nodes (libvirt strict / restrictive)
+  prefer,      // these nodes first, others when they are full (preferred)
+  interleave,  // page by page across the nodes (interleave)
+};
+
 // One virtual NUMA node of a guest.
 struct VNodeSpec {
   std::uint64_t memory_bytes = 0;
@@ -44,8 +53,24 @@ struct VNodeSpec {
   // Virtual distances to every vnode, in vnode order; empty = 10 local,
   // 20 remote.
   Vector<std::uint32_t> distances;
+  // libvirt <memnode>: the vnode's memory mode, and its host nodes when it
+  // names more than one (one node is `pnode`); empty = pnode / placement.
+  MemoryPolicy memory_mode = MemoryPolicy::unset;
+  NodeMask nodes{};  // (initialised: aggregate users may stop before it)
   // False when a push or copy into a list ran out of memory.
   bool ok() const noexcept { return vcpus.ok() && distances.ok(); }
+};
+
+// A vCPU's host-CPU affinity: libvirt <vcpupin> / <vcpu cpuset>, xl cpus /
+// cpus_soft. Constraints carried for the toolstack and placement; the
+// allocator itself does not schedule vCPUs.
+inline constexpr std::uint32_t kAllVcpus = 0xffffffffu;
+struct VcpuPin {
+  std::uint32_t vcpu = kAllVcpus;  // kAllVcpus: every vCPU without a pin of its own
+  Vector<std::uint32_t> cpus;      // host CPU ids, ascending
+  NodeMask nodes;                  // or: the CPUs of these host nodes (xl "nodes:0-1")
+  bool soft = false;               // preferred (xl cpus_soft), not enforced
+  bool ok() const noexcept { return cpus.ok(); }
 };
 
 // A device the guest uses, on a host node (passthrough NIC, NVMe, GPU...).
@@ -69,24 +94,31 @@ struct GuestSpec {
   // near nodes. Guests in the same anti-affinity group are kept apart.
   GuestName affinity_group;
   GuestName anti_affinity_group;
+  // libvirt <numatune><memory mode>: how the guest's memory is tied to
+  // allowed_nodes (or to the placement's nodes when that is empty).
+  MemoryPolicy memory_mode = MemoryPolicy::unset;
+  Vector<VcpuPin> vcpu_pins{};  // in the order given
 
   // False when building or copying the spec ran out of memory somewhere
   // (a list is then incomplete): validate_guest_spec refuses such a spec.
   bool ok() const noexcept {
-    if (!vnodes.ok() || !devices.ok()) return false;
+    if (!vnodes.ok() || !devices.ok() || !vcpu_pins.ok()) return false;
     for (const VNodeSpec& v : vnodes)
       if (!v.ok()) return false;
+    for (const VcpuPin& p : vcpu_pins)
+      if (!p.ok()) return false;
     return true;
   }
 };
 
 // Checks a spec against a host. Rules: memory > 0 and a multiple of 4 KiB;
 // 1..4096 vCPUs; with vNUMA: vnode sizes are multiples of 4 KiB and sum to
-// the total, every vCPU is in exactly one vnode, each pnode exists and has
+// the total, every vCPU is in exactly one vnode, each pnode and vnode
+// nodeset node exists (a pnode lies in its vnode's nodeset), each pnode has
 // memory, distance rows have one entry per vnode in 1..255 with the local
 // distance no larger than any remote one; devices sit on existing nodes;
 // allowed nodes exist and include a node with memory; pinned pnodes lie in
-// the allowed set. The error message names the guest and the culprit.
+// the allowed set; vCPU pins name existing vCPUs and nodes. The error message names the guest and the culprit.
 // no_memory when !spec.ok(). Core: allocates nothing.
 Result<void, Error> validate_guest_spec(const GuestSpec& spec, const Topology& topo);
 

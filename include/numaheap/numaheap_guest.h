@@ -36,6 +36,23 @@ typedef struct numaheap_guest_range {
   uint32_t pnode, vnode;
 } numaheap_guest_range;
 
+/* How memory is tied to its nodes (libvirt's numatune modes). */
+#define NUMAHEAP_MEM_DEFAULT 0    /* numaheap's default: bind */
+#define NUMAHEAP_MEM_BIND 1       /* only these nodes (strict / restrictive) */
+#define NUMAHEAP_MEM_PREFER 2     /* these first, others when full (preferred) */
+#define NUMAHEAP_MEM_INTERLEAVE 3 /* page by page across them */
+
+/* A vCPU's host-CPU affinity (libvirt vcpupin, xl cpus / cpus_soft). */
+#define NUMAHEAP_ALL_VCPUS 0xffffffffu
+typedef struct numaheap_vcpu_pin {
+  uint32_t vcpu;                 /* NUMAHEAP_ALL_VCPUS: every vCPU without its own pin */
+  const uint32_t* cpus;          /* host CPU ids */
+  size_t cpu_count;
+  const numaheap_nodemask* nodes; /* or the CPUs of these nodes (NULL: none) */
+  int soft;                      /* 1: preferred, not enforced */
+} numaheap_vcpu_pin;
+
+/* Fields after distance_count are optional: zero means "not used". */
 typedef struct numaheap_vnode_spec {
   uint64_t memory_bytes;
   uint32_t pnode;          /* host node, or NUMAHEAP_NO_NODE for "auto" */
@@ -45,6 +62,8 @@ typedef struct numaheap_vnode_spec {
    * otherwise vnode_count entries, 10 on the diagonal). */
   const uint32_t* distances;
   size_t distance_count;
+  int memory_mode;                /* NUMAHEAP_MEM_* */
+  const numaheap_nodemask* nodes; /* host nodes of this vnode (NULL: pnode / placement) */
 } numaheap_vnode_spec;
 
 /* A device passed through to the guest (DMA buffers come from its node). */
@@ -72,6 +91,9 @@ typedef struct numaheap_guest_spec {
                                       this guest (the heap still scrubs
                                       before another owner gets them) */
   uint64_t device_region_pages;    /* 0: default (64 MiB of gfn space) */
+  int memory_mode;                 /* NUMAHEAP_MEM_*, over allowed_nodes */
+  const numaheap_vcpu_pin* vcpu_pins;
+  size_t vcpu_pin_count;
 } numaheap_guest_spec;
 
 /* Bytes of a guest on one host node. */

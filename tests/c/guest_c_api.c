@@ -21,7 +21,8 @@ int main(void) {
   CHECK(numaheap_create(topo, NULL, &heap, err, sizeof err) == 0);
 
   uint32_t cpus0[] = {0, 1}, cpus1[] = {2, 3};
-  numaheap_vnode_spec vnodes[2] = {{64u << 20, 2, cpus0, 2, NULL, 0}, {32u << 20, NUMAHEAP_NO_NODE, cpus1, 2, NULL, 0}};
+  numaheap_vnode_spec vnodes[2] = {{.memory_bytes = 64u << 20, .pnode = 2, .vcpus = cpus0, .vcpu_count = 2, .distances = NULL, .distance_count = 0},
+      {.memory_bytes = 32u << 20, .pnode = NUMAHEAP_NO_NODE, .vcpus = cpus1, .vcpu_count = 2, .distances = NULL, .distance_count = 0}};
   numaheap_guest_spec spec;
   memset(&spec, 0, sizeof spec);
   spec.name = "c-guest";

@@ -193,7 +193,8 @@ int main(void) {
   /* ---- Guests placed by the caller ---- */
   uint32_t v0[] = {0}, v1[] = {1};
   uint32_t d0[] = {10, 21}, d1[] = {21, 10};
-  numaheap_vnode_spec vn[2] = {{8u << 20, 0, v0, 1, d0, 2}, {8u << 20, 1, v1, 1, d1, 2}};
+  numaheap_vnode_spec vn[2] = {{.memory_bytes = 8u << 20, .pnode = 0, .vcpus = v0, .vcpu_count = 1, .distances = d0, .distance_count = 2},
+                                 {.memory_bytes = 8u << 20, .pnode = 1, .vcpus = v1, .vcpu_count = 1, .distances = d1, .distance_count = 2}};
   numaheap_device_spec dev = {"nic", 1};
   numaheap_guest_spec a;
   memset(&a, 0, sizeof a);

@@ -42,15 +42,15 @@ rc=$?
 set -e
 check '[ $rc -eq 1 ]' "bad guests file: exit $rc"
 check '[ ! -s "$work/out" ]' "output on stdout for bad input"
-check 'grep -q "bad.json: \$.guests\[0\].memory_mb" "$work/err"' "error does not name the path: $(cat "$work/err")"
+check 'grep -q "bad.json:1:36: \$.guests\[0\].memory_mb" "$work/err"' "error does not name the place: $(cat "$work/err")"
 printf 'name = "x"\nmemory = 512\nvcpus = 2\nvnuma = [ "pnode=0, size=256, vcpus=0" ]\n' >"$work/bad.cfg"
 set +e
 "$bin" place --topology "$topo" --guests "$work/bad.cfg" >"$work/out" 2>"$work/err"
 rc=$?
 set -e
-check '[ $rc -eq 1 ]' "an invalid xl vnuma is bad input (exit 1), got $rc"
-check 'grep -q "vnode sizes sum to 256 MB" "$work/err"' "xl vnuma error text: $(cat "$work/err")"
-check '[ ! -s "$work/out" ]' "output on stdout for an invalid spec"
+check '[ $rc -eq 1 ]' "invalid xl vnuma is bad input (exit 1), got $rc"
+check '[ ! -s "$work/out" ]' "output on stdout for an invalid xl vnuma"
+check 'grep -q "bad.cfg:3:9: vcpus (2) exceeds the 1 vCPUs vnuma lists" "$work/err"' "xl vnuma error text: $(cat "$work/err")"
 
 # The seed case of issue 19: four vnodes of 4 vCPUs / 500 MB, four nodes.
 cat >"$work/four.json" <<'JSON'

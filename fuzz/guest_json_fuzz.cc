@@ -1,0 +1,7 @@
+// libFuzzer harness: the JSON guest lists reader on arbitrary bytes (properties in
+// guest_spec_fuzz.h).
+#include "guest_spec_fuzz.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  return guest_spec_fuzz::run(data, size, numaheap::GuestFormat::json, NUMAHEAP_GUEST_FORMAT_JSON);
+}
