@@ -31,6 +31,9 @@
 
 #include "numaheap/guest_spec.h"
 #include "numaheap/result.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 namespace numaheap {
 
@@ -78,3 +81,5 @@ bool scale_libvirt_size(std::uint64_t value, std::string_view unit, std::uint64_
 bool parse_id_list(std::string_view text, std::uint64_t limit, std::vector<std::uint32_t>& out);
 
 }  // namespace numaheap
+
+NUMAHEAP_PUBLIC_END

@@ -18,6 +18,9 @@
 
 #include "numaheap/numaheap.h"
 #include "numaheap/numaheap_guest.h"
+#include "numaheap/export.h"
+
+NUMAHEAP_PUBLIC_BEGIN
 
 #ifdef __cplusplus
 extern "C" {
@@ -64,5 +67,7 @@ int numaheap_id_list_parse(const char* text, uint64_t limit, uint32_t* out, size
 #ifdef __cplusplus
 }
 #endif
+
+NUMAHEAP_PUBLIC_END
 
 #endif /* NUMAHEAP_NUMAHEAP_GUEST_IO_H */
