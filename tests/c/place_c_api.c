@@ -50,10 +50,10 @@ int main(void) {
 
   /* Four vnodes of 4 vCPUs and 500 MB: four distinct nodes. */
   uint32_t c0[] = {0, 1, 2, 3}, c1[] = {4, 5, 6, 7}, c2[] = {8, 9, 10, 11}, c3[] = {12, 13, 14, 15};
-  numaheap_vnode_spec vn[4] = {{500u << 20, NUMAHEAP_NO_NODE, c0, 4, NULL, 0},
-                               {500u << 20, NUMAHEAP_NO_NODE, c1, 4, NULL, 0},
-                               {500u << 20, NUMAHEAP_NO_NODE, c2, 4, NULL, 0},
-                               {500u << 20, NUMAHEAP_NO_NODE, c3, 4, NULL, 0}};
+  numaheap_vnode_spec vn[4] = {{.memory_bytes = 500u << 20, .pnode = NUMAHEAP_NO_NODE, .vcpus = c0, .vcpu_count = 4},
+                               {.memory_bytes = 500u << 20, .pnode = NUMAHEAP_NO_NODE, .vcpus = c1, .vcpu_count = 4},
+                               {.memory_bytes = 500u << 20, .pnode = NUMAHEAP_NO_NODE, .vcpus = c2, .vcpu_count = 4},
+                               {.memory_bytes = 500u << 20, .pnode = NUMAHEAP_NO_NODE, .vcpus = c3, .vcpu_count = 4}};
   numaheap_guest_spec four;
   memset(&four, 0, sizeof four);
   four.name = "four";
