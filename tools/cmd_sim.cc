@@ -42,6 +42,16 @@ std::string model_footer(const sim::SimConfig& c);
 
 void fail(const std::string& msg) { std::fprintf(stderr, "numaheap sim: %s\n", msg.c_str()); }
 
+// Feeds a script to gnuplot (both plots); 0, or 1 with the reason on stderr.
+int run_gnuplot(const std::string& script) {
+  FILE* g = popen("gnuplot 2>&1", "w");
+  if (!g) return fail("--plot: cannot run gnuplot"), 1;
+  std::fwrite(script.data(), 1, script.size(), g);
+  const int rc = pclose(g);
+  if (rc != 0) return fail("--plot: gnuplot failed (exit status " + std::to_string(rc) + ")"), 1;
+  return 0;
+}
+
 // A one-line bar on stderr, redrawn when the percentage changes.
 class ProgressBar {
  public:
@@ -267,13 +277,7 @@ int plot(const sim::SimReport& r, const std::string& path) {
   panel("MiB moved, lower is better", 2 + 2 * n, "", "set autoscale y\nset format y '%g'\n", false);
   panel("cost/access, lower is better", 2 + n, "", "set autoscale y\nset format y '%.2f'\n", true);
   s << "unset multiplot\n";
-  const std::string script = s.str();
-  FILE* g = popen("gnuplot 2>&1", "w");
-  if (!g) return fail("--plot: cannot run gnuplot"), 1;
-  std::fwrite(script.data(), 1, script.size(), g);
-  const int rc = pclose(g);
-  if (rc != 0) return fail("--plot: gnuplot failed (exit status " + std::to_string(rc) + ")"), 1;
-  return 0;
+  return run_gnuplot(s.str());
 }
 
 // ---- --sweep: where each policy wins over the cost model's two main knobs ----
@@ -407,13 +411,7 @@ int sweep_plot(const std::vector<SweepPoint>& pts, const std::vector<std::string
     s << ", $d using 1:2:4 with labels offset 0,-1.6 font 'sans,9' notitle\n";
   }
   s << "unset multiplot\n";
-  const std::string script = s.str();
-  FILE* g = popen("gnuplot 2>&1", "w");
-  if (!g) return fail("--plot: cannot run gnuplot"), 1;
-  std::fwrite(script.data(), 1, script.size(), g);
-  const int rc = pclose(g);
-  if (rc != 0) return fail("--plot: gnuplot failed (exit status " + std::to_string(rc) + ")"), 1;
-  return 0;
+  return run_gnuplot(s.str());
 }
 
 int run_sweep(SimOptions& o, const Topology& topo) {
