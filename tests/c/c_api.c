@@ -4,15 +4,8 @@
 #include <string.h>
 
 #include "numaheap/numaheap.h"
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                  \
-  do {                                                               \
-    if (!(cond)) {                                                   \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                    \
-    }                                                                \
-  } while (0)
 
 static const char kNumactl[] =
     "available: 2 nodes (0-1)\n"
@@ -217,6 +210,5 @@ int main(void) {
   test_builder();
   test_numactl();
   test_bulk();
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-  return failures != 0;
+  return check_report();
 }

@@ -4,14 +4,9 @@
 
 #include "numaheap/numaheap.h"
 #include "numaheap/numaheap_guest.h"
+#define CHECK_STOPS 1 /* later steps use what earlier ones made */
+#include "check.h"
 
-#define CHECK(cond)                                              \
-  do {                                                           \
-    if (!(cond)) {                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      return 1;                                                  \
-    }                                                            \
-  } while (0)
 
 int main(void) {
   numaheap_topology* topo = NULL;

@@ -13,14 +13,9 @@
 #include "numaheap/numaheap_migrate.h"
 #include "numaheap/numaheap_sharing.h"
 #include "numaheap/platform_contract.h"
+#define CHECK_STOPS 1 /* later steps use what earlier ones made */
+#include "check.h"
 
-#define CHECK(cond)                                                              \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-      exit(1);                                                                   \
-    }                                                                            \
-  } while (0)
 
 #define FRAMES_PER_NODE 8192u /* 32 MiB */
 #define PAGE 4096u

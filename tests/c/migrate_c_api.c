@@ -9,15 +9,8 @@
 #include <string.h>
 
 #include "numaheap/numaheap_migrate.h"
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                              \
-    }                                                                          \
-  } while (0)
 
 enum { kPages = 32 };
 
@@ -149,6 +142,5 @@ int main(void) {
   numaheap_migrator_destroy(m);
   free(ram);
   numaheap_topology_free(t);
-  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-  return failures != 0;
+  return check_report();
 }

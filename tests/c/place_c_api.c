@@ -7,14 +7,9 @@
 #include "numaheap/numaheap.h"
 #include "numaheap/numaheap_guest.h"
 #include "numaheap/numaheap_place.h"
+#define CHECK_STOPS 1 /* later steps use what earlier ones made */
+#include "check.h"
 
-#define CHECK(cond)                                              \
-  do {                                                           \
-    if (!(cond)) {                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      return 1;                                                  \
-    }                                                            \
-  } while (0)
 
 /* 16 CPUs; cpus of node 2 (8-11) idle, the others busy, 100 ticks apart. */
 static int write_stat(const char* path, int after) {

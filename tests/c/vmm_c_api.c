@@ -12,15 +12,8 @@
 #include <unistd.h>
 
 #include "numaheap/numaheap_vmm.h"
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                              \
-    }                                                                          \
-  } while (0)
 
 enum { kPages = 64 };
 #define kBytes ((uint64_t)kPages * 4096u)
@@ -134,5 +127,5 @@ int main(void) {
   munmap(anon, kBytes);
   close(fd);
   numaheap_topology_free(t);
-  return failures ? 1 : 0;
+  return check_report();
 }
