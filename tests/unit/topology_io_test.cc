@@ -16,6 +16,7 @@
 
 #include "numaheap/topology.h"
 #include "numaheap/topology_io.h"
+#include "temp_sysfs_tree.h"
 
 using namespace numaheap;
 namespace fs = std::filesystem;
@@ -60,48 +61,7 @@ const NodeInfo& node_of(const Topology& t, NodeId id) {
   return n ? *n : none;
 }
 
-// A throw-away sysfs tree: <tmp>/sys/devices/system/node/...
-class TempTree {
- public:
-  TempTree() {
-    std::string tmpl = (fs::temp_directory_path() / "numaheap-topo-XXXXXX").string();
-    char* made = ::mkdtemp(tmpl.data());
-    EXPECT_NE(made, nullptr);
-    root_ = tmpl;
-    fs::create_directories(node_dir());
-  }
-  ~TempTree() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  TempTree(const TempTree&) = delete;
-  TempTree& operator=(const TempTree&) = delete;
-
-  const std::string& root() const { return root_; }
-  std::string node_dir() const { return root_ + "/sys/devices/system/node"; }
-
-  // Writes node_dir/<rel> (parents created), bytes as given.
-  void write(const std::string& rel, std::string_view bytes) const {
-    fs::path p = fs::path(node_dir()) / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  }
-  void mkdir(const std::string& rel) const { fs::create_directories(fs::path(node_dir()) / rel); }
-
-  // A node with the usual files; pass "" to skip one (std::nullopt-like).
-  void node(NodeId id, std::string_view cpumap, std::string_view meminfo,
-            std::string_view distance) const {
-    const std::string n = "node" + std::to_string(id) + "/";
-    mkdir(n);
-    if (!cpumap.empty()) write(n + "cpumap", cpumap);
-    if (!meminfo.empty()) write(n + "meminfo", meminfo);
-    if (!distance.empty()) write(n + "distance", distance);
-  }
-
- private:
-  std::string root_;
-};
+using TempTree = test::TempSysfsTree;
 
 std::string meminfo(NodeId id, std::uint64_t total_kb, std::uint64_t free_kb) {
   std::string p = "Node " + std::to_string(id) + " ";

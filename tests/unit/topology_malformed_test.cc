@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "numaheap/topology_io.h"
+#include "temp_sysfs_tree.h"
 
 using namespace numaheap;
 namespace fs = std::filesystem;
@@ -192,29 +193,9 @@ std::vector<TextCase> text_cases() {
 
 // ------------------------------------------------------------ sysfs trees
 
-class TempTree {
+class TempTree : public test::TempSysfsTree {
  public:
-  TempTree() {
-    std::string tmpl = (fs::temp_directory_path() / "numaheap-bad-XXXXXX").string();
-    EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
-    fs::create_directories(node_dir());
-  }
-  ~TempTree() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  TempTree(const TempTree&) = delete;
-  TempTree& operator=(const TempTree&) = delete;
-  const std::string& root() const { return root_; }
-  std::string node_dir() const { return root_ + "/sys/devices/system/node"; }
-  void write(const std::string& rel, std::string_view bytes) const {
-    fs::path p = fs::path(node_dir()) / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  }
-  void mkdir(const std::string& rel) const { fs::create_directories(fs::path(node_dir()) / rel); }
+  TempTree() : TempSysfsTree("numaheap-bad") {}
   // A healthy two-node machine to break.
   void two_nodes() const {
     write("node0/cpumap", "00000003\n");
@@ -224,9 +205,6 @@ class TempTree {
     write("node1/meminfo", "Node 1 MemTotal: 1048576 kB\nNode 1 MemFree: 1000 kB\n");
     write("node1/distance", "20 10\n");
   }
-
- private:
-  std::string root_;
 };
 
 struct TreeCase {
