@@ -7,9 +7,13 @@ and its peers) is run with --benchmark_format=json, or its JSON is taken from
 and allocator, ratios numaheap / peer, issue 8's bars marked met / not met
 with the figure, and a chart of numaheap's advantage per workload and peer.
 BUILD/bin/numaheap-bench-migrate (frame-swap migration against memcpy of the
-same bytes) is run the same way for issue 6's bars (JSON: migrate.json).
+same bytes) is run in --migrate-runs alternating runs (default 5: migrate,
+memcpy, memcpy, migrate, ... one benchmark per process), medians taken over
+the runs, for issues 6 and 17's bars (JSON: migrate.json). BUILD/threads.json
+(from bench/threads.py), when present, gives the Scaling section.
 
     bench/report.py [--build DIR] [--json-dir DIR] [--repetitions N] [--min-time S]
+    bench/report.py --migrate-only [--migrate-runs 5]   # migration medians and ratios only
 
 Standard library only.
 """
@@ -49,14 +53,13 @@ WORKLOADS = {
 # the one of their own (only) way.
 PEER_WORKLOAD = {"populate_1g_single": "populate_1g"}
 
-# Issue 6: frame-swap migration (numaheap-bench-migrate) as a share of a
-# plain memcpy of the same bytes between the same nodes' frames.
+# Issues 6 and 17: frame-swap migration (numaheap-bench-migrate) as a share
+# of a plain memcpy of the same bytes between the same nodes' frames.
 # (label, migrate workload, memcpy workload, bar)
 MIGRATE_BARS = [
-    ("4 KiB pages, batches of 64", "migrate_4k", "memcpy_4k", 0.70),
-    ("2 MiB blocks", "migrate_2m", "memcpy_2m", 0.90),
+    ("4 KiB pages, batches of 64", "migrate_4k", "memcpy_4k", 0.90),
+    ("2 MiB blocks", "migrate_2m", "memcpy_2m", 0.95),
 ]
-MIGRATE_FILTER = "^(migrate|memcpy)_(4k|2m)"
 
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -143,10 +146,62 @@ def collect(args):
     for alloc in ALLOCATORS:
         binary = os.path.join(args.build, "bin", f"numaheap-bench-{alloc}")
         collect_one(args, json_dir, alloc, binary, [], results, commands)
-    migrate = {}
-    collect_one(args, json_dir, "migrate", os.path.join(args.build, "bin", "numaheap-bench-migrate"),
-                [f"--benchmark_filter={MIGRATE_FILTER}"], migrate, commands)
-    return results, migrate.get("migrate"), commands, json_dir
+    return results, collect_migrate(args, json_dir, commands), commands, json_dir
+
+
+def collect_migrate(args, json_dir, commands):
+    """Every run of numaheap-bench-migrate's bar workloads, as one Google
+    Benchmark JSON ({"benchmarks": [...]}, one entry per run), or None.
+    Runs alternate: in run i each migrate/memcpy pair goes migrate first
+    when i is even, memcpy first when odd, one process per benchmark, so
+    drift on a shared machine falls on both sides alike."""
+    path = os.path.join(json_dir, "migrate.json")
+    if args.json_dir and os.path.exists(path):
+        print(f"report: migrate: reusing {path}", file=sys.stderr)
+        commands.append(f"# migrate: reused {os.path.relpath(path, ROOT)}")
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    binary = os.path.join(args.build, "bin", "numaheap-bench-migrate")
+    if not os.access(binary, os.X_OK):
+        print(f"report: migrate: {binary} not built, skipped", file=sys.stderr)
+        return None
+    out = {"benchmarks": []}
+    for i in range(args.migrate_runs):
+        for _, mw, cw, _ in MIGRATE_BARS:
+            pair = [f"^{mw}/", f"^{cw}$"]
+            for flt in (pair if i % 2 == 0 else pair[::-1]):
+                cmd = [binary, "--benchmark_format=json", f"--benchmark_min_time={args.min_time}",
+                       f"--benchmark_filter={flt}"]
+                r = run(cmd)
+                if r.returncode != 0 or not r.stdout.strip():
+                    print(f"report: migrate failed ({r.returncode}):\n{r.stderr}", file=sys.stderr)
+                    return None
+                for b in json.loads(r.stdout).get("benchmarks", []):
+                    b["repetition_index"] = i
+                    out["benchmarks"].append(b)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=1)
+    commands.append(f"# migrate: {args.migrate_runs} alternating runs, one process per benchmark:")
+    commands.append(f"{os.path.relpath(binary, ROOT)} --benchmark_format=json "
+                    f"--benchmark_min_time={args.min_time} --benchmark_filter=<one of "
+                    + ", ".join(f"^{mw}/, ^{cw}$" for _, mw, cw, _ in MIGRATE_BARS) + ">")
+    return out
+
+
+def migrate_figures(data):
+    """{workload: {"bytes_per_second": median over runs, "runs": [...]}}."""
+    per = {}
+    for b in data.get("benchmarks", []):
+        if b.get("error_occurred") or b.get("run_type") == "aggregate":
+            continue
+        per.setdefault(b["name"].split("/")[0], []).append(float(b["bytes_per_second"]))
+    return {w: {"bytes_per_second": median(v), "runs": v} for w, v in per.items()}
+
+
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def figures(data):
@@ -263,13 +318,36 @@ def bars(figs, mig=None):
     else:
         out.append(("threads2: scaling >= 0.9x share-nothing's", "not measured", "-"))
     for label, m, c, r, bar in migrate_rows(mig):
-        text = f"migration, {label}: >= {bar:.0%} of memcpy's bytes/s (issue 6)"
+        text = f"migration, {label}: >= {bar:.0%} of memcpy's bytes/s (issues 6, 17)"
         if r is None:
             out.append((text, "not measured", "-"))
         else:
             out.append((text, "**met**" if r >= bar else "**not met**",
                         f"{r:.1%} ({gbps(m)} vs {gbps(c)})"))
     return out
+
+
+def migrate_only(args):
+    """Prints per-run bytes/s, medians and the migrate/memcpy ratios."""
+    json_dir = args.json_dir or os.path.join(args.build, "bench-json")
+    os.makedirs(json_dir, exist_ok=True)
+    data = collect_migrate(args, json_dir, [])
+    if not data:
+        return 1
+    mig = migrate_figures(data)
+    for label, m, c, r, bar in migrate_rows(mig):
+        mw, cw = next((b[1], b[2]) for b in MIGRATE_BARS if b[0] == label)
+        print(f"{label}:")
+        for w in (mw, cw):
+            runs = mig.get(w, {}).get("runs", [])
+            print(f"  {w:<11} median {gbps(mig.get(w, {}).get('bytes_per_second'))}  runs: "
+                  + ", ".join(f"{v / 1e9:.2f}" for v in runs) + " GB/s")
+        pairs = [a / b for a, b in zip(mig.get(mw, {}).get("runs", []), mig.get(cw, {}).get("runs", []))]
+        met = r is not None and r >= bar
+        print(f"  ratio of medians {'-' if r is None else f'{r:.1%}'} (bar >= {bar:.0%}: "
+              f"{'met' if met else 'not met'}); per-run ratios: "
+              + ", ".join(f"{x:.1%}" for x in pairs))
+    return 0
 
 
 def gbps(v):
@@ -390,14 +468,16 @@ def markdown(figs, mig, present, info, commands, argv, json_dir, args):
         cells = [fmt_value(w, value(figs, a, w)) for a in allocs]
         md.append(f"| {w} | {what} | " + " | ".join(cells) + " |")
     md.append("")
-    md.append("## Migrator: frame swap against memcpy (issue 6)\n")
+    md.append("## Migrator: frame swap against memcpy (issues 6, 17)\n")
     md.append(
         "`build/bin/numaheap-bench-migrate`: a 64 MiB guest on node 0 of a two-node "
         "host-memory allocator moved to node 1 and back by the frame-swap mover (allocate "
         "exact-node, mark, copy, swap the p2m entry, free the old frame; the embedder's "
         "write-protect and flush hooks are no-ops), against a plain memcpy of the same "
         "guest frames to frames of the other node. Both sides pre-faulted; on a one-node "
-        "host both \"nodes\" are the same memory. Bytes/s are medians per CPU time.\n")
+        "host both \"nodes\" are the same memory. Bytes/s per CPU time, medians of "
+        f"{args.migrate_runs} alternating runs (one process per benchmark; the order of "
+        "migrate and memcpy flips every run). Per-run figures: `--migrate-only`.\n")
     md.append("| moved as | migrate (frame swap) | memcpy | migrate / memcpy | bar | result |")
     md.append("|---|---|---|---|---|---|")
     for label, m, c, r, bar in migrate_rows(mig):
@@ -449,15 +529,24 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds per benchmark")
     ap.add_argument("--docs", default=os.path.join(ROOT, "docs"),
                     help="where benchmarks.md and benchmarks.svg go")
+    ap.add_argument("--migrate-runs", type=int, default=5,
+                    help="alternating runs of the migration benchmarks (median)")
+    ap.add_argument("--migrate-only", action="store_true",
+                    help="run only the migration benchmarks; print medians and ratios")
     args = ap.parse_args()
+    if args.migrate_runs < 1:
+        ap.error("--migrate-runs must be >= 1")
     argv = ["bench/report.py"] + sys.argv[1:]
+
+    if args.migrate_only:
+        return migrate_only(args)
 
     results, mig_data, commands, json_dir = collect(args)
     if "numaheap" not in results:
         print("report: no numaheap results; nothing to compare", file=sys.stderr)
         return 1
     figs = {a: figures(d) for a, d in results.items()}
-    mig = figures(mig_data) if mig_data else None
+    mig = migrate_figures(mig_data) if mig_data else None
     present = set(results)
     os.makedirs(args.docs, exist_ok=True)
     with open(os.path.join(args.docs, "benchmarks.svg"), "w", encoding="utf-8") as f:
