@@ -28,6 +28,9 @@
 //     is counted on the guest (GuestMemory::note_lost_frames), never
 //     ignored.
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "numaheap/guest_memory.h"
 #include "numaheap/mover.h"
@@ -55,6 +58,37 @@ bool has_copy_path(const PageAllocator& pa, const FrameSwapHooks& h) {
   if (h.copy) return true;
   if (pa.platform().mode() == MemoryMode::host_memory) return true;
   return pa.platform().config().hooks.copy != nullptr;
+}
+
+// Blocks of at least this many bytes are copied with non-temporal stores
+// when the mover copies host memory itself: the destination is not read
+// by this CPU soon (the guest reads it, or nobody), so writing around the
+// caches saves reading every destination line first (read-for-ownership)
+// and keeps the caches for the rest. Measured on the bench VM (issue 17):
+// 2 MiB blocks copy ~20% faster than with glibc's memcpy, which for 2 MiB
+// stays below its own non-temporal threshold; 4 KiB pages gain nothing.
+constexpr std::size_t kStreamCopyMin = std::size_t{64} << 10;
+
+// memcpy of whole frames (page aligned, a multiple of 4 KiB), around the
+// caches for large blocks. Compiler intrinsics only: no library call.
+void copy_frames(void* dst, const void* src, std::size_t bytes) noexcept {
+#if defined(__SSE2__)
+  if (bytes >= kStreamCopyMin) {
+    auto* d = static_cast<__m128i*>(dst);
+    const auto* s = static_cast<const __m128i*>(src);
+    for (std::size_t i = 0; i < bytes / sizeof(__m128i); i += 4) {
+      const __m128i a = _mm_load_si128(s + i), b = _mm_load_si128(s + i + 1);
+      const __m128i c = _mm_load_si128(s + i + 2), e = _mm_load_si128(s + i + 3);
+      _mm_stream_si128(d + i, a);
+      _mm_stream_si128(d + i + 1, b);
+      _mm_stream_si128(d + i + 2, c);
+      _mm_stream_si128(d + i + 3, e);
+    }
+    _mm_sfence();  // the stores are visible before the swap publishes the frame
+    return;
+  }
+#endif
+  std::memcpy(dst, src, bytes);
 }
 
 // Clears `migrating` on the first `count` entries of a block we marked.
@@ -281,7 +315,7 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
       if (hooks_.copy) {
         hooks_.copy(hooks_.ctx, it.new_mfn, it.old_mfn, frames);
       } else if (void* dst = pa.frame_address(it.new_mfn)) {
-        std::memcpy(dst, pa.frame_address(it.old_mfn), frames << kFrameShift);
+        copy_frames(dst, pa.frame_address(it.old_mfn), frames << kFrameShift);
       } else {
         for (std::uint64_t f = 0; f < frames; ++f) (void)pa.platform().copy_frame(it.new_mfn + f, it.old_mfn + f);
       }
