@@ -22,8 +22,9 @@
 //  6. swap the entries (CAS; only flag bits may differ from what we marked:
 //     an entry whose frame or order changed means someone ignored
 //     `migrating`, and the block's move is undone, outcome busy), then
-//     clear `migrating`, flush again so no CPU reads the old frame,
-//     unprotect, free the old block. The allocator keeps it dirty;
+//     clear `migrating` (a 4 KiB page: in the swapping CAS itself), flush
+//     again so no CPU reads the old frame, unprotect, free the old block
+//     (4 KiB frames of the batch in one free_bulk). The allocator keeps it dirty;
 //     scrubbing happens later, off this path. A free the allocator refuses
 //     is counted on the guest (GuestMemory::note_lost_frames), never
 //     ignored.
@@ -344,11 +345,16 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
       continue;
     }
     const auto ord = static_cast<std::uint8_t>(it.order);
+    // A 4 KiB page is swapped and released (migrating cleared) by one CAS:
+    // with nothing else of its block to roll back, no one can see the new
+    // frame unmarked before the move is final. A larger block keeps every
+    // entry marked until all are swapped (a failure midway is undone).
+    const auto done_flags = static_cast<std::uint8_t>(span == 1 ? it.flags & ~P2mFlags::migrating : it.flags);
     std::uint64_t swapped = 0;
     for (; swapped < span; ++swapped) {
       const Gfn gfn = it.head + swapped;
       if (g.compare_exchange(gfn, P2mEntry{it.old_mfn + swapped, it.flags, ord},
-                             P2mEntry{it.new_mfn + swapped, it.flags, ord}))
+                             P2mEntry{it.new_mfn + swapped, done_flags, ord}))
         continue;  // as marked
       bool ok = false;
       for (;;) {  // only flag bits may change under us (migrating blocks the rest)
@@ -360,6 +366,7 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
         }
         P2mEntry next = cur;
         next.mfn = it.new_mfn + swapped;
+        if (span == 1) next.flags = static_cast<std::uint8_t>(cur.flags & ~P2mFlags::migrating);
         if ((ok = g.compare_exchange(gfn, cur, next))) break;
       }
       if (!ok) break;
@@ -383,20 +390,38 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
           (void)g.update_flags(it.head + f, 0, P2mFlags::migrating);
       continue;
     }
-    unmark(g, it.head, span);  // moved: writers that wait on `migrating` may go on
+    // Moved: writers that wait on `migrating` may go on. Each entry is as
+    // swapped unless a flag changed since (then read and retried).
+    if (span > 1)
+      for (std::uint64_t f = 0; f < span; ++f) {
+        const P2mEntry as_swapped{it.new_mfn + f, it.flags, ord};
+        P2mEntry released = as_swapped;
+        released.flags = static_cast<std::uint8_t>(it.flags & ~P2mFlags::migrating);
+        if (!g.compare_exchange(it.head + f, as_swapped, released))
+          (void)g.update_flags(it.head + f, 0, P2mFlags::migrating);
+      }
   }
   hooks_.flush(hooks_.ctx);
   ++totals.flushes;
   if (hooks_.unprotect) hooks_.unprotect(hooks_.ctx, b.runs, b.count);
   pool.release(pa, g.owner());
   std::uint64_t lost = pool.lost;
+  // Moved: the old block goes; not moved: the new one (never mapped for
+  // writing, no longer mapped at all after the flush). 4 KiB frames go back
+  // in one free_bulk (runs merged into whole blocks); if it refuses them
+  // (all or nothing), one by one, so only the refused ones count as lost.
+  Mfn single[kMaxBatch];
+  std::size_t singles = 0;
   for (std::size_t k = 0; k < b.count; ++k) {
     const auto& it = b.items[k];
-    // Moved: the old block goes; not moved: the new one (never mapped
-    // for writing, no longer mapped at all after the flush).
-    if (!pa.free(it.live ? it.old_mfn : it.new_mfn, it.order, g.owner())) lost += frames_of_order(it.order);
+    const Mfn gone = it.live ? it.old_mfn : it.new_mfn;
     if (it.live) totals.frames_moved += frames_of_order(it.order);
+    if (it.order == 0) single[singles++] = gone;
+    else if (!pa.free(gone, it.order, g.owner())) lost += frames_of_order(it.order);
   }
+  if (singles && !pa.free_bulk(std::span<const Mfn>(single, singles), g.owner()))
+    for (std::size_t k = 0; k < singles; ++k)
+      if (!pa.free(single[k], 0, g.owner())) ++lost;
   if (lost) g.note_lost_frames(lost);
   for (std::size_t i = 0; i < gfns.size(); ++i)
     if (item_of[i] != kNone)
