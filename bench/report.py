@@ -9,8 +9,9 @@ with the figure, and a chart of numaheap's advantage per workload and peer.
 BUILD/bin/numaheap-bench-migrate (frame-swap migration against memcpy of the
 same bytes) is run in --migrate-runs alternating runs (default 5: migrate,
 memcpy, memcpy, migrate, ... one benchmark per process), medians taken over
-the runs, for issues 6 and 17's bars (JSON: migrate.json). BUILD/threads.json
-(from bench/threads.py), when present, gives the Scaling section.
+the runs, for issues 6 and 17's bars (JSON: migrate.json). bench/threads.py
+runs the threads_n binaries (numaheap-bench-threads-<allocator>) for the
+Scaling section (JSON: threads.json; --threads-ops sets its op count).
 
     bench/report.py [--build DIR] [--json-dir DIR] [--repetitions N] [--min-time S]
     bench/report.py --migrate-only [--migrate-runs 5]   # migration medians and ratios only
@@ -147,6 +148,74 @@ def collect(args):
         binary = os.path.join(args.build, "bin", f"numaheap-bench-{alloc}")
         collect_one(args, json_dir, alloc, binary, [], results, commands)
     return results, collect_migrate(args, json_dir, commands), commands, json_dir
+
+
+def collect_threads(args, json_dir, commands):
+    """bench/threads.py's merged JSON (threads_n), or None."""
+    path = os.path.join(json_dir, "threads.json")
+    if args.json_dir and os.path.exists(path):
+        print(f"report: threads: reusing {path}", file=sys.stderr)
+        commands.append(f"# threads: reused {os.path.relpath(path, ROOT)}")
+    else:
+        if not os.access(os.path.join(args.build, "bin", "numaheap-bench-threads-numaheap"), os.X_OK):
+            print("report: threads: numaheap-bench-threads-numaheap not built, skipped", file=sys.stderr)
+            return None
+        cmd = [sys.executable, os.path.join(ROOT, "bench", "threads.py"), "--bin-dir",
+               os.path.join(args.build, "bin"), "--ops", str(args.threads_ops), "--json", path]
+        print(f"report: running {' '.join(shlex.quote(c) for c in cmd)}", file=sys.stderr)
+        r = run(cmd)
+        if r.returncode != 0 or not os.path.exists(path):
+            print(f"report: threads failed ({r.returncode}):\n{r.stderr}", file=sys.stderr)
+            return None
+        commands.append("bench/threads.py --bin-dir " + os.path.relpath(os.path.join(args.build, "bin"), ROOT)
+                        + f" --ops {args.threads_ops} --json " + os.path.relpath(path, ROOT))
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+THREADS_WORKLOADS = {
+    "order0_pair": "alloc + free of one 4 KiB block",
+    "mixed_orders": "one free + one alloc, 256 live, 4 KiB..2 MiB",
+    "bulk": "64 x 4 KiB in one call, freed in one call (numaheap: alloc_bulk/free_bulk; "
+            "peers: a loop of 64 each)",
+    "cross_cpu": "thread i allocates 64 x 4 KiB at a time, thread (i+1) % n frees them "
+                 "(lock-free SPSC ring, the same for every allocator)",
+}
+
+
+def scaling_markdown(threads):
+    """The Scaling section from bench/threads.py's JSON."""
+    md = ["## Scaling: threads_n\n"]
+    if not threads or not threads.get("allocators"):
+        md.append("Not measured (`numaheap-bench-threads-*` not built).\n")
+        return md
+    runs = threads["allocators"]
+    names = [a for a in ALLOCATORS if a in runs] + [a for a in runs if a not in ALLOCATORS]
+    cpus = runs[names[0]]["cpus"]
+    nodes = sorted({c["node"] for c in cpus})
+    md.append(
+        f"`{threads.get('command', 'bench/threads.py')}` on {len(cpus)} CPU(s), "
+        f"{len(nodes)} NUMA node(s) ({threads.get('ops_per_thread')} ops per thread, median of "
+        f"{threads.get('reps')} runs, wall time). One thread per CPU, pinned; numaheap asks for "
+        "its CPU's node, the peers keep their defaults (jemalloc: automatic arenas and "
+        "tcache; tcmalloc: per-thread caches; mimalloc: a heap per thread). Each cell: "
+        "millions of ops/s **per thread**, and in brackets the scaling efficiency "
+        "(throughput at n / (n x throughput at 1); 1.00 is perfect). An op is one "
+        "allocation and its free. On a machine shared with builds the n > 1 rows are noisy.\n")
+    md.append("| workload | what | n | " + " | ".join(names) + " |")
+    md.append("|---|---|---|" + "---|" * len(names))
+    pts = {a: {(r["workload"], r["threads"]): r for r in runs[a]["results"]} for a in names}
+    counts = sorted({k[1] for p in pts.values() for k in p})
+    for w, what in THREADS_WORKLOADS.items():
+        for i, n in enumerate(counts):
+            cells = []
+            for a in names:
+                r = pts[a].get((w, n))
+                cells.append("-" if r is None else
+                             f"{r['ops_per_s_per_thread'] / 1e6:.2f} ({r['efficiency']:.2f})")
+            md.append(f"| {w if i == 0 else ''} | {what if i == 0 else ''} | {n} | " + " | ".join(cells) + " |")
+    md.append("")
+    return md
 
 
 def collect_migrate(args, json_dir, commands):
@@ -405,7 +474,7 @@ def svg_chart(figs, present):
     return "\n".join(e) + "\n"
 
 
-def markdown(figs, mig, present, info, commands, argv, json_dir, args):
+def markdown(figs, mig, present, info, commands, argv, json_dir, args, threads=None):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md = []
     md.append("# Allocator benchmarks: numaheap as a standalone allocator\n")
@@ -485,6 +554,7 @@ def markdown(figs, mig, present, info, commands, argv, json_dir, args):
         md.append(f"| {label} | {gbps(m)} | {gbps(c)} | "
                   f"{'-' if r is None else f'{r:.1%}'} | >= {bar:.0%} | {res} |")
     md.append("")
+    md.extend(scaling_markdown(threads))
     md.append("## How the workloads are measured\n")
     md.append(
         "- One binary per allocator (`build/bin/numaheap-bench-<allocator>`): jemalloc, "
@@ -531,6 +601,8 @@ def main():
                     help="where benchmarks.md and benchmarks.svg go")
     ap.add_argument("--migrate-runs", type=int, default=5,
                     help="alternating runs of the migration benchmarks (median)")
+    ap.add_argument("--threads-ops", type=int, default=1000000,
+                    help="ops per thread of bench/threads.py (threads_n)")
     ap.add_argument("--migrate-only", action="store_true",
                     help="run only the migration benchmarks; print medians and ratios")
     args = ap.parse_args()
@@ -542,6 +614,7 @@ def main():
         return migrate_only(args)
 
     results, mig_data, commands, json_dir = collect(args)
+    threads = collect_threads(args, json_dir, commands)
     if "numaheap" not in results:
         print("report: no numaheap results; nothing to compare", file=sys.stderr)
         return 1
@@ -552,7 +625,7 @@ def main():
     with open(os.path.join(args.docs, "benchmarks.svg"), "w", encoding="utf-8") as f:
         f.write(svg_chart(figs, present))
     with open(os.path.join(args.docs, "benchmarks.md"), "w", encoding="utf-8") as f:
-        f.write(markdown(figs, mig, present, machine(), commands, argv, json_dir, args))
+        f.write(markdown(figs, mig, present, machine(), commands, argv, json_dir, args, threads))
     for text, res, fig in bars(figs, mig):
         print(f"{text}: {re.sub(r'[*]', '', res)} -- {fig}")
     return 0
