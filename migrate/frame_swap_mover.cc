@@ -63,16 +63,20 @@ bool has_copy_path(const PageAllocator& pa, const FrameSwapHooks& h) {
 
 // Blocks of at least this many bytes are copied with non-temporal stores
 // when the mover copies host memory itself: the destination is not read
-// by this CPU soon (the guest reads it, or nobody), so writing around the
-// caches saves reading every destination line first (read-for-ownership)
-// and keeps the caches for the rest. Measured on the bench VM (issue 17):
-// 2 MiB blocks copy ~20% faster than with glibc's memcpy, which for 2 MiB
-// stays below its own non-temporal threshold; 4 KiB pages gain nothing.
-constexpr std::size_t kStreamCopyMin = std::size_t{64} << 10;
+// by this CPU soon (the guest reads it, from its own CPU, or nobody), so
+// writing around the caches saves reading every destination line first
+// (read-for-ownership) and keeps the caches for the rest. Measured on the
+// bench VM (issue 17, numaheap-bench-migrate, 5 alternating runs): 2 MiB
+// blocks 110-120% of glibc's memcpy (which for 2 MiB stays below its own
+// non-temporal threshold), batches of 4 KiB pages 110-150% (96% when they
+// were memcpy'd); so every frame streams, with one fence per batch.
+constexpr std::size_t kStreamCopyMin = kFrameSize;
 
 // memcpy of whole frames (page aligned, a multiple of 4 KiB), around the
-// caches for large blocks. Compiler intrinsics only: no library call.
-void copy_frames(void* dst, const void* src, std::size_t bytes) noexcept {
+// caches from kStreamCopyMin bytes on. Returns true if it streamed: the
+// caller issues one store fence (stream_fence) before publishing any of
+// the copies. Compiler intrinsics only: no library call.
+bool copy_frames(void* dst, const void* src, std::size_t bytes) noexcept {
 #if defined(__SSE2__)
   if (bytes >= kStreamCopyMin) {
     auto* d = static_cast<__m128i*>(dst);
@@ -85,11 +89,19 @@ void copy_frames(void* dst, const void* src, std::size_t bytes) noexcept {
       _mm_stream_si128(d + i + 2, c);
       _mm_stream_si128(d + i + 3, e);
     }
-    _mm_sfence();  // the stores are visible before the swap publishes the frame
-    return;
+    return true;
   }
 #endif
   std::memcpy(dst, src, bytes);
+  return false;
+}
+
+// Orders the non-temporal stores before every later store (the swap's CAS
+// that publishes the new frame): they are weakly ordered otherwise.
+void stream_fence() noexcept {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
 // Clears `migrating` on the first `count` entries of a block we marked.
@@ -310,17 +322,19 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
   // (options_.unsafe_copy_before_protect: the deliberately broken order,
   // for the negative tests only.)
   auto copy_all = [&] {
+    bool streamed = false;
     for (std::size_t k = 0; k < b.count; ++k) {
       const auto& it = b.items[k];
       const std::uint64_t frames = frames_of_order(it.order);
       if (hooks_.copy) {
         hooks_.copy(hooks_.ctx, it.new_mfn, it.old_mfn, frames);
       } else if (void* dst = pa.frame_address(it.new_mfn)) {
-        copy_frames(dst, pa.frame_address(it.old_mfn), frames << kFrameShift);
+        streamed |= copy_frames(dst, pa.frame_address(it.old_mfn), frames << kFrameShift);
       } else {
         for (std::uint64_t f = 0; f < frames; ++f) (void)pa.platform().copy_frame(it.new_mfn + f, it.old_mfn + f);
       }
     }
+    if (streamed) stream_fence();  // one fence for the batch, before any swap
   };
   if (options_.unsafe_copy_before_protect) copy_all();
   hooks_.write_protect(hooks_.ctx, b.runs, b.count);

@@ -214,9 +214,9 @@ TEST(MigrateMover, DirtyLogWriteBetweenCheckAndSwapIsNotLost) {
   EXPECT_TRUE(model.final_check(0));
 }
 
-// Item: the mover's own host-memory copy (no copy hook) moves every byte,
-// both a 2 MiB block (non-temporal stores) and a batch of 4 KiB pages
-// (memcpy). Each 8-byte word holds its gfn and index, so a copy that
+// Item: the mover's own host-memory copy (no copy hook, non-temporal
+// stores) moves every byte, of a 2 MiB block and of a batch of scattered
+// 4 KiB pages. Each 8-byte word holds its gfn and index, so a copy that
 // skips, shifts or truncates anything is caught.
 TEST(MigrateMover, DefaultHostCopyMovesEveryByte) {
   Rig r;
