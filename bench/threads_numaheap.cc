@@ -1,9 +1,11 @@
 // threads_n for numaheap (threads_bench.h): host-memory mode, one numaheap
-// node per NUMA node of the CPUs in use (ids as the host numbers them), each
-// thread asking for its CPU's node (preferred, not exact: the allocator's
-// per-CPU caches and fallback are part of what is measured), owner 1 for
-// every thread (one guest, freed on any CPU), no_scrub as in
-// numaheap_bench.cc. Bulk: alloc_bulk/free_bulk of kBulk frames.
+// node per NUMA node of the CPUs in use (ids and CPU lists as the host's
+// libnuma gives them), each thread asking for its CPU's node with
+// node = kNoNode ("the calling CPU's node", which the topology maps; an
+// explicit node id, even the same one, takes the slow path, not the
+// per-CPU cache), preferred, not exact. Owner 1 for every thread (one
+// guest, freed on any CPU), no_scrub as in numaheap_bench.cc. Bulk:
+// alloc_bulk/free_bulk of kBulk frames.
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -54,9 +56,9 @@ struct Numaheap {
     g_pa = std::move(pa).value();
     return true;
   }
-  static Ctx context(const Cpu& c) {
+  static Ctx context(const Cpu&) {
     Ctx ctx;
-    ctx.req.node = static_cast<numaheap::NodeId>(c.node);
+    ctx.req.node = numaheap::kNoNode;  // the calling (pinned) CPU's node
     ctx.req.flags = numaheap::AllocFlags::no_scrub;
     ctx.req.owner = 1;
     return ctx;
