@@ -29,8 +29,14 @@
 //     is counted on the guest (GuestMemory::note_lost_frames), never
 //     ignored.
 #include <cstring>
-#if defined(__SSE2__)
+// Non-temporal copies only in the host library: a freestanding embedder
+// decides itself whether its context may use vector registers (and has
+// FrameSwapHooks::copy for its own copy).
+#if NUMAHEAP_HOSTED && defined(__SSE2__)
+#define NUMAHEAP_STREAM_COPY 1
 #include <emmintrin.h>
+#else
+#define NUMAHEAP_STREAM_COPY 0
 #endif
 
 #include "numaheap/guest_memory.h"
@@ -70,14 +76,16 @@ bool has_copy_path(const PageAllocator& pa, const FrameSwapHooks& h) {
 // blocks 110-120% of glibc's memcpy (which for 2 MiB stays below its own
 // non-temporal threshold), batches of 4 KiB pages 110-150% (96% when they
 // were memcpy'd); so every frame streams, with one fence per batch.
+#if NUMAHEAP_STREAM_COPY
 constexpr std::size_t kStreamCopyMin = kFrameSize;
+#endif
 
 // memcpy of whole frames (page aligned, a multiple of 4 KiB), around the
-// caches from kStreamCopyMin bytes on. Returns true if it streamed: the
-// caller issues one store fence (stream_fence) before publishing any of
-// the copies. Compiler intrinsics only: no library call.
+// caches from kStreamCopyMin bytes on (host library, x86-64). Returns
+// true if it streamed: the caller issues one store fence (stream_fence)
+// before publishing any of the copies. Compiler intrinsics only.
 bool copy_frames(void* dst, const void* src, std::size_t bytes) noexcept {
-#if defined(__SSE2__)
+#if NUMAHEAP_STREAM_COPY
   if (bytes >= kStreamCopyMin) {
     auto* d = static_cast<__m128i*>(dst);
     const auto* s = static_cast<const __m128i*>(src);
@@ -99,7 +107,7 @@ bool copy_frames(void* dst, const void* src, std::size_t bytes) noexcept {
 // Orders the non-temporal stores before every later store (the swap's CAS
 // that publishes the new frame): they are weakly ordered otherwise.
 void stream_fence() noexcept {
-#if defined(__SSE2__)
+#if NUMAHEAP_STREAM_COPY
   _mm_sfence();
 #endif
 }
