@@ -199,9 +199,12 @@ def scaling_markdown(threads):
         f"{threads.get('reps')} runs, wall time). One thread per CPU, pinned; numaheap asks for "
         "its CPU's node, the peers keep their defaults (jemalloc: automatic arenas and "
         "tcache; tcmalloc: per-thread caches; mimalloc: a heap per thread). Each cell: "
-        "millions of ops/s **per thread**, and in brackets the scaling efficiency "
-        "(throughput at n / (n x throughput at 1); 1.00 is perfect). An op is one "
-        "allocation and its free. On a machine shared with builds the n > 1 rows are noisy.\n")
+        "millions of ops/s **per thread** (wall time), then the scaling efficiency "
+        "(throughput at n / (n x throughput at 1); 1.00 is perfect) and, after the slash, "
+        "the CPU-time efficiency (ops per CPU second of the threads at n / at 1: the cost of "
+        "sharing without the time a thread was not running). An op is one allocation and "
+        "its free. On a machine shared with other work the wall-time rows at n > 1 say more "
+        "about the machine than about the allocator.\n")
     md.append("| workload | what | n | " + " | ".join(names) + " |")
     md.append("|---|---|---|" + "---|" * len(names))
     pts = {a: {(r["workload"], r["threads"]): r for r in runs[a]["results"]} for a in names}
@@ -212,7 +215,8 @@ def scaling_markdown(threads):
             for a in names:
                 r = pts[a].get((w, n))
                 cells.append("-" if r is None else
-                             f"{r['ops_per_s_per_thread'] / 1e6:.2f} ({r['efficiency']:.2f})")
+                             f"{r['ops_per_s_per_thread'] / 1e6:.2f} ({r['efficiency']:.2f} / "
+                             f"{r.get('cpu_efficiency', 0):.2f})")
             md.append(f"| {w if i == 0 else ''} | {what if i == 0 else ''} | {n} | " + " | ".join(cells) + " |")
     md.append("")
     return md

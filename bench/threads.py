@@ -86,8 +86,9 @@ def table(merged):
     names = list(runs)
     if not names:
         return
-    print("ops/s per thread (millions) and scaling efficiency (throughput at n / (n x at 1))")
-    print(f"{'workload':<13} {'n':>3} " + " ".join(f"{n:>19}" for n in names))
+    print("millions of ops/s per thread (wall), scaling efficiency (throughput at n / (n x at 1)),"
+          " CPU-time efficiency (ops per CPU second at n / at 1)")
+    print(f"{'workload':<13} {'n':>3} " + " ".join(f"{n:>26}" for n in names))
     pts = {n: points(runs[n]) for n in names}
     keys = sorted({k for p in pts.values() for k in p}, key=lambda k: (WORKLOADS.index(k[0])
                                                                         if k[0] in WORKLOADS else 99, k[1]))
@@ -95,7 +96,8 @@ def table(merged):
         cells = []
         for n in names:
             r = pts[n].get(k)
-            cells.append(f"{r['ops_per_s_per_thread'] / 1e6:10.2f} ({r['efficiency']:5.2f})" if r else f"{'-':>19}")
+            cells.append(f"{r['ops_per_s_per_thread'] / 1e6:12.2f} {r['efficiency']:6.2f} {r['cpu_efficiency']:6.2f}"
+                         if r else f"{'-':>26}")
         print(f"{k[0]:<13} {k[1]:>3} " + " ".join(cells))
 
 

@@ -31,12 +31,18 @@
 // ids need not be dense. Each result is the median of --reps runs.
 // Output: a table and, with --json FILE, {"allocator", "cpus": [{cpu,node}],
 // "results": [{workload, threads, ops_per_thread, seconds, ops_per_s,
-// ops_per_s_per_thread, efficiency}]}; efficiency = throughput at n /
-// (n x throughput at 1).
+// ops_per_s_per_thread, efficiency, cpu_seconds, ops_per_cpu_s,
+// cpu_efficiency}]}; efficiency = throughput at n / (n x throughput at 1)
+// (wall time); cpu_seconds is the threads' own CPU time summed
+// (CLOCK_THREAD_CPUTIME_ID), ops_per_cpu_s = n x ops / cpu_seconds, and
+// cpu_efficiency = ops_per_cpu_s at n / at 1: the cost of sharing (cache
+// lines, locks, spinning) without the time the threads were not running,
+// which on a machine shared with other work is most of the wall-time loss.
 #pragma once
 
 #include <numa.h>
 #include <sched.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -129,7 +135,17 @@ struct ThreadsResult {
   double seconds = 0;
   double ops_per_s = 0;
   double efficiency = 0;
+  double cpu_seconds = 0;
+  double ops_per_cpu_s = 0;
+  double cpu_efficiency = 0;
 };
+
+// The calling thread's CPU time in seconds.
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 inline constexpr const char* kThreadsWorkloads[] = {"order0_pair", "mixed_orders", "bulk", "cross_cpu"};
 
@@ -142,8 +158,10 @@ class ThreadsBench {
   explicit ThreadsBench(CpuMap cpus) : cpus_(std::move(cpus)) {}
 
   // Wall seconds for `n` threads (on cpus_[0..n)) to each run `workload`
-  // for `ops` ops after a common start; false when an allocation failed.
-  bool run(const std::string& workload, unsigned n, std::uint64_t ops, double& seconds) {
+  // for `ops` ops after a common start, and their CPU seconds summed;
+  // false when an allocation failed.
+  bool run(const std::string& workload, unsigned n, std::uint64_t ops, double& seconds, double& cpu_seconds) {
+    std::vector<double> cpu(n, 0.0);
     std::vector<SpscRing<Handle>> rings(n);  // ring t: thread t -> thread (t+1) % n
     std::atomic<unsigned> ready{0};
     std::atomic<bool> go{false}, failed{false};
@@ -156,10 +174,12 @@ class ThreadsBench {
         while (!go.load(std::memory_order_acquire)) {
         }
         bool ok = true;
+        const double c0 = thread_cpu_seconds();
         if (workload == "order0_pair") ok = pairs(c, ops);
         else if (workload == "mixed_orders") ok = mixed(c, ops);
         else if (workload == "bulk") ok = bulk(c, ops);
         else ok = cross(c, ops, rings[t], rings[(t + n - 1) % n], failed);
+        cpu[t] = thread_cpu_seconds() - c0;
         if (!ok) failed.store(true);
       });
     while (ready.load() != n) {
@@ -168,6 +188,8 @@ class ThreadsBench {
     go.store(true, std::memory_order_release);
     for (auto& th : pool) th.join();
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    cpu_seconds = 0;
+    for (double c : cpu) cpu_seconds += c;
     return !failed.load();
   }
 
@@ -295,10 +317,11 @@ inline std::string threads_json(const char* allocator, const CpuMap& cpus, unsig
     std::snprintf(line, sizeof line,
                   "    {\"workload\": \"%s\", \"threads\": %u, \"ops_per_thread\": %llu, "
                   "\"seconds\": %.6f, \"ops_per_s\": %.1f, \"ops_per_s_per_thread\": %.1f, "
-                  "\"efficiency\": %.4f}%s\n",
+                  "\"efficiency\": %.4f, \"cpu_seconds\": %.6f, \"ops_per_cpu_s\": %.1f, "
+                  "\"cpu_efficiency\": %.4f}%s\n",
                   r.workload.c_str(), r.threads, static_cast<unsigned long long>(r.ops_per_thread),
-                  r.seconds, r.ops_per_s, r.ops_per_s / r.threads, r.efficiency,
-                  i + 1 < rs.size() ? "," : "");
+                  r.seconds, r.ops_per_s, r.ops_per_s / r.threads, r.efficiency, r.cpu_seconds,
+                  r.ops_per_cpu_s, r.cpu_efficiency, i + 1 < rs.size() ? "," : "");
     s += line;
   }
   return s + "  ]\n}\n";
@@ -320,30 +343,36 @@ int threads_main(int argc, char** argv) {
   }
   ThreadsBench<A> bench(cpus);
   std::vector<ThreadsResult> results;
-  std::printf("%-10s %-13s %7s %16s %10s\n", "allocator", "workload", "threads", "ops/s/thread",
-              "efficiency");
+  std::printf("%-10s %-13s %7s %16s %10s %14s\n", "allocator", "workload", "threads", "ops/s/thread",
+              "efficiency", "cpu_efficiency");
   for (const char* w : kThreadsWorkloads) {
-    double one = 0;  // throughput at 1 thread
+    double one = 0, one_cpu = 0;  // throughput at 1 thread: per wall, per CPU second
     for (unsigned n : thread_counts(max)) {
-      std::vector<double> secs;
+      std::vector<double> secs, cpu_secs;
       for (unsigned r = 0; r < o.reps; ++r) {
-        double s = 0;
-        if (!bench.run(w, n, o.ops, s)) {
+        double s = 0, c = 0;
+        if (!bench.run(w, n, o.ops, s, c)) {
           std::fprintf(stderr, "%s: %s at %u threads: an allocation failed\n", A::kName, w, n);
           return 1;
         }
         secs.push_back(s);
+        cpu_secs.push_back(c);
       }
       std::sort(secs.begin(), secs.end());
+      std::sort(cpu_secs.begin(), cpu_secs.end());
       ThreadsResult res;
       res.workload = w;
       res.threads = n;
       res.ops_per_thread = o.ops;
       res.seconds = secs[secs.size() / 2];
       res.ops_per_s = static_cast<double>(o.ops) * n / res.seconds;
-      if (n == 1) one = res.ops_per_s;
+      res.cpu_seconds = cpu_secs[cpu_secs.size() / 2];
+      res.ops_per_cpu_s = res.cpu_seconds > 0 ? static_cast<double>(o.ops) * n / res.cpu_seconds : 0;
+      if (n == 1) one = res.ops_per_s, one_cpu = res.ops_per_cpu_s;
       res.efficiency = one > 0 ? res.ops_per_s / (n * one) : 0;
-      std::printf("%-10s %-13s %7u %16.0f %10.3f\n", A::kName, w, n, res.ops_per_s / n, res.efficiency);
+      res.cpu_efficiency = one_cpu > 0 ? res.ops_per_cpu_s / one_cpu : 0;
+      std::printf("%-10s %-13s %7u %16.0f %10.3f %14.3f\n", A::kName, w, n, res.ops_per_s / n,
+                  res.efficiency, res.cpu_efficiency);
       results.push_back(res);
     }
   }
