@@ -547,7 +547,9 @@ def markdown(figs, mig, present, info, commands, argv, json_dir, args, threads=N
         "host-memory allocator moved to node 1 and back by the frame-swap mover (allocate "
         "exact-node, mark, copy, swap the p2m entry, free the old frame; the embedder's "
         "write-protect and flush hooks are no-ops), against a plain memcpy of the same "
-        "guest frames to frames of the other node. Both sides pre-faulted; on a one-node "
+        "guest frames to frames of the other node. The mover copies with non-temporal stores "
+        "(its own host-memory copy); the baseline stays plain memcpy. Both sides pre-faulted "
+        "(`page_faults` in the timed loops: 0); on a one-node "
         "host both \"nodes\" are the same memory. Bytes/s per CPU time, medians of "
         f"{args.migrate_runs} alternating runs (one process per benchmark; the order of "
         "migrate and memcpy flips every run). Per-run figures: `--migrate-only`.\n")
