@@ -7,9 +7,14 @@ and its peers) is run with --benchmark_format=json, or its JSON is taken from
 and allocator, ratios numaheap / peer, issue 8's bars marked met / not met
 with the figure, and a chart of numaheap's advantage per workload and peer.
 BUILD/bin/numaheap-bench-migrate (frame-swap migration against memcpy of the
-same bytes) is run the same way for issue 6's bars (JSON: migrate.json).
+same bytes) is run in --migrate-runs alternating runs (default 5: migrate,
+memcpy, memcpy, migrate, ... one benchmark per process), medians taken over
+the runs, for issues 6 and 17's bars (JSON: migrate.json). bench/threads.py
+runs the threads_n binaries (numaheap-bench-threads-<allocator>) for the
+Scaling section (JSON: threads.json; --threads-ops sets its op count).
 
     bench/report.py [--build DIR] [--json-dir DIR] [--repetitions N] [--min-time S]
+    bench/report.py --migrate-only [--migrate-runs 5]   # migration medians and ratios only
 
 Standard library only.
 """
@@ -49,14 +54,13 @@ WORKLOADS = {
 # the one of their own (only) way.
 PEER_WORKLOAD = {"populate_1g_single": "populate_1g"}
 
-# Issue 6: frame-swap migration (numaheap-bench-migrate) as a share of a
-# plain memcpy of the same bytes between the same nodes' frames.
+# Issues 6 and 17: frame-swap migration (numaheap-bench-migrate) as a share
+# of a plain memcpy of the same bytes between the same nodes' frames.
 # (label, migrate workload, memcpy workload, bar)
 MIGRATE_BARS = [
-    ("4 KiB pages, batches of 64", "migrate_4k", "memcpy_4k", 0.70),
-    ("2 MiB blocks", "migrate_2m", "memcpy_2m", 0.90),
+    ("4 KiB pages, batches of 64", "migrate_4k", "memcpy_4k", 0.90),
+    ("2 MiB blocks", "migrate_2m", "memcpy_2m", 0.95),
 ]
-MIGRATE_FILTER = "^(migrate|memcpy)_(4k|2m)"
 
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -143,10 +147,134 @@ def collect(args):
     for alloc in ALLOCATORS:
         binary = os.path.join(args.build, "bin", f"numaheap-bench-{alloc}")
         collect_one(args, json_dir, alloc, binary, [], results, commands)
-    migrate = {}
-    collect_one(args, json_dir, "migrate", os.path.join(args.build, "bin", "numaheap-bench-migrate"),
-                [f"--benchmark_filter={MIGRATE_FILTER}"], migrate, commands)
-    return results, migrate.get("migrate"), commands, json_dir
+    return results, collect_migrate(args, json_dir, commands), commands, json_dir
+
+
+def collect_threads(args, json_dir, commands):
+    """bench/threads.py's merged JSON (threads_n), or None."""
+    path = os.path.join(json_dir, "threads.json")
+    if args.json_dir and os.path.exists(path):
+        print(f"report: threads: reusing {path}", file=sys.stderr)
+        commands.append(f"# threads: reused {os.path.relpath(path, ROOT)}")
+    else:
+        if not os.access(os.path.join(args.build, "bin", "numaheap-bench-threads-numaheap"), os.X_OK):
+            print("report: threads: numaheap-bench-threads-numaheap not built, skipped", file=sys.stderr)
+            return None
+        cmd = [sys.executable, os.path.join(ROOT, "bench", "threads.py"), "--bin-dir",
+               os.path.join(args.build, "bin"), "--ops", str(args.threads_ops), "--json", path]
+        print(f"report: running {' '.join(shlex.quote(c) for c in cmd)}", file=sys.stderr)
+        r = run(cmd)
+        if r.returncode != 0 or not os.path.exists(path):
+            print(f"report: threads failed ({r.returncode}):\n{r.stderr}", file=sys.stderr)
+            return None
+        commands.append("bench/threads.py --bin-dir " + os.path.relpath(os.path.join(args.build, "bin"), ROOT)
+                        + f" --ops {args.threads_ops} --json " + os.path.relpath(path, ROOT))
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+THREADS_WORKLOADS = {
+    "order0_pair": "alloc + free of one 4 KiB block",
+    "mixed_orders": "one free + one alloc, 256 live, 4 KiB..2 MiB",
+    "bulk": "64 x 4 KiB in one call, freed in one call (numaheap: alloc_bulk/free_bulk; "
+            "peers: a loop of 64 each)",
+    "cross_cpu": "thread i allocates 64 x 4 KiB at a time, thread (i+1) % n frees them "
+                 "(lock-free SPSC ring, the same for every allocator)",
+}
+
+
+def scaling_markdown(threads):
+    """The Scaling section from bench/threads.py's JSON."""
+    md = ["## Scaling: threads_n\n"]
+    if not threads or not threads.get("allocators"):
+        md.append("Not measured (`numaheap-bench-threads-*` not built).\n")
+        return md
+    runs = threads["allocators"]
+    names = [a for a in ALLOCATORS if a in runs] + [a for a in runs if a not in ALLOCATORS]
+    cpus = runs[names[0]]["cpus"]
+    nodes = sorted({c["node"] for c in cpus})
+    md.append(
+        f"`{threads.get('command', 'bench/threads.py')}` on {len(cpus)} CPU(s), "
+        f"{len(nodes)} NUMA node(s) ({threads.get('ops_per_thread')} ops per thread, median of "
+        f"{threads.get('reps')} runs, wall time). One thread per CPU, pinned; numaheap asks for "
+        "its CPU's node, the peers keep their defaults (jemalloc: automatic arenas and "
+        "tcache; tcmalloc: per-thread caches; mimalloc: a heap per thread). Each cell: "
+        "millions of ops/s **per thread** (wall time), then the scaling efficiency "
+        "(throughput at n / (n x throughput at 1); 1.00 is perfect) and, after the slash, "
+        "the CPU-time efficiency (ops per CPU second of the threads at n / at 1: the cost of "
+        "sharing without the time a thread was not running). An op is one allocation and "
+        "its free. On a machine shared with other work the wall-time rows at n > 1 say more "
+        "about the machine than about the allocator.\n")
+    md.append("| workload | what | n | " + " | ".join(names) + " |")
+    md.append("|---|---|---|" + "---|" * len(names))
+    pts = {a: {(r["workload"], r["threads"]): r for r in runs[a]["results"]} for a in names}
+    counts = sorted({k[1] for p in pts.values() for k in p})
+    for w, what in THREADS_WORKLOADS.items():
+        for i, n in enumerate(counts):
+            cells = []
+            for a in names:
+                r = pts[a].get((w, n))
+                cells.append("-" if r is None else
+                             f"{r['ops_per_s_per_thread'] / 1e6:.2f} ({r['efficiency']:.2f} / "
+                             f"{r.get('cpu_efficiency', 0):.2f})")
+            md.append(f"| {w if i == 0 else ''} | {what if i == 0 else ''} | {n} | " + " | ".join(cells) + " |")
+    md.append("")
+    return md
+
+
+def collect_migrate(args, json_dir, commands):
+    """Every run of numaheap-bench-migrate's bar workloads, as one Google
+    Benchmark JSON ({"benchmarks": [...]}, one entry per run), or None.
+    Runs alternate: in run i each migrate/memcpy pair goes migrate first
+    when i is even, memcpy first when odd, one process per benchmark, so
+    drift on a shared machine falls on both sides alike."""
+    path = os.path.join(json_dir, "migrate.json")
+    if args.json_dir and os.path.exists(path):
+        print(f"report: migrate: reusing {path}", file=sys.stderr)
+        commands.append(f"# migrate: reused {os.path.relpath(path, ROOT)}")
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    binary = os.path.join(args.build, "bin", "numaheap-bench-migrate")
+    if not os.access(binary, os.X_OK):
+        print(f"report: migrate: {binary} not built, skipped", file=sys.stderr)
+        return None
+    out = {"benchmarks": []}
+    for i in range(args.migrate_runs):
+        for _, mw, cw, _ in MIGRATE_BARS:
+            pair = [f"^{mw}/", f"^{cw}$"]
+            for flt in (pair if i % 2 == 0 else pair[::-1]):
+                cmd = [binary, "--benchmark_format=json", f"--benchmark_min_time={args.min_time}",
+                       f"--benchmark_filter={flt}"]
+                r = run(cmd)
+                if r.returncode != 0 or not r.stdout.strip():
+                    print(f"report: migrate failed ({r.returncode}):\n{r.stderr}", file=sys.stderr)
+                    return None
+                for b in json.loads(r.stdout).get("benchmarks", []):
+                    b["repetition_index"] = i
+                    out["benchmarks"].append(b)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=1)
+    commands.append(f"# migrate: {args.migrate_runs} alternating runs, one process per benchmark:")
+    commands.append(f"{os.path.relpath(binary, ROOT)} --benchmark_format=json "
+                    f"--benchmark_min_time={args.min_time} --benchmark_filter=<one of "
+                    + ", ".join(f"^{mw}/, ^{cw}$" for _, mw, cw, _ in MIGRATE_BARS) + ">")
+    return out
+
+
+def migrate_figures(data):
+    """{workload: {"bytes_per_second": median over runs, "runs": [...]}}."""
+    per = {}
+    for b in data.get("benchmarks", []):
+        if b.get("error_occurred") or b.get("run_type") == "aggregate":
+            continue
+        per.setdefault(b["name"].split("/")[0], []).append(float(b["bytes_per_second"]))
+    return {w: {"bytes_per_second": median(v), "runs": v} for w, v in per.items()}
+
+
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def figures(data):
@@ -263,13 +391,36 @@ def bars(figs, mig=None):
     else:
         out.append(("threads2: scaling >= 0.9x share-nothing's", "not measured", "-"))
     for label, m, c, r, bar in migrate_rows(mig):
-        text = f"migration, {label}: >= {bar:.0%} of memcpy's bytes/s (issue 6)"
+        text = f"migration, {label}: >= {bar:.0%} of memcpy's bytes/s (issues 6, 17)"
         if r is None:
             out.append((text, "not measured", "-"))
         else:
             out.append((text, "**met**" if r >= bar else "**not met**",
                         f"{r:.1%} ({gbps(m)} vs {gbps(c)})"))
     return out
+
+
+def migrate_only(args):
+    """Prints per-run bytes/s, medians and the migrate/memcpy ratios."""
+    json_dir = args.json_dir or os.path.join(args.build, "bench-json")
+    os.makedirs(json_dir, exist_ok=True)
+    data = collect_migrate(args, json_dir, [])
+    if not data:
+        return 1
+    mig = migrate_figures(data)
+    for label, m, c, r, bar in migrate_rows(mig):
+        mw, cw = next((b[1], b[2]) for b in MIGRATE_BARS if b[0] == label)
+        print(f"{label}:")
+        for w in (mw, cw):
+            runs = mig.get(w, {}).get("runs", [])
+            print(f"  {w:<11} median {gbps(mig.get(w, {}).get('bytes_per_second'))}  runs: "
+                  + ", ".join(f"{v / 1e9:.2f}" for v in runs) + " GB/s")
+        pairs = [a / b for a, b in zip(mig.get(mw, {}).get("runs", []), mig.get(cw, {}).get("runs", []))]
+        met = r is not None and r >= bar
+        print(f"  ratio of medians {'-' if r is None else f'{r:.1%}'} (bar >= {bar:.0%}: "
+              f"{'met' if met else 'not met'}); per-run ratios: "
+              + ", ".join(f"{x:.1%}" for x in pairs))
+    return 0
 
 
 def gbps(v):
@@ -327,7 +478,7 @@ def svg_chart(figs, present):
     return "\n".join(e) + "\n"
 
 
-def markdown(figs, mig, present, info, commands, argv, json_dir, args):
+def markdown(figs, mig, present, info, commands, argv, json_dir, args, threads=None):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md = []
     md.append("# Allocator benchmarks: numaheap as a standalone allocator\n")
@@ -390,14 +541,18 @@ def markdown(figs, mig, present, info, commands, argv, json_dir, args):
         cells = [fmt_value(w, value(figs, a, w)) for a in allocs]
         md.append(f"| {w} | {what} | " + " | ".join(cells) + " |")
     md.append("")
-    md.append("## Migrator: frame swap against memcpy (issue 6)\n")
+    md.append("## Migrator: frame swap against memcpy (issues 6, 17)\n")
     md.append(
         "`build/bin/numaheap-bench-migrate`: a 64 MiB guest on node 0 of a two-node "
         "host-memory allocator moved to node 1 and back by the frame-swap mover (allocate "
         "exact-node, mark, copy, swap the p2m entry, free the old frame; the embedder's "
         "write-protect and flush hooks are no-ops), against a plain memcpy of the same "
-        "guest frames to frames of the other node. Both sides pre-faulted; on a one-node "
-        "host both \"nodes\" are the same memory. Bytes/s are medians per CPU time.\n")
+        "guest frames to frames of the other node. The mover copies with non-temporal stores "
+        "(its own host-memory copy); the baseline stays plain memcpy. Both sides pre-faulted "
+        "(`page_faults` in the timed loops: 0); on a one-node "
+        "host both \"nodes\" are the same memory. Bytes/s per CPU time, medians of "
+        f"{args.migrate_runs} alternating runs (one process per benchmark; the order of "
+        "migrate and memcpy flips every run). Per-run figures: `--migrate-only`.\n")
     md.append("| moved as | migrate (frame swap) | memcpy | migrate / memcpy | bar | result |")
     md.append("|---|---|---|---|---|---|")
     for label, m, c, r, bar in migrate_rows(mig):
@@ -405,6 +560,7 @@ def markdown(figs, mig, present, info, commands, argv, json_dir, args):
         md.append(f"| {label} | {gbps(m)} | {gbps(c)} | "
                   f"{'-' if r is None else f'{r:.1%}'} | >= {bar:.0%} | {res} |")
     md.append("")
+    md.extend(scaling_markdown(threads))
     md.append("## How the workloads are measured\n")
     md.append(
         "- One binary per allocator (`build/bin/numaheap-bench-<allocator>`): jemalloc, "
@@ -449,21 +605,33 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds per benchmark")
     ap.add_argument("--docs", default=os.path.join(ROOT, "docs"),
                     help="where benchmarks.md and benchmarks.svg go")
+    ap.add_argument("--migrate-runs", type=int, default=5,
+                    help="alternating runs of the migration benchmarks (median)")
+    ap.add_argument("--threads-ops", type=int, default=1000000,
+                    help="ops per thread of bench/threads.py (threads_n)")
+    ap.add_argument("--migrate-only", action="store_true",
+                    help="run only the migration benchmarks; print medians and ratios")
     args = ap.parse_args()
+    if args.migrate_runs < 1:
+        ap.error("--migrate-runs must be >= 1")
     argv = ["bench/report.py"] + sys.argv[1:]
 
+    if args.migrate_only:
+        return migrate_only(args)
+
     results, mig_data, commands, json_dir = collect(args)
+    threads = collect_threads(args, json_dir, commands)
     if "numaheap" not in results:
         print("report: no numaheap results; nothing to compare", file=sys.stderr)
         return 1
     figs = {a: figures(d) for a, d in results.items()}
-    mig = figures(mig_data) if mig_data else None
+    mig = migrate_figures(mig_data) if mig_data else None
     present = set(results)
     os.makedirs(args.docs, exist_ok=True)
     with open(os.path.join(args.docs, "benchmarks.svg"), "w", encoding="utf-8") as f:
         f.write(svg_chart(figs, present))
     with open(os.path.join(args.docs, "benchmarks.md"), "w", encoding="utf-8") as f:
-        f.write(markdown(figs, mig, present, machine(), commands, argv, json_dir, args))
+        f.write(markdown(figs, mig, present, machine(), commands, argv, json_dir, args, threads))
     for text, res, fig in bars(figs, mig):
         print(f"{text}: {re.sub(r'[*]', '', res)} -- {fig}")
     return 0
