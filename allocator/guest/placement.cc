@@ -659,15 +659,20 @@ Result<Placement, Error> place_vnuma(const Ctx& c) {
   std::vector<std::vector<std::pair<std::size_t, std::uint64_t>>> pieces(vc.v_count);
   std::string notes;  // warnings gathered on the way
   auto vtext = [](std::size_t v) { return "vnode " + std::to_string(v); };
-  for (std::size_t v = 0; v < vc.v_count; ++v) {
-    if (vc.kind[v] != VKind::interleave) continue;
-    std::vector<std::size_t> nodes;
+  // The nodes of vnode v's set that can take memory now, and their room.
+  auto set_room = [&](std::size_t v, std::vector<std::size_t>& nodes) {
     std::uint64_t total = 0;
     for (std::size_t i = 0; i < c.n; ++i)
       if (vc.allow[v][i] && c.eligible[i] && room[i] > 0) {
         nodes.push_back(i);
         total += room[i];
       }
+    return total;
+  };
+  for (std::size_t v = 0; v < vc.v_count; ++v) {
+    if (vc.kind[v] != VKind::interleave) continue;
+    std::vector<std::size_t> nodes;
+    const std::uint64_t total = set_room(v, nodes);
     if (total < vc.mem[v])
       return Error{Errc::no_memory, "guest '" + g.name + "': " + vtext(v) + " interleaves " + mb(vc.mem[v]) +
                                         " over nodes " + vc.allow_mask[v].to_string() + " (memory mode interleave), which have " +
@@ -709,13 +714,7 @@ Result<Placement, Error> place_vnuma(const Ctx& c) {
   // ones with most room first. False when even they together lack room.
   auto spill = [&](std::size_t v) {
     std::vector<std::size_t> nodes;
-    std::uint64_t total = 0;
-    for (std::size_t i = 0; i < c.n; ++i)
-      if (vc.allow[v][i] && c.eligible[i] && room[i] > 0) {
-        nodes.push_back(i);
-        total += room[i];
-      }
-    if (total < vc.mem[v]) return false;
+    if (set_room(v, nodes) < vc.mem[v]) return false;
     std::stable_sort(nodes.begin(), nodes.end(), [&](std::size_t a, std::size_t b) { return room[a] > room[b]; });
     std::uint64_t left = vc.mem[v];
     for (std::size_t i : nodes) {

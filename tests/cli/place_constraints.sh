@@ -60,6 +60,11 @@ check '[ $rc -eq 0 ]' "memnode_spread.xml: exit $rc: $(cat "$work/out")"
 check 'jq_ok "d[\"placements\"][0][\"vnodes\"][0][\"nodes\"] == [0, 3] and d[\"placements\"][0][\"vnodes\"][0][\"memory_mb\"] == 3072"' \
   "cell 0 not spread over 0,3: $(cat "$work/out")"
 
+# xl passthrough: memory goes to the device's node (1 in the sysfs snapshot).
+run "$data/guests/passthrough.xl.cfg" --sysfs-root "$data/guests/sysfs" --json
+check '[ $rc -eq 0 ] && jq_ok "d[\"placements\"][0][\"nodes\"] == [1]"' "xl pci device not honoured: $(cat "$work/out")"
+check 'grep -q "PCI device 0000:07:00.0: sysfs gives no NUMA node" "$work/err"' "no warning for the node-less device: $(cat "$work/err")"
+
 # A strict nodeset too small: not placed (exit 3), the constraint named.
 printf '<domain><name>big</name><memory unit="MiB">3000</memory>\n<numatune><memory mode="strict" nodeset="1"/></numatune></domain>\n' >"$work/strict.xml"
 run "$work/strict.xml"

@@ -14,6 +14,7 @@
 #include "numaheap/page_allocator.h"
 #include "numaheap/placement.h"
 #include "numaheap/topology_io.h"
+#include "placement_fixtures.h"
 
 using namespace numaheap;
 
@@ -32,15 +33,7 @@ GuestSpec flat(std::uint64_t mb, std::uint32_t vcpus) {
 }
 
 GuestSpec vnuma(std::size_t cells, std::uint64_t mb_each, std::uint32_t vcpus_each) {
-  GuestSpec g = flat(cells * mb_each, static_cast<std::uint32_t>(cells) * vcpus_each);
-  for (std::size_t v = 0; v < cells; ++v) {
-    VNodeSpec vn;
-    vn.memory_bytes = mb_each * kMiB;
-    for (std::uint32_t c = 0; c < vcpus_each; ++c)
-      (void)vn.vcpus.push_back(static_cast<std::uint32_t>(v) * vcpus_each + c);
-    g.vnodes.push_back(std::move(vn));
-  }
-  return g;
+  return placement_test::vnuma("g", cells, mb_each, vcpus_each);
 }
 
 NodeMask mask(std::initializer_list<NodeId> ids) {

@@ -15,6 +15,7 @@
 #include "numaheap/page_allocator.h"
 #include "numaheap/placement.h"
 #include "numaheap/topology_io.h"
+#include "placement_fixtures.h"
 
 using namespace numaheap;
 
@@ -22,20 +23,7 @@ namespace {
 
 constexpr std::uint64_t kMiB = 1ull << 20;
 
-GuestSpec vnuma(std::string name, std::size_t cells, std::uint64_t mb_each, std::uint32_t vcpus_each) {
-  GuestSpec g;
-  g.name = std::move(name);
-  g.memory_bytes = cells * mb_each * kMiB;
-  g.vcpus = static_cast<std::uint32_t>(cells) * vcpus_each;
-  for (std::size_t v = 0; v < cells; ++v) {
-    VNodeSpec vn;
-    vn.memory_bytes = mb_each * kMiB;
-    for (std::uint32_t c = 0; c < vcpus_each; ++c)
-      (void)vn.vcpus.push_back(static_cast<std::uint32_t>(v) * vcpus_each + c);
-    g.vnodes.push_back(std::move(vn));
-  }
-  return g;
-}
+using placement_test::vnuma;
 
 void set_vdistances(GuestSpec& g, const std::vector<std::vector<std::uint32_t>>& rows) {
   for (std::size_t v = 0; v < rows.size(); ++v) {
