@@ -5,19 +5,7 @@
 # (exit 3) naming the constraint; --json and --emit libvirt / xl carry the
 # constraints, and what they emit reads back to the same layout.
 set -euo pipefail
-bin=$1/numaheap
-data=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-topo=$data/topologies/seed-4node-libvirt/numactl-H.txt
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
-run() {  # run FILE [args...]: sets rc, out, err
-  set +e
-  "$bin" place --topology "$topo" --guests "$@" >"$work/out" 2>"$work/err"
-  rc=$?
-  set -e
-}
+source "$(dirname "$0")/place_common.bash"
 jq_ok() { python3 -c "import json,sys; d=json.load(open('$work/out')); sys.exit(0 if ($1) else 1)"; }
 
 # libvirt: cells 0, 1 bound to 2-3, cell 2 interleaved over 0-1, vCPU 0 pinned to node 2.
@@ -62,7 +50,8 @@ check 'jq_ok "d[\"placements\"][0][\"vnodes\"][0][\"nodes\"] == [0, 3] and d[\"p
 
 # xl passthrough: memory goes to the device's node (1 in the sysfs snapshot).
 run "$data/guests/passthrough.xl.cfg" --sysfs-root "$data/guests/sysfs" --json
-check '[ $rc -eq 0 ] && jq_ok "d[\"placements\"][0][\"nodes\"] == [1]"' "xl pci device not honoured: $(cat "$work/out")"
+check '[ $rc -eq 0 ] && jq_ok "d[\"placements\"][0][\"nodes\"] == [1] and \"all devices local\" in d[\"placements\"][0][\"reason\"]"' \
+  "xl pci device not honoured: $(cat "$work/out")"
 check 'grep -q "PCI device 0000:07:00.0: sysfs gives no NUMA node" "$work/err"' "no warning for the node-less device: $(cat "$work/err")"
 
 # A strict nodeset too small: not placed (exit 3), the constraint named.
