@@ -90,8 +90,48 @@ struct Cell {
   std::uint64_t bytes = 0;
   std::vector<std::uint32_t> vcpus;
   std::vector<std::uint32_t> distances;
-  NodeId node = kNoNode;
+  NodeId node = kNoNode;               // home node (most of its memory)
+  std::vector<NodeId> nodes;           // every node holding its memory (interleave: several)
+  MemoryPolicy mode = MemoryPolicy::bind;
 };
+
+MemoryPolicy effective(MemoryPolicy m) { return m == MemoryPolicy::unset ? MemoryPolicy::bind : m; }
+
+const char* mode_text(MemoryPolicy m) {
+  switch (effective(m)) {
+    case MemoryPolicy::prefer: return "prefer";
+    case MemoryPolicy::interleave: return "interleave";
+    default: return "bind";
+  }
+}
+
+// libvirt's name of a mode.
+const char* libvirt_mode(MemoryPolicy m) {
+  switch (effective(m)) {
+    case MemoryPolicy::prefer: return "preferred";
+    case MemoryPolicy::interleave: return "interleave";
+    default: return "strict";
+  }
+}
+
+// The host CPUs of vCPU `cpu`'s pin (hard or soft as asked): a pin naming
+// the vCPU wins over one for all vCPUs, a later one over an earlier one.
+// Empty when it has none.
+std::vector<CpuId> pin_cpus(const Topology& t, const GuestSpec& g, std::uint32_t cpu, bool soft) {
+  const VcpuPin* found = nullptr;
+  for (const VcpuPin& pin : g.vcpu_pins)
+    if (pin.soft == soft && (pin.vcpu == cpu || (pin.vcpu == kAllVcpus && (!found || found->vcpu == kAllVcpus))))
+      found = &pin;
+  std::vector<CpuId> out;
+  if (!found) return out;
+  for (CpuId c : found->cpus)
+    if (t.node_of_cpu(c) != kNoNode) out.push_back(c);
+  for (NodeId n : found->nodes)
+    if (const NodeInfo* info = t.find(n)) out.insert(out.end(), info->cpus.begin(), info->cpus.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 std::vector<Cell> cells_of(const Topology& t, const GuestSpec& g, const Placement& p) {
   std::vector<Cell> cells;
@@ -106,11 +146,15 @@ std::vector<Cell> cells_of(const Topology& t, const GuestSpec& g, const Placemen
         c.distances.push_back(vn.distances.size() == g.vnodes.size() ? vn.distances[w]
                               : v == w ? kLocalDistance : 20u);
       c.node = p.vnode_pnodes[v];
+      for (const VNodeShare& piece : p.vnode_memory)
+        if (piece.vnode == v) c.nodes.push_back(piece.node);
+      if (c.nodes.empty()) c.nodes.push_back(c.node);
+      c.mode = effective(vn.memory_mode != MemoryPolicy::unset ? vn.memory_mode : g.memory_mode);
       cells.push_back(std::move(c));
     }
     return cells;
   }
-  for (const auto& s : p.memory) cells.push_back(Cell{s.bytes, {}, {}, s.node});
+  for (const auto& s : p.memory) cells.push_back(Cell{s.bytes, {}, {}, s.node, {s.node}, effective(g.memory_mode)});
   for (std::uint32_t cpu = 0; cpu < p.vcpu_nodes.size(); ++cpu) {
     // The cell on the vCPU's node, else the nearest one.
     std::size_t best = 0;
@@ -165,14 +209,19 @@ std::string emit_libvirt(const Topology& t, const GuestSpec& g, const Placement&
   x += "  <name>" + xml_escape(g.name.str()) + "</name>\n";
   x += "  <memory unit='KiB'>" + std::to_string(g.memory_bytes / 1024) + "</memory>\n";
   x += "  <vcpu placement='static'>" + std::to_string(g.vcpus) + "</vcpu>\n";
-  x += "  <numatune>\n    <memory mode='strict' nodeset='" + list_text(p.nodes) + "'/>\n";
+  // The guest's mode over the nodes it got; each cell's own mode over its
+  // node(s); a hard-pinned vCPU keeps its pinned CPUs, others get their node's.
+  x += "  <numatune>\n    <memory mode='" + std::string(libvirt_mode(g.memory_mode)) + "' nodeset='" +
+       list_text(p.nodes) + "'/>\n";
   for (std::size_t k = 0; k < cells.size(); ++k)
-    x += "    <memnode cellid='" + std::to_string(k) + "' mode='strict' nodeset='" +
-         std::to_string(cells[k].node) + "'/>\n";
+    x += "    <memnode cellid='" + std::to_string(k) + "' mode='" + libvirt_mode(cells[k].mode) + "' nodeset='" +
+         list_text(cells[k].nodes) + "'/>\n";
   x += "  </numatune>\n  <cputune>\n";
-  for (std::uint32_t cpu = 0; cpu < p.vcpu_nodes.size(); ++cpu)
-    x += "    <vcpupin vcpu='" + std::to_string(cpu) + "' cpuset='" + vcpu_cpuset(t, p.vcpu_nodes[cpu]) +
-         "'/>\n";
+  for (std::uint32_t cpu = 0; cpu < p.vcpu_nodes.size(); ++cpu) {
+    const std::vector<CpuId> pinned = pin_cpus(t, g, cpu, false);
+    x += "    <vcpupin vcpu='" + std::to_string(cpu) + "' cpuset='" +
+         (pinned.empty() ? vcpu_cpuset(t, p.vcpu_nodes[cpu]) : list_text(pinned)) + "'/>\n";
+  }
   x += "  </cputune>\n  <cpu>\n    <numa>\n";
   for (std::size_t k = 0; k < cells.size(); ++k) {
     const Cell& c = cells[k];
@@ -196,6 +245,11 @@ std::string emit_xl(const Topology& t, const GuestSpec& g, const Placement& p) {
     if (cells[k].bytes % kMiB)
       warn += "# warning: vnode " + std::to_string(k) + " is " + size_text(cells[k].bytes) +
               "; xl sizes are whole MiB (rounded down here)\n";
+  for (std::size_t k = 0; k < cells.size(); ++k)
+    if (cells[k].nodes.size() > 1 && !g.vnodes.empty())
+      warn += "# warning: vnode " + std::to_string(k) + " spans nodes " + list_text(cells[k].nodes) + " (" +
+              mode_text(cells[k].mode) + "); xl's vnuma has one pnode per vnode (its home, " +
+              std::to_string(cells[k].node) + ", here)\n";
   x += warn;
   std::string name;  // xl strings: double quotes, no escapes
   for (char ch : g.name.str()) name += ch == '"' ? '\'' : ch;
@@ -213,12 +267,34 @@ std::string emit_xl(const Topology& t, const GuestSpec& g, const Placement& p) {
          std::to_string(c.bytes / kMiB) + "\", " + vcpus + "\"vdistances=" + d + "\" ]";
   }
   x += " ]\n";
-  std::vector<CpuId> cpus;
-  for (NodeId n : p.vcpu_nodes)
-    if (const NodeInfo* info = t.find(n)) cpus.insert(cpus.end(), info->cpus.begin(), info->cpus.end());
-  std::sort(cpus.begin(), cpus.end());
-  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
-  if (!cpus.empty()) x += "cpus = \"" + list_text(cpus) + "\"\n";
+  // cpus: one string for every vCPU (the CPUs of the guest's vCPU nodes),
+  // or, when some vCPU has a hard pin, xl's list form: vCPU i's pinned CPUs,
+  // or its node's. cpus_soft likewise from soft pins.
+  bool hard = false, soft = false;
+  for (const VcpuPin& pin : g.vcpu_pins) (pin.soft ? soft : hard) = true;
+  if (hard) {
+    x += "cpus = [ ";
+    for (std::uint32_t cpu = 0; cpu < p.vcpu_nodes.size(); ++cpu) {
+      const std::vector<CpuId> pinned = pin_cpus(t, g, cpu, false);
+      x += std::string(cpu ? ", " : "") + "\"" + (pinned.empty() ? vcpu_cpuset(t, p.vcpu_nodes[cpu]) : list_text(pinned)) + "\"";
+    }
+    x += " ]\n";
+  } else {
+    std::vector<CpuId> cpus;
+    for (NodeId n : p.vcpu_nodes)
+      if (const NodeInfo* info = t.find(n)) cpus.insert(cpus.end(), info->cpus.begin(), info->cpus.end());
+    std::sort(cpus.begin(), cpus.end());
+    cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
+    if (!cpus.empty()) x += "cpus = \"" + list_text(cpus) + "\"\n";
+  }
+  if (soft) {
+    x += "cpus_soft = [ ";
+    for (std::uint32_t cpu = 0; cpu < p.vcpu_nodes.size(); ++cpu) {
+      const std::vector<CpuId> pinned = pin_cpus(t, g, cpu, true);
+      x += std::string(cpu ? ", " : "") + "\"" + (pinned.empty() ? "all" : list_text(pinned)) + "\"";
+    }
+    x += " ]\n";
+  }
   return x;
 }
 
@@ -231,7 +307,9 @@ nlohmann::json vnodes_json(const Topology& t, const GuestSpec& g, const Placemen
                    {"memory_bytes", cells[k].bytes},
                    {"vcpus", cells[k].vcpus},
                    {"distances", cells[k].distances},
-                   {"node", cells[k].node}});
+                   {"node", cells[k].node},
+                   {"nodes", cells[k].nodes},
+                   {"memory_mode", mode_text(cells[k].mode)}});
   return out;
 }
 
@@ -315,6 +393,7 @@ int run_place(const PlaceOptions& o, CLI::App* sub) {
                             {"vcpu_nodes", p->vcpu_nodes},
                             {"vnodes", vnodes_json(*topo, g, *p)},
                             {"vnuma", !g.vnodes.empty()},
+                            {"memory_mode", mode_text(g.memory_mode)},
                             {"reason", p->reason}};
     if (!p->vnode_pnodes.empty()) entry["vnode_pnodes"] = p->vnode_pnodes;
     placements.push_back(std::move(entry));

@@ -152,11 +152,32 @@ Result<std::unique_ptr<GuestMemory>, Error> GuestMemory::create(PageAllocator& p
   if (!spec.vnodes.empty()) {
     if (placement.vnode_pnodes.size() != spec.vnodes.size())
       return guest_error(spec, Errc::invalid_argument, "placement has no pnode for every vnode"sv);
-    for (std::size_t v = 0; v < spec.vnodes.size(); ++v)
-      if (auto r = add_range(spec.vnodes[v].memory_bytes, placement.vnode_pnodes[v],
-                             static_cast<std::uint32_t>(v));
-          !r)
-        return r.error();
+    if (!placement.vnode_memory.empty()) {
+      // Per-node pieces (an interleaved vnode has several): in vnode order,
+      // each vnode's pieces summing to its size.
+      std::size_t k = 0;
+      for (std::size_t v = 0; v < spec.vnodes.size(); ++v) {
+        std::uint64_t sum = 0;
+        for (; k < placement.vnode_memory.size() && placement.vnode_memory[k].vnode == v; ++k) {
+          sum += placement.vnode_memory[k].bytes;
+          if (auto r = add_range(placement.vnode_memory[k].bytes, placement.vnode_memory[k].node,
+                                 static_cast<std::uint32_t>(v));
+              !r)
+            return r.error();
+        }
+        if (sum != spec.vnodes[v].memory_bytes)
+          return guest_error(spec, Errc::invalid_argument, "placement's pieces of vnode "sv, v,
+                             " do not sum to its size"sv);
+      }
+      if (k != placement.vnode_memory.size())
+        return guest_error(spec, Errc::invalid_argument, "placement's vnode pieces are out of vnode order"sv);
+    } else {
+      for (std::size_t v = 0; v < spec.vnodes.size(); ++v)
+        if (auto r = add_range(spec.vnodes[v].memory_bytes, placement.vnode_pnodes[v],
+                               static_cast<std::uint32_t>(v));
+            !r)
+          return r.error();
+    }
   } else {
     for (const auto& share : placement.memory)
       if (auto r = add_range(share.bytes, share.node, 0); !r) return r.error();

@@ -45,6 +45,13 @@ typedef struct numaheap_placement_hints {
   const numaheap_nodemask* anti_affinity_nodes; /* keep away (NULL: none) */
 } numaheap_placement_hints;
 
+/* One piece of a vnode's memory on one host node. */
+typedef struct numaheap_vnode_share {
+  uint32_t vnode;
+  uint32_t node;
+  uint64_t bytes;
+} numaheap_vnode_share;
+
 /* The caller points the arrays at *_cap entries (NULL / 0 allowed);
  * *_count get how many there are. */
 typedef struct numaheap_placement {
@@ -57,6 +64,10 @@ typedef struct numaheap_placement {
   size_t vnode_cap, vnode_count;
   double cost;                 /* lower is better */
   char reason[256];            /* why these nodes (truncated) */
+  /* vNUMA guests: each vnode's memory per host node, in vnode order then
+   * ascending node; a vnode interleaved over several nodes has several. */
+  numaheap_vnode_share* vnode_memory;
+  size_t vnode_memory_cap, vnode_memory_count;
 } numaheap_placement;
 
 /* Usage of an idle machine (free = each node's memory): writes up to max

@@ -30,6 +30,30 @@
 // gets shares of whole MiB whenever the set's whole-MiB room holds it; what
 // is off the grid goes to the nodes with the most room first.
 //
+// Constraints from the spec (see docs/guests.md, "Constraints"):
+// - memory mode bind (or unset) with a node set (GuestSpec::allowed_nodes,
+//   VNodeSpec::nodes / pnode): only those nodes; when they cannot hold the
+//   memory place() fails with no_memory naming the constraint, never
+//   places elsewhere;
+// - prefer: those nodes first (a vnode outside its preferred nodes costs
+//   more than sharing one); when they cannot hold it, elsewhere, with a
+//   "warning: preferred ..." in the reason;
+// - interleave: the memory is spread evenly (where the nodes' room allows)
+//   over every node of the set (the guest's allowed nodes, or the vnode's
+//   nodes); for vNUMA guests the pieces are in Placement::vnode_memory;
+// - hard vCPU pins: the vCPU runs on its pinned CPUs' node (a pin across
+//   nodes: the node of its memory when the pin includes it, else the pin's
+//   node with most pinned CPUs, the lowest id on ties) and counts against
+//   that node's CPUs; memory is drawn toward pinned vCPUs (a cost term);
+// - soft pins (xl cpus_soft): the same pull on memory; a soft-pinned vCPU
+//   of a guest without vNUMA runs on its soft node when that node is in the
+//   set and has a free CPU, otherwise where it would without the pin;
+// - devices (libvirt <hostdev>, resolved by the reader): memory near them.
+// Guests without vNUMA count CPUs per node: the set must have free CPUs
+// (CPUs minus vCPUs already placed) for the guest's unpinned vCPUs when the
+// machine has them, and each node gets no more vCPUs than it has free CPUs
+// while another node of the set has one spare.
+//
 // Groups: a PlacementSession places a list of guests in order and keeps
 // the nodes of every affinity / anti-affinity group (GuestSpec's
 // affinity_group / anti_affinity_group), so library users get the same
@@ -94,16 +118,31 @@ struct NodeShare {
   std::uint64_t bytes = 0;
 };
 
+// One piece of a vnode's memory on one host node (vNUMA guests).
+struct VNodeShare {
+  std::uint32_t vnode = 0;
+  NodeId node = kNoNode;
+  std::uint64_t bytes = 0;
+};
+
 struct Placement {
   NodeMask nodes;
   Vector<NodeShare> memory;     // per node in the set, ascending node id
-  Vector<NodeId> vcpu_nodes;    // host node for each vCPU
-  Vector<NodeId> vnode_pnodes;  // host node for each vnode (vNUMA guests)
+  Vector<NodeId> vcpu_nodes;    // host node for each vCPU (a hard pin's node when pinned)
+  Vector<NodeId> vnode_pnodes;  // home node of each vnode (vNUMA guests): where its
+                                // memory is, or for an interleaved vnode the node
+                                // holding most of it
+  // vNUMA guests: every vnode's memory per host node, in vnode order then
+  // ascending node id; one piece per vnode, several for a vnode whose
+  // memory is interleaved over a node set. Pieces of a vnode sum to its size.
+  Vector<VNodeShare> vnode_memory;
   double cost = 0;              // lower is better; for comparisons and tests
   FixedString<512> reason;      // why these nodes, for the admin (cut when longer);
                                 // "warning: " marks a compromise (shared node, CPUs overcommitted)
   // False when a list ran out of memory (place() then fails with no_memory).
-  bool ok() const noexcept { return memory.ok() && vcpu_nodes.ok() && vnode_pnodes.ok(); }
+  bool ok() const noexcept {
+    return memory.ok() && vcpu_nodes.ok() && vnode_pnodes.ok() && vnode_memory.ok();
+  }
 };
 
 class Placer {

@@ -74,6 +74,36 @@ int main(void) {
   CHECK(seen == 0xfu);
   CHECK(strstr(p.reason, "warning") == NULL);
 
+  /* Every vnode is one piece unless told otherwise. */
+  numaheap_vnode_share pieces[8];
+  p.vnode_memory = pieces;
+  p.vnode_memory_cap = 8;
+  CHECK(numaheap_place(topo, &four, usage, 4, NULL, &p, err, sizeof err) == 0);
+  CHECK(p.vnode_memory_count == 4);
+  for (uint32_t v = 0; v < 4; ++v)
+    CHECK(pieces[v].vnode == v && pieces[v].node == pnodes[v] && pieces[v].bytes == (500u << 20));
+  /* vnode 3 interleaved over nodes 0-1: two pieces of 250 MB. */
+  numaheap_nodemask both;
+  memset(&both, 0, sizeof both);
+  numaheap_nodemask_set(&both, 0);
+  numaheap_nodemask_set(&both, 1);
+  vn[3].memory_mode = NUMAHEAP_MEM_INTERLEAVE;
+  vn[3].nodes = &both;
+  CHECK(numaheap_place(topo, &four, usage, 4, NULL, &p, err, sizeof err) == 0);
+  CHECK(p.vnode_memory_count == 5);
+  CHECK(pieces[3].vnode == 3 && pieces[3].node == 0 && pieces[3].bytes == (250u << 20));
+  CHECK(pieces[4].vnode == 3 && pieces[4].node == 1 && pieces[4].bytes == (250u << 20));
+  CHECK(strstr(p.reason, "vnode 3 -> nodes 0-1 (interleaved)") != NULL);
+  /* Too small an array: the count says how many there are. */
+  p.vnode_memory_cap = 2;
+  CHECK(numaheap_place(topo, &four, usage, 4, NULL, &p, err, sizeof err) == 0);
+  CHECK(p.vnode_memory_count == 5);
+  p.vnode_memory = NULL;
+  p.vnode_memory_cap = 0;
+  vn[3].memory_mode = NUMAHEAP_MEM_DEFAULT;
+  vn[3].nodes = NULL;
+  CHECK(numaheap_place(topo, &four, usage, 4, NULL, &p, err, sizeof err) == 0);
+
   /* commit then release: usage comes back as it was. */
   numaheap_node_usage before[4];
   memcpy(before, usage, sizeof usage);

@@ -2,13 +2,7 @@
 # `numaheap place`: guests from JSON, libvirt XML and xl.cfg, placed in
 # order on the seed machine; JSON output shape; bad input handling.
 set -euo pipefail
-bin=$1/numaheap
-data=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-topo=$data/topologies/seed-4node-libvirt/numactl-H.txt
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
+source "$(dirname "$0")/place_common.bash"
 
 cat >"$work/g.json" <<'JSON'
 {"guests":[{"name":"g0","memory_mb":1024,"vcpus":2},

@@ -4,19 +4,7 @@
 # every format is bad input -- exit 1, FILE:LINE on stderr, nothing placed
 # (stdout empty); exit 3 only for a valid guest that does not fit.
 set -euo pipefail
-bin=$1/numaheap
-data=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-topo=$data/topologies/seed-4node-libvirt/numactl-H.txt
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
-run() {  # run FILE [args...]: sets rc, out, err
-  set +e
-  "$bin" place --topology "$topo" --guests "$@" >"$work/out" 2>"$work/err"
-  rc=$?
-  set -e
-}
+source "$(dirname "$0")/place_common.bash"
 
 # Good: the libvirt guest and its xl twin, and a bare JSON list.
 # (numa4.xml allows nodes 0, 1 and 3 only: four 1 GiB cells need bigger

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "numaheap/guest_spec_io.h"
+#include "numaheap/placement.h"
 #include "numaheap/numaheap_guest_io.h"
 #include "numaheap/numaheap_place.h"
 #include "numaheap/platform_contract.h"
@@ -137,6 +138,30 @@ TEST(GuestSpecIo, HostdevWithoutSysfsIsAWarningNotADevice) {
   ASSERT_TRUE(x.has_value()) << x.error().message;
   for (const auto& d : x->guests[0].devices) EXPECT_NE(d.name, "pci-0000:06:12.5");
   EXPECT_TRUE(has_warning(*x, "0000:06:12.5")) << all_warnings(*x);
+}
+
+// xl's pci = [...] is read like libvirt's <hostdev>: each device on its
+// sysfs node, a warning for one without a node; and placement puts the
+// guest's memory near it.
+TEST(GuestSpecIo, XlPciPassthroughDevicesOnTheirSysfsNodes) {
+  auto x = load_guests_file(data("passthrough.xl.cfg"), with_sysfs());
+  ASSERT_TRUE(x.has_value()) << x.error().message;
+  const GuestSpec& g = x->guests[0];
+  ASSERT_EQ(g.devices.size(), 1u) << all_warnings(*x);
+  EXPECT_EQ(g.devices[0].name, "pci-0000:06:12.5");
+  EXPECT_EQ(g.devices[0].host_node, 1u);
+  EXPECT_TRUE(has_warning(*x, "passthrough.xl.cfg:7: PCI device 0000:07:00.0: sysfs gives no NUMA node"))
+      << all_warnings(*x);
+  EXPECT_FALSE(has_warning(*x, "ignored, no bearing on memory placement: pci")) << all_warnings(*x);
+  Placer placer(builtin_default_topology());
+  auto p = placer.place(g, placer.idle_usage());
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ(p->nodes.to_string(), "1");
+  // Forms without an address are a warning, not an error.
+  auto odd = parse_guests("memory = 64\npci = [ \"permissive=1\" ]\n", "odd.cfg", with_sysfs());
+  ASSERT_TRUE(odd.has_value()) << odd.error().message;
+  EXPECT_TRUE(odd->guests[0].devices.empty());
+  EXPECT_TRUE(has_warning(*odd, "odd.cfg:2: pci 'permissive=1': no PCI address read")) << all_warnings(*odd);
 }
 
 TEST(GuestSpecIo, XlCfgBothVnumaForms) {

@@ -15,6 +15,7 @@
 #include "numaheap/page_allocator.h"
 #include "numaheap/placement.h"
 #include "numaheap/topology_io.h"
+#include "placement_fixtures.h"
 
 using namespace numaheap;
 
@@ -22,20 +23,7 @@ namespace {
 
 constexpr std::uint64_t kMiB = 1ull << 20;
 
-GuestSpec vnuma(std::string name, std::size_t cells, std::uint64_t mb_each, std::uint32_t vcpus_each) {
-  GuestSpec g;
-  g.name = std::move(name);
-  g.memory_bytes = cells * mb_each * kMiB;
-  g.vcpus = static_cast<std::uint32_t>(cells) * vcpus_each;
-  for (std::size_t v = 0; v < cells; ++v) {
-    VNodeSpec vn;
-    vn.memory_bytes = mb_each * kMiB;
-    for (std::uint32_t c = 0; c < vcpus_each; ++c)
-      (void)vn.vcpus.push_back(static_cast<std::uint32_t>(v) * vcpus_each + c);
-    g.vnodes.push_back(std::move(vn));
-  }
-  return g;
-}
+using placement_test::vnuma;
 
 void set_vdistances(GuestSpec& g, const std::vector<std::vector<std::uint32_t>>& rows) {
   for (std::size_t v = 0; v < rows.size(); ++v) {
@@ -199,7 +187,10 @@ TEST(PlacementSplit, FiveHundredThousandMegabytesOverFourNodesIsExact) {
 // Property: on every machine of tests/data, guests placed in order (with
 // and without vNUMA) get shares summing to their memory exactly, each a
 // 4 KiB multiple within the node's room above its watermark, and whole MiB
-// when the guest is whole MiB and the set's whole-MiB room holds it.
+// when the guest is whole MiB and the set's whole-MiB room holds it; with
+// random constraints now and then (a nodeset and mode for the guest and
+// for vnode 0, vCPU 0 pinned), bound memory stays in its set and the pin
+// decides vCPU 0's node.
 RC_GTEST_PROP(PlacementSplit, SharesSumExactlyOnEveryRealMachine, ()) {
   static const std::vector<std::string> all = machines();
   const std::string machine = *rc::gen::elementOf(all);
@@ -225,6 +216,43 @@ RC_GTEST_PROP(PlacementSplit, SharesSumExactlyOnEveryRealMachine, ()) {
         g.vnodes.push_back(std::move(vn));
       }
     }
+    // Constraints now and then: a guest nodeset with a mode, a vnode node
+    // set with a mode, a hard pin of vCPU 0 to one node's CPUs.
+    std::vector<NodeId> ids;
+    for (const auto& n : t.nodes())
+      if (n.has_memory()) ids.push_back(n.id);
+    auto some_nodes = [&] {
+      NodeMask m;
+      const auto count = *rc::gen::inRange<std::size_t>(1, std::min<std::size_t>(ids.size(), 4) + 1);
+      for (std::size_t x = 0; x < count; ++x) m.set(*rc::gen::elementOf(ids));
+      return m;
+    };
+    auto some_mode = [] {
+      return *rc::gen::element(MemoryPolicy::unset, MemoryPolicy::bind, MemoryPolicy::prefer, MemoryPolicy::interleave);
+    };
+    if (*rc::gen::inRange(0, 4) == 0) {
+      g.allowed_nodes = some_nodes();
+      g.memory_mode = some_mode();
+    }
+    if (with_vnuma && *rc::gen::inRange(0, 3) == 0) {
+      NodeMask m = some_nodes();
+      if (!g.allowed_nodes.empty()) m = m & g.allowed_nodes;
+      if (!m.empty()) {
+        g.vnodes[0].nodes = m;
+        g.vnodes[0].memory_mode = some_mode();
+      }
+    }
+    NodeId pin_node = kNoNode;
+    if (*rc::gen::inRange(0, 4) == 0) {
+      const NodeInfo& n = t.node_at(*rc::gen::inRange<std::size_t>(0, t.node_count()));
+      if (n.has_cpus()) {
+        VcpuPin pin;
+        pin.vcpu = 0;
+        (void)pin.cpus.assign(n.cpus.begin(), n.cpus.size());
+        g.vcpu_pins.push_back(std::move(pin));
+        pin_node = n.id;
+      }
+    }
     auto p = placer.place(g, usage);
     if (!p) {
       RC_ASSERT(p.error().code == Errc::no_memory);
@@ -243,17 +271,35 @@ RC_GTEST_PROP(PlacementSplit, SharesSumExactlyOnEveryRealMachine, ()) {
     RC_ASSERT(sum == g.memory_bytes);
     if (!with_vnuma && whole_mb && mib_room >= g.memory_bytes)
       for (const auto& s : p->memory) RC_ASSERT(s.bytes % kMiB == 0);
+    // bind / interleave over a nodeset: nothing outside it.
+    const bool guest_bound = !g.allowed_nodes.empty() && g.memory_mode != MemoryPolicy::prefer;
+    if (guest_bound)
+      for (const auto& s : p->memory) RC_ASSERT(g.allowed_nodes.test(s.node));
     if (with_vnuma) {
       RC_ASSERT(p->vnode_pnodes.size() == g.vnodes.size());
-      // Each node holds exactly the vnodes placed on it.
+      // The pieces cover each vnode exactly, in vnode order; each node
+      // holds exactly the pieces placed on it; a bound vnode stays in its set.
+      std::vector<std::uint64_t> per_vnode(g.vnodes.size(), 0);
+      std::uint32_t last = 0;
+      for (const auto& piece : p->vnode_memory) {
+        RC_ASSERT(piece.vnode < g.vnodes.size());
+        RC_ASSERT(piece.vnode >= last);
+        last = piece.vnode;
+        per_vnode[piece.vnode] += piece.bytes;
+        const VNodeSpec& vn = g.vnodes[piece.vnode];
+        const MemoryPolicy mode = vn.memory_mode != MemoryPolicy::unset ? vn.memory_mode : g.memory_mode;
+        if (!vn.nodes.empty() && mode != MemoryPolicy::prefer) RC_ASSERT(vn.nodes.test(piece.node));
+      }
+      for (std::size_t v = 0; v < g.vnodes.size(); ++v) RC_ASSERT(per_vnode[v] == g.vnodes[v].memory_bytes);
       for (const auto& s : p->memory) {
         std::uint64_t on = 0;
-        for (std::size_t v = 0; v < g.vnodes.size(); ++v)
-          if (p->vnode_pnodes[v] == s.node) on += g.vnodes[v].memory_bytes;
+        for (const auto& piece : p->vnode_memory)
+          if (piece.node == s.node) on += piece.bytes;
         RC_ASSERT(on == s.bytes);
       }
     }
     RC_ASSERT(p->vcpu_nodes.size() == g.vcpus);
+    if (pin_node != kNoNode) RC_ASSERT(p->vcpu_nodes[0] == pin_node);
     placer.commit(*p, usage);
   }
 }

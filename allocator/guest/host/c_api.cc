@@ -78,6 +78,9 @@ int placement_out(const Placement& p, numaheap_placement* out) {
   out->vnode_count = p.vnode_pnodes.size();
   for (std::size_t i = 0; i < p.vnode_pnodes.size() && i < out->vnode_cap; ++i)
     out->vnode_pnodes[i] = p.vnode_pnodes[i];
+  out->vnode_memory_count = p.vnode_memory.size();
+  for (std::size_t i = 0; i < p.vnode_memory.size() && i < out->vnode_memory_cap; ++i)
+    out->vnode_memory[i] = {p.vnode_memory[i].vnode, p.vnode_memory[i].node, p.vnode_memory[i].bytes};
   out->cost = p.cost;
   capi::copy_text(std::string_view(p.reason.data(), p.reason.size()), out->reason, sizeof out->reason);
   return NUMAHEAP_OK;
@@ -85,7 +88,7 @@ int placement_out(const Placement& p, numaheap_placement* out) {
 
 bool placement_arrays_ok(const numaheap_placement* out) {
   return !((out->memory_cap && !out->memory) || (out->vcpu_cap && !out->vcpu_nodes) ||
-           (out->vnode_cap && !out->vnode_pnodes));
+           (out->vnode_cap && !out->vnode_pnodes) || (out->vnode_memory_cap && !out->vnode_memory));
 }
 
 bool usage_matches(const Topology& topo, const numaheap_node_usage* usage, std::size_t count) {

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <fstream>
 #include <iterator>
 #include <string>
 
@@ -87,6 +88,17 @@ Result<void, Error> check_parsed_spec(const GuestSpec& g, const std::string& at)
   return {};
 }
 
+// The device's node from sysfs: >= 0, or -1 (none / unknown).
+long pci_numa_node(const std::string& root, const char* bdf) {
+  std::string path = root.empty() ? std::string() : root;
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  path += std::string("/sys/bus/pci/devices/") + bdf + "/numa_node";
+  std::ifstream in(path);
+  long node = -1;
+  if (!(in >> node)) return -1;
+  return node;
+}
+
 }  // namespace spec_io
 
 namespace {
@@ -123,7 +135,7 @@ Result<ParsedGuests, Error> parse_guests(std::string_view text, std::string_view
   switch (f) {
     case GuestFormat::json: return spec_io::parse_json(text, source);
     case GuestFormat::libvirt_xml: return spec_io::parse_libvirt(text, source, options);
-    case GuestFormat::xl_cfg: return spec_io::parse_xl(text, source);
+    case GuestFormat::xl_cfg: return spec_io::parse_xl(text, source, options);
     case GuestFormat::detect: break;
   }
   return Error{Errc::invalid_argument, std::string(source) + ": unknown guest format"};

@@ -45,6 +45,11 @@ Result<void, Error> check_parsed_spec(const GuestSpec& g, const std::string& at)
 Result<ParsedGuests, Error> parse_json(std::string_view text, std::string_view source);
 Result<ParsedGuests, Error> parse_libvirt(std::string_view text, std::string_view source,
                                           const GuestParseOptions& options);
-Result<ParsedGuests, Error> parse_xl(std::string_view text, std::string_view source);
+Result<ParsedGuests, Error> parse_xl(std::string_view text, std::string_view source,
+                                     const GuestParseOptions& options);
+
+// A PCI device's NUMA node from `root`/sys/bus/pci/devices/BDF/numa_node
+// ("DDDD:BB:DD.F"): >= 0, or -1 (missing, unreadable or -1).
+long pci_numa_node(const std::string& root, const char* bdf);
 
 }  // namespace numaheap::spec_io

@@ -81,17 +81,6 @@ bool pci_field(const pugi::xml_node& a, const char* name, unsigned long max, uns
   return end && *end == '\0' && out <= max;
 }
 
-// The device's node from sysfs: >= 0, or -1 (none / unknown).
-long pci_numa_node(const std::string& root, const char* bdf) {
-  std::string path = root.empty() ? std::string() : root;
-  while (!path.empty() && path.back() == '/') path.pop_back();
-  path += std::string("/sys/bus/pci/devices/") + bdf + "/numa_node";
-  std::ifstream in(path);
-  long node = -1;
-  if (!(in >> node)) return -1;
-  return node;
-}
-
 // A PCI host device (<hostdev type='pci'> or <interface type='hostdev'>):
 // a DeviceSpec on the device's node, or a warning when sysfs gives none.
 Result<void, Error> pci_device(const Ctx& c, const pugi::xml_node& dev, GuestSpec& g) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 
@@ -348,16 +349,71 @@ Result<void, Error> pins(const XlReader& r, const Value& v, bool soft, GuestSpec
   return {};
 }
 
+// xl's pci = [ "[DDDD:]BB:DD.F[@VSLOT][,KEY=VALUE...]", ... ] (or a
+// "bdf=..." key, xl-pci-configuration(5)): a DeviceSpec on each device's
+// node from sysfs, as libvirt's <hostdev>. A function of "*" (all
+// functions) reads function 0's node. Forms it cannot read, and devices
+// sysfs gives no node for, are warned about and left out.
+Result<void, Error> pci_devices(const XlReader& r, const Value& v, const GuestParseOptions& options, GuestSpec& g,
+                                std::vector<std::string>& warnings) {
+  std::vector<const Value*> items;
+  if (v.list)
+    for (const Value& item : v.items) items.push_back(&item);
+  else
+    items.push_back(&v);
+  for (const Value* item : items) {
+    if (item->list) return r.fail(*item, "pci entries are strings");
+    std::string_view text = item->text, bdf;
+    for (std::size_t at = 0; at <= text.size();) {
+      std::size_t comma = text.find(',', at);
+      if (comma == std::string_view::npos) comma = text.size();
+      const std::string_view piece = trim(text.substr(at, comma - at));
+      if (at == 0 && piece.find('=') == std::string_view::npos) bdf = piece;
+      if (piece.starts_with("bdf=")) bdf = trim(piece.substr(4));
+      at = comma + 1;
+    }
+    if (auto slot = bdf.find('@'); slot != std::string_view::npos) bdf = bdf.substr(0, slot);
+    unsigned dom = 0, bus = 0, dev = 0, fn = 0;
+    std::string b(bdf);
+    if (b.size() > 2 && b.compare(b.size() - 2, 2, ".*") == 0) b.replace(b.size() - 1, 1, "0");
+    int used = 0;
+    const bool full = std::sscanf(b.c_str(), "%4x:%2x:%2x.%1x%n", &dom, &bus, &dev, &fn, &used) == 4 &&
+                      static_cast<std::size_t>(used) == b.size();
+    if (!full && !(std::sscanf(b.c_str(), "%2x:%2x.%1x%n", &bus, &dev, &fn, &used) == 3 &&
+                   static_cast<std::size_t>(used) == b.size())) {
+      warnings.push_back(where(r.syntax.source(), item->line) + ": pci '" + printable(text) +
+                         "': no PCI address read ([DDDD:]BB:DD.F): not placed near it");
+      continue;
+    }
+    if (!full) dom = 0;
+    char name[32];
+    std::snprintf(name, sizeof name, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+    const long node = pci_numa_node(options.sysfs_root, name);
+    if (node < 0 || node >= static_cast<long>(kMaxNodes)) {
+      warnings.push_back(where(r.syntax.source(), item->line) + ": PCI device " + name +
+                         ": sysfs gives no NUMA node (numa_node missing or -1): not placed near it");
+      continue;
+    }
+    DeviceSpec d;
+    d.name = std::string("pci-") + name;
+    d.host_node = static_cast<NodeId>(node);
+    if (!g.devices.push_back(std::move(d))) return out_of_memory(r.syntax.source());
+  }
+  return {};
+}
+
 }  // namespace
 
-Result<ParsedGuests, Error> parse_xl(std::string_view text, std::string_view source) {
+Result<ParsedGuests, Error> parse_xl(std::string_view text, std::string_view source,
+                                     const GuestParseOptions& options) {
   XlSyntax syntax(text, source);
   auto settings = syntax.parse();
   if (!settings) return settings.error();
   XlReader r{syntax};
   std::map<std::string, const Setting*> by_key;
   std::string ignored;
-  static const char* const used[] = {"name", "memory", "maxmem", "vcpus", "maxvcpus", "vnuma", "cpus", "cpus_soft"};
+  static const char* const used[] = {"name",  "memory", "maxmem",    "vcpus", "maxvcpus",
+                                     "vnuma", "cpus",   "cpus_soft", "pci"};
   for (const Setting& s : *settings) {
     bool known = false;
     for (const char* u : used) known |= s.key == u;
@@ -447,6 +503,8 @@ Result<ParsedGuests, Error> parse_xl(std::string_view text, std::string_view sou
     if (auto ok = pins(r, *v, false, g); !ok) return ok.error();
   if (const Value* v = get("cpus_soft"); v)
     if (auto ok = pins(r, *v, true, g); !ok) return ok.error();
+  if (const Value* v = get("pci"); v)
+    if (auto ok = pci_devices(r, *v, options, g, out.warnings); !ok) return ok.error();
   if (!ignored.empty())
     out.warnings.push_back(std::string(source) + ": ignored, no bearing on memory placement: " + ignored);
   if (auto ok = check_parsed_spec(g, std::string(source)); !ok) return ok.error();
