@@ -93,10 +93,10 @@ PageAllocator::~PageAllocator() { delete impl_; }
 
 // The fast path: a cached block (orders 0..4 and 9) from the calling CPU's
 // cache of its own node, with no lock and no atomic read-modify-write (the
-// rseq pop makes the block ours alone). Written so that the common case
-// calls nothing and saves no register: everything else -- other requests,
-// an empty cache, no rseq, a dirty block -- leaves by a tail call
-// (alloc_slow checks the request in full). docs/fast-path.md counts it.
+// rseq pop makes the block ours alone). The common case calls nothing;
+// everything else -- other requests, an empty cache, no rseq, a block
+// holding another owner's bytes -- leaves through one call (alloc_slow
+// checks the request in full). docs/fast-path.md counts its instructions.
 Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
   Impl& m = *impl_;
   const std::uint32_t cpu = rseq::cpu();

@@ -83,7 +83,7 @@ struct PageAllocator::Impl {
 
   // --- page_allocator.cc ---
   // alloc() and free() beyond their lock-free fast paths.
-  // Out of line so that the fast paths save no register (tail calls).
+  // Out of line, so that the fast paths stay short (free tail-calls them).
   [[gnu::noinline]] Result<Allocation> alloc_slow(const AllocRequest& req) noexcept;
   [[gnu::noinline]] Status free_slow(Mfn mfn, unsigned order, OwnerId owner) noexcept;
   // alloc()'s fast path popped a block (already `used`) holding bytes that
