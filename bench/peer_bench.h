@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "cycle_counter.h"
 
 namespace numaheap::bench {
 
@@ -58,17 +59,20 @@ struct PeerBench {
 
   static void pair(benchmark::State& state, std::size_t bytes) {
     const Ctx c = P::context();
+    CycleCounter cycles;
     for (auto _ : state) {
       void* p = P::alloc(c, bytes);
       benchmark::DoNotOptimize(p);
       P::release(c, p, bytes);
     }
+    cycles.report(state);
   }
 
   static void mixed_orders(benchmark::State& state) {
     const Ctx c = P::context();
     std::vector<std::pair<void*, std::size_t>> live(kMixedWindow, {nullptr, 0});
     std::size_t i = 0;
+    CycleCounter cycles;
     for (auto _ : state) {
       auto& slot = live[i % kMixedWindow];
       if (slot.first) P::release(c, slot.first, slot.second);
@@ -76,6 +80,7 @@ struct PeerBench {
       slot = {P::alloc(c, bytes), bytes};
       ++i;
     }
+    cycles.report(state);
     for (auto& [p, bytes] : live)
       if (p) P::release(c, p, bytes);
   }

@@ -14,6 +14,8 @@ Result<void, Error> FrameTable::init(const Topology& topo, const MetadataHooks* 
   hooks_ = hooks;
   ranges_ = Vector<FrameRangeInfo>(hooks);
   only_ = nullptr;
+  only_first_ = only_frames_ = 0;
+  only_descs_ = nullptr;
   for (std::size_t i = 0; i < topo.node_count(); ++i)
     for (const FrameRange& r : topo.node_at(i).frames)
       if (!ranges_.push_back({r.first_mfn, r.first_mfn + r.count, static_cast<std::uint32_t>(i), 0}))
@@ -40,6 +42,11 @@ Result<void, Error> FrameTable::init(const Topology& topo, const MetadataHooks* 
                       " MiB of descriptors from the metadata hooks");
   }
   descs_ = static_cast<FrameDesc*>(p);
+  if (only_) {
+    only_first_ = only_->first;
+    only_frames_ = only_->end - only_->first;
+    only_descs_ = descs_ + only_->desc_base;
+  }
   return {};
 }
 

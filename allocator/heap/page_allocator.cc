@@ -14,6 +14,11 @@ namespace numaheap {
 namespace {
 constexpr std::uint8_t kUsed = static_cast<std::uint8_t>(FrameKind::used);
 constexpr std::uint8_t kCached = static_cast<std::uint8_t>(FrameKind::cached);
+constexpr std::uint64_t kGenMask = FrameWord{0, 0, 0, 0, 0xff}.pack();
+// Added to a packed `used` word (no flags): the same word, cached + dirty.
+constexpr std::uint64_t kUsedToCachedDirty = std::uint64_t{(kCached | kDirty) - kUsed} << 32;
+static_assert(FrameWord{5, kUsed, 3, 0, 7}.pack() + kUsedToCachedDirty ==
+              FrameWord{5, static_cast<std::uint8_t>(kCached | kDirty), 3, 0, 7}.pack());
 }  // namespace
 
 Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topology& topo,
@@ -71,6 +76,7 @@ Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topolo
     if (n != kNoNode) impl->cpu_node[c] = n;
   }
   impl->use_rseq = hcfg.use_rseq && !pcfg.hooks.current_cpu && host_cpus <= cpus && rseq::init();
+  impl->fast_cpus = impl->use_rseq ? cpus : 0;
   for (std::uint32_t c = 0; c < cpus; ++c) {
     const auto ni = static_cast<std::uint32_t>(impl->topo.index_of(impl->cpu_node[c]));
     impl->cpu_node_index[c] = ni;
@@ -85,35 +91,43 @@ Result<std::unique_ptr<PageAllocator>, Error> PageAllocator::create(const Topolo
 
 PageAllocator::~PageAllocator() { delete impl_; }
 
-// The fast path: a 4 KiB or 2 MiB block from the calling CPU's cache of its
-// own node, with no lock and no atomic read-modify-write (the rseq pop
-// makes the block ours alone). Everything else -- other requests, an empty
-// cache, no rseq -- takes alloc_slow, which checks the request in full.
+// The fast path: a cached block (orders 0..4 and 9) from the calling CPU's
+// cache of its own node, with no lock and no atomic read-modify-write (the
+// rseq pop makes the block ours alone). The common case calls nothing;
+// everything else -- other requests, an empty cache, no rseq, a block
+// holding another owner's bytes -- leaves through one call (alloc_slow
+// checks the request in full). docs/fast-path.md counts its instructions.
 Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
   Impl& m = *impl_;
-  if (m.use_rseq && req.node == kNoNode && !(req.flags & ~AllocFlags::no_scrub) &&
-      req.owner <= kMaxOwner) {
-    const int slot = m.pcp.slot_of(req.order);
-    const std::uint32_t cpu = rseq::cpu();
-    if (slot >= 0 && cpu < m.pcp.cpus()) {
-      const Impl::CpuHome& home = m.home[cpu];
-      if (home.caches && !req.exclude.test(home.node)) {
-        if (const Mfn mfn = rseq::pop(home.caches + slot, cpu); mfn != kInvalidMfn) {
-          // Ours alone once popped: nobody else may change the word.
-          FrameDesc& d = m.table.known_desc(mfn);
-          const FrameWord w = d.load(std::memory_order_relaxed);
-          const std::uint8_t s = w.state;
-          const OwnerId dirty_owner = w.owner;
-          d.store(w.allocated_to(req.owner));
-          if ((s & kDirty) && !((req.flags & AllocFlags::no_scrub) && dirty_owner == req.owner) &&
-              !NUMAHEAP_FAULT(fast_path_skips_scrub))
-            [[unlikely]] m.platform->zero_frames(mfn, frames_of_order(req.order));
-          return Allocation{mfn, home.node};
-        }
+  const std::uint32_t cpu = rseq::cpu();
+  const int slot = m.pcp.slot_of(req.order);
+  if (cpu < m.fast_cpus && slot >= 0 && req.node == kNoNode &&
+      !(req.flags & ~AllocFlags::no_scrub) && req.owner <= kMaxOwner) {
+    const Impl::CpuHome& home = m.home[cpu];
+    if (home.caches && !req.exclude.test(home.node)) {
+      if (const Mfn mfn = rseq::pop(home.caches + slot, cpu); mfn != kInvalidMfn) {
+        // Ours alone once popped: nobody else may change the word.
+        FrameDesc& d = m.table.known_desc(mfn);
+        const std::uint64_t w = d.load_packed(std::memory_order_relaxed);
+        d.store_packed(FrameWord::allocated_packed(w, req.owner));
+        // Every freed block is dirty; skipping the scrub is safe only when
+        // every dirty byte is the requester's own (checked inline: it is
+        // the common case of an owner's own churn).
+        const FrameWord was = FrameWord::unpack(w);
+        if ((was.state & kDirty) && !((req.flags & AllocFlags::no_scrub) && was.owner == req.owner))
+            [[unlikely]]
+          return m.alloc_dirty(mfn, home.node, req);
+        return Allocation{mfn, home.node};
       }
     }
   }
   return m.alloc_slow(req);
+}
+
+Result<Allocation> PageAllocator::Impl::alloc_dirty(Mfn mfn, NodeId node,
+                                                    const AllocRequest& req) noexcept {
+  if (!NUMAHEAP_FAULT(fast_path_skips_scrub)) platform->zero_frames(mfn, frames_of_order(req.order));
+  return Allocation{mfn, node};
 }
 
 Result<Allocation> PageAllocator::Impl::alloc_slow(const AllocRequest& req) noexcept {
@@ -278,23 +292,29 @@ void PageAllocator::Impl::drain_node_index(std::uint32_t ni) noexcept {
     }
 }
 
-// The fast path: an allocated 4 KiB or 2 MiB block of `owner` with nothing
-// pending goes to the calling CPU's cache lock-free. One compare-and-swap
-// of the whole descriptor word -- from exactly "used by `owner`, this
-// order, this generation" as loaded -- decides between racing frees, a
-// re-allocation to someone else and offline(), as on every path; anything
-// unusual takes free_slow, which checks the request in full.
+// The fast path: an allocated block of a cached order, of `owner`, with
+// nothing pending, goes to the calling CPU's cache lock-free. One
+// compare-and-swap of the whole descriptor word -- from exactly "used by
+// `owner`, this order, no flags, this generation" as loaded -- decides
+// between racing frees, a re-allocation to someone else and offline(), as
+// on every path; it is the one atomic read-modify-write of an alloc/free
+// pair (docs/fast-path.md). Anything unusual takes free_slow, which checks
+// the request in full.
 Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
   Impl& m = *impl_;
   const FrameRangeInfo* r = nullptr;
-  FrameDesc* d = m.table.lookup(mfn, &r);
+  FrameDesc* const fd = m.table.lookup_fast(mfn, &r);
   const int slot = m.pcp.slot_of(order);
-  if (m.use_rseq && d && slot >= 0) {
-    FrameWord w = d->load(std::memory_order_relaxed);
-    if (w.state == kUsed && w.order == order && w.owner == owner &&
-        d->cas(w, FrameWord{owner, static_cast<std::uint8_t>(kCached | kDirty), w.order, 0, w.gen})) {
+  if (fd && slot >= 0 && m.fast_cpus) {
+    FrameDesc& d = *fd;
+    // On the packed word: "used by owner, this order, no flag, no bulk
+    // mark" is the word with the loaded generation; cached + dirty differs
+    // from it only in the state byte (slot >= 0: order fits its byte).
+    const std::uint64_t w = d.load_packed(std::memory_order_relaxed);
+    const std::uint64_t used = (w & kGenMask) | FrameWord{owner, kUsed, static_cast<std::uint8_t>(order), 0, 0}.pack();
+    if (w == used && d.cas_packed(used, used + kUsedToCachedDirty)) {
       const std::uint32_t cpu = rseq::cpu();
-      if (cpu < m.pcp.cpus() && rseq::push(&m.pcp.at(cpu, r->node_index, slot), cpu, mfn)) return {};
+      if (cpu < m.fast_cpus && rseq::push(&m.pcp.at(cpu, r->node_index, slot), cpu, mfn)) return {};
       return m.push_locked(m.cpu_slot(), r->node_index, slot, mfn);
     }
   }

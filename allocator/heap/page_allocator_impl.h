@@ -47,7 +47,8 @@ struct PageAllocator::Impl {
   MetadataArray<NodeId> cpu_node;       // cache slot -> preferred node id
   MetadataArray<std::uint32_t> cpu_node_index;  // same, as a dense index
   // Per cache slot, what the lock-free fast path needs in one load: the
-  // slot's caches (order 0; order 9 is next to it) on its preferred node,
+  // slot's caches (order 0; the other cached orders follow it, see
+  // PerCpuCaches::kSlots) on its preferred node,
   // or nullptr when that node has no memory (the slow path decides).
   struct CpuHome {
     CpuCache* caches = nullptr;
@@ -64,6 +65,9 @@ struct PageAllocator::Impl {
   // Per-CPU caches are used without their lock through rseq sequences
   // (rseq_cache.h) when this is set; immutable after create().
   bool use_rseq = false;
+  // pcp.cpus() when use_rseq, else 0: the fast paths' single "rseq and a
+  // CPU in range" check. Immutable after create().
+  std::uint32_t fast_cpus = 0;
 
   std::uint32_t cpu_slot() const noexcept {
     const std::uint32_t cpu = use_rseq ? rseq::cpu() : platform->current_cpu();
@@ -79,8 +83,13 @@ struct PageAllocator::Impl {
 
   // --- page_allocator.cc ---
   // alloc() and free() beyond their lock-free fast paths.
-  Result<Allocation> alloc_slow(const AllocRequest& req) noexcept;
-  Status free_slow(Mfn mfn, unsigned order, OwnerId owner) noexcept;
+  // Out of line, so that the fast paths stay short (free tail-calls them).
+  [[gnu::noinline]] Result<Allocation> alloc_slow(const AllocRequest& req) noexcept;
+  [[gnu::noinline]] Status free_slow(Mfn mfn, unsigned order, OwnerId owner) noexcept;
+  // alloc()'s fast path popped a block (already `used`) holding bytes that
+  // are not all the requester's, or no_scrub is not set: scrubs it.
+  [[gnu::noinline]] Result<Allocation> alloc_dirty(Mfn mfn, NodeId node,
+                                                   const AllocRequest& req) noexcept;
   // A freed (now `cached`) block goes on cache slot `slot` of `cpu` for
   // node `ni` under the cache's lock, draining a batch when it is full.
   // Always succeeds (a Status so that free() can tail-call it).

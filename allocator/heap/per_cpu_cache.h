@@ -1,7 +1,13 @@
-// PerCpuCaches: small stacks of free order-0 (and order-9) blocks per CPU
-// and per node, so the common allocation and free take one uncontended
-// lock instead of the node's. Refilled and drained in batches under one
-// node-lock acquisition (as Linux's per-CPU page lists), bounded by `high`.
+// PerCpuCaches: small stacks of free blocks per CPU, per node and per
+// cached order (0, 1..4 and 9), so the common allocation and free take one
+// uncontended lock (or none: rseq_cache.h) instead of the node's. Refilled
+// and drained in batches under one node-lock acquisition (as Linux's
+// per-CPU page lists), bounded by `high`.
+//
+// Limits: order 0 and order 9 as HeapConfig says; each order k in 1..4
+// holds at most (pcp_high >> (k + 1)) blocks, i.e. about pcp_high / 2
+// frames, moved (pcp_batch >> k) at a time (at least 1). pcp_high 0 turns
+// orders 0..4 off, pcp9_batch 0 order 9.
 //
 // Lock order: a cache's lock, then a node lock, then the claims lock.
 #pragma once
@@ -38,17 +44,20 @@ inline void set_count(CpuCache& c, std::uint32_t n) noexcept { __atomic_store_n(
 
 class PerCpuCaches {
  public:
-  static constexpr unsigned kSlots = 2;  // slot 0: order 0, slot 1: order 9
+  // Slots 0..4: orders 0..4; slot 5: order 9. Slots of one CPU and node
+  // are adjacent (at(cpu, ni, 0) + slot is at(cpu, ni, slot)).
+  static constexpr unsigned kSlots = 6;
+  static constexpr unsigned kMidOrders = 4;  // orders 1..kMidOrders cached
+  static constexpr unsigned kSlotOrder[kSlots] = {0, 1, 2, 3, 4, 9};
 
   // Allocates every cache and its storage. False when out of memory.
   bool init(const MetadataHooks* hooks, std::uint32_t cpus, std::uint32_t nodes, std::uint32_t batch0, std::uint32_t high0,
             std::uint32_t batch9, std::uint32_t high9) noexcept;
 
   // Cache slot for an order, or -1 when the order is not cached.
+  // `order` may be any caller's value (one compare and one load).
   int slot_of(unsigned order) const noexcept {
-    if (order == 0) return high0_ ? 0 : -1;
-    if (order == 9) return high9_ ? 1 : -1;
-    return -1;
+    return order < kOrderCount ? slot_by_order_[order] : -1;
   }
   CpuCache& at(std::uint32_t cpu, std::uint32_t node_index, int slot) const noexcept {
     return caches_[(static_cast<std::size_t>(cpu) * nodes_ + node_index) * kSlots +
@@ -58,7 +67,8 @@ class PerCpuCaches {
   std::uint32_t nodes() const noexcept { return nodes_; }
 
  private:
-  std::uint32_t cpus_ = 0, nodes_ = 0, high0_ = 0, high9_ = 0;
+  std::uint32_t cpus_ = 0, nodes_ = 0;
+  std::int8_t slot_by_order_[kOrderCount] = {};  // -1: not cached (set by init)
   MetadataArray<CpuCache> caches_;
   MetadataArray<Mfn> storage_;
 };

@@ -79,6 +79,9 @@ struct ReclaimHook {
 struct HeapConfig {
   std::uint32_t pcp_batch = 31;     // order-0 frames moved per refill/drain
   std::uint32_t pcp_high = 124;     // order-0 frames a CPU may hold per node
+  // Orders 1..4 are cached too, sized from these: order k holds at most
+  // pcp_high >> (k + 1) blocks and moves pcp_batch >> k (at least 1) at a
+  // time; pcp_high = 0 turns orders 0..4 off.
   std::uint32_t pcp9_batch = 1;     // same for 2 MiB blocks (0 = no order-9 cache)
   std::uint32_t pcp9_high = 4;
   std::uint32_t max_claims = 256;   // (owner, node) claim records

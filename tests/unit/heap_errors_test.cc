@@ -2,7 +2,10 @@
 // basic behaviours (fallback, exact node, exclusion, claims, offlining).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
+#include <vector>
 
 #include "numaheap/page_allocator.h"
 #include "unit/heap_test_support.h"
@@ -221,11 +224,60 @@ TEST(heap_offline, CachedFrame) {
   EXPECT_TRUE(pa->check_frames());
 }
 
+// Orders 1..4 have per-CPU caches too (PerCpuCaches): a freed block waits
+// there (counted in stats().cached, still checked by check_frames), a drain
+// returns it to the buddy, each cache stays within its bound, and
+// pcp_high = 0 turns them off. Both cache paths (locked and rseq).
+TEST(heap_caches, MidOrdersCachedBoundedAndDrained) {
+  for (const bool rseq : {false, true}) {
+    SCOPED_TRACE(rseq ? "rseq" : "locked");
+    test::FakeCpu cpu;
+    HeapConfig hc;
+    hc.pcp_batch = 8;
+    hc.pcp_high = 32;  // order k holds at most 32 >> (k + 1) blocks
+    hc.use_rseq = rseq;
+    auto pa = rseq ? make(test::one_node(4096), {}, hc) : make(test::one_node(4096), test::frame_only(&cpu), hc);
+    ASSERT_TRUE(pa);
+    const std::uint64_t managed = pa->stats(0).value().managed;
+    for (unsigned order = 1; order <= 4; ++order) {
+      SCOPED_TRACE(order);
+      std::vector<Mfn> held;
+      for (int i = 0; i < 24; ++i) held.push_back(pa->alloc(req(order)).value().mfn);
+      for (Mfn m : held) ASSERT_TRUE(pa->free(m, order, 1));
+      NodeStats st = pa->stats(0).value();
+      // Per CPU: with rseq each free goes to the cache of the CPU it runs on.
+      const std::uint64_t cpus = rseq ? std::max(1u, std::thread::hardware_concurrency()) : 1;
+      const std::uint64_t bound = cpus * (std::uint64_t{32u >> (order + 1)} << order);
+      EXPECT_GT(st.cached, 0u);
+      EXPECT_LE(st.cached, bound) << "a cache outgrew its bound";
+      EXPECT_EQ(st.used, 0u);
+      EXPECT_EQ(st.free + st.cached, managed);
+      EXPECT_TRUE(pa->check_frames());
+      // A cached block is still free only once: a second free is refused.
+      EXPECT_EQ(pa->free(held.back(), order, 1).error(), Errc::double_free);
+      pa->drain_all();
+      st = pa->stats(0).value();
+      EXPECT_EQ(st.cached, 0u);
+      EXPECT_EQ(st.free, managed);
+      EXPECT_TRUE(pa->check_frames());
+    }
+  }
+  HeapConfig off;
+  off.pcp_high = 0;
+  auto pa = make(test::one_node(1024), {}, off);
+  ASSERT_TRUE(pa);
+  const Mfn m = pa->alloc(req(2)).value().mfn;
+  ASSERT_TRUE(pa->free(m, 2, 1));
+  EXPECT_EQ(pa->stats(0).value().cached, 0u);
+}
+
 TEST(heap_scrub, BackgroundScrubCleans) {
   auto pa = make(test::one_node());
   ASSERT_TRUE(pa);
-  auto a = pa->alloc(req(4, 0)).value();
-  ASSERT_TRUE(pa->free(a.mfn, 4, 1));
+  // Order 5: not a per-CPU cached order, so the freed block goes straight
+  // back to the buddy lists, dirty.
+  auto a = pa->alloc(req(5, 0)).value();
+  ASSERT_TRUE(pa->free(a.mfn, 5, 1));
   EXPECT_GT(pa->stats(0).value().dirty, 0u);
   EXPECT_EQ(pa->scrub_some(0, 0), 0u);
   EXPECT_EQ(pa->scrub_some(77, 100), 0u);  // unknown node
