@@ -53,6 +53,8 @@ typedef struct numaheap_migrator_config {
   void* spare_bandwidth_ctx;
   double spare_bandwidth_share; /* 0..1 */
   double min_sample_share;      /* floor of the sampling advice, (0, 1] */
+  int quick_moves;              /* nonzero: first sample ever / clean switch moves at once */
+  uint64_t watermark_max_pages; /* cap of the destination watermark */
 } numaheap_migrator_config;
 
 /* Outcomes, as move_pages(2) statuses (index into stats.outcomes). */
@@ -79,6 +81,7 @@ typedef struct numaheap_migrator_stats {
   uint64_t tracking_bytes;   /* per-guest tracking memory held, removed guests in grace included */
   uint64_t retired_guests;   /* removed guests whose memory awaits its grace period */
   uint64_t flushes;          /* flush hook calls (frame swap) */
+  uint64_t pages_quick;      /* moved on a quick first sample (first ever, or a clean switch) */
 } numaheap_migrator_stats;
 
 typedef struct numaheap_node_pair_moves {
