@@ -56,6 +56,21 @@ MigratorConfig fast() {
 
 constexpr CpuId kCpuNode0 = 0, kCpuNode1 = 2;
 
+// Another owner (99) takes node 1's frames until `left` are free; the
+// caller frees them (owner 99, order 0).
+std::vector<Mfn> fill_node1(Rig& r, std::uint64_t left) {
+  std::vector<Mfn> hog;
+  for (;;) {
+    auto s = r.h.pa->stats(1);
+    if (s->free + s->cached <= left) break;
+    auto a = r.h.pa->alloc(req(0, 1, AllocFlags::exact_node, 99));
+    EXPECT_TRUE(a.has_value());
+    if (!a) break;
+    hog.push_back(a->mfn);
+  }
+  return hog;
+}
+
 }  // namespace
 
 TEST(AccessTracker, TwoStageFilterAndDecay) {
@@ -212,14 +227,7 @@ TEST(MigratePolicy, DestinationWatermarkRespected) {
   MigratorConfig c = fast();
   Rig r(c, false, 2, 1024);
   // Fill node 1 until only 8 frames are free; watermark 4 pages.
-  std::vector<Mfn> hog;
-  for (;;) {
-    auto s = r.h.pa->stats(1);
-    if (s->free + s->cached <= 8) break;
-    auto a = r.h.pa->alloc(req(0, 1, AllocFlags::exact_node, 99));
-    ASSERT_TRUE(a.has_value());
-    hog.push_back(a->mfn);
-  }
+  const std::vector<Mfn> hog = fill_node1(r, 8);
   MigratorConfig wc = fast();
   wc.watermark_pages = 4;
   auto m = Migrator::create(r.h.topo, wc);
@@ -645,4 +653,27 @@ TEST(MigratePolicy, QuickMovesFirstSampleAndCleanSwitchButNotAlternation) {
   off.m->step_at(1);
   EXPECT_EQ(off.node(20), 0u);
   EXPECT_EQ(off.m->stats().pages_quick, 0u);
+}
+
+// The watermark is capped: a fraction of a big node may not keep more than
+// watermark_max_pages idle (an overcommitted node then still takes hot
+// pages up to the cap); without the cap the fraction holds.
+TEST(MigratePolicy, WatermarkFractionIsCapped) {
+  for (const std::uint64_t cap : {std::uint64_t{8}, std::uint64_t{1} << 20}) {
+    Rig r(fast(), false, 2, 1024);
+    const std::vector<Mfn> hog = fill_node1(r, 40);
+    MigratorConfig wc = fast();
+    wc.watermark_fraction = 0.5;  // 512 of 1024 frames: more than is free
+    wc.watermark_max_pages = cap;
+    auto m = Migrator::create(r.h.topo, wc);
+    ASSERT_TRUE(m.has_value());
+    ASSERT_TRUE(r.m->remove_guest(r.id).has_value());
+    auto id = (*m)->add_guest(*r.mover, migrate_options_for(*r.gm, false));
+    ASSERT_TRUE(id.has_value());
+    for (Gfn g = 0; g < 64; ++g) (*m)->record_access(*id, g, kCpuNode1), (*m)->record_access(*id, g, kCpuNode1);
+    (*m)->step_at(1);
+    EXPECT_EQ((*m)->stats().pages_moved, cap == 8 ? 32u : 0u) << "cap " << cap;
+    EXPECT_GT((*m)->stats().skipped_watermark, 0u);
+    for (Mfn f : hog) ASSERT_TRUE(r.h.pa->free(f, 0, 99).has_value());
+  }
 }
