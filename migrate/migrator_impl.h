@@ -149,12 +149,11 @@ struct Migrator::Impl {
   // Frees retired slots whose grace period is over (lock held).
   void reclaim_retired() noexcept;
   int index(NodeId n) const noexcept { return topo->index_of(n); }
-  // Frames a destination of `managed` frames keeps free: max(watermark_pages,
-  // watermark_fraction * managed), at most watermark_max_pages.
+  // Frames a destination of `managed` frames keeps free: watermark_fraction
+  // of it, at most watermark_max_pages, and at least watermark_pages.
   std::uint64_t watermark(std::uint64_t managed) const noexcept {
-    const std::uint64_t wm = std::max(config.watermark_pages,
-                                      static_cast<std::uint64_t>(config.watermark_fraction * static_cast<double>(managed)));
-    return std::min(wm, config.watermark_max_pages);
+    const auto share = static_cast<std::uint64_t>(config.watermark_fraction * static_cast<double>(managed));
+    return std::max(config.watermark_pages, std::min(share, config.watermark_max_pages));
   }
   // Recounts the guest's vCPUs per node from vcpu_cpu (policy.cc).
   void update_vcpu_nodes(GuestSlot& g) noexcept;

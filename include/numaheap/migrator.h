@@ -94,9 +94,11 @@ struct MigratorConfig {
   std::uint64_t scan_pages = 1u << 16;     // pages the policy examines per guest per step
   std::uint32_t decay_steps = 1;           // access history ages one epoch every N steps
   double rate_limit_mb_s = 256;            // per destination node; 0 = unlimited; <= kMaxRateLimitMbS
-  std::uint64_t watermark_pages = 0;       // destination keeps max(this, fraction * managed) free
+  // A destination keeps max(watermark_pages, min(watermark_fraction *
+  // managed, watermark_max_pages)) frames free.
+  std::uint64_t watermark_pages = 0;
   double watermark_fraction = 0.02;        // 0..1 (finite)
-  // ... but never more than this: one 2 MiB block's worth. A fraction alone
+  // The fraction's cap: one 2 MiB block's worth. A fraction alone
   // kept hundreds of MiB idle on big nodes -- more than an overcommitted
   // node had left, so hot pages could not follow their vCPUs at all; the
   // simulator's overcommit scenario puts the break-even with filling a node
