@@ -51,8 +51,7 @@ std::uint64_t AccessTracker::decayed(std::uint64_t w, std::uint32_t now) noexcep
   } else {
     w = put(w, kPrevShift, 16, 0);
     w = put(w, kHitsShift, kHitsBits, 0);
-    w = put(w, kStreakShift, kStreakBits, 0);
-    w = put(w, kLastShift, kLastBits, PageHeat::kNoIndex);
+    w = put(w, kStreakShift, kStreakBits, 0);  // the last field stays: the long memory
   }
   w = put(w, kSeenShift, 16, 0);
   return put(w, kEpochShift, kEpochBits, now & kEpochMask);
@@ -65,12 +64,17 @@ std::uint64_t AccessTracker::with_sample(std::uint64_t w, std::uint32_t now,
   std::uint64_t streak = field(w, kStreakShift, kStreakBits);
   if (last == node_index) {
     if (streak < 3) ++streak;
+    w = put(w, kSteadyShift, 1, 1);  // two in a row from this node, however far apart
   } else {
-    if (last != PageHeat::kNoIndex) {
-      const std::uint64_t sw = field(w, kSwitchShift, kSwitchBits);
+    const std::uint64_t sw = field(w, kSwitchShift, kSwitchBits);
+    // First sample ever, or a switch after a run of two or more from one
+    // node with no switch score left: quick (PageHeat::quick).
+    const bool quick = last == PageHeat::kNoIndex || (field(w, kSteadyShift, 1) && sw == 0);
+    w = put(w, kQuickShift, 1, quick ? 1 : 0);
+    if (last != PageHeat::kNoIndex)
       w = put(w, kSwitchShift, kSwitchBits, std::min<std::uint64_t>(kSwitchMax, 2 * sw + 3));
-    }
     streak = 1;
+    w = put(w, kSteadyShift, 1, 0);
     w = put(w, kLastShift, kLastBits, node_index);
   }
   w = put(w, kStreakShift, kStreakBits, streak);
@@ -82,12 +86,16 @@ std::uint64_t AccessTracker::with_sample(std::uint64_t w, std::uint32_t now,
 
 PageHeat AccessTracker::decode(std::uint64_t w) noexcept {
   PageHeat h;
-  h.last_index = static_cast<std::uint32_t>(field(w, kLastShift, kLastBits));
-  h.streak = static_cast<std::uint32_t>(field(w, kStreakShift, kStreakBits));
-  h.hits = static_cast<std::uint32_t>(field(w, kHitsShift, kHitsBits));
+  h.old_index = static_cast<std::uint32_t>(field(w, kLastShift, kLastBits));
   h.seen = static_cast<std::uint16_t>(field(w, kSeenShift, 16));
   h.prev_seen = static_cast<std::uint16_t>(field(w, kPrevShift, 16));
+  // Recent (this or the previous epoch) while a node set holds its sample.
+  h.last_index = (h.seen | h.prev_seen) ? h.old_index : PageHeat::kNoIndex;
+  h.streak = static_cast<std::uint32_t>(field(w, kStreakShift, kStreakBits));
+  h.hits = static_cast<std::uint32_t>(field(w, kHitsShift, kHitsBits));
   h.switches = static_cast<std::uint32_t>(field(w, kSwitchShift, kSwitchBits));
+  h.steady = field(w, kSteadyShift, 1) != 0;
+  h.quick = field(w, kQuickShift, 1) != 0;
   return h;
 }
 
@@ -113,7 +121,7 @@ void AccessTracker::moved(Gfn gfn) noexcept {
   if (gfn >= pages_) return;
   std::uint64_t old = words_[gfn].load(std::memory_order_relaxed);
   for (;;) {
-    std::uint64_t next = put(decayed(old, epoch()), kStreakShift, kStreakBits, 0);
+    std::uint64_t next = put(put(decayed(old, epoch()), kStreakShift, kStreakBits, 0), kQuickShift, 1, 0);
     if (field(next, kSwitchShift, kSwitchBits) < kMovedScore) next = put(next, kSwitchShift, kSwitchBits, kMovedScore);
     if (words_[gfn].compare_exchange_weak(old, next, std::memory_order_relaxed)) return;
   }

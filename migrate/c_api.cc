@@ -188,6 +188,8 @@ void numaheap_migrator_config_init(numaheap_migrator_config* c) {
   c->spare_bandwidth_ctx = nullptr;
   c->spare_bandwidth_share = d.spare_bandwidth_share;
   c->min_sample_share = d.min_sample_share;
+  c->quick_moves = d.quick_moves ? 1 : 0;
+  c->watermark_max_pages = d.watermark_max_pages;
 }
 
 int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator_config* c,
@@ -209,6 +211,8 @@ int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator
     cfg.spare_bandwidth_ctx = c->spare_bandwidth_ctx;
     cfg.spare_bandwidth_share = c->spare_bandwidth_share;
     cfg.min_sample_share = c->min_sample_share;
+    cfg.quick_moves = c->quick_moves != 0;
+    cfg.watermark_max_pages = c->watermark_max_pages;
   }
   auto* h = new numaheap_migrator();
   if (!h) return NUMAHEAP_E_NO_MEMORY;
@@ -342,6 +346,7 @@ int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_st
   out->skipped_backoff = s.skipped_backoff;
   out->pages_evacuated = s.pages_evacuated;
   out->pages_followed = s.pages_followed;
+  out->pages_quick = s.pages_quick;
   out->ns_stepping = s.ns_stepping;
   out->ns_moving = s.ns_moving;
   out->local_access_ratio = s.local_access_ratio;

@@ -2,6 +2,7 @@
 // stats), policy.cc (the per-page policy in step) and rehome.cc.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 
@@ -148,6 +149,12 @@ struct Migrator::Impl {
   // Frees retired slots whose grace period is over (lock held).
   void reclaim_retired() noexcept;
   int index(NodeId n) const noexcept { return topo->index_of(n); }
+  // Frames a destination of `managed` frames keeps free: watermark_fraction
+  // of it, at most watermark_max_pages, and at least watermark_pages.
+  std::uint64_t watermark(std::uint64_t managed) const noexcept {
+    const auto share = static_cast<std::uint64_t>(config.watermark_fraction * static_cast<double>(managed));
+    return std::max(config.watermark_pages, std::min(share, config.watermark_max_pages));
+  }
   // Recounts the guest's vCPUs per node from vcpu_cpu (policy.cc).
   void update_vcpu_nodes(GuestSlot& g) noexcept;
   // Policy scan of one guest (policy.cc).

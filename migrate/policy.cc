@@ -12,6 +12,17 @@
 // sample from their new node, without the two-stage filter or the
 // switch memory (which would make it wait three epochs). A page sampled
 // from two nodes that run vCPUs is shared and keeps the normal rules.
+//
+// Quick moves (no event needed): a page's first sample from another node
+// moves it at once when nothing says the page is shared -- its first sample
+// ever (first touched elsewhere; Linux's NUMA balancing likewise migrates a
+// page that has no last CPU yet on its first fault), or a clean switch: a
+// run of at least two samples from one node, however old (the tracker's
+// long memory survives sparse sampling), no switch score left, and since
+// the switch samples from the new node only. A working set that changes
+// hands (a phase change) moves in one period instead of three; a shared
+// page needs a run of same-node samples before it can switch cleanly, and
+// once moved its switch memory keeps it (see kMovedScore).
 #include <algorithm>
 
 #include "migrate/migrator_impl.h"
@@ -21,12 +32,21 @@ namespace numaheap {
 namespace {
 
 constexpr std::size_t kChunk = 64;
+constexpr std::uint8_t kWhyFollow = 1, kWhyQuick = 2;
+
+// A first sample from another node that may move the page at once (top):
+// the tracker marked it quick, and since then only that node sampled it.
+bool quick_move(const PageHeat& h) noexcept {
+  if (!h.sampled() || !h.quick || h.streak == 0) return false;
+  const auto bit = static_cast<std::uint16_t>(1u << (h.last_index % 16));
+  return ((h.seen | h.prev_seen) & ~bit) == 0;
+}
 
 struct Batch {
   Gfn gfns[kChunk];
   PageState from[kChunk];
   MoveOutcome out[kChunk];
-  bool follow[kChunk];
+  std::uint8_t why[kChunk];  // kWhyFollow, kWhyQuick or 0
   std::size_t count = 0;
   NodeId target = kNoNode;
 };
@@ -87,12 +107,10 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     auto frames_of = [&](std::size_t i) {
       return g.options.granularity == MoveGranularity::whole_blocks ? frames_of_order(b.from[i].order) : 1;
     };
-    // Destination watermark: never take it below max(pages, fraction).
+    // Destination watermark: never take it below watermark().
     std::uint64_t free = 0, managed = 0;
     if (g.mover->node_frames(b.target, free, managed)) {
-      const std::uint64_t wm = std::max(config.watermark_pages,
-                                        static_cast<std::uint64_t>(config.watermark_fraction *
-                                                                   static_cast<double>(managed)));
+      const std::uint64_t wm = watermark(managed);
       std::uint64_t room = free > wm ? free - wm : 0, used = 0;
       std::size_t fit = 0;
       while (fit < n && used + frames_of(fit) <= room) used += frames_of(fit++);
@@ -113,8 +131,11 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     }
     if (n) {
       do_move(g, b.gfns, b.from, n, b.target, g.options.granularity, b.out, rep);
-      for (std::size_t i = 0; i < n; ++i)
-        if (b.follow[i] && b.out[i] == MoveOutcome::moved) stats.pages_followed += frames_of(i);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (b.out[i] != MoveOutcome::moved) continue;
+        if (b.why[i] == kWhyFollow) stats.pages_followed += frames_of(i);
+        if (b.why[i] == kWhyQuick) stats.pages_quick += frames_of(i);
+      }
     }
     b.count = 0;
   };
@@ -144,12 +165,15 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         if (last == p.node) local += h.hits;
       }
       NodeId target = kNoNode;
-      bool follow = false;
+      std::uint8_t why = 0;
       if (g.options.vnuma_bound) {
         target = r->pnode;  // the binding, not single accesses
       } else if (g.options.auto_balance && h.streak >= 1 && last != p.node && follows(p.node, h)) {
         target = last;  // private to vCPUs that left its node: follow now
-        follow = true;
+        why = kWhyFollow;
+      } else if (g.options.auto_balance && last != p.node && config.quick_moves && quick_move(h)) {
+        target = last;
+        why = kWhyQuick;
       } else if (g.options.auto_balance && h.streak >= 2 && last != p.node) {
         // A single switch from a clean history, at least two epochs ago
         // (score 3 faded to 1 or less), and since then samples only from
@@ -177,7 +201,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       b.target = target;
       b.gfns[b.count] = gfn;
       b.from[b.count] = p;
-      b.follow[b.count] = follow;
+      b.why[b.count] = why;
       if (++b.count == kChunk) flush();
     }
   }

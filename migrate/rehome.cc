@@ -45,8 +45,7 @@ Vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const NodeM
   for (NodeId t : targets) {
     std::uint64_t free = 0, managed = 0, r = ~std::uint64_t{0} >> 2;
     if (g.mover->node_frames(t, free, managed)) {
-      const std::uint64_t wm = std::max(config.watermark_pages,
-                                        static_cast<std::uint64_t>(config.watermark_fraction * static_cast<double>(managed)));
+      const std::uint64_t wm = watermark(managed);
       r = free > wm ? free - wm : 0;
     } else if (const NodeInfo* n = topo->find(t); n && n->free_bytes != kUnknownBytes) {
       r = n->free_bytes >> kFrameShift;
@@ -256,8 +255,7 @@ void Migrator::Impl::rehome_step(GuestSlot& g, std::uint64_t now_ns, StepReport&
       auto frames_of = [&](std::size_t k) { return gran == MoveGranularity::whole_blocks ? frames_of_order(from[k].order) : 1; };
       std::uint64_t free = 0, managed = 0;
       if (g.mover->node_frames(target, free, managed)) {
-        const std::uint64_t wm = std::max(config.watermark_pages,
-                                          static_cast<std::uint64_t>(config.watermark_fraction * static_cast<double>(managed)));
+        const std::uint64_t wm = watermark(managed);
         const std::uint64_t room = free > wm ? free - wm : 0;
         std::uint64_t used = 0;
         fit = 0;

@@ -193,9 +193,11 @@ class AutoNumaPolicy final : public Policy {
 // each node's spare memory bandwidth (the node's bandwidth less the guests'
 // traffic of the last period, 64 B an access) through the adaptive rate
 // limit's hook; and samples through record_access from the pages it armed
-// for hinting faults this period -- a rotating window of the share
-// sample_share() advises (all pages while anything is remote or moving,
-// down to 1/16 while everything is settled). Samples of unarmed pages do
+// for hinting faults this period -- every k-th page, k = 1 / the share
+// sample_share() advises, at an offset that rotates each period (all pages
+// while anything is remote or moving, down to 1/32 while everything is
+// settled; strided rather than one contiguous window, so that a change
+// anywhere in the guest is seen in the first period). Samples of unarmed pages do
 // not exist for it (and cost nothing).
 class NumaheapPolicy final : public Policy {
  public:
@@ -236,13 +238,10 @@ class NumaheapPolicy final : public Policy {
     // hypervisor reads from its memory controllers' counters).
     for (std::uint32_t g = 0; g < ids_.size(); ++g) {
       auto share = migrator_->sample_share(ids_[g]);
-      const std::uint64_t pages = w.guest(g).ram_pages();
       Window& win = window_[g];
-      win.first = win.next % pages;
-      win.count = share ? std::min<std::uint64_t>(pages, static_cast<std::uint64_t>(std::ceil(*share * static_cast<double>(pages))))
-                        : pages;
-      win.next = win.first + win.count;
-      win.pages = pages;
+      const double stride = share && *share > 0 ? std::round(1.0 / *share) : 1.0;
+      win.stride = static_cast<std::uint64_t>(std::clamp(stride, 1.0, 1e9));
+      win.offset = win.next++ % win.stride;
     }
     std::fill(traffic_.begin(), traffic_.end(), 0.0);
     for (const Touch& x : touches) {
@@ -282,9 +281,9 @@ class NumaheapPolicy final : public Policy {
     return std::max(0.0, p->config_.node_bandwidth_gb_s * 1e9 - used) / 1048576.0;
   }
 
-  struct Window {  // pages [first, first + count) mod pages are armed this period
-    std::uint64_t first = 0, count = 0, next = 0, pages = 1;
-    bool armed(Gfn g) const { return (g + pages - first) % pages < count; }
+  struct Window {  // pages with gfn % stride == offset are armed this period
+    std::uint64_t stride = 1, offset = 0, next = 0;
+    bool armed(Gfn g) const { return g % stride == offset; }
   };
   SimConfig config_;
   std::vector<Window> window_;  // per guest

@@ -12,7 +12,11 @@
 //    or more epochs later everything is forgotten (the two-stage filter must
 //    see two *recent* samples) -- except a "switched node" score that
 //    fades one per epoch, so a page whose sampling node keeps changing from
-//    one epoch to the next still counts as shared (no ping-pong).
+//    one epoch to the next still counts as shared (no ping-pong); and a
+//    long memory that never decays: the node of the last sample, however
+//    old, and whether it was a run of two or more, so that a page whose user
+//    changed after a long quiet (sparse sampling) is told from a page that
+//    was never sampled and from one that keeps switching (PageHeat::quick).
 //  * Node sets are kept as 16-bit bitmaps of (dense index mod 16): on hosts
 //    with more than 16 nodes two nodes can alias, which can only make a page
 //    look private when it is shared by aliased nodes -- never the reverse.
@@ -35,7 +39,16 @@ namespace numaheap {
 struct PageHeat {
   std::uint32_t last_index = kNoIndex;  // dense node index of the last sample
   std::uint32_t streak = 0;             // consecutive samples from last_index (max 3)
-  std::uint32_t hits = 0;               // samples this epoch (max 15, halves per epoch)
+  std::uint32_t hits = 0;               // samples this epoch (max 3, halves per epoch)
+  // Kept across decay (the page's long memory): the node of the last sample
+  // however old (kNoIndex: never sampled) and whether at least two
+  // consecutive samples came from it (steady); and whether the last sample
+  // was "quick": the
+  // page's first sample ever, or a switch of node from a clean history (a
+  // run of at least two samples from one node, no switch score left).
+  std::uint32_t old_index = kNoIndex;
+  bool steady = false;
+  bool quick = false;
   std::uint16_t seen = 0;               // node bitmap, this epoch
   std::uint16_t prev_seen = 0;          // node bitmap, previous epoch
   // Ping-pong memory: a sample from another node than the last sets it to
@@ -92,9 +105,12 @@ class AccessTracker {
   static constexpr unsigned kStreakShift = 10, kStreakBits = 2;
   static constexpr unsigned kEpochShift = 12, kEpochBits = 12;
   static constexpr unsigned kSeenShift = 24, kPrevShift = 40;  // 16 bits each
-  static constexpr unsigned kHitsShift = 56, kHitsBits = 4;
+  static constexpr unsigned kHitsShift = 56, kHitsBits = 2;
+  static constexpr unsigned kQuickShift = 58, kSteadyShift = 59;  // 1 bit each
   static constexpr unsigned kSwitchShift = 60, kSwitchBits = 4;
-  static_assert(kHitsShift + kHitsBits <= kSwitchShift && kSwitchShift + kSwitchBits <= 64, "fields overlap");
+  static_assert(kHitsShift + kHitsBits <= kQuickShift && kQuickShift < kSteadyShift && kSteadyShift < kSwitchShift &&
+                    kSwitchShift + kSwitchBits <= 64,
+                "fields overlap");
   static_assert(kPrevShift + 16 <= kHitsShift && kSeenShift + 16 <= kPrevShift, "fields overlap");
   static constexpr std::uint32_t kEpochMask = (1u << kEpochBits) - 1;
 
@@ -113,7 +129,9 @@ class AccessTracker {
   std::atomic<std::uint32_t> epoch_{0};
   // One word per gfn. Every access is atomic (samplers CAS, the migrator
   // CASes reset_streak); no lock. Invariant: the last field is < 1023 or
-  // exactly 1023 with streak 0 ("never sampled").
+  // exactly 1023 with streak 0 and not steady ("never sampled"); the last field
+  // outlives decay (PageHeat::old_index), last_index shows it while the
+  // node sets say the sample is recent.
   MetadataArray<std::atomic<std::uint64_t>> words_;
 };
 

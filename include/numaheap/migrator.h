@@ -14,6 +14,9 @@
 //     - otherwise a page moves only after two consecutive samples from the
 //       same node (two-stage filter), and never while it was touched from
 //       more than one node in the last two epochs ("shared": no ping-pong);
+//       except (quick_moves) on its first sample ever, or on a clean switch:
+//       at least two earlier samples that had not switched node for three
+//       epochs, then samples from one new node only ("quick");
 //       history decays every `decay_steps` steps;
 //     - vCPU moves are events: when set_vcpu_cpu leaves a node without any
 //       vCPU of the guest, a page on that node whose recent samples came
@@ -91,8 +94,16 @@ struct MigratorConfig {
   std::uint64_t scan_pages = 1u << 16;     // pages the policy examines per guest per step
   std::uint32_t decay_steps = 1;           // access history ages one epoch every N steps
   double rate_limit_mb_s = 256;            // per destination node; 0 = unlimited; <= kMaxRateLimitMbS
-  std::uint64_t watermark_pages = 0;       // destination keeps max(this, fraction * managed) free
+  // A destination keeps max(watermark_pages, min(watermark_fraction *
+  // managed, watermark_max_pages)) frames free.
+  std::uint64_t watermark_pages = 0;
   double watermark_fraction = 0.02;        // 0..1 (finite)
+  // The fraction's cap: one 2 MiB block's worth. A fraction alone
+  // kept hundreds of MiB idle on big nodes -- more than an overcommitted
+  // node had left, so hot pages could not follow their vCPUs at all; the
+  // simulator's overcommit scenario puts the break-even with filling a node
+  // to its last frame at 1..2 MiB (docs/simulator.md).
+  std::uint64_t watermark_max_pages = 512;
   std::uint32_t backoff_max_steps = 64;    // cap of the per-node exponential backoff
   std::uint32_t max_guests = 64;           // slots allocated by create()
   std::uint64_t rehome_pages_per_step = 1u << 15;
@@ -109,6 +120,10 @@ struct MigratorConfig {
   // (0 < floor <= 1; 1 = always sample everything).
   double min_sample_share = 1.0 / 32;
   std::uint32_t rehome_max_passes = 8;     // passes retrying busy / no_memory pages
+  // Quick moves: a page's first sample ever from another node, or a clean
+  // switch of a page sampled from one node only, moves it at once (see the
+  // policy above); false: the two-stage filter for every page.
+  bool quick_moves = true;
   // Time for step() (step_at takes it from the caller): the embedder's
   // monotonic clock in ns. Null: the host library's steady clock; in the
   // freestanding core (no clock) each step() counts as one period_ms.
@@ -150,6 +165,9 @@ struct MigratorStats {
   std::uint64_t pages_evacuated = 0;  // 4 KiB frames moved off frames pending offline
   // Pages moved on their first sample after their node lost its last vCPU.
   std::uint64_t pages_followed = 0;
+  // Pages moved on their first sample from another node without an event:
+  // their first sample ever, or a clean switch (MigratorConfig::quick_moves).
+  std::uint64_t pages_quick = 0;
   std::uint64_t ns_stepping = 0, ns_moving = 0;
   // Share of recent samples that came from the node the page is on (last
   // step that saw samples), -1 before any.

@@ -39,7 +39,7 @@ typedef struct numaheap_migrator_config {
   uint64_t scan_pages;          /* pages examined per guest per step */
   uint32_t decay_steps;         /* access history ages every N steps */
   double rate_limit_mb_s;       /* per destination node; 0 = unlimited */
-  uint64_t watermark_pages;     /* destination keeps max(pages, fraction) free */
+  uint64_t watermark_pages;     /* destination keeps max(pages, min(fraction, max_pages)) free */
   double watermark_fraction;
   uint32_t max_guests;
   uint64_t rehome_pages_per_step;
@@ -53,6 +53,8 @@ typedef struct numaheap_migrator_config {
   void* spare_bandwidth_ctx;
   double spare_bandwidth_share; /* 0..1 */
   double min_sample_share;      /* floor of the sampling advice, (0, 1] */
+  int quick_moves;              /* nonzero: first sample ever / clean switch moves at once */
+  uint64_t watermark_max_pages; /* cap of the fraction's share (watermark_pages still applies) */
 } numaheap_migrator_config;
 
 /* Outcomes, as move_pages(2) statuses (index into stats.outcomes). */
@@ -79,6 +81,7 @@ typedef struct numaheap_migrator_stats {
   uint64_t tracking_bytes;   /* per-guest tracking memory held, removed guests in grace included */
   uint64_t retired_guests;   /* removed guests whose memory awaits its grace period */
   uint64_t flushes;          /* flush hook calls (frame swap) */
+  uint64_t pages_quick;      /* moved on a quick first sample (first ever, or a clean switch) */
 } numaheap_migrator_stats;
 
 typedef struct numaheap_node_pair_moves {

@@ -57,6 +57,8 @@ int main(void) {
     b.min_sample_share = 0; /* the advice needs a floor above zero */
     CHECK(numaheap_migrator_create(t, &b, &m) == NUMAHEAP_E_INVALID_ARGUMENT && m == NULL);
   }
+  /* The defaults carry the C++ ones: quick moves on, the watermark capped. */
+  CHECK(cfg.quick_moves == 1 && cfg.watermark_max_pages == 512);
   CHECK(numaheap_migrator_create(t, &cfg, &m) == NUMAHEAP_OK);
   if (!m) return 1;
 

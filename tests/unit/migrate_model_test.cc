@@ -41,6 +41,7 @@ struct Sut {
     c.rate_limit_mb_s = 0;
     c.watermark_fraction = 0;
     c.decay_steps = 1000;
+    c.quick_moves = false;  // the model is the two-stage filter (quick moves: migrate_policy_test)
     m = std::move(Migrator::create(h.topo, c).value());
     id = *m->add_guest(mover, migrate_options_for(*gm, false));
     used = h.used();

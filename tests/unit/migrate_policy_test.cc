@@ -50,10 +50,26 @@ MigratorConfig fast() {
   c.rate_limit_mb_s = 0;
   c.watermark_fraction = 0;
   c.decay_steps = 1000;  // no decay unless a test wants it
+  c.quick_moves = false;  // the two-stage filter for every page (quick moves have their own tests)
   return c;
 }
 
 constexpr CpuId kCpuNode0 = 0, kCpuNode1 = 2;
+
+// Another owner (99) takes node 1's frames until `left` are free; the
+// caller frees them (owner 99, order 0).
+std::vector<Mfn> fill_node1(Rig& r, std::uint64_t left) {
+  std::vector<Mfn> hog;
+  for (;;) {
+    auto s = r.h.pa->stats(1);
+    if (s->free + s->cached <= left) break;
+    auto a = r.h.pa->alloc(req(0, 1, AllocFlags::exact_node, 99));
+    EXPECT_TRUE(a.has_value());
+    if (!a) break;
+    hog.push_back(a->mfn);
+  }
+  return hog;
+}
 
 }  // namespace
 
@@ -75,6 +91,8 @@ TEST(AccessTracker, TwoStageFilterAndDecay) {
   EXPECT_TRUE(a.heat(0).shared());
   a.advance_epoch();  // two: samples forgotten, including the streak...
   EXPECT_FALSE(a.heat(0).sampled());
+  EXPECT_EQ(a.heat(0).streak, 0u);
+  EXPECT_EQ(a.heat(0).old_index, 1u);  // ...but not the long memory
   EXPECT_EQ(a.heat(0).switches, 1u);  // ...but the ping-pong memory lasts three
   EXPECT_TRUE(a.heat(0).shared());
   a.advance_epoch();
@@ -83,7 +101,8 @@ TEST(AccessTracker, TwoStageFilterAndDecay) {
   a.record(1, 5000);
   EXPECT_FALSE(a.heat(1).sampled());
   for (int i = 0; i < 1000; ++i) a.record(2, 0);
-  EXPECT_EQ(a.heat(2).hits, 15u);
+  EXPECT_EQ(a.heat(2).hits, 3u);
+  EXPECT_TRUE(a.heat(2).steady);
   EXPECT_EQ(a.heat(2).streak, 3u);
   // A hot private page is not shared, however many samples it gets (the
   // hit counter once overflowed into the switch score).
@@ -208,14 +227,7 @@ TEST(MigratePolicy, DestinationWatermarkRespected) {
   MigratorConfig c = fast();
   Rig r(c, false, 2, 1024);
   // Fill node 1 until only 8 frames are free; watermark 4 pages.
-  std::vector<Mfn> hog;
-  for (;;) {
-    auto s = r.h.pa->stats(1);
-    if (s->free + s->cached <= 8) break;
-    auto a = r.h.pa->alloc(req(0, 1, AllocFlags::exact_node, 99));
-    ASSERT_TRUE(a.has_value());
-    hog.push_back(a->mfn);
-  }
+  const std::vector<Mfn> hog = fill_node1(r, 8);
   MigratorConfig wc = fast();
   wc.watermark_pages = 4;
   auto m = Migrator::create(r.h.topo, wc);
@@ -563,4 +575,105 @@ TEST(MigrateOom, AddGuestWithVcpusFailsCleanlyAtEveryAllocation) {
     oom.reset();
   }
   EXPECT_EQ(oom.live(), 0);
+}
+
+// The long memory and the quick mark: a page's first sample ever is quick;
+// a switch after a run of two or more from one node, however long ago, is
+// quick once the switch score has faded; a switch of a page that keeps
+// switching, or after a single sample, is not.
+TEST(AccessTracker, QuickMarksFirstSampleAndCleanSwitches) {
+  auto t = AccessTracker::create(4);
+  ASSERT_TRUE(t.has_value());
+  AccessTracker& a = **t;
+  a.record(0, 2);
+  EXPECT_TRUE(a.heat(0).quick);  // first sample ever
+  EXPECT_FALSE(a.heat(0).steady);
+  a.record(0, 2);
+  a.record(0, 2);
+  for (int e = 0; e < 40; ++e) a.advance_epoch();  // long quiet: recent history gone
+  EXPECT_FALSE(a.heat(0).sampled());
+  EXPECT_EQ(a.heat(0).old_index, 2u);
+  EXPECT_TRUE(a.heat(0).steady);
+  a.record(0, 1);
+  PageHeat h = a.heat(0);
+  EXPECT_TRUE(h.quick);  // clean switch after an old run of three
+  EXPECT_EQ(h.last_index, 1u);
+  EXPECT_FALSE(h.steady);
+  a.record(0, 2);  // and straight back: the switch score is up, not quick
+  EXPECT_FALSE(a.heat(0).quick);
+  // One sample then another node: no run, not quick.
+  a.record(1, 0);
+  for (int e = 0; e < 20; ++e) a.advance_epoch();
+  a.record(1, 1);
+  EXPECT_FALSE(a.heat(1).quick);
+  // A moved page loses the mark.
+  a.record(2, 3);
+  ASSERT_TRUE(a.heat(2).quick);
+  a.moved(2);
+  EXPECT_FALSE(a.heat(2).quick);
+}
+
+// Quick moves in the migrator: a first sample from another node moves a
+// never-sampled page at once; a working set that changes node after a long
+// quiet (its old samples forgotten) moves on its first sample from the new
+// node; a page that alternates between nodes keeps the two-stage filter
+// and does not bounce; with quick_moves off the filter holds for all.
+TEST(MigratePolicy, QuickMovesFirstSampleAndCleanSwitchButNotAlternation) {
+  MigratorConfig c = fast();
+  c.decay_steps = 1;
+  c.quick_moves = true;
+  Rig r(c);
+  std::uint64_t t = 0;
+  r.touch(20, kCpuNode1);
+  r.m->step_at(++t);
+  EXPECT_EQ(r.node(20), 1u);  // first sample ever
+  EXPECT_EQ(r.m->stats().pages_quick, 1u);
+  // Page 21: a run on node 0 (where it lives), a long quiet, then node 1.
+  r.touch(21, kCpuNode0);
+  r.m->step_at(++t);
+  r.touch(21, kCpuNode0);
+  r.m->step_at(++t);
+  for (int i = 0; i < 30; ++i) r.m->step_at(++t);
+  EXPECT_EQ(r.node(21), 0u);
+  r.touch(21, kCpuNode1);
+  r.m->step_at(++t);
+  EXPECT_EQ(r.node(21), 1u);
+  EXPECT_EQ(r.m->stats().pages_quick, 2u);
+  // Page 22 alternates every epoch: at most its first sample moves it.
+  const std::uint64_t moved_before = r.m->stats().pages_moved;
+  for (int i = 0; i < 40; ++i) {
+    r.touch(22, i % 2 ? kCpuNode0 : kCpuNode1);
+    r.m->step_at(++t);
+  }
+  EXPECT_LE(r.m->stats().pages_moved - moved_before, 1u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+  // quick_moves off: one sample never moves a page.
+  Rig off(fast());
+  off.touch(20, kCpuNode1);
+  off.m->step_at(1);
+  EXPECT_EQ(off.node(20), 0u);
+  EXPECT_EQ(off.m->stats().pages_quick, 0u);
+}
+
+// The watermark is capped: a fraction of a big node may not keep more than
+// watermark_max_pages idle (an overcommitted node then still takes hot
+// pages up to the cap); without the cap the fraction holds.
+TEST(MigratePolicy, WatermarkFractionIsCapped) {
+  for (const std::uint64_t cap : {std::uint64_t{8}, std::uint64_t{1} << 20}) {
+    Rig r(fast(), false, 2, 1024);
+    const std::vector<Mfn> hog = fill_node1(r, 40);
+    MigratorConfig wc = fast();
+    wc.watermark_fraction = 0.5;  // 512 of 1024 frames: more than is free
+    wc.watermark_max_pages = cap;
+    auto m = Migrator::create(r.h.topo, wc);
+    ASSERT_TRUE(m.has_value());
+    ASSERT_TRUE(r.m->remove_guest(r.id).has_value());
+    auto id = (*m)->add_guest(*r.mover, migrate_options_for(*r.gm, false));
+    ASSERT_TRUE(id.has_value());
+    for (Gfn g = 0; g < 64; ++g) (*m)->record_access(*id, g, kCpuNode1), (*m)->record_access(*id, g, kCpuNode1);
+    (*m)->step_at(1);
+    EXPECT_EQ((*m)->stats().pages_moved, cap == 8 ? 32u : 0u) << "cap " << cap;
+    EXPECT_GT((*m)->stats().skipped_watermark, 0u);
+    for (Mfn f : hog) ASSERT_TRUE(r.h.pa->free(f, 0, 99).has_value());
+  }
 }
