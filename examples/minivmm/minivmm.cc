@@ -5,9 +5,10 @@
 //   minivmm [--live | --topology FILE] --workload private|shared|vcpu-move|trace
 //           [--trace FILE] [--seconds S] [--mode numaheap|autonuma|none]
 //           [--json OUT] [--period-ms P] [--set-pages N] [--shared-pages N]
-//           [--move-at S]
+//           [--move-at S] [--backing memfd|anonymous]
 //
-// Shape: guest RAM is one memfd per memory node (a vnode each), registered
+// Shape: guest RAM is one memfd per memory node (a vnode each; --backing
+// anonymous: private anonymous mappings, QEMU's memory-backend-ram), registered
 // as GuestRam (bound and populated on its node, then the binding is dropped
 // so either balancer may move pages: the same start for every mode). One
 // vCPU thread per CPU node, named "CPU n/KVM" as QEMU names them and pinned
@@ -86,7 +87,7 @@ double now_s() {
 }
 
 struct Options {
-  std::string topology, workload = "private", trace, json_out, mode = "numaheap";
+  std::string topology, workload = "private", trace, json_out, mode = "numaheap", backing = "memfd";
   bool live = false;
   double seconds = 30, move_at = -1;
   unsigned period_ms = 250;
@@ -155,22 +156,24 @@ TraceFile read_trace(const std::string& path) {
   return t;
 }
 
-// Where everything runs: vCPU v on cpu_nodes[v]; memory nodes for vnodes.
+// Where everything runs: vCPU v on node vcpu_node[v], CPU vcpu_cpu[v] (one
+// vCPU per CPU node; a trace with more vCPUs doubles up round robin);
+// memory nodes for vnodes.
 struct Machine {
-  std::vector<NodeId> cpu_nodes, mem_nodes;
+  std::vector<NodeId> cpu_nodes, mem_nodes, vcpu_node;
+  std::vector<CpuId> vcpu_cpu;
   NodeId memory_for(const Topology& topo, NodeId cpu_node) const {
     const auto order = topo.fallback_order(cpu_node);
     return order.empty() ? mem_nodes.front() : order.front();
   }
-  CpuId first_cpu(const Topology& topo, NodeId n) const { return topo.find(n)->cpu_vector().front(); }
   // Where a vCPU moved to node n runs: the node's last CPU (its first runs
   // the node's own vCPU).
   CpuId move_cpu(const Topology& topo, NodeId n) const { return topo.find(n)->cpu_vector().back(); }
 };
 
-Workload make_workload(const Options& o, const Topology& topo, const Machine& m) {
+Workload make_workload(const Options& o, const Topology& topo, const Machine& m, const TraceFile* trace) {
   Workload w;
-  const auto vcpus = static_cast<std::uint32_t>(m.cpu_nodes.size());
+  const auto vcpus = static_cast<std::uint32_t>(m.vcpu_node.size());
   w.order.resize(vcpus);
   auto add_set = [&](std::uint32_t v, NodeId node, std::uint64_t pages) {
     for (std::uint64_t i = 0; i < pages; ++i) {
@@ -180,7 +183,7 @@ Workload make_workload(const Options& o, const Topology& topo, const Machine& m)
   };
   if (o.workload == "private" || o.workload == "vcpu-move") {
     for (std::uint32_t v = 0; v < vcpus; ++v) {
-      const NodeId home = m.memory_for(topo, m.cpu_nodes[v]);
+      const NodeId home = m.memory_for(topo, m.vcpu_node[v]);
       NodeId node = home;
       if (o.workload == "private") {  // the next memory node: remote where there are two
         const auto it = std::find(m.mem_nodes.begin(), m.mem_nodes.end(), home);
@@ -190,8 +193,8 @@ Workload make_workload(const Options& o, const Topology& topo, const Machine& m)
     }
     if (o.workload == "vcpu-move") {
       const double at = o.move_at >= 0 ? o.move_at : o.seconds / 3;
-      for (std::uint32_t v = 1; v < vcpus; v += 2) w.moves.push_back({at, v, m.cpu_nodes[v - 1]});
-      if (vcpus == 1) w.moves.push_back({at, 0, m.cpu_nodes[0]});  // one node: another CPU of it
+      for (std::uint32_t v = 1; v < vcpus; v += 2) w.moves.push_back({at, v, m.vcpu_node[v - 1]});
+      if (vcpus == 1) w.moves.push_back({at, 0, m.vcpu_node[0]});  // one node: another CPU of it
     }
   } else if (o.workload == "shared") {
     for (std::uint64_t i = 0; i < o.shared_pages; ++i)
@@ -199,7 +202,7 @@ Workload make_workload(const Options& o, const Topology& topo, const Machine& m)
     for (std::uint32_t v = 0; v < vcpus; ++v)
       for (std::uint64_t i = 0; i < o.shared_pages; ++i) w.order[v].push_back(static_cast<std::uint32_t>(i));
   } else if (o.workload == "trace") {
-    const TraceFile t = read_trace(o.trace);
+    const TraceFile& t = *trace;
     // Trace nodes are the recording machine's: a node with CPUs here is used
     // as it is, any other maps to the (N mod count)-th CPU node.
     auto here = [&](NodeId n) {
@@ -207,11 +210,6 @@ Workload make_workload(const Options& o, const Topology& topo, const Machine& m)
                  ? n
                  : m.cpu_nodes[n % m.cpu_nodes.size()];
     };
-    std::uint32_t tv = 0;
-    for (const auto& a : t.accesses) tv = std::max(tv, a.vcpu + 1);
-    if (tv > vcpus)
-      fail(o.trace + ": " + std::to_string(tv) + " vCPUs, this machine runs " + std::to_string(vcpus) +
-           " (one per CPU node)");
     const std::uint64_t last_seq = std::max<std::uint64_t>(1, t.accesses.back().seq);
     std::vector<std::uint64_t> pages;
     for (const auto& a : t.accesses) pages.push_back(a.page);
@@ -231,7 +229,7 @@ Workload make_workload(const Options& o, const Topology& topo, const Machine& m)
     }
     // The trace's vCPUs start where it says; the others stay idle.
     for (std::uint32_t v = 0; v < vcpus; ++v)
-      if (at_start[v] != kNoNode && at_start[v] != m.cpu_nodes[v]) w.moves.push_back({0, v, at_start[v]});
+      if (at_start[v] != kNoNode && at_start[v] != m.vcpu_node[v]) w.moves.push_back({0, v, at_start[v]});
   } else {
     fail("unknown workload '" + o.workload + "' (private, shared, vcpu-move, trace)");
   }
@@ -255,6 +253,13 @@ std::map<std::string, std::uint64_t> read_vmstat() {
         key == "numa_pte_updates")
       out[key] = value;
   return out;
+}
+
+int read_numa_balancing() {
+  std::ifstream in("/proc/sys/kernel/numa_balancing");
+  int v = -1;
+  in >> v;
+  return in ? v : -1;
 }
 
 // Writes kernel.numa_balancing; returns the error text, empty on success.
@@ -289,6 +294,8 @@ int main(int argc, char** argv) {
   app.add_option("--period-ms", o.period_ms, "measuring period")->check(CLI::Range(10u, 10000u));
   app.add_option("--set-pages", o.set_pages, "pages per vCPU hot set")->check(CLI::Range(1, 1 << 20));
   app.add_option("--shared-pages", o.shared_pages, "pages of the shared set")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--backing", o.backing, "guest RAM: memfd (the default) or anonymous")
+      ->check(CLI::IsMember({"memfd", "anonymous"}));
   app.add_option("--move-at", o.move_at, "vcpu-move: seconds until the move (default: a third of the run)")
       ->check(CLI::Range(0.0, 3600.0));
   try {
@@ -308,8 +315,20 @@ int main(int argc, char** argv) {
   for (NodeId n : topo.cpu_nodes()) m.cpu_nodes.push_back(n);
   for (NodeId n : topo.memory_nodes()) m.mem_nodes.push_back(n);
   if (m.cpu_nodes.empty() || m.mem_nodes.empty()) fail("the topology needs a node with CPUs and one with memory");
-  const Workload w = make_workload(o, topo, m);
-  const auto vcpus = static_cast<std::uint32_t>(m.cpu_nodes.size());
+  std::optional<TraceFile> trace;
+  std::size_t want_vcpus = m.cpu_nodes.size();
+  if (o.workload == "trace") {
+    trace = read_trace(o.trace);
+    for (const auto& a : trace->accesses) want_vcpus = std::max<std::size_t>(want_vcpus, a.vcpu + 1);
+  }
+  for (std::size_t v = 0; v < want_vcpus; ++v) {
+    const NodeId n = m.cpu_nodes[v % m.cpu_nodes.size()];
+    const auto cpus = topo.find(n)->cpu_vector();
+    m.vcpu_node.push_back(n);
+    m.vcpu_cpu.push_back(cpus[(v / m.cpu_nodes.size()) % cpus.size()]);
+  }
+  const Workload w = make_workload(o, topo, m, trace ? &*trace : nullptr);
+  const auto vcpus = static_cast<std::uint32_t>(m.vcpu_node.size());
   const std::size_t npages = w.page_node.size();
 
   // ---- guest RAM: one memfd per memory node holding the pages placed there.
@@ -331,19 +350,25 @@ int main(int argc, char** argv) {
   std::vector<GuestRamRegion> ram_regions;
   std::vector<VnodeRam> vnodes;
   std::uint64_t gpa = 0;
+  const bool anonymous = o.backing == "anonymous";
   constexpr std::uint64_t kGranule = std::uint64_t{2} << 20;
   for (std::size_t r = 0; r < regions.size(); ++r) {
     Region& g = regions[r];
     if (g.pages == 0) continue;
     const std::uint64_t bytes = g.pages * kFrameSize;
-    const std::string name = "guest-ram-vnode" + std::to_string(r);
-    const int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, static_cast<off_t>(bytes)) != 0) fail("memfd: " + std::string(std::strerror(errno)));
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) fail("mmap of the memfd: " + std::string(std::strerror(errno)));
+    void* p = MAP_FAILED;
+    if (anonymous) {
+      p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    } else {
+      const std::string name = "guest-ram-vnode" + std::to_string(r);
+      const int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+      if (fd < 0 || ftruncate(fd, static_cast<off_t>(bytes)) != 0) fail("memfd: " + std::string(std::strerror(errno)));
+      p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      close(fd);
+    }
+    if (p == MAP_FAILED) fail("mmap of guest RAM: " + std::string(std::strerror(errno)));
     g.host = static_cast<char*>(p);
-    ram_regions.push_back({p, bytes, gpa, RamBacking::memfd, false});
+    ram_regions.push_back({p, bytes, gpa, anonymous ? RamBacking::anonymous : RamBacking::memfd, false});
     vnodes.push_back({static_cast<std::uint32_t>(r), gpa, bytes, NodeMask::single(g.node)});
     gpa += (bytes + kGranule - 1) / kGranule * kGranule;
   }
@@ -357,6 +382,8 @@ int main(int argc, char** argv) {
   for (std::size_t p = 0; p < npages; ++p) addr[p] = regions[region_of[p]].host + slot_of[p] * kFrameSize;
 
   // ---- the mode
+  // The host's setting comes back at the end (a test run on a real host).
+  const int balancing_before = read_numa_balancing();
   const std::string balancing_error = set_numa_balancing(o.mode == "autonuma" ? 1 : 0);
   if (!balancing_error.empty() && o.mode == "autonuma")
     fail("cannot enable kernel.numa_balancing: " + balancing_error);
@@ -369,7 +396,7 @@ int main(int argc, char** argv) {
   cpu_set_t all, helpers;
   sched_getaffinity(0, sizeof all, &all);
   helpers = all;
-  for (NodeId n : m.cpu_nodes) CPU_CLR(static_cast<int>(m.first_cpu(topo, n)), &helpers);
+  for (CpuId c : m.vcpu_cpu) CPU_CLR(static_cast<int>(c), &helpers);
   const bool helpers_apart = CPU_COUNT(&helpers) > 0;
   if (helpers_apart) sched_setaffinity(0, sizeof helpers, &helpers);
   if (o.mode == "numaheap") {
@@ -379,7 +406,7 @@ int main(int argc, char** argv) {
     auto id = mig->add_guest(**ram, (*ram)->migrate_options(vcpus, false));
     if (!id) fail("migrator add_guest: " + std::string(errc_name(id.error())));
     gid = *id;
-    for (std::uint32_t v = 0; v < vcpus; ++v) (void)mig->set_vcpu_cpu(gid, v, m.first_cpu(topo, m.cpu_nodes[v]));
+    for (std::uint32_t v = 0; v < vcpus; ++v) (void)mig->set_vcpu_cpu(gid, v, m.vcpu_cpu[v]);
     SamplerConfig scfg;
     scfg.cpu_source = SampleCpuSource::vcpu_threads;
     auto s = UffdSampler::create(**ram, *mig, gid, scfg);
@@ -392,7 +419,7 @@ int main(int argc, char** argv) {
   std::vector<std::uint64_t> counted(counts.size(), 0);
   std::vector<std::atomic<std::uint64_t>> vcpu_accesses(vcpus);
   std::vector<std::atomic<pid_t>> tids(vcpus);
-  std::vector<NodeId> vcpu_node(m.cpu_nodes);
+  std::vector<NodeId> vcpu_node(m.vcpu_node);
   std::atomic<bool> stop{false};
   std::atomic<std::uint32_t> ready{0};
   std::vector<std::thread> threads;
@@ -400,7 +427,7 @@ int main(int argc, char** argv) {
     threads.emplace_back([&, v] {
       const std::string name = "CPU " + std::to_string(v) + "/KVM";
       pthread_setname_np(pthread_self(), name.c_str());
-      const cpu_set_t set = cpu_set_of(m.first_cpu(topo, m.cpu_nodes[v]));
+      const cpu_set_t set = cpu_set_of(m.vcpu_cpu[v]);
       sched_setaffinity(0, sizeof set, &set);
       tids[v] = gettid();
       ready.fetch_add(1);
@@ -459,8 +486,7 @@ int main(int argc, char** argv) {
   auto apply_moves = [&](double t) {
     for (; next_move < w.moves.size() && w.moves[next_move].at_s <= t; ++next_move) {
       const Move& mv = w.moves[next_move];
-      const CpuId cpu = mv.at_s == 0 && mv.node == m.cpu_nodes[mv.vcpu] ? m.first_cpu(topo, mv.node)
-                                                                         : m.move_cpu(topo, mv.node);
+      const CpuId cpu = m.move_cpu(topo, mv.node);
       const cpu_set_t set = cpu_set_of(cpu);
       if (sched_setaffinity(tids[mv.vcpu].load(), sizeof set, &set) != 0)
         fail("sched_setaffinity of vCPU " + std::to_string(mv.vcpu) + ": " + std::strerror(errno));
@@ -502,6 +528,7 @@ int main(int argc, char** argv) {
   stop = true;
   for (auto& th : threads) th.join();
   const auto vmstat1 = read_vmstat();
+  if (balancing_before >= 0 && balancing_error.empty()) (void)set_numa_balancing(balancing_before);
   if (sampler) sampler->stop();
   if (mig) mig->stop();
 
@@ -526,6 +553,7 @@ int main(int argc, char** argv) {
   json out;
   out["mode"] = o.mode;
   out["workload"] = o.workload;
+  out["backing"] = o.backing;
   out["topology"] = o.topology.empty() ? "live" : o.topology;
   out["vcpus"] = vcpus;
   out["pages"] = npages;
