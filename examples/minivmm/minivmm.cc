@@ -33,7 +33,9 @@
 // workload's pages (a page the sampler holds unmapped keeps its last known
 // node): local ratio = accesses (counted by the workload itself, per vCPU
 // and page) that hit the accessing vCPU's node; time from the (first) vCPU
-// move, or from the start, to the first period >= 90% local; pages bounced =
+// move, or from the start, until the access-weighted ratio over the last
+// 1 s (all of it after the move) is >= 90%; final ratio = the last 2 s,
+// access-weighted (periods with few accesses are noise); pages bounced =
 // pages seen on >= 3 node positions over time (moved more than once), the
 // same rule for every mode; pages migrated = the migrator's counter
 // (numaheap) or /proc/vmstat pgmigrate_success (otherwise); throughput =
@@ -54,6 +56,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -479,8 +482,20 @@ int main(int argc, char** argv) {
   std::size_t next_move = 0;
   double first_move_s = -1;
   std::optional<double> to_90;
-  double ratio_final = 0, ratio_sum = 0;
-  int periods = 0;
+  std::vector<std::uint64_t> local_of, total_of;  // per period
+  // Access-weighted local ratio of the last `n` periods (fewer at the start).
+  auto window_ratio = [&](std::size_t n) {
+    std::uint64_t l = 0, a = 0;
+    for (std::size_t i = local_of.size() - std::min(n, local_of.size()); i < local_of.size(); ++i) {
+      l += local_of[i];
+      a += total_of[i];
+    }
+    return a ? static_cast<double>(l) / static_cast<double>(a) : 0.0;
+  };
+  // 90% local counts once held over a 1 s window (one period with few
+  // accesses is noise); the final ratio is the last 2 s.
+  const auto window = static_cast<std::size_t>(std::max(1.0, std::round(1000.0 / o.period_ms)));
+  const auto final_window = 2 * window;
   const double t0 = now_s();
   const double period_s = o.period_ms / 1000.0;
   auto apply_moves = [&](double t) {
@@ -516,12 +531,13 @@ int main(int argc, char** argv) {
     const double t = k * period_s;
     const double ratio = total ? static_cast<double>(local) / static_cast<double>(total) : 0;
     series.push_back({t, ratio, total});
-    ratio_final = ratio;
-    ratio_sum += ratio;
-    ++periods;
+    local_of.push_back(local);
+    total_of.push_back(total);
+    const std::size_t after_ref =
+        moves_later ? (first_move_s < 0 ? 0 : static_cast<std::size_t>((t - first_move_s) / period_s + 0.5))
+                    : local_of.size();
     // From the first vCPU move (after it has happened), else from the start.
-    if (!to_90 && ratio >= 0.9 && (!moves_later || (first_move_s >= 0 && t > first_move_s)))
-      to_90 = t - std::max(0.0, first_move_s);
+    if (!to_90 && after_ref >= window && window_ratio(window) >= 0.9) to_90 = t - std::max(0.0, first_move_s);
     apply_moves(t);
   }
   const double elapsed = now_s() - t0;
@@ -561,8 +577,9 @@ int main(int argc, char** argv) {
   out["period_s"] = period_s;
   out["move_at_s"] = first_move_s >= 0 ? json(first_move_s) : json(nullptr);
   out["time_to_90_local_s"] = to_90 ? json(*to_90) : json(nullptr);
-  out["local_ratio_final"] = ratio_final;
-  out["local_ratio_mean"] = periods ? ratio_sum / periods : 0;
+  const double ratio_final = window_ratio(final_window), ratio_mean = window_ratio(local_of.size());
+  out["local_ratio_final"] = ratio_final;  // last 2 s, access-weighted
+  out["local_ratio_mean"] = ratio_mean;    // whole run, access-weighted
   out["pages_bounced"] = bounced;
   out["pages_moves_observed"] = moves_seen;
   out["throughput_accesses_per_s"] = static_cast<double>(accesses) / elapsed;
@@ -606,7 +623,7 @@ int main(int argc, char** argv) {
   }
   std::printf("minivmm: %s %s: %u vCPUs, %zu pages, local %.3f final (%.3f mean), 90%% local %s, migrated %s, "
               "bounced %llu, %.0f accesses/s, data errors %llu\n",
-              o.mode.c_str(), o.workload.c_str(), vcpus, npages, ratio_final, periods ? ratio_sum / periods : 0,
+              o.mode.c_str(), o.workload.c_str(), vcpus, npages, ratio_final, ratio_mean,
               to_90 ? (std::to_string(*to_90) + " s").c_str() : "never", out["pages_migrated"].dump().c_str(),
               static_cast<unsigned long long>(bounced), static_cast<double>(accesses) / elapsed,
               static_cast<unsigned long long>(data_errors));
