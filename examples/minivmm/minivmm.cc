@@ -33,9 +33,12 @@
 // workload's pages (a page the sampler holds unmapped keeps its last known
 // node): local ratio = accesses (counted by the workload itself, per vCPU
 // and page) that hit the accessing vCPU's node; time from the (first) vCPU
-// move, or from the start, until the access-weighted ratio over the last
-// 1 s (all of it after the move) is >= 90%; final ratio = the last 2 s,
-// access-weighted (periods with few accesses are noise); pages bounced =
+// move, or from the start, until the ratio over the last 1 s (all of it
+// after the move) is >= 90%; final ratio = the last 2 s (periods with few
+// accesses are noise). Ratios are per vCPU (weighted by its accesses to
+// each page), then averaged over the vCPUs that ran: under TCG vCPUs
+// progress unevenly and pooled accesses would follow the fastest one (the
+// pooled figure is reported too); pages bounced =
 // pages seen on >= 3 node positions over time (moved more than once), the
 // same rule for every mode; pages migrated = the migrator's counter
 // (numaheap) or /proc/vmstat pgmigrate_success (otherwise); throughput =
@@ -339,6 +342,7 @@ int main(int argc, char** argv) {
     NodeId node;
     std::uint64_t pages = 0;
     char* host = nullptr;
+    char* view = nullptr;  // memfd: the measurer's read-only second mapping
   };
   std::vector<Region> regions;
   for (NodeId n : m.mem_nodes) regions.push_back({n});
@@ -367,11 +371,15 @@ int main(int argc, char** argv) {
       const int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
       if (fd < 0 || ftruncate(fd, static_cast<off_t>(bytes)) != 0) fail("memfd: " + std::string(std::strerror(errno)));
       p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      void* view = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
       close(fd);
+      if (view == MAP_FAILED) fail("mmap of the measuring view: " + std::string(std::strerror(errno)));
+      g.view = static_cast<char*>(view);
     }
     if (p == MAP_FAILED) fail("mmap of guest RAM: " + std::string(std::strerror(errno)));
     g.host = static_cast<char*>(p);
-    ram_regions.push_back({p, bytes, gpa, anonymous ? RamBacking::anonymous : RamBacking::memfd, false});
+    // memfd RAM is mapped twice (the view): moves need MPOL_MF_MOVE_ALL.
+    ram_regions.push_back({p, bytes, gpa, anonymous ? RamBacking::anonymous : RamBacking::memfd, !anonymous});
     vnodes.push_back({static_cast<std::uint32_t>(r), gpa, bytes, NodeMask::single(g.node)});
     gpa += (bytes + kGranule - 1) / kGranule * kGranule;
   }
@@ -466,7 +474,18 @@ int main(int argc, char** argv) {
 
   // ---- measuring
   std::vector<int> last(npages, -1), changes(npages, 0);
-  std::vector<void*> query_addr(addr.begin(), addr.end());
+  // The sampler unmaps windows of the VMM's mapping (a zapped page is
+  // -ENOENT to the query, and a page moved while zapped would go unseen):
+  // memfd pages are queried through the view, whose entries it never
+  // touches. Anonymous RAM is write-protected, never unmapped.
+  std::vector<void*> query_addr(npages);
+  for (std::size_t p = 0; p < npages; ++p) {
+    const Region& g = regions[region_of[p]];
+    query_addr[p] = g.view ? g.view + slot_of[p] * kFrameSize : addr[p];
+  }
+  for (const Region& g : regions)
+    if (g.view && madvise(g.view, g.pages * kFrameSize, MADV_POPULATE_READ) != 0)
+      for (std::uint64_t i = 0; i < g.pages; ++i) (void)*reinterpret_cast<volatile const char*>(g.view + i * kFrameSize);
   std::vector<int> status(npages);
   auto query = [&] {
     if (move_pages(0, npages, query_addr.data(), nullptr, status.data(), 0) != 0)
@@ -482,15 +501,33 @@ int main(int argc, char** argv) {
   std::size_t next_move = 0;
   double first_move_s = -1;
   std::optional<double> to_90;
-  std::vector<std::uint64_t> local_of, total_of;  // per period
-  // Access-weighted local ratio of the last `n` periods (fewer at the start).
-  auto window_ratio = [&](std::size_t n) {
-    std::uint64_t l = 0, a = 0;
-    for (std::size_t i = local_of.size() - std::min(n, local_of.size()); i < local_of.size(); ++i) {
-      l += local_of[i];
-      a += total_of[i];
+  // Per period and vCPU: its accesses, and those that hit its node.
+  std::vector<std::vector<std::uint64_t>> local_of, total_of;
+  // Local ratio of the last `n` periods (fewer at the start): each vCPU's
+  // share of its own accesses that hit its node (weighted by its accesses
+  // to each page), averaged over the vCPUs that ran. Under emulation vCPUs
+  // progress unevenly (one may run 10x slower for seconds), and pooling all
+  // accesses would let the fastest vCPU decide the ratio. `pooled`: all
+  // accesses pooled instead.
+  auto window_ratio = [&](std::size_t n, bool pooled = false) {
+    std::vector<std::uint64_t> l(vcpus, 0), a(vcpus, 0);
+    for (std::size_t i = local_of.size() - std::min(n, local_of.size()); i < local_of.size(); ++i)
+      for (std::uint32_t v = 0; v < vcpus; ++v) {
+        l[v] += local_of[i][v];
+        a[v] += total_of[i][v];
+      }
+    double sum = 0;
+    std::uint64_t ran = 0, all_l = 0, all_a = 0;
+    for (std::uint32_t v = 0; v < vcpus; ++v) {
+      all_l += l[v];
+      all_a += a[v];
+      if (a[v]) {
+        sum += static_cast<double>(l[v]) / static_cast<double>(a[v]);
+        ++ran;
+      }
     }
-    return a ? static_cast<double>(l) / static_cast<double>(a) : 0.0;
+    if (pooled) return all_a ? static_cast<double>(all_l) / static_cast<double>(all_a) : 0.0;
+    return ran ? sum / static_cast<double>(ran) : 0.0;
   };
   // 90% local counts once held over a 1 s window (one period with few
   // accesses is noise); the final ratio is the last 2 s.
@@ -519,20 +556,21 @@ int main(int argc, char** argv) {
       nanosleep(&ts, nullptr);
     }
     query();
-    std::uint64_t total = 0, local = 0;
+    std::vector<std::uint64_t> local(vcpus, 0), total(vcpus, 0);
+    std::uint64_t accesses_now = 0;
     for (std::uint32_t v = 0; v < vcpus; ++v)
       for (std::uint32_t p : w.sets[v]) {
         const std::size_t i = static_cast<std::size_t>(v) * npages + p;
         const std::uint32_t c = counts[i].exchange(0, std::memory_order_relaxed);
         counted[i] += c;
-        total += c;
-        if (last[p] == static_cast<int>(vcpu_node[v])) local += c;
+        total[v] += c;
+        accesses_now += c;
+        if (last[p] == static_cast<int>(vcpu_node[v])) local[v] += c;
       }
     const double t = k * period_s;
-    const double ratio = total ? static_cast<double>(local) / static_cast<double>(total) : 0;
-    series.push_back({t, ratio, total});
-    local_of.push_back(local);
-    total_of.push_back(total);
+    local_of.push_back(std::move(local));
+    total_of.push_back(std::move(total));
+    series.push_back({t, window_ratio(1), accesses_now, window_ratio(1, true)});
     const std::size_t after_ref =
         moves_later ? (first_move_s < 0 ? 0 : static_cast<std::size_t>((t - first_move_s) / period_s + 0.5))
                     : local_of.size();
@@ -580,6 +618,7 @@ int main(int argc, char** argv) {
   const double ratio_final = window_ratio(final_window), ratio_mean = window_ratio(local_of.size());
   out["local_ratio_final"] = ratio_final;  // last 2 s, access-weighted
   out["local_ratio_mean"] = ratio_mean;    // whole run, access-weighted
+  out["local_ratio_final_pooled"] = window_ratio(final_window, true);  // all vCPUs' accesses pooled
   out["pages_bounced"] = bounced;
   out["pages_moves_observed"] = moves_seen;
   out["throughput_accesses_per_s"] = static_cast<double>(accesses) / elapsed;
@@ -607,13 +646,15 @@ int main(int argc, char** argv) {
     const json d = delta("pgmigrate_success");
     out["pages_migrated"] = d.is_null() ? json(0) : d;
   }
-  out["series"] = series;  // [t_s, local_ratio, accesses] per period
+  out["series"] = series;  // [t_s, local_ratio, accesses, pooled local_ratio] per period
   sampler.reset();
   if (mig) (void)mig->remove_guest(gid);
   mig.reset();
   ram->reset();
   for (const Region& g : regions)
     if (g.host) munmap(g.host, g.pages * kFrameSize);
+  for (const Region& g : regions)
+    if (g.view) munmap(g.view, g.pages * kFrameSize);
 
   const std::string text = out.dump();
   if (!o.json_out.empty()) {

@@ -39,7 +39,7 @@ std::string problem(const json& r) {
     if (!r.contains(k) || !r[k].is_string()) return std::string(k) + " missing";
   if (!r.contains("series") || !r["series"].is_array() || r["series"].empty()) return "series missing or empty";
   for (const json& p : r["series"])
-    if (!p.is_array() || p.size() != 3 || !p[1].is_number() || p[1] < 0 || p[1] > 1) return "bad series point";
+    if (!p.is_array() || p.size() < 3 || !p[1].is_number() || p[1] < 0 || p[1] > 1) return "bad series point";
   if (r["local_ratio_final"] < 0 || r["local_ratio_final"] > 1) return "local_ratio_final outside 0..1";
   if (r["data_errors"] != 0) return "data_errors " + r["data_errors"].dump() + ": pages lost writes";
   return {};
