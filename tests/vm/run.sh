@@ -2,8 +2,14 @@
 # Boots a multi-node Linux guest under qemu (TCG, no KVM needed) that mirrors
 # a topology, runs numaheap-vmtest inside it and exits with its status.
 #
-#   tests/vm/run.sh [--topology FILE] [--build DIR] [--timeout S] [-- test args]
+#   tests/vm/run.sh [--topology FILE] [--build DIR] [--timeout S]
+#                   [--guest-script FILE] [--payload FILE]... [--vmplan-arg ARG]...
+#                   [-- test args]
 #
+# --guest-script: /init runs FILE (as /guest.sh, its exit status is the
+# guest's) instead of numaheap-vmtest; --payload copies FILE into the
+# guest's / (compare.sh: minivmm); --vmplan-arg passes ARG to vmplan (e.g.
+# --cpus-per-node 2).
 # FILE is numactl -H text (default: the seed 4-node machine). The guest gets
 # the same nodes (ids renumbered densely, as Linux does), which nodes have
 # CPUs and memory, and the distances; memory is scaled down and CPUs capped
@@ -16,11 +22,17 @@ topology=$repo/tests/data/topologies/seed-4node-libvirt/numactl-H.txt
 build=${NUMAHEAP_BUILD_DIR:-$repo/build}
 timeout_s=180
 test_args=()
+guest_script=""
+payload=()
+vmplan_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --topology) topology=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
+    --guest-script) guest_script=$2; shift 2 ;;
+    --payload) payload+=("$2"); shift 2 ;;
+    --vmplan-arg) vmplan_args+=("$2"); shift 2 ;;
     --) shift; test_args=("$@"); break ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -39,7 +51,7 @@ kernel=$("$here/fetch-kernel.sh" "${NUMAHEAP_VM_CACHE:-$build/vm-cache}")
 
 work=$(mktemp -d)
 trap '[ -n "${NUMAHEAP_VM_KEEP:-}" ] && echo "run.sh: kept $work" >&2 || rm -rf "$work"' EXIT
-mapfile -t qemu_topo < <("$vmplan" --topology "$topology" --expected "$work/expected.txt")
+mapfile -t qemu_topo < <("$vmplan" --topology "$topology" --expected "$work/expected.txt" ${vmplan_args[@]+"${vmplan_args[@]}"})
 [ ${#qemu_topo[@]} -gt 0 ] || { echo "run.sh: numaheap-vmplan failed" >&2; exit 1; }
 
 root=$work/root
@@ -47,6 +59,11 @@ mkdir -p "$root/bin"
 cp "$busybox" "$root/bin/busybox"
 cp "$vmtest" "$root/numaheap-vmtest"
 cp "$work/expected.txt" "$root/expected.txt"
+for f in ${payload[@]+"${payload[@]}"}; do cp "$f" "$root/"; done
+if [ -n "$guest_script" ]; then
+  cp "$guest_script" "$root/guest.sh"
+  chmod +x "$root/guest.sh"
+fi
 cat >"$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -55,8 +72,12 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo "NUMAHEAP_VM_BEGIN"
-# shellcheck disable=SC2086
-/numaheap-vmtest --expected /expected.txt $TEST_ARGS
+if [ -x /guest.sh ]; then
+  /guest.sh
+else
+  # shellcheck disable=SC2086
+  /numaheap-vmtest --expected /expected.txt $TEST_ARGS
+fi
 echo "NUMAHEAP_VM_EXIT=$?"
 poweroff -f
 INIT
