@@ -48,17 +48,18 @@ for k in page_overhead_us sample_us node_bandwidth_gb_s cost_moves cost_samples 
   check "grep -q '\"$k\"' '$work/out.json'" "JSON lacks $k"
 done
 
-# --sweep: a table of winners over the grid, its JSON, its plot.
-"$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 4 --guest-scale 0.05 --no-progress \
+# --sweep: a table of winners over the grid, its JSON, its plot (small: 25
+# runs each, and a Debug sanitizer build is ~300x slower than this one).
+"$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 2 --guest-scale 0.02 --no-progress \
   >"$work/sweep.txt"
 check 'grep -q "overhead" "$work/sweep.txt"' "sweep table lacks its header"
 check '[ "$(grep -c " us  " "$work/sweep.txt")" -eq 5 ]' "sweep table lacks its five overhead rows"
 check 'grep -q "numaheap is cheapest (or tied) at" "$work/sweep.txt"' "sweep table lacks its summary"
-"$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 4 --guest-scale 0.05 --no-progress --json \
+"$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 2 --guest-scale 0.02 --no-progress --json \
   >"$work/sweep.json"
 check '[ "$(grep -c "\"winner\"" "$work/sweep.json")" -eq 25 ]' "sweep JSON lacks its 25 points"
 if command -v gnuplot >/dev/null; then
-  "$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 4 --guest-scale 0.05 --no-progress \
+  "$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 2 --guest-scale 0.02 --no-progress \
     --plot "$work/sweep.svg" >/dev/null
   check 'grep -q "<svg" "$work/sweep.svg"' "sweep plot is not an SVG"
 fi
