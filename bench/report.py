@@ -635,10 +635,13 @@ def main():
     mig = migrate_figures(mig_data) if mig_data else None
     present = set(results)
     os.makedirs(args.docs, exist_ok=True)
+    # The markdown (and the git revision in it) first: writing the chart
+    # first made every report's revision read "-dirty".
+    text = markdown(figs, mig, present, machine(), commands, argv, json_dir, args, threads)
     with open(os.path.join(args.docs, "benchmarks.svg"), "w", encoding="utf-8") as f:
         f.write(svg_chart(figs, present))
     with open(os.path.join(args.docs, "benchmarks.md"), "w", encoding="utf-8") as f:
-        f.write(markdown(figs, mig, present, machine(), commands, argv, json_dir, args, threads))
+        f.write(text)
     for text, res, fig in bars(figs, mig):
         print(f"{text}: {re.sub(r'[*]', '', res)} -- {fig}")
     return 0
