@@ -1,5 +1,6 @@
 // The guest part of the C API (include/numaheap/numaheap_guest.h): the core
-// part. Placement (numaheap_guest_create, numaheap_control_domain_create)
+// part, creation on a caller's placement included (numaheap_guest_create_placed,
+// _placed_shares). Placement (numaheap_guest_create, numaheap_control_domain_create)
 // is host code: allocator/guest/host/c_api.cc.
 //
 // Core file (freestanding): handles from the default metadata hooks; each
@@ -76,6 +77,7 @@ GuestOptions guest_options_from_c(const numaheap_guest_spec& cs) noexcept {
   o.allow_striping = cs.allow_striping != 0;
   o.scrub_on_free = cs.keep_contents_on_free == 0;
   if (cs.device_region_pages) o.device_region_pages = cs.device_region_pages;
+  o.metadata = cs.metadata;
   return o;
 }
 
@@ -116,6 +118,16 @@ bool to_entry(const numaheap_p2m_entry& in, P2mEntry& out) noexcept {
   return true;
 }
 
+// Creates the guest on `placement` and wraps it (nodes: per vnode or share).
+int create_and_wrap(numaheap_heap* h, const GuestSpec& spec, const Placement& placement,
+                    const numaheap_guest_spec& cs, std::uint32_t owner, const Vector<std::uint32_t>& nodes,
+                    numaheap_guest** out, char* err, std::size_t err_len) noexcept {
+  auto gm = GuestMemory::create(*h->pa, spec, placement, owner, capi::guest_options_from_c(cs));
+  if (!gm) return fail(gm.error(), err, err_len);
+  return capi::wrap_guest(std::move(*gm), std::span<const std::uint32_t>(nodes.data(), nodes.size()),
+                          out, err, err_len);
+}
+
 template <class List>
 std::size_t copy_shares(const List& in, numaheap_node_share* out, std::size_t cap) noexcept {
   std::size_t i = 0;
@@ -146,7 +158,10 @@ int numaheap_guest_create_placed(numaheap_heap* h, const numaheap_guest_spec* cs
   Vector<std::uint32_t> nodes;
   for (std::size_t v = 0; v < cs->vnode_count; ++v) {
     const NodeId p = cs->vnodes[v].pnode;
-    if (p == kNoNode) return fail(Errc::invalid_node, "a vnode has no pnode", err, err_len);
+    if (p == kNoNode)
+      return fail(Errc::invalid_node,
+                  "a vnode has no pnode (a vnode on several nodes: numaheap_guest_create_placed_shares)",
+                  err, err_len);
     if (!capi::push(placement.vnode_pnodes, p) || !nodes.push_back(p))
       return fail(Errc::no_memory, "out of memory", err, err_len);
     placement.nodes.set(p);
@@ -159,10 +174,98 @@ int numaheap_guest_create_placed(numaheap_heap* h, const numaheap_guest_spec* cs
       return fail(Errc::no_memory, "out of memory", err, err_len);
     placement.nodes.set(s.node);
   }
-  auto gm = GuestMemory::create(*h->pa, spec, placement, owner, capi::guest_options_from_c(*cs));
-  if (!gm) return fail(gm.error(), err, err_len);
-  return capi::wrap_guest(std::move(*gm), std::span<const std::uint32_t>(nodes.data(), nodes.size()),
-                          out, err, err_len);
+  return create_and_wrap(h, spec, placement, *cs, owner, nodes, out, err, err_len);
+}
+
+int numaheap_guest_create_placed_shares(numaheap_heap* h, const numaheap_guest_spec* cs,
+                                        uint32_t owner, const numaheap_vnode_share* pieces,
+                                        size_t piece_count, numaheap_guest** out, char* err,
+                                        size_t err_len) {
+  if (!h || !cs || !out) return fail(Errc::invalid_argument, "null argument", err, err_len);
+  if (!pieces || !piece_count) return fail(Errc::invalid_argument, "no pieces given", err, err_len);
+  if (!cs->vnode_count)
+    return fail(Errc::invalid_argument,
+                "a guest without vNUMA is placed by numaheap_guest_create_placed's node shares", err,
+                err_len);
+  GuestSpec spec;
+  if (int rc = capi::guest_spec_from_c(*cs, spec, err, err_len); rc) return rc;
+  // The spec first (its pnodes and nodesets exist, sizes sum), then the
+  // pieces against it; GuestMemory::create checks the layout again.
+  const Topology& topo = h->pa->topology();
+  if (auto ok = validate_guest_spec(spec, topo); !ok) return fail(ok.error(), err, err_len);
+  Placement placement;
+  std::size_t k = 0;
+  for (std::size_t v = 0; v < spec.vnodes.size(); ++v) {
+    const VNodeSpec& vn = spec.vnodes[v];
+    const bool bound = vn.memory_mode != MemoryPolicy::prefer;
+    const bool guest_bound = spec.memory_mode != MemoryPolicy::prefer;
+    NodeMask seen;
+    std::uint64_t sum = 0;
+    NodeId home = kNoNode;
+    std::uint64_t home_bytes = 0;
+    const std::size_t first = k;
+    for (; k < piece_count && pieces[k].vnode == v; ++k) {
+      const numaheap_vnode_share& p = pieces[k];
+      const NodeInfo* n = topo.find(p.node);
+      if (!n || !n->has_memory())
+        return fail(make_error(Errc::invalid_node, "piece ", k, " of vnode ", v, ": node ", p.node,
+                               n ? " has no memory" : " does not exist"),
+                    err, err_len);
+      if (p.bytes == 0 || (p.bytes & (kFrameSize - 1)))
+        return fail(make_error(Errc::invalid_argument, "piece ", k, " of vnode ", v, " on node ",
+                               p.node, ": ", p.bytes, " bytes is not a non-zero multiple of 4 KiB"),
+                    err, err_len);
+      if (seen.test(p.node))
+        return fail(make_error(Errc::invalid_argument, "vnode ", v, " has two pieces on node ", p.node,
+                               " (overlapping pieces)"),
+                    err, err_len);
+      seen.set(p.node);
+      if (bound && !vn.nodes.empty() && !vn.nodes.test(p.node))
+        return fail(make_error(Errc::invalid_argument, "piece ", k, " of vnode ", v, ": node ", p.node,
+                               " is outside the vnode's nodes ", vn.nodes),
+                    err, err_len);
+      if (guest_bound && !spec.allowed_nodes.empty() && !spec.allowed_nodes.test(p.node))
+        return fail(make_error(Errc::invalid_argument, "piece ", k, " of vnode ", v, ": node ", p.node,
+                               " is outside the guest's allowed nodes ", spec.allowed_nodes),
+                    err, err_len);
+      if (p.bytes > vn.memory_bytes - sum)  // also keeps `sum` from wrapping
+        return fail(make_error(Errc::invalid_argument, "vnode ", v, "'s pieces sum to more than its ",
+                               vn.memory_bytes, " bytes"),
+                    err, err_len);
+      sum += p.bytes;
+      if (p.bytes > home_bytes) {  // the first piece of the largest size
+        home = p.node;
+        home_bytes = p.bytes;
+      }
+      if (!capi::push(placement.vnode_memory, VNodeShare{static_cast<std::uint32_t>(v), p.node, p.bytes}))
+        return fail(Errc::no_memory, "out of memory", err, err_len);
+      placement.nodes.set(p.node);
+    }
+    if (k == first)
+      return fail(make_error(Errc::invalid_argument, "vnode ", v,
+                             " has no piece (pieces come in vnode order, each vnode's together)"),
+                  err, err_len);
+    if (sum != vn.memory_bytes)
+      return fail(make_error(Errc::invalid_argument, "vnode ", v, "'s pieces sum to ", sum,
+                             " bytes, not its ", vn.memory_bytes),
+                  err, err_len);
+    if (vn.pnode != kNoNode) {
+      if (!seen.test(vn.pnode))
+        return fail(make_error(Errc::invalid_argument, "vnode ", v, "'s pnode ", vn.pnode,
+                               " holds none of its pieces"),
+                    err, err_len);
+      home = vn.pnode;
+    }
+    if (!capi::push(placement.vnode_pnodes, home))
+      return fail(Errc::no_memory, "out of memory", err, err_len);
+  }
+  if (k != piece_count)
+    return fail(make_error(Errc::invalid_argument, "piece ", k, " names vnode ", pieces[k].vnode,
+                           pieces[k].vnode < spec.vnodes.size()
+                               ? ", out of vnode order (each vnode's pieces together, vnodes ascending)"
+                               : ", which does not exist"),
+                err, err_len);
+  return create_and_wrap(h, spec, placement, *cs, owner, placement.vnode_pnodes, out, err, err_len);
 }
 
 int numaheap_guest_populate(numaheap_guest* g, char* err, size_t err_len) {

@@ -93,18 +93,23 @@ PageAllocator::~PageAllocator() { delete impl_; }
 
 // The fast path: a cached block (orders 0..4 and 9) from the calling CPU's
 // cache of its own node, with no lock and no atomic read-modify-write (the
-// rseq pop makes the block ours alone). The common case calls nothing;
-// everything else -- other requests, an empty cache, no rseq, a block
-// holding another owner's bytes -- leaves through one call (alloc_slow
-// checks the request in full). docs/fast-path.md counts its instructions.
+// rseq pop makes the block ours alone). It serves a request for no node or
+// for this CPU's own node, preferred or exact (what a hypervisor asks for
+// "this vCPU's node"): for each of them alloc_slow would first pop this
+// same cache (try_node on the CPU's node), so the result is the same; an
+// excluded home node, other flags and other nodes go to alloc_slow. The
+// common case calls nothing; everything else -- other requests, an empty
+// cache, no rseq, a block holding another owner's bytes -- leaves through
+// one call (alloc_slow checks the request in full). docs/fast-path.md
+// counts its instructions.
 Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
+  constexpr std::uint32_t kFastFlags = AllocFlags::no_scrub | AllocFlags::exact_node;
   Impl& m = *impl_;
   const std::uint32_t cpu = rseq::cpu();
   const int slot = m.pcp.slot_of(req.order);
-  if (cpu < m.fast_cpus && slot >= 0 && req.node == kNoNode &&
-      !(req.flags & ~AllocFlags::no_scrub) && req.owner <= kMaxOwner) {
+  if (cpu < m.fast_cpus && slot >= 0 && !(req.flags & ~kFastFlags) && req.owner <= kMaxOwner) {
     const Impl::CpuHome& home = m.home[cpu];
-    if (home.caches && !req.exclude.test(home.node)) {
+    if (home.caches && (req.node == kNoNode || req.node == home.node) && !req.exclude.test(home.node)) {
       if (const Mfn mfn = rseq::pop(home.caches + slot, cpu); mfn != kInvalidMfn) {
         // Ours alone once popped: nobody else may change the word.
         FrameDesc& d = m.table.known_desc(mfn);

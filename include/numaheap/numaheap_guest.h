@@ -5,6 +5,8 @@
  *  - core (libnumaheap_core.a): numaheap_guest_create_placed -- the caller
  *    names the host node of every vnode, or the bytes per node of a guest
  *    without vNUMA (a hypervisor's own placement, or numaheap_place's);
+ *    numaheap_guest_create_placed_shares -- the bytes of every vnode per
+ *    host node, for vnodes interleaved or spread over several nodes;
  *  - host library only: numaheap_guest_create places it (vnodes with
  *    NUMAHEAP_NO_NODE as pnode are placed automatically, as is a guest
  *    without vnodes); numaheap_place (numaheap_place.h) explains a choice.
@@ -94,6 +96,9 @@ typedef struct numaheap_guest_spec {
   int memory_mode;                 /* NUMAHEAP_MEM_*, over allowed_nodes */
   const numaheap_vcpu_pin* vcpu_pins;
   size_t vcpu_pin_count;
+  /* Where the guest's metadata (the guest object, p2m, layout) comes from;
+   * must outlive the guest. NULL: numaheap_default_metadata(). */
+  const numaheap_metadata_hooks* metadata;
 } numaheap_guest_spec;
 
 /* Bytes of a guest on one host node. */
@@ -101,6 +106,14 @@ typedef struct numaheap_node_share {
   uint32_t node;
   uint64_t bytes;
 } numaheap_node_share;
+
+/* One piece of a vnode's memory on one host node (a vnode interleaved or
+ * spread over several nodes has several). */
+typedef struct numaheap_vnode_share {
+  uint32_t vnode;
+  uint32_t node;
+  uint64_t bytes;
+} numaheap_vnode_share;
 
 #define NUMAHEAP_P2M_PRESENT 0x1u
 #define NUMAHEAP_P2M_PINNED 0x2u
@@ -115,6 +128,22 @@ typedef struct numaheap_node_share {
 int numaheap_guest_create_placed(numaheap_heap* h, const numaheap_guest_spec* spec, uint32_t owner,
                                  const numaheap_node_share* shares, size_t share_count,
                                  numaheap_guest** out, char* err, size_t err_len);
+/* Core: a vNUMA guest laid out on the caller's pieces: each vnode's memory
+ * per host node (numaheap_placement.vnode_memory has this shape). Pieces
+ * come in vnode order (a vnode's pieces are laid out in the order given,
+ * the first at the vnode's lowest gfn); every vnode has at least one; each
+ * is a non-zero multiple of 4 KiB on a node with memory, at most one per
+ * (vnode, node); a vnode's pieces sum to its memory_bytes; a vnode's pnode,
+ * when not NUMAHEAP_NO_NODE, holds one of its pieces; pieces lie in the
+ * vnode's `nodes` and the guest's allowed_nodes when those are given (not
+ * checked under NUMAHEAP_MEM_PREFER). A vnode's home (numaheap_guest_nodes)
+ * is its pnode, else the node holding most of it (the first such piece).
+ * Bad input: NUMAHEAP_E_INVALID_ARGUMENT / _INVALID_NODE with the reason
+ * in `err`, nothing allocated. Nothing is allocated from the heap yet. */
+int numaheap_guest_create_placed_shares(numaheap_heap* h, const numaheap_guest_spec* spec,
+                                        uint32_t owner, const numaheap_vnode_share* pieces,
+                                        size_t piece_count, numaheap_guest** out, char* err,
+                                        size_t err_len);
 /* Host library only: validates and places the guest (auto placement from
  * the heap's free memory); nothing is allocated yet. */
 int numaheap_guest_create(numaheap_heap* h, const numaheap_guest_spec* spec, uint32_t owner,

@@ -5,8 +5,11 @@
  *
  * numaheap_place chooses the host nodes of a new guest from free memory,
  * vCPU load, distances within the set and device locality (works beyond 16
- * nodes), and says why. The result feeds numaheap_guest_create_placed: the
- * vnode pnodes of a vNUMA guest, or the memory shares of one without.
+ * nodes), and says why. The result feeds the core's create calls
+ * (numaheap_guest.h): a vNUMA guest's vnode_memory pieces to
+ * numaheap_guest_create_placed_shares (or its vnode_pnodes, when no vnode is
+ * spread, as the vnodes' pnodes to numaheap_guest_create_placed), the memory
+ * shares of a guest without vNUMA to numaheap_guest_create_placed.
  * numaheap_place_session_* place a list of guests in order, each seeing
  * what the earlier ones took, with the guests' affinity / anti-affinity
  * groups (numaheap_guest_spec.affinity_group) applied as hints.
@@ -45,13 +48,6 @@ typedef struct numaheap_placement_hints {
   const numaheap_nodemask* anti_affinity_nodes; /* keep away (NULL: none) */
 } numaheap_placement_hints;
 
-/* One piece of a vnode's memory on one host node. */
-typedef struct numaheap_vnode_share {
-  uint32_t vnode;
-  uint32_t node;
-  uint64_t bytes;
-} numaheap_vnode_share;
-
 /* The caller points the arrays at *_cap entries (NULL / 0 allowed);
  * *_count get how many there are. */
 typedef struct numaheap_placement {
@@ -65,7 +61,8 @@ typedef struct numaheap_placement {
   double cost;                 /* lower is better */
   char reason[256];            /* why these nodes (truncated) */
   /* vNUMA guests: each vnode's memory per host node, in vnode order then
-   * ascending node; a vnode interleaved over several nodes has several. */
+   * ascending node; a vnode interleaved over several nodes has several
+   * (numaheap_vnode_share: numaheap_guest.h). */
   numaheap_vnode_share* vnode_memory;
   size_t vnode_memory_cap, vnode_memory_count;
 } numaheap_placement;

@@ -5,6 +5,8 @@
 // prove nothing.
 #include <gtest/gtest.h>
 
+#include <span>
+
 #include "allocator/platform/fault_injection.h"
 #include "unit/scrub_scenarios.h"
 
@@ -23,6 +25,37 @@ TEST(heap_scrub_broken, FastPathWithoutScrubIsCaught) {
   const test::FastPathResult r = test::fast_path_handover();
   if (!r.lockless) GTEST_SKIP() << "no rseq fast path here";
   EXPECT_GT(r.unclean, 0u) << "the scenario never reached the lock-free pop";
+}
+
+// Runs each request with the fast path's scrub broken (only that path
+// hands out unclean frames then): `fast` says whether the fast path must
+// serve them. False when this host has no rseq fast path.
+bool expect_fast_path(std::span<const test::NamedHandover> list, bool fast) {
+  fault::Scope broken(fault::fast_path_skips_scrub);
+  for (const test::NamedHandover& h : list) {
+    SCOPED_TRACE(h.what);
+    const test::FastPathResult r = test::fast_path_handover(h.ask);
+    if (!r.lockless) return false;
+    EXPECT_GT(r.handed_out, 0u);
+    if (fast)
+      EXPECT_GT(r.unclean, 0u) << "not served by the fast path";
+    else
+      EXPECT_EQ(r.unclean, 0u) << "served by the fast path";
+    EXPECT_EQ(r.off_node, 0u);
+  }
+  return true;
+}
+
+// Requests naming the CPU's own node (preferred or exact) are served by
+// the lock-free fast path, not by alloc_slow.
+TEST(heap_scrub_broken, OwnNodeRequestsTakeTheFastPath) {
+  if (!expect_fast_path(test::kOwnNodeRequests, true)) GTEST_SKIP() << "no rseq fast path here";
+}
+
+// Another node, or the own node excluded: alloc_slow, which scrubs even
+// with the fast path broken.
+TEST(heap_scrub_broken, OtherRequestsTakeTheSlowPath) {
+  if (!expect_fast_path(test::kSlowPathRequests, false)) GTEST_SKIP() << "no rseq fast path here";
 }
 
 TEST(heap_scrub_broken, CorrectAllocatorPassesTheSameScenarios) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "numaheap/page_allocator.h"
@@ -210,6 +211,24 @@ TEST(heap_scrub_fast_path, LockFreePopScrubsAnotherOwnersFrames) {
   if (!r.lockless) GTEST_SKIP() << "no rseq fast path here";
   EXPECT_GT(r.handed_out, 0u);
   EXPECT_EQ(r.unclean, 0u);
+}
+
+// The same for requests naming a node: the CPU's own (the fast path since
+// issue 17), another one, the own one excluded (alloc_slow). Each gets its
+// node's frames, scrubbed. (heap_scrub_broken proves which path served.)
+TEST(heap_scrub_fast_path, NamedNodeRequestsScrubAnotherOwnersFrames) {
+  const auto check = [](std::span<const test::NamedHandover> list) {
+    for (const test::NamedHandover& h : list) {
+      SCOPED_TRACE(h.what);
+      const test::FastPathResult r = test::fast_path_handover(h.ask);
+      if (!r.lockless) return;  // no rseq fast path here
+      EXPECT_GT(r.handed_out, 0u);
+      EXPECT_EQ(r.unclean, 0u);
+      EXPECT_EQ(r.off_node, 0u);
+    }
+  };
+  check(test::kOwnNodeRequests);
+  check(test::kSlowPathRequests);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -125,20 +126,41 @@ struct FastPathResult {
   bool lockless = false;          // the rseq fast path exists here
   std::uint64_t handed_out = 0;   // frames owner 2 received
   std::uint64_t unclean = 0;      // of those, holding owner 1's bytes
+  std::uint64_t off_node = 0;     // of those, not from `expect_node`
 };
 
-// Host memory, lock-free per-CPU caches: owner 1 takes 4 KiB frames from
-// its CPU's cache, fills them and frees them (back to that cache); owner 2
-// then asks for frames with no_scrub on the same CPU, so the fast path pops
-// owner 1's frames. Every byte owner 2 sees must be zero.
-inline FastPathResult fast_path_handover(int rounds = 200) {
+// What owner 2 asks for in fast_path_handover: 4 KiB frames of `node`
+// (kNoNode: the CPU's own) with `flags` | no_scrub, never from `exclude`;
+// they must come from `expect_node`.
+struct HandoverRequest {
+  NodeId node = kNoNode;
+  std::uint32_t flags = 0;
+  NodeMask exclude{};
+  NodeId expect_node = 0;
+};
+
+// Host memory, lock-free per-CPU caches, every CPU on node 0 and node 1
+// with memory but no CPU: owner 1 takes 4 KiB frames of `expect_node` into
+// its CPU's cache of that node, fills them and frees them (back to that
+// cache); owner 2 then asks for frames with no_scrub as `ask` says, on the
+// same CPU, so whichever path serves it pops owner 1's frames. Every byte
+// owner 2 sees must be zero. Only the fast path in PageAllocator::alloc
+// calls alloc_dirty, which the fault fast_path_skips_scrub breaks: with the
+// fault on, unclean frames prove that path served the request, none that
+// alloc_slow did (its pops scrub in try_node).
+inline FastPathResult fast_path_handover(const HandoverRequest& ask, int rounds = 200) {
   FastPathResult out;
   PlatformConfig pc;
   pc.mode = MemoryMode::host_memory;
   pc.require_bind = false;
   HeapConfig hc;
   hc.use_rseq = true;
-  auto pa = make(one_node(4096), pc, hc);
+  auto topo = TopologyBuilder("test:cpus-on-0")
+                  .add_node(0, {0, 1}, std::uint64_t{4096} << kFrameShift)
+                  .add_node(1, std::span<const CpuId>(), std::uint64_t{4096} << kFrameShift)
+                  .build();
+  if (!topo) return out;
+  auto pa = make(*topo, pc, hc);
   if (!pa || !pa->lockless_cpu_caches()) return out;
   out.lockless = true;
   constexpr int kBatch = 16;
@@ -146,7 +168,7 @@ inline FastPathResult fast_path_handover(int rounds = 200) {
   for (int r = 0; r < rounds; ++r) {
     int n = 0;
     for (; n < kBatch; ++n) {
-      auto a = pa->alloc(req(0, kNoNode, 0, 1));
+      auto a = pa->alloc(req(0, ask.expect_node, AllocFlags::exact_node, 1));
       if (!a) break;
       got[n] = a->mfn;
       std::memset(pa->frame_address(a->mfn), 0xA1, kFrameSize);
@@ -154,10 +176,13 @@ inline FastPathResult fast_path_handover(int rounds = 200) {
     for (int i = 0; i < n; ++i) (void)pa->free(got[i], 0, 1);
     n = 0;
     for (; n < kBatch; ++n) {
-      auto b = pa->alloc(req(0, kNoNode, AllocFlags::no_scrub, 2));
+      AllocRequest q = req(0, ask.node, ask.flags | AllocFlags::no_scrub, 2);
+      q.exclude = ask.exclude;
+      auto b = pa->alloc(q);
       if (!b) break;
       got[n] = b->mfn;
       ++out.handed_out;
+      out.off_node += b->node != ask.expect_node || pa->node_of(b->mfn) != ask.expect_node;
       const auto* p = static_cast<const unsigned char*>(pa->frame_address(b->mfn));
       bool clean = true;
       for (std::size_t k = 0; k < kFrameSize && clean; ++k) clean = p[k] == 0 || p[k] == 0xB2;
@@ -168,5 +193,35 @@ inline FastPathResult fast_path_handover(int rounds = 200) {
   }
   return out;
 }
+
+// The common case: no node named.
+inline FastPathResult fast_path_handover() { return fast_path_handover(HandoverRequest{}); }
+
+inline NodeMask only_node(NodeId n) {
+  NodeMask m;
+  m.set(n);
+  return m;
+}
+
+// Requests the fast path serves since issue 17's own-node change (the
+// CPU's own node named, preferred or exact), and requests it must leave to
+// alloc_slow (another node; the own node excluded). All get node 0's or
+// node 1's frames as `expect_node` says.
+struct NamedHandover {
+  const char* what;
+  HandoverRequest ask;
+};
+inline constexpr std::uint32_t kExact = AllocFlags::exact_node;
+inline const NamedHandover kOwnNodeRequests[] = {
+    {"own node, preferred", {0, 0, {}, 0}},
+    {"own node, exact", {0, kExact, {}, 0}},
+    {"no node, exact", {kNoNode, kExact, {}, 0}},
+};
+inline const NamedHandover kSlowPathRequests[] = {
+    {"other node, preferred", {1, 0, {}, 1}},
+    {"other node, exact", {1, kExact, {}, 1}},
+    {"own node excluded", {0, 0, only_node(0), 1}},
+    {"no node, own node excluded", {kNoNode, 0, only_node(0), 1}},
+};
 
 }  // namespace numaheap::test
