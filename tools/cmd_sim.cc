@@ -108,6 +108,8 @@ nlohmann::json to_json(const sim::SimReport& r, const std::string& description) 
                    {"cost_samples", p.cost_samples},
                    {"cost_contention", p.cost_contention},
                    {"cost_split", p.cost_split},
+                   {"blocks_moved_whole", p.blocks_moved_whole},
+                   {"blocks_split", p.blocks_split},
                    {"blocks_coalesced", p.blocks_coalesced},
                    {"split_pages_final", p.split_pages_final},
                    {"min_free_pages", p.min_free_pages},

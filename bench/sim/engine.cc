@@ -55,13 +55,15 @@ Result<MoveTotals> CountingMover::move(std::span<const Gfn> gfns, NodeId target,
   for (std::size_t at = 0; at < gfns.size(); at += kChunk) {
     const std::size_t n = std::min(kChunk, gfns.size() - at);
     NodeId before[kChunk];
-    std::uint8_t order[kChunk];
+    std::uint8_t order[kChunk], block[kChunk];
     for (std::size_t i = 0; i < n; ++i) {
       PageState st;
       (void)inner_.query(gfns[at + i], std::span<PageState>(&st, 1));
       before[i] = st.node;
+      block[i] = st.order;
       order[i] = granularity == MoveGranularity::whole_blocks ? st.order : 0;
     }
+    Gfn split_head = ~Gfn{0};
     auto r = inner_.move(gfns.subspan(at, n), target, granularity, out.subspan(at, n));
     if (!r) return r.error();
     total.frames_moved += r->frames_moved;
@@ -75,6 +77,15 @@ Result<MoveTotals> CountingMover::move(std::span<const Gfn> gfns, NodeId target,
       if (before[i] == target || world_.node_of(guest_, g) != target) continue;
       // One operation: a 4 KiB page, or a whole block (every frame of it).
       ++world_.move_ops;
+      if (block[i] > 0) {
+        const Gfn head = g & ~((std::uint64_t{1} << block[i]) - 1);
+        if (order[i] > 0) {
+          ++world_.blocks_whole;
+        } else if (head != split_head) {  // pages of one block in one call: one split
+          ++world_.blocks_split;
+          split_head = head;
+        }
+      }
       const std::uint64_t span = std::uint64_t{1} << order[i];
       const Gfn first = g & ~(span - 1);
       for (Gfn x = first; x < first + span && x < pages; ++x) {
@@ -390,6 +401,8 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
     r.cost_contention = l.cost_contention * per;
     r.cost_split = l.cost_split * per;
     r.blocks_coalesced = l.world->coalesced;
+    r.blocks_moved_whole = l.world->blocks_whole;
+    r.blocks_split = l.world->blocks_split;
     for (std::uint32_t g = 0; g < l.world->guest_count(); ++g)
       for (Gfn gfn = 0; gfn < l.world->guest(g).ram_pages(); ++gfn) r.split_pages_final += l.world->order_of(g, gfn) == 0;
     r.move_ops = l.world->move_ops;

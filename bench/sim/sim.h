@@ -165,7 +165,9 @@ struct PolicyResult {
   // contention (accesses slowed while copies flow), split pages (accesses
   // through 4 KiB mappings).
   double cost_placement = 0, cost_moves = 0, cost_samples = 0, cost_contention = 0, cost_split = 0;
-  std::uint64_t blocks_coalesced = 0;  // 2 MiB blocks rebuilt from 4 KiB pages
+  std::uint64_t blocks_moved_whole = 0;  // huge blocks moved as one block
+  std::uint64_t blocks_split = 0;        // huge blocks split by a page move
+  std::uint64_t blocks_coalesced = 0;    // 2 MiB blocks rebuilt from 4 KiB pages
   std::uint64_t split_pages_final = 0; // guest pages mapped 4 KiB at the end
   std::vector<double> mib_moved;    // per period, cumulative
   std::uint64_t min_free_pages = 0; // lowest free frames seen on any guest node

@@ -68,6 +68,7 @@ class World {
   std::vector<std::uint64_t> moved_from, moved_to;  // per dense node, 4 KiB frames
   std::vector<std::uint64_t> copied_in_place;       // per dense node: frames a coalesce copied there
   std::uint64_t coalesced = 0;                      // blocks rebuilt
+  std::uint64_t blocks_whole = 0, blocks_split = 0;  // huge blocks moved whole / split by a page move
   std::vector<std::vector<std::uint8_t>> move_counts;  // per guest, per gfn, saturating
   // What the hypervisor knows about its vCPUs: where each starts and when
   // each moves (the workload's; policies may use them as events).

@@ -330,6 +330,9 @@ TEST(SimRun, SplitPagesCostAndNumaheapKeepsBlocksWhole) {
   EXPECT_GT(naive.cost_split, 0);
   EXPECT_GT(naive.split_pages_final, 0u);
   EXPECT_LT(nh.split_pages_final, naive.split_pages_final);
+  EXPECT_GT(nh.blocks_moved_whole, 0u);
+  EXPECT_EQ(naive.blocks_moved_whole, 0u);
+  EXPECT_GT(naive.blocks_split, nh.blocks_split);
   EXPECT_LT(nh.cost_split, naive.cost_split);
   for (const PolicyResult* p : {&none, &naive, &nh})
     EXPECT_NEAR(p->cost_placement + p->cost_moves + p->cost_samples + p->cost_contention + p->cost_split,
