@@ -117,6 +117,22 @@ void AccessTracker::reset_streak(Gfn gfn) noexcept {
 
 namespace numaheap {
 
+void AccessTracker::advance_epoch() noexcept {
+  const std::uint32_t now = (epoch_.fetch_add(1, std::memory_order_relaxed) + 1) & kEpochMask;
+  const std::uint64_t slice = (pages_ + kSweepEpochs - 1) / kSweepEpochs;
+  for (std::uint64_t n = 0; n < slice; ++n) {
+    if (sweep_cursor_ >= pages_) sweep_cursor_ = 0;
+    std::atomic<std::uint64_t>& w = words_[sweep_cursor_++];
+    std::uint64_t old = w.load(std::memory_order_relaxed);
+    // Only words at least two epochs old: from there on decay composes
+    // exactly (a one-epoch-old word would lose its streak's timing).
+    while (((now - static_cast<std::uint32_t>(field(old, kEpochShift, kEpochBits))) & kEpochMask) >= 2) {
+      const std::uint64_t next = decayed(old, now);
+      if (next == old || w.compare_exchange_weak(old, next, std::memory_order_relaxed)) break;
+    }
+  }
+}
+
 void AccessTracker::moved(Gfn gfn) noexcept {
   if (gfn >= pages_) return;
   std::uint64_t old = words_[gfn].load(std::memory_order_relaxed);

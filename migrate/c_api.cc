@@ -169,6 +169,17 @@ int numaheap_frame_mover_evacuate(numaheap_frame_mover* mv, const uint64_t* gfns
   });
 }
 
+int numaheap_frame_mover_coalesce(numaheap_frame_mover* mv, uint64_t head_gfn, uint32_t order, uint32_t target,
+                                  uint8_t* outcome, uint64_t* frames_moved) {
+  if (!mv) return NUMAHEAP_E_INVALID_ARGUMENT;
+  numaheap::MoveOutcome o = numaheap::MoveOutcome::busy;
+  auto r = mv->mover->coalesce(head_gfn, order, target, o);
+  if (!r) return code(r.error());
+  if (outcome) *outcome = static_cast<uint8_t>(o);
+  if (frames_moved) *frames_moved = r->frames_moved;
+  return NUMAHEAP_OK;
+}
+
 /* ---- Migrator ---- */
 
 void numaheap_migrator_config_init(numaheap_migrator_config* c) {
@@ -189,6 +200,7 @@ void numaheap_migrator_config_init(numaheap_migrator_config* c) {
   c->spare_bandwidth_share = d.spare_bandwidth_share;
   c->min_sample_share = d.min_sample_share;
   c->quick_moves = d.quick_moves ? 1 : 0;
+  c->keep_huge_pages = d.keep_huge_pages ? 1 : 0;
   c->watermark_max_pages = d.watermark_max_pages;
 }
 
@@ -212,6 +224,7 @@ int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator
     cfg.spare_bandwidth_share = c->spare_bandwidth_share;
     cfg.min_sample_share = c->min_sample_share;
     cfg.quick_moves = c->quick_moves != 0;
+    cfg.keep_huge_pages = c->keep_huge_pages != 0;
     cfg.watermark_max_pages = c->watermark_max_pages;
   }
   auto* h = new numaheap_migrator();
@@ -347,6 +360,9 @@ int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_st
   out->pages_evacuated = s.pages_evacuated;
   out->pages_followed = s.pages_followed;
   out->pages_quick = s.pages_quick;
+  out->blocks_moved_whole = s.blocks_moved_whole;
+  out->blocks_split = s.blocks_split;
+  out->blocks_coalesced = s.blocks_coalesced;
   out->ns_stepping = s.ns_stepping;
   out->ns_moving = s.ns_moving;
   out->local_access_ratio = s.local_access_ratio;

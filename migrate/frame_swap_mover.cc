@@ -453,4 +453,127 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
   return totals;
 }
 
+// Coalescing (see mover.h): the block move above in reverse -- 2^order
+// single pages in, one block out. The old frames are kept on the stack
+// (at most 512: 4 KiB) so a swap that fails midway can be undone.
+Result<MoveTotals> FrameSwapMover::coalesce(Gfn head, unsigned order, NodeId target, MoveOutcome& out) noexcept {
+  out = MoveOutcome::busy;
+  if (order == 0 || order > kMaxCoalesceOrder) return Errc::invalid_argument;
+  const std::uint64_t span = frames_of_order(order);
+  if (head % span != 0 || head > page_count() || span > page_count() - head) return Errc::invalid_argument;
+  const NodeInfo* n = guest_->allocator().topology().find(target);
+  if (!n || n->frame_count() == 0) return Errc::invalid_node;
+  GuestMemory& g = *guest_;
+  PageAllocator& pa = g.allocator();
+  MoveTotals totals;
+  Mfn old[frames_of_order(kMaxCoalesceOrder)];
+  std::uint8_t flags[frames_of_order(kMaxCoalesceOrder)];
+  constexpr std::uint8_t blocking = P2mFlags::migrating | P2mFlags::pinned | P2mFlags::shared;
+  // 1. Claim every entry: present, a 4 KiB block, nothing blocking.
+  for (std::uint64_t k = 0; k < span; ++k) {
+    const P2mEntry cur = g.lookup(head + k);
+    P2mEntry want = cur;
+    want.flags = static_cast<std::uint8_t>(cur.flags | P2mFlags::migrating);
+    const MoveOutcome why = !cur.present()                      ? MoveOutcome::not_present
+                            : (cur.flags & P2mFlags::pinned)    ? MoveOutcome::pinned
+                            : (cur.flags & P2mFlags::shared)    ? MoveOutcome::shared
+                                                                : MoveOutcome::busy;
+    if (!cur.present() || cur.order != 0 || (cur.flags & blocking) || !g.compare_exchange(head + k, cur, want)) {
+      unmark(g, head, k);
+      out = why;
+      return totals;
+    }
+    old[k] = cur.mfn;
+    flags[k] = want.flags;
+  }
+  // 2. The block, exactly on the target.
+  Result<Mfn> dst = alloc_exact(pa, target, order, g.owner());
+  if (!dst) {
+    unmark(g, head, span);
+    out = dst.error() == Errc::invalid_node ? MoveOutcome::invalid_node : MoveOutcome::no_memory;
+    return totals;
+  }
+  // 3-4. Writes stop counting once the flush has returned; then copy.
+  const GfnRun run{head, span};
+  hooks_.write_protect(hooks_.ctx, &run, 1);
+  hooks_.flush(hooks_.ctx);
+  ++totals.flushes;
+  bool streamed = false;
+  for (std::uint64_t k = 0; k < span; ++k) {
+    if (hooks_.copy) {
+      hooks_.copy(hooks_.ctx, *dst + k, old[k], 1);
+    } else if (void* to = pa.frame_address(*dst + k)) {
+      streamed |= copy_frames(to, pa.frame_address(old[k]), kFrameSize);
+    } else {
+      (void)pa.platform().copy_frame(*dst + k, old[k]);
+    }
+  }
+  if (streamed) stream_fence();
+  // 5. Writers the protection does not stop (see move_chunk).
+  bool live = true;
+  if (hooks_.dirtied) {
+    hooks_.flush(hooks_.ctx);
+    ++totals.flushes;
+    live = !hooks_.dirtied(hooks_.ctx, run);
+  }
+  // 6. Swap every entry to the block (only flag bits may change under us).
+  const auto ord = static_cast<std::uint8_t>(order);
+  std::uint64_t swapped = 0;
+  for (; live && swapped < span; ++swapped) {
+    const Gfn gfn = head + swapped;
+    if (g.compare_exchange(gfn, P2mEntry{old[swapped], flags[swapped], 0},
+                           P2mEntry{*dst + swapped, flags[swapped], ord}))
+      continue;
+    bool ok = false;
+    for (;;) {
+      const P2mEntry cur = g.lookup(gfn);
+      if (!cur.present() || cur.mfn != old[swapped] || cur.order != 0 || !(cur.flags & P2mFlags::migrating)) break;
+      flags[swapped] = cur.flags;
+      if ((ok = g.compare_exchange(gfn, cur, P2mEntry{*dst + swapped, cur.flags, ord}))) break;
+    }
+    if (!ok) live = false;
+  }
+  if (!live) {
+    // Someone ignored `migrating` (or a dirty log said no): put back what
+    // was swapped, release the rest; the new block goes.
+    for (std::uint64_t f = 0; f < swapped; ++f)
+      for (;;) {
+        const P2mEntry cur = g.lookup(head + f);
+        if (!cur.present() || cur.mfn != *dst + f) break;
+        if (g.compare_exchange(head + f, cur, P2mEntry{old[f], cur.flags, 0})) break;
+      }
+    for (std::uint64_t f = 0; f < span; ++f)
+      if (const P2mEntry cur = g.lookup(head + f); cur.present() && cur.mfn == old[f])
+        (void)g.update_flags(head + f, 0, P2mFlags::migrating);
+  } else {
+    for (std::uint64_t f = 0; f < span; ++f) {
+      const P2mEntry as_swapped{*dst + f, flags[f], ord};
+      P2mEntry released = as_swapped;
+      released.flags = static_cast<std::uint8_t>(flags[f] & ~P2mFlags::migrating);
+      if (!g.compare_exchange(head + f, as_swapped, released)) (void)g.update_flags(head + f, 0, P2mFlags::migrating);
+    }
+  }
+  hooks_.flush(hooks_.ctx);
+  ++totals.flushes;
+  if (hooks_.unprotect) hooks_.unprotect(hooks_.ctx, &run, 1);
+  // 7. Free what is no longer mapped: the old frames, or the new block.
+  std::uint64_t lost = 0;
+  if (!live) {
+    if (!pa.free(*dst, order, g.owner())) lost += span;
+    if (lost) g.note_lost_frames(lost);
+    return totals;
+  }
+  for (std::uint64_t k = 0; k < span; ++k)
+    if (pa.node_of(old[k]) != target) ++totals.frames_moved;
+  for (std::uint64_t at = 0; at < span; at += kMaxBatch) {
+    const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(kMaxBatch, span - at));
+    if (!pa.free_bulk(std::span<const Mfn>(old + at, len), g.owner()))
+      for (std::size_t k = 0; k < len; ++k)
+        if (!pa.free(old[at + k], 0, g.owner())) ++lost;
+  }
+  if (lost) g.note_lost_frames(lost);
+  out = MoveOutcome::moved;
+  return totals;
+}
+
 }  // namespace numaheap

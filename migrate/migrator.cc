@@ -309,6 +309,14 @@ std::uint64_t Migrator::Impl::admit(NodeId target, std::uint64_t pages, std::uin
   return take;
 }
 
+void Migrator::Impl::refund(NodeId target, std::uint64_t pages) noexcept {
+  const int i = index(target);
+  if (i < 0 || pages == 0) return;
+  if (config.rate_limit_mb_s <= 0 && !config.spare_bandwidth_mb_s) return;  // unlimited: nothing was taken
+  const auto k = static_cast<std::size_t>(i);
+  tokens[k] += static_cast<double>(pages * kFrameSize);  // admit() caps it at the burst on its next refill
+}
+
 void Migrator::Impl::back_off(NodeId target) noexcept {
   const int i = index(target);
   if (i < 0) return;

@@ -67,6 +67,9 @@ struct GuestSlot {
   // whether some page could not leave yet (search again next step).
   std::uint64_t offline_seen = 0;
   bool evacuate_again = false;
+  // The mover cannot coalesce (Mover::coalesce said unsupported): the
+  // policy stops asking. Guarded by Impl::lock.
+  bool coalesce_unsupported = false;
   std::uint64_t tracking_bytes = 0;  // immutable after add_guest: what this slot holds
   std::uint8_t grace_seen = 0;       // guarded by Impl::lock: bit p = phase p seen quiet since retired
   RehomeJob rehome;
@@ -172,6 +175,9 @@ struct Migrator::Impl {
                MoveGranularity gran, MoveOutcome* out, StepReport& rep);
   // Rate limit: how many of `pages` may go to `target` now (consumes tokens).
   std::uint64_t admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns);
+  // Gives back `pages` frames' worth of tokens admit() granted but that
+  // were not used (a coalesce that did not happen).
+  void refund(NodeId target, std::uint64_t pages) noexcept;
   // Exponential backoff of a destination (doubling up to the cap).
   void back_off(NodeId target) noexcept;
   // Ranges sorted and inside their mover, slot table matches `owned`,

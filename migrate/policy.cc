@@ -23,6 +23,23 @@
 // hands (a phase change) moves in one period instead of three; a shared
 // page needs a run of same-node samples before it can switch cleanly, and
 // once moved its switch memory keeps it (see kMovedScore).
+//
+// Huge pages kept whole (MigratorConfig::keep_huge_pages, page-granular
+// guests): a page in a 2 MiB block is judged with its whole block. The
+// samples of all the block's pages are pooled: a node has "real weight"
+// when it gave the block two samples or more (two pages, or a run of two
+// on one page: the two-stage filter's idea). Real weight from one node
+// only (stray single samples elsewhere do not count; without any real
+// weight, samples from that node only), and some page of the block that
+// the rules above would move there, moves the block whole (one order-9
+// move: blocks_moved_whole). Real
+// weight from two nodes or more: truly shared, so the pages are judged one
+// by one as before, and the first move splits the block (blocks_split).
+// A node without room for a whole block above its watermark also gets
+// single pages. The reverse: an aligned 2 MiB range of 4 KiB pages on one
+// node (at most kStragglers elsewhere), with no switch memory and no
+// recent sample from any other node, is collapsed into one new block there
+// (Mover::coalesce, which copies the stragglers along; blocks_coalesced).
 #include <algorithm>
 
 #include "migrate/migrator_impl.h"
@@ -33,6 +50,31 @@ namespace {
 
 constexpr std::size_t kChunk = 64;
 constexpr std::uint8_t kWhyFollow = 1, kWhyQuick = 2;
+constexpr unsigned kHugeOrder = 9;  // the blocks kept whole and coalesced: 2 MiB
+constexpr std::uint64_t kHugeSpan = frames_of_order(kHugeOrder);
+// Pages of a range off its node that a coalesce still brings along.
+constexpr std::uint64_t kStragglers = 32;
+
+// Samples of a block's pages pooled per node bit (dense index mod 16, as
+// the tracker's node sets): weight = pages with a recent sample from the
+// node, plus one for a run of two (streak) on a page.
+struct BlockWeights {
+  std::uint32_t weight[16] = {};
+  std::uint16_t bits = 0;
+  void add(const PageHeat& h) noexcept {
+    if (!h.sampled()) return;
+    const auto b = static_cast<std::uint16_t>(h.seen | h.prev_seen);
+    bits = static_cast<std::uint16_t>(bits | b);
+    for (unsigned k = 0; k < 16; ++k)
+      if (b & (1u << k)) ++weight[k];
+    if (h.streak >= 2) ++weight[h.last_index % 16];
+  }
+  unsigned heavy() const noexcept {  // nodes with real weight
+    unsigned n = 0;
+    for (unsigned k = 0; k < 16; ++k) n += weight[k] >= 2 ? 1 : 0;
+    return n;
+  }
+};
 
 // A first sample from another node that may move the page at once (top):
 // the tracker marked it quick, and since then only that node sampled it.
@@ -49,6 +91,7 @@ struct Batch {
   std::uint8_t why[kChunk];  // kWhyFollow, kWhyQuick or 0
   std::size_t count = 0;
   NodeId target = kNoNode;
+  MoveGranularity gran = MoveGranularity::pages;  // of every item
 };
 
 }  // namespace
@@ -105,7 +148,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     if (b.count == 0) return;
     std::size_t n = b.count;
     auto frames_of = [&](std::size_t i) {
-      return g.options.granularity == MoveGranularity::whole_blocks ? frames_of_order(b.from[i].order) : 1;
+      return b.gran == MoveGranularity::whole_blocks ? frames_of_order(b.from[i].order) : 1;
     };
     // Destination watermark: never take it below watermark().
     std::uint64_t free = 0, managed = 0;
@@ -130,14 +173,210 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       n = fit;
     }
     if (n) {
-      do_move(g, b.gfns, b.from, n, b.target, g.options.granularity, b.out, rep);
+      do_move(g, b.gfns, b.from, n, b.target, b.gran, b.out, rep);
+      Gfn split_head = ~Gfn{0};
       for (std::size_t i = 0; i < n; ++i) {
-        if (b.out[i] != MoveOutcome::moved) continue;
+        if (b.out[i] != MoveOutcome::moved || b.from[i].node == b.target) continue;
         if (b.why[i] == kWhyFollow) stats.pages_followed += frames_of(i);
         if (b.why[i] == kWhyQuick) stats.pages_quick += frames_of(i);
+        if (b.from[i].order == 0) continue;
+        const std::uint64_t span = frames_of_order(b.from[i].order);
+        const Gfn head = b.gfns[i] & ~(span - 1);
+        if (b.gran == MoveGranularity::whole_blocks) {
+          if (g.options.granularity != MoveGranularity::pages) continue;  // whole-block guests: not counted
+          ++stats.blocks_moved_whole;
+          // Every page moved: none may pull the block back at once.
+          for (std::uint64_t k = 0; k < span; ++k) g.tracker->moved(head + k);
+        } else if (head != split_head) {
+          ++stats.blocks_split;  // the move split it (further pages of it: the same split)
+          split_head = head;
+        }
       }
     }
     b.count = 0;
+  };
+  auto enqueue = [&](Gfn gfn, const PageState& p, NodeId target, std::uint8_t why, MoveGranularity gran) {
+    if (b.count && (b.target != target || b.gran != gran)) flush();
+    b.target = target;
+    b.gran = gran;
+    b.gfns[b.count] = gfn;
+    b.from[b.count] = p;
+    b.why[b.count] = why;
+    if (++b.count == kChunk) flush();
+  };
+  // Room on `target` for `frames` more above its watermark (unknown: yes).
+  auto has_room = [&](NodeId target, std::uint64_t frames) {
+    std::uint64_t free = 0, managed = 0;
+    if (!g.mover->node_frames(target, free, managed)) return true;
+    const std::uint64_t wm = watermark(managed);
+    return free > wm && free - wm >= frames;
+  };
+  // The per-page rules (see the top): where the page should go (kNoNode:
+  // stay) and why; `shared` says the filter held it back as shared.
+  auto decide = [&](const PageState& p, const MigrateRange& r, const PageHeat& h, NodeId last, std::uint8_t& why,
+                    bool& shared) {
+    why = 0;
+    shared = false;
+    if (g.options.vnuma_bound) return r.pnode;  // the binding, not single accesses
+    if (!g.options.auto_balance || last == p.node) return kNoNode;
+    if (h.streak >= 1 && follows(p.node, h)) {
+      why = kWhyFollow;  // private to vCPUs that left its node: follow now
+      return last;
+    }
+    if (config.quick_moves && quick_move(h)) {
+      why = kWhyQuick;
+      return last;
+    }
+    if (h.streak >= 2) {
+      // A single switch from a clean history, at least two epochs ago
+      // (score 3 faded to 1 or less), and since then samples only from
+      // the new node, two in a row: its user moved once -- it need not
+      // sit out the rest of the switch memory. Pages that alternate have
+      // scores of 5 and up.
+      const int li = index(last);
+      const bool moved_once = li >= 0 && h.switches <= 1 &&
+                              (h.seen | h.prev_seen) == static_cast<std::uint16_t>(1u << (static_cast<unsigned>(li) % 16));
+      if (h.shared() && !moved_once) {  // touched from several nodes: leave it where it is
+        shared = true;
+        return kNoNode;
+      }
+      return last;
+    }
+    return kNoNode;
+  };
+  auto last_of = [&](const PageHeat& h) {
+    return h.sampled() && h.last_index < nodes ? topo->node_at(h.last_index).id : kNoNode;
+  };
+  // A page may move to `target` at all (flags, allowed nodes, backoff).
+  auto movable = [&](const PageState& p, const MigrateRange& r, NodeId target, bool count) {
+    if (p.flags & P2mFlags::pinned) { if (count) ++stats.skipped_pinned; return false; }
+    if (p.flags & P2mFlags::shared) { if (count) ++stats.skipped_shared; return false; }
+    if (p.flags & P2mFlags::migrating) return false;
+    if (!r.allowed.test(target)) return false;
+    const int ti = index(target);
+    if (ti < 0) return false;
+    if (backoff_until[static_cast<std::size_t>(ti)] >= step_no) { if (count) ++stats.skipped_backoff; return false; }
+    return true;
+  };
+  const bool keep_huge = config.keep_huge_pages && g.options.granularity == MoveGranularity::pages;
+  // The 2 MiB block (or coalesce range) the scan is in, once judged.
+  Gfn blk_head = ~Gfn{0};
+  bool blk_whole = false;  // judged as a whole: its pages take no decision of their own
+  // A huge block's fate (see the top): moved whole (true), or judged page
+  // by page (false: truly shared, no room for a block, or larger than 2 MiB).
+  auto judge_block = [&](const PageState& p, Gfn head, const MigrateRange& r) {
+    if (p.order != kHugeOrder || range_of(g, head + kHugeSpan - 1) != &r) return false;
+    NodeId target = kNoNode;
+    std::uint8_t why = 0;
+    if (g.options.vnuma_bound) {
+      if (r.pnode == p.node) return true;  // where it belongs
+      target = r.pnode;
+    } else {
+      // One pass: the pooled weights, and per node bit the first page the
+      // per-page rules would send there.
+      BlockWeights bw;
+      NodeId want[16];
+      std::uint8_t want_why[16] = {};
+      for (NodeId& w : want) w = kNoNode;
+      for (std::uint64_t k = 0; k < kHugeSpan; ++k) {
+        const PageHeat h = g.tracker->heat(head + k);
+        if (!h.sampled()) continue;
+        bw.add(h);
+        std::uint8_t w = 0;
+        bool shared = false;
+        const NodeId t = decide(p, r, h, last_of(h), w, shared);
+        const int ti = t == kNoNode ? -1 : index(t);
+        if (ti < 0 || t == p.node) continue;
+        const auto bit = static_cast<unsigned>(ti) % 16;
+        if (want[bit] == kNoNode) want[bit] = t, want_why[bit] = w;
+      }
+      const unsigned heavy = bw.heavy();
+      if (heavy >= 2) return false;  // truly shared: page by page (the first move splits it)
+      // The block's one owner: its one real weight, else its only sampler;
+      // stray single samples from several nodes say nothing.
+      unsigned owner = 16;
+      for (unsigned k = 0; k < 16; ++k)
+        if (heavy == 1 ? bw.weight[k] >= 2 : bw.bits == (1u << k)) owner = k;
+      if (owner == 16 || want[owner] == kNoNode) return true;  // stays whole where it is
+      target = want[owner];
+      why = want_why[owner];
+    }
+    if (!movable(p, r, target, true)) return true;
+    if (!has_room(target, kHugeSpan)) return false;  // a full node still takes single pages
+    enqueue(head, p, target, why, MoveGranularity::whole_blocks);
+    return true;
+  };
+  // Coalescing an aligned range of 4 KiB pages at `head` (see the top).
+  auto try_coalesce = [&](Gfn head, const MigrateRange& r) {
+    if (g.coalesce_unsupported || head + kHugeSpan > pages || range_of(g, head + kHugeSpan - 1) != &r) return;
+    // Cheap first, the tracker: settled = no switch memory, recent samples
+    // from one node only, with real weight (a quiet range stays as it is).
+    BlockWeights bw;
+    for (std::uint64_t k = 0; k < kHugeSpan; ++k) {
+      const PageHeat h = g.tracker->heat(head + k);
+      if (h.switches > 0) return;
+      bw.add(h);
+      if (bw.bits & (bw.bits - 1)) return;
+    }
+    if (bw.bits == 0 || bw.heavy() != 1) return;
+    // Then the pages: 4 KiB each, all on the sampling node but a few.
+    PageState q[kChunk];
+    Gfn strag_gfn[kStragglers];
+    NodeId strag_node[kStragglers];
+    std::size_t strags = 0;
+    NodeId home = kNoNode;
+    for (std::size_t i = 0; i < nodes && home == kNoNode; ++i)
+      if (bw.bits == static_cast<std::uint16_t>(1u << (i % 16))) home = topo->node_at(i).id;
+    if (home == kNoNode || (g.options.vnuma_bound && home != r.pnode)) return;
+    for (std::uint64_t at = 0; at < kHugeSpan; at += kChunk) {
+      if (!g.mover->query(head + at, std::span<PageState>(q, kChunk))) return;
+      for (std::size_t i = 0; i < kChunk; ++i) {
+        const PageState& x = q[i];
+        if (x.node == kNoNode || x.order != 0 || (x.flags & (P2mFlags::pinned | P2mFlags::shared | P2mFlags::migrating)))
+          return;
+        if (x.node == home) continue;
+        if (strags == kStragglers) return;
+        strag_gfn[strags] = head + at + i;
+        strag_node[strags++] = x.node;
+      }
+    }
+    if (!r.allowed.test(home) || !has_room(home, kHugeSpan)) return;
+    const int ti = index(home);
+    if (ti < 0 || backoff_until[static_cast<std::size_t>(ti)] >= step_no) return;
+    // The copy uses the destination's bandwidth as a move does: all or nothing.
+    const std::uint64_t granted = admit(home, kHugeSpan, now_ns);
+    if (granted < kHugeSpan) {
+      refund(home, granted);
+      ++stats.skipped_rate_limit;
+      return;
+    }
+    flush();  // moves queued before this one go first
+    MoveOutcome out = MoveOutcome::busy;
+    const std::uint64_t t0 = config.clock_ns ? config.clock_ns(config.clock_ctx) : 0;
+    auto res = g.mover->coalesce(head, kHugeOrder, home, out);
+    if (config.clock_ns) stats.ns_moving += config.clock_ns(config.clock_ctx) - t0;
+    if (!res) {
+      if (res.error() == Errc::unsupported) g.coalesce_unsupported = true;
+      refund(home, kHugeSpan);
+      return;
+    }
+    stats.flushes += res->flushes;
+    if (out != MoveOutcome::moved) {
+      refund(home, kHugeSpan);
+      if (out == MoveOutcome::no_memory) back_off(home);
+      return;
+    }
+    ++stats.blocks_coalesced;
+    stats.pages_moved += res->frames_moved;
+    stats.bytes_moved += res->frames_moved << kFrameShift;
+    rep.moved += res->frames_moved;
+    // The stragglers changed node: by pair, and their switch memory.
+    std::uint64_t unpaired = res->frames_moved;
+    for (std::size_t k = 0; k < strags && unpaired; ++k) {
+      const int fi = index(strag_node[k]);
+      if (fi >= 0) pair_pages[static_cast<std::size_t>(fi) * nodes + static_cast<std::size_t>(ti)] += 1, --unpaired;
+      g.tracker->moved(strag_gfn[k]);
+    }
   };
 
   while (budget > 0) {
@@ -155,7 +394,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       const MigrateRange* r = range_of(g, gfn);
       if (!r) continue;  // outside RAM ranges (device region)
       const PageHeat h = g.tracker->heat(gfn);
-      const NodeId last = h.sampled() && h.last_index < nodes ? topo->node_at(h.last_index).id : kNoNode;
+      const NodeId last = last_of(h);
       if (h.sampled()) {  // for the sampling advice: pages whose last sample came from
         ++sampled;        // elsewhere, unless they keep alternating (shared: never moving)
         if (last != p.node && h.switches <= 3) ++remote;
@@ -164,45 +403,30 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         total += h.hits;
         if (last == p.node) local += h.hits;
       }
-      NodeId target = kNoNode;
-      std::uint8_t why = 0;
-      if (g.options.vnuma_bound) {
-        target = r->pnode;  // the binding, not single accesses
-      } else if (g.options.auto_balance && h.streak >= 1 && last != p.node && follows(p.node, h)) {
-        target = last;  // private to vCPUs that left its node: follow now
-        why = kWhyFollow;
-      } else if (g.options.auto_balance && last != p.node && config.quick_moves && quick_move(h)) {
-        target = last;
-        why = kWhyQuick;
-      } else if (g.options.auto_balance && h.streak >= 2 && last != p.node) {
-        // A single switch from a clean history, at least two epochs ago
-        // (score 3 faded to 1 or less), and since then samples only from
-        // the new node, two in a row: its user moved once -- it need not
-        // sit out the rest of the switch memory. Pages that alternate have
-        // scores of 5 and up.
-        const int li = index(last);
-        const bool moved_once = li >= 0 && h.switches <= 1 &&
-                                (h.seen | h.prev_seen) == static_cast<std::uint16_t>(1u << (static_cast<unsigned>(li) % 16));
-        if (h.shared() && !moved_once) {  // touched from several nodes: leave it where it is
-          ++stats.skipped_shared_access;
-          continue;
+      if (keep_huge) {
+        // A 2 MiB block is judged whole, once per scan; an aligned range of
+        // 4 KiB pages may be coalesced (at its first page).
+        const Gfn head = gfn & ~(kHugeSpan - 1);
+        if (head != blk_head) {
+          blk_head = head;
+          blk_whole = false;
+          if (p.order > 0) {
+            blk_whole = judge_block(p, head, *r);
+          } else if (gfn == head) {
+            const std::uint64_t coalesced = stats.blocks_coalesced;
+            try_coalesce(head, *r);
+            blk_whole = stats.blocks_coalesced != coalesced;  // its pages' states above are stale
+          }
         }
-        target = last;
+        if (blk_whole) continue;
       }
+      std::uint8_t why = 0;
+      bool shared = false;
+      const NodeId target = decide(p, *r, h, last, why, shared);
+      if (shared) ++stats.skipped_shared_access;
       if (target == kNoNode || target == p.node) continue;
-      if (p.flags & P2mFlags::pinned) { ++stats.skipped_pinned; continue; }
-      if (p.flags & P2mFlags::shared) { ++stats.skipped_shared; continue; }
-      if (p.flags & P2mFlags::migrating) continue;
-      if (!r->allowed.test(target)) continue;
-      const int ti = index(target);
-      if (ti < 0) continue;
-      if (backoff_until[static_cast<std::size_t>(ti)] >= step_no) { ++stats.skipped_backoff; continue; }
-      if (b.count && b.target != target) flush();
-      b.target = target;
-      b.gfns[b.count] = gfn;
-      b.from[b.count] = p;
-      b.why[b.count] = why;
-      if (++b.count == kChunk) flush();
+      if (!movable(p, *r, target, true)) continue;
+      enqueue(gfn, p, target, why, g.options.granularity);
     }
   }
   flush();

@@ -86,6 +86,7 @@ nlohmann::json to_json(const sim::SimReport& r, const std::string& description) 
                  {"bandwidth_gb_s", r.config.bandwidth_gb_s}, {"page_overhead_us", r.config.page_overhead_us},
                  {"sample_us", r.config.sample_us},      {"node_bandwidth_gb_s", r.config.node_bandwidth_gb_s},
                  {"trace_weight", r.config.trace_weight},
+                 {"split_page_cost", r.config.split_page_cost},
                  {"guest_scale", r.config.guest_scale},  {"seed", r.config.seed}};
   nlohmann::json moves = nlohmann::json::array();
   for (const auto& m : r.vcpu_moves) moves.push_back({{"at_s", m.at_s}, {"guest", m.guest}, {"vcpu", m.vcpu}, {"node", m.node}});
@@ -106,6 +107,11 @@ nlohmann::json to_json(const sim::SimReport& r, const std::string& description) 
                    {"cost_moves", p.cost_moves},
                    {"cost_samples", p.cost_samples},
                    {"cost_contention", p.cost_contention},
+                   {"cost_split", p.cost_split},
+                   {"blocks_moved_whole", p.blocks_moved_whole},
+                   {"blocks_split", p.blocks_split},
+                   {"blocks_coalesced", p.blocks_coalesced},
+                   {"split_pages_final", p.split_pages_final},
                    {"min_free_pages", p.min_free_pages},
                    {"local_ratio", p.local_ratio},
                    {"access_cost", p.access_cost},
@@ -218,9 +224,10 @@ std::string model_footer(const sim::SimConfig& c) {
   char line[512];
   std::snprintf(line, sizeof line,
                 "  model: local access %g ns, copy %g GB/s, per-page overhead %g us, sample (hinting fault) %g us,\n"
-                "         node memory bandwidth %g GB/s, period %g ms, %g accesses/vCPU/s, guest scale %g, seed %llu\n",
-                c.local_ns, c.bandwidth_gb_s, c.page_overhead_us, c.sample_us, c.node_bandwidth_gb_s, c.period_ms,
-                c.access_rate, c.guest_scale, static_cast<unsigned long long>(c.seed));
+                "         node memory bandwidth %g GB/s, split-page cost %g, period %g ms, %g accesses/vCPU/s,\n"
+                "         guest scale %g, seed %llu\n",
+                c.local_ns, c.bandwidth_gb_s, c.page_overhead_us, c.sample_us, c.node_bandwidth_gb_s, c.split_page_cost,
+                c.period_ms, c.access_rate, c.guest_scale, static_cast<unsigned long long>(c.seed));
   return line;
 }
 
@@ -334,9 +341,10 @@ std::string sweep_table(const std::vector<SweepPoint>& pts, const std::string& t
   char foot[512];
   std::snprintf(foot, sizeof foot,
                 "  model: local access %g ns, copy and per-page overhead swept, sample (hinting fault) %g us,\n"
-                "         node memory bandwidth %g GB/s, period %g ms, %g s, %g accesses/vCPU/s, guest scale %g, seed %llu\n",
-                c.local_ns, c.sample_us, c.node_bandwidth_gb_s, c.period_ms, c.seconds, c.access_rate, c.guest_scale,
-                static_cast<unsigned long long>(c.seed));
+                "         node memory bandwidth %g GB/s, split-page cost %g, period %g ms, %g s, %g accesses/vCPU/s,\n"
+                "         guest scale %g, seed %llu\n",
+                c.local_ns, c.sample_us, c.node_bandwidth_gb_s, c.split_page_cost, c.period_ms, c.seconds, c.access_rate,
+                c.guest_scale, static_cast<unsigned long long>(c.seed));
   out += foot;
   return out;
 }
@@ -346,6 +354,7 @@ nlohmann::json sweep_json(const std::vector<SweepPoint>& pts, const std::string&
   j["topology"] = topology;
   j["config"] = {{"seconds", c.seconds},       {"period_ms", c.period_ms},       {"access_rate", c.access_rate},
                  {"local_ns", c.local_ns},     {"sample_us", c.sample_us},       {"node_bandwidth_gb_s", c.node_bandwidth_gb_s},
+                 {"split_page_cost", c.split_page_cost},
                  {"guest_scale", c.guest_scale}, {"seed", c.seed}};
   j["bandwidths_gb_s"] = sweep_bandwidths();
   j["page_overheads_us"] = sweep_overheads();
@@ -528,6 +537,9 @@ Runner add_sim_command(CLI::App& app) {
   sub->add_option("--sample-us", o->config.sample_us, "cost of one sample (a hinting fault), us (default 1)");
   sub->add_option("--node-bandwidth-gbs", o->config.node_bandwidth_gb_s,
                   "memory bandwidth of a node, shared by guests and copies, GB/s (default 40)");
+  sub->add_option("--split-page-cost", o->config.split_page_cost,
+                  "extra cost of an access through a 4 KiB mapping (a split 2 MiB block), in local accesses "
+                  "(default 0.05; 0: huge pages cost nothing)");
   sub->add_option("--trace-weight", o->config.trace_weight, "accesses one trace line stands for (default 1)");
   sub->add_option("--guest-scale", o->config.guest_scale, "scale the scenario guests' sizes, (0, 1] (default 1)");
   sub->add_option("--seed", o->config.seed, "random seed of the scenarios' first-access draws (default 1)");

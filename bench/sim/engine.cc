@@ -38,6 +38,7 @@ std::string validate(const SimConfig& c) {
   if (!in(c.node_bandwidth_gb_s, 1e-6, 1e6)) return "node bandwidth must be 1e-6 .. 1e6 GB/s";
   if (!in(c.trace_weight, 1e-9, 1e12)) return "trace weight must be 1e-9 .. 1e12";
   if (!in(c.guest_scale, 1e-6, 1)) return "guest scale must be in (0, 1]";
+  if (!in(c.split_page_cost, 0, 1e6)) return "split-page cost must be 0 .. 1e6 local accesses";
   return {};
 }
 
@@ -54,13 +55,15 @@ Result<MoveTotals> CountingMover::move(std::span<const Gfn> gfns, NodeId target,
   for (std::size_t at = 0; at < gfns.size(); at += kChunk) {
     const std::size_t n = std::min(kChunk, gfns.size() - at);
     NodeId before[kChunk];
-    std::uint8_t order[kChunk];
+    std::uint8_t order[kChunk], block[kChunk];
     for (std::size_t i = 0; i < n; ++i) {
       PageState st;
       (void)inner_.query(gfns[at + i], std::span<PageState>(&st, 1));
       before[i] = st.node;
+      block[i] = st.order;
       order[i] = granularity == MoveGranularity::whole_blocks ? st.order : 0;
     }
+    Gfn split_head = ~Gfn{0};
     auto r = inner_.move(gfns.subspan(at, n), target, granularity, out.subspan(at, n));
     if (!r) return r.error();
     total.frames_moved += r->frames_moved;
@@ -74,6 +77,15 @@ Result<MoveTotals> CountingMover::move(std::span<const Gfn> gfns, NodeId target,
       if (before[i] == target || world_.node_of(guest_, g) != target) continue;
       // One operation: a 4 KiB page, or a whole block (every frame of it).
       ++world_.move_ops;
+      if (block[i] > 0) {
+        const Gfn head = g & ~((std::uint64_t{1} << block[i]) - 1);
+        if (order[i] > 0) {
+          ++world_.blocks_whole;
+        } else if (head != split_head) {  // pages of one block in one call: one split
+          ++world_.blocks_split;
+          split_head = head;
+        }
+      }
       const std::uint64_t span = std::uint64_t{1} << order[i];
       const Gfn first = g & ~(span - 1);
       for (Gfn x = first; x < first + span && x < pages; ++x) {
@@ -86,6 +98,33 @@ Result<MoveTotals> CountingMover::move(std::span<const Gfn> gfns, NodeId target,
     }
   }
   return total;
+}
+
+Result<MoveTotals> CountingMover::coalesce(Gfn head, unsigned order, NodeId target, MoveOutcome& out) noexcept {
+  const std::uint64_t span = std::uint64_t{1} << std::min(order, Mover::kMaxCoalesceOrder);
+  std::vector<PageState> before(span);
+  if (head + span <= inner_.page_count()) (void)inner_.query(head, before);
+  auto r = inner_.coalesce(head, order, target, out);
+  if (!r) return r;
+  if (out != MoveOutcome::moved) {
+    ++world_.failed;
+    return r;
+  }
+  ++world_.move_ops;
+  ++world_.coalesced;
+  const auto ti = static_cast<std::size_t>(std::max(0, world_.topo().index_of(target)));
+  for (std::uint64_t k = 0; k < span; ++k) {
+    if (before[k].node == target) {
+      ++world_.copied_in_place[ti];
+      continue;
+    }
+    ++world_.moved;
+    ++world_.moved_from[static_cast<std::size_t>(std::max(0, world_.topo().index_of(before[k].node)))];
+    ++world_.moved_to[ti];
+    std::uint8_t& c = world_.move_counts[guest_][head + k];
+    if (c < 255 && ++c == 2) ++world_.bounced;
+  }
+  return r;
 }
 
 // ---- World ----
@@ -150,6 +189,7 @@ Result<std::unique_ptr<World>, Error> World::create(const Topology& topo, const 
     w->move_counts.emplace_back(s.pages, 0);
     w->moved_from.assign(topo.node_count(), 0);
     w->moved_to.assign(topo.node_count(), 0);
+    w->copied_in_place.assign(topo.node_count(), 0);
     w->movers_.push_back(std::make_unique<CountingMover>(*w, g, *w->swappers_.back()));
     // First touch elsewhere (traces): put those pages there, uncounted.
     std::vector<std::vector<Gfn>> by_node(topo.node_count());
@@ -180,6 +220,8 @@ NodeId World::node_of(std::uint32_t g, Gfn gfn) const {
   const P2mEntry e = guests_[g]->lookup(gfn);
   return e.present() ? pa_->node_of(e.mfn) : kNoNode;
 }
+
+unsigned World::order_of(std::uint32_t g, Gfn gfn) const { return guests_[g]->lookup(gfn).order; }
 
 std::uint64_t World::move(std::uint32_t g, std::span<const Gfn> gfns, NodeId target) {
   if (gfns.empty()) return 0;
@@ -213,7 +255,7 @@ struct Lane {  // one policy's world and running totals
   std::unique_ptr<Policy> policy;
   PolicyResult result;
   double accesses = 0, cost = 0;
-  double cost_placement = 0, cost_moves = 0, cost_samples = 0, cost_contention = 0;
+  double cost_placement = 0, cost_moves = 0, cost_samples = 0, cost_contention = 0, cost_split = 0;
   std::uint64_t moved_before = 0, ops_before = 0, samples_before = 0;
   std::vector<double> busy_s;  // per dense node: copy time still to flow (seconds)
 };
@@ -293,7 +335,7 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
       l.moved_before = w.moved;
       l.ops_before = w.move_ops;
       l.samples_before = l.policy->samples_used;
-      std::vector<std::uint64_t> from_before = w.moved_from, to_before = w.moved_to;
+      std::vector<std::uint64_t> from_before = w.moved_from, to_before = w.moved_to, copied_before = w.copied_in_place;
       // Copies queued by earlier periods flow now: the share of this
       // period each node spends copying.
       for (std::size_t i = 0; i < nodes; ++i) {
@@ -302,20 +344,23 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
         flowing[i] = f / period_s;
       }
       l.policy->begin_period(w, k, t0, touches);
-      double local = 0, all = 0, cost = 0, contention = 0;
+      double local = 0, all = 0, cost = 0, contention = 0, split = 0;
       for (const Touch& x : touches) {
         const NodeId at = w.node_of(x.guest, x.gfn);
         all += x.count;
         if (at == x.node) local += x.count;
         const double base = x.count * topo.distance(x.node, at) / 10.0;
         cost += base;
+        if (w.order_of(x.guest, x.gfn) == 0) split += x.count * config.split_page_cost;
         const int ai = topo.index_of(at);
         if (ai >= 0) contention += base * flowing[static_cast<std::size_t>(ai)] * slowdown;
       }
       l.policy->samples(w, t0, samples);
       l.policy->end_period(w, t1);
       const bool free = l.policy->free_moves();
-      const std::uint64_t moved = w.moved - l.moved_before, ops = w.move_ops - l.ops_before;
+      const std::uint64_t ops = w.move_ops - l.ops_before;
+      std::uint64_t moved = w.moved - l.moved_before;  // frames copied: moved, and copied in place by a coalesce
+      for (std::size_t i = 0; i < nodes; ++i) moved += w.copied_in_place[i] - copied_before[i];
       const double move_s = free ? 0 : static_cast<double>(moved) * copy_s + static_cast<double>(ops) * op_s;
       const double migration = move_s * 1e9 / config.local_ns;
       const double sampling =
@@ -324,9 +369,10 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
         l.result.migration_seconds += move_s;
         // This period's copies flow from the next one on, on both ends.
         for (std::size_t i = 0; i < nodes; ++i)
-          l.busy_s[i] += static_cast<double>((w.moved_from[i] - from_before[i]) + (w.moved_to[i] - to_before[i])) * copy_s;
+          l.busy_s[i] += static_cast<double>((w.moved_from[i] - from_before[i]) + (w.moved_to[i] - to_before[i]) +
+                                             2 * (w.copied_in_place[i] - copied_before[i])) * copy_s;
       }
-      const double total = cost + contention + migration + sampling;
+      const double total = cost + contention + migration + sampling + split;
       l.result.local_ratio.push_back(all > 0 ? local / all : 1.0);
       l.result.access_cost.push_back(all > 0 ? total / all : 1.0);
       l.result.mib_moved.push_back(static_cast<double>(w.moved) / 256.0);
@@ -336,6 +382,7 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
       l.cost_moves += migration;
       l.cost_samples += sampling;
       l.cost_contention += contention;
+      l.cost_split += split;
       l.result.min_free_pages = std::min(l.result.min_free_pages, w.lowest_free());
     }
     if (progress) progress(k + 1, rep.periods);
@@ -352,6 +399,12 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
     r.cost_moves = l.cost_moves * per;
     r.cost_samples = l.cost_samples * per;
     r.cost_contention = l.cost_contention * per;
+    r.cost_split = l.cost_split * per;
+    r.blocks_coalesced = l.world->coalesced;
+    r.blocks_moved_whole = l.world->blocks_whole;
+    r.blocks_split = l.world->blocks_split;
+    for (std::uint32_t g = 0; g < l.world->guest_count(); ++g)
+      for (Gfn gfn = 0; gfn < l.world->guest(g).ram_pages(); ++gfn) r.split_pages_final += l.world->order_of(g, gfn) == 0;
     r.move_ops = l.world->move_ops;
     r.pages_migrated = l.world->moved;
     r.bytes_migrated = l.world->moved << kFrameShift;

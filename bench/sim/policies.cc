@@ -11,7 +11,8 @@
 //            faulting node when the previous fault on it came from that
 //            node too (two-stage filter); at most 128 MiB per 100 ms per
 //            destination node; a destination must keep 1% free.
-//  numaheap  the real Migrator (default config, period = the simulator's),
+//  numaheap  the real Migrator (default config, period = the simulator's;
+//            huge pages kept whole, coalesced through CountingMover),
 //            fed with record_access and stepped with step_at.
 //  oracle    knows each period's accesses before they happen: every page
 //            is on the node that touches it most in the period (ties stay),

@@ -19,7 +19,13 @@
 //       they take `bandwidth_gb_s` of their source's and destination's
 //       `node_bandwidth_gb_s`: accesses to pages on those nodes in that
 //       time cost (1 + bandwidth_gb_s / node_bandwidth_gb_s) times more.
-//    The oracle's moves and samples are free; every other policy pays.
+//     - an access to a page mapped by a 4 KiB entry (its 2 MiB block split)
+//       costs `split_page_cost` local accesses more than one through a
+//       2 MiB mapping (TLB misses and the longer nested page walk); a
+//       coalesce (4 KiB pages collapsed into a 2 MiB block) costs one move
+//       operation and the copy of the whole block, on its node.
+//    The oracle's moves and samples are free; every other policy pays
+//    (the split-page cost included: its moves split blocks too).
 //  * Samples: all policies see the same stream -- per period, the first
 //    access to each touched page and the node it came from (what per-vCPU
 //    hinting faults or PML give a hypervisor). autonuma only hears the ones
@@ -49,6 +55,7 @@ struct SimConfig {
   double page_overhead_us = 3.7; // fixed cost of one move operation (4 KiB page or whole 2 MiB block)
   double sample_us = 1.0;        // cost of one sample (a hinting fault)
   double node_bandwidth_gb_s = 40;  // memory bandwidth of a node, shared by guests and copies
+  double split_page_cost = 0.05;    // extra local accesses per access to a 4 KiB-mapped page (docs/simulator.md)
   double trace_weight = 1;       // real accesses one trace line stands for
   double guest_scale = 1;        // scales the synthetic guests' sizes (0 < s <= 1)
   std::uint64_t seed = 1;
@@ -155,8 +162,13 @@ struct PolicyResult {
   std::uint64_t move_ops = 0;       // move operations (a page, or a 2 MiB block moved whole)
   // Mean cost per access split by cause (they add up to access_cost_mean):
   // placement (distance), moves (copy + overhead), samples (hinting faults),
-  // contention (accesses slowed while copies flow).
-  double cost_placement = 0, cost_moves = 0, cost_samples = 0, cost_contention = 0;
+  // contention (accesses slowed while copies flow), split pages (accesses
+  // through 4 KiB mappings).
+  double cost_placement = 0, cost_moves = 0, cost_samples = 0, cost_contention = 0, cost_split = 0;
+  std::uint64_t blocks_moved_whole = 0;  // huge blocks moved as one block
+  std::uint64_t blocks_split = 0;        // huge blocks split by a page move
+  std::uint64_t blocks_coalesced = 0;    // 2 MiB blocks rebuilt from 4 KiB pages
+  std::uint64_t split_pages_final = 0; // guest pages mapped 4 KiB at the end
   std::vector<double> mib_moved;    // per period, cumulative
   std::uint64_t min_free_pages = 0; // lowest free frames seen on any guest node
   std::vector<double> local_ratio;  // per period

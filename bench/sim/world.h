@@ -29,6 +29,9 @@ class CountingMover final : public Mover {
   bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override {
     return inner_.node_frames(node, free, managed);
   }
+  // Books one move operation, the pages that changed node, and the copy of
+  // the rest of the block on its own node.
+  Result<MoveTotals> coalesce(Gfn head, unsigned order, NodeId target, MoveOutcome& out) noexcept override;
 
  private:
   World& world_;
@@ -49,6 +52,8 @@ class World {
   GuestMemory& guest(std::uint32_t g) { return *guests_[g]; }
   Mover& mover(std::uint32_t g) { return *movers_[g]; }
   NodeId node_of(std::uint32_t g, Gfn gfn) const;
+  // Order of the block mapping the page (0: a 4 KiB mapping).
+  unsigned order_of(std::uint32_t g, Gfn gfn) const;
   // Moves pages of guest g to `target` through its counting mover; returns
   // how many moved.
   std::uint64_t move(std::uint32_t g, std::span<const Gfn> gfns, NodeId target);
@@ -61,6 +66,9 @@ class World {
   std::uint64_t moved = 0, bounced = 0, failed = 0;
   std::uint64_t move_ops = 0;  // a 4 KiB page, or a block moved whole
   std::vector<std::uint64_t> moved_from, moved_to;  // per dense node, 4 KiB frames
+  std::vector<std::uint64_t> copied_in_place;       // per dense node: frames a coalesce copied there
+  std::uint64_t coalesced = 0;                      // blocks rebuilt
+  std::uint64_t blocks_whole = 0, blocks_split = 0;  // huge blocks moved whole / split by a page move
   std::vector<std::vector<std::uint8_t>> move_counts;  // per guest, per gfn, saturating
   // What the hypervisor knows about its vCPUs: where each starts and when
   // each moves (the workload's; policies may use them as events).

@@ -17,6 +17,14 @@
 //    old, and whether it was a run of two or more, so that a page whose user
 //    changed after a long quiet (sparse sampling) is told from a page that
 //    was never sampled and from one that keeps switching (PageHeat::quick).
+//  * Epochs are stored in 12 bits of the word, so an age is only known
+//    modulo 4096. advance_epoch() therefore also sweeps a slice of the
+//    words (pages / 1024 of them, a cursor wraps around): a word found two
+//    or more epochs old is rewritten in its decayed form, stamped now.
+//    Decay composes exactly from two epochs on, so this changes nothing a
+//    reader sees -- except that no word is ever read more than ~1026
+//    epochs after its stamp, and a page left alone for any multiple of
+//    4096 epochs cannot look freshly sampled. The hot path is untouched.
 //  * Node sets are kept as 16-bit bitmaps of (dense index mod 16): on hosts
 //    with more than 16 nodes two nodes can alias, which can only make a page
 //    look private when it is shared by aliased nodes -- never the reverse.
@@ -97,7 +105,12 @@ class AccessTracker {
   // a shared page whose samples happen to run one way can bounce.
   static constexpr std::uint32_t kMovedScore = 7;
   void moved(Gfn gfn) noexcept;
-  void advance_epoch() noexcept { epoch_.fetch_add(1, std::memory_order_relaxed); }
+  // Next epoch, and the sweep of one slice of the words (see the top).
+  // Called by one thread at a time (the migrator, under its lock).
+  void advance_epoch() noexcept;
+  // Words swept per advance_epoch: every word is visited once per
+  // kSweepEpochs epochs, well inside the 4096-epoch wrap.
+  static constexpr std::uint32_t kSweepEpochs = 1024;
   std::uint32_t epoch() const noexcept { return epoch_.load(std::memory_order_relaxed) & kEpochMask; }
 
   // Word layout, public for tests.
@@ -127,6 +140,7 @@ class AccessTracker {
   // Epoch counter: written by the migrator (step), read relaxed by samplers;
   // only its low kEpochBits are stored in words.
   std::atomic<std::uint32_t> epoch_{0};
+  std::uint64_t sweep_cursor_ = 0;  // next word advance_epoch sweeps; its caller's (one at a time)
   // One word per gfn. Every access is atomic (samplers CAS, the migrator
   // CASes reset_streak); no lock. Invariant: the last field is < 1023 or
   // exactly 1023 with streak 0 and not steady ("never sampled"); the last field

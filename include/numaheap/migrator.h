@@ -124,6 +124,13 @@ struct MigratorConfig {
   // switch of a page sampled from one node only, moves it at once (see the
   // policy above); false: the two-stage filter for every page.
   bool quick_moves = true;
+  // Huge pages kept whole (page-granular guests, frame swap): a 2 MiB
+  // block whose samples come from one node moves as one block; it is split
+  // only when two nodes or more give it real weight (two samples each);
+  // an aligned 2 MiB range of 4 KiB pages settled on one node is collapsed
+  // into one block again (Mover::coalesce). false: every policy move is of
+  // a 4 KiB page and splits its block for good (the old behaviour).
+  bool keep_huge_pages = true;
   // Time for step() (step_at takes it from the caller): the embedder's
   // monotonic clock in ns. Null: the host library's steady clock; in the
   // freestanding core (no clock) each step() counts as one period_ms.
@@ -168,6 +175,10 @@ struct MigratorStats {
   // Pages moved on their first sample from another node without an event:
   // their first sample ever, or a clean switch (MigratorConfig::quick_moves).
   std::uint64_t pages_quick = 0;
+  // Huge pages (MigratorConfig::keep_huge_pages): 2 MiB blocks the policy
+  // moved whole, split by a page move (truly shared, or no room for a
+  // block), and collapsed back from 4 KiB pages.
+  std::uint64_t blocks_moved_whole = 0, blocks_split = 0, blocks_coalesced = 0;
   std::uint64_t ns_stepping = 0, ns_moving = 0;
   // Share of recent samples that came from the node the page is on (last
   // step that saw samples), -1 before any.

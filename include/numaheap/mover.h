@@ -105,6 +105,23 @@ class Mover {
     (void)gfns, (void)target, (void)out;
     return Errc::unsupported;
   }
+  // Collapses the 2^order pages of the aligned gfn range at `head`, each
+  // mapped alone (4 KiB blocks, e.g. after a split), into one new block of
+  // that order on `target`: one huge mapping again. Every page is copied,
+  // the ones on other nodes (stragglers) included, so none is left behind.
+  // `out`: moved, or why nothing changed (busy: an entry is not a plain
+  // 4 KiB page of this guest or changed meanwhile; no_memory: no free
+  // block of that order on `target`; pinned, shared, not_present).
+  // frames_moved: frames that changed node. Errors (nothing touched):
+  // invalid_argument (head misaligned or outside the guest, order not
+  // 1..kMaxCoalesceOrder), invalid_node, unsupported (the default: the
+  // kernel's khugepaged collapses a VMM's mappings itself).
+  static constexpr unsigned kMaxCoalesceOrder = 9;
+  virtual Result<MoveTotals> coalesce(Gfn head, unsigned order, NodeId target, MoveOutcome& out) noexcept {
+    (void)head, (void)order, (void)target;
+    out = MoveOutcome::busy;
+    return Errc::unsupported;
+  }
   // The guest's RAM now belongs on these ranges' pnodes (a rehome): the
   // mover passes it on to whoever keeps the guest's layout. Errors:
   // invalid_argument (the ranges do not match the guest's vnodes).
@@ -187,6 +204,11 @@ class FrameSwapMover final : public Mover {
   Result<MoveTotals> evacuate(std::span<const Gfn> gfns, NodeId target, std::span<MoveOutcome> out) noexcept override;
   // GuestMemory::relayout.
   Status relayout(std::span<const GuestRange> layout) noexcept override;
+  // Same protocol as a move of one block: mark the 4 KiB entries
+  // `migrating`, allocate the block exactly on the target, write_protect +
+  // flush, copy, [dirtied], swap every entry to the block (CAS), clear
+  // `migrating`, flush, unprotect, free the old frames (dirty).
+  Result<MoveTotals> coalesce(Gfn head, unsigned order, NodeId target, MoveOutcome& out) noexcept override;
   GuestMemory& guest() const noexcept { return *guest_; }
 
   static constexpr std::uint32_t kMaxBatch = 64;

@@ -55,6 +55,7 @@ typedef struct numaheap_migrator_config {
   double min_sample_share;      /* floor of the sampling advice, (0, 1] */
   int quick_moves;              /* nonzero: first sample ever / clean switch moves at once */
   uint64_t watermark_max_pages; /* cap of the fraction's share (watermark_pages still applies) */
+  int keep_huge_pages;          /* nonzero: 2 MiB blocks move whole, split only when truly shared, coalesce */
 } numaheap_migrator_config;
 
 /* Outcomes, as move_pages(2) statuses (index into stats.outcomes). */
@@ -82,6 +83,9 @@ typedef struct numaheap_migrator_stats {
   uint64_t retired_guests;   /* removed guests whose memory awaits its grace period */
   uint64_t flushes;          /* flush hook calls (frame swap) */
   uint64_t pages_quick;      /* moved on a quick first sample (first ever, or a clean switch) */
+  uint64_t blocks_moved_whole; /* 2 MiB blocks the policy moved as one block */
+  uint64_t blocks_split;       /* huge blocks split by a policy page move */
+  uint64_t blocks_coalesced;   /* 2 MiB ranges of 4 KiB pages collapsed into one block */
 } numaheap_migrator_stats;
 
 typedef struct numaheap_node_pair_moves {
@@ -167,6 +171,12 @@ int numaheap_frame_mover_query(numaheap_frame_mover* mv, uint64_t first_gfn, siz
 int numaheap_frame_mover_move(numaheap_frame_mover* mv, const uint64_t* gfns, size_t count,
                               uint32_t target, int whole_blocks, uint8_t* outcomes,
                               uint64_t* frames_moved);
+/* Collapses the 2^order (1..9) 4 KiB pages at the aligned `head_gfn` into
+ * one new block on `target` (FrameSwapMover::coalesce); *outcome (may be
+ * NULL): a numaheap_move_outcome; *frames_moved (may be NULL): frames that
+ * changed node. */
+int numaheap_frame_mover_coalesce(numaheap_frame_mover* mv, uint64_t head_gfn, uint32_t order, uint32_t target,
+                                  uint8_t* outcome, uint64_t* frames_moved);
 /* Moves pages off frames pending offline (as move, ignoring limits). */
 int numaheap_frame_mover_evacuate(numaheap_frame_mover* mv, const uint64_t* gfns, size_t count,
                                   uint32_t target, uint8_t* outcomes, uint64_t* frames_moved);

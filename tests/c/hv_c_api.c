@@ -294,6 +294,15 @@ int main(void) {
   CHECK(frame(NULL, m5)[0] == 0x5a && frame(NULL, m5)[PAGE - 1] == 0x5a);
   numaheap_page_state ps[2];
   CHECK(numaheap_frame_mover_query(mv, 5, 2, ps) == NUMAHEAP_OK && ps[0].node == 1 && ps[1].node == 0);
+  /* Coalescing: the split block at gfn 0 into one 2 MiB block on node 0
+   * again, page 5 (the straggler on node 1) brought along. */
+  uint8_t co = 0xff;
+  CHECK(numaheap_frame_mover_coalesce(mv, 1, 9, 0, &co, NULL) == NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(numaheap_frame_mover_coalesce(NULL, 0, 9, 0, &co, NULL) == NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(numaheap_frame_mover_coalesce(mv, 0, 9, 0, &co, &moved) == NUMAHEAP_OK && co == NUMAHEAP_MOVED && moved == 1);
+  CHECK(numaheap_guest_lookup(ga, 5, &m5, NULL) == NUMAHEAP_OK && m5 < BASE + FRAMES_PER_NODE);
+  CHECK(frame(NULL, m5)[0] == 0x5a && frame(NULL, m5)[PAGE - 1] == 0x5a);
+  CHECK(numaheap_guest_check(ga, 1) == NUMAHEAP_OK);
 
   /* ---- Migrator over the frame-only guest ---- */
   numaheap_migrator* m = NULL;

@@ -59,6 +59,7 @@ int main(void) {
   }
   /* The defaults carry the C++ ones: quick moves on, the watermark capped. */
   CHECK(cfg.quick_moves == 1 && cfg.watermark_max_pages == 512);
+  CHECK(cfg.keep_huge_pages == 1);
   CHECK(numaheap_migrator_create(t, &cfg, &m) == NUMAHEAP_OK);
   if (!m) return 1;
 

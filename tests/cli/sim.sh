@@ -40,11 +40,14 @@ else
 fi
 
 # The cost model's parameters are in the JSON and the table's footer.
-"$bin" sim --topology builtin --scenario vcpu-move --page-overhead-us 2.5 --sample-us 0.5 --node-bandwidth-gbs 30 "${quick[@]}" \
+"$bin" sim --topology builtin --scenario vcpu-move --page-overhead-us 2.5 --sample-us 0.5 --node-bandwidth-gbs 30 \
+  --split-page-cost 0.07 "${quick[@]}" \
   >"$work/model.txt"
 check 'grep -q "per-page overhead 2.5 us, sample (hinting fault) 0.5 us" "$work/model.txt"' "footer lacks the model"
 check 'grep -q "node memory bandwidth 30 GB/s" "$work/model.txt"' "footer lacks the node bandwidth"
-for k in page_overhead_us sample_us node_bandwidth_gb_s cost_moves cost_samples cost_contention mib_moved; do
+check 'grep -q "split-page cost 0.07" "$work/model.txt"' "footer lacks the split-page cost"
+for k in page_overhead_us sample_us node_bandwidth_gb_s split_page_cost cost_moves cost_samples cost_contention cost_split \
+         blocks_coalesced mib_moved; do
   check "grep -q '\"$k\"' '$work/out.json'" "JSON lacks $k"
 done
 

@@ -42,6 +42,7 @@ struct Sut {
     c.watermark_fraction = 0;
     c.decay_steps = 1000;
     c.quick_moves = false;  // the model is the two-stage filter (quick moves: migrate_policy_test)
+    c.keep_huge_pages = false;  // the model is page-granular (huge pages: migrate_policy_test)
     m = std::move(Migrator::create(h.topo, c).value());
     id = *m->add_guest(mover, migrate_options_for(*gm, false));
     used = h.used();

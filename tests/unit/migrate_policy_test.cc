@@ -51,6 +51,7 @@ MigratorConfig fast() {
   c.watermark_fraction = 0;
   c.decay_steps = 1000;  // no decay unless a test wants it
   c.quick_moves = false;  // the two-stage filter for every page (quick moves have their own tests)
+  c.keep_huge_pages = false;  // page-granular moves (huge pages kept whole have their own tests)
   return c;
 }
 
@@ -676,4 +677,228 @@ TEST(MigratePolicy, WatermarkFractionIsCapped) {
     EXPECT_GT((*m)->stats().skipped_watermark, 0u);
     for (Mfn f : hog) ASSERT_TRUE(r.h.pa->free(f, 0, 99).has_value());
   }
+}
+
+// ---- the tracker's epoch wrap ----
+
+// Epochs are kept in 12 bits of the page's word: without the sweep a page
+// left alone for exactly 4096 epochs read as sampled this very epoch.
+TEST(AccessTracker, PageLeftAloneForAWholeEpochWrapIsOld) {
+  for (const std::uint64_t pages : {std::uint64_t{1}, std::uint64_t{5000}}) {
+    auto t = AccessTracker::create(pages);
+    ASSERT_TRUE(t.has_value());
+    AccessTracker& a = **t;
+    a.record(0, 1);
+    a.record(0, 1);
+    ASSERT_EQ(a.heat(0).streak, 2u);
+    a.record(pages - 1, 1);
+    a.record(pages - 1, 0);  // a switch: ping-pong memory 3 (the same page when pages == 1)
+    for (std::uint32_t e = 0; e < (1u << AccessTracker::kEpochBits); ++e) a.advance_epoch();
+    for (const Gfn g : {Gfn{0}, Gfn{pages - 1}}) {
+      const PageHeat h = a.heat(g);
+      EXPECT_FALSE(h.sampled()) << pages << " pages, gfn " << g;
+      EXPECT_EQ(h.streak, 0u);
+      EXPECT_EQ(h.hits, 0u);
+      EXPECT_EQ(h.switches, 0u);
+      EXPECT_FALSE(h.shared());
+    }
+    EXPECT_EQ(a.heat(0).old_index, pages == 1 ? 0u : 1u);  // the long memory stays
+    // Twice round, and one epoch past it: still old.
+    for (std::uint32_t e = 0; e < (1u << AccessTracker::kEpochBits) + 1; ++e) a.advance_epoch();
+    EXPECT_FALSE(a.heat(0).sampled());
+    // And the sweep changes nothing recent: a fresh sample decays as before.
+    a.record(0, 1);
+    a.advance_epoch();
+    EXPECT_TRUE(a.heat(0).sampled());
+    a.advance_epoch();
+    EXPECT_FALSE(a.heat(0).sampled());
+  }
+}
+
+// The sweep composes with lazy decay: the ping-pong memory fades by one an
+// epoch whether or not the sweep rewrote the word in between.
+TEST(AccessTracker, SweepKeepsThePingPongMemoryFading) {
+  auto t = AccessTracker::create(1);
+  ASSERT_TRUE(t.has_value());
+  AccessTracker& a = **t;
+  for (int i = 0; i < 4; ++i) a.record(0, static_cast<std::uint32_t>(i % 2));  // 3, 9, 15
+  ASSERT_EQ(a.heat(0).switches, 15u);
+  for (std::uint32_t e = 1; e <= 15; ++e) {
+    a.advance_epoch();  // one page: swept every epoch
+    EXPECT_EQ(a.heat(0).switches, 15u - e) << e;
+  }
+}
+
+// ---- huge pages kept whole ----
+
+namespace {
+
+MigratorConfig huge() {
+  MigratorConfig c = fast();
+  c.keep_huge_pages = true;
+  return c;
+}
+
+void write_all(Rig& r, Gfn n) {
+  for (Gfn g = 0; g < n; ++g) ASSERT_TRUE(r.model->write(0, g, g * 7 + 3));
+}
+void check_all(Rig& r, Gfn n) {
+  for (Gfn g = 0; g < n; ++g) {
+    ASSERT_EQ(r.model->read(g), g * 7 + 3) << g;
+    ASSERT_TRUE(r.model->final_check(g)) << g;
+  }
+  EXPECT_TRUE(r.gm->check_invariants().has_value());
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+}  // namespace
+
+TEST(MigrateHugePages, BlockSampledFromOneNodeMovesWhole) {
+  Rig r(huge(), false, 4);  // two 2 MiB blocks on node 0
+  ASSERT_EQ(r.gm->lookup(0).order, 9);
+  write_all(r, 1024);
+  r.touch(5, kCpuNode1, 2);  // two in a row: the filter passes
+  r.touch(300, kCpuNode1);
+  r.m->step_at(1);
+  for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  for (Gfn g = 512; g < 1024; ++g) ASSERT_EQ(r.node(g), 0u) << g;
+  EXPECT_EQ(r.gm->lookup(0).order, 9);  // still one block
+  EXPECT_EQ(r.gm->lookup(511).order, 9);
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.blocks_moved_whole, 1u);
+  EXPECT_EQ(s.blocks_split, 0u);
+  EXPECT_EQ(s.pages_moved, 512u);
+  ASSERT_EQ(s.moves.size(), 1u);
+  EXPECT_EQ(s.moves[0].pages, 512u);
+  check_all(r, 1024);
+  // Settled: nothing moves back or splits on later steps.
+  r.m->step_at(2);
+  EXPECT_EQ(r.m->stats().pages_moved, 512u);
+  EXPECT_EQ(r.gm->lookup(0).order, 9);
+  // One sample from one node is not enough (two-stage filter).
+  r.touch(600, kCpuNode1);
+  r.m->step_at(3);
+  EXPECT_EQ(r.node(600), 0u);
+}
+
+TEST(MigrateHugePages, StraySampleFromAnotherNodeDoesNotSplit) {
+  Rig r(huge(), false, 4);
+  write_all(r, 1024);
+  r.touch(5, kCpuNode1, 2);
+  r.touch(7, kCpuNode1);
+  r.touch(300, kCpuNode0);  // one sample: no real weight
+  r.m->step_at(1);
+  EXPECT_EQ(r.node(300), 1u);
+  EXPECT_EQ(r.gm->lookup(300).order, 9);
+  EXPECT_EQ(r.m->stats().blocks_moved_whole, 1u);
+  EXPECT_EQ(r.m->stats().blocks_split, 0u);
+  check_all(r, 1024);
+}
+
+TEST(MigrateHugePages, TrulySharedBlockIsSplitAndOnlyItsPagesMove) {
+  Rig r(huge(), false, 4);
+  write_all(r, 1024);
+  r.touch(5, kCpuNode1, 2);  // real weight from node 1...
+  r.touch(300, kCpuNode0, 2);  // ...and from node 0
+  r.m->step_at(1);
+  EXPECT_EQ(r.node(5), 1u);
+  EXPECT_EQ(r.node(4), 0u);
+  EXPECT_EQ(r.node(300), 0u);
+  EXPECT_EQ(r.gm->lookup(4).order, 0);  // split
+  EXPECT_EQ(r.gm->lookup(600).order, 9);  // the other block untouched
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.blocks_split, 1u);
+  EXPECT_EQ(s.blocks_moved_whole, 0u);
+  EXPECT_EQ(s.pages_moved, 1u);
+  check_all(r, 1024);
+}
+
+TEST(MigrateHugePages, OffWholeBlocksAreSplitForGood) {
+  Rig r(fast(), false, 4);  // keep_huge_pages off
+  write_all(r, 1024);
+  r.touch(5, kCpuNode1, 2);
+  r.touch(300, kCpuNode1);
+  r.m->step_at(1);
+  EXPECT_EQ(r.node(5), 1u);
+  EXPECT_EQ(r.node(4), 0u);
+  EXPECT_EQ(r.gm->lookup(4).order, 0);
+  EXPECT_EQ(r.m->stats().blocks_split, 1u);
+  EXPECT_EQ(r.m->stats().blocks_moved_whole, 0u);
+  check_all(r, 1024);
+}
+
+TEST(MigrateHugePages, SettledPagesAreCoalescedStragglersIncluded) {
+  Rig r(huge(), false, 4);
+  write_all(r, 1024);
+  // Block 0 split, a few pages elsewhere (stragglers), as a shared phase
+  // leaves it.
+  ASSERT_TRUE(r.gm->split_to_pages(0).has_value());
+  const Gfn strays[] = {3, 100, 511};
+  MoveOutcome out[3];
+  ASSERT_TRUE(r.mover->move(strays, 1, MoveGranularity::pages, out).has_value());
+  for (auto o : out) ASSERT_EQ(o, MoveOutcome::moved);
+  // Not settled yet: samples from two nodes.
+  r.touch(10, kCpuNode0, 2);
+  r.touch(100, kCpuNode1);
+  r.m->step_at(1);
+  EXPECT_EQ(r.m->stats().blocks_coalesced, 0u);
+  EXPECT_EQ(r.gm->lookup(0).order, 0);
+  // Settled: only node 0 samples the range (two epochs on).
+  MigratorConfig c = huge();
+  c.decay_steps = 1;
+  auto m2 = Migrator::create(r.h.topo, c);
+  ASSERT_TRUE(m2.has_value());
+  ASSERT_TRUE(r.m->remove_guest(r.id).has_value());
+  auto id = (*m2)->add_guest(*r.mover, migrate_options_for(*r.gm, false));
+  ASSERT_TRUE(id.has_value());
+  (*m2)->record_access(*id, 10, kCpuNode0);
+  (*m2)->record_access(*id, 10, kCpuNode0);
+  (*m2)->step_at(1);
+  for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 0u) << g;
+  EXPECT_EQ(r.gm->lookup(0).order, 9);
+  EXPECT_EQ(r.gm->lookup(511).order, 9);
+  EXPECT_EQ(r.gm->lookup(0).mfn % 512, 0u);
+  const MigratorStats s = (*m2)->stats();
+  EXPECT_EQ(s.blocks_coalesced, 1u);
+  EXPECT_EQ(s.pages_moved, 3u);  // the stragglers changed node; the rest was copied in place
+  for (Gfn g = 0; g < 1024; ++g) {
+    ASSERT_EQ(r.model->read(g), g * 7 + 3) << g;
+    ASSERT_TRUE(r.model->final_check(g)) << g;
+  }
+  EXPECT_TRUE(r.gm->check_invariants().has_value());
+  EXPECT_TRUE(r.gm->check_frames().has_value());
+  EXPECT_TRUE((*m2)->check_invariants().has_value());
+  ASSERT_TRUE((*m2)->remove_guest(*id).has_value());
+}
+
+TEST(MigrateHugePages, TooManyStragglersOrPinnedPagesAreNotCoalesced) {
+  Rig r(huge(), false, 4);
+  write_all(r, 1024);
+  ASSERT_TRUE(r.gm->split_to_pages(0).has_value());
+  std::vector<Gfn> strays;
+  for (Gfn g = 0; g < 40; ++g) strays.push_back(g * 12);
+  std::vector<MoveOutcome> out(strays.size());
+  ASSERT_TRUE(r.mover->move(strays, 1, MoveGranularity::pages, out).has_value());
+  r.touch(1, kCpuNode0, 2);
+  r.m->step_at(1);
+  EXPECT_EQ(r.m->stats().blocks_coalesced, 0u);
+  EXPECT_EQ(r.gm->lookup(1).order, 0);
+  // The mover itself: bad arguments, entries that are not plain 4 KiB pages.
+  MoveOutcome o = MoveOutcome::moved;
+  EXPECT_EQ(r.mover->coalesce(1, 9, 0, o).error(), Errc::invalid_argument);  // misaligned
+  EXPECT_EQ(r.mover->coalesce(0, 0, 0, o).error(), Errc::invalid_argument);
+  EXPECT_EQ(r.mover->coalesce(0, 10, 0, o).error(), Errc::invalid_argument);
+  EXPECT_EQ(r.mover->coalesce(0, 9, 7, o).error(), Errc::invalid_node);
+  ASSERT_TRUE(r.mover->coalesce(512, 9, 0, o).has_value());  // still a block
+  EXPECT_EQ(o, MoveOutcome::busy);
+  ASSERT_TRUE(r.gm->update_flags(5, P2mFlags::pinned, 0));
+  ASSERT_TRUE(r.mover->coalesce(0, 9, 0, o).has_value());
+  EXPECT_EQ(o, MoveOutcome::pinned);
+  for (Gfn g = 0; g < 512; ++g) ASSERT_FALSE(r.gm->lookup(g).flags & P2mFlags::migrating) << g;
+  ASSERT_TRUE(r.gm->update_flags(5, 0, P2mFlags::pinned));
+  // Now allowed (the mover does not count stragglers; the policy does).
+  ASSERT_TRUE(r.mover->coalesce(0, 9, 0, o).has_value());
+  EXPECT_EQ(o, MoveOutcome::moved);
+  EXPECT_EQ(r.gm->lookup(0).order, 9);
+  check_all(r, 1024);
 }

@@ -105,6 +105,7 @@ TEST(SimRun, CostModelOnAHandComputableTrace) {
   const Topology topo = builtin_default_topology();
   SimConfig c;
   c.seconds = 10;
+  c.split_page_cost = 0;  // a two-page guest is all 4 KiB mappings (the split cost has its own test)
   auto t = parse_trace(two_page_trace(), "two");
   ASSERT_TRUE(t.has_value());
   auto w = make_trace_workload(std::move(*t), topo, c);
@@ -151,7 +152,7 @@ TEST(SimRun, CostModelOnAHandComputableTrace) {
   EXPECT_NEAR(naive.migration_seconds, 4096.0 / 8e9 + 3.7e-6, 1e-15);
   EXPECT_EQ(naive.move_ops, 1u);
   EXPECT_NEAR(naive.cost_samples, 2 * sample / 100, 1e-12);
-  EXPECT_NEAR(naive.cost_placement + naive.cost_moves + naive.cost_samples + naive.cost_contention,
+  EXPECT_NEAR(naive.cost_placement + naive.cost_moves + naive.cost_samples + naive.cost_contention + naive.cost_split,
               naive.access_cost_mean, 1e-12);
   EXPECT_DOUBLE_EQ(naive.mib_moved[4], 0);
   EXPECT_DOUBLE_EQ(naive.mib_moved[5], 1.0 / 256);
@@ -178,6 +179,7 @@ TEST(SimRun, CopiesSlowTheNodesTheyFlowThrough) {
   c.node_bandwidth_gb_s = 8192e-9;
   c.page_overhead_us = 0;
   c.sample_us = 0;
+  c.split_page_cost = 0;  // the two pages are 4 KiB mappings: only contention here
   auto t = parse_trace(two_page_trace(), "two");
   ASSERT_TRUE(t.has_value());
   auto w = make_trace_workload(std::move(*t), topo, c);
@@ -305,6 +307,46 @@ TEST(SimRun, OvercommitKeepsNumaheapAboveItsWatermark) {
   EXPECT_GE(nh.min_free_pages, std::min<std::uint64_t>(smallest / 50, MigratorConfig{}.watermark_max_pages));
   EXPECT_GT(nh.min_free_pages, 0u);
   EXPECT_GT(nh.pages_migrated, 0u);
+}
+
+// Huge pages in the model: an access through a 4 KiB mapping costs
+// split_page_cost more; first touch never splits (no split cost), naive
+// splits every block it moves a page of, numaheap moves blocks whole and
+// coalesces, so it ends with fewer 4 KiB-mapped pages than naive.
+TEST(SimRun, SplitPagesCostAndNumaheapKeepsBlocksWhole) {
+  const Topology topo = builtin_default_topology();
+  SimConfig c;
+  c.seconds = 20;
+  c.guest_scale = 0.05;
+  auto w = make_scenario("vcpu-move", topo, c);
+  ASSERT_TRUE(w.has_value()) << w.error().message;
+  auto rep = run(topo, **w, c, {"none", "naive", "numaheap"});
+  ASSERT_TRUE(rep.has_value()) << rep.error().message;
+  const PolicyResult& none = policy(*rep, "none");
+  const PolicyResult& naive = policy(*rep, "naive");
+  const PolicyResult& nh = policy(*rep, "numaheap");
+  EXPECT_EQ(none.cost_split, 0);
+  EXPECT_EQ(none.split_pages_final, 0u);
+  EXPECT_GT(naive.cost_split, 0);
+  EXPECT_GT(naive.split_pages_final, 0u);
+  EXPECT_LT(nh.split_pages_final, naive.split_pages_final);
+  EXPECT_GT(nh.blocks_moved_whole, 0u);
+  EXPECT_EQ(naive.blocks_moved_whole, 0u);
+  EXPECT_GT(naive.blocks_split, nh.blocks_split);
+  EXPECT_LT(nh.cost_split, naive.cost_split);
+  for (const PolicyResult* p : {&none, &naive, &nh})
+    EXPECT_NEAR(p->cost_placement + p->cost_moves + p->cost_samples + p->cost_contention + p->cost_split,
+                p->access_cost_mean, 1e-9)
+        << p->name;
+  // Off: nobody pays for 4 KiB mappings.
+  c.split_page_cost = 0;
+  auto w0 = make_scenario("vcpu-move", topo, c);
+  ASSERT_TRUE(w0.has_value());
+  auto rep0 = run(topo, **w0, c, {"naive"});
+  ASSERT_TRUE(rep0.has_value());
+  EXPECT_EQ(rep0->policies[0].cost_split, 0);
+  c.split_page_cost = -1;
+  EXPECT_EQ(validate(c), "split-page cost must be 0 .. 1e6 local accesses");
 }
 
 }  // namespace
