@@ -17,6 +17,7 @@
 #include "allocator/guest/c_api_guest.h"
 #include "allocator/heap/c_handles.h"
 #include "migrate/c_api_migrator.h"
+#include "migrate/vcpu_advice.h"
 
 // The frame-swap mover and the C hooks it calls through trampolines (the
 // C++ hooks take GfnRun and return bool). Immutable after create.
@@ -43,6 +44,11 @@ static_assert(NUMAHEAP_REHOME_FAILED == static_cast<int>(numaheap::RehomeState::
 static_assert(NUMAHEAP_ALL_VNODES == numaheap::kAllVnodes);
 static_assert(sizeof(numaheap_gfn_run) == sizeof(numaheap::GfnRun));
 static_assert(offsetof(numaheap_gfn_run, pages) == offsetof(numaheap::GfnRun, pages));
+// numaheap_migrator_vcpu_advice hands the C++ records out as they are.
+static_assert(sizeof(numaheap_vcpu_advice) == sizeof(numaheap::VcpuAdvice));
+static_assert(offsetof(numaheap_vcpu_advice, group) == offsetof(numaheap::VcpuAdvice, group));
+static_assert(offsetof(numaheap_vcpu_advice, pages) == offsetof(numaheap::VcpuAdvice, pages));
+static_assert(offsetof(numaheap_vcpu_advice, saving_us) == offsetof(numaheap::VcpuAdvice, saving_us));
 
 // Largest gfn batch converted on the stack per mover call.
 constexpr std::size_t kChunk = 256;
@@ -69,6 +75,23 @@ void tramp_unprotect(void* ctx, const numaheap::GfnRun* runs, std::size_t n) {
 void tramp_copy(void* ctx, numaheap::Mfn dst, numaheap::Mfn src, std::uint64_t frames) {
   const auto& h = c_hooks(ctx);
   h.copy(h.ctx, dst, src, frames);
+}
+
+numaheap_vcpu_advice c_advice(const numaheap::VcpuAdvice& a) {
+  return {a.guest,          a.vcpu,  a.from_node,      a.to_node,      a.group,
+          a.pages,          a.pages_after, a.memory_cost_us, a.vcpu_cost_us, a.saving_us};
+}
+int tramp_on_advice(void* ctx, const numaheap::VcpuAdvice* a) {
+  auto* m = static_cast<numaheap_migrator*>(ctx);
+  int (*hook)(void*, const numaheap_vcpu_advice*);
+  void* hook_ctx;
+  {
+    numaheap::SpinGuard g(m->advice_lock);
+    hook = m->on_advice;
+    hook_ctx = m->on_advice_ctx;
+  }
+  const numaheap_vcpu_advice c = c_advice(*a);
+  return hook ? hook(hook_ctx, &c) : 0;
 }
 
 // Runs a mover call over `count` gfns in chunks (outcomes converted to
@@ -369,6 +392,8 @@ int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_st
   out->tracking_bytes = s.tracking_bytes;
   out->retired_guests = s.retired_guests;
   out->flushes = s.flushes;
+  out->advice_given = s.advice_given;
+  out->advice_held = s.advice_held;
   return NUMAHEAP_OK;
 }
 
@@ -378,6 +403,72 @@ size_t numaheap_migrator_node_pair_moves(const numaheap_migrator* m, numaheap_no
   for (std::size_t i = 0; i < s.moves.size() && i < cap && out; ++i)
     out[i] = {s.moves[i].from, s.moves[i].to, s.moves[i].pages, s.moves[i].bytes};
   return s.moves.size();
+}
+
+
+/* ---- vCPU advice ---- */
+
+void numaheap_vcpu_advice_config_init(numaheap_vcpu_advice_config* c) {
+  if (!c) return;
+  const numaheap::VcpuAdviceConfig d;
+  *c = {};
+  c->enabled = d.enabled ? 1 : 0;
+  c->copy_gb_s = d.copy_gb_s;
+  c->page_overhead_us = d.page_overhead_us;
+  c->vcpu_move_us = d.vcpu_move_us;
+  c->memory_bound_share = d.memory_bound_share;
+  c->margin = d.margin;
+  c->min_share = d.min_share;
+  c->min_pages = d.min_pages;
+}
+
+int numaheap_migrator_set_vcpu_advice(numaheap_migrator* m, const numaheap_vcpu_advice_config* c) {
+  if (!m || !c) return NUMAHEAP_E_INVALID_ARGUMENT;
+  numaheap::VcpuAdviceConfig a;
+  a.enabled = c->enabled != 0;
+  a.copy_gb_s = c->copy_gb_s;
+  a.page_overhead_us = c->page_overhead_us;
+  a.vcpu_move_us = c->vcpu_move_us;
+  a.memory_bound_share = c->memory_bound_share;
+  a.margin = c->margin;
+  a.min_share = c->min_share;
+  a.min_pages = c->min_pages;
+  a.vcpu_allowed = c->vcpu_allowed;
+  a.free_cpus = c->free_cpus;
+  a.room_ctx = c->room_ctx;
+  if (c->on_advice) {
+    a.on_advice = tramp_on_advice;
+    a.on_advice_ctx = m;
+  }
+  // Nothing changes on bad input: the hook is swapped only once the
+  // numbers are accepted.
+  if (auto v = numaheap::VcpuAdvisor::validate(a); !v) return code(v.error());
+  {
+    numaheap::SpinGuard g(m->advice_lock);
+    m->on_advice = c->on_advice;
+    m->on_advice_ctx = c->on_advice_ctx;
+  }
+  return code(m->m->set_vcpu_advice(a));
+}
+
+int numaheap_migrator_vcpu_advice(const numaheap_migrator* m, numaheap_vcpu_advice* out, size_t cap,
+                                  size_t* count) {
+  if (!m || (cap && !out)) return NUMAHEAP_E_INVALID_ARGUMENT;
+  const std::size_t n = m->m->vcpu_advice(std::span<numaheap::VcpuAdvice>(
+      reinterpret_cast<numaheap::VcpuAdvice*>(out), out ? cap : 0));
+  if (count) *count = n;
+  return NUMAHEAP_OK;
+}
+
+int numaheap_migrator_vcpu_advice_for(const numaheap_migrator* m, uint32_t guest_id, uint32_t vcpu,
+                                      numaheap_vcpu_advice* out, int* has) {
+  if (!m || !out || !has) return NUMAHEAP_E_INVALID_ARGUMENT;
+  numaheap::VcpuAdvice a;
+  auto r = m->m->vcpu_advice_for(guest_id, vcpu, a);
+  if (!r) return code(r.error());
+  *has = *r ? 1 : 0;
+  if (*r) *out = c_advice(a);
+  return NUMAHEAP_OK;
 }
 
 }  // extern "C"

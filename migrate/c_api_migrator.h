@@ -28,6 +28,12 @@ struct numaheap_migrator {
   std::unique_ptr<numaheap::Migrator> m;
   numaheap::SpinLock lock;                     // guards owned
   numaheap::capi::OwnedMover* owned = nullptr;  // movers living as long as the migrator
+  // The C on_advice hook, called through a trampoline with this handle as
+  // its context: written by set_vcpu_advice, read by the trampoline in a
+  // step (the migrator's lock held, then this one: never the other way).
+  numaheap::SpinLock advice_lock;
+  int (*on_advice)(void* ctx, const numaheap_vcpu_advice* advice) = nullptr;  // guarded by advice_lock
+  void* on_advice_ctx = nullptr;                                               // guarded by advice_lock
 
   ~numaheap_migrator() {
     m.reset();  // stops the thread; nothing uses the movers after this

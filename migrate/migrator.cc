@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "migrate/migrator_impl.h"
+#include "migrate/vcpu_advice.h"
 
 #if NUMAHEAP_HOSTED
 #include "migrate/host/background.h"
@@ -65,6 +66,7 @@ Result<std::unique_ptr<Migrator>> Migrator::create(const Topology& topo, const M
 
 Migrator::~Migrator() {
   if (impl_->stop_background) impl_->stop_background(*this);
+  delete advisor_;
   delete impl_;
 }
 
@@ -264,6 +266,7 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
   StepReport rep;
   ++m.step_no;
   double local = 0, total = 0;
+  if (advisor_) advisor_->begin_step();  // vCPU advice: vcpu_advice.cc
   for (GuestId id = 0; id < m.config.max_guests; ++id) {
     GuestSlot* s = m.slots[id].load(std::memory_order_relaxed);
     if (!s) continue;
@@ -271,6 +274,7 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
     m.evacuate_retiring(*s, rep);  // broken RAM first, before rehome and policy moves
     if (s->rehome.active) m.rehome_step(*s, now_ns, rep);
     m.update_vcpu_nodes(*s);
+    if (advisor_) advisor_->examine(m, *s);  // before the policy moves anything
     if (s->options.auto_balance || s->options.vnuma_bound) m.scan_guest(*s, now_ns, rep, local, total);
   }
   if (total > 0) m.stats.local_access_ratio = local / total;

@@ -4,7 +4,8 @@ list(APPEND NUMAHEAP_CORE_SOURCES
   migrate/frame_swap_mover.cc
   migrate/migrator.cc
   migrate/policy.cc
-  migrate/rehome.cc)
+  migrate/rehome.cc
+  migrate/vcpu_advice.cc)
 list(APPEND NUMAHEAP_CORE_SOURCES migrate/c_api.cc)
 # Host side: move_pages(2) on a VMM's mappings, the background thread and
 # the steady clock.

@@ -9,6 +9,7 @@
 // 4-node machine).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -35,6 +36,7 @@ struct SimOptions {
   bool json = false;
   bool no_progress = false;
   bool sweep = false;
+  bool follow_advice = false;
   sim::SimConfig config;
 };
 
@@ -87,7 +89,8 @@ nlohmann::json to_json(const sim::SimReport& r, const std::string& description) 
                  {"sample_us", r.config.sample_us},      {"node_bandwidth_gb_s", r.config.node_bandwidth_gb_s},
                  {"trace_weight", r.config.trace_weight},
                  {"split_page_cost", r.config.split_page_cost},
-                 {"guest_scale", r.config.guest_scale},  {"seed", r.config.seed}};
+                 {"guest_scale", r.config.guest_scale},  {"seed", r.config.seed},
+                 {"vcpu_move_us", r.config.vcpu_move_us}};
   nlohmann::json moves = nlohmann::json::array();
   for (const auto& m : r.vcpu_moves) moves.push_back({{"at_s", m.at_s}, {"guest", m.guest}, {"vcpu", m.vcpu}, {"node", m.node}});
   j["vcpu_moves"] = moves;
@@ -113,6 +116,8 @@ nlohmann::json to_json(const sim::SimReport& r, const std::string& description) 
                    {"blocks_coalesced", p.blocks_coalesced},
                    {"split_pages_final", p.split_pages_final},
                    {"min_free_pages", p.min_free_pages},
+                   {"vcpu_advice", p.vcpu_advice},
+                   {"vcpus_moved", p.vcpus_moved},
                    {"local_ratio", p.local_ratio},
                    {"access_cost", p.access_cost},
                    {"mib_moved", p.mib_moved}};
@@ -178,6 +183,34 @@ std::string verdict(const sim::SimReport& r) {
   return out + "\n";
 }
 
+// The migrator's vCPU advice (Migrator::set_vcpu_advice), one line per
+// numaheap lane that got any: how many records, and with numaheap-follow
+// what following them cost in the same model.
+std::string advice_lines(const sim::SimReport& r) {
+  std::string out;
+  char line[320];
+  const sim::PolicyResult* follow = nullptr;
+  for (const auto& p : r.policies)
+    if (p.name == sim::kFollowPolicy) follow = &p;
+  for (const auto& p : r.policies) {
+    if (p.vcpu_advice == 0) continue;
+    if (&p == follow) {
+      std::snprintf(line, sizeof line,
+                    "  vCPU advice: %s followed it -- %llu vCPU moves at %g us each instead of the memory moves; "
+                    "cost/access %.3f\n",
+                    p.name.c_str(), static_cast<unsigned long long>(p.vcpus_moved), r.config.vcpu_move_us,
+                    p.access_cost_mean);
+    } else {
+      std::snprintf(line, sizeof line,
+                    "  vCPU advice: %s advised moving vCPUs to their memory %llu times (reported, not followed%s)\n",
+                    p.name.c_str(), static_cast<unsigned long long>(p.vcpu_advice),
+                    follow ? "" : "; --follow-advice adds a lane that follows it");
+    }
+    out += line;
+  }
+  return out;
+}
+
 std::string text_report(const sim::SimReport& r, const std::string& description) {
   char line[256];
   std::string out;
@@ -200,17 +233,22 @@ std::string text_report(const sim::SimReport& r, const std::string& description)
     out += line;
     i = j;
   }
-  out += "\n  policy     local(final)  local(mean)  cost/access  pages moved  MiB moved  bounced  refused  min free MiB\n";
+  int width = 9;  // the policy column: its longest name (numaheap-follow)
+  for (const auto& p : r.policies) width = std::max(width, static_cast<int>(p.name.size()));
+  std::snprintf(line, sizeof line, "\n  %-*s  local(final)  local(mean)  cost/access  pages moved  MiB moved  bounced  refused  min free MiB\n",
+                width, "policy");
+  out += line;
   out += "  (higher is better: local, min free; lower is better: cost/access, pages and MiB moved, bounced, refused)\n";
   for (const auto& p : r.policies) {
-    std::snprintf(line, sizeof line, "  %-9s  %11.1f%%  %10.1f%%  %11.3f  %11llu  %9.1f  %7llu  %7llu  %12.1f\n",
-                  p.name.c_str(), 100 * p.local_ratio_final, 100 * p.local_ratio_mean, p.access_cost_mean,
+    std::snprintf(line, sizeof line, "  %-*s  %11.1f%%  %10.1f%%  %11.3f  %11llu  %9.1f  %7llu  %7llu  %12.1f\n",
+                  width, p.name.c_str(), 100 * p.local_ratio_final, 100 * p.local_ratio_mean, p.access_cost_mean,
                   static_cast<unsigned long long>(p.pages_migrated), static_cast<double>(p.bytes_migrated) / 1048576.0,
                   static_cast<unsigned long long>(p.pages_bounced), static_cast<unsigned long long>(p.moves_failed),
                   static_cast<double>(p.min_free_pages) / 256.0);
     out += line;
   }
   out += verdict(r);
+  out += advice_lines(r);
   out += "\n  cost/access: distance/10 per access (1 = local) plus moves, samples and contention, in local accesses;\n"
          "  bounced: pages moved more than once; refused: moves asked for that the host refused (no free frame\n"
          "  on the target, page busy); min free: the fullest node's free memory during the run;\n"
@@ -225,9 +263,9 @@ std::string model_footer(const sim::SimConfig& c) {
   std::snprintf(line, sizeof line,
                 "  model: local access %g ns, copy %g GB/s, per-page overhead %g us, sample (hinting fault) %g us,\n"
                 "         node memory bandwidth %g GB/s, split-page cost %g, period %g ms, %g accesses/vCPU/s,\n"
-                "         guest scale %g, seed %llu\n",
+                "         guest scale %g, seed %llu, vCPU move %g us (vCPU advice)\n",
                 c.local_ns, c.bandwidth_gb_s, c.page_overhead_us, c.sample_us, c.node_bandwidth_gb_s, c.split_page_cost,
-                c.period_ms, c.access_rate, c.guest_scale, static_cast<unsigned long long>(c.seed));
+                c.period_ms, c.access_rate, c.guest_scale, static_cast<unsigned long long>(c.seed), c.vcpu_move_us);
   return line;
 }
 
@@ -478,6 +516,11 @@ int run_sim(SimOptions& o, CLI::App* sub) {
   if (o.topology.empty()) std::fprintf(stderr, "numaheap sim: topology of %s\n", said.c_str());
   if (std::string bad = sim::validate(o.config); !bad.empty()) return fail(bad), 1;
   if (o.policies.empty()) o.policies = sim::policy_names();
+  if (o.follow_advice && std::find(o.policies.begin(), o.policies.end(), sim::kFollowPolicy) == o.policies.end()) {
+    // Next to numaheap (before the oracle), so the two read side by side.
+    auto at = std::find(o.policies.begin(), o.policies.end(), "numaheap");
+    o.policies.insert(at == o.policies.end() ? o.policies.end() : at + 1, sim::kFollowPolicy);
+  }
   if (o.sweep) {
     if (!o.csv.empty()) return fail("--sweep writes no --csv (use --json)"), 1;
     return run_sweep(o, *topo);
@@ -524,7 +567,9 @@ Runner add_sim_command(CLI::App& app) {
   auto* tr = sub->add_option("--trace", o->trace, "replay an access trace (docs/simulator.md)");
   sc->excludes(tr);
   tr->excludes(sc);
-  sub->add_option("--policy", o->policies, "policies to compare (repeat or comma-separate; default all: " + policies + ")")
+  sub->add_option("--policy", o->policies,
+                  "policies to compare (repeat or comma-separate; default all: " + policies + "; also " +
+                      sim::kFollowPolicy + ")")
       ->delimiter(',');
   sub->add_option("--seconds", o->config.seconds, "simulated seconds (default 60)");
   sub->add_option("--period-ms", o->config.period_ms, "sampling and policy period (default 1000)");
@@ -543,6 +588,12 @@ Runner add_sim_command(CLI::App& app) {
   sub->add_option("--trace-weight", o->config.trace_weight, "accesses one trace line stands for (default 1)");
   sub->add_option("--guest-scale", o->config.guest_scale, "scale the scenario guests' sizes, (0, 1] (default 1)");
   sub->add_option("--seed", o->config.seed, "random seed of the scenarios' first-access draws (default 1)");
+  sub->add_option("--vcpu-move-us", o->config.vcpu_move_us,
+                  "cost of moving one vCPU to another node, for the migrator's vCPU advice and numaheap-follow, us "
+                  "(default 1000)");
+  sub->add_flag("--follow-advice", o->follow_advice,
+                "add the numaheap-follow lane: numaheap whose embedder moves vCPUs to their memory when the "
+                "migrator advises it");
   sub->add_flag("--json", o->json, "print the report as JSON");
   sub->add_option("--csv", o->csv, "write local ratio and cost per period to FILE");
   sub->add_option("--plot", o->plot, "draw local ratio over time to FILE.svg or FILE.png (gnuplot)");

@@ -39,6 +39,7 @@ std::string validate(const SimConfig& c) {
   if (!in(c.trace_weight, 1e-9, 1e12)) return "trace weight must be 1e-9 .. 1e12";
   if (!in(c.guest_scale, 1e-6, 1)) return "guest scale must be in (0, 1]";
   if (!in(c.split_page_cost, 0, 1e6)) return "split-page cost must be 0 .. 1e6 local accesses";
+  if (!in(c.vcpu_move_us, 0, 1e9)) return "vCPU move cost must be 0 .. 1e9 us";
   return {};
 }
 
@@ -257,6 +258,7 @@ struct Lane {  // one policy's world and running totals
   double accesses = 0, cost = 0;
   double cost_placement = 0, cost_moves = 0, cost_samples = 0, cost_contention = 0, cost_split = 0;
   std::uint64_t moved_before = 0, ops_before = 0, samples_before = 0;
+  double vcpu_s_before = 0;
   std::vector<double> busy_s;  // per dense node: copy time still to flow (seconds)
 };
 
@@ -335,6 +337,7 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
       l.moved_before = w.moved;
       l.ops_before = w.move_ops;
       l.samples_before = l.policy->samples_used;
+      l.vcpu_s_before = l.policy->vcpu_move_seconds;
       std::vector<std::uint64_t> from_before = w.moved_from, to_before = w.moved_to, copied_before = w.copied_in_place;
       // Copies queued by earlier periods flow now: the share of this
       // period each node spends copying.
@@ -347,9 +350,10 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
       double local = 0, all = 0, cost = 0, contention = 0, split = 0;
       for (const Touch& x : touches) {
         const NodeId at = w.node_of(x.guest, x.gfn);
+        const NodeId from = l.policy->access_node(x.guest, x.node);  // a vCPU the policy moved runs elsewhere
         all += x.count;
-        if (at == x.node) local += x.count;
-        const double base = x.count * topo.distance(x.node, at) / 10.0;
+        if (at == from) local += x.count;
+        const double base = x.count * topo.distance(from, at) / 10.0;
         cost += base;
         if (w.order_of(x.guest, x.gfn) == 0) split += x.count * config.split_page_cost;
         const int ai = topo.index_of(at);
@@ -361,7 +365,9 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
       const std::uint64_t ops = w.move_ops - l.ops_before;
       std::uint64_t moved = w.moved - l.moved_before;  // frames copied: moved, and copied in place by a coalesce
       for (std::size_t i = 0; i < nodes; ++i) moved += w.copied_in_place[i] - copied_before[i];
-      const double move_s = free ? 0 : static_cast<double>(moved) * copy_s + static_cast<double>(ops) * op_s;
+      const double move_s = free ? 0
+                                 : static_cast<double>(moved) * copy_s + static_cast<double>(ops) * op_s +
+                                       (l.policy->vcpu_move_seconds - l.vcpu_s_before);
       const double migration = move_s * 1e9 / config.local_ns;
       const double sampling =
           free ? 0 : static_cast<double>(l.policy->samples_used - l.samples_before) * sample_cost;
@@ -411,6 +417,8 @@ Result<SimReport, Error> run(const Topology& topo, Workload& workload, const Sim
     r.pages_bounced = l.world->bounced;
     r.moves_failed = l.world->failed;
     r.samples_used = l.policy->samples_used;
+    r.vcpu_advice = l.policy->vcpu_advice;
+    r.vcpus_moved = l.policy->vcpus_moved;
     rep.policies.push_back(std::move(r));
   }
   return rep;

@@ -14,6 +14,14 @@
 //  numaheap  the real Migrator (default config, period = the simulator's;
 //            huge pages kept whole, coalesced through CountingMover),
 //            fed with record_access and stepped with step_at.
+//  numaheap-follow  (not run by default) numaheap whose embedder follows
+//            the migrator's vCPU advice: when moving a guest's vCPUs on a
+//            node to the node holding their hot memory looks cheaper than
+//            moving the memory (Migrator::set_vcpu_advice, with this
+//            model's copy bandwidth, per-page overhead and --vcpu-move-us),
+//            it moves them there from the next period on (their accesses
+//            then come from that node), pays vcpu_move_us for each, and
+//            tells the migrator, which leaves their memory in place.
 //  oracle    knows each period's accesses before they happen: every page
 //            is on the node that touches it most in the period (ties stay),
 //            moves are instant and free. An upper bound, not a policy.
@@ -202,9 +210,10 @@ class AutoNumaPolicy final : public Policy {
 // not exist for it (and cost nothing).
 class NumaheapPolicy final : public Policy {
  public:
-  static Result<std::unique_ptr<Policy>, Error> create(World& w, const SimConfig& c) {
+  static Result<std::unique_ptr<Policy>, Error> create(World& w, const SimConfig& c, bool follow) {
     std::unique_ptr<NumaheapPolicy> p(new NumaheapPolicy());
     p->config_ = c;
+    p->follow_ = follow;
     p->traffic_.assign(w.topo().node_count(), 0.0);
     p->window_.assign(w.guest_count(), Window{});
     MigratorConfig mc;
@@ -225,14 +234,38 @@ class NumaheapPolicy final : public Policy {
       auto id = p->migrator_->add_guest(w.mover(g), o);
       if (!id) return Error{id.error(), "migrator add_guest"};
       p->ids_.push_back(*id);
+      p->workload_node_.push_back(w.shapes[g].vcpu_nodes);
+      p->remap_.emplace_back();
       for (std::uint32_t v = 0; v < o.vcpus; ++v) p->place(g, v, w.shapes[g].vcpu_nodes[v]);
     }
+    // vCPU advice in this model's terms (reported; followed by numaheap-follow).
+    VcpuAdviceConfig a;
+    a.enabled = true;
+    a.copy_gb_s = c.bandwidth_gb_s;
+    a.page_overhead_us = c.page_overhead_us;
+    a.vcpu_move_us = c.vcpu_move_us;
+    a.on_advice = &NumaheapPolicy::advised;
+    a.on_advice_ctx = p.get();
+    if (auto s = p->migrator_->set_vcpu_advice(a); !s) return Error{s.error(), "migrator set_vcpu_advice"};
     return std::unique_ptr<Policy>(std::move(p));
+  }
+
+  NodeId access_node(std::uint32_t g, NodeId node) const override {
+    for (const auto& [from, to] : remap_[g])
+      if (from == node) return to;
+    return node;
   }
 
   void begin_period(World& w, std::uint64_t, double now_s, std::span<const Touch> touches) override {
     for (; next_move_ < w.vcpu_moves.size() && w.vcpu_moves[next_move_].at_s <= now_s + 1e-9; ++next_move_) {
       const VcpuMove& m = w.vcpu_moves[next_move_];
+      workload_node_[m.guest][m.vcpu] = m.node;
+      // The workload's scheduler moved a vCPU of the guest: its word
+      // overrides what the embedder did on earlier advice.
+      if (!remap_[m.guest].empty()) {
+        remap_[m.guest].clear();
+        for (std::uint32_t v = 0; v < workload_node_[m.guest].size(); ++v) place(m.guest, v, workload_node_[m.guest][v]);
+      }
       place(m.guest, m.vcpu, m.node);
     }
     // The guests' memory traffic per node over the last period (what a
@@ -255,12 +288,34 @@ class NumaheapPolicy final : public Policy {
       const int i = w.topo().index_of(x.node);
       if (i < 0 || cpu_of_[static_cast<std::size_t>(i)] == kMaxCpus) continue;
       if (!window_[x.guest].armed(x.gfn)) continue;
-      migrator_->record_access(ids_[x.guest], x.gfn, cpu_of_[static_cast<std::size_t>(i)]);
+      const int j = w.topo().index_of(access_node(x.guest, x.node));  // where the vCPU really ran
+      if (j < 0 || cpu_of_[static_cast<std::size_t>(j)] == kMaxCpus) continue;
+      migrator_->record_access(ids_[x.guest], x.gfn, cpu_of_[static_cast<std::size_t>(j)]);
       ++samples_used;
     }
   }
   void end_period(World&, double now_s) override {
     (void)migrator_->step_at(static_cast<std::uint64_t>(std::llround(now_s * 1e9)));
+    // Advice followed in the step (numaheap-follow): from the next period
+    // the group's accesses come from its new node.
+    for (std::size_t i = 0; i < followed_.size(); ++i) {
+      const VcpuAdvice& a = followed_[i];
+      vcpu_move_seconds += config_.vcpu_move_us * 1e-6;
+      ++vcpus_moved;
+      if (i > 0 && followed_[i - 1].guest == a.guest && followed_[i - 1].from_node == a.from_node) continue;
+      // One group per (guest, node): every vCPU the guest runs on from_node,
+      // whether the workload put it there or an earlier advice did.
+      auto& r = remap_[guest_of(a.guest)];
+      bool direct = false;
+      for (auto& [from, to] : r) {
+        if (to == a.from_node) to = a.to_node;
+        direct = direct || from == a.from_node;
+      }
+      if (!direct) r.emplace_back(a.from_node, a.to_node);
+      std::erase_if(r, [](const auto& e) { return e.first == e.second; });
+    }
+    followed_.clear();
+    vcpu_advice = migrator_->stats().advice_given;
   }
   ~NumaheapPolicy() override {
     for (GuestId id : ids_) (void)migrator_->remove_guest(id);
@@ -272,6 +327,23 @@ class NumaheapPolicy final : public Policy {
     const int i = topo_->index_of(node);
     if (i >= 0 && cpu_of_[static_cast<std::size_t>(i)] != kMaxCpus)
       (void)migrator_->set_vcpu_cpu(ids_[g], vcpu, cpu_of_[static_cast<std::size_t>(i)]);
+  }
+  // VcpuAdviceConfig::on_advice, from inside step_at. numaheap reports
+  // only; numaheap-follow moves the vCPU (set_vcpu_cpu is a lock-free
+  // input, callable here) and says so, so the step leaves its memory.
+  static int advised(void* ctx, const VcpuAdvice* a) {
+    auto* p = static_cast<NumaheapPolicy*>(ctx);
+    if (!p->follow_) return 0;
+    const int i = p->topo_->index_of(a->to_node);
+    if (i < 0 || p->cpu_of_[static_cast<std::size_t>(i)] == kMaxCpus) return 0;
+    if (!p->migrator_->set_vcpu_cpu(a->guest, a->vcpu, p->cpu_of_[static_cast<std::size_t>(i)])) return 0;
+    p->followed_.push_back(*a);
+    return 1;
+  }
+  std::uint32_t guest_of(GuestId id) const {
+    for (std::uint32_t g = 0; g < ids_.size(); ++g)
+      if (ids_[g] == id) return g;
+    return 0;
   }
   static double spare(void* ctx, NodeId node) {
     auto* p = static_cast<NumaheapPolicy*>(ctx);
@@ -294,6 +366,11 @@ class NumaheapPolicy final : public Policy {
   std::vector<CpuId> cpu_of_;    // per dense node index: a CPU of it
   std::vector<double> traffic_;  // per dense node: guest bytes last period
   std::size_t next_move_ = 0;
+  bool follow_ = false;          // numaheap-follow: move vCPUs on advice
+  std::vector<VcpuAdvice> followed_;  // advice followed in the current step
+  std::vector<std::vector<NodeId>> workload_node_;  // per guest, per vCPU: where the workload runs it
+  // Per guest: (workload node, node the embedder moved its vCPUs to).
+  std::vector<std::vector<std::pair<NodeId, NodeId>>> remap_;
 };
 
 }  // namespace
@@ -302,10 +379,12 @@ Result<std::unique_ptr<Policy>, Error> make_policy(std::string_view name, World&
   if (name == "none") return std::unique_ptr<Policy>(new NonePolicy());
   if (name == "naive") return std::unique_ptr<Policy>(new NaivePolicy());
   if (name == "autonuma") return std::unique_ptr<Policy>(new AutoNumaPolicy(w, c));
-  if (name == "numaheap") return NumaheapPolicy::create(w, c);
+  if (name == "numaheap") return NumaheapPolicy::create(w, c, false);
+  if (name == kFollowPolicy) return NumaheapPolicy::create(w, c, true);
   if (name == "oracle") return std::unique_ptr<Policy>(new OraclePolicy());
   std::string known;
   for (const auto& p : policy_names()) known += (known.empty() ? "" : ", ") + p;
+  known += std::string(", ") + kFollowPolicy;
   return Error{Errc::invalid_argument, "unknown policy '" + std::string(name) + "' (known: " + known + ")"};
 }
 

@@ -58,6 +58,7 @@ struct SimConfig {
   double split_page_cost = 0.05;    // extra local accesses per access to a 4 KiB-mapped page (docs/simulator.md)
   double trace_weight = 1;       // real accesses one trace line stands for
   double guest_scale = 1;        // scales the synthetic guests' sizes (0 < s <= 1)
+  double vcpu_move_us = 1000;    // cost of moving one vCPU to another node (numaheap-follow; the advice's model)
   std::uint64_t seed = 1;
   std::uint64_t periods() const;
 };
@@ -148,6 +149,10 @@ Result<std::unique_ptr<Workload>, Error> make_trace_workload(Trace trace, const 
 // ---- the run (engine.cc, policies.cc) ----
 
 std::vector<std::string> policy_names();  // none, naive, autonuma, numaheap, oracle
+// Also accepted by run(), not run by default: numaheap-follow, the
+// numaheap lane whose embedder moves vCPUs when the migrator advises it
+// (Migrator::set_vcpu_advice) instead of letting the memory move.
+inline constexpr const char* kFollowPolicy = "numaheap-follow";
 
 struct PolicyResult {
   std::string name;
@@ -173,6 +178,10 @@ struct PolicyResult {
   std::uint64_t min_free_pages = 0; // lowest free frames seen on any guest node
   std::vector<double> local_ratio;  // per period
   std::vector<double> access_cost;  // per period
+  // vCPU advice (numaheap lanes): records the migrator gave, and vCPU
+  // moves the embedder made on it (numaheap-follow only; each charged
+  // `vcpu_move_us` with the moves).
+  std::uint64_t vcpu_advice = 0, vcpus_moved = 0;
 };
 
 struct SimReport {

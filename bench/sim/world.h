@@ -105,7 +105,15 @@ class Policy {
   virtual void samples(World& w, double now_s, std::span<const Sample> samples) { (void)w, (void)now_s, (void)samples; }
   // End of the period (time now_s).
   virtual void end_period(World& w, double now_s) { (void)w, (void)now_s; }
+  // The node an access runs on when the workload puts it on `node`: a
+  // policy that moves vCPUs (numaheap-follow) maps the nodes it moved them
+  // off; the others run them where the workload says.
+  virtual NodeId access_node(std::uint32_t guest, NodeId node) const { (void)guest; return node; }
   std::uint64_t samples_used = 0;
+  // vCPU advice (the numaheap lanes): records given, vCPU moves made on it,
+  // and their time (charged with the moves).
+  std::uint64_t vcpu_advice = 0, vcpus_moved = 0;
+  double vcpu_move_seconds = 0;
 };
 
 // Errors: invalid_argument for an unknown name.

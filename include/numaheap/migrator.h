@@ -66,6 +66,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "numaheap/metadata.h"
 #include "numaheap/vector.h"
@@ -188,6 +189,12 @@ struct MigratorStats {
   // including removed guests still in their grace period (retired_guests).
   std::uint64_t tracking_bytes = 0;
   std::uint64_t retired_guests = 0;
+  // vCPU advice records given (Migrator::vcpu_advice; one per vCPU per step
+  // the advice stands).
+  std::uint64_t advice_given = 0;
+  // Pages a step left in place because the embedder followed the advice
+  // for their vCPUs (VcpuAdviceConfig::on_advice returned nonzero).
+  std::uint64_t advice_held = 0;
 };
 
 enum class RehomeState : std::uint8_t { idle = 0, running = 1, done = 2, cancelled = 3, failed = 4 };
@@ -205,6 +212,69 @@ struct RehomeProgress {
 struct StepReport {
   std::uint64_t scanned = 0, moved = 0, failed = 0;
 };
+
+// ---- vCPU advice: move the vCPU instead of the memory (migrate/vcpu_advice.cc) ----
+//
+// When a guest's vCPUs on one node (a "group": the tracker knows the node a
+// sample came from, not the vCPU) have most of their hot memory on another
+// node, moving the group there can be cheaper than moving the memory here.
+// Each step (when enabled) weighs, per group, the pages sampled in the last
+// two epochs only from that node (or from it and nodes with no vCPU of the
+// guest): moving them to the group (copy + per-page cost, plus the group
+// running remote while the rate limit drips them over) against moving the
+// group's vCPUs to the node holding the largest share (a fixed cost per
+// vCPU, plus moving what is not there yet). Advice is only reported: the
+// migrator's own moves are unchanged, scheduling stays the embedder's --
+// unless the embedder's on_advice says it follows (see there).
+// Hot pages are counted from samples, so an embedder sampling a share of
+// the pages sees about that share of them: the memory cost is a lower bound.
+struct VcpuAdvice {
+  GuestId guest = 0;
+  std::uint32_t vcpu = 0;
+  NodeId from_node = kNoNode;  // where the vCPU runs now
+  NodeId to_node = kNoNode;    // where its group's hot memory is
+  std::uint32_t group = 0;     // the guest's vCPUs on from_node: the advice is for all of them together
+  std::uint64_t pages = 0;        // hot pages that would otherwise move to from_node
+  std::uint64_t pages_after = 0;  // hot pages not on to_node (they would still move, to to_node)
+  double memory_cost_us = 0;      // moving `pages` (whole group)
+  double vcpu_cost_us = 0;        // moving the group's vCPUs and then `pages_after`
+  double saving_us = 0;           // memory_cost_us - vcpu_cost_us (> 0)
+};
+
+struct VcpuAdviceConfig {
+  bool enabled = false;
+  // The cost model (defaults as the simulator's: docs/simulator.md).
+  double copy_gb_s = 8;           // copy bandwidth of one move, 1e9 B/s; > 0
+  double page_overhead_us = 3.7;  // fixed cost of one 4 KiB move (page tables, TLB shoot-down)
+  double vcpu_move_us = 1000;     // moving one vCPU to another node (caches, TLB refilled remotely)
+  // Share of a vCPU's time that waits on memory: a vCPU whose memory is
+  // remote at distance d runs share x (d/10 - 1) slower while it waits
+  // for the rate limit to let the pages over. 0..1.
+  double memory_bound_share = 0.5;
+  double margin = 2;              // advise when memory cost >= margin x vCPU cost; >= 1
+  double min_share = 0.75;        // to_node holds at least this share of the group's hot pages; 0..1
+  std::uint64_t min_pages = 512;  // and at least this many (2 MiB)
+  // CPU room, from the embedder (a hypervisor's affinity masks and free
+  // CPUs). vcpu_allowed: nonzero if the vCPU may run on the node (null:
+  // any node with CPUs). free_cpus: CPUs of the node free for more vCPUs
+  // now, negative = unknown (null or unknown: the node's CPUs less the
+  // guest's vCPUs already there -- other guests not counted). Called from
+  // step() with the migrator's lock held: they must not call the Migrator.
+  int (*vcpu_allowed)(void* ctx, GuestId guest, std::uint32_t vcpu, NodeId node) = nullptr;
+  std::int64_t (*free_cpus)(void* ctx, NodeId node) = nullptr;
+  void* room_ctx = nullptr;
+  // Called from step() for each advice given, lock held: it must not call
+  // the Migrator, except the lock-free inputs. Return nonzero when the
+  // embedder follows it -- it moves the vCPU to to_node now
+  // (set_vcpu_cpu, from here or before the next step): then this step
+  // leaves the group's hot pages where they are (their sample streaks are
+  // reset, so the samples taken on the node the vCPUs leave do not move
+  // them there). Return 0 (or no callback): nothing changes.
+  int (*on_advice)(void* ctx, const VcpuAdvice* advice) = nullptr;
+  void* on_advice_ctx = nullptr;
+};
+
+class VcpuAdvisor;
 
 class Migrator {
  public:
@@ -254,12 +324,25 @@ class Migrator {
   MigratorStats stats() const;
   Status check_invariants() const;
 
+  // ---- vCPU advice (see VcpuAdvice) ----
+  // Replaces the advice settings; takes effect at the next step. Errors:
+  // invalid_argument (NaN, infinite or out-of-range numbers; nothing
+  // changed), no_memory.
+  Status set_vcpu_advice(const VcpuAdviceConfig& config);
+  // The last step's advice, all guests, by guest then vCPU: writes the
+  // first out.size() and returns how many there are.
+  std::size_t vcpu_advice(std::span<VcpuAdvice> out) const;
+  // The last step's advice for one vCPU: true and `out` filled, or false.
+  // Errors: invalid_argument (unknown guest or vCPU; `out` untouched).
+  Result<bool> vcpu_advice_for(GuestId id, std::uint32_t vcpu, VcpuAdvice& out) const;
+
   struct NUMAHEAP_INTERNAL Impl;
 
  private:
   friend struct MigratorTestPeer;  // tests only: holds an input's grace-period guard
   explicit Migrator(Impl* impl) noexcept : impl_(impl) {}
   Impl* impl_;
+  VcpuAdvisor* advisor_ = nullptr;  // set_vcpu_advice; guarded by Impl::lock
 };
 
 }  // namespace numaheap

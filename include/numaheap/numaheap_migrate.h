@@ -86,6 +86,8 @@ typedef struct numaheap_migrator_stats {
   uint64_t blocks_moved_whole; /* 2 MiB blocks the policy moved as one block */
   uint64_t blocks_split;       /* huge blocks split by a policy page move */
   uint64_t blocks_coalesced;   /* 2 MiB ranges of 4 KiB pages collapsed into one block */
+  uint64_t advice_given;     /* vCPU advice records given (one per vCPU per step it stands) */
+  uint64_t advice_held;      /* pages left in place as the embedder followed the advice */
 } numaheap_migrator_stats;
 
 typedef struct numaheap_node_pair_moves {
@@ -252,6 +254,58 @@ int numaheap_migrator_cancel_rehome(numaheap_migrator* m, uint32_t guest_id);
 /* Stats; node_pair_moves fills up to cap entries and returns how many exist. */
 int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_stats* out);
 size_t numaheap_migrator_node_pair_moves(const numaheap_migrator* m, numaheap_node_pair_moves* out, size_t cap);
+
+/* ---- vCPU advice: move the vCPU instead of the memory (Migrator::set_vcpu_advice) ----
+ * Per guest and node running vCPUs of it (the group), when moving the
+ * group's vCPUs to the node holding most of their hot memory is cheaper
+ * than moving the memory (docs/migrator.md, "vCPU advice"). Reported only:
+ * the migrator's own moves do not change; scheduling is the embedder's. */
+typedef struct numaheap_vcpu_advice {
+  uint32_t guest, vcpu;
+  uint32_t from_node, to_node; /* where the vCPU runs; where its group's hot memory is */
+  uint32_t group;              /* the guest's vCPUs on from_node: move them together */
+  uint64_t pages;              /* hot pages that would otherwise move to from_node */
+  uint64_t pages_after;        /* hot pages not on to_node (would still move, to to_node) */
+  double memory_cost_us, vcpu_cost_us, saving_us;
+} numaheap_vcpu_advice;
+
+typedef struct numaheap_vcpu_advice_config {
+  int enabled;
+  double copy_gb_s;          /* copy bandwidth of a move, 1e9 B/s (8) */
+  double page_overhead_us;   /* fixed cost of one 4 KiB move (3.7) */
+  double vcpu_move_us;       /* moving one vCPU to another node (1000) */
+  double memory_bound_share; /* share of a vCPU's time waiting on memory, 0..1 (0.5) */
+  double margin;             /* advise when memory cost >= margin x vCPU cost, >= 1 (2) */
+  double min_share;          /* to_node's share of the group's hot pages, 0..1 (0.75) */
+  uint64_t min_pages;        /* and at least this many pages (512) */
+  /* CPU room (called from step with the migrator's lock held; must not call
+   * the migrator). vcpu_allowed: nonzero if the vCPU may run on the node
+   * (NULL: any node with CPUs). free_cpus: the node's CPUs free for more
+   * vCPUs now, negative = unknown (NULL or unknown: its CPUs less the
+   * guest's vCPUs there). */
+  int (*vcpu_allowed)(void* ctx, uint32_t guest, uint32_t vcpu, uint32_t node);
+  int64_t (*free_cpus)(void* ctx, uint32_t node);
+  void* room_ctx;
+  /* Called from step for each advice given (lock held: only the lock-free
+   * inputs may be called). Return nonzero when following it (moving the
+   * vCPU to to_node now): the step then leaves the group's hot pages where
+   * they are. 0: nothing changes. */
+  int (*on_advice)(void* ctx, const numaheap_vcpu_advice* advice);
+  void* on_advice_ctx;
+} numaheap_vcpu_advice_config;
+
+void numaheap_vcpu_advice_config_init(numaheap_vcpu_advice_config* c); /* the defaults, disabled */
+/* NUMAHEAP_E_INVALID_ARGUMENT for NaN, infinite or out-of-range numbers
+ * (nothing changed). */
+int numaheap_migrator_set_vcpu_advice(numaheap_migrator* m, const numaheap_vcpu_advice_config* c);
+/* The last step's advice, all guests: fills up to cap entries, *count (may
+ * be NULL) gets how many there are. out may be NULL only when cap is 0. */
+int numaheap_migrator_vcpu_advice(const numaheap_migrator* m, numaheap_vcpu_advice* out, size_t cap,
+                                  size_t* count);
+/* The last step's advice for one vCPU: *has = 1 and *out filled, or *has =
+ * 0. NUMAHEAP_E_INVALID_ARGUMENT: unknown guest or vCPU. */
+int numaheap_migrator_vcpu_advice_for(const numaheap_migrator* m, uint32_t guest_id, uint32_t vcpu,
+                                      numaheap_vcpu_advice* out, int* has);
 
 #ifdef __cplusplus
 }

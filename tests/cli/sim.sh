@@ -51,6 +51,18 @@ for k in page_overhead_us sample_us node_bandwidth_gb_s split_page_cost cost_mov
   check "grep -q '\"$k\"' '$work/out.json'" "JSON lacks $k"
 done
 
+# vCPU advice: numaheap reports it; --follow-advice adds the lane that
+# follows it, next to numaheap, with its vCPU moves in the JSON.
+"$bin" sim --topology builtin --scenario vcpu-move --follow-advice "${quick[@]}" >"$work/follow.txt"
+check "grep -q '^  numaheap-follow ' '$work/follow.txt'" "--follow-advice lacks the numaheap-follow lane"
+check "grep -q 'vCPU advice: numaheap advised' '$work/follow.txt'" "text report lacks the advice line"
+check "grep -q 'vCPU move 1000 us' '$work/follow.txt'" "footer lacks the vCPU move cost"
+"$bin" sim --topology builtin --scenario vcpu-move --policy numaheap,numaheap-follow --vcpu-move-us 50 --json "${quick[@]}" \
+  >"$work/follow.json"
+for k in vcpu_advice vcpus_moved vcpu_move_us; do
+  check "grep -q '\"$k\"' '$work/follow.json'" "JSON lacks $k"
+done
+
 # --sweep: a table of winners over the grid, its JSON, its plot (small: 25
 # runs each, and a Debug sanitizer build is ~300x slower than this one).
 "$bin" sim --topology builtin --sweep --scenario vcpu-move --policy naive,numaheap --seconds 2 --guest-scale 0.02 --no-progress \
@@ -91,6 +103,7 @@ bad "missing trace" "cannot open" --trace /nonexistent.trace
 printf '# vcpu 0 node 0\n0 0 0xzz R\n' >"$work/bad.trace"
 bad "malformed trace" "bad.trace:2: address '0xzz' is not hex" --trace "$work/bad.trace"
 bad "negative overhead" "per-page overhead must be" --topology builtin --scenario vcpu-move --page-overhead-us -1
+bad "negative vCPU move cost" "vCPU move cost must be" --topology builtin --scenario vcpu-move --vcpu-move-us -1
 bad "sweep with a trace" "--sweep runs the scenarios" --topology builtin --sweep --trace "$data/traces/example.trace"
 bad "plot name" "must end in .svg or .png" --topology builtin --scenario vcpu-move --plot "$work/plot.pdf" "${quick[@]}"
 set +e

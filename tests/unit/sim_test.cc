@@ -251,6 +251,9 @@ TEST(SimRun, BadConfigAndNamesAreRefused) {
   c.node_bandwidth_gb_s = 0;
   EXPECT_EQ(validate(c), "node bandwidth must be 1e-6 .. 1e6 GB/s");
   c = {};
+  c.vcpu_move_us = -1;
+  EXPECT_EQ(validate(c), "vCPU move cost must be 0 .. 1e9 us");
+  c = {};
   auto bad = make_scenario("nope", topo, c);
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().message, "unknown scenario 'nope' (known: vcpu-move, mixed, overcommit, phases)");
@@ -260,7 +263,8 @@ TEST(SimRun, BadConfigAndNamesAreRefused) {
   ASSERT_TRUE(w.has_value());
   auto r = run(topo, **w, c, {"none", "smart"});
   ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().message, "unknown policy 'smart' (known: none, naive, autonuma, numaheap, oracle)");
+  EXPECT_EQ(r.error().message,
+            "unknown policy 'smart' (known: none, naive, autonuma, numaheap, oracle, numaheap-follow)");
   r = run(topo, **w, c, {"none", "none"});
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().message, "policy 'none' given twice");
@@ -269,6 +273,28 @@ TEST(SimRun, BadConfigAndNamesAreRefused) {
   auto single = make_scenario("mixed", *one, c);
   ASSERT_FALSE(single.has_value());
   EXPECT_EQ(single.error().message, "scenario mixed needs at least two nodes with CPUs and memory");
+}
+
+// vCPU advice in the simulator: numaheap reports it once per moved vCPU
+// when its memory is all behind; numaheap-follow moves those vCPUs back
+// instead of the memory, pays for each, and moves no page.
+TEST(SimRun, VcpuAdviceReportedAndFollowed) {
+  const Topology topo = builtin_default_topology();
+  SimConfig c;
+  c.guest_scale = 0.05;
+  c.seconds = 8;
+  auto w = make_scenario("vcpu-move", topo, c);
+  ASSERT_TRUE(w.has_value());
+  auto r = run(topo, **w, c, {"numaheap", kFollowPolicy, "oracle"});
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  const PolicyResult &nh = r->policies[0], &follow = r->policies[1];
+  EXPECT_EQ(nh.vcpu_advice, 4u);  // the four vCPUs, in the step after they moved
+  EXPECT_EQ(nh.vcpus_moved, 0u);  // reported, not followed
+  EXPECT_GT(nh.pages_migrated, 0u);
+  EXPECT_EQ(follow.vcpus_moved, 4u);
+  EXPECT_EQ(follow.pages_migrated, 0u);
+  EXPECT_DOUBLE_EQ(follow.migration_seconds, 4 * c.vcpu_move_us * 1e-6);
+  EXPECT_DOUBLE_EQ(follow.local_ratio_final, 1.0);  // back with their memory
 }
 
 TEST(SimRun, NormalizeMergesPerPageAndNode) {

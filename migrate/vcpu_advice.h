@@ -1,0 +1,53 @@
+// vCPU advice (Migrator::set_vcpu_advice / vcpu_advice): per guest and
+// node with vCPUs of it, whether moving those vCPUs to the node that holds
+// their hot memory is cheaper than moving the memory to them. Internal to
+// the migrator; core (freestanding): no allocation after set_vcpu_advice
+// except the advice list and scratch, both from the migrator's metadata
+// hooks (out of memory: the advice that did not fit is dropped, never a
+// crash).
+//
+// Contract:
+//  * Everything here runs with Migrator::Impl::lock held: examine() from
+//    step_at() after the guest's vCPUs were recounted and before the policy
+//    scan (so the memory it weighs has not moved yet this step); the
+//    queries from Migrator's const methods.
+//  * Reporting only: nothing here moves a page or touches the tracker --
+//    except when the embedder's on_advice says it follows the advice: then
+//    the group's hot pages have their sample streaks reset (hold_group), so
+//    this step's policy leaves them where they are. The callbacks (room,
+//    on_advice) must not call the Migrator but its lock-free inputs (its
+//    lock is held).
+#pragma once
+
+#include "migrate/migrator_impl.h"
+
+namespace numaheap {
+
+class VcpuAdvisor {
+ public:
+  NUMAHEAP_METADATA_NEW_DELETE
+  explicit VcpuAdvisor(const MetadataHooks* meta) noexcept : advice(meta), row_of(meta), hot(meta) {}
+
+  // Empty Status when every number is finite and in range.
+  static Status validate(const VcpuAdviceConfig& c) noexcept;
+  // A new step: the last step's advice is forgotten.
+  void begin_step() noexcept { advice.clear(); }
+  // Weighs guest g (lock held; see the top).
+  void examine(Migrator::Impl& m, GuestSlot& g);
+
+  VcpuAdviceConfig config;  // guarded by Impl::lock
+  // The last step's advice, by guest then vCPU. Guarded by Impl::lock.
+  Vector<VcpuAdvice> advice;
+
+ private:
+  // The embedder follows the advice for the vCPUs on dense node x: this
+  // step leaves their hot pages where they are.
+  void hold_group(Migrator::Impl& m, GuestSlot& g, std::size_t x, std::uint16_t vcpu_bits) noexcept;
+  // Scratch of examine: per dense node, its row in `hot` (-1: no vCPU of
+  // the guest there); hot[row * nodes + page node] = hot pages of that
+  // node's vCPUs on that node.
+  Vector<std::int32_t> row_of;
+  Vector<std::uint64_t> hot;
+};
+
+}  // namespace numaheap
