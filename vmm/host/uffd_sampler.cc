@@ -275,8 +275,8 @@ struct UffdSampler::Impl {
     if (ram->regions_[r].backing == RamBacking::memfd) {
       // The shared mapping loses its page-table entries; the page cache
       // keeps the data, so the next access is a minor fault.
-      const int advice = NUMAHEAP_FAULT(sampler_punches_window) ? MADV_REMOVE : MADV_DONTNEED;
-      ok = ::madvise(a, len, advice) == 0;
+      const int madv = NUMAHEAP_FAULT(sampler_punches_window) ? MADV_REMOVE : MADV_DONTNEED;
+      ok = ::madvise(a, len, madv) == 0;
     } else {
       uffdio_writeprotect wp{};
       wp.range.start = reinterpret_cast<std::uintptr_t>(a);
