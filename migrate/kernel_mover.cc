@@ -115,6 +115,10 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
       index[n++] = at + i;
     }
     if (n == 0) continue;
+    // When some pages fail to move, move_pages returns their count and
+    // writes no status for the batch it tried: without this the array would
+    // still hold pass 1's answers (another page's node, maybe the target).
+    for (std::size_t i = 0; i < n; ++i) status[i] = -EBUSY;
     if (::move_pages(0, n, addrs, nodes, status, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) < 0) return errc_of_call(errno);
     for (std::size_t i = 0; i < n; ++i) out[index[i]] = outcome_of_status(status[i], target);
     // A page reported still elsewhere may have moved with its huge page

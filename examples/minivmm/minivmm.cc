@@ -5,7 +5,7 @@
 //   minivmm [--live | --topology FILE] --workload private|shared|vcpu-move|trace
 //           [--trace FILE] [--seconds S] [--mode numaheap|autonuma|none]
 //           [--json OUT] [--period-ms P] [--set-pages N] [--shared-pages N]
-//           [--move-at S] [--backing memfd|anonymous]
+//           [--move-at S] [--backing memfd|anonymous] [--verbose]
 //
 // Shape: guest RAM is one memfd per memory node (a vnode each; --backing
 // anonymous: private anonymous mappings, QEMU's memory-backend-ram), registered
@@ -40,12 +40,20 @@
 // progress unevenly and pooled accesses would follow the fastest one (the
 // pooled figure is reported too); pages bounced =
 // pages seen on >= 3 node positions over time (moved more than once), the
-// same rule for every mode; pages migrated = the migrator's counter
-// (numaheap) or /proc/vmstat pgmigrate_success (otherwise); throughput =
+// same rule for every mode; pages migrated = /proc/vmstat pgmigrate_success
+// over the run, the same rule for every mode (the kernel counts a huge page
+// as its 512 pages; numaheap's own counter, pages it asked to move that
+// changed node, is numaheap.pages_moved); throughput =
 // accesses per second over all vCPUs. Each vCPU also counts its accesses in
 // the page itself (its own word): at the end the page must hold exactly the
 // count the workload kept -- a sample or a move that lost a write shows up
 // as data_errors.
+//
+// numaheap mode also keeps a timeline (JSON "timeline", one entry per
+// period; --verbose prints it): samples (all, and the moved vCPUs'), the
+// sampler's budget and handler load, pages armed, the migrator's steps,
+// moves and their outcomes; and "after_move": when the moved vCPUs were
+// first sampled and when their pages first followed.
 //
 // Exit: 0 ok, 1 bad input or a failure, 2 usage.
 #include <numaif.h>
@@ -94,7 +102,7 @@ double now_s() {
 
 struct Options {
   std::string topology, workload = "private", trace, json_out, mode = "numaheap", backing = "memfd";
-  bool live = false;
+  bool live = false, verbose = false;
   double seconds = 30, move_at = -1;
   unsigned period_ms = 250;
   std::uint64_t set_pages = 1024, shared_pages = 2048;
@@ -249,15 +257,21 @@ Workload make_workload(const Options& o, const Topology& topo, const Machine& m,
   return w;
 }
 
+// pgmigrate_* count 4 KiB pages (a huge page migrated counts 512);
+// thp_collapse_alloc: khugepaged copied small pages into a new huge page
+// (the copy may land on another node: a node change no migration counts).
+constexpr const char* kVmstatKeys[] = {"pgmigrate_success",    "pgmigrate_fail",      "numa_pages_migrated",
+                                       "numa_hint_faults",     "numa_pte_updates",    "thp_migration_success",
+                                       "thp_migration_fail",   "thp_migration_split", "thp_collapse_alloc",
+                                       "thp_split_pmd",        "thp_split_page",      "compact_migrate_scanned"};
+
 std::map<std::string, std::uint64_t> read_vmstat() {
   std::map<std::string, std::uint64_t> out;
   std::ifstream in("/proc/vmstat");
   std::string key;
   std::uint64_t value = 0;
   while (in >> key >> value)
-    if (key == "pgmigrate_success" || key == "numa_pages_migrated" || key == "numa_hint_faults" ||
-        key == "numa_pte_updates")
-      out[key] = value;
+    if (std::find(std::begin(kVmstatKeys), std::end(kVmstatKeys), key) != std::end(kVmstatKeys)) out[key] = value;
   return out;
 }
 
@@ -302,6 +316,7 @@ int main(int argc, char** argv) {
   app.add_option("--shared-pages", o.shared_pages, "pages of the shared set")->check(CLI::Range(1, 1 << 20));
   app.add_option("--backing", o.backing, "guest RAM: memfd (the default) or anonymous")
       ->check(CLI::IsMember({"memfd", "anonymous"}));
+  app.add_flag("--verbose", o.verbose, "print the numaheap timeline per period (stderr)");
   app.add_option("--move-at", o.move_at, "vcpu-move: seconds until the move (default: a third of the run)")
       ->check(CLI::Range(0.0, 3600.0));
   try {
@@ -411,7 +426,13 @@ int main(int argc, char** argv) {
   const bool helpers_apart = CPU_COUNT(&helpers) > 0;
   if (helpers_apart) sched_setaffinity(0, sizeof helpers, &helpers);
   if (o.mode == "numaheap") {
-    auto created = Migrator::create(topo);
+    MigratorConfig mcfg;  // defaults; the clock only so that stats() times steps and moves
+    mcfg.clock_ns = [](void*) -> std::uint64_t {
+      timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
+    };
+    auto created = Migrator::create(topo, mcfg);
     if (!created) fail("migrator: " + std::string(errc_name(created.error())));
     mig = std::move(*created);
     auto id = mig->add_guest(**ram, (*ram)->migrate_options(vcpus, false));
@@ -474,6 +495,7 @@ int main(int argc, char** argv) {
 
   // ---- measuring
   std::vector<int> last(npages, -1), changes(npages, 0);
+  std::vector<std::vector<int>> seen_nodes(npages);  // the nodes each page was seen on, in order (first 8)
   // The sampler unmaps windows of the VMM's mapping (a zapped page is
   // -ENOENT to the query, and a page moved while zapped would go unseen):
   // memfd pages are queried through the view, whose entries it never
@@ -492,7 +514,11 @@ int main(int argc, char** argv) {
       fail("move_pages query: " + std::string(std::strerror(errno)));
     for (std::size_t p = 0; p < npages; ++p) {
       if (status[p] < 0) continue;  // unmapped by the sampler right now: last known node
-      if (last[p] >= 0 && status[p] != last[p]) ++changes[p];
+      if (last[p] >= 0 && status[p] != last[p]) {
+        ++changes[p];
+        if (seen_nodes[p].size() < 8) seen_nodes[p].push_back(status[p]);
+      }
+      if (last[p] < 0) seen_nodes[p].push_back(status[p]);
       last[p] = status[p];
     }
   };
@@ -535,6 +561,58 @@ int main(int argc, char** argv) {
   const auto final_window = 2 * window;
   const double t0 = now_s();
   const double period_s = o.period_ms / 1000.0;
+  // ---- the numaheap timeline (where the time after a vCPU move goes)
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> moved_vcpus;  // vCPU, its samples before the move
+  json timeline = json::array();
+  struct Counters {
+    std::uint64_t samples = 0, moved_samples = 0, steps = 0, moved = 0, followed = 0, quick = 0, busy = 0,
+                  not_present = 0, windows = 0, bursts = 0, ns_stepping = 0, ns_moving = 0;
+  } prev;
+  std::optional<double> first_sample_after_move, first_follow_after_move;
+  auto timeline_step = [&](double t) {
+    if (!mig) return;
+    Counters c;
+    const MigratorStats ms = mig->stats();
+    c.steps = ms.steps;
+    c.moved = ms.pages_moved;
+    c.followed = ms.pages_followed;
+    c.quick = ms.pages_quick;
+    c.busy = ms.outcomes[static_cast<std::size_t>(MoveOutcome::busy)];
+    c.not_present = ms.outcomes[static_cast<std::size_t>(MoveOutcome::not_present)];
+    c.ns_stepping = ms.ns_stepping;
+    c.ns_moving = ms.ns_moving;
+    SamplerStats ss;
+    if (sampler) {
+      ss = sampler->stats();
+      c.samples = ss.samples;
+      c.windows = ss.windows;
+      c.bursts = ss.bursts;
+      for (const auto& [v, before] : moved_vcpus) c.moved_samples += sampler->vcpu_samples(v) - before;
+    }
+    const bool after = first_move_s >= 0 && t > first_move_s;
+    if (after && !first_sample_after_move && c.moved_samples > prev.moved_samples) first_sample_after_move = t - first_move_s;
+    if (after && !first_follow_after_move && c.followed > prev.followed) first_follow_after_move = t - first_move_s;
+    json e = {{"t", t},
+              {"samples", c.samples - prev.samples},
+              {"moved_vcpu_samples", c.moved_samples - prev.moved_samples},
+              {"windows", c.windows - prev.windows},
+              {"bursts", c.bursts - prev.bursts},
+              {"pages_armed", ss.pages_armed},
+              {"budget_pages_per_s", ss.budget_pages_per_second},
+              {"handler_share", ss.handler_share},
+              {"us_per_sample", ss.ns_per_sample / 1000},
+              {"steps", c.steps - prev.steps},
+              {"step_ms", static_cast<double>(c.ns_stepping - prev.ns_stepping) / 1e6},
+              {"move_ms", static_cast<double>(c.ns_moving - prev.ns_moving) / 1e6},
+              {"pages_moved", c.moved - prev.moved},
+              {"followed", c.followed - prev.followed},
+              {"quick", c.quick - prev.quick},
+              {"outcome_busy", c.busy - prev.busy},
+              {"outcome_not_present", c.not_present - prev.not_present}};
+    if (o.verbose) std::fprintf(stderr, "minivmm: timeline %s\n", e.dump().c_str());
+    timeline.push_back(std::move(e));
+    prev = c;
+  };
   auto apply_moves = [&](double t) {
     for (; next_move < w.moves.size() && w.moves[next_move].at_s <= t; ++next_move) {
       const Move& mv = w.moves[next_move];
@@ -543,6 +621,8 @@ int main(int argc, char** argv) {
       if (sched_setaffinity(tids[mv.vcpu].load(), sizeof set, &set) != 0)
         fail("sched_setaffinity of vCPU " + std::to_string(mv.vcpu) + ": " + std::strerror(errno));
       if (mig) (void)mig->set_vcpu_cpu(gid, mv.vcpu, cpu);
+      if (sampler) (void)sampler->vcpu_moved(mv.vcpu);  // sample its pages now
+      if (mv.at_s > 0) moved_vcpus.emplace_back(mv.vcpu, sampler ? sampler->vcpu_samples(mv.vcpu) : 0);
       vcpu_node[mv.vcpu] = mv.node;
       if (mv.at_s > 0 && first_move_s < 0) first_move_s = mv.at_s;
     }
@@ -571,6 +651,7 @@ int main(int argc, char** argv) {
     local_of.push_back(std::move(local));
     total_of.push_back(std::move(total));
     series.push_back({t, window_ratio(1), accesses_now, window_ratio(1, true)});
+    timeline_step(t);
     const std::size_t after_ref =
         moves_later ? (first_move_s < 0 ? 0 : static_cast<std::size_t>((t - first_move_s) / period_s + 0.5))
                     : local_of.size();
@@ -596,9 +677,11 @@ int main(int argc, char** argv) {
       data_errors += *(reinterpret_cast<const std::uint64_t*>(addr[p]) + v) != counted[i];
     }
   std::uint64_t bounced = 0, moves_seen = 0;
-  for (int c : changes) {
-    bounced += c >= 2;
-    moves_seen += static_cast<std::uint64_t>(c);
+  json bounce_examples = json::array();  // a few bounced pages: which page, the nodes it was seen on
+  for (std::size_t p = 0; p < npages; ++p) {
+    bounced += changes[p] >= 2;
+    moves_seen += static_cast<std::uint64_t>(changes[p]);
+    if (changes[p] >= 2 && bounce_examples.size() < 6) bounce_examples.push_back({{"page", p}, {"nodes", seen_nodes[p]}});
   }
   auto delta = [&](const char* key) -> json {
     if (!vmstat0.count(key) || !vmstat1.count(key)) return nullptr;
@@ -621,30 +704,44 @@ int main(int argc, char** argv) {
   out["local_ratio_final_pooled"] = window_ratio(final_window, true);  // all vCPUs' accesses pooled
   out["pages_bounced"] = bounced;
   out["pages_moves_observed"] = moves_seen;
+  out["bounce_examples"] = bounce_examples;
   out["throughput_accesses_per_s"] = static_cast<double>(accesses) / elapsed;
   out["data_errors"] = data_errors;
-  out["vmstat"] = {{"pgmigrate_success", delta("pgmigrate_success")},
-                   {"numa_pages_migrated", delta("numa_pages_migrated")},
-                   {"numa_hint_faults", delta("numa_hint_faults")},
-                   {"numa_pte_updates", delta("numa_pte_updates")}};
+  out["vmstat"] = json::object();
+  for (const char* key : kVmstatKeys) out["vmstat"][key] = delta(key);
   out["numa_balancing_error"] = balancing_error;
   out["helper_threads_off_vcpu_cpus"] = helpers_apart;
+  // The same rule for every mode: the kernel's count of pages migrated.
+  const json migrated = delta("pgmigrate_success");
+  out["pages_migrated"] = migrated.is_null() ? json(0) : migrated;
   if (mig) {
     const MigratorStats ms = mig->stats();
-    out["pages_migrated"] = ms.pages_moved;
-    out["numaheap"] = {{"steps", ms.steps}, {"pages_moved", ms.pages_moved}, {"pages_followed", ms.pages_followed},
-                       {"skipped_shared_access", ms.skipped_shared_access}};
+    json outcomes = json::object();
+    for (std::size_t i = 0; i < kMoveOutcomeCount; ++i)
+      outcomes[move_outcome_name(static_cast<MoveOutcome>(i))] = ms.outcomes[i];
+    out["numaheap"] = {{"steps", ms.steps},
+                       {"pages_moved", ms.pages_moved},
+                       {"pages_followed", ms.pages_followed},
+                       {"pages_quick", ms.pages_quick},
+                       {"skipped_shared_access", ms.skipped_shared_access},
+                       {"skipped_rate_limit", ms.skipped_rate_limit},
+                       {"outcomes", outcomes}};
     if (sampler) {
       const SamplerStats ss = sampler->stats();
       out["numaheap"]["samples"] = ss.samples;
       out["numaheap"]["ns_per_sample"] = ss.ns_per_sample;
       out["numaheap"]["windows"] = ss.windows;
+      out["numaheap"]["pages_windowed"] = ss.pages_windowed;
+      out["numaheap"]["bursts"] = ss.bursts;
+      out["numaheap"]["pages_burst"] = ss.pages_burst;
+      out["numaheap"]["resolve_calls"] = ss.resolve_calls;
       out["numaheap"]["sampler_errors"] = ss.errors;
     }
     out["numaheap"]["sampler_error"] = sampler_error;
-  } else {
-    const json d = delta("pgmigrate_success");
-    out["pages_migrated"] = d.is_null() ? json(0) : d;
+    auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+    out["after_move"] = {{"first_moved_vcpu_sample_s", opt(first_sample_after_move)},
+                         {"first_follow_s", opt(first_follow_after_move)}};
+    out["timeline"] = timeline;
   }
   out["series"] = series;  // [t_s, local_ratio, accesses, pooled local_ratio] per period
   sampler.reset();

@@ -104,12 +104,17 @@ typedef struct numaheap_sampler_config {
   uint32_t pages_per_second; /* budget (default 4096); 0: windows only on scan */
   uint32_t window_pages;     /* default 256 */
   int cpu_source;            /* numaheap_sample_cpu_source */
+  double max_handler_share;  /* adaptive budget: the handler's CPU share to stay under, (0, 1]; default 0.05 */
+  int follow_advice;         /* 1 (default): scale the budget by the migrator's sample share */
+  uint32_t burst_pages;      /* vcpu_moved: pages windowed at once, at most (default 65536) */
 } numaheap_sampler_config;
 typedef struct numaheap_sampler_stats {
   uint64_t samples, minor_samples, wp_samples, windows, pages_windowed, ns_handling;
   double ns_per_sample;
   uint64_t resolve_retries, errors;
   uint64_t pages_armed; /* unmapped / write-protected now, awaiting their first access */
+  uint64_t resolve_calls, bursts, pages_burst;
+  double budget_pages_per_second, handler_share;
 } numaheap_sampler_stats;
 typedef struct numaheap_sampler numaheap_sampler;
 
@@ -125,9 +130,14 @@ int numaheap_sampler_start(numaheap_sampler* s);
 void numaheap_sampler_stop(numaheap_sampler* s);
 int numaheap_sampler_running(const numaheap_sampler* s);
 int numaheap_sampler_scan(numaheap_sampler* s, uint64_t first_gfn, uint64_t pages);
+/* vCPU vcpu now runs on another node (after numaheap_migrator_set_vcpu_cpu):
+ * windows at once over the chunks it was sampled in lately (vmm.h). */
+int numaheap_sampler_vcpu_moved(numaheap_sampler* s, uint32_t vcpu);
 /* Maps back / unprotects every page still awaiting its first access. */
 void numaheap_sampler_close_window(numaheap_sampler* s);
 int numaheap_sampler_get_stats(const numaheap_sampler* s, numaheap_sampler_stats* out);
+/* Samples taken from vCPU vcpu so far (0 for vcpu >= 1024). */
+uint64_t numaheap_sampler_vcpu_samples(const numaheap_sampler* s, uint32_t vcpu);
 
 #ifdef __cplusplus
 }

@@ -43,10 +43,24 @@
 //    /proc/self/task/TID/stat (at most every 10 ms per thread), gives
 //    record_access(cpu).
 //  * Budget: at most pages_per_second pages are windowed per second, in
-//    windows of window_pages. A windowed page stays unmapped / protected
-//    until its first access (sampled however late it comes), a move of it,
-//    close_window() or stop(). pages_per_second 0: only scan() opens
-//    windows.
+//    windows of window_pages, scaled down (adaptive budget) by the
+//    migrator's sampling advice (Migrator::sample_share: all of it after a
+//    vCPU move or while pages move, down to 1/32 when placement is quiet)
+//    and by the handler's load: while the handler thread is busier than
+//    max_handler_share of one CPU, the budget halves per window (each
+//    sample stalls the faulting vCPU at least that long). A windowed page
+//    stays unmapped / protected until its first access (sampled however
+//    late it comes), a move of it, close_window() or stop().
+//    pages_per_second 0: only scan() and vcpu_moved() open windows.
+//  * vCPU moves: the sampler keeps, per 64-page chunk, which vCPUs (id mod
+//    64) it sampled there lately (the last two sweeps). vcpu_moved(v) opens
+//    windows at once, whatever the budget, over the chunks v was sampled in
+//    and those nobody was sampled in yet (skipping chunks known to be other
+//    vCPUs' only), up to burst_pages: the moved vCPU's pages are sampled on
+//    its next touch of each, so the migrator can make them follow.
+//  * Faults are read up to 64 per read(); the batch's pages are resolved
+//    with one UFFDIO_CONTINUE / UFFDIO_WRITEPROTECT per run of adjacent
+//    pages.
 //  * No sample loses or changes data; stop() returns with every page of
 //    every region mapped and writable: pending faults resolved, the open
 //    window closed, the ranges unregistered.
@@ -54,7 +68,8 @@
 //    mapped back and no new window opens until the move returns (a zapped
 //    page is invisible to move_pages).
 //  * Threads: start() spawns one handler thread. set_vcpu_thread, scan,
-//    close_window and stats may be called from any thread.
+//    vcpu_moved, close_window, stats and vcpu_samples may be called from
+//    any thread.
 #pragma once
 
 #include <sys/types.h>
@@ -186,9 +201,19 @@ enum class SampleCpuSource : std::uint8_t {
 };
 
 struct SamplerConfig {
-  std::uint32_t pages_per_second = 4096;  // budget; 0: windows only on scan()
+  std::uint32_t pages_per_second = 4096;  // budget; 0: windows only on scan() / vcpu_moved()
   std::uint32_t window_pages = 256;       // pages per window (1 .. 1 << 20)
   SampleCpuSource cpu_source = SampleCpuSource::thread_cpu;
+  // Adaptive budget: the handler thread's busy share of one CPU to stay
+  // under (0 < share <= 1; 1 = no cap). Natively a sample costs the handler
+  // ~5-15 us, so the cap bites only where faults are dear (emulation, an
+  // overloaded host).
+  double max_handler_share = 0.05;
+  // Scale the budget by Migrator::sample_share (false: always all of it).
+  bool follow_advice = true;
+  // vcpu_moved(): pages windowed at once, at most (0: vcpu_moved does
+  // nothing). Default 256 MiB, Linux NUMA balancing's scan size.
+  std::uint32_t burst_pages = 1u << 16;
 };
 
 struct SamplerStats {
@@ -202,7 +227,14 @@ struct SamplerStats {
   std::uint64_t resolve_retries = 0;  // a resolve that found the page mapped already (woken instead)
   std::uint64_t errors = 0;         // ioctls that failed (the thread was woken and refaults)
   std::uint64_t pages_armed = 0;    // unmapped / write-protected now, awaiting their first access
+  std::uint64_t resolve_calls = 0;  // UFFDIO_CONTINUE / UFFDIO_WRITEPROTECT calls resolving faults
+  std::uint64_t bursts = 0, pages_burst = 0;  // vcpu_moved() windows and the pages they armed
+  double budget_pages_per_second = 0;  // the budget in force now (after advice and the handler cap)
+  double handler_share = 0;            // the handler's busy share of one CPU, last measured
 };
+
+// vcpu_samples() counts vCPUs below this.
+inline constexpr std::uint32_t kSamplerCountedVcpus = 1024;
 
 class UffdSampler {
  public:
@@ -227,10 +259,19 @@ class UffdSampler {
   // hugetlb are skipped. Errors: invalid_argument, busy (not running, or a
   // move is in progress).
   Status scan(Gfn first, std::uint64_t pages);
+  // vCPU `vcpu` now runs on another node (call it after
+  // Migrator::set_vcpu_cpu): opens windows at once over the chunks it was
+  // sampled in lately and those with no samples yet, up to burst_pages
+  // (see the contract). Done by the handler thread (after a move in
+  // progress returns). Errors: busy (not running).
+  Status vcpu_moved(std::uint32_t vcpu);
   // Closes every open window: maps back / unprotects every page still
   // awaiting its first access.
   void close_window();
   SamplerStats stats() const noexcept;
+  // Samples taken from vCPU `vcpu` so far (0 when vcpu >=
+  // kSamplerCountedVcpus or never sampled).
+  std::uint64_t vcpu_samples(std::uint32_t vcpu) const noexcept;
 
   struct NUMAHEAP_INTERNAL Impl;
 

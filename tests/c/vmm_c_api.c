@@ -114,6 +114,8 @@ int main(void) {
     numaheap_sampler_stats st;
     CHECK(numaheap_sampler_get_stats(s, &st) == NUMAHEAP_OK);
     CHECK(st.minor_samples == 4 && st.wp_samples == 4 && st.windows == 1);
+    CHECK(numaheap_sampler_vcpu_samples(s, 0) == 8 && numaheap_sampler_vcpu_samples(s, 1) == 0);
+    CHECK(numaheap_sampler_vcpu_moved(s, 0) == NUMAHEAP_OK);
     numaheap_sampler_stop(s);
     numaheap_sampler_destroy(s);
   } else {

@@ -8,7 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -251,6 +253,71 @@ TEST_F(GuestRamTest, SamplerScanTurnsFaultsIntoSamplesAndStopLeavesPagesMapped) 
   EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
 }
 
+TEST_F(GuestRamTest, SamplerConfigOutOfRangeIsRefused) {
+  auto ram = GuestRam::create(topo, regions(), vnodes());
+  ASSERT_TRUE(ram.has_value());
+  auto mig = Migrator::create(topo);
+  ASSERT_TRUE(mig.has_value());
+  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
+  ASSERT_TRUE(id.has_value());
+  for (double share : {0.0, -1.0, 1.5, std::nan("")}) {
+    SamplerConfig cfg;
+    cfg.max_handler_share = share;
+    auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+    ASSERT_FALSE(s.has_value()) << share;
+    EXPECT_EQ(s.error().code, Errc::invalid_argument);
+  }
+  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
+}
+
+// vcpu_moved(v): windows at once over the chunks v was sampled in and those
+// nobody was sampled in, not over chunks only another vCPU was seen in.
+TEST_F(GuestRamTest, SamplerBurstAfterVcpuMoveWindowsItsChunksOnly) {
+  auto ram = GuestRam::create(topo, regions(), vnodes());
+  ASSERT_TRUE(ram.has_value());
+  auto mig = Migrator::create(topo);
+  ASSERT_TRUE(mig.has_value());
+  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(2, false));
+  ASSERT_TRUE(id.has_value());
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;  // windows only on scan() and vcpu_moved()
+  auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+  if (!s) GTEST_SKIP() << s.error().message.c_str();
+  EXPECT_EQ((*s)->vcpu_moved(0).error(), Errc::busy) << "not running";
+  ASSERT_TRUE((*s)->start().has_value());
+  ASSERT_TRUE((*s)->set_vcpu_thread(0, gettid()).has_value());
+  // memfd chunk 0 (pages 0..63) sampled from vCPU 0, chunk 1 from vCPU 1;
+  // chunks 2 and 3 and the anonymous region never.
+  ASSERT_TRUE((*s)->scan(0, kPages).has_value());
+  unsigned sum = 0;
+  for (int i = 0; i < 8; ++i) sum += static_cast<volatile unsigned char*>(shm)[i * 4096];
+  std::thread other([&] {
+    (void)(*s)->set_vcpu_thread(1, gettid());
+    unsigned x = 0;
+    for (int i = 64; i < 72; ++i) x += static_cast<volatile unsigned char*>(shm)[i * 4096];
+    (void)x;
+  });
+  other.join();
+  (void)sum;
+  (*s)->close_window();
+  EXPECT_EQ((*s)->vcpu_samples(0), 8u);
+  EXPECT_EQ((*s)->vcpu_samples(1), 8u);
+  EXPECT_EQ((*s)->vcpu_samples(kSamplerCountedVcpus), 0u);
+  EXPECT_EQ(present_pages(shm), static_cast<long>(kPages));
+  ASSERT_TRUE((*s)->vcpu_moved(0).has_value());
+  // The handler thread serves it; wait for that (no time limit asserted).
+  while ((*s)->stats().bursts == 0) std::this_thread::yield();
+  const SamplerStats st = (*s)->stats();
+  EXPECT_EQ(st.pages_burst, 3 * 64 + kPages) << "memfd chunks 0, 2, 3 and all anonymous RAM";
+  EXPECT_EQ(st.pages_armed, 3 * 64 + kPages);
+  EXPECT_EQ(present_pages(shm), 64) << "only vCPU 1's chunk stays mapped";
+  (*s)->stop();
+  EXPECT_EQ(present_pages(shm), static_cast<long>(kPages)) << "stop() left memfd pages unmapped";
+  for (std::uint64_t i = 0; i < kPages; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 9;
+  s->reset();
+  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
+}
+
 TEST_F(GuestRamTest, CApiAtParity) {
   numaheap_topology* ct = nullptr;
   char err[256] = {};
@@ -301,7 +368,18 @@ TEST_F(GuestRamTest, CApiAtParity) {
   numaheap_sampler_config sc;
   numaheap_sampler_config_init(&sc);
   EXPECT_EQ(sc.pages_per_second, 4096u);
+  EXPECT_EQ(sc.max_handler_share, SamplerConfig{}.max_handler_share);
+  EXPECT_EQ(sc.follow_advice, 1);
+  EXPECT_EQ(sc.burst_pages, SamplerConfig{}.burst_pages);
+  sc.max_handler_share = 2;
+  EXPECT_EQ(numaheap_sampler_create(r, m, id, &sc, nullptr, err, sizeof err), NUMAHEAP_E_INVALID_ARGUMENT);
+  numaheap_sampler* bad = nullptr;
+  EXPECT_EQ(numaheap_sampler_create(r, m, id, &sc, &bad, err, sizeof err), NUMAHEAP_E_INVALID_ARGUMENT);
+  EXPECT_EQ(bad, nullptr);
+  sc.max_handler_share = 0.05;
   sc.pages_per_second = 0;
+  EXPECT_EQ(numaheap_sampler_vcpu_moved(nullptr, 0), NUMAHEAP_E_INVALID_ARGUMENT);
+  EXPECT_EQ(numaheap_sampler_vcpu_samples(nullptr, 0), 0u);
   numaheap_sampler* s = nullptr;
   if (numaheap_sampler_create(r, m, id, &sc, &s, err, sizeof err) == NUMAHEAP_OK) {
     EXPECT_EQ(numaheap_sampler_set_vcpu_thread(s, 0, gettid()), NUMAHEAP_OK);
@@ -313,6 +391,8 @@ TEST_F(GuestRamTest, CApiAtParity) {
     numaheap_sampler_stats ss;
     EXPECT_EQ(numaheap_sampler_get_stats(s, &ss), NUMAHEAP_OK);
     EXPECT_EQ(ss.minor_samples, 1u);
+    EXPECT_EQ(numaheap_sampler_vcpu_samples(s, 0), 1u);
+    EXPECT_EQ(numaheap_sampler_vcpu_moved(s, 0), NUMAHEAP_OK);
     numaheap_sampler_stop(s);
     EXPECT_EQ(numaheap_sampler_running(s), 0);
     numaheap_sampler_destroy(s);

@@ -6,9 +6,11 @@
 // region of one GuestRam. Each pass a writer checks that every page it owns
 // still holds the sequence number it last wrote there (first and last
 // word), then writes the next one. Meanwhile the sampler windows pages at a
-// high budget and a mover thread moves every page to node 0 through
-// GuestRam::move (a no-op move on a one-node host, but the whole path,
-// with the sampler's window closed around it) and steps the migrator.
+// high budget (no adaptive cap, no advice: as many windows as it can) and
+// a mover thread moves every page to node 0 through GuestRam::move (a no-op
+// move on a one-node host, but the whole path, with the sampler's window
+// closed around it), steps the migrator and reports a writer (registered as
+// a vCPU) moved, so burst windows open too.
 // Progress is counted, never waited for with sleeps: the run ends once the
 // sampler has opened enough windows, the mover has moved enough times and
 // every writer has made enough passes. Then a window over all of the RAM is
@@ -106,6 +108,8 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
     SamplerConfig cfg;
     cfg.pages_per_second = 1u << 22;
     cfg.window_pages = 64;
+    cfg.max_handler_share = 1;
+    cfg.follow_advice = false;
     auto sampler = id ? UffdSampler::create(**ram, **mig, *id, cfg) : Result<std::unique_ptr<UffdSampler>, Error>(
                                                                            make_error(Errc::busy, "no migrator"));
     if (!sampler || !(*sampler)->start()) {
@@ -127,6 +131,7 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
     std::vector<std::thread> writers;
     for (unsigned w = 0; w < kStressWriters; ++w)
       writers.emplace_back([&, w] {
+        (void)(*sampler)->set_vcpu_thread(w, gettid());
         while (!stop.load(std::memory_order_relaxed)) {
           for (std::uint64_t i = w; i < 2 * kStressPages; i += kStressWriters) {
             volatile std::uint64_t* p = page(i);
@@ -147,6 +152,7 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
       while (!stop.load(std::memory_order_relaxed)) {
         if ((*ram)->move(gfns, node, MoveGranularity::pages, out)) moves.fetch_add(1, std::memory_order_relaxed);
         (void)(*mig)->step();
+        (void)(*sampler)->vcpu_moved(static_cast<std::uint32_t>(moves.load() % kStressWriters));
       }
     });
     for (;;) {

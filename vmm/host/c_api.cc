@@ -137,7 +137,8 @@ int numaheap_migrator_add_vmm_ram(numaheap_migrator* m, numaheap_vmm_ram* r,
 void numaheap_sampler_config_init(numaheap_sampler_config* c) {
   if (!c) return;
   const numaheap::SamplerConfig d;
-  *c = {d.pages_per_second, d.window_pages, static_cast<int>(d.cpu_source)};
+  *c = {d.pages_per_second, d.window_pages, static_cast<int>(d.cpu_source), d.max_handler_share,
+        d.follow_advice ? 1 : 0, d.burst_pages};
 }
 
 int numaheap_sampler_create(numaheap_vmm_ram* r, numaheap_migrator* m, uint32_t guest_id,
@@ -150,6 +151,9 @@ int numaheap_sampler_create(numaheap_vmm_ram* r, numaheap_migrator* m, uint32_t 
     cfg.pages_per_second = c->pages_per_second;
     cfg.window_pages = c->window_pages;
     cfg.cpu_source = static_cast<numaheap::SampleCpuSource>(c->cpu_source);
+    cfg.max_handler_share = c->max_handler_share;
+    cfg.follow_advice = c->follow_advice != 0;
+    cfg.burst_pages = c->burst_pages;
   }
   {
     auto s = numaheap::UffdSampler::create(*r->ram, *m->m, guest_id, cfg);
@@ -179,6 +183,14 @@ int numaheap_sampler_scan(numaheap_sampler* s, uint64_t first_gfn, uint64_t page
   return s ? code(s->s->scan(first_gfn, pages)) : NUMAHEAP_E_INVALID_ARGUMENT;
 }
 
+int numaheap_sampler_vcpu_moved(numaheap_sampler* s, uint32_t vcpu) {
+  return s ? code(s->s->vcpu_moved(vcpu)) : NUMAHEAP_E_INVALID_ARGUMENT;
+}
+
+uint64_t numaheap_sampler_vcpu_samples(const numaheap_sampler* s, uint32_t vcpu) {
+  return s ? s->s->vcpu_samples(vcpu) : 0;
+}
+
 void numaheap_sampler_close_window(numaheap_sampler* s) {
   if (s) s->s->close_window();
 }
@@ -187,7 +199,8 @@ int numaheap_sampler_get_stats(const numaheap_sampler* s, numaheap_sampler_stats
   if (!s || !out) return NUMAHEAP_E_INVALID_ARGUMENT;
   const numaheap::SamplerStats st = s->s->stats();
   *out = {st.samples,      st.minor_samples, st.wp_samples,      st.windows, st.pages_windowed,
-          st.ns_handling,  st.ns_per_sample, st.resolve_retries, st.errors, st.pages_armed};
+          st.ns_handling,  st.ns_per_sample, st.resolve_retries, st.errors, st.pages_armed,
+          st.resolve_calls, st.bursts,       st.pages_burst,     st.budget_pages_per_second, st.handler_share};
   return NUMAHEAP_OK;
 }
 

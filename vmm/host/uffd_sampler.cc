@@ -2,13 +2,15 @@
 // userfaultfd (minor faults on memfd RAM, write-protect faults on anonymous
 // RAM). See include/numaheap/vmm.h for the contract.
 //
-// Threads: one handler thread (start/stop) reads fault messages, records
-// each access in the migrator and resolves it; it also opens the next
-// window when the budget's period has passed. scan(), close_window() and
-// GuestRam's pause around a move run on the caller's thread. Arming and
-// closing pages, the pause count and the scan cursor are serialised by
-// window_mu; the fault-resolving path never takes it (it only clears a
-// page's armed bit), so a vCPU never waits for a move or a scan.
+// Threads: one handler thread (start/stop) reads fault messages (a batch
+// per read), records each access in the migrator and resolves the batch's
+// pages, a run of adjacent pages per ioctl; it also opens the next window
+// when the budget's period has passed, and the burst windows vcpu_moved()
+// asked for. scan(), close_window() and GuestRam's pause around a move run
+// on the caller's thread. Arming and closing pages, the pause count and the
+// scan cursor are serialised by window_mu; the fault-resolving path never
+// takes it (it only clears a page's armed bit), so a vCPU never waits for a
+// move or a scan.
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
@@ -20,6 +22,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -131,15 +135,46 @@ struct UffdSampler::Impl {
 
   std::mutex tid_mu;                                  // guards vcpu_of_tid
   std::unordered_map<pid_t, long> vcpu_of_tid;        // -1: known not a vCPU
+  static constexpr std::size_t kMaxThreadsKnown = 1u << 16;  // past it, unregistered threads are not cached
+
+  // Per 64-page chunk of sampled region r (index page / 64, as `armed`'s
+  // words): the vCPUs (bit id % 64) sampled there during the budget walk's
+  // current sweep (recent) and the one before (older). Set by the handler
+  // (relaxed: a lost bit costs a burst one chunk, nothing else); rotated
+  // (older = recent, recent = 0) under window_mu when the walk wraps.
+  std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> vcpus_recent, vcpus_older;
+  std::atomic<std::uint64_t> moved_pending{0};            // vcpu_moved() bits (id % 64) not yet served
+  std::unique_ptr<std::atomic<std::uint64_t>[]> per_vcpu;  // samples per vCPU, kSamplerCountedVcpus of them
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
-      ns_handling{0}, resolve_retries{0}, errors{0};
+      ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0};
+  std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
+
+  // The migrator's advice (Migrator::sample_share), read every 250 ms by
+  // its own thread: sample_share takes the migrator's lock, which a step
+  // holds while it moves pages -- the handler must never wait for that
+  // (every vCPU faulting meanwhile would).
+  std::atomic<double> advice{1};
+  std::thread advice_thread;             // owner: start/stop, runs while the handler does
+  std::mutex advice_mu;                  // with advice_cv: prompt stop
+  std::condition_variable advice_cv;
+  void advise() {
+    std::unique_lock<std::mutex> lk(advice_mu);
+    while (!stopping.load(std::memory_order_acquire)) {
+      lk.unlock();
+      if (auto a = mig->sample_share(guest)) advice.store(std::clamp(*a, 0.0, 1.0), std::memory_order_relaxed);
+      lk.lock();
+      advice_cv.wait_for(lk, std::chrono::milliseconds(250),
+                         [&] { return stopping.load(std::memory_order_acquire); });
+    }
+  }
 
   bool sampled(const GuestRamRegion& r) const { return r.backing != RamBacking::hugetlb; }
   char* page_addr(std::size_t r, std::uint64_t page) const {
     return static_cast<char*>(ram->regions_[r].host) + (page << kFrameShift);
   }
   std::uint64_t region_pages(std::size_t r) const { return ram->regions_[r].bytes >> kFrameShift; }
+  static std::uint64_t chunks_of(std::uint64_t pages) { return (pages + 63) / 64; }
 
   bool is_armed(std::size_t r, std::uint64_t page) const {
     return (armed[r][page / 64].load(std::memory_order_acquire) >> (page % 64)) & 1;
@@ -240,8 +275,8 @@ struct UffdSampler::Impl {
     if (ram->regions_[r].backing == RamBacking::memfd) {
       // The shared mapping loses its page-table entries; the page cache
       // keeps the data, so the next access is a minor fault.
-      const int advice = NUMAHEAP_FAULT(sampler_punches_window) ? MADV_REMOVE : MADV_DONTNEED;
-      ok = ::madvise(a, len, advice) == 0;
+      const int madv = NUMAHEAP_FAULT(sampler_punches_window) ? MADV_REMOVE : MADV_DONTNEED;
+      ok = ::madvise(a, len, madv) == 0;
     } else {
       uffdio_writeprotect wp{};
       wp.range.start = reinterpret_cast<std::uintptr_t>(a);
@@ -277,7 +312,10 @@ struct UffdSampler::Impl {
     if (total == 0) return;
     std::uint64_t want = std::min<std::uint64_t>(cfg.window_pages, total);
     while (want) {
-      if (cursor >= total) cursor = 0;
+      if (cursor >= total) {
+        cursor = 0;
+        rotate_vcpu_chunks_locked();
+      }
       std::uint64_t skip = cursor;
       for (std::size_t r = 0; r < ram->regions_.size() && want; ++r) {
         if (!sampled(ram->regions_[r])) continue;
@@ -293,6 +331,48 @@ struct UffdSampler::Impl {
         skip = 0;
       }
     }
+    windows.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // A sweep of the walk is over: what it saw becomes the older history.
+  void rotate_vcpu_chunks_locked() {
+    for (std::size_t r = 0; r < ram->regions_.size(); ++r) {
+      if (!vcpus_recent[r]) continue;
+      for (std::uint64_t c = 0; c < chunks_of(region_pages(r)); ++c)
+        vcpus_older[r][c].store(vcpus_recent[r][c].exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
+    }
+  }
+
+  // vcpu_moved(): windows over every chunk a vCPU of `moved` (bits id % 64)
+  // was sampled in lately, or nobody was, up to burst_pages; chunks known
+  // to hold only other vCPUs' samples are left to the walk.
+  void burst_locked(std::uint64_t moved) {
+    std::uint64_t left = cfg.burst_pages, armed_now = 0;
+    for (std::size_t r = 0; r < ram->regions_.size() && left; ++r) {
+      if (!vcpus_recent[r]) continue;
+      const std::uint64_t pages = region_pages(r), chunks = chunks_of(pages);
+      auto wanted = [&](std::uint64_t c) {
+        const std::uint64_t seen =
+            vcpus_recent[r][c].load(std::memory_order_relaxed) | vcpus_older[r][c].load(std::memory_order_relaxed);
+        return seen == 0 || (seen & moved) != 0;
+      };
+      for (std::uint64_t c = 0; c < chunks && left;) {
+        if (!wanted(c)) {
+          ++c;
+          continue;
+        }
+        std::uint64_t end = c;
+        while (end < chunks && wanted(end)) ++end;
+        const std::uint64_t first = c * 64, n = std::min({end * 64, pages}) - first;
+        const std::uint64_t take = std::min(n, left);
+        arm_locked(r, first, take);
+        armed_now += take;
+        left -= take;
+        c = end;
+      }
+    }
+    bursts.fetch_add(1, std::memory_order_relaxed);
+    pages_burst.fetch_add(armed_now, std::memory_order_relaxed);
     windows.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -316,14 +396,21 @@ struct UffdSampler::Impl {
     auto it = vcpu_of_tid.find(tid);
     if (it != vcpu_of_tid.end()) return it->second;
     const long v = kvm_vcpu_of_thread(tid);
-    vcpu_of_tid.emplace(tid, v);
+    if (vcpu_of_tid.size() < kMaxThreadsKnown) vcpu_of_tid.emplace(tid, v);  // threads come and go
     return v;
   }
 
-  void record(Gfn gfn, pid_t tid) {
-    if (cfg.cpu_source == SampleCpuSource::vcpu_threads) {
-      const long v = vcpu_of(tid);
-      if (v >= 0) {
+  // One sample: the migrator's record, the per-vCPU count and the chunk's
+  // vCPU bit (page `page` of sampled region r).
+  void record(Gfn gfn, std::size_t r, std::uint64_t page, pid_t tid) {
+    const long v = vcpu_of(tid);
+    if (v >= 0) {
+      if (static_cast<std::uint64_t>(v) < kSamplerCountedVcpus)
+        per_vcpu[static_cast<std::size_t>(v)].fetch_add(1, std::memory_order_relaxed);
+      std::atomic<std::uint64_t>& chunk = vcpus_recent[r][page / 64];
+      const std::uint64_t bit = std::uint64_t{1} << (static_cast<std::uint64_t>(v) % 64);
+      if (!(chunk.load(std::memory_order_relaxed) & bit)) chunk.fetch_or(bit, std::memory_order_relaxed);
+      if (cfg.cpu_source == SampleCpuSource::vcpu_threads) {
         mig->record_vcpu_access(guest, gfn, static_cast<std::uint32_t>(v));
         return;
       }
@@ -352,77 +439,159 @@ struct UffdSampler::Impl {
     return cpu;
   }
 
-  void handle(const uffd_msg& msg) {
-    if (msg.event != UFFD_EVENT_PAGEFAULT) return;
+  // Maps a run of faulted memfd pages back and wakes their threads: one
+  // UFFDIO_CONTINUE for the run; if a page of it is mapped already (a
+  // close raced us) or the mm is changing, page by page (continue_range
+  // steps over mapped pages and wakes the whole run).
+  void resolve_minor(char* a, std::uint64_t len) {
+    resolve_calls.fetch_add(1, std::memory_order_relaxed);
+    uffdio_continue c{};
+    c.range.start = reinterpret_cast<std::uintptr_t>(a);
+    c.range.len = len;
+    if (::ioctl(uffd, UFFDIO_CONTINUE, &c) == 0) return;
+    if (errno == EEXIST) resolve_retries.fetch_add(1, std::memory_order_relaxed);
+    continue_range(a, len);
+    uffdio_range w{reinterpret_cast<std::uintptr_t>(a), len};
+    (void)::ioctl(uffd, UFFDIO_WAKE, &w);
+  }
+
+  // A batch of fault messages: every sample is recorded (and its page
+  // disarmed) before any page is resolved -- whoever a woken thread tells
+  // sees its sample counted --, then the pages are resolved a run of
+  // adjacent pages of one region and kind per ioctl.
+  void handle(const uffd_msg* msgs, std::size_t n) {
     const std::uint64_t t0 = now_ns();
-    char* page = reinterpret_cast<char*>(msg.arg.pagefault.address & ~std::uint64_t{kFrameSize - 1});
-    const auto gfn = ram->gfn_of(page);
-    const bool wp = msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
-    if (gfn) {
-      record(*gfn, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
-      const int r = ram->region_of_gfn(*gfn);
-      if (r >= 0 && armed[static_cast<std::size_t>(r)])  // before resolving: see `armed`
-        (void)disarm(static_cast<std::size_t>(r),
-                     *gfn - (ram->regions_[static_cast<std::size_t>(r)].guest_phys >> kFrameShift));
-    }
-    // Counted before the faulting thread can run on: whoever it tells sees
-    // its sample counted.
-    (wp ? wp_samples : minor_samples).fetch_add(1, std::memory_order_relaxed);
-    samples.fetch_add(1, std::memory_order_relaxed);
-    if (wp) {
-      unprotect_range(page, kFrameSize);
-    } else {
-      uffdio_continue c{};
-      c.range.start = reinterpret_cast<std::uintptr_t>(page);
-      c.range.len = kFrameSize;
-      if (::ioctl(uffd, UFFDIO_CONTINUE, &c) != 0) {
-        // Mapped meanwhile (a close raced us) or mm changing: make sure it
-        // is mapped and the thread woken; if not, it faults again.
-        if (errno == EEXIST)
-          resolve_retries.fetch_add(1, std::memory_order_relaxed);
-        else
-          continue_range(page, kFrameSize);
-        uffdio_range w{reinterpret_cast<std::uintptr_t>(page), kFrameSize};
-        (void)::ioctl(uffd, UFFDIO_WAKE, &w);
+    struct Fault {
+      std::size_t r;
+      std::uint64_t page;
+      bool wp;
+    };
+    Fault f[kBatch];
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const uffd_msg& msg = msgs[i];
+      if (msg.event != UFFD_EVENT_PAGEFAULT) continue;
+      char* page = reinterpret_cast<char*>(msg.arg.pagefault.address & ~std::uint64_t{kFrameSize - 1});
+      const bool wp = msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
+      const auto gfn = ram->gfn_of(page);
+      const int r = gfn ? ram->region_of_gfn(*gfn) : -1;
+      (wp ? wp_samples : minor_samples).fetch_add(1, std::memory_order_relaxed);
+      samples.fetch_add(1, std::memory_order_relaxed);
+      if (r < 0 || !armed[static_cast<std::size_t>(r)]) {  // not ours to sample (cannot happen): just resolve
+        if (wp) unprotect_range(page, kFrameSize);
+        else resolve_minor(page, kFrameSize);
+        continue;
       }
+      const auto ri = static_cast<std::size_t>(r);
+      const std::uint64_t p = *gfn - (ram->regions_[ri].guest_phys >> kFrameShift);
+      record(*gfn, ri, p, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
+      (void)disarm(ri, p);  // before resolving: see `armed`
+      f[k++] = Fault{ri, p, wp};
+    }
+    std::sort(f, f + k, [](const Fault& a, const Fault& b) {
+      return a.r != b.r ? a.r < b.r : a.page != b.page ? a.page < b.page : a.wp < b.wp;
+    });
+    for (std::size_t i = 0; i < k;) {
+      std::size_t j = i + 1;
+      std::uint64_t end = f[i].page + 1;
+      // Two threads faulting on one page give two messages: one resolve.
+      while (j < k && f[j].r == f[i].r && f[j].wp == f[i].wp && f[j].page <= end) end = std::max(end, f[j++].page + 1);
+      char* a = page_addr(f[i].r, f[i].page);
+      const std::uint64_t len = (end - f[i].page) << kFrameShift;
+      if (f[i].wp) {
+        resolve_calls.fetch_add(1, std::memory_order_relaxed);
+        unprotect_range(a, len);
+      } else {
+        resolve_minor(a, len);
+      }
+      i = j;
     }
     ns_handling.fetch_add(now_ns() - t0, std::memory_order_relaxed);
   }
 
-  // Handles every queued message; returns when the queue is empty.
-  void drain() {
-    uffd_msg msgs[16];
+  // Handles queued messages, kBatch per read(). until_empty: until a read
+  // finds none; otherwise a short read ends it too (the usual case: one
+  // vCPU's fault), saving a read() per sample -- a message that came in
+  // meanwhile makes the next poll() return at once.
+  static constexpr std::size_t kBatch = 64;
+  void drain(bool until_empty = true) {
+    uffd_msg msgs[kBatch];
     for (;;) {
       const ssize_t n = ::read(uffd, msgs, sizeof msgs);
       if (n <= 0) {
         if (n < 0 && errno == EINTR) continue;
         return;
       }
-      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) handle(msgs[i]);
+      handle(msgs, static_cast<std::size_t>(n) / sizeof(uffd_msg));
+      if (!until_empty && static_cast<std::size_t>(n) < sizeof msgs) return;
     }
   }
 
+  // Serves vcpu_moved() requests unless a move is in progress; false if
+  // some wait for it.
+  bool serve_bursts() {
+    if (moved_pending.load(std::memory_order_acquire) == 0) return true;
+    std::lock_guard<std::mutex> g(window_mu);
+    if (!accepting) return true;
+    if (pauses) return false;
+    const std::uint64_t moved = moved_pending.exchange(0, std::memory_order_acq_rel);
+    if (moved && cfg.burst_pages) burst_locked(moved);
+    return true;
+  }
+
+  // The budget's walk. Each window's period is window_pages / rate, with
+  // rate = pages_per_second x the migrator's advice x the handler factor:
+  // the factor halves while the handler was busier than max_handler_share
+  // of a CPU since the last window (measured over >= 100 ms), and grows by
+  // a quarter, back to 1, while it is under half of that.
   void run() {
-    const std::uint64_t period_ns =
-        cfg.pages_per_second ? std::uint64_t{1000000000} * cfg.window_pages / cfg.pages_per_second : 0;
-    std::uint64_t deadline = now_ns() + period_ns;
+    constexpr std::uint64_t kMeasureNs = 100'000'000;
+    constexpr double kMinFactor = 1.0 / 1024;
+    double factor = 1;
+    std::uint64_t measured_at = now_ns(), busy_at = ns_handling.load(std::memory_order_relaxed);
+    auto rate = [&] {
+      const double a = cfg.follow_advice ? advice.load(std::memory_order_relaxed) : 1.0;
+      return static_cast<double>(cfg.pages_per_second) * a * factor;
+    };
+    auto period_of = [&] { return static_cast<std::uint64_t>(1e9 * cfg.window_pages / std::max(rate(), 1e-3)); };
+    budget_now.store(cfg.pages_per_second, std::memory_order_relaxed);
+    std::uint64_t deadline = now_ns() + (cfg.pages_per_second ? period_of() : 0);
+    bool bursts_waiting = false;
     while (!stopping.load(std::memory_order_acquire)) {
       int timeout_ms = -1;
-      if (period_ns) {
+      if (cfg.pages_per_second) {
         const std::uint64_t now = now_ns();
-        timeout_ms = now >= deadline ? 0 : static_cast<int>((deadline - now + 999999) / 1000000);
+        timeout_ms = now >= deadline ? 0 : static_cast<int>(std::min<std::uint64_t>((deadline - now + 999999) / 1000000, 1000));
       }
+      if (bursts_waiting && (timeout_ms < 0 || timeout_ms > 5)) timeout_ms = 5;  // a move holds them back
       pollfd fds[2] = {{uffd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
       const int ready = ::poll(fds, 2, timeout_ms);
-      if (ready > 0 && (fds[0].revents & POLLIN)) drain();
-      if (period_ns && now_ns() >= deadline) {
+      if (ready > 0 && (fds[0].revents & POLLIN)) drain(false);
+      if (ready > 0 && (fds[1].revents & POLLIN)) {
+        std::uint64_t v;
+        (void)!::read(wake_fd, &v, sizeof v);
+      }
+      bursts_waiting = !serve_bursts();
+      if (!cfg.pages_per_second) continue;
+      const std::uint64_t now = now_ns();
+      if (now - measured_at >= kMeasureNs) {
+        const std::uint64_t busy = ns_handling.load(std::memory_order_relaxed);
+        const double share = static_cast<double>(busy - busy_at) / static_cast<double>(now - measured_at);
+        if (share > cfg.max_handler_share) factor = std::max(kMinFactor, factor / 2);
+        else if (share < cfg.max_handler_share / 2) factor = std::min(1.0, factor * 1.25);
+        share_now.store(share, std::memory_order_relaxed);
+        measured_at = now;
+        busy_at = busy;
+      }
+      budget_now.store(rate(), std::memory_order_relaxed);
+      if (now >= deadline) {
         {
           std::lock_guard<std::mutex> g(window_mu);
           if (pauses == 0 && accepting) open_next_locked();
         }
-        deadline += period_ns;
-        const std::uint64_t now = now_ns();
-        if (deadline < now) deadline = now + period_ns;  // fell behind: keep the budget
+        deadline = now_ns() + period_of();
+      } else {
+        deadline = std::min(deadline, now + period_of());  // the budget grew: do not wait out the old period
       }
     }
     {
@@ -465,18 +634,28 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
     return make_error(Errc::invalid_argument, "sampler: window_pages must be 1..1048576, not ", config.window_pages);
   if (config.cpu_source != SampleCpuSource::thread_cpu && config.cpu_source != SampleCpuSource::vcpu_threads)
     return make_error(Errc::invalid_argument, "sampler: unknown cpu_source");
-  std::unique_ptr<Impl> impl(new Impl());
+  if (!(config.max_handler_share > 0 && config.max_handler_share <= 1))
+    return make_error(Errc::invalid_argument, "sampler: max_handler_share must be in (0, 1]");
+  std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
+  if (!impl) return make_error(Errc::no_memory, "sampler: out of memory");
   impl->ram = &ram;
   impl->mig = &migrator;
   impl->guest = guest;
   impl->cfg = config;
   impl->armed.resize(ram.regions_.size());
+  impl->vcpus_recent.resize(ram.regions_.size());
+  impl->vcpus_older.resize(ram.regions_.size());
+  impl->per_vcpu.reset(new (std::nothrow) std::atomic<std::uint64_t>[kSamplerCountedVcpus]());
+  if (!impl->per_vcpu) return make_error(Errc::no_memory, "sampler: out of memory");
   for (std::size_t r = 0; r < ram.regions_.size(); ++r) {
     const GuestRamRegion& g = ram.regions_[r];
     if (impl->sampled(g)) {
-      const std::uint64_t words = ((g.bytes >> kFrameShift) + 63) / 64;
+      const std::uint64_t words = Impl::chunks_of(g.bytes >> kFrameShift);  // a bit per page; a word per chunk
       impl->armed[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
-      if (!impl->armed[r]) return make_error(Errc::no_memory, "sampler: out of memory");
+      impl->vcpus_recent[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
+      impl->vcpus_older[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
+      if (!impl->armed[r] || !impl->vcpus_recent[r] || !impl->vcpus_older[r])
+        return make_error(Errc::no_memory, "sampler: out of memory");
     }
     impl->any_memfd |= g.backing == RamBacking::memfd;
     impl->any_anon |= g.backing == RamBacking::anonymous;
@@ -543,6 +722,8 @@ Status UffdSampler::start() {
     impl_->accepting = true;
   }
   impl_->thread = std::thread([this] { impl_->run(); });
+  if (impl_->cfg.follow_advice && impl_->cfg.pages_per_second)
+    impl_->advice_thread = std::thread([this] { impl_->advise(); });
   thread_running_.store(true, std::memory_order_release);
   return {};
 }
@@ -550,7 +731,12 @@ Status UffdSampler::start() {
 void UffdSampler::stop() {
   std::lock_guard<std::mutex> c(impl_->control_mu);
   if (!running()) return;
-  impl_->stopping.store(true, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> g(impl_->advice_mu);
+    impl_->stopping.store(true, std::memory_order_release);
+  }
+  impl_->advice_cv.notify_all();
+  if (impl_->advice_thread.joinable()) impl_->advice_thread.join();
   const std::uint64_t one = 1;
   (void)!::write(impl_->wake_fd, &one, sizeof one);
   impl_->thread.join();
@@ -574,6 +760,18 @@ Status UffdSampler::scan(Gfn first, std::uint64_t pages) {
   return {};
 }
 
+Status UffdSampler::vcpu_moved(std::uint32_t vcpu) {
+  if (!running()) return Errc::busy;
+  impl_->moved_pending.fetch_or(std::uint64_t{1} << (vcpu % 64), std::memory_order_acq_rel);
+  const std::uint64_t one = 1;
+  (void)!::write(impl_->wake_fd, &one, sizeof one);
+  return {};
+}
+
+std::uint64_t UffdSampler::vcpu_samples(std::uint32_t vcpu) const noexcept {
+  return vcpu < kSamplerCountedVcpus ? impl_->per_vcpu[vcpu].load(std::memory_order_relaxed) : 0;
+}
+
 void UffdSampler::close_window() {
   std::lock_guard<std::mutex> g(impl_->window_mu);
   impl_->close_all_locked();
@@ -592,6 +790,11 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.resolve_retries = m.resolve_retries.load(std::memory_order_relaxed);
   s.errors = m.errors.load(std::memory_order_relaxed);
   s.pages_armed = m.armed_pages.load(std::memory_order_relaxed);
+  s.resolve_calls = m.resolve_calls.load(std::memory_order_relaxed);
+  s.bursts = m.bursts.load(std::memory_order_relaxed);
+  s.pages_burst = m.pages_burst.load(std::memory_order_relaxed);
+  s.budget_pages_per_second = m.budget_now.load(std::memory_order_relaxed);
+  s.handler_share = m.share_now.load(std::memory_order_relaxed);
   return s;
 }
 
