@@ -7,6 +7,13 @@
 set -euo pipefail
 source "$(dirname "$0")/place_common.bash"
 jq_ok() { python3 -c "import json,sys; d=json.load(open('$work/out')); sys.exit(0 if ($1) else 1)"; }
+# Places what --emit printed ($work/out) again, as a guest file ending in .EXT
+# (--json into $work/out); the caller checks the layout it reads back to.
+read_back() {
+  cp "$work/out" "$work/back.$1"
+  run "$work/back.$1" --json
+  check '[ $rc -eq 0 ]' "emitted .$1 does not place: exit $rc: $(cat "$work/err")"
+}
 
 # libvirt: cells 0, 1 bound to 2-3, cell 2 interleaved over 0-1, vCPU 0 pinned to node 2.
 run "$data/guests/constraints.xml" --json
@@ -21,9 +28,7 @@ run "$data/guests/constraints.xml" --emit libvirt
 check '[ $rc -eq 0 ]' "--emit libvirt: exit $rc"
 check 'grep -q "<memnode cellid=.2. mode=.interleave. nodeset=.0-1./>" "$work/out"' "no interleave memnode: $(cat "$work/out")"
 check 'grep -q "<vcpupin vcpu=.0. cpuset=.8-9./>" "$work/out"' "vCPU 0's pin not emitted: $(cat "$work/out")"
-cp "$work/out" "$work/back.xml"
-run "$work/back.xml" --json
-check '[ $rc -eq 0 ]' "emitted libvirt does not place: exit $rc: $(cat "$work/err")"
+read_back xml
 check 'jq_ok "d[\"placements\"][0][\"memory_mb\"] == {\"0\": 256, \"1\": 256, \"2\": 384, \"3\": 384}"' \
   "emitted libvirt reads back to another layout: $(cat "$work/out")"
 run "$data/guests/constraints.xml" --emit xl
@@ -38,9 +43,8 @@ check 'jq_ok "d[\"placements\"][0][\"vcpu_nodes\"] == [1, 1, 1, 1] and d[\"place
 run "$data/guests/constraints.xl.cfg" --emit xl
 check 'grep -q "^cpus = \[ \"4-5\", \"4-5\", \"6\", \"4-7\" \]" "$work/out"' "xl cpus list: $(cat "$work/out")"
 check 'grep -q "^cpus_soft = \[ \"4-7\", \"4-7\", \"4-7\", \"4-7\" \]" "$work/out"' "xl cpus_soft list: $(cat "$work/out")"
-cp "$work/out" "$work/back.cfg"
-run "$work/back.cfg" --json
-check '[ $rc -eq 0 ] && jq_ok "d[\"placements\"][0][\"vcpu_nodes\"] == [1, 1, 1, 1]"' "emitted xl reads back differently: $(cat "$work/out")"
+read_back cfg
+check 'jq_ok "d[\"placements\"][0][\"vcpu_nodes\"] == [1, 1, 1, 1]"' "emitted xl reads back differently: $(cat "$work/out")"
 
 # A strict memnode over two nodes, too big for one: spread over both.
 run "$data/guests/memnode_spread.xml" --json
