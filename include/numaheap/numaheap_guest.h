@@ -144,16 +144,36 @@ int numaheap_guest_create_placed_shares(numaheap_heap* h, const numaheap_guest_s
                                         uint32_t owner, const numaheap_vnode_share* pieces,
                                         size_t piece_count, numaheap_guest** out, char* err,
                                         size_t err_len);
+/* The placer's options (C++ PlacementOptions): memory kept free on every
+ * node = max(watermark_bytes, watermark_fraction x the node's size).
+ * numaheap_placement_options_init writes the defaults (64 MiB, 0.02); a
+ * NULL options pointer means the defaults; a fraction outside [0, 1) is
+ * refused (NUMAHEAP_E_INVALID_ARGUMENT). Host library only. */
+typedef struct numaheap_placement_options {
+  uint64_t watermark_bytes;
+  double watermark_fraction;
+} numaheap_placement_options;
+void numaheap_placement_options_init(numaheap_placement_options* o);
+
 /* Host library only: validates and places the guest (auto placement from
  * the heap's free memory); nothing is allocated yet. */
 int numaheap_guest_create(numaheap_heap* h, const numaheap_guest_spec* spec, uint32_t owner,
                           numaheap_guest** out, char* err, size_t err_len);
+/* The same with the placer's options (NULL: the defaults). */
+int numaheap_guest_create_ex(numaheap_heap* h, const numaheap_guest_spec* spec, uint32_t owner,
+                             const numaheap_placement_options* opts, numaheap_guest** out, char* err,
+                             size_t err_len);
 /* Host library only: the control domain (dom0): `total_bytes` spread over
  * every node with memory in proportion to its free memory, one vnode (and
  * one vCPU) per node, virtual distances mirroring the host's. */
 int numaheap_control_domain_create(numaheap_heap* h, uint64_t total_bytes, uint32_t owner,
                                    const char* name, numaheap_guest** out, char* err,
                                    size_t err_len);
+/* The same with the placer's options (NULL: the defaults): the watermarks
+ * the layout stays above and the placement keeps. */
+int numaheap_control_domain_create_ex(numaheap_heap* h, uint64_t total_bytes, uint32_t owner,
+                                      const char* name, const numaheap_placement_options* opts,
+                                      numaheap_guest** out, char* err, size_t err_len);
 
 /* Claims, then fills every vnode on its node (1 GiB / 2 MiB / 4 KiB). */
 int numaheap_guest_populate(numaheap_guest* g, char* err, size_t err_len);

@@ -82,6 +82,16 @@ int numaheap_place(const numaheap_topology* t, const numaheap_guest_spec* spec,
 int numaheap_place_cost(const numaheap_topology* t, const numaheap_guest_spec* spec,
                         const numaheap_nodemask* set, const numaheap_node_usage* usage,
                         size_t usage_count, const numaheap_placement_hints* hints, double* cost);
+/* numaheap_place / numaheap_place_cost with the placer's options
+ * (numaheap_placement_options, numaheap_guest.h; NULL: the defaults). */
+int numaheap_place_ex(const numaheap_topology* t, const numaheap_guest_spec* spec,
+                      const numaheap_node_usage* usage, size_t usage_count,
+                      const numaheap_placement_hints* hints, const numaheap_placement_options* opts,
+                      numaheap_placement* out, char* err, size_t err_len);
+int numaheap_place_cost_ex(const numaheap_topology* t, const numaheap_guest_spec* spec,
+                           const numaheap_nodemask* set, const numaheap_node_usage* usage,
+                           size_t usage_count, const numaheap_placement_hints* hints,
+                           const numaheap_placement_options* opts, double* cost);
 /* Takes a placement's memory and vCPUs out of usage (node_count entries). */
 int numaheap_place_commit(const numaheap_topology* t, const numaheap_placement* p,
                           numaheap_node_usage* usage, size_t usage_count);
@@ -97,6 +107,11 @@ typedef struct numaheap_place_session numaheap_place_session;
 numaheap_place_session* numaheap_place_session_create(const numaheap_topology* t,
                                                       const numaheap_node_usage* usage,
                                                       size_t usage_count);
+/* The same with the placer's options (NULL: the defaults); NULL also for
+ * bad options. */
+numaheap_place_session* numaheap_place_session_create_ex(const numaheap_topology* t,
+                                                         const numaheap_node_usage* usage, size_t usage_count,
+                                                         const numaheap_placement_options* opts);
 void numaheap_place_session_destroy(numaheap_place_session* s);
 /* Places the guest near its affinity group and away from its
  * anti-affinity group, then takes its memory and vCPUs out of the session's

@@ -170,6 +170,57 @@ int main(void) {
   CHECK(numaheap_control_domain_create(heap, 7000ull << 20, 1, "dom0", &dom0, err, sizeof err) ==
         NUMAHEAP_E_INVALID_ARGUMENT);
   CHECK(strstr(err, "watermarks") != NULL);
+
+  /* The placer's options from C: defaults, a watermark that keeps 90% of
+   * every node free (a 1000 MiB guest fits nowhere: ~800 MB above it in
+   * all), and bad fractions refused with nothing changed. */
+  numaheap_placement_options po;
+  numaheap_placement_options_init(&po);
+  CHECK(po.watermark_bytes == (64ull << 20) && po.watermark_fraction == 0.02);
+  numaheap_guest_spec big = plain("big", NULL, NULL);
+  big.memory_bytes = 1000ull << 20;
+  numaheap_placement bp;
+  memset(&bp, 0, sizeof bp);
+  bp.memory = shares;
+  bp.memory_cap = 4;
+  bp.vcpu_nodes = vcpu_nodes;
+  bp.vcpu_cap = 16;
+  bp.vnode_pnodes = pnodes;
+  bp.vnode_cap = 4;
+  CHECK(numaheap_place_ex(topo, &big, NULL, 0, NULL, &po, &bp, err, sizeof err) == 0);
+  CHECK(numaheap_place_ex(topo, &big, NULL, 0, NULL, NULL, &bp, err, sizeof err) == 0);
+  numaheap_placement_options high = po;
+  high.watermark_fraction = 0.9;
+  CHECK(numaheap_place_ex(topo, &big, NULL, 0, NULL, &high, &bp, err, sizeof err) == NUMAHEAP_E_NO_MEMORY);
+  numaheap_placement_options bad = po;
+  bad.watermark_fraction = 1.5;
+  CHECK(numaheap_place_ex(topo, &big, NULL, 0, NULL, &bad, &bp, err, sizeof err) ==
+        NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(strstr(err, "watermark_fraction") != NULL);
+  bad.watermark_fraction = -0.1;
+  double cost = 0;
+  numaheap_nodemask all;
+  memset(&all, 0, sizeof all);
+  all.bits[0] = 0xf;
+  CHECK(numaheap_place_cost_ex(topo, &big, &all, NULL, 0, NULL, &bad, &cost) == NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(numaheap_place_cost_ex(topo, &big, &all, NULL, 0, NULL, &po, &cost) == 0);
+  CHECK(numaheap_place_session_create_ex(topo, NULL, 0, &bad) == NULL);
+  numaheap_place_session* hs = numaheap_place_session_create_ex(topo, NULL, 0, &high);
+  CHECK(hs != NULL);
+  CHECK(numaheap_place_session_place(hs, &big, &bp, err, sizeof err) == NUMAHEAP_E_NO_MEMORY);
+  numaheap_place_session_destroy(hs);
+  numaheap_guest* g = NULL;
+  CHECK(numaheap_guest_create_ex(heap, &big, 2, &bad, &g, err, sizeof err) == NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(g == NULL);
+  CHECK(numaheap_guest_create_ex(heap, &big, 2, &high, &g, err, sizeof err) == NUMAHEAP_E_NO_MEMORY);
+  CHECK(g == NULL);
+  CHECK(numaheap_guest_create_ex(heap, &big, 2, &po, &g, err, sizeof err) == 0);
+  CHECK(numaheap_guest_destroy(g) == 0);
+  CHECK(numaheap_control_domain_create_ex(heap, 1024ull << 20, 1, "dom0", &high, &dom0, err, sizeof err) ==
+        NUMAHEAP_E_INVALID_ARGUMENT);
+  CHECK(strstr(err, "watermarks") != NULL);
+  CHECK(numaheap_control_domain_create_ex(heap, 1024ull << 20, 1, "dom0", &po, &dom0, err, sizeof err) == 0);
+  CHECK(numaheap_guest_destroy(dom0) == 0);
   numaheap_destroy(heap);
   numaheap_topology_free(topo);
   printf("place C API ok\n");

@@ -101,9 +101,10 @@ bool usage_matches(const Topology& topo, const numaheap_node_usage* usage, std::
 // Places and creates a guest from a spec (shared by guest_create and the
 // control domain).
 int create_placed_by_placer(numaheap_heap* h, const GuestSpec& spec, const GuestOptions& opts,
-                            std::uint32_t owner, numaheap_guest** out, char* err, std::size_t err_len) {
+                            const PlacementOptions& popts, std::uint32_t owner, numaheap_guest** out, char* err,
+                            std::size_t err_len) {
   PageAllocator& pa = *h->pa;
-  Placer placer(pa.topology());
+  Placer placer(pa.topology(), popts);
   const std::vector<NodeUsage> usage = heap_usage(pa);
   auto placement = placer.place(spec, usage);
   if (!placement) return fail(placement.error(), err, err_len);
@@ -117,6 +118,22 @@ int create_placed_by_placer(numaheap_heap* h, const GuestSpec& spec, const Guest
   return capi::wrap_guest(std::move(*gm), nodes, out, err, err_len);
 }
 
+// The C options, checked (NULL: the defaults). A watermark fraction outside
+// [0, 1) would keep a whole node (or more) free, or a negative amount.
+bool options_of(const numaheap_placement_options* o, PlacementOptions& out, char* err, std::size_t err_len,
+                int& rc) {
+  out = PlacementOptions{};
+  rc = NUMAHEAP_OK;
+  if (!o) return true;
+  if (!(o->watermark_fraction >= 0 && o->watermark_fraction < 1)) {
+    rc = fail(Errc::invalid_argument, "watermark_fraction must be in [0, 1)", err, err_len);
+    return false;
+  }
+  out.watermark_bytes = o->watermark_bytes;
+  out.watermark_fraction = o->watermark_fraction;
+  return true;
+}
+
 }  // namespace
 
 struct numaheap_place_session {
@@ -125,6 +142,13 @@ struct numaheap_place_session {
 };
 
 extern "C" {
+
+void numaheap_placement_options_init(numaheap_placement_options* o) {
+  if (!o) return;
+  const PlacementOptions d;
+  o->watermark_bytes = d.watermark_bytes;
+  o->watermark_fraction = d.watermark_fraction;
+}
 
 size_t numaheap_idle_usage(const numaheap_topology* t, numaheap_node_usage* out, size_t max) {
   if (!t) return 0;
@@ -140,7 +164,16 @@ int numaheap_place(const numaheap_topology* t, const numaheap_guest_spec* cs,
                    const numaheap_node_usage* usage, size_t usage_count,
                    const numaheap_placement_hints* hints, numaheap_placement* out, char* err,
                    size_t err_len) {
+  return numaheap_place_ex(t, cs, usage, usage_count, hints, nullptr, out, err, err_len);
+}
+
+int numaheap_place_ex(const numaheap_topology* t, const numaheap_guest_spec* cs,
+                      const numaheap_node_usage* usage, size_t usage_count,
+                      const numaheap_placement_hints* hints, const numaheap_placement_options* opts,
+                      numaheap_placement* out, char* err, size_t err_len) {
   if (!t || !cs || !out) return fail(Errc::invalid_argument, "null argument", err, err_len);
+  PlacementOptions po;
+  if (int rc = 0; !options_of(opts, po, err, err_len, rc)) return rc;
   if (!placement_arrays_ok(out))
     return fail(Errc::invalid_argument, "placement array is null", err, err_len);
   GuestSpec spec;
@@ -148,7 +181,7 @@ int numaheap_place(const numaheap_topology* t, const numaheap_guest_spec* cs,
   bool ok = true;
   const std::vector<NodeUsage> u = usage_of(t->topo, usage, usage_count, ok);
   if (!ok) return fail(Errc::invalid_argument, "usage must list every node in topology order", err, err_len);
-  auto p = Placer(t->topo).place(spec, u, hints_of(hints));
+  auto p = Placer(t->topo, po).place(spec, u, hints_of(hints));
   if (!p) return fail(p.error(), err, err_len);
   return placement_out(*p, out);
 }
@@ -156,13 +189,22 @@ int numaheap_place(const numaheap_topology* t, const numaheap_guest_spec* cs,
 int numaheap_place_cost(const numaheap_topology* t, const numaheap_guest_spec* cs,
                         const numaheap_nodemask* set, const numaheap_node_usage* usage,
                         size_t usage_count, const numaheap_placement_hints* hints, double* cost) {
+  return numaheap_place_cost_ex(t, cs, set, usage, usage_count, hints, nullptr, cost);
+}
+
+int numaheap_place_cost_ex(const numaheap_topology* t, const numaheap_guest_spec* cs,
+                           const numaheap_nodemask* set, const numaheap_node_usage* usage,
+                           size_t usage_count, const numaheap_placement_hints* hints,
+                           const numaheap_placement_options* opts, double* cost) {
   if (!t || !cs || !set || !cost) return NUMAHEAP_E_INVALID_ARGUMENT;
+  PlacementOptions po;
+  if (int rc = 0; !options_of(opts, po, nullptr, 0, rc)) return rc;
   GuestSpec spec;
   if (int rc = capi::guest_spec_from_c(*cs, spec, nullptr, 0); rc) return rc;
   bool ok = true;
   const std::vector<NodeUsage> u = usage_of(t->topo, usage, usage_count, ok);
   if (!ok) return NUMAHEAP_E_INVALID_ARGUMENT;
-  *cost = Placer(t->topo).set_cost(spec, capi::mask_of(set), u, hints_of(hints));
+  *cost = Placer(t->topo, po).set_cost(spec, capi::mask_of(set), u, hints_of(hints));
   return NUMAHEAP_OK;
 }
 
@@ -197,12 +239,20 @@ int numaheap_place_release(const numaheap_topology* t, const numaheap_placement*
 numaheap_place_session* numaheap_place_session_create(const numaheap_topology* t,
                                                       const numaheap_node_usage* usage,
                                                       size_t usage_count) {
+  return numaheap_place_session_create_ex(t, usage, usage_count, nullptr);
+}
+
+numaheap_place_session* numaheap_place_session_create_ex(const numaheap_topology* t,
+                                                         const numaheap_node_usage* usage, size_t usage_count,
+                                                         const numaheap_placement_options* opts) {
   if (!t) return nullptr;
+  PlacementOptions po;
+  if (int rc = 0; !options_of(opts, po, nullptr, 0, rc)) return nullptr;
   if (usage && !usage_matches(t->topo, usage, usage_count)) return nullptr;
   bool ok = true;
   std::vector<NodeUsage> u = usage_of(t->topo, usage, usage_count, ok);
   if (!ok) return nullptr;
-  return new (std::nothrow) numaheap_place_session{t->topo, PlacementSession(t->topo, std::move(u))};
+  return new (std::nothrow) numaheap_place_session{t->topo, PlacementSession(t->topo, std::move(u), po)};
 }
 
 void numaheap_place_session_destroy(numaheap_place_session* s) { delete s; }
@@ -280,20 +330,36 @@ int numaheap_utilization_between(const numaheap_topology* t, const char* stat_be
 
 int numaheap_guest_create(numaheap_heap* h, const numaheap_guest_spec* cs, uint32_t owner,
                           numaheap_guest** out, char* err, size_t err_len) {
+  return numaheap_guest_create_ex(h, cs, owner, nullptr, out, err, err_len);
+}
+
+int numaheap_guest_create_ex(numaheap_heap* h, const numaheap_guest_spec* cs, uint32_t owner,
+                             const numaheap_placement_options* opts, numaheap_guest** out, char* err,
+                             size_t err_len) {
   if (!h || !cs || !out) return fail(Errc::invalid_argument, "null argument", err, err_len);
+  PlacementOptions po;
+  if (int rc = 0; !options_of(opts, po, err, err_len, rc)) return rc;
   GuestSpec spec;
   if (int rc = capi::guest_spec_from_c(*cs, spec, err, err_len); rc) return rc;
-  return create_placed_by_placer(h, spec, capi::guest_options_from_c(*cs), owner, out, err, err_len);
+  return create_placed_by_placer(h, spec, capi::guest_options_from_c(*cs), po, owner, out, err, err_len);
 }
 
 int numaheap_control_domain_create(numaheap_heap* h, uint64_t total_bytes, uint32_t owner,
                                    const char* name, numaheap_guest** out, char* err,
                                    size_t err_len) {
+  return numaheap_control_domain_create_ex(h, total_bytes, owner, name, nullptr, out, err, err_len);
+}
+
+int numaheap_control_domain_create_ex(numaheap_heap* h, uint64_t total_bytes, uint32_t owner,
+                                      const char* name, const numaheap_placement_options* opts,
+                                      numaheap_guest** out, char* err, size_t err_len) {
   if (!h || !out) return fail(Errc::invalid_argument, "null argument", err, err_len);
+  PlacementOptions po;
+  if (int rc = 0; !options_of(opts, po, err, err_len, rc)) return rc;
   // From the heap's free memory now, above the watermarks the placer keeps.
-  auto spec = control_domain_spec(*h->pa, total_bytes, name ? name : "dom0");
+  auto spec = control_domain_spec(*h->pa, total_bytes, name ? name : "dom0", po);
   if (!spec) return fail(spec.error(), err, err_len);
-  return create_placed_by_placer(h, *spec, GuestOptions{}, owner, out, err, err_len);
+  return create_placed_by_placer(h, *spec, GuestOptions{}, po, owner, out, err, err_len);
 }
 
 }  // extern "C"
