@@ -235,6 +235,7 @@ class NumaheapPolicy final : public Policy {
       if (!id) return Error{id.error(), "migrator add_guest"};
       p->ids_.push_back(*id);
       p->workload_node_.push_back(w.shapes[g].vcpu_nodes);
+      p->vcpu_node_.push_back(w.shapes[g].vcpu_nodes);
       p->remap_.emplace_back();
       for (std::uint32_t v = 0; v < o.vcpus; ++v) p->place(g, v, w.shapes[g].vcpu_nodes[v]);
     }
@@ -246,6 +247,8 @@ class NumaheapPolicy final : public Policy {
     a.vcpu_move_us = c.vcpu_move_us;
     a.on_advice = &NumaheapPolicy::advised;
     a.on_advice_ctx = p.get();
+    a.free_cpus = &NumaheapPolicy::free_cpus;  // every guest's vCPUs count, not only the advised one's
+    a.room_ctx = p.get();
     if (auto s = p->migrator_->set_vcpu_advice(a); !s) return Error{s.error(), "migrator set_vcpu_advice"};
     return std::unique_ptr<Policy>(std::move(p));
   }
@@ -267,6 +270,7 @@ class NumaheapPolicy final : public Policy {
         for (std::uint32_t v = 0; v < workload_node_[m.guest].size(); ++v) place(m.guest, v, workload_node_[m.guest][v]);
       }
       place(m.guest, m.vcpu, m.node);
+      vcpu_node_[m.guest] = workload_node_[m.guest];
     }
     // The guests' memory traffic per node over the last period (what a
     // hypervisor reads from its memory controllers' counters).
@@ -338,7 +342,18 @@ class NumaheapPolicy final : public Policy {
     if (i < 0 || p->cpu_of_[static_cast<std::size_t>(i)] == kMaxCpus) return 0;
     if (!p->migrator_->set_vcpu_cpu(a->guest, a->vcpu, p->cpu_of_[static_cast<std::size_t>(i)])) return 0;
     p->followed_.push_back(*a);
+    p->vcpu_node_[p->guest_of(a->guest)][a->vcpu] = a->to_node;
     return 1;
+  }
+  // VcpuAdviceConfig::free_cpus: the node's CPUs less every simulated
+  // guest's vCPUs on it now (one vCPU a CPU; the model has no CPU load).
+  static std::int64_t free_cpus(void* ctx, NodeId node) {
+    auto* p = static_cast<NumaheapPolicy*>(ctx);
+    const NodeInfo* n = p->topo_->find(node);
+    if (!n) return 0;
+    auto free = static_cast<std::int64_t>(n->cpus.size());
+    for (const auto& guest : p->vcpu_node_) free -= std::count(guest.begin(), guest.end(), node);
+    return free;
   }
   std::uint32_t guest_of(GuestId id) const {
     for (std::uint32_t g = 0; g < ids_.size(); ++g)
@@ -369,6 +384,7 @@ class NumaheapPolicy final : public Policy {
   bool follow_ = false;          // numaheap-follow: move vCPUs on advice
   std::vector<VcpuAdvice> followed_;  // advice followed in the current step
   std::vector<std::vector<NodeId>> workload_node_;  // per guest, per vCPU: where the workload runs it
+  std::vector<std::vector<NodeId>> vcpu_node_;      // per guest, per vCPU: where it runs (advice followed)
   // Per guest: (workload node, node the embedder moved its vCPUs to).
   std::vector<std::vector<std::pair<NodeId, NodeId>>> remap_;
 };
