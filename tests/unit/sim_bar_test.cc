@@ -64,8 +64,12 @@ struct Gap {
 // watermark overcommit. A gap that opens again goes here with its reason.
 constexpr std::array<Gap, 0> kKnownGaps{};
 
-// The one topology where numaheap is not within 5% of the oracle on vcpu-move.
-constexpr const char* kOracleGapTopology = "power7-ibm-9179-8n-sparse";
+// The sparse machine the sanitizer builds run next to builtin (remote costs
+// 4x local there: the one period every sample-driven policy spends remote
+// after the move costs 5% of the oracle's total by itself). Within 5% of
+// the oracle since huge pages are kept whole and the model charges 4 KiB
+// mappings (2.7%); at --split-page-cost 0 it is 5.4% (docs/simulator.md).
+constexpr const char* kSparseTopology = "power7-ibm-9179-8n-sparse";
 
 bool known_gap(const std::string& scenario, const std::string& baseline) {
   for (const Gap& g : kKnownGaps)
@@ -82,7 +86,7 @@ TEST_P(SimBar, NumaheapCheapestNearOracleNoBouncing) {
   // every scenario on the builtin machine and on the sparse one (node ids
   // with gaps) is enough, and keeps the ASan stage's time (all 24 cases
   // took ~25 minutes of it).
-  if (std::string(k.topology) != "builtin" && std::string(k.topology) != kOracleGapTopology)
+  if (std::string(k.topology) != "builtin" && std::string(k.topology) != kSparseTopology)
     GTEST_SKIP() << "sanitizer build: builtin and the sparse machine only";
 #endif
   Topology topo;
@@ -127,15 +131,7 @@ TEST_P(SimBar, NumaheapCheapestNearOracleNoBouncing) {
     EXPECT_TRUE(wins) << "numaheap " << nh->access_cost_mean << " > " << p.name << " " << p.access_cost_mean;
   }
   if (std::string(k.scenario) == "vcpu-move") {
-    if (std::string(k.topology) == kOracleGapTopology) {
-      // Known gap: remote costs 4x local there, so the one period every
-      // sample-driven policy spends remote after the move (1 of 60) costs
-      // 5% of the oracle's total by itself.
-      if (nh->access_cost_mean > 1.05 * oracle->access_cost_mean)
-        std::printf("  known gap: numaheap %.4f > 1.05 x oracle %.4f\n", nh->access_cost_mean, oracle->access_cost_mean);
-    } else {
-      EXPECT_LE(nh->access_cost_mean, 1.05 * oracle->access_cost_mean);
-    }
+    EXPECT_LE(nh->access_cost_mean, 1.05 * oracle->access_cost_mean);
   }
   const PolicyResult& naive = rep->policies[1];
   ASSERT_EQ(naive.name, "naive");
