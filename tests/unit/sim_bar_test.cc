@@ -69,7 +69,7 @@ constexpr std::array<Gap, 0> kKnownGaps{};
 // after the move costs 5% of the oracle's total by itself). Within 5% of
 // the oracle since huge pages are kept whole and the model charges 4 KiB
 // mappings (2.7%); at --split-page-cost 0 it is 5.4% (docs/simulator.md).
-constexpr const char* kSparseTopology = "power7-ibm-9179-8n-sparse";
+[[maybe_unused]] constexpr const char* kSparseTopology = "power7-ibm-9179-8n-sparse";
 
 bool known_gap(const std::string& scenario, const std::string& baseline) {
   for (const Gap& g : kKnownGaps)
