@@ -179,14 +179,7 @@ int main(void) {
   CHECK(po.watermark_bytes == (64ull << 20) && po.watermark_fraction == 0.02);
   numaheap_guest_spec big = plain("big", NULL, NULL);
   big.memory_bytes = 1000ull << 20;
-  numaheap_placement bp;
-  memset(&bp, 0, sizeof bp);
-  bp.memory = shares;
-  bp.memory_cap = 4;
-  bp.vcpu_nodes = vcpu_nodes;
-  bp.vcpu_cap = 16;
-  bp.vnode_pnodes = pnodes;
-  bp.vnode_cap = 4;
+  numaheap_placement bp = p; /* the same arrays */
   CHECK(numaheap_place_ex(topo, &big, NULL, 0, NULL, &po, &bp, err, sizeof err) == 0);
   CHECK(numaheap_place_ex(topo, &big, NULL, 0, NULL, NULL, &bp, err, sizeof err) == 0);
   numaheap_placement_options high = po;
