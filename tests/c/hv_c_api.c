@@ -16,22 +16,7 @@
 #define CHECK_STOPS 1 /* later steps use what earlier ones made */
 #include "check.h"
 
-
-#define FRAMES_PER_NODE 8192u /* 32 MiB */
-#define PAGE 4096u
-#define BASE 256u /* first mfn (mfn 0 is never a frame) */
-static unsigned char* g_mem; /* the machine's frames, mfn BASE .. BASE + 2 * FRAMES_PER_NODE */
-
-static unsigned char* frame(void* ctx, uint64_t mfn) {
-  (void)ctx;
-  return mfn >= BASE && mfn - BASE < 2u * FRAMES_PER_NODE ? g_mem + (mfn - BASE) * PAGE : NULL;
-}
-static void scrub(void* ctx, uint64_t first, uint64_t count) {
-  memset(frame(ctx, first), 0, count * PAGE);
-}
-static void copy(void* ctx, uint64_t dst, uint64_t src) {
-  memcpy(frame(ctx, dst), frame(ctx, src), PAGE);
-}
+#include "frame_rig.h"
 
 /* Page-table hooks of a guest nobody runs: they only count. */
 static int g_protects, g_flushes, g_unprotects;
@@ -169,20 +154,13 @@ static void test_heap(numaheap_heap* h) {
 }
 
 int main(void) {
-  g_mem = calloc(2u * FRAMES_PER_NODE, PAGE);
-  CHECK(g_mem);
   test_out_of_memory();
   numaheap_topology* t = build_topology();
   CHECK(t);
   test_topology(t);
 
-  numaheap_config cfg;
-  numaheap_config_init(&cfg);
-  cfg.hooks.scrub = scrub;
-  cfg.hooks.copy = copy;
-  numaheap_heap* h = NULL;
+  numaheap_heap* h = rig_heap(t);
   char err[256] = "";
-  CHECK(numaheap_create(t, &cfg, &h, err, sizeof err) == NUMAHEAP_OK);
   test_heap(h);
 
   /* ---- Guests placed by the caller ---- */

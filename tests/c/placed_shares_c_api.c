@@ -16,19 +16,7 @@
 #define CHECK_STOPS 1 /* later steps use what earlier ones made */
 #include "check.h"
 
-#define FRAMES_PER_NODE 8192u /* 32 MiB */
-#define PAGE 4096u
-#define BASE 256u /* first mfn */
-#define MIB (1024u * 1024u)
-
-static unsigned char* g_mem; /* nodes 0 and 1: mfn BASE .. BASE + 2 * FRAMES_PER_NODE */
-
-static unsigned char* frame(void* ctx, uint64_t mfn) {
-  (void)ctx;
-  return mfn >= BASE && mfn - BASE < 2u * FRAMES_PER_NODE ? g_mem + (mfn - BASE) * PAGE : NULL;
-}
-static void scrub(void* ctx, uint64_t first, uint64_t count) { memset(frame(ctx, first), 0, count * PAGE); }
-static void copy(void* ctx, uint64_t dst, uint64_t src) { memcpy(frame(ctx, dst), frame(ctx, src), PAGE); }
+#include "frame_rig.h"
 
 /* Metadata hooks that count live blocks and fail once `budget` runs out
  * (budget < 0: never): the process default's, and a guest's own
@@ -292,17 +280,8 @@ static void test_out_of_memory(numaheap_heap* h) {
 }
 
 int main(void) {
-  g_mem = calloc(2u * FRAMES_PER_NODE, PAGE);
-  CHECK(g_mem);
   numaheap_topology* t = build_topology();
-  CHECK(t);
-  numaheap_config cfg;
-  numaheap_config_init(&cfg);
-  cfg.hooks.scrub = scrub;
-  cfg.hooks.copy = copy;
-  numaheap_heap* h = NULL;
-  char err[256] = "";
-  CHECK(numaheap_create(t, &cfg, &h, err, sizeof err) == NUMAHEAP_OK);
+  numaheap_heap* h = rig_heap(t);
   /* Guests' metadata (spec copy, handle, p2m) from the counting hooks. */
   numaheap_set_default_metadata(&g_hooks);
   test_bad_input(h);
