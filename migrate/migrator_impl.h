@@ -39,6 +39,8 @@ struct RehomeJob {
   std::atomic<bool> cancel{false};  // set lock-free by cancel_rehome
 };
 
+inline constexpr std::uint32_t kNoVcpuNode = ~std::uint32_t{0};
+
 struct GuestSlot {
   NUMAHEAP_METADATA_NEW_DELETE
   GuestId id = 0;
@@ -55,6 +57,15 @@ struct GuestSlot {
   MetadataArray<std::uint32_t> vcpus_on;
   MetadataArray<std::uint32_t> vcpus_new;  // scratch of update_vcpu_nodes and sample_share
   MetadataArray<std::uint64_t> vacated_step;
+  // Per dense node (with vcpus_on), guarded by Impl::lock: the one node
+  // (dense index) that every vCPU which left it at its last vacating step
+  // went to, kNoVcpuNode if they split up or were unplaced; kept pointing at
+  // a node that still runs vCPUs (followed on when that one is vacated).
+  // Pages sampled only from a vacated node go there at once (policy.cc).
+  MetadataArray<std::uint32_t> vacated_to;
+  // Per vCPU, guarded by Impl::lock: its dense node at the last step
+  // (kNoVcpuNode: not placed).
+  MetadataArray<std::uint32_t> vcpu_node;
   bool vcpus_placed = false;  // some vCPU has a CPU (guarded by Impl::lock)
   // Sampling advice (Migrator::sample_share), guarded by Impl::lock:
   // min_sample_share..1.
@@ -158,8 +169,23 @@ struct Migrator::Impl {
     const auto share = static_cast<std::uint64_t>(config.watermark_fraction * static_cast<double>(managed));
     return std::max(config.watermark_pages, std::min(share, config.watermark_max_pages));
   }
-  // Recounts the guest's vCPUs per node from vcpu_cpu (policy.cc).
+  // Dense node of vCPU v's CPU now (kNoVcpuNode: not placed).
+  std::uint32_t vcpu_index(const GuestSlot& g, std::uint32_t v) const noexcept;
+  // Counts the guest's vCPUs per node now into g.vcpus_new (scratch);
+  // whether any is placed (policy.cc; lock held).
+  bool count_vcpus(GuestSlot& g) const noexcept;
+  // Recounts the guest's vCPUs per node from vcpu_cpu and notes the nodes
+  // they all left and where to (policy.cc).
   void update_vcpu_nodes(GuestSlot& g) noexcept;
+  // The vacated-node rule (policy.cc; lock held). begin_vacated recounts
+  // the guest's vCPUs now (into vcpus_new: an embedder may have moved some
+  // back since the step's recount) and says whether some node's vCPUs all
+  // left it for one node that still runs them. Then, until vcpus_new is
+  // reused, vacated_index(g, h) is that node's dense index for a page whose
+  // samples came only from such a node (its last sample, however old, and
+  // nothing recent from elsewhere), kNoVcpuNode for any other page.
+  bool begin_vacated(GuestSlot& g) const noexcept;
+  std::uint32_t vacated_index(const GuestSlot& g, const PageHeat& h) const noexcept;
   // Policy scan of one guest (policy.cc).
   void scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& rep, double& local, double& total);
   // The guest's ranges after a rehome of `vnode` to `targets` (rehome.cc).

@@ -54,6 +54,9 @@ void VcpuAdvisor::examine(Migrator::Impl& m, GuestSlot& g) {
   if (rows == 0 || !hot.resize(rows * nodes)) return;
   for (auto& h : hot) h = 0;
 
+  // Pages sampled only on a node whose vCPUs all left for X are X's group's
+  // too (the policy would move them to X at once: Impl::vacated_index).
+  const bool vacated = m.begin_vacated(g);
   const std::uint64_t pages = g.mover->page_count();
   PageState st[kChunk];
   for (Gfn first = 0; first < pages; first += kChunk) {
@@ -63,6 +66,11 @@ void VcpuAdvisor::examine(Migrator::Impl& m, GuestSlot& g) {
       const int pi = m.index(st[i].node);
       if (pi < 0 || !m.range_of(g, first + i)) continue;
       const PageHeat h = g.tracker->heat(first + i);
+      const std::uint32_t to = vacated ? m.vacated_index(g, h) : kNoVcpuNode;
+      if (to != kNoVcpuNode && row_of[to] >= 0) {
+        ++hot[static_cast<std::size_t>(row_of[to]) * nodes + static_cast<std::size_t>(pi)];
+        continue;
+      }
       if (!h.sampled() || h.last_index >= nodes || row_of[h.last_index] < 0) continue;
       const auto mine = static_cast<std::uint16_t>(1u << (h.last_index % 16));
       if ((h.seen | h.prev_seen) & vcpu_bits & ~mine) continue;  // shared with vCPUs elsewhere

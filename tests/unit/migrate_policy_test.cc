@@ -443,12 +443,13 @@ TEST(MigratePolicy, PagesFollowVcpusThatLeftTheirNodeOnFirstSample) {
   r.m->step_at(3);
   EXPECT_EQ(r.node(10), 0u);
   // All of them move: page 10's last sample already came from node 1, so
-  // it follows at the next step; page 11 on its first sample from there.
+  // it follows at the next step; page 11, sampled only on node 0, goes to
+  // node 1 at that step too, without waiting for a sample from there.
   for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, kCpuNode1).has_value());
   r.m->step_at(4);
   EXPECT_EQ(r.node(10), 1u);
-  EXPECT_EQ(r.node(11), 0u);
-  EXPECT_EQ(r.m->stats().pages_followed, 1u);
+  EXPECT_EQ(r.node(11), 1u);
+  EXPECT_EQ(r.m->stats().pages_followed, 2u);
   r.touch(11, kCpuNode1);
   r.m->step_at(5);
   EXPECT_EQ(r.node(11), 1u);
@@ -468,6 +469,135 @@ TEST(MigratePolicy, NoFollowWithoutVcpuPlacements) {
   r.m->step_at(1);
   EXPECT_EQ(r.node(12), 0u);
   EXPECT_EQ(r.m->stats().pages_followed, 0u);
+}
+
+// ---- the vacated node: every vCPU of the guest left node 0 for node 1 ----
+
+namespace {
+
+void place_all(Rig& r, CpuId cpu) {
+  const std::uint32_t vcpus = migrate_options_for(*r.gm, false).vcpus;
+  for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, cpu).has_value());
+}
+
+}  // namespace
+
+// Pages sampled only on node 0 -- also long ago (the tracker's long memory)
+// -- go to node 1 at the first step after the vCPUs all left, with no
+// sample from node 1; pages never sampled stay.
+TEST(MigrateVacated, PagesSampledOnlyThereFollowAtOnce) {
+  MigratorConfig c = fast();
+  c.decay_steps = 1;
+  Rig r(c);
+  place_all(r, kCpuNode0);
+  r.touch(20, kCpuNode0, 2);
+  r.touch(21, kCpuNode0);
+  for (std::uint64_t t = 1; t <= 4; ++t) r.m->step_at(t);  // the samples are old now
+  r.touch(22, kCpuNode0);  // and a recent one
+  r.m->step_at(5);
+  EXPECT_EQ(r.m->stats().pages_moved, 0u);
+  place_all(r, kCpuNode1);
+  r.m->step_at(6);
+  EXPECT_EQ(r.node(20), 1u);
+  EXPECT_EQ(r.node(21), 1u);
+  EXPECT_EQ(r.node(22), 1u);
+  EXPECT_EQ(r.node(23), 0u);  // never sampled
+  EXPECT_EQ(r.m->stats().pages_moved, 3u);
+  EXPECT_EQ(r.m->stats().pages_followed, 3u);
+  // Settled: later steps move nothing more.
+  r.m->step_at(7);
+  EXPECT_EQ(r.m->stats().pages_moved, 3u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// The move is queued within the rate limit: what does not fit goes at
+// the next steps, still without samples from node 1.
+TEST(MigrateVacated, RateLimitedPagesGoAtLaterSteps) {
+  MigratorConfig c = fast();
+  c.rate_limit_mb_s = 0.25;  // 64 pages per second, burst one second
+  Rig r(c);
+  place_all(r, kCpuNode0);
+  for (Gfn g = 20; g < 220; ++g) r.touch(g, kCpuNode0);
+  r.m->step_at(1);
+  place_all(r, kCpuNode1);
+  r.m->step_at(2);
+  EXPECT_EQ(r.m->stats().pages_moved, 64u);
+  EXPECT_GT(r.m->stats().skipped_rate_limit, 0u);
+  for (std::uint64_t s = 3; s <= 6; ++s) r.m->step_at((s - 2) * 1'000'000'000u);
+  EXPECT_EQ(r.m->stats().pages_moved, 200u);
+  for (Gfn g = 20; g < 220; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_EQ(r.m->stats().pages_followed, 200u);
+}
+
+// A page sampled on node 0 and by a vCPU still on node 1 (shared) keeps
+// the filter: it does not move at once.
+TEST(MigrateVacated, PageSharedWithAVcpuElsewhereStays) {
+  Rig r(fast());
+  place_all(r, kCpuNode0);
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 3, kCpuNode1).has_value());  // vCPU 3 runs on node 1 all along
+  r.touch(30, kCpuNode1);
+  r.touch(30, kCpuNode0);  // last sample from node 0, shared with node 1
+  r.touch(31, kCpuNode0);
+  r.m->step_at(1);
+  place_all(r, kCpuNode1);
+  r.m->step_at(2);
+  EXPECT_EQ(r.node(30), 0u);
+  EXPECT_EQ(r.node(31), 1u);
+  EXPECT_EQ(r.m->stats().pages_moved, 1u);
+}
+
+// vCPUs that come back before the step: nothing moves. vCPUs that come
+// back while rate-limited pages wait: the rest never leaves node 0; the
+// pages that went come back only on samples from node 0 (their vCPUs'
+// memory, followed like any), each moved there and back at most.
+TEST(MigrateVacated, VcpusThatReturnCancelTheMove) {
+  MigratorConfig c = fast();
+  c.rate_limit_mb_s = 0.25;
+  Rig r(c);
+  place_all(r, kCpuNode0);
+  for (Gfn g = 20; g < 220; ++g) r.touch(g, kCpuNode0);
+  r.m->step_at(1);
+  place_all(r, kCpuNode1);
+  place_all(r, kCpuNode0);  // back before any step
+  r.m->step_at(2);
+  EXPECT_EQ(r.m->stats().pages_moved, 0u);
+  place_all(r, kCpuNode1);
+  r.m->step_at(3);
+  EXPECT_EQ(r.m->stats().pages_moved, 64u);
+  place_all(r, kCpuNode0);
+  for (std::uint64_t s = 4; s <= 6; ++s) r.m->step_at((s - 3) * 1'000'000'000u);
+  EXPECT_EQ(r.m->stats().pages_moved, 64u);  // the queue was dropped, nothing came back unasked
+  for (std::uint64_t s = 7; s <= 10; ++s) {
+    for (Gfn g = 20; g < 220; ++g) r.touch(g, kCpuNode0);
+    r.m->step_at((s - 3) * 1'000'000'000u);
+  }
+  for (Gfn g = 20; g < 220; ++g) ASSERT_EQ(r.node(g), 0u) << g;
+  const MigratorStats st = r.m->stats();
+  EXPECT_EQ(st.pages_moved, 128u);
+  for (const auto& mv : st.moves) EXPECT_EQ(mv.pages, 64u) << mv.from << "->" << mv.to;
+}
+
+// Bad input to set_vcpu_cpu is refused and changes nothing: no node is
+// vacated, nothing moves.
+TEST(MigrateVacated, BadVcpuInputChangesNothing) {
+  Rig r(fast());
+  place_all(r, kCpuNode0);
+  r.touch(20, kCpuNode0);
+  r.m->step_at(1);
+  const std::uint32_t vcpus = migrate_options_for(*r.gm, false).vcpus;
+  for (std::uint32_t v = 0; v < vcpus; ++v) EXPECT_EQ(r.m->set_vcpu_cpu(r.id, v, kMaxCpus).error(), Errc::invalid_argument);
+  EXPECT_EQ(r.m->set_vcpu_cpu(r.id, vcpus, kCpuNode1).error(), Errc::invalid_argument);
+  EXPECT_EQ(r.m->set_vcpu_cpu(r.id + 1, 0, kCpuNode1).error(), Errc::invalid_argument);
+  r.m->step_at(2);
+  EXPECT_EQ(r.m->stats().pages_moved, 0u);
+  EXPECT_EQ(r.node(20), 0u);
+  r.touch(21, kCpuNode0);  // still attributed to node 0 through vCPU 0 ...
+  r.m->record_vcpu_access(r.id, 21, 0);
+  EXPECT_EQ(r.m->stats().pages_moved, 0u);
+  place_all(r, kCpuNode1);  // ... and the real move still works
+  r.m->step_at(3);
+  EXPECT_EQ(r.node(20), 1u);
+  EXPECT_EQ(r.node(21), 1u);
 }
 
 // A moved page cannot be moved back by the filter for kMovedScore epochs.
@@ -493,7 +623,10 @@ TEST(MigratePolicy, SampleShareBacksOffWhenSettledAndReturnsOnEvents) {
   c.decay_steps = 1;
   c.min_sample_share = 0.25;
   Rig r(c);
+  // Two vCPUs on node 0: when one moves, node 0 is not vacated (its pages
+  // wait for samples from the new node).
   ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode0).has_value());
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 1, kCpuNode0).has_value());
   EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);
   for (int step = 1; step <= 4; ++step) {
     for (Gfn g = 0; g < 64; ++g) r.touch(g, kCpuNode0);  // all local
@@ -792,6 +925,26 @@ TEST(MigrateHugePages, StraySampleFromAnotherNodeDoesNotSplit) {
   EXPECT_EQ(r.gm->lookup(300).order, 9);
   EXPECT_EQ(r.m->stats().blocks_moved_whole, 1u);
   EXPECT_EQ(r.m->stats().blocks_split, 0u);
+  check_all(r, 1024);
+}
+
+// A block sampled only on the node its vCPUs all left follows them whole.
+TEST(MigrateHugePages, VacatedBlockMovesWhole) {
+  Rig r(huge(), false, 4);
+  write_all(r, 1024);
+  place_all(r, kCpuNode0);
+  r.touch(5, kCpuNode0);
+  r.touch(600, kCpuNode0);
+  r.touch(601, kCpuNode1);  // the second block was also sampled from node 1: shared, stays
+  r.m->step_at(1);
+  place_all(r, kCpuNode1);
+  r.m->step_at(2);
+  for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_EQ(r.gm->lookup(0).order, 9);
+  EXPECT_EQ(r.node(600), 0u);
+  EXPECT_EQ(r.m->stats().blocks_moved_whole, 1u);
+  EXPECT_EQ(r.m->stats().blocks_split, 0u);
+  EXPECT_EQ(r.m->stats().pages_followed, 512u);
   check_all(r, 1024);
 }
 

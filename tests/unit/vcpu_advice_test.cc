@@ -137,31 +137,40 @@ TEST(VcpuAdvice, GroupOfVcpusOnOneNodeIsAdvisedTogether) {
   EXPECT_EQ(r.m->stats().advice_held, 0u);
 }
 
-// An embedder that follows the advice (on_advice returns nonzero and moves
-// the vCPU) keeps the step from pulling the memory after the vCPU it is
-// moving back; one that does not follow it sees the usual moves.
-TEST(VcpuAdvice, FollowingItKeepsTheMemoryWhereTheVcpuGoes) {
-  struct Embedder {
-    Migrator* m = nullptr;
-    GuestId id = 0;
-    bool follow = false;
-    int told = 0;
-  };
-  auto hook = [](void* ctx, const VcpuAdvice* a) {
+namespace {
+
+// An embedder whose on_advice moves the vCPU back to node 0 when `follow`.
+struct Embedder {
+  Migrator* m = nullptr;
+  GuestId id = 0;
+  bool follow = false;
+  int told = 0;
+  static int hook(void* ctx, const VcpuAdvice* a) {
     auto* e = static_cast<Embedder*>(ctx);
     ++e->told;
     if (!e->follow) return 0;
     EXPECT_EQ(a->to_node, 0u);
     EXPECT_TRUE(e->m->set_vcpu_cpu(e->id, a->vcpu, kCpuNode0).has_value());  // lock-free input
     return 1;
-  };
+  }
+  void install(Rig& r) {
+    VcpuAdviceConfig c = on();
+    c.on_advice = &Embedder::hook;
+    c.on_advice_ctx = this;
+    ASSERT_TRUE(r.m->set_vcpu_advice(c).has_value());
+  }
+};
+
+}  // namespace
+
+// An embedder that follows the advice (on_advice returns nonzero and moves
+// the vCPU) keeps the step from pulling the memory after the vCPU it is
+// moving back; one that does not follow it sees the usual moves.
+TEST(VcpuAdvice, FollowingItKeepsTheMemoryWhereTheVcpuGoes) {
   for (bool follow : {false, true}) {
     Rig r;  // defaults: a page's first sample from another node moves it at once
     Embedder e{r.m.get(), r.id, follow};
-    VcpuAdviceConfig c = on();
-    c.on_advice = hook;
-    c.on_advice_ctx = &e;
-    ASSERT_TRUE(r.m->set_vcpu_advice(c).has_value());
+    e.install(r);
     ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode1).has_value());
     r.touch(0, 2048, kCpuNode1);
     (void)r.m->step_at(now(1));
@@ -181,6 +190,35 @@ TEST(VcpuAdvice, FollowingItKeepsTheMemoryWhereTheVcpuGoes) {
       EXPECT_EQ(st.advice_held, 0u);
       EXPECT_EQ(st.pages_moved, 2048u);
       EXPECT_EQ(r.node(0), 1u);
+    }
+  }
+}
+
+// The vacated node: the guest's one vCPU leaves node 0, where its memory
+// was sampled, for node 1. The first step after the move weighs the advice
+// before the vacated-node rule moves anything, with no new sample needed:
+// followed, nothing moves; not followed, the memory follows the vCPU.
+TEST(VcpuAdvice, GivenAtAVcpuMoveBeforeTheMemoryFollows) {
+  for (bool follow : {false, true}) {
+    Rig r;
+    Embedder e{r.m.get(), r.id, follow};
+    e.install(r);
+    ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode0).has_value());
+    r.touch(0, 2048, kCpuNode0);
+    (void)r.m->step_at(now(1));
+    EXPECT_EQ(e.told, 0);  // all local
+    ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode1).has_value());
+    (void)r.m->step_at(now(2));
+    EXPECT_EQ(e.told, 1);
+    const MigratorStats st = r.m->stats();
+    if (follow) {
+      EXPECT_EQ(st.pages_moved, 0u);
+      EXPECT_EQ(r.node(2047), 0u);
+    } else {
+      EXPECT_EQ(st.pages_moved, 2048u);
+      EXPECT_EQ(st.pages_followed, 2048u);
+      EXPECT_EQ(r.node(2047), 1u);
+      EXPECT_EQ(r.node(2048), 0u);  // never sampled
     }
   }
 }
