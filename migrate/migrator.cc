@@ -287,14 +287,7 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
 // ---- moves and bookkeeping ----
 
 std::uint64_t Migrator::Impl::admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns) {
-  double rate = config.rate_limit_mb_s;
-  if (config.spare_bandwidth_mb_s) {
-    // The embedder's spare bandwidth, when it knows it; never below the
-    // fixed floor. NaN and negatives mean "unknown"; a huge answer is capped.
-    const double spare = config.spare_bandwidth_mb_s(config.spare_bandwidth_ctx, target);
-    if (spare >= 0 && spare <= kMaxRateLimitMbS) rate = std::max(rate, config.spare_bandwidth_share * spare);
-    else if (spare > kMaxRateLimitMbS) rate = std::max(rate, config.spare_bandwidth_share * kMaxRateLimitMbS);
-  }
+  const double rate = rate_mb_s(target);
   if (rate <= 0) return pages;
   const int i = index(target);
   if (i < 0) return 0;

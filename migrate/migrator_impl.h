@@ -199,6 +199,18 @@ struct Migrator::Impl {
   // gives each page's state before the move (per-pair counts).
   void do_move(GuestSlot& g, const Gfn* gfns, const PageState* from, std::size_t n, NodeId target,
                MoveGranularity gran, MoveOutcome* out, StepReport& rep);
+  // The rate limit into `target` now, MB/s (0 = unlimited):
+  // rate_limit_mb_s, lifted to spare_bandwidth_share x the embedder's spare
+  // bandwidth when it reports one (NaN, negative: unknown; capped at
+  // kMaxRateLimitMbS). Calls the embedder's hook (lock held).
+  double rate_mb_s(NodeId target) const noexcept {
+    double rate = config.rate_limit_mb_s;
+    if (config.spare_bandwidth_mb_s) {
+      const double spare = config.spare_bandwidth_mb_s(config.spare_bandwidth_ctx, target);
+      if (spare >= 0) rate = std::max(rate, config.spare_bandwidth_share * std::min(spare, kMaxRateLimitMbS));
+    }
+    return rate;
+  }
   // Rate limit: how many of `pages` may go to `target` now (consumes tokens).
   std::uint64_t admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns);
   // Gives back `pages` frames' worth of tokens admit() granted but that

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "migrate_test_model.h"
+#include "migrate_rig.h"
 #include "unit/heap_test_support.h"
 #include "numaheap/access_tracker.h"
 #include "unit/guest_oom_hooks.h"
@@ -18,28 +18,11 @@ using namespace numaheap::test;
 
 namespace {
 
-struct Rig {
-  TwoNodeHost h;
-  std::unique_ptr<GuestMemory> gm;
-  std::unique_ptr<GuestModel> model;
-  std::unique_ptr<FrameSwapMover> mover;
-  std::unique_ptr<Migrator> m;
-  GuestId id = 0;
-  explicit Rig(MigratorConfig cfg = {}, bool vnuma = false, std::uint64_t mb = 2, std::uint64_t frames = 4096)
-      : h(frames) {
-    gm = make_guest(h, mb, vnuma, 0);
-    model = std::make_unique<GuestModel>(*gm, 4);
-    auto mv = FrameSwapMover::create(*gm, model->hooks());
-    EXPECT_TRUE(mv.has_value());
-    mover = std::make_unique<FrameSwapMover>(*mv);
-    auto mg = Migrator::create(h.topo, cfg);
-    EXPECT_TRUE(mg.has_value());
-    m = std::move(*mg);
-    auto r = m->add_guest(*mover, migrate_options_for(*gm, vnuma));
-    EXPECT_TRUE(r.has_value());
-    id = *r;
+struct Rig : MigrateRig {
+  explicit Rig(MigratorConfig cfg = {}, bool vnuma_bound = false, std::uint64_t mb = 2, std::uint64_t frames = 4096)
+      : MigrateRig(cfg, vnuma_bound, mb, frames) {
+    add(*mover);
   }
-  NodeId node(Gfn gfn) const { return h.pa->node_of(gm->lookup(gfn).mfn); }
   void touch(Gfn gfn, CpuId cpu, int times = 1) {
     for (int i = 0; i < times; ++i) m->record_access(id, gfn, cpu);
   }
@@ -875,6 +858,8 @@ MigratorConfig huge() {
 void write_all(Rig& r, Gfn n) {
   for (Gfn g = 0; g < n; ++g) ASSERT_TRUE(r.model->write(0, g, g * 7 + 3));
 }
+// The blocks moved whole and split so far; then the contents and invariants.
+void check_blocks(Rig& r, std::uint64_t whole, std::uint64_t split, Gfn n = 1024);
 void check_all(Rig& r, Gfn n) {
   for (Gfn g = 0; g < n; ++g) {
     ASSERT_EQ(r.model->read(g), g * 7 + 3) << g;
@@ -882,6 +867,11 @@ void check_all(Rig& r, Gfn n) {
   }
   EXPECT_TRUE(r.gm->check_invariants().has_value());
   EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+void check_blocks(Rig& r, std::uint64_t whole, std::uint64_t split, Gfn n) {
+  EXPECT_EQ(r.m->stats().blocks_moved_whole, whole);
+  EXPECT_EQ(r.m->stats().blocks_split, split);
+  check_all(r, n);
 }
 
 }  // namespace
@@ -923,9 +913,7 @@ TEST(MigrateHugePages, StraySampleFromAnotherNodeDoesNotSplit) {
   r.m->step_at(1);
   EXPECT_EQ(r.node(300), 1u);
   EXPECT_EQ(r.gm->lookup(300).order, 9);
-  EXPECT_EQ(r.m->stats().blocks_moved_whole, 1u);
-  EXPECT_EQ(r.m->stats().blocks_split, 0u);
-  check_all(r, 1024);
+  check_blocks(r, 1, 0);
 }
 
 // A block sampled only on the node its vCPUs all left follows them whole.
@@ -942,10 +930,8 @@ TEST(MigrateHugePages, VacatedBlockMovesWhole) {
   for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 1u) << g;
   EXPECT_EQ(r.gm->lookup(0).order, 9);
   EXPECT_EQ(r.node(600), 0u);
-  EXPECT_EQ(r.m->stats().blocks_moved_whole, 1u);
-  EXPECT_EQ(r.m->stats().blocks_split, 0u);
   EXPECT_EQ(r.m->stats().pages_followed, 512u);
-  check_all(r, 1024);
+  check_blocks(r, 1, 0);
 }
 
 TEST(MigrateHugePages, TrulySharedBlockIsSplitAndOnlyItsPagesMove) {
@@ -959,11 +945,8 @@ TEST(MigrateHugePages, TrulySharedBlockIsSplitAndOnlyItsPagesMove) {
   EXPECT_EQ(r.node(300), 0u);
   EXPECT_EQ(r.gm->lookup(4).order, 0);  // split
   EXPECT_EQ(r.gm->lookup(600).order, 9);  // the other block untouched
-  const MigratorStats s = r.m->stats();
-  EXPECT_EQ(s.blocks_split, 1u);
-  EXPECT_EQ(s.blocks_moved_whole, 0u);
-  EXPECT_EQ(s.pages_moved, 1u);
-  check_all(r, 1024);
+  EXPECT_EQ(r.m->stats().pages_moved, 1u);
+  check_blocks(r, 0, 1);
 }
 
 TEST(MigrateHugePages, OffWholeBlocksAreSplitForGood) {
@@ -975,9 +958,7 @@ TEST(MigrateHugePages, OffWholeBlocksAreSplitForGood) {
   EXPECT_EQ(r.node(5), 1u);
   EXPECT_EQ(r.node(4), 0u);
   EXPECT_EQ(r.gm->lookup(4).order, 0);
-  EXPECT_EQ(r.m->stats().blocks_split, 1u);
-  EXPECT_EQ(r.m->stats().blocks_moved_whole, 0u);
-  check_all(r, 1024);
+  check_blocks(r, 0, 1);
 }
 
 TEST(MigrateHugePages, SettledPagesAreCoalescedStragglersIncluded) {

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <vector>
 
-#include "migrate_test_model.h"
+#include "migrate_rig.h"
 #include "unit/guest_oom_hooks.h"
 
 using namespace numaheap;
@@ -19,28 +19,9 @@ namespace {
 
 constexpr CpuId kCpuNode0 = 0, kCpuNode0b = 1, kCpuNode1 = 2;
 
-struct Rig {
-  TwoNodeHost h;
-  std::unique_ptr<GuestMemory> gm;
-  std::unique_ptr<GuestModel> model;
-  std::unique_ptr<FrameSwapMover> mover;
-  std::unique_ptr<Migrator> m;
-  GuestId id = 0;
-  // A 16 MiB guest (4096 pages) all on node 0, four vCPU slots, none placed.
-  explicit Rig(MigratorConfig cfg = MigratorConfig{}) : h(8192) {
-    gm = make_guest(h, 16, false, 0);
-    model = std::make_unique<GuestModel>(*gm, 4);
-    auto mv = FrameSwapMover::create(*gm, model->hooks());
-    EXPECT_TRUE(mv.has_value());
-    mover = std::make_unique<FrameSwapMover>(*mv);
-    auto mg = Migrator::create(h.topo, cfg);
-    EXPECT_TRUE(mg.has_value());
-    m = std::move(*mg);
-    auto r = m->add_guest(*mover, migrate_options_for(*gm, false));
-    EXPECT_TRUE(r.has_value());
-    id = *r;
-  }
-  NodeId node(Gfn gfn) const { return h.pa->node_of(gm->lookup(gfn).mfn); }
+// A 16 MiB guest (4096 pages) all on node 0, four vCPU slots, none placed.
+struct Rig : MigrateRig {
+  explicit Rig(MigratorConfig cfg = MigratorConfig{}) : MigrateRig(cfg, false, 16, 8192) { add(*mover); }
   void touch(Gfn first, std::uint64_t pages, CpuId cpu) {
     for (Gfn g = first; g < first + pages; ++g) m->record_access(id, g, cpu);
   }
