@@ -109,7 +109,11 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
         !s->vacated_step.allocate(m.meta, m.nodes) || !s->vacated_to.allocate(m.meta, m.nodes) ||
         !s->vcpu_node.allocate(m.meta, options.vcpus))
       return Errc::no_memory;
-    for (std::size_t i = 0; i < m.nodes; ++i) s->vcpus_on[i] = 0, s->vacated_step[i] = 0, s->vacated_to[i] = kNoVcpuNode;
+    for (std::size_t i = 0; i < m.nodes; ++i) {
+      s->vcpus_on[i] = 0;
+      s->vacated_step[i] = 0;
+      s->vacated_to[i] = kNoVcpuNode;
+    }
     for (std::uint32_t v = 0; v < options.vcpus; ++v) s->vcpu_node[v] = kNoVcpuNode;
   }
   s->tracking_bytes = sizeof(GuestSlot) + sizeof(AccessTracker) + pages * sizeof(std::uint64_t) +

@@ -182,8 +182,9 @@ struct Migrator::Impl {
   // back since the step's recount) and says whether some node's vCPUs all
   // left it for one node that still runs them. Then, until vcpus_new is
   // reused, vacated_index(g, h) is that node's dense index for a page whose
-  // samples came only from such a node (its last sample, however old, and
-  // nothing recent from elsewhere), kNoVcpuNode for any other page.
+  // samples came only from such a node (its last sample, however old,
+  // nothing recent from elsewhere, no switch memory), kNoVcpuNode for any
+  // other page.
   bool begin_vacated(GuestSlot& g) const noexcept;
   std::uint32_t vacated_index(const GuestSlot& g, const PageHeat& h) const noexcept;
   // Policy scan of one guest (policy.cc).

@@ -9,22 +9,23 @@
 // guest left, nobody there wants its pages. The vacated node: when the
 // vCPUs that were on node A at the last step have all gone to one node B
 // (update_vcpu_nodes notes it), a page whose samples came only from A --
-// its last sample, however old (the tracker's long memory), and nothing
-// recent from any other node -- was private to them: it goes to B at the
+// its last sample, however old (the tracker's long memory), nothing recent
+// from any other node, and no switch memory left (a page whose sampling
+// node changed lately is shared, or was just moved, and sparse sampling
+// may have missed its other user) -- was private to them: it goes to B at the
 // first step after the move, without waiting for a sample from B (an
 // embedder that steps right after moving vCPUs moves it before the guest
 // runs there). Its 2 MiB block goes whole when every sampled page of it is
 // such a page. It is queued like any move (watermark, rate limit: what
 // does not fit goes at later steps) and dropped as soon as a vCPU is back
 // on A or none is left on B (the vCPUs are recounted at the scan: vCPU
-// advice followed in the same step cancels it). If the vCPUs split up over
-// several nodes, or A is vacated toward a node later vacated in turn
-// (followed to where that one went), the rule below still applies: a page
-// on A whose recent samples came only from A and from one node that does
-// run vCPUs of the guest follows on its first sample from there, without
-// the two-stage filter or the switch memory (which would make it wait
-// three epochs). A page sampled from two nodes that run vCPUs is shared
-// and keeps the normal rules.
+// advice followed in the same step cancels it). When B is vacated in turn,
+// A leads to where B's vCPUs went. If the vCPUs of A split up over several
+// nodes, or a page does not qualify, a page on A whose recent samples came
+// only from A and from one node that does run vCPUs of the guest follows
+// on its first sample from there, without the two-stage filter or the
+// switch memory (which would make it wait three epochs). A page sampled
+// from two nodes that run vCPUs is shared and keeps the normal rules.
 //
 // Quick moves (no event needed): a page's first sample from another node
 // moves it at once when nothing says the page is shared -- its first sample
@@ -162,7 +163,8 @@ bool Migrator::Impl::begin_vacated(GuestSlot& g) const noexcept {
 
 std::uint32_t Migrator::Impl::vacated_index(const GuestSlot& g, const PageHeat& h) const noexcept {
   const std::uint32_t a = h.old_index;  // the last sample, however old
-  if (a >= nodes || g.vcpus_on[a] != 0 || g.vcpus_new[a] != 0 || g.vacated_step[a] == 0) return kNoVcpuNode;
+  if (h.switches > 0 || a >= nodes || g.vcpus_on[a] != 0 || g.vcpus_new[a] != 0 || g.vacated_step[a] == 0)
+    return kNoVcpuNode;
   const std::uint32_t to = g.vacated_to[a];
   if (to == kNoVcpuNode || g.vcpus_on[to] == 0 || g.vcpus_new[to] == 0) return kNoVcpuNode;
   if ((h.seen | h.prev_seen) & ~static_cast<std::uint16_t>(1u << (a % 16))) return kNoVcpuNode;  // shared

@@ -22,7 +22,7 @@
 //       vCPU of the guest and all the vCPUs that were on it went to one
 //       node, the next step moves every page whose samples came only from
 //       the vacated node (its last sample however old, none recent from
-//       elsewhere) to that node without waiting for a new sample
+//       elsewhere, no switch memory) to that node without waiting for a new sample
 //       ("followed"; a 2 MiB block whole when all its sampled pages are
 //       such pages; watermark and rate limit apply; cancelled if a vCPU
 //       returns first) -- an embedder that calls step() right after moving

@@ -529,6 +529,27 @@ TEST(MigrateVacated, PageSharedWithAVcpuElsewhereStays) {
   EXPECT_EQ(r.m->stats().pages_moved, 1u);
 }
 
+// A page whose sampling node changed lately (switch memory left: shared
+// with another node, sparsely sampled) waits for samples, even when its
+// recent samples came only from the vacated node.
+TEST(MigrateVacated, PageWithSwitchMemoryWaits) {
+  MigratorConfig c = fast();
+  c.decay_steps = 1;
+  Rig r(c);
+  place_all(r, kCpuNode0);
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 3, kCpuNode1).has_value());
+  r.touch(32, kCpuNode1);
+  r.m->step_at(1);
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 3, kCpuNode0).has_value());
+  r.touch(32, kCpuNode0);  // switched: memory of 3 epochs
+  r.touch(33, kCpuNode0);
+  r.m->step_at(2);
+  place_all(r, kCpuNode1);
+  r.m->step_at(3);  // page 32's node-1 sample is forgotten, its switch memory is not
+  EXPECT_EQ(r.node(32), 0u);
+  EXPECT_EQ(r.node(33), 1u);
+}
+
 // vCPUs that come back before the step: nothing moves. vCPUs that come
 // back while rate-limited pages wait: the rest never leaves node 0; the
 // pages that went come back only on samples from node 0 (their vCPUs'
@@ -568,7 +589,8 @@ TEST(MigrateVacated, BadVcpuInputChangesNothing) {
   r.touch(20, kCpuNode0);
   r.m->step_at(1);
   const std::uint32_t vcpus = migrate_options_for(*r.gm, false).vcpus;
-  for (std::uint32_t v = 0; v < vcpus; ++v) EXPECT_EQ(r.m->set_vcpu_cpu(r.id, v, kMaxCpus).error(), Errc::invalid_argument);
+  for (std::uint32_t v = 0; v < vcpus; ++v)
+    EXPECT_EQ(r.m->set_vcpu_cpu(r.id, v, kMaxCpus).error(), Errc::invalid_argument);
   EXPECT_EQ(r.m->set_vcpu_cpu(r.id, vcpus, kCpuNode1).error(), Errc::invalid_argument);
   EXPECT_EQ(r.m->set_vcpu_cpu(r.id + 1, 0, kCpuNode1).error(), Errc::invalid_argument);
   r.m->step_at(2);
