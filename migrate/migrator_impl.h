@@ -67,6 +67,9 @@ struct GuestSlot {
   // (kNoVcpuNode: not placed).
   MetadataArray<std::uint32_t> vcpu_node;
   bool vcpus_placed = false;  // some vCPU has a CPU (guarded by Impl::lock)
+  // The last step whose recount found a vCPU on another node (guarded by
+  // Impl::lock): that step's sampling advice stays 1 (sample_share).
+  std::uint64_t vcpus_changed_step = 0;
   // Sampling advice (Migrator::sample_share), guarded by Impl::lock:
   // min_sample_share..1.
   double sample_share = 1.0;

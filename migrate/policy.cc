@@ -149,7 +149,10 @@ void Migrator::Impl::update_vcpu_nodes(GuestSlot& g) noexcept {
         if (g.vacated_to[j] == i) g.vacated_to[j] = g.vacated_to[i];
     }
   }
-  for (std::size_t i = 0; i < nodes; ++i) g.vcpus_on[i] = g.vcpus_new[i];
+  for (std::size_t i = 0; i < nodes; ++i) {
+    if (g.vcpus_on[i] != g.vcpus_new[i]) g.vcpus_changed_step = step_no;
+    g.vcpus_on[i] = g.vcpus_new[i];
+  }
   for (std::uint32_t v = 0; v < g.options.vcpus; ++v) g.vcpu_node[v] = vcpu_index(g, v);
   g.vcpus_placed = placed;
 }
@@ -521,7 +524,11 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   // per quiet step otherwise. Pages held back by a full destination
   // (watermark, backoff) cannot move: sampling them is pure cost.
   const bool blocked = stats.skipped_watermark + stats.skipped_backoff != blocked_before;
+  // A step that found vCPUs moved keeps it at 1 too: sample_share says 1 at
+  // once after set_vcpu_cpu, and an embedder that steps right after the move
+  // must still see it for the period that follows.
   const bool busy = rep.moved != moved_before || stats.skipped_rate_limit != limited_before ||
+                    g.vcpus_changed_step == step_no ||
                     (!blocked && static_cast<double>(remote) > 0.02 * static_cast<double>(sampled));
   if (busy)
     g.sample_share = 1.0;

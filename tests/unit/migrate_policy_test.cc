@@ -641,6 +641,7 @@ TEST(MigratePolicy, SampleShareBacksOffWhenSettledAndReturnsOnEvents) {
   ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode1).has_value());
   EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);  // at once, before any step
   r.m->step_at(5);
+  EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);  // and after the step that found the move
   for (Gfn g = 0; g < 64; ++g) r.touch(g, kCpuNode1);  // remote samples
   r.m->step_at(6);
   EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);
