@@ -305,8 +305,8 @@ class Migrator {
   // worth arming for samples (hinting faults) next period -- every sample
   // costs the guest a fault. 1 after a step that saw remote samples or
   // moved pages, and at once after set_vcpu_cpu moved a vCPU to another
-  // node; halved per quiet step otherwise. Errors: invalid_argument
-  // (unknown guest).
+  // node (and after the step that found it); halved per quiet step
+  // otherwise. Errors: invalid_argument (unknown guest).
   Result<double> sample_share(GuestId id) const;
   // Pages of vnode `vnode` now belong on `pnode` (vnuma_bound guests).
   Status bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode);
