@@ -106,13 +106,19 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
     if (!s->vcpu_cpu.allocate(m.meta, options.vcpus)) return Errc::no_memory;
     for (std::uint32_t v = 0; v < options.vcpus; ++v) s->vcpu_cpu[v].store(kMaxCpus, std::memory_order_relaxed);
     if (!s->vcpus_on.allocate(m.meta, m.nodes) || !s->vcpus_new.allocate(m.meta, m.nodes) ||
-        !s->vacated_step.allocate(m.meta, m.nodes))
+        !s->vacated_step.allocate(m.meta, m.nodes) || !s->vacated_to.allocate(m.meta, m.nodes) ||
+        !s->vcpu_node.allocate(m.meta, options.vcpus))
       return Errc::no_memory;
-    for (std::size_t i = 0; i < m.nodes; ++i) s->vcpus_on[i] = 0, s->vacated_step[i] = 0;
+    for (std::size_t i = 0; i < m.nodes; ++i) {
+      s->vcpus_on[i] = 0;
+      s->vacated_step[i] = 0;
+      s->vacated_to[i] = kNoVcpuNode;
+    }
+    for (std::uint32_t v = 0; v < options.vcpus; ++v) s->vcpu_node[v] = kNoVcpuNode;
   }
   s->tracking_bytes = sizeof(GuestSlot) + sizeof(AccessTracker) + pages * sizeof(std::uint64_t) +
-                      std::uint64_t{options.vcpus} * sizeof(std::atomic<CpuId>) +
-                      (options.vcpus ? m.nodes * (2 * sizeof(std::uint32_t) + sizeof(std::uint64_t)) : 0) +
+                      std::uint64_t{options.vcpus} * (sizeof(std::atomic<CpuId>) + sizeof(std::uint32_t)) +
+                      (options.vcpus ? m.nodes * (3 * sizeof(std::uint32_t) + sizeof(std::uint64_t)) : 0) +
                       s->ranges.capacity() * sizeof(MigrateRange) +
                       s->options.layout.capacity() * sizeof(GuestRange);
   SpinGuard g(m.lock);
@@ -204,15 +210,11 @@ void Migrator::record_vcpu_access(GuestId id, Gfn gfn, std::uint32_t vcpu) noexc
 Result<double> Migrator::sample_share(GuestId id) const {
   const Impl& m = *impl_;
   SpinGuard g(m.lock);
-  const GuestSlot* s = m.slot(id);
+  GuestSlot* s = m.slot(id);  // count_vcpus writes its scratch (under the lock)
   if (!s || s->removed) return Errc::invalid_argument;
   // A vCPU on another node than at the last step: its pages want looking at now.
   if (s->vcpus_on) {
-    for (std::size_t i = 0; i < m.nodes; ++i) s->vcpus_new[i] = 0;
-    for (std::uint32_t v = 0; v < s->options.vcpus; ++v) {
-      const int i = m.index(m.topo->node_of_cpu(s->vcpu_cpu[v].load(std::memory_order_relaxed)));
-      if (i >= 0) ++s->vcpus_new[static_cast<std::size_t>(i)];
-    }
+    (void)m.count_vcpus(*s);
     for (std::size_t i = 0; i < m.nodes; ++i)
       if (s->vcpus_new[i] != s->vcpus_on[i]) return 1.0;
   }
@@ -289,14 +291,7 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
 // ---- moves and bookkeeping ----
 
 std::uint64_t Migrator::Impl::admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns) {
-  double rate = config.rate_limit_mb_s;
-  if (config.spare_bandwidth_mb_s) {
-    // The embedder's spare bandwidth, when it knows it; never below the
-    // fixed floor. NaN and negatives mean "unknown"; a huge answer is capped.
-    const double spare = config.spare_bandwidth_mb_s(config.spare_bandwidth_ctx, target);
-    if (spare >= 0 && spare <= kMaxRateLimitMbS) rate = std::max(rate, config.spare_bandwidth_share * spare);
-    else if (spare > kMaxRateLimitMbS) rate = std::max(rate, config.spare_bandwidth_share * kMaxRateLimitMbS);
-  }
+  const double rate = rate_mb_s(target);
   if (rate <= 0) return pages;
   const int i = index(target);
   if (i < 0) return 0;

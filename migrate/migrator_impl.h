@@ -39,6 +39,8 @@ struct RehomeJob {
   std::atomic<bool> cancel{false};  // set lock-free by cancel_rehome
 };
 
+inline constexpr std::uint32_t kNoVcpuNode = ~std::uint32_t{0};
+
 struct GuestSlot {
   NUMAHEAP_METADATA_NEW_DELETE
   GuestId id = 0;
@@ -55,7 +57,19 @@ struct GuestSlot {
   MetadataArray<std::uint32_t> vcpus_on;
   MetadataArray<std::uint32_t> vcpus_new;  // scratch of update_vcpu_nodes and sample_share
   MetadataArray<std::uint64_t> vacated_step;
+  // Per dense node (with vcpus_on), guarded by Impl::lock: the one node
+  // (dense index) that every vCPU which left it at its last vacating step
+  // went to, kNoVcpuNode if they split up or were unplaced; kept pointing at
+  // a node that still runs vCPUs (followed on when that one is vacated).
+  // Pages sampled only from a vacated node go there at once (policy.cc).
+  MetadataArray<std::uint32_t> vacated_to;
+  // Per vCPU, guarded by Impl::lock: its dense node at the last step
+  // (kNoVcpuNode: not placed).
+  MetadataArray<std::uint32_t> vcpu_node;
   bool vcpus_placed = false;  // some vCPU has a CPU (guarded by Impl::lock)
+  // The last step whose recount found a vCPU on another node (guarded by
+  // Impl::lock): that step's sampling advice stays 1 (sample_share).
+  std::uint64_t vcpus_changed_step = 0;
   // Sampling advice (Migrator::sample_share), guarded by Impl::lock:
   // min_sample_share..1.
   double sample_share = 1.0;
@@ -158,8 +172,24 @@ struct Migrator::Impl {
     const auto share = static_cast<std::uint64_t>(config.watermark_fraction * static_cast<double>(managed));
     return std::max(config.watermark_pages, std::min(share, config.watermark_max_pages));
   }
-  // Recounts the guest's vCPUs per node from vcpu_cpu (policy.cc).
+  // Dense node of vCPU v's CPU now (kNoVcpuNode: not placed).
+  std::uint32_t vcpu_index(const GuestSlot& g, std::uint32_t v) const noexcept;
+  // Counts the guest's vCPUs per node now into g.vcpus_new (scratch);
+  // whether any is placed (policy.cc; lock held).
+  bool count_vcpus(GuestSlot& g) const noexcept;
+  // Recounts the guest's vCPUs per node from vcpu_cpu and notes the nodes
+  // they all left and where to (policy.cc).
   void update_vcpu_nodes(GuestSlot& g) noexcept;
+  // The vacated-node rule (policy.cc; lock held). begin_vacated recounts
+  // the guest's vCPUs now (into vcpus_new: an embedder may have moved some
+  // back since the step's recount) and says whether some node's vCPUs all
+  // left it for one node that still runs them. Then, until vcpus_new is
+  // reused, vacated_index(g, h) is that node's dense index for a page whose
+  // samples came only from such a node (its last sample, however old,
+  // nothing recent from elsewhere, no switch memory), kNoVcpuNode for any
+  // other page.
+  bool begin_vacated(GuestSlot& g) const noexcept;
+  std::uint32_t vacated_index(const GuestSlot& g, const PageHeat& h) const noexcept;
   // Policy scan of one guest (policy.cc).
   void scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& rep, double& local, double& total);
   // The guest's ranges after a rehome of `vnode` to `targets` (rehome.cc).
@@ -173,6 +203,18 @@ struct Migrator::Impl {
   // gives each page's state before the move (per-pair counts).
   void do_move(GuestSlot& g, const Gfn* gfns, const PageState* from, std::size_t n, NodeId target,
                MoveGranularity gran, MoveOutcome* out, StepReport& rep);
+  // The rate limit into `target` now, MB/s (0 = unlimited):
+  // rate_limit_mb_s, lifted to spare_bandwidth_share x the embedder's spare
+  // bandwidth when it reports one (NaN, negative: unknown; capped at
+  // kMaxRateLimitMbS). Calls the embedder's hook (lock held).
+  double rate_mb_s(NodeId target) const noexcept {
+    double rate = config.rate_limit_mb_s;
+    if (config.spare_bandwidth_mb_s) {
+      const double spare = config.spare_bandwidth_mb_s(config.spare_bandwidth_ctx, target);
+      if (spare >= 0) rate = std::max(rate, config.spare_bandwidth_share * std::min(spare, kMaxRateLimitMbS));
+    }
+    return rate;
+  }
   // Rate limit: how many of `pages` may go to `target` now (consumes tokens).
   std::uint64_t admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns);
   // Gives back `pages` frames' worth of tokens admit() granted but that

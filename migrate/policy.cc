@@ -6,10 +6,24 @@
 // flush pair). Nothing here allocates: every buffer is on the stack.
 //
 // vCPU moves (set_vcpu_cpu) are events: once a node has no vCPU of the
-// guest left, nobody there wants its pages. A page on such a node whose
-// recent samples came only from it and from one node that does run vCPUs
-// of the guest is private to the vCPUs that left: it follows on its first
-// sample from their new node, without the two-stage filter or the
+// guest left, nobody there wants its pages. The vacated node: when the
+// vCPUs that were on node A at the last step have all gone to one node B
+// (update_vcpu_nodes notes it), a page whose samples came only from A --
+// its last sample, however old (the tracker's long memory), nothing recent
+// from any other node, and no switch memory left (a page whose sampling
+// node changed lately is shared, or was just moved, and sparse sampling
+// may have missed its other user) -- was private to them: it goes to B at the
+// first step after the move, without waiting for a sample from B (an
+// embedder that steps right after moving vCPUs moves it before the guest
+// runs there). Its 2 MiB block goes whole when every sampled page of it is
+// such a page. It is queued like any move (watermark, rate limit: what
+// does not fit goes at later steps) and dropped as soon as a vCPU is back
+// on A or none is left on B (the vCPUs are recounted at the scan: vCPU
+// advice followed in the same step cancels it). When B is vacated in turn,
+// A leads to where B's vCPUs went. If the vCPUs of A split up over several
+// nodes, or a page does not qualify, a page on A whose recent samples came
+// only from A and from one node that does run vCPUs of the guest follows
+// on its first sample from there, without the two-stage filter or the
 // switch memory (which would make it wait three epochs). A page sampled
 // from two nodes that run vCPUs is shared and keeps the normal rules.
 //
@@ -96,22 +110,68 @@ struct Batch {
 
 }  // namespace
 
-void Migrator::Impl::update_vcpu_nodes(GuestSlot& g) noexcept {
-  if (g.options.vcpus == 0 || !g.vcpus_on) return;
+std::uint32_t Migrator::Impl::vcpu_index(const GuestSlot& g, std::uint32_t v) const noexcept {
+  const int i = index(topo->node_of_cpu(g.vcpu_cpu[v].load(std::memory_order_relaxed)));
+  return i < 0 ? kNoVcpuNode : static_cast<std::uint32_t>(i);
+}
+
+bool Migrator::Impl::count_vcpus(GuestSlot& g) const noexcept {
   for (std::size_t i = 0; i < nodes; ++i) g.vcpus_new[i] = 0;
   bool placed = false;
   for (std::uint32_t v = 0; v < g.options.vcpus; ++v) {
-    const CpuId cpu = g.vcpu_cpu[v].load(std::memory_order_relaxed);
-    const int i = index(topo->node_of_cpu(cpu));
-    if (i < 0) continue;
-    ++g.vcpus_new[static_cast<std::size_t>(i)];
+    const std::uint32_t i = vcpu_index(g, v);
+    if (i == kNoVcpuNode) continue;
+    ++g.vcpus_new[i];
     placed = true;
   }
+  return placed;
+}
+
+void Migrator::Impl::update_vcpu_nodes(GuestSlot& g) noexcept {
+  if (g.options.vcpus == 0 || !g.vcpus_on) return;
+  const bool placed = count_vcpus(g);
   for (std::size_t i = 0; i < nodes; ++i) {
-    if (g.vcpus_placed && g.vcpus_on[i] > 0 && g.vcpus_new[i] == 0) g.vacated_step[i] = step_no;
+    if (g.vcpus_placed && g.vcpus_on[i] > 0 && g.vcpus_new[i] == 0) {
+      g.vacated_step[i] = step_no;
+      // Where the vCPUs that were on it at the last step went: one node for
+      // all of them, or none (split up, or unplaced).
+      std::uint32_t to = kNoVcpuNode;
+      bool one = true;
+      for (std::uint32_t v = 0; v < g.options.vcpus && one; ++v) {
+        if (g.vcpu_node[v] != i) continue;
+        const std::uint32_t now = vcpu_index(g, v);
+        one = now != kNoVcpuNode && (to == kNoVcpuNode || to == now);
+        to = now;
+      }
+      g.vacated_to[i] = one ? to : kNoVcpuNode;
+      // Nodes vacated earlier toward this one now lead where it leads.
+      for (std::size_t j = 0; j < nodes; ++j)
+        if (g.vacated_to[j] == i) g.vacated_to[j] = g.vacated_to[i];
+    }
+  }
+  for (std::size_t i = 0; i < nodes; ++i) {
+    if (g.vcpus_on[i] != g.vcpus_new[i]) g.vcpus_changed_step = step_no;
     g.vcpus_on[i] = g.vcpus_new[i];
   }
+  for (std::uint32_t v = 0; v < g.options.vcpus; ++v) g.vcpu_node[v] = vcpu_index(g, v);
   g.vcpus_placed = placed;
+}
+
+bool Migrator::Impl::begin_vacated(GuestSlot& g) const noexcept {
+  if (!g.vcpus_placed || !g.vcpus_on) return false;
+  for (std::size_t i = 0; i < nodes; ++i)
+    if (g.vacated_to[i] != kNoVcpuNode && g.vcpus_on[i] == 0) return count_vcpus(g);
+  return false;
+}
+
+std::uint32_t Migrator::Impl::vacated_index(const GuestSlot& g, const PageHeat& h) const noexcept {
+  const std::uint32_t a = h.old_index;  // the last sample, however old
+  if (h.switches > 0 || a >= nodes || g.vcpus_on[a] != 0 || g.vcpus_new[a] != 0 || g.vacated_step[a] == 0)
+    return kNoVcpuNode;
+  const std::uint32_t to = g.vacated_to[a];
+  if (to == kNoVcpuNode || g.vcpus_on[to] == 0 || g.vcpus_new[to] == 0) return kNoVcpuNode;
+  if ((h.seen | h.prev_seen) & ~static_cast<std::uint16_t>(1u << (a % 16))) return kNoVcpuNode;  // shared
+  return to;
 }
 
 void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& rep, double& all_local,
@@ -142,6 +202,13 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     if (g.vcpus_on[k] != 0 || g.vacated_step[k] == 0 || g.vcpus_on[li] == 0) return false;
     const auto mask = static_cast<std::uint16_t>((1u << (k % 16)) | (1u << (li % 16)));
     return ((h.seen | h.prev_seen) & ~mask) == 0;
+  };
+
+  // Pages sampled only where the guest's vCPUs all left from (see the top).
+  const bool any_vacated_to = any_vacated && begin_vacated(g);
+  auto vacated_target = [&](const PageHeat& h) {
+    const std::uint32_t to = any_vacated_to ? vacated_index(g, h) : kNoVcpuNode;
+    return to == kNoVcpuNode ? kNoNode : topo->node_at(to).id;
   };
 
   auto flush = [&] {
@@ -218,7 +285,12 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     why = 0;
     shared = false;
     if (g.options.vnuma_bound) return r.pnode;  // the binding, not single accesses
-    if (!g.options.auto_balance || last == p.node) return kNoNode;
+    if (!g.options.auto_balance) return kNoNode;
+    if (const NodeId t = vacated_target(h); t != kNoNode) {
+      why = kWhyFollow;  // sampled only where its vCPUs all left from: after them now
+      return t;
+    }
+    if (last == p.node) return kNoNode;
     if (h.streak >= 1 && follows(p.node, h)) {
       why = kWhyFollow;  // private to vCPUs that left its node: follow now
       return last;
@@ -278,8 +350,17 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       NodeId want[16];
       std::uint8_t want_why[16] = {};
       for (NodeId& w : want) w = kNoNode;
+      // Every page ever sampled was sampled only from one vacated node:
+      // the block follows its vCPUs whole (vac_to), as its pages would.
+      NodeId vac_to = kNoNode;
+      bool vac_all = true;
       for (std::uint64_t k = 0; k < kHugeSpan; ++k) {
         const PageHeat h = g.tracker->heat(head + k);
+        if (h.old_index != PageHeat::kNoIndex && vac_all) {
+          const NodeId t = vacated_target(h);
+          vac_all = t != kNoNode && (vac_to == kNoNode || vac_to == t);
+          vac_to = t;
+        }
         if (!h.sampled()) continue;
         bw.add(h);
         std::uint8_t w = 0;
@@ -290,16 +371,22 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         const auto bit = static_cast<unsigned>(ti) % 16;
         if (want[bit] == kNoNode) want[bit] = t, want_why[bit] = w;
       }
-      const unsigned heavy = bw.heavy();
-      if (heavy >= 2) return false;  // truly shared: page by page (the first move splits it)
-      // The block's one owner: its one real weight, else its only sampler;
-      // stray single samples from several nodes say nothing.
-      unsigned owner = 16;
-      for (unsigned k = 0; k < 16; ++k)
-        if (heavy == 1 ? bw.weight[k] >= 2 : bw.bits == (1u << k)) owner = k;
-      if (owner == 16 || want[owner] == kNoNode) return true;  // stays whole where it is
-      target = want[owner];
-      why = want_why[owner];
+      if (vac_all && vac_to != kNoNode) {
+        if (vac_to == p.node) return true;
+        target = vac_to;
+        why = kWhyFollow;
+      } else {
+        const unsigned heavy = bw.heavy();
+        if (heavy >= 2) return false;  // truly shared: page by page (the first move splits it)
+        // The block's one owner: its one real weight, else its only sampler;
+        // stray single samples from several nodes say nothing.
+        unsigned owner = 16;
+        for (unsigned k = 0; k < 16; ++k)
+          if (heavy == 1 ? bw.weight[k] >= 2 : bw.bits == (1u << k)) owner = k;
+        if (owner == 16 || want[owner] == kNoNode) return true;  // stays whole where it is
+        target = want[owner];
+        why = want_why[owner];
+      }
     }
     if (!movable(p, r, target, true)) return true;
     if (!has_room(target, kHugeSpan)) return false;  // a full node still takes single pages
@@ -437,7 +524,11 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   // per quiet step otherwise. Pages held back by a full destination
   // (watermark, backoff) cannot move: sampling them is pure cost.
   const bool blocked = stats.skipped_watermark + stats.skipped_backoff != blocked_before;
+  // A step that found vCPUs moved keeps it at 1 too: sample_share says 1 at
+  // once after set_vcpu_cpu, and an embedder that steps right after the move
+  // must still see it for the period that follows.
   const bool busy = rep.moved != moved_before || stats.skipped_rate_limit != limited_before ||
+                    g.vcpus_changed_step == step_no ||
                     (!blocked && static_cast<double>(remote) > 0.02 * static_cast<double>(sampled));
   if (busy)
     g.sample_share = 1.0;

@@ -54,6 +54,9 @@ void VcpuAdvisor::examine(Migrator::Impl& m, GuestSlot& g) {
   if (rows == 0 || !hot.resize(rows * nodes)) return;
   for (auto& h : hot) h = 0;
 
+  // Pages sampled only on a node whose vCPUs all left for X are X's group's
+  // too (the policy would move them to X at once: Impl::vacated_index).
+  const bool vacated = m.begin_vacated(g);
   const std::uint64_t pages = g.mover->page_count();
   PageState st[kChunk];
   for (Gfn first = 0; first < pages; first += kChunk) {
@@ -63,6 +66,11 @@ void VcpuAdvisor::examine(Migrator::Impl& m, GuestSlot& g) {
       const int pi = m.index(st[i].node);
       if (pi < 0 || !m.range_of(g, first + i)) continue;
       const PageHeat h = g.tracker->heat(first + i);
+      const std::uint32_t to = vacated ? m.vacated_index(g, h) : kNoVcpuNode;
+      if (to != kNoVcpuNode && row_of[to] >= 0) {
+        ++hot[static_cast<std::size_t>(row_of[to]) * nodes + static_cast<std::size_t>(pi)];
+        continue;
+      }
       if (!h.sampled() || h.last_index >= nodes || row_of[h.last_index] < 0) continue;
       const auto mine = static_cast<std::uint16_t>(1u << (h.last_index % 16));
       if ((h.seen | h.prev_seen) & vcpu_bits & ~mine) continue;  // shared with vCPUs elsewhere
@@ -71,20 +79,10 @@ void VcpuAdvisor::examine(Migrator::Impl& m, GuestSlot& g) {
   }
 
   const double page_us = 4.096 / config.copy_gb_s + config.page_overhead_us;
-  // The rate limit into `to` (as Impl::admit: the embedder's spare
-  // bandwidth raises it), MB/s; 0 = unlimited.
-  const auto rate = [&](NodeId to) {
-    double r = m.config.rate_limit_mb_s;
-    if (r > 0 && m.config.spare_bandwidth_mb_s) {
-      const double spare = m.config.spare_bandwidth_mb_s(m.config.spare_bandwidth_ctx, to);
-      if (spare >= 0) r = std::max(r, m.config.spare_bandwidth_share * std::min(spare, kMaxRateLimitMbS));
-    }
-    return r;
-  };
   // Cost of moving `moving` of `total` hot pages into `into`, where k vCPUs
   // run and wait on those still on `away`.
   const auto cost = [&](std::uint64_t moving, std::uint64_t total, NodeId into, NodeId away, std::uint32_t k) {
-    const double r = rate(into);
+    const double r = m.rate_mb_s(into);  // as Impl::admit: 0 = unlimited
     const double wait_us = r > 0 ? static_cast<double>(moving) * 4096.0 / (r * 1048576.0) * 1e6 : 0;
     const double d = static_cast<double>(m.topo->distance(into, away)) / 10.0 - 1;
     const double slow = config.memory_bound_share * std::max(0.0, d);

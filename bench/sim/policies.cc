@@ -260,6 +260,7 @@ class NumaheapPolicy final : public Policy {
   }
 
   void begin_period(World& w, std::uint64_t, double now_s, std::span<const Touch> touches) override {
+    const std::size_t moves_before = next_move_;
     for (; next_move_ < w.vcpu_moves.size() && w.vcpu_moves[next_move_].at_s <= now_s + 1e-9; ++next_move_) {
       const VcpuMove& m = w.vcpu_moves[next_move_];
       workload_node_[m.guest][m.vcpu] = m.node;
@@ -271,6 +272,13 @@ class NumaheapPolicy final : public Policy {
       }
       place(m.guest, m.vcpu, m.node);
       vcpu_node_[m.guest] = workload_node_[m.guest];
+    }
+    // The hypervisor knows it just moved vCPUs: it steps the migrator at
+    // once (before the guest runs), so memory sampled only where they all
+    // left from follows them now instead of after their first samples.
+    if (next_move_ != moves_before) {
+      (void)migrator_->step_at(static_cast<std::uint64_t>(std::llround(now_s * 1e9)));
+      apply_followed();  // advice followed in that step counts from this period
     }
     // The guests' memory traffic per node over the last period (what a
     // hypervisor reads from its memory controllers' counters).
@@ -300,8 +308,18 @@ class NumaheapPolicy final : public Policy {
   }
   void end_period(World&, double now_s) override {
     (void)migrator_->step_at(static_cast<std::uint64_t>(std::llround(now_s * 1e9)));
-    // Advice followed in the step (numaheap-follow): from the next period
-    // the group's accesses come from its new node.
+    apply_followed();
+  }
+  ~NumaheapPolicy() override {
+    for (GuestId id : ids_) (void)migrator_->remove_guest(id);
+  }
+
+ private:
+  NumaheapPolicy() = default;
+  // Advice followed in a step (numaheap-follow): from then on (the next
+  // period, or this one for the step at its start) the group's accesses
+  // come from its new node.
+  void apply_followed() {
     for (std::size_t i = 0; i < followed_.size(); ++i) {
       const VcpuAdvice& a = followed_[i];
       vcpu_move_seconds += config_.vcpu_move_us * 1e-6;
@@ -321,12 +339,6 @@ class NumaheapPolicy final : public Policy {
     followed_.clear();
     vcpu_advice = migrator_->stats().advice_given;
   }
-  ~NumaheapPolicy() override {
-    for (GuestId id : ids_) (void)migrator_->remove_guest(id);
-  }
-
- private:
-  NumaheapPolicy() = default;
   void place(std::uint32_t g, std::uint32_t vcpu, NodeId node) {
     const int i = topo_->index_of(node);
     if (i >= 0 && cpu_of_[static_cast<std::size_t>(i)] != kMaxCpus)

@@ -19,10 +19,17 @@
 //       epochs, then samples from one new node only ("quick");
 //       history decays every `decay_steps` steps;
 //     - vCPU moves are events: when set_vcpu_cpu leaves a node without any
-//       vCPU of the guest, a page on that node whose recent samples came
-//       from one node that runs vCPUs of the guest (and from the vacated
-//       node) follows on its first sample there ("followed"); pages sampled
-//       from two nodes with vCPUs keep the filter above;
+//       vCPU of the guest and all the vCPUs that were on it went to one
+//       node, the next step moves every page whose samples came only from
+//       the vacated node (its last sample however old, none recent from
+//       elsewhere, no switch memory) to that node without waiting for a new sample
+//       ("followed"; a 2 MiB block whole when all its sampled pages are
+//       such pages; watermark and rate limit apply; cancelled if a vCPU
+//       returns first) -- an embedder that calls step() right after moving
+//       vCPUs has the memory there before they run; a page on the vacated
+//       node whose recent samples came from one node that runs vCPUs of the
+//       guest (and from the vacated node) follows on its first sample
+//       there; pages sampled from two nodes with vCPUs keep the filter above;
 //     - a destination is used only while it keeps more than its watermark
 //       free, at most `rate_limit_mb_s` per destination node -- or, when
 //       the embedder reports the node's spare memory bandwidth
@@ -298,8 +305,8 @@ class Migrator {
   // worth arming for samples (hinting faults) next period -- every sample
   // costs the guest a fault. 1 after a step that saw remote samples or
   // moved pages, and at once after set_vcpu_cpu moved a vCPU to another
-  // node; halved per quiet step otherwise. Errors: invalid_argument
-  // (unknown guest).
+  // node (and after the step that found it); halved per quiet step
+  // otherwise. Errors: invalid_argument (unknown guest).
   Result<double> sample_share(GuestId id) const;
   // Pages of vnode `vnode` now belong on `pnode` (vnuma_bound guests).
   Status bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode);

@@ -217,6 +217,8 @@ int numaheap_migrator_bind_vnode(numaheap_migrator* m, uint32_t guest_id, uint32
 /* Inputs (lock-free). */
 void numaheap_migrator_record_access(numaheap_migrator* m, uint32_t guest_id, uint64_t gfn, uint32_t cpu);
 void numaheap_migrator_record_vcpu_access(numaheap_migrator* m, uint32_t guest_id, uint64_t gfn, uint32_t vcpu);
+/* Where a vCPU runs now. After moving vCPUs, step: the memory sampled only
+ * on a node they all left goes to the node they went to (docs/migrator.md). */
 int numaheap_migrator_set_vcpu_cpu(numaheap_migrator* m, uint32_t guest_id, uint32_t vcpu, uint32_t cpu);
 /* Sampling advice (Migrator::sample_share): the share of the guest's pages
  * worth arming for samples next period, min_sample_share..1. */

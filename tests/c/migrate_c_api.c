@@ -10,18 +10,13 @@
 
 #include "numaheap/numaheap_migrate.h"
 #include "check.h"
+#include "two_node_topology.h"
 
 
 enum { kPages = 32 };
 
 int main(void) {
-  numaheap_topology_builder* b = numaheap_topology_builder_new();
-  const uint32_t cpus0[] = {0, 1}, cpus1[] = {2, 3};
-  CHECK(numaheap_topology_builder_add_node(b, 0, cpus0, 2, 64u << 20) == NUMAHEAP_OK);
-  CHECK(numaheap_topology_builder_add_node(b, 1, cpus1, 2, 64u << 20) == NUMAHEAP_OK);
-  numaheap_topology* t = NULL;
-  CHECK(numaheap_topology_builder_build(b, &t, NULL, 0) == NUMAHEAP_OK);
-  numaheap_topology_builder_free(b);
+  numaheap_topology* t = two_node_topology();
   if (!t) return 1;
 
   numaheap_migrator_config cfg;

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "migrate_test_model.h"
+#include "migrate_rig.h"
 #include "unit/heap_test_support.h"
 #include "numaheap/access_tracker.h"
 #include "unit/guest_oom_hooks.h"
@@ -18,28 +18,11 @@ using namespace numaheap::test;
 
 namespace {
 
-struct Rig {
-  TwoNodeHost h;
-  std::unique_ptr<GuestMemory> gm;
-  std::unique_ptr<GuestModel> model;
-  std::unique_ptr<FrameSwapMover> mover;
-  std::unique_ptr<Migrator> m;
-  GuestId id = 0;
-  explicit Rig(MigratorConfig cfg = {}, bool vnuma = false, std::uint64_t mb = 2, std::uint64_t frames = 4096)
-      : h(frames) {
-    gm = make_guest(h, mb, vnuma, 0);
-    model = std::make_unique<GuestModel>(*gm, 4);
-    auto mv = FrameSwapMover::create(*gm, model->hooks());
-    EXPECT_TRUE(mv.has_value());
-    mover = std::make_unique<FrameSwapMover>(*mv);
-    auto mg = Migrator::create(h.topo, cfg);
-    EXPECT_TRUE(mg.has_value());
-    m = std::move(*mg);
-    auto r = m->add_guest(*mover, migrate_options_for(*gm, vnuma));
-    EXPECT_TRUE(r.has_value());
-    id = *r;
+struct Rig : MigrateRig {
+  explicit Rig(MigratorConfig cfg = {}, bool vnuma_bound = false, std::uint64_t mb = 2, std::uint64_t frames = 4096)
+      : MigrateRig(cfg, vnuma_bound, mb, frames) {
+    add(*mover);
   }
-  NodeId node(Gfn gfn) const { return h.pa->node_of(gm->lookup(gfn).mfn); }
   void touch(Gfn gfn, CpuId cpu, int times = 1) {
     for (int i = 0; i < times; ++i) m->record_access(id, gfn, cpu);
   }
@@ -443,12 +426,13 @@ TEST(MigratePolicy, PagesFollowVcpusThatLeftTheirNodeOnFirstSample) {
   r.m->step_at(3);
   EXPECT_EQ(r.node(10), 0u);
   // All of them move: page 10's last sample already came from node 1, so
-  // it follows at the next step; page 11 on its first sample from there.
+  // it follows at the next step; page 11, sampled only on node 0, goes to
+  // node 1 at that step too, without waiting for a sample from there.
   for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, kCpuNode1).has_value());
   r.m->step_at(4);
   EXPECT_EQ(r.node(10), 1u);
-  EXPECT_EQ(r.node(11), 0u);
-  EXPECT_EQ(r.m->stats().pages_followed, 1u);
+  EXPECT_EQ(r.node(11), 1u);
+  EXPECT_EQ(r.m->stats().pages_followed, 2u);
   r.touch(11, kCpuNode1);
   r.m->step_at(5);
   EXPECT_EQ(r.node(11), 1u);
@@ -468,6 +452,157 @@ TEST(MigratePolicy, NoFollowWithoutVcpuPlacements) {
   r.m->step_at(1);
   EXPECT_EQ(r.node(12), 0u);
   EXPECT_EQ(r.m->stats().pages_followed, 0u);
+}
+
+// ---- the vacated node: every vCPU of the guest left node 0 for node 1 ----
+
+namespace {
+
+void place_all(Rig& r, CpuId cpu) {
+  const std::uint32_t vcpus = migrate_options_for(*r.gm, false).vcpus;
+  for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, cpu).has_value());
+}
+
+}  // namespace
+
+// Pages sampled only on node 0 -- also long ago (the tracker's long memory)
+// -- go to node 1 at the first step after the vCPUs all left, with no
+// sample from node 1; pages never sampled stay.
+TEST(MigrateVacated, PagesSampledOnlyThereFollowAtOnce) {
+  MigratorConfig c = fast();
+  c.decay_steps = 1;
+  Rig r(c);
+  place_all(r, kCpuNode0);
+  r.touch(20, kCpuNode0, 2);
+  r.touch(21, kCpuNode0);
+  for (std::uint64_t t = 1; t <= 4; ++t) r.m->step_at(t);  // the samples are old now
+  r.touch(22, kCpuNode0);  // and a recent one
+  r.m->step_at(5);
+  EXPECT_EQ(r.m->stats().pages_moved, 0u);
+  place_all(r, kCpuNode1);
+  r.m->step_at(6);
+  EXPECT_EQ(r.node(20), 1u);
+  EXPECT_EQ(r.node(21), 1u);
+  EXPECT_EQ(r.node(22), 1u);
+  EXPECT_EQ(r.node(23), 0u);  // never sampled
+  EXPECT_EQ(r.m->stats().pages_moved, 3u);
+  EXPECT_EQ(r.m->stats().pages_followed, 3u);
+  // Settled: later steps move nothing more.
+  r.m->step_at(7);
+  EXPECT_EQ(r.m->stats().pages_moved, 3u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// The move is queued within the rate limit: what does not fit goes at
+// the next steps, still without samples from node 1.
+TEST(MigrateVacated, RateLimitedPagesGoAtLaterSteps) {
+  MigratorConfig c = fast();
+  c.rate_limit_mb_s = 0.25;  // 64 pages per second, burst one second
+  Rig r(c);
+  place_all(r, kCpuNode0);
+  for (Gfn g = 20; g < 220; ++g) r.touch(g, kCpuNode0);
+  r.m->step_at(1);
+  place_all(r, kCpuNode1);
+  r.m->step_at(2);
+  EXPECT_EQ(r.m->stats().pages_moved, 64u);
+  EXPECT_GT(r.m->stats().skipped_rate_limit, 0u);
+  for (std::uint64_t s = 3; s <= 6; ++s) r.m->step_at((s - 2) * 1'000'000'000u);
+  EXPECT_EQ(r.m->stats().pages_moved, 200u);
+  for (Gfn g = 20; g < 220; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_EQ(r.m->stats().pages_followed, 200u);
+}
+
+// A page sampled on node 0 and by a vCPU still on node 1 (shared) keeps
+// the filter: it does not move at once.
+TEST(MigrateVacated, PageSharedWithAVcpuElsewhereStays) {
+  Rig r(fast());
+  place_all(r, kCpuNode0);
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 3, kCpuNode1).has_value());  // vCPU 3 runs on node 1 all along
+  r.touch(30, kCpuNode1);
+  r.touch(30, kCpuNode0);  // last sample from node 0, shared with node 1
+  r.touch(31, kCpuNode0);
+  r.m->step_at(1);
+  place_all(r, kCpuNode1);
+  r.m->step_at(2);
+  EXPECT_EQ(r.node(30), 0u);
+  EXPECT_EQ(r.node(31), 1u);
+  EXPECT_EQ(r.m->stats().pages_moved, 1u);
+}
+
+// A page whose sampling node changed lately (switch memory left: shared
+// with another node, sparsely sampled) waits for samples, even when its
+// recent samples came only from the vacated node.
+TEST(MigrateVacated, PageWithSwitchMemoryWaits) {
+  MigratorConfig c = fast();
+  c.decay_steps = 1;
+  Rig r(c);
+  place_all(r, kCpuNode0);
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 3, kCpuNode1).has_value());
+  r.touch(32, kCpuNode1);
+  r.m->step_at(1);
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 3, kCpuNode0).has_value());
+  r.touch(32, kCpuNode0);  // switched: memory of 3 epochs
+  r.touch(33, kCpuNode0);
+  r.m->step_at(2);
+  place_all(r, kCpuNode1);
+  r.m->step_at(3);  // page 32's node-1 sample is forgotten, its switch memory is not
+  EXPECT_EQ(r.node(32), 0u);
+  EXPECT_EQ(r.node(33), 1u);
+}
+
+// vCPUs that come back before the step: nothing moves. vCPUs that come
+// back while rate-limited pages wait: the rest never leaves node 0; the
+// pages that went come back only on samples from node 0 (their vCPUs'
+// memory, followed like any), each moved there and back at most.
+TEST(MigrateVacated, VcpusThatReturnCancelTheMove) {
+  MigratorConfig c = fast();
+  c.rate_limit_mb_s = 0.25;
+  Rig r(c);
+  place_all(r, kCpuNode0);
+  for (Gfn g = 20; g < 220; ++g) r.touch(g, kCpuNode0);
+  r.m->step_at(1);
+  place_all(r, kCpuNode1);
+  place_all(r, kCpuNode0);  // back before any step
+  r.m->step_at(2);
+  EXPECT_EQ(r.m->stats().pages_moved, 0u);
+  place_all(r, kCpuNode1);
+  r.m->step_at(3);
+  EXPECT_EQ(r.m->stats().pages_moved, 64u);
+  place_all(r, kCpuNode0);
+  for (std::uint64_t s = 4; s <= 6; ++s) r.m->step_at((s - 3) * 1'000'000'000u);
+  EXPECT_EQ(r.m->stats().pages_moved, 64u);  // the queue was dropped, nothing came back unasked
+  for (std::uint64_t s = 7; s <= 10; ++s) {
+    for (Gfn g = 20; g < 220; ++g) r.touch(g, kCpuNode0);
+    r.m->step_at((s - 3) * 1'000'000'000u);
+  }
+  for (Gfn g = 20; g < 220; ++g) ASSERT_EQ(r.node(g), 0u) << g;
+  const MigratorStats st = r.m->stats();
+  EXPECT_EQ(st.pages_moved, 128u);
+  for (const auto& mv : st.moves) EXPECT_EQ(mv.pages, 64u) << mv.from << "->" << mv.to;
+}
+
+// Bad input to set_vcpu_cpu is refused and changes nothing: no node is
+// vacated, nothing moves.
+TEST(MigrateVacated, BadVcpuInputChangesNothing) {
+  Rig r(fast());
+  place_all(r, kCpuNode0);
+  r.touch(20, kCpuNode0);
+  r.m->step_at(1);
+  const std::uint32_t vcpus = migrate_options_for(*r.gm, false).vcpus;
+  for (std::uint32_t v = 0; v < vcpus; ++v)
+    EXPECT_EQ(r.m->set_vcpu_cpu(r.id, v, kMaxCpus).error(), Errc::invalid_argument);
+  EXPECT_EQ(r.m->set_vcpu_cpu(r.id, vcpus, kCpuNode1).error(), Errc::invalid_argument);
+  EXPECT_EQ(r.m->set_vcpu_cpu(r.id + 1, 0, kCpuNode1).error(), Errc::invalid_argument);
+  r.m->step_at(2);
+  EXPECT_EQ(r.m->stats().pages_moved, 0u);
+  EXPECT_EQ(r.node(20), 0u);
+  r.touch(21, kCpuNode0);  // still attributed to node 0 through vCPU 0 ...
+  r.m->record_vcpu_access(r.id, 21, 0);
+  EXPECT_EQ(r.m->stats().pages_moved, 0u);
+  place_all(r, kCpuNode1);  // ... and the real move still works
+  r.m->step_at(3);
+  EXPECT_EQ(r.node(20), 1u);
+  EXPECT_EQ(r.node(21), 1u);
 }
 
 // A moved page cannot be moved back by the filter for kMovedScore epochs.
@@ -493,7 +628,10 @@ TEST(MigratePolicy, SampleShareBacksOffWhenSettledAndReturnsOnEvents) {
   c.decay_steps = 1;
   c.min_sample_share = 0.25;
   Rig r(c);
+  // Two vCPUs on node 0: when one moves, node 0 is not vacated (its pages
+  // wait for samples from the new node).
   ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode0).has_value());
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 1, kCpuNode0).has_value());
   EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);
   for (int step = 1; step <= 4; ++step) {
     for (Gfn g = 0; g < 64; ++g) r.touch(g, kCpuNode0);  // all local
@@ -503,6 +641,7 @@ TEST(MigratePolicy, SampleShareBacksOffWhenSettledAndReturnsOnEvents) {
   ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode1).has_value());
   EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);  // at once, before any step
   r.m->step_at(5);
+  EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);  // and after the step that found the move
   for (Gfn g = 0; g < 64; ++g) r.touch(g, kCpuNode1);  // remote samples
   r.m->step_at(6);
   EXPECT_DOUBLE_EQ(*r.m->sample_share(r.id), 1.0);
@@ -742,6 +881,8 @@ MigratorConfig huge() {
 void write_all(Rig& r, Gfn n) {
   for (Gfn g = 0; g < n; ++g) ASSERT_TRUE(r.model->write(0, g, g * 7 + 3));
 }
+// The blocks moved whole and split so far; then the contents and invariants.
+void check_blocks(Rig& r, std::uint64_t whole, std::uint64_t split, Gfn n = 1024);
 void check_all(Rig& r, Gfn n) {
   for (Gfn g = 0; g < n; ++g) {
     ASSERT_EQ(r.model->read(g), g * 7 + 3) << g;
@@ -749,6 +890,11 @@ void check_all(Rig& r, Gfn n) {
   }
   EXPECT_TRUE(r.gm->check_invariants().has_value());
   EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+void check_blocks(Rig& r, std::uint64_t whole, std::uint64_t split, Gfn n) {
+  EXPECT_EQ(r.m->stats().blocks_moved_whole, whole);
+  EXPECT_EQ(r.m->stats().blocks_split, split);
+  check_all(r, n);
 }
 
 }  // namespace
@@ -790,9 +936,25 @@ TEST(MigrateHugePages, StraySampleFromAnotherNodeDoesNotSplit) {
   r.m->step_at(1);
   EXPECT_EQ(r.node(300), 1u);
   EXPECT_EQ(r.gm->lookup(300).order, 9);
-  EXPECT_EQ(r.m->stats().blocks_moved_whole, 1u);
-  EXPECT_EQ(r.m->stats().blocks_split, 0u);
-  check_all(r, 1024);
+  check_blocks(r, 1, 0);
+}
+
+// A block sampled only on the node its vCPUs all left follows them whole.
+TEST(MigrateHugePages, VacatedBlockMovesWhole) {
+  Rig r(huge(), false, 4);
+  write_all(r, 1024);
+  place_all(r, kCpuNode0);
+  r.touch(5, kCpuNode0);
+  r.touch(600, kCpuNode0);
+  r.touch(601, kCpuNode1);  // the second block was also sampled from node 1: shared, stays
+  r.m->step_at(1);
+  place_all(r, kCpuNode1);
+  r.m->step_at(2);
+  for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_EQ(r.gm->lookup(0).order, 9);
+  EXPECT_EQ(r.node(600), 0u);
+  EXPECT_EQ(r.m->stats().pages_followed, 512u);
+  check_blocks(r, 1, 0);
 }
 
 TEST(MigrateHugePages, TrulySharedBlockIsSplitAndOnlyItsPagesMove) {
@@ -806,11 +968,8 @@ TEST(MigrateHugePages, TrulySharedBlockIsSplitAndOnlyItsPagesMove) {
   EXPECT_EQ(r.node(300), 0u);
   EXPECT_EQ(r.gm->lookup(4).order, 0);  // split
   EXPECT_EQ(r.gm->lookup(600).order, 9);  // the other block untouched
-  const MigratorStats s = r.m->stats();
-  EXPECT_EQ(s.blocks_split, 1u);
-  EXPECT_EQ(s.blocks_moved_whole, 0u);
-  EXPECT_EQ(s.pages_moved, 1u);
-  check_all(r, 1024);
+  EXPECT_EQ(r.m->stats().pages_moved, 1u);
+  check_blocks(r, 0, 1);
 }
 
 TEST(MigrateHugePages, OffWholeBlocksAreSplitForGood) {
@@ -822,9 +981,7 @@ TEST(MigrateHugePages, OffWholeBlocksAreSplitForGood) {
   EXPECT_EQ(r.node(5), 1u);
   EXPECT_EQ(r.node(4), 0u);
   EXPECT_EQ(r.gm->lookup(4).order, 0);
-  EXPECT_EQ(r.m->stats().blocks_split, 1u);
-  EXPECT_EQ(r.m->stats().blocks_moved_whole, 0u);
-  check_all(r, 1024);
+  check_blocks(r, 0, 1);
 }
 
 TEST(MigrateHugePages, SettledPagesAreCoalescedStragglersIncluded) {

@@ -12,7 +12,7 @@
 #include <unordered_map>
 
 #include "evacuate_scenarios.h"
-#include "migrate_test_model.h"
+#include "migrate_rig.h"
 #include "numaheap/cold_store.h"
 
 using namespace numaheap;
@@ -28,31 +28,10 @@ MigratorConfig quiet() {
   return c;
 }
 
-struct Rig {
-  TwoNodeHost h;
-  std::unique_ptr<GuestMemory> gm;
-  std::unique_ptr<GuestModel> model;
-  std::unique_ptr<FrameSwapMover> mover;
-  std::unique_ptr<Migrator> m;
-  GuestId id = 0;
-  explicit Rig(MigratorConfig cfg = quiet(), std::uint64_t mb = 4, std::uint64_t frames = 4096) : h(frames) {
-    gm = make_guest(h, mb, false, 0);
-    model = std::make_unique<GuestModel>(*gm, 4);
-    auto mv = FrameSwapMover::create(*gm, model->hooks());
-    EXPECT_TRUE(mv.has_value());
-    mover = std::make_unique<FrameSwapMover>(*mv);
-    auto mg = Migrator::create(h.topo, cfg);
-    EXPECT_TRUE(mg.has_value());
-    m = std::move(*mg);
-  }
-  void add(Mover& mv, bool auto_balance = false) {
-    auto o = migrate_options_for(*gm, false);
-    o.auto_balance = auto_balance;
-    auto r = m->add_guest(mv, o);
-    ASSERT_TRUE(r.has_value());
-    id = *r;
-  }
-  NodeId node(Gfn gfn) const { return h.pa->node_of(gm->lookup(gfn).mfn); }
+struct Rig : MigrateRig {
+  explicit Rig(MigratorConfig cfg = quiet(), std::uint64_t mb = 4, std::uint64_t frames = 4096)
+      : MigrateRig(cfg, false, mb, frames) {}
+  void add(Mover& mv, bool auto_balance = false) { MigrateRig::add(mv, auto_balance); }
   RehomeState run(std::uint64_t now = 0, int max_steps = 32) {
     for (int i = 0; i < max_steps; ++i) {
       (void)m->step_at(now);

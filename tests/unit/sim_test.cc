@@ -157,14 +157,17 @@ TEST(SimRun, CostModelOnAHandComputableTrace) {
   EXPECT_DOUBLE_EQ(naive.mib_moved[4], 0);
   EXPECT_DOUBLE_EQ(naive.mib_moved[5], 1.0 / 256);
 
-  // numaheap: vCPU 1 left node 1 (no vCPU there any more), so page 2
-  // follows on its first sample from node 2, as early as naive's move.
+  // numaheap: vCPU 1 left node 1 for node 2 (no vCPU there any more), and
+  // the embedder steps the migrator at the move, so page 2 -- sampled only
+  // on node 1 -- goes to node 2 before period 5 runs, as the oracle's does
+  // (naive waits for a sample from node 2).
   const PolicyResult& nh = policy(*rep, "numaheap");
   EXPECT_EQ(nh.pages_migrated, 1u);
   EXPECT_EQ(nh.pages_bounced, 0u);
   EXPECT_DOUBLE_EQ(nh.local_ratio_final, 1.0);
-  EXPECT_DOUBLE_EQ(nh.local_ratio[6], 1.0);
-  EXPECT_DOUBLE_EQ(nh.local_ratio_mean, naive.local_ratio_mean);
+  EXPECT_DOUBLE_EQ(nh.local_ratio[5], 1.0);
+  EXPECT_DOUBLE_EQ(nh.local_ratio_mean, 1.0);
+  EXPECT_GT(nh.local_ratio_mean, naive.local_ratio_mean);
   EXPECT_GT(nh.samples_used, 0u);
 }
 

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <vector>
 
-#include "migrate_test_model.h"
+#include "migrate_rig.h"
 #include "unit/guest_oom_hooks.h"
 
 using namespace numaheap;
@@ -19,28 +19,9 @@ namespace {
 
 constexpr CpuId kCpuNode0 = 0, kCpuNode0b = 1, kCpuNode1 = 2;
 
-struct Rig {
-  TwoNodeHost h;
-  std::unique_ptr<GuestMemory> gm;
-  std::unique_ptr<GuestModel> model;
-  std::unique_ptr<FrameSwapMover> mover;
-  std::unique_ptr<Migrator> m;
-  GuestId id = 0;
-  // A 16 MiB guest (4096 pages) all on node 0, four vCPU slots, none placed.
-  explicit Rig(MigratorConfig cfg = MigratorConfig{}) : h(8192) {
-    gm = make_guest(h, 16, false, 0);
-    model = std::make_unique<GuestModel>(*gm, 4);
-    auto mv = FrameSwapMover::create(*gm, model->hooks());
-    EXPECT_TRUE(mv.has_value());
-    mover = std::make_unique<FrameSwapMover>(*mv);
-    auto mg = Migrator::create(h.topo, cfg);
-    EXPECT_TRUE(mg.has_value());
-    m = std::move(*mg);
-    auto r = m->add_guest(*mover, migrate_options_for(*gm, false));
-    EXPECT_TRUE(r.has_value());
-    id = *r;
-  }
-  NodeId node(Gfn gfn) const { return h.pa->node_of(gm->lookup(gfn).mfn); }
+// A 16 MiB guest (4096 pages) all on node 0, four vCPU slots, none placed.
+struct Rig : MigrateRig {
+  explicit Rig(MigratorConfig cfg = MigratorConfig{}) : MigrateRig(cfg, false, 16, 8192) { add(*mover); }
   void touch(Gfn first, std::uint64_t pages, CpuId cpu) {
     for (Gfn g = first; g < first + pages; ++g) m->record_access(id, g, cpu);
   }
@@ -137,31 +118,40 @@ TEST(VcpuAdvice, GroupOfVcpusOnOneNodeIsAdvisedTogether) {
   EXPECT_EQ(r.m->stats().advice_held, 0u);
 }
 
-// An embedder that follows the advice (on_advice returns nonzero and moves
-// the vCPU) keeps the step from pulling the memory after the vCPU it is
-// moving back; one that does not follow it sees the usual moves.
-TEST(VcpuAdvice, FollowingItKeepsTheMemoryWhereTheVcpuGoes) {
-  struct Embedder {
-    Migrator* m = nullptr;
-    GuestId id = 0;
-    bool follow = false;
-    int told = 0;
-  };
-  auto hook = [](void* ctx, const VcpuAdvice* a) {
+namespace {
+
+// An embedder whose on_advice moves the vCPU back to node 0 when `follow`.
+struct Embedder {
+  Migrator* m = nullptr;
+  GuestId id = 0;
+  bool follow = false;
+  int told = 0;
+  static int hook(void* ctx, const VcpuAdvice* a) {
     auto* e = static_cast<Embedder*>(ctx);
     ++e->told;
     if (!e->follow) return 0;
     EXPECT_EQ(a->to_node, 0u);
     EXPECT_TRUE(e->m->set_vcpu_cpu(e->id, a->vcpu, kCpuNode0).has_value());  // lock-free input
     return 1;
-  };
+  }
+  void install(Rig& r) {
+    VcpuAdviceConfig c = on();
+    c.on_advice = &Embedder::hook;
+    c.on_advice_ctx = this;
+    ASSERT_TRUE(r.m->set_vcpu_advice(c).has_value());
+  }
+};
+
+}  // namespace
+
+// An embedder that follows the advice (on_advice returns nonzero and moves
+// the vCPU) keeps the step from pulling the memory after the vCPU it is
+// moving back; one that does not follow it sees the usual moves.
+TEST(VcpuAdvice, FollowingItKeepsTheMemoryWhereTheVcpuGoes) {
   for (bool follow : {false, true}) {
     Rig r;  // defaults: a page's first sample from another node moves it at once
     Embedder e{r.m.get(), r.id, follow};
-    VcpuAdviceConfig c = on();
-    c.on_advice = hook;
-    c.on_advice_ctx = &e;
-    ASSERT_TRUE(r.m->set_vcpu_advice(c).has_value());
+    e.install(r);
     ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode1).has_value());
     r.touch(0, 2048, kCpuNode1);
     (void)r.m->step_at(now(1));
@@ -181,6 +171,35 @@ TEST(VcpuAdvice, FollowingItKeepsTheMemoryWhereTheVcpuGoes) {
       EXPECT_EQ(st.advice_held, 0u);
       EXPECT_EQ(st.pages_moved, 2048u);
       EXPECT_EQ(r.node(0), 1u);
+    }
+  }
+}
+
+// The vacated node: the guest's one vCPU leaves node 0, where its memory
+// was sampled, for node 1. The first step after the move weighs the advice
+// before the vacated-node rule moves anything, with no new sample needed:
+// followed, nothing moves; not followed, the memory follows the vCPU.
+TEST(VcpuAdvice, GivenAtAVcpuMoveBeforeTheMemoryFollows) {
+  for (bool follow : {false, true}) {
+    Rig r;
+    Embedder e{r.m.get(), r.id, follow};
+    e.install(r);
+    ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode0).has_value());
+    r.touch(0, 2048, kCpuNode0);
+    (void)r.m->step_at(now(1));
+    EXPECT_EQ(e.told, 0);  // all local
+    ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode1).has_value());
+    (void)r.m->step_at(now(2));
+    EXPECT_EQ(e.told, 1);
+    const MigratorStats st = r.m->stats();
+    if (follow) {
+      EXPECT_EQ(st.pages_moved, 0u);
+      EXPECT_EQ(r.node(2047), 0u);
+    } else {
+      EXPECT_EQ(st.pages_moved, 2048u);
+      EXPECT_EQ(st.pages_followed, 2048u);
+      EXPECT_EQ(r.node(2047), 1u);
+      EXPECT_EQ(r.node(2048), 0u);  // never sampled
     }
   }
 }
