@@ -115,6 +115,7 @@ typedef struct numaheap_sampler_stats {
   uint64_t pages_armed; /* unmapped / write-protected now, awaiting their first access */
   uint64_t resolve_calls, bursts, pages_burst;
   double budget_pages_per_second, handler_share;
+  uint64_t blocks_windowed; /* huge 2 MiB blocks armed whole (one sample each) */
 } numaheap_sampler_stats;
 typedef struct numaheap_sampler numaheap_sampler;
 

@@ -35,6 +35,13 @@
 //    accessing thread; the handler thread records it and maps the page back
 //    with UFFDIO_CONTINUE. Anonymous RAM: write-protect mode -- writes only,
 //    reads are never sampled. hugetlb RAM is not sampled.
+//  * Huge blocks: an aligned 2 MiB block that one huge page maps
+//    (KernelMover::huge_block) is armed and resolved whole -- write-protect
+//    or zap the 2 MiB, one fault, the whole block resolved -- so it gives
+//    one sample per window and keeps its huge mapping; in the budget's walk
+//    it costs one page. The migrator's keep_huge_pages policy then moves
+//    the block whole on one node's samples (GuestRam::query reports it as
+//    order 9 when its region's guest_phys is 2 MiB aligned).
 //  * Who accessed: the faulting thread id (UFFD_FEATURE_THREAD_ID). A thread
 //    registered with set_vcpu_thread, or named "CPU n/KVM" (QEMU's name for
 //    vCPU n), gives record_vcpu_access(vcpu) when cpu_source is
@@ -169,6 +176,10 @@ class GuestRam final : public Mover {
   // Guest frame of a host address inside a region. Errors: invalid_argument.
   Result<Gfn> gfn_of(const void* host) const noexcept;
   GuestRamStats stats() const noexcept;
+  // TESTS ONLY: every region's KernelMover::set_huge_probe_for_testing.
+  void set_huge_probe_for_testing(bool (*probe)(void* ctx, const void* head), void* ctx) noexcept {
+    for (KernelMover& m : movers_) m.set_huge_probe_for_testing(probe, ctx);
+  }
 
  private:
   friend class UffdSampler;
@@ -231,6 +242,7 @@ struct SamplerStats {
   std::uint64_t bursts = 0, pages_burst = 0;  // vcpu_moved() windows and the pages they armed
   double budget_pages_per_second = 0;  // the budget in force now (after advice and the handler cap)
   double handler_share = 0;            // the handler's busy share of one CPU, last measured
+  std::uint64_t blocks_windowed = 0;   // huge 2 MiB blocks armed whole (their pages count in pages_windowed)
 };
 
 // vcpu_samples() counts vCPUs below this.
