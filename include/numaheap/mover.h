@@ -54,7 +54,9 @@ struct PageState {
 
 // Large blocks: move the whole 2 MiB / 1 GiB block a listed page is in
 // (keeps huge mappings; rehome), or split it and move only that 4 KiB page
-// (the access policy). The kernel mover ignores this (the kernel decides).
+// (the access policy). The kernel mover moves a huge block whole either way
+// (the kernel migrates a THP whole); whole_blocks also brings along any of
+// the block's pages the kernel left elsewhere (see KernelMover).
 enum class MoveGranularity : std::uint8_t { pages = 0, whole_blocks = 1 };
 
 struct MoveTotals {
