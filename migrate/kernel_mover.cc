@@ -201,6 +201,12 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
   // Pass 1: where every page is before anything moves (a huge page moved
   // for one chunk carries pages of the next along). `out` holds the answer
   // meanwhile: moved = already on target, busy = elsewhere, not_present.
+  // A page of a huge block is refused (busy): the kernel would move the
+  // whole huge page for it, 512 pages for one, and a block shared by two
+  // nodes would bounce between them; huge blocks move whole only.
+  std::uint64_t probed = ~std::uint64_t{0};
+  bool probed_huge = false;
+  std::size_t refused = 0;
   for (std::size_t at = 0; at < gfns.size(); at += kChunk) {
     const std::size_t len = std::min(kChunk, gfns.size() - at);
     std::size_t n = 0;
@@ -210,15 +216,23 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
         out[at + i] = MoveOutcome::not_present;
         continue;
       }
+      if ((gfn & ~(kBlockPages - 1)) != probed) {
+        probed = gfn & ~(kBlockPages - 1);
+        probed_huge = huge_block(gfn);
+      }
       addrs[n] = base_ + (gfn << kFrameShift);
+      nodes[n] = probed_huge;
       index[n++] = at + i;
     }
     if (n == 0) continue;
     if (::move_pages(0, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
-    for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t i = 0; i < n; ++i) {
       out[index[i]] = status[i] < 0                                 ? MoveOutcome::not_present
                       : static_cast<NodeId>(status[i]) == target ? MoveOutcome::moved
+                      : nodes[i]                                 ? MoveOutcome::pinned  // refused, until the end
                                                                   : MoveOutcome::busy;
+      refused += out[index[i]] == MoveOutcome::pinned;
+    }
   }
   // Pass 2: move what is elsewhere.
   for (std::size_t at = 0; at < gfns.size(); at += kChunk) {
@@ -250,6 +264,17 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
         out[static_cast<std::size_t>(nodes[i])] = outcome_of_status(status[i], target);
     for (std::size_t i = 0; i < n; ++i)  // only pages that were elsewhere before count
       if (out[index[i]] == MoveOutcome::moved) ++totals.frames_moved;
+  }
+  if (refused) {  // pages of huge blocks refused in pass 1 (pass 2's pinned pages are 4 KiB ones)
+    probed = ~std::uint64_t{0};
+    for (std::size_t i = 0; i < gfns.size(); ++i) {
+      if (out[i] != MoveOutcome::pinned) continue;
+      if ((gfns[i] & ~(kBlockPages - 1)) != probed) {
+        probed = gfns[i] & ~(kBlockPages - 1);
+        probed_huge = huge_block(gfns[i]);
+      }
+      if (probed_huge) out[i] = MoveOutcome::busy;
+    }
   }
   return totals;
 }

@@ -253,7 +253,10 @@ class FrameSwapMover final : public Mover {
 // frames_moved is what changed node. A listed page's outcome is moved when
 // every present page of its block is on target, else why the first one
 // that is not failed. A gfn outside the mapping is not_present; a block
-// the mapping does not hold whole moves its listed page alone.
+// the mapping does not hold whole moves its listed page alone. move() with
+// pages refuses a page of a huge block (busy, unless it is on target):
+// the kernel would move the whole huge page for it (512 pages for one),
+// and a block two nodes share would bounce between them.
 class KernelMover final : public Mover {
  public:
   // Errors: invalid_argument (null/unaligned base, 0 pages), unsupported

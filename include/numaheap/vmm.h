@@ -53,9 +53,10 @@
 //    windows of window_pages, scaled down (adaptive budget) by the
 //    migrator's sampling advice (Migrator::sample_share: all of it after a
 //    vCPU move or while pages move, down to 1/32 when placement is quiet)
-//    and by the handler's load: while the handler thread is busier than
-//    max_handler_share of one CPU, the budget halves per window (each
-//    sample stalls the faulting vCPU at least that long). A windowed page
+//    and by the handler's load: while the handler thread's busy time plus
+//    its run-queue wait (schedstat) is more than max_handler_share of one
+//    CPU, the budget halves per window (each sample stalls the faulting
+//    vCPU at least that long). A windowed page
 //    stays unmapped / protected until its first access (sampled however
 //    late it comes), a move of it, close_window() or stop().
 //    pages_per_second 0: only scan() and vcpu_moved() open windows.
@@ -215,10 +216,12 @@ struct SamplerConfig {
   std::uint32_t pages_per_second = 4096;  // budget; 0: windows only on scan() / vcpu_moved()
   std::uint32_t window_pages = 256;       // pages per window (1 .. 1 << 20)
   SampleCpuSource cpu_source = SampleCpuSource::thread_cpu;
-  // Adaptive budget: the handler thread's busy share of one CPU to stay
-  // under (0 < share <= 1; 1 = no cap). Natively a sample costs the handler
-  // ~5-15 us, so the cap bites only where faults are dear (emulation, an
-  // overloaded host).
+  // Adaptive budget: the faulting vCPUs' wait on the handler thread, as a
+  // share of one CPU, to stay under (0 < share <= 1; 1 = no cap): the
+  // handler's busy time plus, in a period with samples, its time waiting
+  // for a CPU (schedstat run delay). Natively a sample costs the handler
+  // ~5-15 us and it rarely waits, so the cap bites only where faults are
+  // dear (emulation, an overloaded host).
   double max_handler_share = 0.05;
   // Scale the budget by Migrator::sample_share (false: always all of it).
   bool follow_advice = true;
@@ -241,7 +244,7 @@ struct SamplerStats {
   std::uint64_t resolve_calls = 0;  // UFFDIO_CONTINUE / UFFDIO_WRITEPROTECT calls resolving faults
   std::uint64_t bursts = 0, pages_burst = 0;  // vcpu_moved() windows and the pages they armed
   double budget_pages_per_second = 0;  // the budget in force now (after advice and the handler cap)
-  double handler_share = 0;            // the handler's busy share of one CPU, last measured
+  double handler_share = 0;            // the handler's busy + run-queue wait share of one CPU, last measured
   std::uint64_t blocks_windowed = 0;   // huge 2 MiB blocks armed whole (their pages count in pages_windowed)
 };
 

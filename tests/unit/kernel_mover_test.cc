@@ -129,6 +129,17 @@ TEST(KernelMoverBlocks, MissingNodeAfterTheFirstPageIsAPartialOutcome) {
   EXPECT_EQ(out[0], MoveOutcome::not_present);
   EXPECT_EQ(out[1], MoveOutcome::busy);
   EXPECT_EQ(r->frames_moved, 0u);
+  // A page of a huge block is refused for a page-granular move (the kernel
+  // would move all 512): busy, no call made, so no error either; on its
+  // node already it is moved.
+  r = km->move(std::span<const Gfn>(g + 1, 1), missing, MoveGranularity::pages, std::span<MoveOutcome>(out, 1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::busy);
+  PageState st[1];
+  ASSERT_TRUE(km->query(3, st).has_value());
+  r = km->move(std::span<const Gfn>(g + 1, 1), st[0].node, MoveGranularity::pages, std::span<MoveOutcome>(out, 1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::moved);
   // Listed first, the same block is a whole-call error.
   r = km->move(std::span<const Gfn>(g + 1, 1), missing, MoveGranularity::whole_blocks, std::span<MoveOutcome>(out, 1));
   ASSERT_FALSE(r.has_value());

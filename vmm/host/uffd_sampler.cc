@@ -69,6 +69,16 @@ bool read_small(const char* path, char* buf, std::size_t cap) {
   return true;
 }
 
+// The calling thread's time waiting for a CPU on a run queue, ns (field 2
+// of /proc/thread-self/schedstat); 0 where the kernel has no schedstats.
+std::uint64_t own_run_delay_ns() {
+  char buf[128];
+  if (!read_small("/proc/thread-self/schedstat", buf, sizeof buf)) return 0;
+  char* p = buf;
+  (void)std::strtoull(p, &p, 10);  // time on the CPU
+  return std::strtoull(p, nullptr, 10);
+}
+
 // Field 39 (processor) of /proc/self/task/TID/stat: the CPU the thread
 // last ran on. The faulting thread is blocked in its fault, so that is
 // where it faulted.
@@ -598,14 +608,19 @@ struct UffdSampler::Impl {
 
   // The budget's walk. Each window's period is window_pages / rate, with
   // rate = pages_per_second x the migrator's advice x the handler factor:
-  // the factor halves while the handler was busier than max_handler_share
-  // of a CPU since the last window (measured over >= 100 ms), and grows by
-  // a quarter, back to 1, while it is under half of that.
+  // the factor halves while the faulting vCPUs' wait on the handler was
+  // more than max_handler_share of a CPU since the last window (measured
+  // over >= 100 ms), and grows by a quarter, back to 1, while it is under
+  // half of that. That wait is the handler's busy time plus, in a period
+  // with samples, its time waiting for a CPU (schedstat run delay): a
+  // faulting vCPU waits for both, and on an overloaded host or under
+  // emulation the second is the larger by far.
   void run() {
     constexpr std::uint64_t kMeasureNs = 100'000'000;
     constexpr double kMinFactor = 1.0 / 1024;
     double factor = 1;
-    std::uint64_t measured_at = now_ns(), busy_at = ns_handling.load(std::memory_order_relaxed);
+    std::uint64_t measured_at = now_ns(), busy_at = ns_handling.load(std::memory_order_relaxed),
+                  delay_at = own_run_delay_ns(), samples_at = samples.load(std::memory_order_relaxed);
     auto rate = [&] {
       const double a = cfg.follow_advice ? advice.load(std::memory_order_relaxed) : 1.0;
       return static_cast<double>(cfg.pages_per_second) * a * factor;
@@ -632,13 +647,17 @@ struct UffdSampler::Impl {
       if (!cfg.pages_per_second) continue;
       const std::uint64_t now = now_ns();
       if (now - measured_at >= kMeasureNs) {
-        const std::uint64_t busy = ns_handling.load(std::memory_order_relaxed);
-        const double share = static_cast<double>(busy - busy_at) / static_cast<double>(now - measured_at);
+        const std::uint64_t busy = ns_handling.load(std::memory_order_relaxed), delay = own_run_delay_ns(),
+                            sampled = samples.load(std::memory_order_relaxed);
+        const std::uint64_t waited = (busy - busy_at) + (sampled != samples_at && delay > delay_at ? delay - delay_at : 0);
+        const double share = static_cast<double>(waited) / static_cast<double>(now - measured_at);
         if (share > cfg.max_handler_share) factor = std::max(kMinFactor, factor / 2);
         else if (share < cfg.max_handler_share / 2) factor = std::min(1.0, factor * 1.25);
         share_now.store(share, std::memory_order_relaxed);
         measured_at = now;
         busy_at = busy;
+        delay_at = delay;
+        samples_at = sampled;
       }
       budget_now.store(rate(), std::memory_order_relaxed);
       if (now >= deadline) {
