@@ -4,6 +4,7 @@
 // page and makes faulting threads wait), so the guest keeps running and no
 // hook is needed. Work is done in fixed chunks of stack arrays: no heap
 // allocation per call.
+#include <fcntl.h>
 #include <numaif.h>
 #include <unistd.h>
 
@@ -44,15 +45,61 @@ Errc errc_of_call(int err) {
   }
 }
 
+constexpr std::uint64_t kBlockPages = KernelMover::kHugeBlockPages;
+constexpr std::uint64_t kBlockBytes = kBlockPages << kFrameShift;
+
+// /proc/self/pagemap and /proc/kpageflags, opened once (-1: unreadable; the
+// second needs root, the first gives frame numbers only with
+// CAP_SYS_ADMIN).
+int pagemap_fd() {
+  static const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  return fd;
+}
+int kpageflags_fd() {
+  static const int fd = ::open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+  return fd;
+}
+
+// True when one transparent huge page maps the aligned 2 MiB at `head`:
+// its 512 pagemap entries are present with consecutive frame numbers from
+// a 512-aligned first one, and that frame is a THP's head.
+bool thp_maps(const unsigned char* head) {
+  constexpr std::uint64_t kPresent = std::uint64_t{1} << 63, kPfnMask = (std::uint64_t{1} << 55) - 1;
+  constexpr std::uint64_t kCompoundHead = std::uint64_t{1} << 15, kThp = std::uint64_t{1} << 22;  // KPF_*
+  const int pm = pagemap_fd(), kf = kpageflags_fd();
+  if (pm < 0 || kf < 0) return false;
+  std::uint64_t e[kBlockPages];
+  const auto off = static_cast<off_t>((reinterpret_cast<std::uintptr_t>(head) >> kFrameShift) * sizeof e[0]);
+  if (::pread(pm, e, sizeof e, off) != static_cast<ssize_t>(sizeof e)) return false;
+  const std::uint64_t pfn = e[0] & kPfnMask;
+  if (pfn == 0 || pfn % kBlockPages) return false;  // 0: frame numbers hidden (no CAP_SYS_ADMIN)
+  for (std::uint64_t i = 0; i < kBlockPages; ++i)
+    if (!(e[i] & kPresent) || (e[i] & kPfnMask) != pfn + i) return false;
+  std::uint64_t flags = 0;
+  if (::pread(kf, &flags, sizeof flags, static_cast<off_t>(pfn * sizeof flags)) != static_cast<ssize_t>(sizeof flags))
+    return false;
+  return (flags & kThp) && (flags & kCompoundHead);
+}
+
 }  // namespace
 
-Result<KernelMover> KernelMover::create(void* base, std::uint64_t pages, bool move_all) {
+bool KernelMover::huge_block(std::uint64_t page) const noexcept {
+  if (page >= pages_) return false;
+  const std::uint64_t head = page & ~(kBlockPages - 1);
+  const unsigned char* a = base_ + (head << kFrameShift);
+  if (head + kBlockPages > pages_ || reinterpret_cast<std::uintptr_t>(a) % kBlockBytes) return false;
+  if (probe_) return probe_(probe_ctx_, a);
+  return hugetlb_ || thp_maps(a);
+}
+
+Result<KernelMover> KernelMover::create(void* base, std::uint64_t pages, bool move_all, bool hugetlb) {
   if (!base || pages == 0 || reinterpret_cast<std::uintptr_t>(base) % kFrameSize) return Errc::invalid_argument;
   if (::sysconf(_SC_PAGESIZE) != static_cast<long>(kFrameSize)) return Errc::unsupported;
   KernelMover m;
   m.base_ = static_cast<unsigned char*>(base);
   m.pages_ = pages;
   m.move_all_ = move_all;
+  m.hugetlb_ = hugetlb;
   return m;
 }
 
@@ -71,13 +118,82 @@ Status KernelMover::query(Gfn first, std::span<PageState> out) noexcept {
     for (std::size_t i = 0; i < n; ++i)
       out[at + i] = status[i] >= 0 ? PageState{static_cast<NodeId>(status[i]), P2mFlags::present, 0} : PageState{};
   }
+  // Huge blocks: order 9 on every present page of one (probed once a block).
+  for (std::uint64_t head = first & ~(kBlockPages - 1); head < first + out.size(); head += kBlockPages) {
+    if (!huge_block(head)) continue;
+    const std::uint64_t a = std::max<std::uint64_t>(head, first), b = std::min<std::uint64_t>(head + kBlockPages, first + out.size());
+    for (std::uint64_t g = a; g < b; ++g)
+      if (out[g - first].node != kNoNode) out[g - first].order = kHugeBlockOrder;
+  }
   return {};
 }
 
-Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, MoveGranularity,
+Result<MoveTotals> KernelMover::move_block(std::uint64_t head, NodeId target, MoveOutcome& out) noexcept {
+  void* addrs[kBlockPages];
+  int before[kBlockPages], status[kBlockPages], nodes[kBlockPages];
+  for (std::uint64_t i = 0; i < kBlockPages; ++i) addrs[i] = base_ + ((head + i) << kFrameShift);
+  if (::move_pages(0, kBlockPages, addrs, nullptr, before, 0) != 0) return errc_of_call(errno);
+  const int flags = move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE;
+  auto elsewhere = [&](int s) { return s >= 0 && static_cast<NodeId>(s) != target; };
+  bool any = false, present = false;
+  for (int s : before) any |= elsewhere(s), present |= s >= 0;
+  out = present ? MoveOutcome::moved : MoveOutcome::not_present;
+  if (!any) return MoveTotals{};
+  // The first page: the kernel takes the huge page it belongs to whole.
+  int first_status = -EBUSY, node = static_cast<int>(target);
+  void* first = addrs[0];
+  if (elsewhere(before[0]) && ::move_pages(0, 1, &first, &node, &first_status, flags) < 0) return errc_of_call(errno);
+  (void)first_status;  // its page is asked again below with the rest
+  // Then whatever of the block is still elsewhere (4 KiB pages, a split).
+  if (::move_pages(0, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+  std::size_t n = 0;
+  std::uint64_t index[kBlockPages];
+  void* rest[kBlockPages];
+  for (std::uint64_t i = 0; i < kBlockPages; ++i)
+    if (elsewhere(status[i])) {
+      rest[n] = addrs[i];
+      nodes[n] = static_cast<int>(target);
+      index[n++] = i;
+    }
+  int rest_status[kBlockPages];
+  for (std::size_t i = 0; i < n; ++i) rest_status[i] = -EBUSY;  // see move(): no status on a partial failure
+  if (n && ::move_pages(0, n, rest, nodes, rest_status, flags) < 0) return errc_of_call(errno);
+  // Where the block's pages are now: what changed node counts.
+  if (::move_pages(0, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+  MoveTotals totals;
+  for (std::uint64_t i = 0; i < kBlockPages; ++i)
+    if (elsewhere(before[i]) && status[i] >= 0 && static_cast<NodeId>(status[i]) == target) ++totals.frames_moved;
+  for (std::size_t i = 0; i < n; ++i) {
+    const int now = status[index[i]];
+    if (now < 0 || !elsewhere(now)) continue;  // gone meanwhile, or there after all
+    const MoveOutcome why = outcome_of_status(rest_status[i], target);
+    out = why == MoveOutcome::moved ? MoveOutcome::busy : why;  // "moved" yet elsewhere: busy
+    break;
+  }
+  return totals;
+}
+
+Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
                                      std::span<MoveOutcome> out) noexcept {
   if (out.size() != gfns.size()) return Errc::invalid_argument;
   if (target >= kMaxNodes) return Errc::invalid_node;
+  if (granularity == MoveGranularity::whole_blocks) {
+    // Huge blocks whole, one by one; any other listed page alone (a block
+    // listed twice finds itself on target the second time: moved, 0 frames).
+    MoveTotals totals;
+    for (std::size_t i = 0; i < gfns.size(); ++i) {
+      Result<MoveTotals> r = huge_block(gfns[i]) ? move_block(gfns[i] & ~(kBlockPages - 1), target, out[i])
+                                                  : move(gfns.subspan(i, 1), target, MoveGranularity::pages,
+                                                         out.subspan(i, 1));
+      if (!r) {
+        if (i == 0) return r.error();
+        for (std::size_t k = i; k < gfns.size(); ++k) out[k] = MoveOutcome::busy;  // later pages: not tried
+        return totals;
+      }
+      totals.frames_moved += r->frames_moved;
+    }
+    return totals;
+  }
   void* addrs[kChunk];
   int nodes[kChunk], status[kChunk];
   std::size_t index[kChunk];
@@ -85,6 +201,12 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
   // Pass 1: where every page is before anything moves (a huge page moved
   // for one chunk carries pages of the next along). `out` holds the answer
   // meanwhile: moved = already on target, busy = elsewhere, not_present.
+  // A page of a huge block is refused (busy): the kernel would move the
+  // whole huge page for it, 512 pages for one, and a block shared by two
+  // nodes would bounce between them; huge blocks move whole only.
+  std::uint64_t probed = ~std::uint64_t{0};
+  bool probed_huge = false;
+  std::size_t refused = 0;
   for (std::size_t at = 0; at < gfns.size(); at += kChunk) {
     const std::size_t len = std::min(kChunk, gfns.size() - at);
     std::size_t n = 0;
@@ -94,15 +216,23 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
         out[at + i] = MoveOutcome::not_present;
         continue;
       }
+      if ((gfn & ~(kBlockPages - 1)) != probed) {
+        probed = gfn & ~(kBlockPages - 1);
+        probed_huge = huge_block(gfn);
+      }
       addrs[n] = base_ + (gfn << kFrameShift);
+      nodes[n] = probed_huge;
       index[n++] = at + i;
     }
     if (n == 0) continue;
     if (::move_pages(0, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
-    for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t i = 0; i < n; ++i) {
       out[index[i]] = status[i] < 0                                 ? MoveOutcome::not_present
                       : static_cast<NodeId>(status[i]) == target ? MoveOutcome::moved
+                      : nodes[i]                                 ? MoveOutcome::pinned  // refused, until the end
                                                                   : MoveOutcome::busy;
+      refused += out[index[i]] == MoveOutcome::pinned;
+    }
   }
   // Pass 2: move what is elsewhere.
   for (std::size_t at = 0; at < gfns.size(); at += kChunk) {
@@ -134,6 +264,17 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
         out[static_cast<std::size_t>(nodes[i])] = outcome_of_status(status[i], target);
     for (std::size_t i = 0; i < n; ++i)  // only pages that were elsewhere before count
       if (out[index[i]] == MoveOutcome::moved) ++totals.frames_moved;
+  }
+  if (refused) {  // pages of huge blocks refused in pass 1 (pass 2's pinned pages are 4 KiB ones)
+    probed = ~std::uint64_t{0};
+    for (std::size_t i = 0; i < gfns.size(); ++i) {
+      if (out[i] != MoveOutcome::pinned) continue;
+      if ((gfns[i] & ~(kBlockPages - 1)) != probed) {
+        probed = gfns[i] & ~(kBlockPages - 1);
+        probed_huge = huge_block(gfns[i]);
+      }
+      if (probed_huge) out[i] = MoveOutcome::busy;
+    }
   }
   return totals;
 }

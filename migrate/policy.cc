@@ -376,12 +376,21 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         target = vac_to;
         why = kWhyFollow;
       } else {
-        const unsigned heavy = bw.heavy();
+        // On a node its vCPUs all left, sampled lately only there and from
+        // the node a page of it follows: the old node's weight is history,
+        // not sharing -- the block follows whole (kernel mover's THPs).
+        unsigned follow = 16;
+        const int here = index(p.node);
+        for (unsigned k = 0; k < 16; ++k)
+          if (want[k] != kNoNode && want_why[k] == kWhyFollow && here >= 0 &&
+              (bw.bits & ~((1u << k) | (1u << (static_cast<unsigned>(here) % 16)))) == 0)
+            follow = k;
+        const unsigned heavy = follow < 16 ? 1 : bw.heavy();
         if (heavy >= 2) return false;  // truly shared: page by page (the first move splits it)
         // The block's one owner: its one real weight, else its only sampler;
         // stray single samples from several nodes say nothing.
-        unsigned owner = 16;
-        for (unsigned k = 0; k < 16; ++k)
+        unsigned owner = follow;
+        for (unsigned k = 0; k < 16 && follow == 16; ++k)
           if (heavy == 1 ? bw.weight[k] >= 2 : bw.bits == (1u << k)) owner = k;
         if (owner == 16 || want[owner] == kNoNode) return true;  // stays whole where it is
         target = want[owner];

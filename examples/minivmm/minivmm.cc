@@ -378,20 +378,26 @@ int main(int argc, char** argv) {
     Region& g = regions[r];
     if (g.pages == 0) continue;
     const std::uint64_t bytes = g.pages * kFrameSize;
+    // As QEMU maps guest RAM: 2 MiB aligned, MADV_HUGEPAGE, so the kernel
+    // can back it with transparent huge pages (the same RAM for every mode).
+    void* hole = mmap(nullptr, bytes + kGranule, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (hole == MAP_FAILED) fail("mmap of the guest RAM hole: " + std::string(std::strerror(errno)));
+    void* at = reinterpret_cast<void*>((reinterpret_cast<std::uintptr_t>(hole) + kGranule - 1) / kGranule * kGranule);
     void* p = MAP_FAILED;
     if (anonymous) {
-      p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     } else {
       const std::string name = "guest-ram-vnode" + std::to_string(r);
       const int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
       if (fd < 0 || ftruncate(fd, static_cast<off_t>(bytes)) != 0) fail("memfd: " + std::string(std::strerror(errno)));
-      p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
       void* view = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
       close(fd);
       if (view == MAP_FAILED) fail("mmap of the measuring view: " + std::string(std::strerror(errno)));
       g.view = static_cast<char*>(view);
     }
     if (p == MAP_FAILED) fail("mmap of guest RAM: " + std::string(std::strerror(errno)));
+    (void)madvise(p, bytes, MADV_HUGEPAGE);  // refused where THP is off: 4 KiB pages then
     g.host = static_cast<char*>(p);
     // memfd RAM is mapped twice (the view): moves need MPOL_MF_MOVE_ALL.
     ram_regions.push_back({p, bytes, gpa, anonymous ? RamBacking::anonymous : RamBacking::memfd, !anonymous});
@@ -725,6 +731,8 @@ int main(int argc, char** argv) {
                        {"pages_quick", ms.pages_quick},
                        {"skipped_shared_access", ms.skipped_shared_access},
                        {"skipped_rate_limit", ms.skipped_rate_limit},
+                       {"blocks_moved_whole", ms.blocks_moved_whole},
+                       {"blocks_split", ms.blocks_split},
                        {"outcomes", outcomes}};
     if (sampler) {
       const SamplerStats ss = sampler->stats();
@@ -734,6 +742,7 @@ int main(int argc, char** argv) {
       out["numaheap"]["pages_windowed"] = ss.pages_windowed;
       out["numaheap"]["bursts"] = ss.bursts;
       out["numaheap"]["pages_burst"] = ss.pages_burst;
+      out["numaheap"]["blocks_windowed"] = ss.blocks_windowed;
       out["numaheap"]["resolve_calls"] = ss.resolve_calls;
       out["numaheap"]["sampler_errors"] = ss.errors;
     }

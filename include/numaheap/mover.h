@@ -54,7 +54,9 @@ struct PageState {
 
 // Large blocks: move the whole 2 MiB / 1 GiB block a listed page is in
 // (keeps huge mappings; rehome), or split it and move only that 4 KiB page
-// (the access policy). The kernel mover ignores this (the kernel decides).
+// (the access policy). The kernel mover moves a huge block whole either way
+// (the kernel migrates a THP whole); whole_blocks also brings along any of
+// the block's pages the kernel left elsewhere (see KernelMover).
 enum class MoveGranularity : std::uint8_t { pages = 0, whole_blocks = 1 };
 
 struct MoveTotals {
@@ -237,11 +239,31 @@ class FrameSwapMover final : public Mover {
 // without it the kernel reports those pages -EACCES: shared).
 // node_frames() is the kernel's MemFree / MemTotal of the node (sysfs), so
 // the migrator's watermark is the real one.
+// Huge pages: an aligned 2 MiB range of the mapping (base 2 MiB aligned)
+// that one huge page maps -- hugetlb (`hugetlb` at create), or a
+// transparent huge page found by /proc/self/pagemap + /proc/kpageflags
+// (needs CAP_SYS_ADMIN for the frame numbers; without it, or when a range is
+// not one whole THP, the range is 4 KiB pages: the old behaviour) -- is
+// reported by query() as order 9 (kHugeBlockOrder), so the migrator's
+// keep_huge_pages policy judges it as one block. move() with whole_blocks
+// moves the block of each listed page: move_pages on its first page (the
+// kernel migrates the huge page whole, 512 pages, not split), then any
+// page of the block still elsewhere (a 4 KiB range, a split) on its own;
+// the block's 512 nodes are asked before and after in one query each, so
+// frames_moved is what changed node. A listed page's outcome is moved when
+// every present page of its block is on target, else why the first one
+// that is not failed. A gfn outside the mapping is not_present; a block
+// the mapping does not hold whole moves its listed page alone. move() with
+// pages refuses a page of a huge block (busy, unless it is on target):
+// the kernel would move the whole huge page for it (512 pages for one),
+// and a block two nodes share would bounce between them.
 class KernelMover final : public Mover {
  public:
   // Errors: invalid_argument (null/unaligned base, 0 pages), unsupported
   // (host base page size is not 4 KiB).
-  static Result<KernelMover> create(void* base, std::uint64_t pages, bool move_all = false);
+  static Result<KernelMover> create(void* base, std::uint64_t pages, bool move_all = false, bool hugetlb = false);
+  static constexpr unsigned kHugeBlockOrder = 9;
+  static constexpr std::uint64_t kHugeBlockPages = std::uint64_t{1} << kHugeBlockOrder;
   std::uint64_t page_count() const noexcept override { return pages_; }
   Status query(Gfn first, std::span<PageState> out) noexcept override;
   Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
@@ -249,12 +271,27 @@ class KernelMover final : public Mover {
   bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override;
   void* base() const noexcept { return base_; }
   bool moves_all() const noexcept { return move_all_; }
+  // True when one huge page maps the whole aligned 2 MiB block holding
+  // `page` now (see above); false outside the mapping or when unknown.
+  bool huge_block(std::uint64_t page) const noexcept;
+  // TESTS ONLY: huge_block() answers from `probe` (ctx, host address of an
+  // aligned 2 MiB range) instead of pagemap / kpageflags, so block moves
+  // can be tested where the frame numbers cannot be read.
+  void set_huge_probe_for_testing(bool (*probe)(void* ctx, const void* head), void* ctx) noexcept {
+    probe_ = probe;
+    probe_ctx_ = ctx;
+  }
 
  private:
   KernelMover() = default;
+  // Moves the aligned block at `head` to target (see above).
+  Result<MoveTotals> move_block(std::uint64_t head, NodeId target, MoveOutcome& out) noexcept;
   unsigned char* base_ = nullptr;  // immutable after create
   std::uint64_t pages_ = 0;
   bool move_all_ = false;          // immutable after create
+  bool hugetlb_ = false;           // immutable after create
+  bool (*probe_)(void* ctx, const void* head) = nullptr;  // tests only
+  void* probe_ctx_ = nullptr;
 };
 
 }  // namespace numaheap

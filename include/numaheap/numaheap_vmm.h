@@ -104,7 +104,7 @@ typedef struct numaheap_sampler_config {
   uint32_t pages_per_second; /* budget (default 4096); 0: windows only on scan */
   uint32_t window_pages;     /* default 256 */
   int cpu_source;            /* numaheap_sample_cpu_source */
-  double max_handler_share;  /* adaptive budget: the handler's CPU share to stay under, (0, 1]; default 0.05 */
+  double max_handler_share;  /* adaptive budget: the handler's busy + run-queue wait share of a CPU to stay under, (0, 1]; default 0.05 */
   int follow_advice;         /* 1 (default): scale the budget by the migrator's sample share */
   uint32_t burst_pages;      /* vcpu_moved: pages windowed at once, at most (default 65536) */
 } numaheap_sampler_config;
@@ -115,6 +115,7 @@ typedef struct numaheap_sampler_stats {
   uint64_t pages_armed; /* unmapped / write-protected now, awaiting their first access */
   uint64_t resolve_calls, bursts, pages_burst;
   double budget_pages_per_second, handler_share;
+  uint64_t blocks_windowed; /* huge 2 MiB blocks armed whole (one sample each) */
 } numaheap_sampler_stats;
 typedef struct numaheap_sampler numaheap_sampler;
 

@@ -35,6 +35,13 @@
 //    accessing thread; the handler thread records it and maps the page back
 //    with UFFDIO_CONTINUE. Anonymous RAM: write-protect mode -- writes only,
 //    reads are never sampled. hugetlb RAM is not sampled.
+//  * Huge blocks: an aligned 2 MiB block that one huge page maps
+//    (KernelMover::huge_block) is armed and resolved whole -- write-protect
+//    or zap the 2 MiB, one fault, the whole block resolved -- so it gives
+//    one sample per window and keeps its huge mapping; in the budget's walk
+//    it costs one page. The migrator's keep_huge_pages policy then moves
+//    the block whole on one node's samples (GuestRam::query reports it as
+//    order 9 when its region's guest_phys is 2 MiB aligned).
 //  * Who accessed: the faulting thread id (UFFD_FEATURE_THREAD_ID). A thread
 //    registered with set_vcpu_thread, or named "CPU n/KVM" (QEMU's name for
 //    vCPU n), gives record_vcpu_access(vcpu) when cpu_source is
@@ -46,9 +53,10 @@
 //    windows of window_pages, scaled down (adaptive budget) by the
 //    migrator's sampling advice (Migrator::sample_share: all of it after a
 //    vCPU move or while pages move, down to 1/32 when placement is quiet)
-//    and by the handler's load: while the handler thread is busier than
-//    max_handler_share of one CPU, the budget halves per window (each
-//    sample stalls the faulting vCPU at least that long). A windowed page
+//    and by the handler's load: while the handler thread's busy time plus
+//    its run-queue wait (schedstat) is more than max_handler_share of one
+//    CPU, the budget halves per window (each sample stalls the faulting
+//    vCPU at least that long). A windowed page
 //    stays unmapped / protected until its first access (sampled however
 //    late it comes), a move of it, close_window() or stop().
 //    pages_per_second 0: only scan() and vcpu_moved() open windows.
@@ -169,6 +177,10 @@ class GuestRam final : public Mover {
   // Guest frame of a host address inside a region. Errors: invalid_argument.
   Result<Gfn> gfn_of(const void* host) const noexcept;
   GuestRamStats stats() const noexcept;
+  // TESTS ONLY: every region's KernelMover::set_huge_probe_for_testing.
+  void set_huge_probe_for_testing(bool (*probe)(void* ctx, const void* head), void* ctx) noexcept {
+    for (KernelMover& m : movers_) m.set_huge_probe_for_testing(probe, ctx);
+  }
 
  private:
   friend class UffdSampler;
@@ -204,10 +216,12 @@ struct SamplerConfig {
   std::uint32_t pages_per_second = 4096;  // budget; 0: windows only on scan() / vcpu_moved()
   std::uint32_t window_pages = 256;       // pages per window (1 .. 1 << 20)
   SampleCpuSource cpu_source = SampleCpuSource::thread_cpu;
-  // Adaptive budget: the handler thread's busy share of one CPU to stay
-  // under (0 < share <= 1; 1 = no cap). Natively a sample costs the handler
-  // ~5-15 us, so the cap bites only where faults are dear (emulation, an
-  // overloaded host).
+  // Adaptive budget: the faulting vCPUs' wait on the handler thread, as a
+  // share of one CPU, to stay under (0 < share <= 1; 1 = no cap): the
+  // handler's busy time plus, in a period with samples, its time waiting
+  // for a CPU (schedstat run delay). Natively a sample costs the handler
+  // ~5-15 us and it rarely waits, so the cap bites only where faults are
+  // dear (emulation, an overloaded host).
   double max_handler_share = 0.05;
   // Scale the budget by Migrator::sample_share (false: always all of it).
   bool follow_advice = true;
@@ -230,7 +244,8 @@ struct SamplerStats {
   std::uint64_t resolve_calls = 0;  // UFFDIO_CONTINUE / UFFDIO_WRITEPROTECT calls resolving faults
   std::uint64_t bursts = 0, pages_burst = 0;  // vcpu_moved() windows and the pages they armed
   double budget_pages_per_second = 0;  // the budget in force now (after advice and the handler cap)
-  double handler_share = 0;            // the handler's busy share of one CPU, last measured
+  double handler_share = 0;            // the handler's busy + run-queue wait share of one CPU, last measured
+  std::uint64_t blocks_windowed = 0;   // huge 2 MiB blocks armed whole (their pages count in pages_windowed)
 };
 
 // vcpu_samples() counts vCPUs below this.

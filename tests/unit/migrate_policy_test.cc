@@ -972,6 +972,33 @@ TEST(MigrateHugePages, TrulySharedBlockIsSplitAndOnlyItsPagesMove) {
   check_blocks(r, 0, 1);
 }
 
+// A block on a node all vCPUs left, sampled there lately and now from the
+// node they went to (real weight from both): it follows whole -- the old
+// node's samples are history, not sharing -- instead of being split (the
+// kernel mover's THPs; issue 14).
+TEST(MigrateHugePages, BlockOnAVacatedNodeFollowsWholeDespiteItsHistory) {
+  Rig r(huge(), false, 4);
+  write_all(r, 1024);
+  const std::uint32_t vcpus = migrate_options_for(*r.gm, false).vcpus;
+  ASSERT_GE(vcpus, 1u);
+  for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, kCpuNode0).has_value());
+  r.m->step_at(1);
+  for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, kCpuNode1).has_value());
+  r.touch(5, kCpuNode0, 2);  // real weight from the old node...
+  r.touch(7, kCpuNode0);
+  r.touch(300, kCpuNode1);  // ...and from the new one
+  r.touch(301, kCpuNode1);
+  r.m->step_at(2);
+  for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  for (Gfn g = 512; g < 1024; ++g) ASSERT_EQ(r.node(g), 0u) << g;  // never sampled
+  EXPECT_EQ(r.gm->lookup(0).order, 9);
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.blocks_moved_whole, 1u);
+  EXPECT_EQ(s.blocks_split, 0u);
+  EXPECT_EQ(s.pages_followed, 512u);
+  check_all(r, 1024);
+}
+
 TEST(MigrateHugePages, OffWholeBlocksAreSplitForGood) {
   Rig r(fast(), false, 4);  // keep_huge_pages off
   write_all(r, 1024);

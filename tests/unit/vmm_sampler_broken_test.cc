@@ -25,6 +25,21 @@ TEST(vmm_sampler_broken, UnclosedWindowIsCaughtAtStop) {
   EXPECT_EQ(r.lost, 0u);  // it loses nothing: only mapping is wrong
 }
 
+TEST(vmm_sampler_broken, PunchedWholeBlockLosesWritesAndIsCaught) {
+  fault::Scope broken(fault::sampler_punches_window);
+  const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10, test::StressBlocks::forced);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  EXPECT_GT(r.lost + r.bad_at_end, 0u) << "a sampler that drops memfd data was not caught with blocks armed whole";
+}
+
+TEST(vmm_sampler_broken, UnclosedWholeBlockIsCaughtAtStop) {
+  fault::Scope broken(fault::sampler_skips_close);
+  const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10, test::StressBlocks::forced);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  EXPECT_GT(r.unmapped_at_end + r.protected_at_end, 0u) << "windows left open were not caught with blocks armed whole";
+  EXPECT_EQ(r.lost, 0u);
+}
+
 TEST(vmm_sampler_broken, CorrectSamplerPassesTheSameScenario) {
   const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10);
   if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;

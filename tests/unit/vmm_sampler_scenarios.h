@@ -16,6 +16,12 @@
 // every writer has made enough passes. Then a window over all of the RAM is
 // opened and the sampler stopped: every page must hold its last value and
 // be mapped, without a userfaultfd write-protect bit (/proc/self/pagemap).
+//
+// Huge blocks (StressBlocks): the two regions are each one 2 MiB-aligned
+// block, armed and resolved whole by the sampler -- `forced`: a test probe
+// calls every block huge (the whole-block path on 4 KiB pages, any host);
+// `thp`: the anonymous region is a real transparent huge page (skipped with
+// the reason where the host gives none or its frames cannot be read).
 #pragma once
 
 #include <fcntl.h>
@@ -43,8 +49,11 @@ struct SamplerStressResult {
   std::uint64_t unmapped_at_end = 0;  // pages not present after stop()
   std::uint64_t protected_at_end = 0;  // pages still uffd write-protected after stop()
   std::uint64_t passes = 0, moves = 0;
+  bool huge_at_end = false;  // thp: the anonymous block was still one huge page after stop()
   SamplerStats sampler;
 };
+
+enum class StressBlocks { small, forced, thp };
 
 inline constexpr std::uint64_t kStressPages = 512;  // per region
 inline constexpr unsigned kStressWriters = 4;
@@ -63,8 +72,11 @@ inline void pagemap_check(const void* base, std::uint64_t pages, std::uint64_t& 
   ::close(fd);
 }
 
+inline bool stress_always_huge(void*, const void*) { return true; }
+
 inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, std::uint64_t min_moves = 50,
-                                              std::uint64_t min_passes = 100) {
+                                              std::uint64_t min_passes = 100,
+                                              StressBlocks blocks = StressBlocks::small) {
   SamplerStressResult res;
   if (const char* s = std::getenv("NUMAHEAP_STRESS_SECONDS"); s && std::atoi(s) > 0) {
     min_windows *= static_cast<std::uint64_t>(std::atoi(s));
@@ -81,13 +93,23 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
     res.skip = "memfd_create";
     return res;
   }
-  void* shm = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-  void* anon = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Both regions 2 MiB aligned (one block each): inside a 6 MiB hole.
+  constexpr std::uint64_t kAlign = std::uint64_t{2} << 20;
+  void* hole = ::mmap(nullptr, 3 * kAlign, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (hole == MAP_FAILED) {
+    ::close(mfd);
+    res.skip = "mmap";
+    return res;
+  }
+  char* at = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(hole) + kAlign - 1) / kAlign * kAlign);
+  void* shm = ::mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mfd, 0);
+  void* anon = ::mmap(at + kAlign, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   ::close(mfd);
   if (shm == MAP_FAILED || anon == MAP_FAILED) {
     res.skip = "mmap";
     return res;
   }
+  (void)::madvise(anon, bytes, blocks == StressBlocks::thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   for (void* base : {shm, anon})  // sequence 0 in every page before registering
     for (std::uint64_t i = 0; i < kStressPages; ++i)
       reinterpret_cast<std::uint64_t*>(static_cast<char*>(base) + i * 4096)[511] = ~std::uint64_t{0};
@@ -98,10 +120,21 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
   auto ram = GuestRam::create(*topo, regions, vn);
   if (!ram) {
     res.skip = std::string("GuestRam::create: ") + (*ram.error().message.c_str() ? ram.error().message.c_str() : "");
-    ::munmap(shm, bytes);
-    ::munmap(anon, bytes);
+    ::munmap(hole, 3 * kAlign);
     return res;
   }
+  auto anon_is_thp = [&] {
+    auto km = KernelMover::create(anon, kStressPages);
+    return km && km->huge_block(0);
+  };
+  if (blocks == StressBlocks::thp && !anon_is_thp()) {
+    res.skip = "no transparent huge page backs the anonymous region (THP off, or /proc/kpageflags and pagemap frame "
+               "numbers unreadable without CAP_SYS_ADMIN)";
+    ram->reset();
+    ::munmap(hole, 3 * kAlign);
+    return res;
+  }
+  if (blocks == StressBlocks::forced) (*ram)->set_huge_probe_for_testing(stress_always_huge, nullptr);
   {
     auto mig = Migrator::create(*topo);
     auto id = mig ? (*mig)->add_guest(**ram, (*ram)->migrate_options(kStressWriters, false)) : Result<GuestId>(Errc::busy);
@@ -114,8 +147,7 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
                                                                            make_error(Errc::busy, "no migrator"));
     if (!sampler || !(*sampler)->start()) {
       res.skip = sampler ? "sampler start refused" : sampler.error().message.c_str();
-      ::munmap(shm, bytes);
-      ::munmap(anon, bytes);
+      ::munmap(hole, 3 * kAlign);
       return res;
     }
     res.set_up = true;
@@ -149,8 +181,15 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
       for (const GuestRange& r : (*ram)->layout())
         for (Gfn g = r.first; g < r.first + r.pages; ++g) gfns.push_back(g);
       std::vector<MoveOutcome> out(gfns.size());
+      // Huge blocks: every other move is of whole blocks, listing each
+      // region's first page (the sampler must map a zapped block back whole).
+      const Gfn heads[2] = {0, 2 * kStressPages};
+      MoveOutcome head_out[2];
       while (!stop.load(std::memory_order_relaxed)) {
-        if ((*ram)->move(gfns, node, MoveGranularity::pages, out)) moves.fetch_add(1, std::memory_order_relaxed);
+        const bool whole = blocks != StressBlocks::small && moves.load() % 2;
+        if (whole ? (*ram)->move(heads, node, MoveGranularity::whole_blocks, head_out).has_value()
+                  : (*ram)->move(gfns, node, MoveGranularity::pages, out).has_value())
+          moves.fetch_add(1, std::memory_order_relaxed);
         (void)(*mig)->step();
         (void)(*sampler)->vcpu_moved(static_cast<std::uint32_t>(moves.load() % kStressWriters));
       }
@@ -174,12 +213,12 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
     pagemap_check(anon, kStressPages, res.unmapped_at_end, res.protected_at_end);
     for (std::uint64_t i = 0; i < 2 * kStressPages; ++i)
       res.bad_at_end += page(i)[0] != last[i] || page(i)[511] != ~last[i];
+    res.huge_at_end = anon_is_thp();
     sampler->reset();
     (void)(*mig)->remove_guest(*id);
   }
   ram->reset();
-  ::munmap(shm, bytes);
-  ::munmap(anon, bytes);
+  ::munmap(hole, 3 * kAlign);
   return res;
 }
 

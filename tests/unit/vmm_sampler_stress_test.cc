@@ -32,5 +32,36 @@ TEST(VmmSamplerStress, WritersLoseNothingWhileSampledAndMoved) {
   EXPECT_GT(r.sampler.ns_per_sample, 0.0);
 }
 
+// Every block armed and resolved whole (a test probe calls each huge).
+TEST(VmmSamplerStress, WritersLoseNothingWithBlocksArmedWhole) {
+  const test::SamplerStressResult r = test::run_sampler_stress(1000, 50, 100, test::StressBlocks::forced);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  EXPECT_EQ(r.lost, 0u) << "writes lost while sampling";
+  EXPECT_EQ(r.bad_at_end, 0u) << "pages without their last write after stop()";
+  EXPECT_EQ(r.unmapped_at_end, 0u) << "pages left unmapped by stop()";
+  EXPECT_EQ(r.protected_at_end, 0u) << "pages left write-protected by stop()";
+  EXPECT_GT(r.sampler.minor_samples, 0u);
+  EXPECT_GT(r.sampler.wp_samples, 0u);
+  EXPECT_GT(r.sampler.blocks_windowed, 0u) << "no block was armed whole";
+  EXPECT_EQ(r.sampler.errors, 0u);
+}
+
+// The anonymous region a real transparent huge page (skipped where the host
+// gives none): sampled and resolved whole, it stays one huge page.
+TEST(VmmSamplerStress, WritersLoseNothingOnATransparentHugePage) {
+  const test::SamplerStressResult r = test::run_sampler_stress(1000, 50, 100, test::StressBlocks::thp);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  std::printf("THP: samples %llu (anonymous %llu), blocks windowed %llu, still huge at the end: %s\n",
+              static_cast<unsigned long long>(r.sampler.samples), static_cast<unsigned long long>(r.sampler.wp_samples),
+              static_cast<unsigned long long>(r.sampler.blocks_windowed), r.huge_at_end ? "yes" : "no");
+  EXPECT_EQ(r.lost, 0u) << "writes lost while sampling";
+  EXPECT_EQ(r.bad_at_end, 0u) << "pages without their last write after stop()";
+  EXPECT_EQ(r.unmapped_at_end, 0u) << "pages left unmapped by stop()";
+  EXPECT_EQ(r.protected_at_end, 0u) << "pages left write-protected by stop()";
+  EXPECT_GT(r.sampler.wp_samples, 0u);
+  EXPECT_GT(r.sampler.blocks_windowed, 0u) << "the huge page was never armed whole";
+  EXPECT_EQ(r.sampler.errors, 0u);
+}
+
 }  // namespace
 }  // namespace numaheap

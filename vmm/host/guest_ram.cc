@@ -193,7 +193,7 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
       ram->layout_.push_back(GuestRange{g.guest_phys >> kFrameShift, g.bytes >> kFrameShift, kNoNode, 0});
   std::sort(ram->layout_.begin(), ram->layout_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const GuestRamRegion& g : ram->regions_) {
-    auto km = KernelMover::create(g.host, g.bytes >> kFrameShift, g.shared);
+    auto km = KernelMover::create(g.host, g.bytes >> kFrameShift, g.shared, g.backing == RamBacking::hugetlb);
     if (!km) return make_error(km.error(), "guest RAM region ", GpaRange{g.guest_phys, g.guest_phys + g.bytes},
                                ": the kernel mover refused it (host page size not 4 KiB?)");
     ram->movers_.push_back(*km);
@@ -264,6 +264,8 @@ Status GuestRam::query(Gfn first, std::span<PageState> out) noexcept {
     const std::size_t n = std::min<std::uint64_t>(out.size() - i, base + (g.bytes >> kFrameShift) - gfn);
     Status st = movers_[static_cast<std::size_t>(r)].query(gfn - base, out.subspan(i, n));
     if (!st) return st;
+    if (base % KernelMover::kHugeBlockPages)  // its huge pages are not the migrator's aligned blocks
+      for (std::size_t k = i; k < i + n; ++k) out[k].order = 0;
     i += n;
   }
   return {};

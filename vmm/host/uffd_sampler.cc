@@ -69,6 +69,16 @@ bool read_small(const char* path, char* buf, std::size_t cap) {
   return true;
 }
 
+// The calling thread's time waiting for a CPU on a run queue, ns (field 2
+// of /proc/thread-self/schedstat); 0 where the kernel has no schedstats.
+std::uint64_t own_run_delay_ns() {
+  char buf[128];
+  if (!read_small("/proc/thread-self/schedstat", buf, sizeof buf)) return 0;
+  char* p = buf;
+  (void)std::strtoull(p, &p, 10);  // time on the CPU
+  return std::strtoull(p, nullptr, 10);
+}
+
 // Field 39 (processor) of /proc/self/task/TID/stat: the CPU the thread
 // last ran on. The faulting thread is blocked in its fault, so that is
 // where it faulted.
@@ -132,6 +142,16 @@ struct UffdSampler::Impl {
   // however late it comes.
   std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> armed;
   std::atomic<std::uint64_t> armed_pages{0};
+  // Huge blocks (KernelMover::huge_block: one huge page maps the aligned
+  // 2 MiB): a bit per block of sampled region r, set when the block was
+  // last armed whole, cleared when it was last armed as 4 KiB pages (under
+  // window_mu). A fault in a block with the bit set disarms and resolves
+  // the whole block: one sample per block and window, and the huge mapping
+  // is kept (a 4 KiB write-protect or resolve would split it). A stale bit
+  // only widens a resolve to pages that were mapped already or are
+  // disarmed first, so the `armed` invariant holds either way.
+  std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> whole;
+  static constexpr std::uint64_t kBlock = KernelMover::kHugeBlockPages;
 
   std::mutex tid_mu;                                  // guards vcpu_of_tid
   std::unordered_map<pid_t, long> vcpu_of_tid;        // -1: known not a vCPU
@@ -147,7 +167,7 @@ struct UffdSampler::Impl {
   std::unique_ptr<std::atomic<std::uint64_t>[]> per_vcpu;  // samples per vCPU, kSamplerCountedVcpus of them
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
-      ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0};
+      ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0};
   std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
 
   // The migrator's advice (Migrator::sample_share), read every 250 ms by
@@ -170,6 +190,16 @@ struct UffdSampler::Impl {
   }
 
   bool sampled(const GuestRamRegion& r) const { return r.backing != RamBacking::hugetlb; }
+  bool huge(std::size_t r, std::uint64_t page) const { return ram->movers_[r].huge_block(page); }
+  bool armed_whole(std::size_t r, std::uint64_t page) const {
+    const std::uint64_t b = page / kBlock;
+    return (whole[r][b / 64].load(std::memory_order_acquire) >> (b % 64)) & 1;
+  }
+  void set_whole(std::size_t r, std::uint64_t page, bool on) {
+    const std::uint64_t b = page / kBlock, bit = std::uint64_t{1} << (b % 64);
+    if (on) whole[r][b / 64].fetch_or(bit, std::memory_order_acq_rel);
+    else whole[r][b / 64].fetch_and(~bit, std::memory_order_acq_rel);
+  }
   char* page_addr(std::size_t r, std::uint64_t page) const {
     return static_cast<char*>(ram->regions_[r].host) + (page << kFrameShift);
   }
@@ -260,9 +290,23 @@ struct UffdSampler::Impl {
       if (armed[r]) close_pages_locked(r, 0, region_pages(r));
   }
 
-  // Arms pages [first, first + pages) of region r: bits first, then the
-  // zap (memfd) or the protection (anonymous).
-  void arm_locked(std::size_t r, std::uint64_t first, std::uint64_t pages) {
+  // Arms pages [first, first + pages) of region r, widened to whole huge
+  // blocks at either end (probe: whether to ask which blocks are huge;
+  // false: the caller knows none is): bits first, then the zap (memfd) or
+  // the protection (anonymous).
+  void arm_locked(std::size_t r, std::uint64_t first, std::uint64_t pages, bool probe = true) {
+    {
+      std::uint64_t end = first + pages;
+      for (std::uint64_t b = first / kBlock * kBlock; b < end; b += kBlock) {
+        const bool h = probe && huge(r, b);
+        set_whole(r, b, h);
+        if (!h) continue;
+        blocks_windowed.fetch_add(1, std::memory_order_relaxed);
+        first = std::min(first, b);
+        end = std::max(end, b + kBlock);
+      }
+      pages = end - first;
+    }
     std::uint64_t newly = 0;
     for (std::uint64_t p = first; p < first + pages; ++p) {
       const std::uint64_t bit = std::uint64_t{1} << (p % 64);
@@ -304,32 +348,41 @@ struct UffdSampler::Impl {
     windows.fetch_add(1, std::memory_order_relaxed);
   }
 
-  // The next window of the budget's walk over the sampled pages.
+  // The next window of the budget's walk over the sampled pages: window_pages
+  // of budget, where a huge block costs one (it gives one sample), at most
+  // one sweep of the RAM.
   void open_next_locked() {
     std::uint64_t total = 0;
     for (const GuestRamRegion& g : ram->regions_)
       if (sampled(g)) total += g.bytes >> kFrameShift;
     if (total == 0) return;
-    std::uint64_t want = std::min<std::uint64_t>(cfg.window_pages, total);
-    while (want) {
+    std::uint64_t want = std::min<std::uint64_t>(cfg.window_pages, total), walked = 0;
+    while (want && walked < total) {
       if (cursor >= total) {
         cursor = 0;
         rotate_vcpu_chunks_locked();
       }
       std::uint64_t skip = cursor;
-      for (std::size_t r = 0; r < ram->regions_.size() && want; ++r) {
+      std::size_t r = 0;
+      for (; r < ram->regions_.size(); ++r) {
         if (!sampled(ram->regions_[r])) continue;
-        const std::uint64_t pages = region_pages(r);
-        if (skip >= pages) {
-          skip -= pages;
-          continue;
-        }
-        const std::uint64_t take = std::min(want, pages - skip);
-        arm_locked(r, skip, take);
-        cursor += take;
-        want -= take;
-        skip = 0;
+        if (skip < region_pages(r)) break;
+        skip -= region_pages(r);
       }
+      // One piece: the rest of skip's block (or of the region).
+      const std::uint64_t block_end = std::min(region_pages(r), skip / kBlock * kBlock + kBlock);
+      std::uint64_t step;
+      if (huge(r, skip)) {
+        arm_locked(r, skip, 1);  // widened to the whole block
+        step = block_end - skip;
+        --want;
+      } else {
+        step = std::min(want, block_end - skip);
+        arm_locked(r, skip, step, false);
+        want -= step;
+      }
+      cursor += step;
+      walked += step;
     }
     windows.fetch_add(1, std::memory_order_relaxed);
   }
@@ -386,7 +439,12 @@ struct UffdSampler::Impl {
       const auto ri = static_cast<std::size_t>(r);
       if (ram->regions_[ri].backing != RamBacking::memfd) continue;
       const std::uint64_t page = gfn - (ram->regions_[ri].guest_phys >> kFrameShift);
-      if (is_armed(ri, page)) close_pages_locked(ri, page, page + 1);
+      if (armed_whole(ri, page)) {  // a whole-block move: the block's pages must be mapped
+        const std::uint64_t head = page / kBlock * kBlock;
+        close_pages_locked(ri, head, std::min(head + kBlock, region_pages(ri)));
+      } else if (is_armed(ri, page)) {
+        close_pages_locked(ri, page, page + 1);
+      }
     }
   }
 
@@ -463,7 +521,7 @@ struct UffdSampler::Impl {
     const std::uint64_t t0 = now_ns();
     struct Fault {
       std::size_t r;
-      std::uint64_t page;
+      std::uint64_t page, pages;
       bool wp;
     };
     Fault f[kBatch];
@@ -485,17 +543,26 @@ struct UffdSampler::Impl {
       const auto ri = static_cast<std::size_t>(r);
       const std::uint64_t p = *gfn - (ram->regions_[ri].guest_phys >> kFrameShift);
       record(*gfn, ri, p, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
-      (void)disarm(ri, p);  // before resolving: see `armed`
-      f[k++] = Fault{ri, p, wp};
+      if (armed_whole(ri, p)) {  // the whole block: one sample, the huge mapping kept
+        const std::uint64_t head = p / kBlock * kBlock, n = std::min(kBlock, region_pages(ri) - head);
+        for (std::uint64_t q = head; q < head + n; ++q) (void)disarm(ri, q);  // before resolving
+        f[k++] = Fault{ri, head, n, wp};
+      } else {
+        (void)disarm(ri, p);  // before resolving: see `armed`
+        f[k++] = Fault{ri, p, 1, wp};
+      }
     }
     std::sort(f, f + k, [](const Fault& a, const Fault& b) {
       return a.r != b.r ? a.r < b.r : a.page != b.page ? a.page < b.page : a.wp < b.wp;
     });
     for (std::size_t i = 0; i < k;) {
       std::size_t j = i + 1;
-      std::uint64_t end = f[i].page + 1;
-      // Two threads faulting on one page give two messages: one resolve.
-      while (j < k && f[j].r == f[i].r && f[j].wp == f[i].wp && f[j].page <= end) end = std::max(end, f[j++].page + 1);
+      std::uint64_t end = f[i].page + f[i].pages;
+      // Two threads faulting on one page (block) give two messages: one resolve.
+      while (j < k && f[j].r == f[i].r && f[j].wp == f[i].wp && f[j].page <= end) {
+        end = std::max(end, f[j].page + f[j].pages);
+        ++j;
+      }
       char* a = page_addr(f[i].r, f[i].page);
       const std::uint64_t len = (end - f[i].page) << kFrameShift;
       if (f[i].wp) {
@@ -541,14 +608,19 @@ struct UffdSampler::Impl {
 
   // The budget's walk. Each window's period is window_pages / rate, with
   // rate = pages_per_second x the migrator's advice x the handler factor:
-  // the factor halves while the handler was busier than max_handler_share
-  // of a CPU since the last window (measured over >= 100 ms), and grows by
-  // a quarter, back to 1, while it is under half of that.
+  // the factor halves while the faulting vCPUs' wait on the handler was
+  // more than max_handler_share of a CPU since the last window (measured
+  // over >= 100 ms), and grows by a quarter, back to 1, while it is under
+  // half of that. That wait is the handler's busy time plus, in a period
+  // with samples, its time waiting for a CPU (schedstat run delay): a
+  // faulting vCPU waits for both, and on an overloaded host or under
+  // emulation the second is the larger by far.
   void run() {
     constexpr std::uint64_t kMeasureNs = 100'000'000;
     constexpr double kMinFactor = 1.0 / 1024;
     double factor = 1;
-    std::uint64_t measured_at = now_ns(), busy_at = ns_handling.load(std::memory_order_relaxed);
+    std::uint64_t measured_at = now_ns(), busy_at = ns_handling.load(std::memory_order_relaxed),
+                  delay_at = own_run_delay_ns(), samples_at = samples.load(std::memory_order_relaxed);
     auto rate = [&] {
       const double a = cfg.follow_advice ? advice.load(std::memory_order_relaxed) : 1.0;
       return static_cast<double>(cfg.pages_per_second) * a * factor;
@@ -575,13 +647,17 @@ struct UffdSampler::Impl {
       if (!cfg.pages_per_second) continue;
       const std::uint64_t now = now_ns();
       if (now - measured_at >= kMeasureNs) {
-        const std::uint64_t busy = ns_handling.load(std::memory_order_relaxed);
-        const double share = static_cast<double>(busy - busy_at) / static_cast<double>(now - measured_at);
+        const std::uint64_t busy = ns_handling.load(std::memory_order_relaxed), delay = own_run_delay_ns(),
+                            sampled = samples.load(std::memory_order_relaxed);
+        const std::uint64_t waited = (busy - busy_at) + (sampled != samples_at && delay > delay_at ? delay - delay_at : 0);
+        const double share = static_cast<double>(waited) / static_cast<double>(now - measured_at);
         if (share > cfg.max_handler_share) factor = std::max(kMinFactor, factor / 2);
         else if (share < cfg.max_handler_share / 2) factor = std::min(1.0, factor * 1.25);
         share_now.store(share, std::memory_order_relaxed);
         measured_at = now;
         busy_at = busy;
+        delay_at = delay;
+        samples_at = sampled;
       }
       budget_now.store(rate(), std::memory_order_relaxed);
       if (now >= deadline) {
@@ -645,6 +721,7 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
   impl->armed.resize(ram.regions_.size());
   impl->vcpus_recent.resize(ram.regions_.size());
   impl->vcpus_older.resize(ram.regions_.size());
+  impl->whole.resize(ram.regions_.size());
   impl->per_vcpu.reset(new (std::nothrow) std::atomic<std::uint64_t>[kSamplerCountedVcpus]());
   if (!impl->per_vcpu) return make_error(Errc::no_memory, "sampler: out of memory");
   for (std::size_t r = 0; r < ram.regions_.size(); ++r) {
@@ -654,7 +731,8 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
       impl->armed[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
       impl->vcpus_recent[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
       impl->vcpus_older[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
-      if (!impl->armed[r] || !impl->vcpus_recent[r] || !impl->vcpus_older[r])
+      impl->whole[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[(words + 7) / 8 + 1]());  // a bit per 512 pages
+      if (!impl->armed[r] || !impl->vcpus_recent[r] || !impl->vcpus_older[r] || !impl->whole[r])
         return make_error(Errc::no_memory, "sampler: out of memory");
     }
     impl->any_memfd |= g.backing == RamBacking::memfd;
@@ -795,6 +873,7 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.pages_burst = m.pages_burst.load(std::memory_order_relaxed);
   s.budget_pages_per_second = m.budget_now.load(std::memory_order_relaxed);
   s.handler_share = m.share_now.load(std::memory_order_relaxed);
+  s.blocks_windowed = m.blocks_windowed.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -1,0 +1,171 @@
+// KernelMover's huge blocks (include/numaheap/mover.h): query() reports the
+// pages of an aligned 2 MiB range one huge page maps as order 9, and
+// move(whole_blocks) moves each listed page's block, with bad input refused
+// before anything moves and a partial outcome reported per listed page.
+// The host has one memory node, so moves here go nowhere; the real move
+// (one THP across nodes, whole and not split) is checked in the VM
+// (tests/vm/migrate_checks.cc). Where the THP probe cannot see huge pages
+// (no THP, no CAP_SYS_ADMIN) the block path is driven by a test probe.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "numaheap/mover.h"
+#include "numaheap/topology_io.h"
+
+namespace numaheap {
+namespace {
+
+constexpr std::uint64_t kBlock = KernelMover::kHugeBlockPages;
+constexpr std::uint64_t kBlockBytes = kBlock * kFrameSize;
+
+// `blocks` 2 MiB-aligned blocks of fresh anonymous memory.
+struct AlignedMap {
+  explicit AlignedMap(std::uint64_t blocks, bool hugepage) : bytes(blocks * kBlockBytes) {
+    raw = mmap(nullptr, bytes + kBlockBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return;
+    base = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(raw) + kBlockBytes - 1) / kBlockBytes * kBlockBytes);
+    (void)madvise(base, bytes, hugepage ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  }
+  ~AlignedMap() {
+    if (raw != MAP_FAILED) munmap(raw, bytes + kBlockBytes);
+  }
+  std::uint64_t bytes;
+  void* raw = MAP_FAILED;
+  char* base = nullptr;
+};
+
+bool always_huge(void*, const void*) { return true; }
+
+bool move_pages_allowed(KernelMover& km) {
+  PageState st[1];
+  Status q = km.query(0, st);
+  return q || q.error() != Errc::unsupported;
+}
+
+TEST(KernelMoverBlocks, BadInputChangesNothing) {
+  AlignedMap m(1, false);
+  ASSERT_NE(m.raw, MAP_FAILED);
+  std::memset(m.base, 1, m.bytes);
+  auto km = KernelMover::create(m.base, kBlock);
+  ASSERT_TRUE(km.has_value());
+  if (!move_pages_allowed(*km)) GTEST_SKIP() << "move_pages not permitted here";
+  km->set_huge_probe_for_testing(always_huge, nullptr);
+  Gfn g[2] = {0, 7};
+  MoveOutcome out[1];
+  auto r = km->move(g, 0, MoveGranularity::whole_blocks, std::span<MoveOutcome>(out, 1));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), Errc::invalid_argument);  // out.size() != gfns.size()
+  MoveOutcome out2[2];
+  r = km->move(g, kMaxNodes, MoveGranularity::whole_blocks, out2);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), Errc::invalid_node);
+  EXPECT_FALSE(KernelMover::create(m.base + 1, 1).has_value());
+}
+
+TEST(KernelMoverBlocks, WholeBlockMoveReportsEveryListedPage) {
+  AlignedMap m(2, false);
+  ASSERT_NE(m.raw, MAP_FAILED);
+  std::memset(m.base, 1, kBlockBytes);                // block 0: every page present
+  std::memset(m.base + kBlockBytes, 1, kBlockBytes / 2);  // block 1: first half only
+  const std::uint64_t pages = 2 * kBlock - 3;         // block 1 overhangs the mapping's end
+  auto km = KernelMover::create(m.base, pages);
+  ASSERT_TRUE(km.has_value());
+  if (!move_pages_allowed(*km)) GTEST_SKIP() << "move_pages not permitted here";
+  // Without huge pages (MADV_NOHUGEPAGE) every page is 4 KiB.
+  PageState st[8];
+  ASSERT_TRUE(km->query(0, st).has_value());
+  EXPECT_EQ(st[0].order, 0u);
+  EXPECT_FALSE(km->huge_block(0));
+  km->set_huge_probe_for_testing(always_huge, nullptr);
+  EXPECT_TRUE(km->huge_block(5));
+  EXPECT_FALSE(km->huge_block(kBlock + 1)) << "a block the mapping does not hold whole is not huge";
+  ASSERT_TRUE(km->query(kBlock - 4, st).has_value());
+  EXPECT_EQ(st[0].order, KernelMover::kHugeBlockOrder);  // pages of block 0
+  EXPECT_EQ(st[4].order, 0u);                            // block 1
+  const NodeId here = st[0].node;
+  ASSERT_NE(here, kNoNode);
+  // Listed: a page of block 0 twice, a present and an absent page of
+  // block 1 (moved alone), a page outside the mapping.
+  Gfn g[5] = {5, 300, kBlock + 2, kBlock + 400, pages + 3};
+  MoveOutcome out[5];
+  auto r = km->move(g, here, MoveGranularity::whole_blocks, out);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::moved);
+  EXPECT_EQ(out[1], MoveOutcome::moved);
+  EXPECT_EQ(out[2], MoveOutcome::moved);
+  EXPECT_EQ(out[3], MoveOutcome::not_present);
+  EXPECT_EQ(out[4], MoveOutcome::not_present);
+  EXPECT_EQ(r->frames_moved, 0u);  // everything was on `here` already
+  // A block with no page present is not_present.
+  ASSERT_EQ(madvise(m.base, kBlockBytes, MADV_DONTNEED), 0);
+  Gfn g0[1] = {9};
+  MoveOutcome o0[1];
+  r = km->move(g0, here, MoveGranularity::whole_blocks, o0);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(o0[0], MoveOutcome::not_present);
+}
+
+TEST(KernelMoverBlocks, MissingNodeAfterTheFirstPageIsAPartialOutcome) {
+  auto topo = load_topology_libnuma();
+  if (!topo) GTEST_SKIP() << "no libnuma topology";
+  NodeId missing = 0;
+  while (missing < kMaxNodes && topo->find(missing)) ++missing;
+  AlignedMap m(1, false);
+  ASSERT_NE(m.raw, MAP_FAILED);
+  std::memset(m.base, 1, m.bytes);
+  auto km = KernelMover::create(m.base, kBlock);
+  ASSERT_TRUE(km.has_value());
+  if (!move_pages_allowed(*km)) GTEST_SKIP() << "move_pages not permitted here";
+  km->set_huge_probe_for_testing(always_huge, nullptr);
+  // The first listed page is outside the mapping (nothing to move), the
+  // second's block cannot go to a missing node: the call succeeds with the
+  // first page's outcome and the second reported busy, nothing moved.
+  Gfn g[2] = {kBlock + 1, 3};
+  MoveOutcome out[2];
+  auto r = km->move(g, missing, MoveGranularity::whole_blocks, out);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::not_present);
+  EXPECT_EQ(out[1], MoveOutcome::busy);
+  EXPECT_EQ(r->frames_moved, 0u);
+  // A page of a huge block is refused for a page-granular move (the kernel
+  // would move all 512): busy, no call made, so no error either; on its
+  // node already it is moved.
+  r = km->move(std::span<const Gfn>(g + 1, 1), missing, MoveGranularity::pages, std::span<MoveOutcome>(out, 1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::busy);
+  PageState st[1];
+  ASSERT_TRUE(km->query(3, st).has_value());
+  r = km->move(std::span<const Gfn>(g + 1, 1), st[0].node, MoveGranularity::pages, std::span<MoveOutcome>(out, 1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::moved);
+  // Listed first, the same block is a whole-call error.
+  r = km->move(std::span<const Gfn>(g + 1, 1), missing, MoveGranularity::whole_blocks, std::span<MoveOutcome>(out, 1));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), Errc::invalid_node);
+}
+
+TEST(KernelMoverBlocks, RealTransparentHugePageIsOneBlock) {
+  AlignedMap m(1, true);
+  ASSERT_NE(m.raw, MAP_FAILED);
+  std::memset(m.base, 1, m.bytes);
+  auto km = KernelMover::create(m.base, kBlock);
+  ASSERT_TRUE(km.has_value());
+  if (!move_pages_allowed(*km)) GTEST_SKIP() << "move_pages not permitted here";
+  if (!km->huge_block(0))
+    GTEST_SKIP() << "no transparent huge page seen here (THP off, or /proc/kpageflags and pagemap frame numbers "
+                    "unreadable without CAP_SYS_ADMIN)";
+  PageState st[kBlock];
+  ASSERT_TRUE(km->query(0, st).has_value());
+  for (const PageState& p : st) ASSERT_EQ(p.order, KernelMover::kHugeBlockOrder);
+  Gfn g[1] = {17};
+  MoveOutcome out[1];
+  auto r = km->move(g, st[0].node, MoveGranularity::whole_blocks, out);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::moved);
+  EXPECT_TRUE(km->huge_block(0)) << "a move in place split the huge page";
+}
+
+}  // namespace
+}  // namespace numaheap
