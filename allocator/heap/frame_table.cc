@@ -17,9 +17,13 @@ Result<void, Error> FrameTable::init(const Topology& topo, const MetadataHooks* 
   only_first_ = only_frames_ = 0;
   only_descs_ = nullptr;
   for (std::size_t i = 0; i < topo.node_count(); ++i)
-    for (const FrameRange& r : topo.node_at(i).frames)
+    for (const FrameRange& r : topo.node_at(i).frames) {
+      if (r.first_mfn + r.count > kFrameLimit)
+        return make_error(Errc::invalid_argument, "frame table: frames at or above 2^",
+                          std::uint64_t{kFrameBits}, " (4 PiB) are not supported (node index ", std::uint64_t{i}, ")");
       if (!ranges_.push_back({r.first_mfn, r.first_mfn + r.count, static_cast<std::uint32_t>(i), 0}))
         return Error{Errc::no_memory, "frame table: out of metadata memory for the range table"};
+    }
   std::sort(ranges_.begin(), ranges_.end(),
             [](const FrameRangeInfo& a, const FrameRangeInfo& b) { return a.first < b.first; });
   frames_ = 0;

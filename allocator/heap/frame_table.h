@@ -182,6 +182,12 @@ struct FrameRangeInfo {
 
 class FrameTable {
  public:
+  // init() refuses frames at or above 2^kFrameBits: 4 PiB of 4 KiB frames,
+  // x86-64's 52-bit physical addresses. Per-CPU cache entries hold a frame
+  // number in kFrameBits bits (CacheEntry, per_cpu_cache.h).
+  static constexpr unsigned kFrameBits = 40;
+  static constexpr Mfn kFrameLimit = Mfn{1} << kFrameBits;
+
   FrameTable() = default;
   ~FrameTable();
   FrameTable(const FrameTable&) = delete;

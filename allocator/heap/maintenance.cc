@@ -181,10 +181,10 @@ Status check_locked(const PageAllocator::Impl& m, CheckCounts& cc) noexcept {
         if (c.count > c.high) return Errc::invalid_frame;
         for (std::uint32_t i = 0; i < c.count; ++i) {
           const FrameRangeInfo* r = nullptr;
-          const FrameDesc* d = m.table.lookup(c.frames[i], &r);
+          const FrameDesc* d = m.table.lookup(entry_mfn(c.entries[i]), &r);
           if (!d || r->node_index != ni) return Errc::invalid_frame;
-          const FrameWord w = d->load();
-          if (w.kind() != FrameKind::cached || w.order != c.order) return Errc::invalid_frame;
+          // Cached, this order, and what the entry says (CpuCache).
+          if (!entry_matches(c.entries[i], d->load_packed(), c.order)) return Errc::invalid_frame;
         }
         cc.cached[ni] += std::uint64_t{c.count} << c.order;
       }

@@ -14,7 +14,7 @@ namespace numaheap {
 namespace {
 constexpr std::uint8_t kUsed = static_cast<std::uint8_t>(FrameKind::used);
 constexpr std::uint8_t kCached = static_cast<std::uint8_t>(FrameKind::cached);
-constexpr std::uint64_t kGenMask = FrameWord{0, 0, 0, 0, 0xff}.pack();
+using cache_entry::kGenMask;
 // Added to a packed `used` word (no flags): the same word, cached + dirty.
 constexpr std::uint64_t kUsedToCachedDirty = std::uint64_t{(kCached | kDirty) - kUsed} << 32;
 static_assert(FrameWord{5, kUsed, 3, 0, 7}.pack() + kUsedToCachedDirty ==
@@ -110,18 +110,19 @@ Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
   if (cpu < m.fast_cpus && slot >= 0 && !(req.flags & ~kFastFlags) && req.owner <= kMaxOwner) {
     const Impl::CpuHome& home = m.home[cpu];
     if (home.caches && (req.node == kNoNode || req.node == home.node) && !req.exclude.test(home.node)) {
-      if (const Mfn mfn = rseq::pop(home.caches + slot, cpu); mfn != kInvalidMfn) {
-        // Ours alone once popped: nobody else may change the word.
+      if (const CacheEntry e = rseq::pop(home.caches + slot, cpu); e != kNoEntry) {
+        // Ours alone once popped: nobody else may change the word, and the
+        // entry says what it holds (CpuCache), so the new word is stored
+        // without loading the old one.
+        const Mfn mfn = entry_mfn(e);
         FrameDesc& d = m.table.known_desc(mfn);
-        const std::uint64_t w = d.load_packed(std::memory_order_relaxed);
-        d.store_packed(FrameWord::allocated_packed(w, req.owner));
+        NUMAHEAP_DEBUG_CHECK(entry_matches(e, d.load_packed(std::memory_order_relaxed), req.order));
         // Every freed block is dirty; skipping the scrub is safe only when
-        // every dirty byte is the requester's own (checked inline: it is
-        // the common case of an owner's own churn).
-        const FrameWord was = FrameWord::unpack(w);
-        if ((was.state & kDirty) && !((req.flags & AllocFlags::no_scrub) && was.owner == req.owner))
-            [[unlikely]]
-          return m.alloc_dirty(mfn, home.node, req);
+        // every dirty byte is the requester's own (checked inline from the
+        // entry's tag: it is the common case of an owner's own churn).
+        if (entry_needs_scrub(e, (req.flags & AllocFlags::no_scrub) != 0, req.owner)) [[unlikely]]
+          return m.alloc_dirty(e, home.node, req);
+        d.store_packed(entry_allocated_word(e, req.order, req.owner));
         return Allocation{mfn, home.node};
       }
     }
@@ -129,9 +130,16 @@ Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
   return m.alloc_slow(req);
 }
 
-Result<Allocation> PageAllocator::Impl::alloc_dirty(Mfn mfn, NodeId node,
+Result<Allocation> PageAllocator::Impl::alloc_dirty(CacheEntry e, NodeId node,
                                                     const AllocRequest& req) noexcept {
-  if (!NUMAHEAP_FAULT(fast_path_skips_scrub)) platform->zero_frames(mfn, frames_of_order(req.order));
+  const Mfn mfn = entry_mfn(e);
+  FrameDesc& d = table.known_desc(mfn);
+  // An owner the tag cannot name: the word says whose bytes they are.
+  bool own = false;
+  if ((req.flags & AllocFlags::no_scrub) && entry_tag(e) == cache_entry::kTagDirtyUnknown)
+    own = d.load(std::memory_order_relaxed).owner == req.owner;
+  d.store_packed(entry_allocated_word(e, req.order, req.owner));
+  if (!own && !NUMAHEAP_FAULT(fast_path_skips_scrub)) platform->zero_frames(mfn, frames_of_order(req.order));
   return Allocation{mfn, node};
 }
 
@@ -195,10 +203,12 @@ Mfn PageAllocator::Impl::try_node(std::uint32_t ni, const AllocRequest& req,
   if (slot < 0 || (req.flags & AllocFlags::use_claim)) return alloc_buddy(ni, req);
   CpuCache& c = pcp.at(cpu, ni, slot);
   if (use_rseq) {
-    if (const Mfn mfn = rseq::pop(&c, cpu); mfn != kInvalidMfn) {
+    if (const CacheEntry e = rseq::pop(&c, cpu); e != kNoEntry) {
       // Ours alone once popped: nobody else may change the word.
+      const Mfn mfn = entry_mfn(e);
       FrameDesc& d = table.known_desc(mfn);
       const FrameWord w = d.load(std::memory_order_relaxed);
+      NUMAHEAP_DEBUG_CHECK(entry_matches(e, w.pack(), req.order));
       d.store(w.allocated_to(req.owner));
       scrub_if_needed(mfn, req.order, (w.state & kDirty) != 0, w.owner, req);
       return mfn;
@@ -210,10 +220,12 @@ Mfn PageAllocator::Impl::try_node(std::uint32_t ni, const AllocRequest& req,
     c.lock.unlock();
     return kInvalidMfn;
   }
-  const Mfn mfn = c.frames[c.count - 1];
+  const CacheEntry e = c.entries[c.count - 1];
+  const Mfn mfn = entry_mfn(e);
   set_count(c, c.count - 1);
   FrameDesc& d = table.known_desc(mfn);
   const FrameWord w = d.load(std::memory_order_relaxed);
+  NUMAHEAP_DEBUG_CHECK(entry_matches(e, w.pack(), req.order));
   d.store(w.allocated_to(req.owner));
   c.lock.unlock();
   scrub_if_needed(mfn, req.order, (w.state & kDirty) != 0, w.owner, req);
@@ -258,7 +270,7 @@ void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni) noexcept {
     w.owner = b.dirty ? b.dirty_owner : kNoOwner;
     w.state = static_cast<std::uint8_t>(kCached | (b.dirty ? kDirty : 0));
     d.store(w);
-    c.frames[c.count] = b.head;
+    c.entries[c.count] = make_cache_entry(b.head, w.pack());
     set_count(c, c.count + 1);
   }
   if (got < want) credit((want - got) << c.order);
@@ -272,14 +284,17 @@ void PageAllocator::Impl::drain(CpuCache& c, std::uint32_t ni, std::uint32_t n) 
   {
     SpinGuard g(h.lock);
     for (std::uint32_t i = 0; i < n; ++i) {  // the coldest (bottom) frames go
-      const FrameWord w = table.known_desc(c.frames[i]).load();
+      // The word, not the entry: its owner is exact where the tag is not.
+      const Mfn mfn = entry_mfn(c.entries[i]);
+      const FrameWord w = table.known_desc(mfn).load();
+      NUMAHEAP_DEBUG_CHECK(entry_matches(c.entries[i], w.pack(), c.order));
       const bool dirty = (w.state & kDirty) != 0;
-      h.put(c.frames[i], c.order, dirty, dirty ? w.owner : kNoOwner);
+      h.put(mfn, c.order, dirty, dirty ? w.owner : kNoOwner);
     }
     credit(std::uint64_t{n} << c.order);
     NUMAHEAP_DEBUG_CHECK(h.check_invariants());
   }
-  std::memmove(c.frames, c.frames + n, (c.count - n) * sizeof(Mfn));
+  std::memmove(c.entries, c.entries + n, (c.count - n) * sizeof(CacheEntry));
   set_count(c, c.count - n);
 }
 
@@ -318,21 +333,24 @@ Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
     const std::uint64_t w = d.load_packed(std::memory_order_relaxed);
     const std::uint64_t used = (w & kGenMask) | FrameWord{owner, kUsed, static_cast<std::uint8_t>(order), 0, 0}.pack();
     if (w == used && d.cas_packed(used, used + kUsedToCachedDirty)) {
+      // make_cache_entry(mfn, used + kUsedToCachedDirty), without unpacking.
+      const CacheEntry e = mfn | std::uint64_t{cache_dirty_tag(true, owner)} << cache_entry::kTagShift |
+                           (w & kGenMask);
       const std::uint32_t cpu = rseq::cpu();
-      if (cpu < m.fast_cpus && rseq::push(&m.pcp.at(cpu, r->node_index, slot), cpu, mfn)) return {};
-      return m.push_locked(m.cpu_slot(), r->node_index, slot, mfn);
+      if (cpu < m.fast_cpus && rseq::push(&m.pcp.at(cpu, r->node_index, slot), cpu, e)) return {};
+      return m.push_locked(m.cpu_slot(), r->node_index, slot, e);
     }
   }
   return m.free_slow(mfn, order, owner);
 }
 
 Status PageAllocator::Impl::push_locked(std::uint32_t cpu, std::uint32_t ni, int slot,
-                                        Mfn mfn) noexcept {
+                                        CacheEntry e) noexcept {
   CpuCache& c = pcp.at(cpu, ni, slot);
-  if (use_rseq && rseq::push(&c, cpu, mfn)) return {};
+  if (use_rseq && rseq::push(&c, cpu, e)) return {};
   lock_cache(c, cpu);
   if (c.count == c.high) drain(c, ni, c.batch);
-  c.frames[c.count] = mfn;
+  c.entries[c.count] = e;
   set_count(c, c.count + 1);
   c.lock.unlock();
   return {};
@@ -354,9 +372,9 @@ Status PageAllocator::Impl::free_slow(Mfn mfn, unsigned order, OwnerId owner) no
     if (slot >= 0 && !(s & (kHasPending | kPendingOffline))) {
       // The compare-and-swap of the whole word decides between racing
       // frees, a re-allocation and offline().
-      if (!d->cas(w, FrameWord{owner, static_cast<std::uint8_t>(kCached | kDirty), w.order, 0, w.gen}))
-        continue;
-      return m.push_locked(m.cpu_slot(), ni, slot, mfn);
+      const FrameWord cached{owner, static_cast<std::uint8_t>(kCached | kDirty), w.order, 0, w.gen};
+      if (!d->cas(w, cached)) continue;
+      return m.push_locked(m.cpu_slot(), ni, slot, make_cache_entry(mfn, cached.pack()));
     }
     NodeHeap& h = m.heap(ni);
     SpinGuard g(h.lock);

@@ -86,15 +86,17 @@ struct PageAllocator::Impl {
   // Out of line, so that the fast paths stay short (free tail-calls them).
   [[gnu::noinline]] Result<Allocation> alloc_slow(const AllocRequest& req) noexcept;
   [[gnu::noinline]] Status free_slow(Mfn mfn, unsigned order, OwnerId owner) noexcept;
-  // alloc()'s fast path popped a block (already `used`) holding bytes that
-  // are not all the requester's, or no_scrub is not set: scrubs it.
-  [[gnu::noinline]] Result<Allocation> alloc_dirty(Mfn mfn, NodeId node,
+  // alloc()'s fast path popped entry `e`, a block holding bytes that may
+  // not all be the requester's (or no_scrub is not set): makes the block
+  // `used` by the requester and scrubs it, unless the word shows that an
+  // owner the entry's tag cannot name asked for its own bytes (no_scrub).
+  [[gnu::noinline]] Result<Allocation> alloc_dirty(CacheEntry e, NodeId node,
                                                    const AllocRequest& req) noexcept;
   // A freed (now `cached`) block goes on cache slot `slot` of `cpu` for
   // node `ni` under the cache's lock, draining a batch when it is full.
   // Always succeeds (a Status so that free() can tail-call it).
   [[gnu::noinline]] Status push_locked(std::uint32_t cpu, std::uint32_t ni, int slot,
-                                       Mfn mfn) noexcept;
+                                       CacheEntry e) noexcept;
   // One node: per-CPU cache or buddy. kInvalidMfn when it cannot serve.
   Mfn try_node(std::uint32_t ni, const AllocRequest& req, std::uint32_t cpu) noexcept;
   Mfn alloc_buddy(std::uint32_t ni, const AllocRequest& req) noexcept;

@@ -25,14 +25,14 @@ bool PerCpuCaches::init(const MetadataHooks* hooks, std::uint32_t cpus, std::uin
     if (high[s]) slot_by_order_[kSlotOrder[s]] = static_cast<std::int8_t>(s);
   const std::size_t n = static_cast<std::size_t>(cpus) * nodes * kSlots;
   if (!caches_.allocate(hooks, n) || !storage_.allocate(hooks, per * cpus * nodes + 1)) return false;
-  Mfn* next = storage_.get();
+  CacheEntry* next = storage_.get();
   for (std::size_t i = 0; i < n; ++i) {
     const unsigned s = static_cast<unsigned>(i % kSlots);
     CpuCache& c = caches_[i];
     c.order = static_cast<std::uint8_t>(kSlotOrder[s]);
     c.high = high[s];
     c.batch = batch[s];
-    c.frames = next;
+    c.entries = next;
     next += high[s];
   }
   return true;

@@ -56,11 +56,11 @@ inline std::uint32_t cpu() noexcept {
   return __atomic_load_n(&area()->cpu_id, __ATOMIC_RELAXED);
 }
 
-// Pops the top frame of `c`, the cache of CPU `expect_cpu`. kInvalidMfn when
+// Pops the top entry of `c`, the cache of CPU `expect_cpu`. kNoEntry when
 // the thread is not on that CPU, the cache is locked or empty, or the
 // sequence was aborted: the caller then takes the locked path.
-inline Mfn pop(CpuCache* c, std::uint32_t expect_cpu) noexcept {
-  Mfn out;
+inline CacheEntry pop(CpuCache* c, std::uint32_t expect_cpu) noexcept {
+  CacheEntry out;
   asm volatile(
       ".pushsection __rseq_cs, \"aw\"\n\t"
       ".balign 32\n\t"
@@ -79,7 +79,7 @@ inline Mfn pop(CpuCache* c, std::uint32_t expect_cpu) noexcept {
       "testl %%eax, %%eax\n\t"
       "jz 5f\n\t"
       "subl $1, %%eax\n\t"
-      "movq %c[frames_off](%[c]), %%rdx\n\t"
+      "movq %c[entries_off](%[c]), %%rdx\n\t"
       "movq (%%rdx, %%rax, 8), %[out]\n\t"
       "movl %%eax, %c[count_off](%[c])\n\t"  // commit
       "2:\n\t"
@@ -97,14 +97,14 @@ inline Mfn pop(CpuCache* c, std::uint32_t expect_cpu) noexcept {
       : [rs] "r"(area()), [c] "r"(c), [cpu] "r"(expect_cpu),
         [cs_off] "i"(offsetof(struct rseq, rseq_cs)), [cpu_off] "i"(offsetof(struct rseq, cpu_id)),
         [lock_off] "i"(offsetof(CpuCache, lock)), [count_off] "i"(offsetof(CpuCache, count)),
-        [frames_off] "i"(offsetof(CpuCache, frames))
+        [entries_off] "i"(offsetof(CpuCache, entries))
       : "rax", "rdx", "memory", "cc");
   return out;
 }
 
-// Pushes `mfn` on `c` (CPU `expect_cpu`'s cache). False when not on that
-// CPU, locked, full or aborted.
-inline bool push(CpuCache* c, std::uint32_t expect_cpu, Mfn mfn) noexcept {
+// Pushes entry `e` on `c` (CPU `expect_cpu`'s cache). False when not on
+// that CPU, locked, full or aborted.
+inline bool push(CpuCache* c, std::uint32_t expect_cpu, CacheEntry e) noexcept {
   std::uint32_t ok;
   asm volatile(
       ".pushsection __rseq_cs, \"aw\"\n\t"
@@ -123,8 +123,8 @@ inline bool push(CpuCache* c, std::uint32_t expect_cpu, Mfn mfn) noexcept {
       "movl %c[count_off](%[c]), %%eax\n\t"
       "cmpl %c[high_off](%[c]), %%eax\n\t"
       "jae 5f\n\t"
-      "movq %c[frames_off](%[c]), %%rdx\n\t"
-      "movq %[mfn], (%%rdx, %%rax, 8)\n\t"
+      "movq %c[entries_off](%[c]), %%rdx\n\t"
+      "movq %[e], (%%rdx, %%rax, 8)\n\t"
       "addl $1, %%eax\n\t"
       "movl %%eax, %c[count_off](%[c])\n\t"  // commit
       "2:\n\t"
@@ -140,18 +140,18 @@ inline bool push(CpuCache* c, std::uint32_t expect_cpu, Mfn mfn) noexcept {
       "movl $0, %[ok]\n\t"
       "6:\n\t"
       : [ok] "=&r"(ok)
-      : [rs] "r"(area()), [c] "r"(c), [cpu] "r"(expect_cpu), [mfn] "r"(mfn),
+      : [rs] "r"(area()), [c] "r"(c), [cpu] "r"(expect_cpu), [e] "r"(e),
         [cs_off] "i"(offsetof(struct rseq, rseq_cs)), [cpu_off] "i"(offsetof(struct rseq, cpu_id)),
         [lock_off] "i"(offsetof(CpuCache, lock)), [count_off] "i"(offsetof(CpuCache, count)),
-        [high_off] "i"(offsetof(CpuCache, high)), [frames_off] "i"(offsetof(CpuCache, frames))
+        [high_off] "i"(offsetof(CpuCache, high)), [entries_off] "i"(offsetof(CpuCache, entries))
       : "rax", "rdx", "memory", "cc");
   return ok != 0;
 }
 
 #else
 inline std::uint32_t cpu() noexcept { return 0; }
-inline Mfn pop(CpuCache*, std::uint32_t) noexcept { return kInvalidMfn; }
-inline bool push(CpuCache*, std::uint32_t, Mfn) noexcept { return false; }
+inline CacheEntry pop(CpuCache*, std::uint32_t) noexcept { return kNoEntry; }
+inline bool push(CpuCache*, std::uint32_t, CacheEntry) noexcept { return false; }
 #endif
 
 }  // namespace numaheap::rseq

@@ -28,6 +28,10 @@ enum Kind : unsigned {
   // GuestMemory's split (sharing's merge, ballooning) ignores `migrating`
   // and splits a block a mover holds.
   split_ignores_migrating = 1u << 3,
+  // Per-CPU cache entries tag a dirty block's owner with the low 16 bits of
+  // (owner + 2) instead of "unknown" for owners the tag cannot hold, so two
+  // owners can share a tag and no_scrub hands one the other's bytes.
+  entry_tag_truncates = 1u << 4,
   // The userfaultfd sampler opens a memfd window with MADV_REMOVE (punches
   // the pages out of the file: their data is lost) instead of MADV_DONTNEED.
   sampler_punches_window = 1u << 8,

@@ -159,6 +159,36 @@ TEST(heap_claims, Errors) {
   EXPECT_TRUE(pa->check_frames());
 }
 
+// Per-CPU cache entries hold a frame number in 40 bits: frames up to
+// 2^40 - 1 are managed (and the highest one goes through a cache and back
+// whole); a range reaching 2^40 is refused with a clear error.
+TEST(heap_basics, FramesUpTo2To40) {
+  constexpr Mfn kLimit = Mfn{1} << 40;
+  const auto topo_at = [](Mfn first) {
+    auto t = TopologyBuilder("test:high").add_node(0, {0, 1}, 64 << kFrameShift).set_frames(0, {{first, 64}}).build();
+    EXPECT_TRUE(t.has_value());
+    return std::move(t).value();
+  };
+  auto refused = PageAllocator::create(topo_at(kLimit - 32), {}, {});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::invalid_argument);
+  EXPECT_NE(refused.error().message.view().find("2^40"), std::string_view::npos) << refused.error().message.view();
+
+  auto pa = make(topo_at(kLimit - 64));
+  ASSERT_TRUE(pa);
+  std::vector<Mfn> got;
+  while (auto a = pa->alloc(req(0, 0))) got.push_back(a->mfn);
+  ASSERT_EQ(got.size(), 64u);
+  EXPECT_NE(std::find(got.begin(), got.end(), kLimit - 1), got.end());
+  for (Mfn m : got) ASSERT_TRUE(pa->free(m, 0, 1)) << m;
+  EXPECT_TRUE(pa->check_invariants());
+  for (Mfn& m : got) m = pa->alloc(req(0, 0)).value().mfn;  // popped from the caches
+  EXPECT_NE(std::find(got.begin(), got.end(), kLimit - 1), got.end());
+  for (Mfn m : got) ASSERT_TRUE(pa->free(m, 0, 1)) << m;
+  EXPECT_EQ(pa->free(kLimit - 1, 0, 1).error(), Errc::double_free);
+  EXPECT_TRUE(pa->check_frames());
+}
+
 TEST(heap_claims, TableFull) {
   HeapConfig hc;
   hc.max_claims = 2;

@@ -58,6 +58,20 @@ TEST(heap_scrub_broken, OtherRequestsTakeTheSlowPath) {
   if (!expect_fast_path(test::kSlowPathRequests, false)) GTEST_SKIP() << "no rseq fast path here";
 }
 
+// Cache entries whose dirty tag is a truncation of the owner (not exact):
+// some writer/reader pair shares a tag, and the reader, asking no_scrub,
+// gets the writer's bytes.
+TEST(heap_scrub_broken, TruncatedEntryTagIsCaught) {
+  fault::Scope broken(fault::entry_tag_truncates);
+  std::uint64_t unclean = 0;
+  for (const test::NamedHandover& h : test::kUntaggedOwners) {
+    const test::FastPathResult r = test::fast_path_handover(h.ask, 20);
+    if (!r.lockless) GTEST_SKIP() << "no rseq fast path here";
+    unclean += r.unclean;
+  }
+  EXPECT_GT(unclean, 0u) << "the scenarios missed a tag that confuses two owners";
+}
+
 TEST(heap_scrub_broken, CorrectAllocatorPassesTheSameScenarios) {
   // The faulty build with no fault on behaves as the real one.
   const test::InterruptResult r = test::interrupted_scrub();

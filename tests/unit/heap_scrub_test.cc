@@ -231,5 +231,35 @@ TEST(heap_scrub_fast_path, NamedNodeRequestsScrubAnotherOwnersFrames) {
   check(test::kSlowPathRequests);
 }
 
+// Cache entries carry the dirty owner as a 16-bit tag; owners beyond it
+// are "unknown": their frames are scrubbed for every other owner, and the
+// tag never mistakes one owner for another (heap_scrub_broken shows the
+// scenario catches a truncated tag).
+TEST(heap_scrub_fast_path, OwnersBeyondTheEntryTagAreScrubbedForOthers) {
+  for (const test::NamedHandover& h : test::kUntaggedOwners) {
+    SCOPED_TRACE(h.what);
+    const test::FastPathResult r = test::fast_path_handover(h.ask);
+    if (!r.lockless) GTEST_SKIP() << "no rseq fast path here";
+    EXPECT_GT(r.handed_out, 0u);
+    EXPECT_EQ(r.unclean, 0u);
+    EXPECT_TRUE(r.checks_pass);
+  }
+}
+
+// An owner the tag cannot name asking for its own dirty frames with
+// no_scrub: alloc's out-of-line path reads the word, which names the owner
+// exactly, and spares the scrub (the frames come back with its bytes).
+TEST(heap_scrub_fast_path, UntaggedOwnerKeepsItsOwnBytesWithNoScrub) {
+  test::HandoverRequest ask;
+  ask.writer = ask.reader = 0x10001;
+  const test::FastPathResult r = test::fast_path_handover(ask, 20);
+  if (!r.lockless) GTEST_SKIP() << "no rseq fast path here";
+  EXPECT_GT(r.handed_out, 0u);
+  // (Frames another round left in the other CPU's cache hold its 0xB2
+  // bytes, which count as clean, if the thread moved between the phases.)
+  EXPECT_GT(r.unclean, 0u) << "own bytes scrubbed although no_scrub was asked";
+  EXPECT_TRUE(r.checks_pass);
+}
+
 }  // namespace
 }  // namespace numaheap

@@ -127,24 +127,29 @@ struct FastPathResult {
   std::uint64_t handed_out = 0;   // frames owner 2 received
   std::uint64_t unclean = 0;      // of those, holding owner 1's bytes
   std::uint64_t off_node = 0;     // of those, not from `expect_node`
+  bool checks_pass = false;       // check_invariants after the rounds
 };
 
-// What owner 2 asks for in fast_path_handover: 4 KiB frames of `node`
-// (kNoNode: the CPU's own) with `flags` | no_scrub, never from `exclude`;
-// they must come from `expect_node`.
+// What the reader (owner 2 unless said) asks for in fast_path_handover:
+// 4 KiB frames of `node` (kNoNode: the CPU's own) with `flags` | no_scrub,
+// never from `exclude`; they must come from `expect_node`. The writer
+// (owner 1 unless said) dirtied them first.
 struct HandoverRequest {
   NodeId node = kNoNode;
   std::uint32_t flags = 0;
   NodeMask exclude{};
   NodeId expect_node = 0;
+  OwnerId writer = 1;
+  OwnerId reader = 2;
 };
 
 // Host memory, lock-free per-CPU caches, every CPU on node 0 and node 1
-// with memory but no CPU: owner 1 takes 4 KiB frames of `expect_node` into
-// its CPU's cache of that node, fills them and frees them (back to that
-// cache); owner 2 then asks for frames with no_scrub as `ask` says, on the
-// same CPU, so whichever path serves it pops owner 1's frames. Every byte
-// owner 2 sees must be zero. Only the fast path in PageAllocator::alloc
+// with memory but no CPU: the writer takes 4 KiB frames of `expect_node`
+// into its CPU's cache of that node, fills them and frees them (back to
+// that cache); the reader then asks for frames with no_scrub as `ask` says,
+// on the same CPU, so whichever path serves it pops the writer's frames.
+// Every byte the reader sees must be zero (`unclean` counts frames that
+// are not; a reader that is the writer may see its own bytes). Only the fast path in PageAllocator::alloc
 // calls alloc_dirty, which the fault fast_path_skips_scrub breaks: with the
 // fault on, unclean frames prove that path served the request, none that
 // alloc_slow did (its pops scrub in try_node).
@@ -168,15 +173,15 @@ inline FastPathResult fast_path_handover(const HandoverRequest& ask, int rounds 
   for (int r = 0; r < rounds; ++r) {
     int n = 0;
     for (; n < kBatch; ++n) {
-      auto a = pa->alloc(req(0, ask.expect_node, AllocFlags::exact_node, 1));
+      auto a = pa->alloc(req(0, ask.expect_node, AllocFlags::exact_node, ask.writer));
       if (!a) break;
       got[n] = a->mfn;
       std::memset(pa->frame_address(a->mfn), 0xA1, kFrameSize);
     }
-    for (int i = 0; i < n; ++i) (void)pa->free(got[i], 0, 1);
+    for (int i = 0; i < n; ++i) (void)pa->free(got[i], 0, ask.writer);
     n = 0;
     for (; n < kBatch; ++n) {
-      AllocRequest q = req(0, ask.node, ask.flags | AllocFlags::no_scrub, 2);
+      AllocRequest q = req(0, ask.node, ask.flags | AllocFlags::no_scrub, ask.reader);
       q.exclude = ask.exclude;
       auto b = pa->alloc(q);
       if (!b) break;
@@ -189,8 +194,9 @@ inline FastPathResult fast_path_handover(const HandoverRequest& ask, int rounds 
       out.unclean += !clean;
       std::memset(pa->frame_address(b->mfn), 0xB2, kFrameSize);
     }
-    for (int i = 0; i < n; ++i) (void)pa->free(got[i], 0, 2);
+    for (int i = 0; i < n; ++i) (void)pa->free(got[i], 0, ask.reader);
   }
+  out.checks_pass = pa->check_invariants().has_value();
   return out;
 }
 
@@ -222,6 +228,19 @@ inline const NamedHandover kSlowPathRequests[] = {
     {"other node, exact", {1, kExact, {}, 1}},
     {"own node excluded", {0, 0, only_node(0), 1}},
     {"no node, own node excluded", {kNoNode, 0, only_node(0), 1}},
+};
+
+// Writer and reader owners that a per-CPU cache entry's dirty tag
+// (allocator/heap/per_cpu_cache.h) could confuse if it were not exact: a
+// 16-bit truncation of (owner + 2) gives 0x10001 owner 1's tag and
+// kMaxOwner 0xfffd's. Owners >= 0xfffd have no tag of their own ("dirty,
+// owner unknown": scrubbed for everyone). The reader never gets the
+// writer's bytes.
+inline const NamedHandover kUntaggedOwners[] = {
+    {"writer 0x10001, reader 1", {kNoNode, 0, {}, 0, 0x10001, 1}},
+    {"writer 1, reader 0x10001", {kNoNode, 0, {}, 0, 1, 0x10001}},
+    {"writer kMaxOwner, reader 0xfffd", {kNoNode, 0, {}, 0, kMaxOwner, 0xfffd}},
+    {"writer 0xfffc (last tagged), reader 0x1fffc", {kNoNode, 0, {}, 0, 0xfffc, 0x1fffc}},
 };
 
 }  // namespace numaheap::test
