@@ -544,9 +544,9 @@ struct UffdSampler::Impl {
       const std::uint64_t p = *gfn - (ram->regions_[ri].guest_phys >> kFrameShift);
       record(*gfn, ri, p, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
       if (armed_whole(ri, p)) {  // the whole block: one sample, the huge mapping kept
-        const std::uint64_t head = p / kBlock * kBlock, n = std::min(kBlock, region_pages(ri) - head);
-        for (std::uint64_t q = head; q < head + n; ++q) (void)disarm(ri, q);  // before resolving
-        f[k++] = Fault{ri, head, n, wp};
+        const std::uint64_t head = p / kBlock * kBlock, span = std::min(kBlock, region_pages(ri) - head);
+        for (std::uint64_t q = head; q < head + span; ++q) (void)disarm(ri, q);  // before resolving
+        f[k++] = Fault{ri, head, span, wp};
       } else {
         (void)disarm(ri, p);  // before resolving: see `armed`
         f[k++] = Fault{ri, p, 1, wp};
