@@ -182,6 +182,8 @@ typedef struct numaheap_config {
 /* Fills the defaults (frame-only, the C++ HeapConfig defaults). */
 void numaheap_config_init(numaheap_config* c);
 
+/* Errors as PageAllocator::create: NUMAHEAP_E_INVALID_ARGUMENT for a node's frame range
+ * reaching frame 2^40 (a per-CPU cache entry holds 40 bits of frame number). */
 int numaheap_create(const numaheap_topology* t, const numaheap_config* c /* NULL: defaults */,
                     numaheap_heap** out, char* err, size_t err_len);
 void numaheap_destroy(numaheap_heap* h);

@@ -112,6 +112,10 @@ enum class OfflineState : std::uint8_t { offlined = 0, pending = 1 };
 class PageAllocator {
  public:
   NUMAHEAP_METADATA_NEW_DELETE
+  // Errors: invalid_argument when a frame range of the platform reaches
+  // frame 2^40 (4 PiB of 4 KiB frames, beyond x86-64's 52-bit physical
+  // addresses: a per-CPU cache entry holds a frame number in 40 bits);
+  // no_memory when metadata memory runs out.
   static Result<std::unique_ptr<PageAllocator>, Error> create(
       const Topology& topo, const PlatformConfig& platform = {}, const HeapConfig& heap = {});
   ~PageAllocator();
