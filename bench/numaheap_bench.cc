@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -60,6 +61,23 @@ void pair(benchmark::State& state, unsigned order, NodeId node = kNoNode) {
 }
 void order0_pair(benchmark::State& state) { pair(state, 0); }
 void order9_pair(benchmark::State& state) { pair(state, 9); }
+
+// The floor of the pair's safety cost (issue 17's cycle budget,
+// docs/fast-path.md): the one thing free cannot do without if it is to
+// catch a double free racing on another CPU -- load a descriptor word and
+// compare-and-swap it, as free's fast path does (same orderings) -- and
+// nothing else: no cache, no lookup, no checks. The pair can never be
+// faster than this; bench/report.py compares it with the peers' pairs.
+void locked_rmw_floor(benchmark::State& state) {
+  alignas(64) static std::uint64_t word = 0;
+  bench::CycleCounter cycles;
+  for (auto _ : state) {
+    std::uint64_t w = std::atomic_ref<std::uint64_t>(word).load(std::memory_order_relaxed);
+    benchmark::DoNotOptimize(std::atomic_ref<std::uint64_t>(word).compare_exchange_strong(
+        w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire));
+  }
+  cycles.report(state);
+}
 
 // The pair asking for the calling CPU's own node by id (a hypervisor's
 // "this vCPU's node"; every CPU is on node 0 here). numaheap only: the
@@ -224,6 +242,7 @@ void init_1tib(benchmark::State& state) {
 BENCHMARK(order0_pair)->Name("order0_pair/numaheap");
 BENCHMARK(order0_pair_own_node)->Name("order0_pair_own_node/numaheap");
 BENCHMARK(order9_pair)->Name("order9_pair/numaheap");
+BENCHMARK(locked_rmw_floor)->Name("locked_rmw_floor/numaheap");
 BENCHMARK(order0_pair_scrubbed)->Name("order0_pair_scrubbed/numaheap");
 BENCHMARK(mixed_orders)->Name("mixed_orders/numaheap");
 BENCHMARK(churn)->Name("churn/numaheap")->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -387,6 +387,17 @@ def bars(figs, mig=None):
     # rules 1.0x out.
     bar("order-0 pair <= 1.0x tcmalloc (issue 17)", *rel("order0_pair", "tcmalloc", 1.0))
     bar("order-0 pair <= 1.3x tcmalloc (issue 17's fallback)", *rel("order0_pair", "tcmalloc", 1.3))
+    # The cycle budget: one load + compare-and-swap of a word (free's
+    # ownership transition, alone: numaheap's locked_rmw_floor) against the
+    # peer's whole pair. Above 1.3x, no pair that catches a racing double
+    # free can meet the fallback on this machine.
+    floor = figs.get("numaheap", {}).get("locked_rmw_floor", {}).get("cpu_time")
+    tc = value(figs, "tcmalloc", "order0_pair")
+    if floor is not None and tc:
+        out.append(("cycle budget: free's load + compare-and-swap alone <= 1.3x tcmalloc's pair "
+                     "(else the fallback is out of reach while free catches racing double frees)",
+                     "**fits**" if floor / tc <= 1.3 else "**does not fit**",
+                     f"{floor / tc:.3f}x ({floor:.1f} ns vs {tc:.1f} ns)"))
     bar("order-0 pair <= 0.5x jemalloc (issue 17)", *rel("order0_pair", "jemalloc", 0.5))
     bar("mixed_orders <= 1.0x mimalloc (issue 17)", *rel("mixed_orders", "mimalloc", 1.0))
     t = figs.get("numaheap", {}).get("threads2", {})
