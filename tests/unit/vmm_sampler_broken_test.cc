@@ -17,6 +17,23 @@ TEST(vmm_sampler_broken, PunchedWindowLosesWritesAndIsCaught) {
   EXPECT_GT(r.lost + r.bad_at_end, 0u) << "a sampler that drops memfd data was not caught";
 }
 
+// The same breakages with moves through GuestRam's helper (shared memfd).
+TEST(vmm_sampler_broken, PunchedWindowThroughTheHelperIsCaught) {
+  fault::Scope broken(fault::sampler_punches_window);
+  const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10, test::StressBlocks::small, true);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  EXPECT_GT(r.helper_moves, 0u);
+  EXPECT_GT(r.lost + r.bad_at_end, 0u) << "a sampler that drops memfd data was not caught";
+}
+
+TEST(vmm_sampler_broken, UnclosedWindowThroughTheHelperIsCaughtAtStop) {
+  fault::Scope broken(fault::sampler_skips_close);
+  const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10, test::StressBlocks::small, true);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  EXPECT_GT(r.helper_moves, 0u);
+  EXPECT_GT(r.unmapped_at_end + r.protected_at_end, 0u) << "a sampler that leaves windows open was not caught";
+}
+
 TEST(vmm_sampler_broken, UnclosedWindowIsCaughtAtStop) {
   fault::Scope broken(fault::sampler_skips_close);
   const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10);

@@ -32,6 +32,24 @@ TEST(VmmSamplerStress, WritersLoseNothingWhileSampledAndMoved) {
   EXPECT_GT(r.sampler.ns_per_sample, 0.0);
 }
 
+// Shared memfd RAM moves through GuestRam's helper process: its pages are
+// zapped as windows while the helper maps them and move_pages moves them
+// there, with writers on them all along.
+TEST(VmmSamplerStress, WritersLoseNothingWhileMovedThroughTheHelper) {
+  const test::SamplerStressResult r = test::run_sampler_stress(1000, 50, 100, test::StressBlocks::small, true);
+  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+  std::printf("through the helper: %llu of %llu moves, samples %llu (memfd %llu)\n",
+              static_cast<unsigned long long>(r.helper_moves), static_cast<unsigned long long>(r.moves),
+              static_cast<unsigned long long>(r.sampler.samples), static_cast<unsigned long long>(r.sampler.minor_samples));
+  EXPECT_EQ(r.lost, 0u) << "writes lost while sampling";
+  EXPECT_EQ(r.bad_at_end, 0u) << "pages without their last write after stop()";
+  EXPECT_EQ(r.unmapped_at_end, 0u) << "pages left unmapped by stop()";
+  EXPECT_EQ(r.protected_at_end, 0u) << "pages left write-protected by stop()";
+  EXPECT_GT(r.helper_moves, 0u) << "no move went through the helper";
+  EXPECT_GT(r.sampler.minor_samples, 0u);
+  EXPECT_EQ(r.sampler.errors, 0u);
+}
+
 // Every block armed and resolved whole (a test probe calls each huge).
 TEST(VmmSamplerStress, WritersLoseNothingWithBlocksArmedWhole) {
   const test::SamplerStressResult r = test::run_sampler_stress(1000, 50, 100, test::StressBlocks::forced);
