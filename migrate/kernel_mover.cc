@@ -128,11 +128,11 @@ Status KernelMover::query(Gfn first, std::span<PageState> out) noexcept {
   return {};
 }
 
-Result<MoveTotals> KernelMover::move_block(std::uint64_t head, NodeId target, MoveOutcome& out) noexcept {
+Result<MoveTotals> KernelMover::move_block(int pid, std::uint64_t head, NodeId target, MoveOutcome& out) noexcept {
   void* addrs[kBlockPages];
   int before[kBlockPages], status[kBlockPages], nodes[kBlockPages];
   for (std::uint64_t i = 0; i < kBlockPages; ++i) addrs[i] = base_ + ((head + i) << kFrameShift);
-  if (::move_pages(0, kBlockPages, addrs, nullptr, before, 0) != 0) return errc_of_call(errno);
+  if (::move_pages(pid, kBlockPages, addrs, nullptr, before, 0) != 0) return errc_of_call(errno);
   const int flags = move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE;
   auto elsewhere = [&](int s) { return s >= 0 && static_cast<NodeId>(s) != target; };
   bool any = false, present = false;
@@ -142,10 +142,10 @@ Result<MoveTotals> KernelMover::move_block(std::uint64_t head, NodeId target, Mo
   // The first page: the kernel takes the huge page it belongs to whole.
   int first_status = -EBUSY, node = static_cast<int>(target);
   void* first = addrs[0];
-  if (elsewhere(before[0]) && ::move_pages(0, 1, &first, &node, &first_status, flags) < 0) return errc_of_call(errno);
+  if (elsewhere(before[0]) && ::move_pages(pid, 1, &first, &node, &first_status, flags) < 0) return errc_of_call(errno);
   (void)first_status;  // its page is asked again below with the rest
   // Then whatever of the block is still elsewhere (4 KiB pages, a split).
-  if (::move_pages(0, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+  if (::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
   std::size_t n = 0;
   std::uint64_t index[kBlockPages];
   void* rest[kBlockPages];
@@ -157,9 +157,9 @@ Result<MoveTotals> KernelMover::move_block(std::uint64_t head, NodeId target, Mo
     }
   int rest_status[kBlockPages];
   for (std::size_t i = 0; i < n; ++i) rest_status[i] = -EBUSY;  // see move(): no status on a partial failure
-  if (n && ::move_pages(0, n, rest, nodes, rest_status, flags) < 0) return errc_of_call(errno);
+  if (n && ::move_pages(pid, n, rest, nodes, rest_status, flags) < 0) return errc_of_call(errno);
   // Where the block's pages are now: what changed node counts.
-  if (::move_pages(0, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+  if (::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
   MoveTotals totals;
   for (std::uint64_t i = 0; i < kBlockPages; ++i)
     if (elsewhere(before[i]) && status[i] >= 0 && static_cast<NodeId>(status[i]) == target) ++totals.frames_moved;
@@ -175,6 +175,11 @@ Result<MoveTotals> KernelMover::move_block(std::uint64_t head, NodeId target, Mo
 
 Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
                                      std::span<MoveOutcome> out) noexcept {
+  return move_through(0, gfns, target, granularity, out);
+}
+
+Result<MoveTotals> KernelMover::move_through(int pid, std::span<const Gfn> gfns, NodeId target,
+                                             MoveGranularity granularity, std::span<MoveOutcome> out) noexcept {
   if (out.size() != gfns.size()) return Errc::invalid_argument;
   if (target >= kMaxNodes) return Errc::invalid_node;
   if (granularity == MoveGranularity::whole_blocks) {
@@ -182,9 +187,9 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
     // listed twice finds itself on target the second time: moved, 0 frames).
     MoveTotals totals;
     for (std::size_t i = 0; i < gfns.size(); ++i) {
-      Result<MoveTotals> r = huge_block(gfns[i]) ? move_block(gfns[i] & ~(kBlockPages - 1), target, out[i])
-                                                  : move(gfns.subspan(i, 1), target, MoveGranularity::pages,
-                                                         out.subspan(i, 1));
+      Result<MoveTotals> r = huge_block(gfns[i]) ? move_block(pid, gfns[i] & ~(kBlockPages - 1), target, out[i])
+                                                  : move_through(pid, gfns.subspan(i, 1), target,
+                                                                 MoveGranularity::pages, out.subspan(i, 1));
       if (!r) {
         if (i == 0) return r.error();
         for (std::size_t k = i; k < gfns.size(); ++k) out[k] = MoveOutcome::busy;  // later pages: not tried
@@ -225,7 +230,7 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
       index[n++] = at + i;
     }
     if (n == 0) continue;
-    if (::move_pages(0, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+    if (::move_pages(pid, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
     for (std::size_t i = 0; i < n; ++i) {
       out[index[i]] = status[i] < 0                                 ? MoveOutcome::not_present
                       : static_cast<NodeId>(status[i]) == target ? MoveOutcome::moved
@@ -249,7 +254,7 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
     // writes no status for the batch it tried: without this the array would
     // still hold pass 1's answers (another page's node, maybe the target).
     for (std::size_t i = 0; i < n; ++i) status[i] = -EBUSY;
-    if (::move_pages(0, n, addrs, nodes, status, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) < 0) return errc_of_call(errno);
+    if (::move_pages(pid, n, addrs, nodes, status, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) < 0) return errc_of_call(errno);
     for (std::size_t i = 0; i < n; ++i) out[index[i]] = outcome_of_status(status[i], target);
     // A page reported still elsewhere may have moved with its huge page
     // meanwhile: ask the kernel again where those are.
@@ -259,7 +264,7 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
         addrs[again] = addrs[i];
         nodes[again++] = static_cast<int>(index[i]);  // reused as the out index
       }
-    if (again && ::move_pages(0, again, addrs, nullptr, status, 0) == 0)
+    if (again && ::move_pages(pid, again, addrs, nullptr, status, 0) == 0)
       for (std::size_t i = 0; i < again; ++i)
         out[static_cast<std::size_t>(nodes[i])] = outcome_of_status(status[i], target);
     for (std::size_t i = 0; i < n; ++i)  // only pages that were elsewhere before count

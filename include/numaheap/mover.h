@@ -268,6 +268,12 @@ class KernelMover final : public Mover {
   Status query(Gfn first, std::span<PageState> out) noexcept override;
   Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
                           std::span<MoveOutcome> out) noexcept override;
+  // move() through process `pid`'s mapping of the same pages at the same
+  // addresses (move_pages(pid, ...)); pid 0 is this process (move()). For
+  // GuestRam's move helper (vmm/host/guest_ram.cc): the pages must be
+  // mapped there.
+  Result<MoveTotals> move_through(int pid, std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                                  std::span<MoveOutcome> out) noexcept;
   bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override;
   void* base() const noexcept { return base_; }
   bool moves_all() const noexcept { return move_all_; }
@@ -285,7 +291,7 @@ class KernelMover final : public Mover {
  private:
   KernelMover() = default;
   // Moves the aligned block at `head` to target (see above).
-  Result<MoveTotals> move_block(std::uint64_t head, NodeId target, MoveOutcome& out) noexcept;
+  Result<MoveTotals> move_block(int pid, std::uint64_t head, NodeId target, MoveOutcome& out) noexcept;
   unsigned char* base_ = nullptr;  // immutable after create
   std::uint64_t pages_ = 0;
   bool move_all_ = false;          // immutable after create

@@ -59,6 +59,7 @@ typedef struct numaheap_vmm_ram numaheap_vmm_ram;
 
 typedef struct numaheap_vmm_ram_stats {
   uint64_t pages, populated_madvise, populated_touch, moves, pages_moved, moves_all;
+  uint64_t moves_via_helper; /* shared memfd RAM moved through the move helper process */
 } numaheap_vmm_ram_stats;
 
 /* The topology and the mappings must outlive the handle. options may be

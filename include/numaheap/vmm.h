@@ -137,13 +137,18 @@ struct GuestRamStats {
   std::uint64_t populated_madvise = 0;    // pages populated by MADV_POPULATE_WRITE
   std::uint64_t populated_touch = 0;      // pages populated by touching
   std::uint64_t moves = 0, pages_moved = 0, moves_all = 0;  // moves_all: MPOL_MF_MOVE_ALL calls
+  std::uint64_t moves_via_helper = 0;  // region moves made through the move helper (shared memfd RAM)
 };
 
 class UffdSampler;
 namespace detail {
-// Internal (vmm/host): GuestRam closes its sampler's window around a move.
-void sampler_pause(UffdSampler& s, std::span<const Gfn> gfns) noexcept;
+// Internal (vmm/host): GuestRam closes its sampler's window around a move
+// (or, moving through its helper, leaves it open: `close` false), and arms
+// the pages it moves through the helper (false: the sampler is not running,
+// nothing armed).
+void sampler_pause(UffdSampler& s, std::span<const Gfn> gfns, bool close) noexcept;
 void sampler_resume(UffdSampler& s) noexcept;
+bool sampler_arm(UffdSampler& s, std::span<const Gfn> gfns) noexcept;
 }  // namespace detail
 
 class GuestRam final : public Mover {
@@ -192,8 +197,20 @@ class GuestRam final : public Mover {
   // Around a move, with an attached sampler (under sampler_lock_): maps
   // back the listed pages it has unmapped and keeps new windows from
   // opening until resume.
-  void pause_sampler(std::span<const Gfn> gfns) noexcept;
+  void pause_sampler(std::span<const Gfn> gfns, bool close) noexcept;
   void resume_sampler() noexcept;
+  // The move helper (guest_ram.cc): a forked child that maps the shared
+  // regions too and sleeps; pages are moved through its mapping while the
+  // VMM's own is zapped, so no TLB shootdown reaches the running vCPUs.
+  struct Helper {
+    int pid = -1;   // negative: no longer used (still to reap)
+    int sock = -1;  // parent's end: requests out, answers in
+  };
+  void start_helper() noexcept;
+  bool helper_map(std::size_t r, std::span<const Gfn> local) noexcept;
+  void zap_for_move(std::size_t r, std::span<const Gfn> local, std::span<const Gfn> gfns) noexcept;
+  Helper helper_;
+  std::atomic<std::uint64_t> helper_moves_{0};
 
   const Topology* topo_ = nullptr;
   std::vector<GuestRamRegion> regions_;  // sorted by guest_phys; immutable after create
@@ -292,8 +309,9 @@ class UffdSampler {
 
  private:
   explicit UffdSampler(Impl* impl) noexcept : impl_(impl) {}
-  friend void detail::sampler_pause(UffdSampler& s, std::span<const Gfn> gfns) noexcept;
+  friend void detail::sampler_pause(UffdSampler& s, std::span<const Gfn> gfns, bool close) noexcept;
   friend void detail::sampler_resume(UffdSampler& s) noexcept;
+  friend bool detail::sampler_arm(UffdSampler& s, std::span<const Gfn> gfns) noexcept;
   Impl* impl_;
   std::atomic<bool> thread_running_{false};
 };

@@ -10,6 +10,8 @@
 #include <sys/mman.h>
 
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "numaheap/mover.h"
 #include "numaheap/topology_io.h"
@@ -44,13 +46,35 @@ bool move_pages_allowed(KernelMover& km) {
   return q || q.error() != Errc::unsupported;
 }
 
+// One filled 2 MiB block under a KernelMover: the set-up of the one-block
+// tests. `failed` says why it could not be made (the test fails), `skip`
+// that move_pages is not permitted here (the test skips).
+struct FilledBlock {
+  explicit FilledBlock(bool hugepage) : map(1, hugepage) {
+    if (map.raw == MAP_FAILED) {
+      failed = "mmap failed";
+      return;
+    }
+    std::memset(map.base, 1, map.bytes);
+    auto r = KernelMover::create(map.base, kBlock);
+    if (!r) {
+      failed = "KernelMover::create failed";
+      return;
+    }
+    km.emplace(std::move(*r));
+    if (!move_pages_allowed(*km)) skip = "move_pages not permitted here";
+  }
+  AlignedMap map;
+  std::optional<KernelMover> km;
+  const char* failed = nullptr;
+  const char* skip = nullptr;
+};
+
 TEST(KernelMoverBlocks, BadInputChangesNothing) {
-  AlignedMap m(1, false);
-  ASSERT_NE(m.raw, MAP_FAILED);
-  std::memset(m.base, 1, m.bytes);
-  auto km = KernelMover::create(m.base, kBlock);
-  ASSERT_TRUE(km.has_value());
-  if (!move_pages_allowed(*km)) GTEST_SKIP() << "move_pages not permitted here";
+  FilledBlock b(false);
+  ASSERT_EQ(b.failed, nullptr) << b.failed;
+  if (b.skip) GTEST_SKIP() << b.skip;
+  auto& km = b.km;
   km->set_huge_probe_for_testing(always_huge, nullptr);
   Gfn g[2] = {0, 7};
   MoveOutcome out[1];
@@ -61,7 +85,7 @@ TEST(KernelMoverBlocks, BadInputChangesNothing) {
   r = km->move(g, kMaxNodes, MoveGranularity::whole_blocks, out2);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error(), Errc::invalid_node);
-  EXPECT_FALSE(KernelMover::create(m.base + 1, 1).has_value());
+  EXPECT_FALSE(KernelMover::create(b.map.base + 1, 1).has_value());
 }
 
 TEST(KernelMoverBlocks, WholeBlockMoveReportsEveryListedPage) {
@@ -112,12 +136,10 @@ TEST(KernelMoverBlocks, MissingNodeAfterTheFirstPageIsAPartialOutcome) {
   if (!topo) GTEST_SKIP() << "no libnuma topology";
   NodeId missing = 0;
   while (missing < kMaxNodes && topo->find(missing)) ++missing;
-  AlignedMap m(1, false);
-  ASSERT_NE(m.raw, MAP_FAILED);
-  std::memset(m.base, 1, m.bytes);
-  auto km = KernelMover::create(m.base, kBlock);
-  ASSERT_TRUE(km.has_value());
-  if (!move_pages_allowed(*km)) GTEST_SKIP() << "move_pages not permitted here";
+  FilledBlock b(false);
+  ASSERT_EQ(b.failed, nullptr) << b.failed;
+  if (b.skip) GTEST_SKIP() << b.skip;
+  auto& km = b.km;
   km->set_huge_probe_for_testing(always_huge, nullptr);
   // The first listed page is outside the mapping (nothing to move), the
   // second's block cannot go to a missing node: the call succeeds with the
@@ -147,12 +169,10 @@ TEST(KernelMoverBlocks, MissingNodeAfterTheFirstPageIsAPartialOutcome) {
 }
 
 TEST(KernelMoverBlocks, RealTransparentHugePageIsOneBlock) {
-  AlignedMap m(1, true);
-  ASSERT_NE(m.raw, MAP_FAILED);
-  std::memset(m.base, 1, m.bytes);
-  auto km = KernelMover::create(m.base, kBlock);
-  ASSERT_TRUE(km.has_value());
-  if (!move_pages_allowed(*km)) GTEST_SKIP() << "move_pages not permitted here";
+  FilledBlock b(true);
+  ASSERT_EQ(b.failed, nullptr) << b.failed;
+  if (b.skip) GTEST_SKIP() << b.skip;
+  auto& km = b.km;
   if (!km->huge_block(0))
     GTEST_SKIP() << "no transparent huge page seen here (THP off, or /proc/kpageflags and pagemap frame numbers "
                     "unreadable without CAP_SYS_ADMIN)";

@@ -173,6 +173,7 @@ TEST_F(GuestRamTest, MovesWithPerPageOutcomesAndMoveAllForSharedMemfd) {
     EXPECT_EQ(out[i], i == 3 ? MoveOutcome::not_present : MoveOutcome::moved) << "gfn " << gfns[i];
   EXPECT_EQ(moved->frames_moved, 0u) << "already on the node";
   EXPECT_EQ(g.stats().moves_all, 1u) << "the shared memfd region moves with MPOL_MF_MOVE_ALL";
+  EXPECT_EQ(g.stats().moves_via_helper, 1u) << "through the helper process (no TLB shootdown of the VMM's threads)";
   auto bad = g.move(gfns, 1000, MoveGranularity::pages, out);
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error(), Errc::invalid_node);

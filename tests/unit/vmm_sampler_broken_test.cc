@@ -10,19 +10,29 @@
 namespace numaheap {
 namespace {
 
+// Each with the memfd region private and shared (moved through GuestRam's
+// helper process, windows left open across the move).
 TEST(vmm_sampler_broken, PunchedWindowLosesWritesAndIsCaught) {
   fault::Scope broken(fault::sampler_punches_window);
-  const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10);
-  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
-  EXPECT_GT(r.lost + r.bad_at_end, 0u) << "a sampler that drops memfd data was not caught";
+  for (bool shared : {false, true}) {
+    SCOPED_TRACE(shared ? "shared memfd, moved through the helper" : "private memfd");
+    const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10, test::StressBlocks::small, shared);
+    if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+    EXPECT_TRUE(!shared || r.helper_moves > 0) << "no move went through the helper";
+    EXPECT_GT(r.lost + r.bad_at_end, 0u) << "a sampler that drops memfd data was not caught";
+  }
 }
 
 TEST(vmm_sampler_broken, UnclosedWindowIsCaughtAtStop) {
   fault::Scope broken(fault::sampler_skips_close);
-  const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10);
-  if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
-  EXPECT_GT(r.unmapped_at_end + r.protected_at_end, 0u) << "a sampler that leaves windows open was not caught";
-  EXPECT_EQ(r.lost, 0u);  // it loses nothing: only mapping is wrong
+  for (bool shared : {false, true}) {
+    SCOPED_TRACE(shared ? "shared memfd, moved through the helper" : "private memfd");
+    const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10, test::StressBlocks::small, shared);
+    if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+    EXPECT_TRUE(!shared || r.helper_moves > 0) << "no move went through the helper";
+    EXPECT_GT(r.unmapped_at_end + r.protected_at_end, 0u) << "a sampler that leaves windows open was not caught";
+    EXPECT_EQ(r.lost, 0u);  // it loses nothing: only mapping is wrong
+  }
 }
 
 TEST(vmm_sampler_broken, PunchedWholeBlockLosesWritesAndIsCaught) {

@@ -17,6 +17,10 @@
 // opened and the sampler stopped: every page must hold its last value and
 // be mapped, without a userfaultfd write-protect bit (/proc/self/pagemap).
 //
+// `shared`: the memfd region is registered shared (MPOL_MF_MOVE_ALL), so
+// its pages move through GuestRam's helper process, zapped as windows of
+// the sampler instead of closed around the move.
+//
 // Huge blocks (StressBlocks): the two regions are each one 2 MiB-aligned
 // block, armed and resolved whole by the sampler -- `forced`: a test probe
 // calls every block huge (the whole-block path on 4 KiB pages, any host);
@@ -50,6 +54,7 @@ struct SamplerStressResult {
   std::uint64_t protected_at_end = 0;  // pages still uffd write-protected after stop()
   std::uint64_t passes = 0, moves = 0;
   bool huge_at_end = false;  // thp: the anonymous block was still one huge page after stop()
+  std::uint64_t helper_moves = 0;  // shared: region moves GuestRam made through its move helper
   SamplerStats sampler;
 };
 
@@ -76,7 +81,7 @@ inline bool stress_always_huge(void*, const void*) { return true; }
 
 inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, std::uint64_t min_moves = 50,
                                               std::uint64_t min_passes = 100,
-                                              StressBlocks blocks = StressBlocks::small) {
+                                              StressBlocks blocks = StressBlocks::small, bool shared = false) {
   SamplerStressResult res;
   if (const char* s = std::getenv("NUMAHEAP_STRESS_SECONDS"); s && std::atoi(s) > 0) {
     min_windows *= static_cast<std::uint64_t>(std::atoi(s));
@@ -114,7 +119,7 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
     for (std::uint64_t i = 0; i < kStressPages; ++i)
       reinterpret_cast<std::uint64_t*>(static_cast<char*>(base) + i * 4096)[511] = ~std::uint64_t{0};
   const NodeId node = topo->memory_nodes().first();
-  const GuestRamRegion regions[] = {{shm, bytes, 0, RamBacking::memfd, false},
+  const GuestRamRegion regions[] = {{shm, bytes, 0, RamBacking::memfd, shared},
                                     {anon, bytes, 2 * bytes, RamBacking::anonymous, false}};
   VnodeRam vn[] = {{0, 0, bytes, NodeMask::single(node)}, {1, 2 * bytes, bytes, NodeMask::single(node)}};
   auto ram = GuestRam::create(*topo, regions, vn);
@@ -208,6 +213,7 @@ inline SamplerStressResult run_sampler_stress(std::uint64_t min_windows = 1000, 
     res.sampler = (*sampler)->stats();
     res.lost = lost.load();
     res.moves = moves.load();
+    res.helper_moves = (*ram)->stats().moves_via_helper;
     for (auto& p : passes) res.passes += p.load();
     pagemap_check(shm, kStressPages, res.unmapped_at_end, res.protected_at_end);
     pagemap_check(anon, kStressPages, res.unmapped_at_end, res.protected_at_end);

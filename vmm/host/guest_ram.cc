@@ -1,7 +1,14 @@
 // GuestRam: a VMM's guest RAM mappings bound, populated and moved by the
 // kernel (mbind, MADV_POPULATE_WRITE, move_pages). See include/numaheap/vmm.h.
+#include <fcntl.h>
 #include <numaif.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,6 +18,9 @@
 
 #include "migrate/host/node_meminfo.h"
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -70,9 +80,136 @@ long mbind_node(void* addr, std::uint64_t len, int mode, NodeId node, unsigned f
                  mode == MPOL_DEFAULT ? 0 : kMaxNodes + 1, flags);
 }
 
+// ---- the move helper ----
+// Why: the kernel (6.1) unmaps each page it migrates with its own TLB
+// shootdown in every process mapping it: an IPI to every CPU that runs one
+// of that process's threads, waited for. A VMM's vCPU threads always run,
+// and under emulation (qemu TCG) or on a busy host a round costs 10-60 ms,
+// so moves from the VMM's own mapping crawl at tens of pages a second
+// (docs/vm-tests.md, issue 14). A page mapped only in an idle process is
+// unmapped with no IPI. The helper is a child forked at create(): it keeps
+// the shared guest RAM mappings at the same addresses and sleeps on a
+// pipe. A move zaps the pages in the VMM's mapping (one batched shootdown
+// per run of pages), the helper maps them (MADV_POPULATE_READ), and
+// move_pages moves them through the helper's pid with MPOL_MF_MOVE_ALL,
+// which still moves the page out of every mapping: the data path is the
+// kernel's migration, the zapped pages are faulted back by their next
+// access (a minor fault, or the sampler's window).
+
+struct HelperRun {
+  std::uint64_t addr, len;
+};
+constexpr std::size_t kHelperRuns = 128;  // a request: one datagram of a SOCK_SEQPACKET pair
+
+// The child: async-signal-safe calls only (it is a fork of a threaded
+// process). It drops every descriptor but its socket and the VMM's
+// anonymous guest RAM, then serves requests until the parent closes the
+// socket or dies.
+[[noreturn]] void helper_main(int sock, pid_t parent, const GuestRamRegion* anon, std::size_t n_anon) {
+  (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the forking thread's death: GuestRam::create's caller
+  if (::getppid() != parent) ::_exit(0);
+  auto close_from_to = [](int a, int b) {  // [a, b]
+    if (a > b) return;
+    if (::syscall(SYS_close_range, static_cast<unsigned>(a), static_cast<unsigned>(b), 0u) != 0)
+      for (int fd = a; fd <= b && fd < 65536; ++fd) (void)::close(fd);
+  };
+  close_from_to(0, sock - 1);
+  close_from_to(sock + 1, 0x7fffffff);
+  // The VMM's anonymous guest RAM is not the helper's business: unmapped,
+  // so it is not left copy-on-write shared. Nothing else is unmapped (the
+  // dynamic linker's and libc's private data may be needed by the calls
+  // below); the VMM's other private memory stays shared until it writes it.
+  for (std::size_t i = 0; i < n_anon; ++i) (void)::munmap(anon[i].host, anon[i].bytes);
+  HelperRun req[kHelperRuns];
+  for (;;) {
+    const ssize_t n = ::recv(sock, req, sizeof req, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) ::_exit(0);
+    char ok = 1;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof req[0]; ++i)
+      if (::madvise(reinterpret_cast<void*>(req[i].addr), req[i].len, MADV_POPULATE_READ) != 0) ok = 0;
+    while (::send(sock, &ok, 1, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    }
+  }
+}
+
 }  // namespace
 
-GuestRam::~GuestRam() = default;
+GuestRam::~GuestRam() {
+  const pid_t pid = helper_.pid < 0 ? -helper_.pid : helper_.pid;  // negative: no longer used, still to reap
+  if (pid > 0) {
+    ::close(helper_.sock);  // EOF: the helper exits
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+void GuestRam::start_helper() noexcept {
+  int sv[2];  // SOCK_SEQPACKET: a request is one message; send() with MSG_NOSIGNAL (no SIGPIPE if it died)
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
+  // The anonymous regions, gathered before the fork (the child may not allocate).
+  std::vector<GuestRamRegion> anon;
+  for (const GuestRamRegion& g : regions_)
+    if (g.backing == RamBacking::anonymous) anon.push_back(g);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) helper_main(sv[1], parent, anon.data(), anon.size());
+  ::close(sv[1]);
+  if (pid < 0) {
+    ::close(sv[0]);
+    return;
+  }
+  helper_ = Helper{pid, sv[0]};
+}
+
+// Maps region r's listed pages (local indexes) in the helper; false if it
+// is gone (then it is not used again).
+bool GuestRam::helper_map(std::size_t r, std::span<const Gfn> local) noexcept {
+  if (helper_.pid <= 0) return false;
+  char* const host = static_cast<char*>(regions_[r].host);
+  HelperRun req[kHelperRuns];
+  for (std::size_t i = 0; i < local.size();) {
+    std::size_t n = 0;
+    for (; i < local.size() && n < kHelperRuns; ++n) {
+      std::size_t j = i + 1;
+      while (j < local.size() && local[j] == local[j - 1] + 1) ++j;
+      req[n] = HelperRun{reinterpret_cast<std::uintptr_t>(host + (local[i] << kFrameShift)), (j - i) << kFrameShift};
+      i = j;
+    }
+    char ok = 0;
+    ssize_t w;
+    while ((w = ::send(helper_.sock, req, n * sizeof req[0], MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    }
+    ssize_t rd = -1;
+    if (w == static_cast<ssize_t>(n * sizeof req[0]))
+      while ((rd = ::recv(helper_.sock, &ok, 1, 0)) < 0 && errno == EINTR) {
+      }
+    if (rd != 1) {
+      helper_.pid = -helper_.pid;  // gone: moves go the old way from now on (the destructor still reaps it)
+      return false;
+    }
+    (void)ok;  // a page it could not map is reported by the move (not present)
+  }
+  return true;
+}
+
+// Zaps region r's listed pages in the VMM's mapping before they move
+// through the helper: as a window of the sampler when one runs (its
+// invariant: armed before zapped), else plainly (the next access is an
+// ordinary minor fault).
+void GuestRam::zap_for_move(std::size_t r, std::span<const Gfn> local, std::span<const Gfn> gfns) noexcept {
+  {
+    std::lock_guard<std::mutex> g(sampler_lock_);
+    if (sampler_ && detail::sampler_arm(*sampler_, gfns)) return;
+  }
+  char* const host = static_cast<char*>(regions_[r].host);
+  for (std::size_t i = 0; i < local.size();) {
+    std::size_t j = i + 1;
+    while (j < local.size() && local[j] == local[j - 1] + 1) ++j;
+    (void)::madvise(host + (local[i] << kFrameShift), (j - i) << kFrameShift, MADV_DONTNEED);
+    i = j;
+  }
+}
 
 int GuestRam::region_of_gfn(Gfn gfn) const noexcept {
   const std::uint64_t gpa = gfn << kFrameShift;
@@ -198,6 +335,11 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
                                ": the kernel mover refused it (host page size not 4 KiB?)");
     ram->movers_.push_back(*km);
   }
+  // Shared memfd RAM moves through the helper (MPOL_MF_MOVE_ALL already,
+  // so it needs no more rights than before).
+  if (std::any_of(ram->regions_.begin(), ram->regions_.end(),
+                  [](const GuestRamRegion& g) { return g.backing == RamBacking::memfd && g.shared; }))
+    ram->start_helper();
   // ---- bind ----
   if (options.bind && !vnodes.empty()) {
     std::vector<std::pair<void*, std::uint64_t>> bound;
@@ -275,9 +417,17 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
                                   std::span<MoveOutcome> out) noexcept {
   if (out.size() != gfns.size()) return Errc::invalid_argument;
   if (!topo_->memory_nodes().test(target)) return Errc::invalid_node;
-  pause_sampler(gfns);  // a zapped page of an open window is invisible to move_pages
+  auto via_helper = [&](std::size_t r) {
+    return helper_.pid > 0 && regions_[r].backing == RamBacking::memfd && regions_[r].shared;
+  };
+  bool all_via_helper = true;
+  for (std::size_t r = 0; r < regions_.size(); ++r)
+    if (regions_[r].backing == RamBacking::memfd && !via_helper(r)) all_via_helper = false;
+  // A zapped page of an open window is invisible to move_pages from this
+  // process: windows close first, unless the pages move through the helper.
+  pause_sampler(gfns, !all_via_helper);
   MoveTotals totals;
-  Gfn local[kChunk];
+  Gfn local[kChunk], global[kChunk];
   MoveOutcome local_out[kChunk];
   std::size_t index[kChunk];
   Errc failed = Errc::ok;
@@ -290,11 +440,29 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
       for (std::size_t i = 0; i < len; ++i)
         if (gfns[at + i] >= base && gfns[at + i] - base < pages) {
           local[n] = gfns[at + i] - base;
+          global[n] = gfns[at + i];
           index[n++] = at + i;
         }
       if (n == 0) continue;
-      auto moved = movers_[r].move(std::span<const Gfn>(local, n), target, granularity,
-                                   std::span<MoveOutcome>(local_out, n));
+      const std::span<const Gfn> listed(local, n);
+      Result<MoveTotals> moved = MoveTotals{};
+      if (!via_helper(r)) {
+        moved = movers_[r].move(listed, target, granularity, std::span<MoveOutcome>(local_out, n));
+      } else {
+        zap_for_move(r, listed, std::span<const Gfn>(global, n));
+        if (helper_map(r, listed)) {
+          moved = movers_[r].move_through(helper_.pid, listed, target, granularity, std::span<MoveOutcome>(local_out, n));
+          if (!moved && moved.error() == Errc::unsupported) {
+            helper_.pid = -helper_.pid;  // not permitted (or gone): the old way from now on
+            moved = MoveTotals{};
+            for (std::size_t i = 0; i < n; ++i) local_out[i] = MoveOutcome::busy;
+          } else if (moved) {
+            helper_moves_.fetch_add(1, std::memory_order_relaxed);
+          }
+        } else {
+          for (std::size_t i = 0; i < n; ++i) local_out[i] = MoveOutcome::busy;  // tried again without it
+        }
+      }
       if (!moved) {
         failed = moved.error();
         break;
@@ -361,12 +529,13 @@ GuestRamStats GuestRam::stats() const noexcept {
   s.moves = moves_.load(std::memory_order_relaxed);
   s.pages_moved = pages_moved_.load(std::memory_order_relaxed);
   s.moves_all = moves_all_.load(std::memory_order_relaxed);
+  s.moves_via_helper = helper_moves_.load(std::memory_order_relaxed);
   return s;
 }
 
-void GuestRam::pause_sampler(std::span<const Gfn> gfns) noexcept {
+void GuestRam::pause_sampler(std::span<const Gfn> gfns, bool close) noexcept {
   std::lock_guard<std::mutex> g(sampler_lock_);
-  if (sampler_) detail::sampler_pause(*sampler_, gfns);
+  if (sampler_) detail::sampler_pause(*sampler_, gfns, close);
 }
 
 void GuestRam::resume_sampler() noexcept {

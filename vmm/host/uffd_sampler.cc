@@ -448,6 +448,25 @@ struct UffdSampler::Impl {
     }
   }
 
+  // Arms the memfd pages among gfns (a window over pages about to move
+  // through GuestRam's helper), a run of adjacent gfns per zap. Their next
+  // access is a sample of who uses them after the move.
+  void arm_gfns_locked(std::span<const Gfn> gfns) {
+    for (std::size_t i = 0; i < gfns.size();) {
+      const int r = ram->region_of_gfn(gfns[i]);
+      std::size_t j = i + 1;
+      if (r < 0 || ram->regions_[static_cast<std::size_t>(r)].backing != RamBacking::memfd) {
+        i = j;
+        continue;
+      }
+      const auto ri = static_cast<std::size_t>(r);
+      const Gfn base = ram->regions_[ri].guest_phys >> kFrameShift, end = base + region_pages(ri);
+      while (j < gfns.size() && gfns[j] == gfns[j - 1] + 1 && gfns[j] < end) ++j;
+      arm_locked(ri, gfns[i] - base, j - i, false);
+      i = j;
+    }
+  }
+
   // ---- faults (handler thread) ----
   long vcpu_of(pid_t tid) {
     std::lock_guard<std::mutex> g(tid_mu);
@@ -879,10 +898,17 @@ SamplerStats UffdSampler::stats() const noexcept {
 
 namespace detail {
 
-void sampler_pause(UffdSampler& s, std::span<const Gfn> gfns) noexcept {
+void sampler_pause(UffdSampler& s, std::span<const Gfn> gfns, bool close) noexcept {
   std::lock_guard<std::mutex> g(s.impl_->window_mu);
-  s.impl_->close_gfns_locked(gfns);
+  if (close) s.impl_->close_gfns_locked(gfns);
   ++s.impl_->pauses;
+}
+
+bool sampler_arm(UffdSampler& s, std::span<const Gfn> gfns) noexcept {
+  std::lock_guard<std::mutex> g(s.impl_->window_mu);
+  if (!s.impl_->accepting) return false;
+  s.impl_->arm_gfns_locked(gfns);
+  return true;
 }
 
 void sampler_resume(UffdSampler& s) noexcept {
