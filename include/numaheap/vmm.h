@@ -127,6 +127,10 @@ struct VnodeRam {
 struct GuestRamOptions {
   bool bind = true;      // mbind each vnode part to its node
   bool populate = true;  // fault every page in (MADV_POPULATE_WRITE, else touch)
+  // Shared memfd RAM moves through a forked helper process (guest_ram.cc,
+  // docs/integrating.md). false: no child is forked (e.g. a seccomp filter
+  // that forbids fork); moves go from the VMM's own mapping.
+  bool move_helper = true;
   // TESTS ONLY: act as on a kernel without MADV_POPULATE_WRITE (touch one
   // byte per page) to exercise the fallback.
   bool populate_by_touch = false;

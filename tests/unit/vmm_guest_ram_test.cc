@@ -181,6 +181,25 @@ TEST_F(GuestRamTest, MovesWithPerPageOutcomesAndMoveAllForSharedMemfd) {
   EXPECT_FALSE(g.move(gfns, node, MoveGranularity::pages, short_out).has_value());
 }
 
+// A VMM that may not fork (a seccomp filter) turns the helper off: the same
+// moves, from its own mapping, and no child.
+TEST_F(GuestRamTest, WithoutTheMoveHelperSharedMemfdMovesFromTheVmmsMapping) {
+  for (std::uint64_t i = 0; i < kPages; ++i) static_cast<unsigned char*>(shm)[i * 4096] = static_cast<unsigned char>(i + 1);
+  GuestRamOptions o;
+  o.move_helper = false;
+  auto ram = GuestRam::create(topo, regions(/*shared=*/true), vnodes(), o);
+  ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
+  GuestRam& g = **ram;
+  std::vector<Gfn> gfns = {0, 1, kPages - 1};
+  std::vector<MoveOutcome> out(gfns.size());
+  ASSERT_TRUE(g.move(gfns, node, MoveGranularity::pages, out).has_value());
+  for (std::size_t i = 0; i < gfns.size(); ++i) EXPECT_EQ(out[i], MoveOutcome::moved) << "gfn " << gfns[i];
+  EXPECT_EQ(g.stats().moves_all, 1u);
+  EXPECT_EQ(g.stats().moves_via_helper, 0u) << "no helper was forked";
+  for (std::uint64_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i + 1));
+}
+
 TEST_F(GuestRamTest, RelayoutRebindsAndRefusesAnotherShape) {
   auto ram = GuestRam::create(topo, regions(), vnodes());
   ASSERT_TRUE(ram.has_value());

@@ -47,6 +47,7 @@ int numaheap_vmm_ram_create(const numaheap_topology* t, const numaheap_ram_regio
       o.bind = options->no_bind == 0;
       o.populate = options->no_populate == 0;
       o.populate_by_touch = options->populate_by_touch != 0;
+      o.move_helper = options->no_move_helper == 0;
     }
     auto ram = numaheap::GuestRam::create(t->topo, rs, vs, o);
     if (!ram) return fail(ram.error(), err, err_len);

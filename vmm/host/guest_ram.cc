@@ -337,7 +337,7 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
   }
   // Shared memfd RAM moves through the helper (MPOL_MF_MOVE_ALL already,
   // so it needs no more rights than before).
-  if (std::any_of(ram->regions_.begin(), ram->regions_.end(),
+  if (options.move_helper && std::any_of(ram->regions_.begin(), ram->regions_.end(),
                   [](const GuestRamRegion& g) { return g.backing == RamBacking::memfd && g.shared; }))
     ram->start_helper();
   // ---- bind ----
