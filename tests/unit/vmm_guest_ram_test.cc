@@ -5,11 +5,14 @@
 // sampler over it (a scan window's faults become samples), and the C API.
 #include <gtest/gtest.h>
 #include <numaif.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <thread>
 #include <string>
 #include <vector>
@@ -198,6 +201,36 @@ TEST_F(GuestRamTest, WithoutTheMoveHelperSharedMemfdMovesFromTheVmmsMapping) {
   EXPECT_EQ(g.stats().moves_via_helper, 0u) << "no helper was forked";
   for (std::uint64_t i = 0; i < kPages; ++i)
     ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i + 1));
+}
+
+// The move helper killed under the VMM: the move that finds it gone reports
+// its pages busy (nothing moved, nothing lost), later moves go from the
+// VMM's own mapping, and the destructor still reaps the child.
+TEST_F(GuestRamTest, ADeadMoveHelperIsDroppedAndMovesGoTheOldWay) {
+  for (std::uint64_t i = 0; i < kPages; ++i) static_cast<unsigned char*>(shm)[i * 4096] = static_cast<unsigned char>(i + 7);
+  const long tid = ::syscall(SYS_gettid);
+  const std::string children = "/proc/self/task/" + std::to_string(tid) + "/children";
+  auto ram = GuestRam::create(topo, regions(/*shared=*/true), vnodes());
+  ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
+  GuestRam& g = **ram;
+  std::ifstream in(children);
+  if (!in) GTEST_SKIP() << children << " unreadable (no CONFIG_PROC_CHILDREN)";
+  pid_t helper = 0;
+  in >> helper;
+  ASSERT_GT(helper, 0) << "a shared memfd region forks the move helper";
+  ASSERT_EQ(::kill(helper, SIGKILL), 0);
+  std::vector<Gfn> gfns = {0, 1, kPages - 1};
+  std::vector<MoveOutcome> out(gfns.size());
+  // The helper may still be exiting when the first move asks it: until its
+  // socket closes it cannot answer, so the move finds it gone either way.
+  ASSERT_TRUE(g.move(gfns, node, MoveGranularity::pages, out).has_value());
+  for (std::size_t i = 0; i < gfns.size(); ++i) EXPECT_EQ(out[i], MoveOutcome::busy) << "gfn " << gfns[i];
+  EXPECT_EQ(g.stats().moves_via_helper, 0u);
+  ASSERT_TRUE(g.move(gfns, node, MoveGranularity::pages, out).has_value());
+  for (std::size_t i = 0; i < gfns.size(); ++i) EXPECT_EQ(out[i], MoveOutcome::moved) << "gfn " << gfns[i];
+  EXPECT_EQ(g.stats().moves_via_helper, 0u) << "the helper is not used again";
+  for (std::uint64_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i + 7));
 }
 
 TEST_F(GuestRamTest, RelayoutRebindsAndRefusesAnotherShape) {

@@ -89,9 +89,9 @@ long mbind_node(void* addr, std::uint64_t len, int mode, NodeId node, unsigned f
 // (docs/vm-tests.md, issue 14). A page mapped only in an idle process is
 // unmapped with no IPI. The helper is a child forked at create(): it keeps
 // the shared guest RAM mappings at the same addresses and sleeps on a
-// pipe. A move zaps the pages in the VMM's mapping (one batched shootdown
-// per run of pages), the helper maps them (MADV_POPULATE_READ), and
-// move_pages moves them through the helper's pid with MPOL_MF_MOVE_ALL,
+// socket. A move has the helper map the pages (MADV_POPULATE_READ), then
+// zaps them in the VMM's mapping (one batched shootdown per run of pages),
+// and move_pages moves them through the helper's pid with MPOL_MF_MOVE_ALL,
 // which still moves the page out of every mapping: the data path is the
 // kernel's migration, the zapped pages are faulted back by their next
 // access (a minor fault, or the sampler's window).
@@ -449,8 +449,11 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
       if (!via_helper(r)) {
         moved = movers_[r].move(listed, target, granularity, std::span<MoveOutcome>(local_out, n));
       } else {
-        zap_for_move(r, listed, std::span<const Gfn>(global, n));
+        // The helper maps the pages before the VMM's mapping loses them: if
+        // it is gone, nothing was zapped and the next move (the old way)
+        // finds every page present.
         if (helper_map(r, listed)) {
+          zap_for_move(r, listed, std::span<const Gfn>(global, n));
           moved = movers_[r].move_through(helper_.pid, listed, target, granularity, std::span<MoveOutcome>(local_out, n));
           if (!moved && moved.error() == Errc::unsupported) {
             helper_.pid = -helper_.pid;  // not permitted (or gone): the old way from now on
