@@ -10,29 +10,36 @@
 namespace numaheap {
 namespace {
 
-// Each with the memfd region private and shared (moved through GuestRam's
-// helper process, windows left open across the move).
-TEST(vmm_sampler_broken, PunchedWindowLosesWritesAndIsCaught) {
-  fault::Scope broken(fault::sampler_punches_window);
+// Runs the small scenario with the memfd region private, then shared (moved
+// through GuestRam's helper process, windows left open across the move), and
+// hands each result to `check`; false: the scenario cannot run here.
+template <class Check>
+bool for_private_and_shared_memfd(Check check) {
   for (bool shared : {false, true}) {
     SCOPED_TRACE(shared ? "shared memfd, moved through the helper" : "private memfd");
     const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10, test::StressBlocks::small, shared);
-    if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
+    if (!r.set_up) return false;
     EXPECT_TRUE(!shared || r.helper_moves > 0) << "no move went through the helper";
-    EXPECT_GT(r.lost + r.bad_at_end, 0u) << "a sampler that drops memfd data was not caught";
+    check(r);
   }
+  return true;
+}
+
+TEST(vmm_sampler_broken, PunchedWindowLosesWritesAndIsCaught) {
+  fault::Scope broken(fault::sampler_punches_window);
+  if (!for_private_and_shared_memfd([](const test::SamplerStressResult& r) {
+        EXPECT_GT(r.lost + r.bad_at_end, 0u) << "a sampler that drops memfd data was not caught";
+      }))
+    GTEST_SKIP() << "the sampler stress scenario cannot run here";
 }
 
 TEST(vmm_sampler_broken, UnclosedWindowIsCaughtAtStop) {
   fault::Scope broken(fault::sampler_skips_close);
-  for (bool shared : {false, true}) {
-    SCOPED_TRACE(shared ? "shared memfd, moved through the helper" : "private memfd");
-    const test::SamplerStressResult r = test::run_sampler_stress(100, 5, 10, test::StressBlocks::small, shared);
-    if (!r.set_up) GTEST_SKIP() << "cannot run here: " << r.skip;
-    EXPECT_TRUE(!shared || r.helper_moves > 0) << "no move went through the helper";
-    EXPECT_GT(r.unmapped_at_end + r.protected_at_end, 0u) << "a sampler that leaves windows open was not caught";
-    EXPECT_EQ(r.lost, 0u);  // it loses nothing: only mapping is wrong
-  }
+  if (!for_private_and_shared_memfd([](const test::SamplerStressResult& r) {
+        EXPECT_GT(r.unmapped_at_end + r.protected_at_end, 0u) << "a sampler that leaves windows open was not caught";
+        EXPECT_EQ(r.lost, 0u);  // it loses nothing: only mapping is wrong
+      }))
+    GTEST_SKIP() << "the sampler stress scenario cannot run here";
 }
 
 TEST(vmm_sampler_broken, PunchedWholeBlockLosesWritesAndIsCaught) {
