@@ -31,7 +31,7 @@ void Migrator::Impl::evacuate_retiring(GuestSlot& g, StepReport& rep) {
   PageState st[kChunk];
   for (Gfn first = 0; first < pages;) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, pages - first));
-    if (!g.mover->query(first, std::span<PageState>(st, n))) {
+    if (!call_mover([&] { return g.mover->query(first, std::span<PageState>(st, n)); })) {
       g.evacuate_again = true;
       return;
     }
@@ -50,7 +50,8 @@ void Migrator::Impl::evacuate_retiring(GuestSlot& g, StepReport& rep) {
       auto try_node = [&](NodeId t) {
         if (r && !r->allowed.test(t) && t != p.node) return false;
         Gfn one = gfn;
-        auto res = g.mover->evacuate(std::span<const Gfn>(&one, 1), t, std::span<MoveOutcome>(&out, 1));
+        auto res = call_mover(
+            [&] { return g.mover->evacuate(std::span<const Gfn>(&one, 1), t, std::span<MoveOutcome>(&out, 1)); });
         if (!res) {
           out = res.error() == Errc::invalid_node ? MoveOutcome::invalid_node : MoveOutcome::busy;
           return false;

@@ -178,6 +178,12 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
   return move_through(0, gfns, target, granularity, out);
 }
 
+Status KernelMover::may_move_through(int pid) const noexcept {
+  if (::move_pages(pid, 0, nullptr, nullptr, nullptr, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) != 0)
+    return errc_of_call(errno);
+  return {};
+}
+
 Result<MoveTotals> KernelMover::move_through(int pid, std::span<const Gfn> gfns, NodeId target,
                                              MoveGranularity granularity, std::span<MoveOutcome> out) noexcept {
   if (out.size() != gfns.size()) return Errc::invalid_argument;

@@ -121,6 +121,7 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
                       (options.vcpus ? m.nodes * (3 * sizeof(std::uint32_t) + sizeof(std::uint64_t)) : 0) +
                       s->ranges.capacity() * sizeof(MigrateRange) +
                       s->options.layout.capacity() * sizeof(GuestRange);
+  SpinGuard sg(m.step_lock);
   SpinGuard g(m.lock);
   m.reclaim_retired();
   for (GuestId id = 0; id < m.config.max_guests; ++id) {
@@ -165,6 +166,7 @@ void Migrator::Impl::reclaim_retired() noexcept {
 
 Status Migrator::remove_guest(GuestId id) {
   Impl& m = *impl_;
+  SpinGuard sg(m.step_lock);  // the step may be using the slot across a mover call
   SpinGuard g(m.lock);
   GuestSlot* s = m.slot(id);
   if (!s) return Errc::invalid_argument;
@@ -209,15 +211,15 @@ void Migrator::record_vcpu_access(GuestId id, Gfn gfn, std::uint32_t vcpu) noexc
 
 Result<double> Migrator::sample_share(GuestId id) const {
   const Impl& m = *impl_;
-  SpinGuard g(m.lock);
-  GuestSlot* s = m.slot(id);  // count_vcpus writes its scratch (under the lock)
+  SpinGuard g(m.lock);  // not step_lock: this may run while the step waits on a mover
+  const GuestSlot* s = m.slot(id);
   if (!s || s->removed) return Errc::invalid_argument;
-  // A vCPU on another node than at the last step: its pages want looking at now.
-  if (s->vcpus_on) {
-    (void)m.count_vcpus(*s);
-    for (std::size_t i = 0; i < m.nodes; ++i)
-      if (s->vcpus_new[i] != s->vcpus_on[i]) return 1.0;
-  }
+  // A vCPU on another node than at the last step: its pages want looking at
+  // now. (Read only: the step's scratch, vcpus_new, may be in use across a
+  // mover call.)
+  if (s->vcpu_node)
+    for (std::uint32_t v = 0; v < s->options.vcpus; ++v)
+      if (m.vcpu_index(*s, v) != s->vcpu_node[v]) return 1.0;
   return s->sample_share;
 }
 
@@ -232,6 +234,7 @@ Status Migrator::set_vcpu_cpu(GuestId id, std::uint32_t vcpu, CpuId cpu) noexcep
 
 Status Migrator::bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode) {
   Impl& m = *impl_;
+  SpinGuard sg(m.step_lock);  // the step reads the ranges across mover calls
   SpinGuard g(m.lock);
   GuestSlot* s = m.slot(id);
   if (!s || !s->options.vnuma_bound) return Errc::invalid_argument;
@@ -262,7 +265,8 @@ StepReport Migrator::step() {
 
 StepReport Migrator::step_at(std::uint64_t now_ns) {
   Impl& m = *impl_;
-  SpinGuard g(m.lock);
+  SpinGuard sg(m.step_lock);
+  SpinGuard g(m.lock);  // let go across mover calls (Impl::call_mover)
   const std::uint64_t t0 = m.config.clock_ns ? m.config.clock_ns(m.config.clock_ctx) : 0;
   m.reclaim_retired();
   StepReport rep;
@@ -279,6 +283,7 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
     if (advisor_) advisor_->examine(m, *s);  // before the policy moves anything
     if (s->options.auto_balance || s->options.vnuma_bound) m.scan_guest(*s, now_ns, rep, local, total);
   }
+  if (advisor_) advisor_->end_step();  // readers see whole steps' advice only
   if (total > 0) m.stats.local_access_ratio = local / total;
   ++m.stats.steps;
   if (m.config.clock_ns) m.stats.ns_stepping += m.config.clock_ns(m.config.clock_ctx) - t0;
@@ -335,7 +340,7 @@ const MigrateRange* Migrator::Impl::range_of(const GuestSlot& g, Gfn gfn) const 
 void Migrator::Impl::do_move(GuestSlot& g, const Gfn* gfns, const PageState* from, std::size_t n,
                              NodeId target, MoveGranularity gran, MoveOutcome* out, StepReport& rep) {
   const std::uint64_t t0 = config.clock_ns ? config.clock_ns(config.clock_ctx) : 0;
-  auto r = g.mover->move(std::span<const Gfn>(gfns, n), target, gran, std::span<MoveOutcome>(out, n));
+  auto r = call_mover([&] { return g.mover->move(std::span<const Gfn>(gfns, n), target, gran, std::span<MoveOutcome>(out, n)); });
   if (config.clock_ns) stats.ns_moving += config.clock_ns(config.clock_ctx) - t0;
   if (!r) {
     for (std::size_t i = 0; i < n; ++i)
@@ -397,7 +402,7 @@ MigratorStats Migrator::stats() const {
 }
 
 Status Migrator::check_invariants() const {
-  SpinGuard g(impl_->lock);
+  SpinGuard g(impl_->lock);  // a step may be inside a mover call: it holds step_lock only
   return impl_->check_locked();
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <atomic>
 #include <memory>
 
@@ -121,8 +122,21 @@ struct Migrator::Impl {
   MigratorConfig config;           // immutable
   std::size_t nodes = 0;           // dense node count; immutable
 
-  // Serialises step, registration, rehome requests, stats. Movers are only
-  // called with it held.
+  // Two locks, always taken in this order: step_lock, then lock.
+  //
+  // step_lock serialises the step with everything that changes a slot's
+  // shape or the set of slots: add_guest, remove_guest, bind_vnode,
+  // rehome(), set_vcpu_advice. Movers are only called with it held (one
+  // mover call at a time), so while it is held no slot is retired or freed
+  // and no range, binding or advice setting changes.
+  mutable SpinLock step_lock;
+  // The data lock: guards every field marked "guarded by lock" below and in
+  // GuestSlot. The step holds it except across mover calls (call_mover):
+  // a move_pages of a few thousand pages takes milliseconds, and stats(),
+  // sample_share(), vcpu_advice() and check_invariants(), which take only
+  // this lock, must not wait a whole step for it. Whatever the step leaves
+  // half done across a mover call is its own (step_lock): those readers
+  // only read, and see every counter at a value between two batches.
   mutable SpinLock lock;
   // Slot table read lock-free by the inputs (acquire); written under `lock`
   // (release). A slot, once published, lives until the migrator dies, so a
@@ -136,6 +150,24 @@ struct Migrator::Impl {
   // Test switch for the negative grace-period test: frees retired slots
   // without waiting for readers (a deliberately broken variant). Guarded by lock.
   bool skip_grace_for_test = false;
+  // Test switch for the negative lock test: keeps `lock` held across mover
+  // calls (the old behaviour: a reader waits out every move_pages). Guarded by step_lock.
+  bool hold_lock_across_movers_for_test = false;
+
+  // Runs a mover call (the step's query, move, coalesce, evacuate,
+  // node_frames) with `lock` let go and `step_lock` still held; returns
+  // what the call returned. Caller holds both locks.
+  template <class F>
+  auto call_mover(F&& f) {
+#if NUMAHEAP_CHECK_INVARIANTS
+    assert(step_lock.is_locked() && lock.is_locked());
+#endif
+    if (hold_lock_across_movers_for_test) return f();
+    lock.unlock();
+    auto r = f();
+    lock.lock();
+    return r;
+  }
 
   // Guarded by lock.
   std::uint64_t step_no = 0;

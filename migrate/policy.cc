@@ -219,7 +219,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     };
     // Destination watermark: never take it below watermark().
     std::uint64_t free = 0, managed = 0;
-    if (g.mover->node_frames(b.target, free, managed)) {
+    if (call_mover([&] { return g.mover->node_frames(b.target, free, managed); })) {
       const std::uint64_t wm = watermark(managed);
       std::uint64_t room = free > wm ? free - wm : 0, used = 0;
       std::size_t fit = 0;
@@ -274,7 +274,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   // Room on `target` for `frames` more above its watermark (unknown: yes).
   auto has_room = [&](NodeId target, std::uint64_t frames) {
     std::uint64_t free = 0, managed = 0;
-    if (!g.mover->node_frames(target, free, managed)) return true;
+    if (!call_mover([&] { return g.mover->node_frames(target, free, managed); })) return true;
     const std::uint64_t wm = watermark(managed);
     return free > wm && free - wm >= frames;
   };
@@ -425,7 +425,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       if (bw.bits == static_cast<std::uint16_t>(1u << (i % 16))) home = topo->node_at(i).id;
     if (home == kNoNode || (g.options.vnuma_bound && home != r.pnode)) return;
     for (std::uint64_t at = 0; at < kHugeSpan; at += kChunk) {
-      if (!g.mover->query(head + at, std::span<PageState>(q, kChunk))) return;
+      if (!call_mover([&] { return g.mover->query(head + at, std::span<PageState>(q, kChunk)); })) return;
       for (std::size_t i = 0; i < kChunk; ++i) {
         const PageState& x = q[i];
         if (x.node == kNoNode || x.order != 0 || (x.flags & (P2mFlags::pinned | P2mFlags::shared | P2mFlags::migrating)))
@@ -449,7 +449,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     flush();  // moves queued before this one go first
     MoveOutcome out = MoveOutcome::busy;
     const std::uint64_t t0 = config.clock_ns ? config.clock_ns(config.clock_ctx) : 0;
-    auto res = g.mover->coalesce(head, kHugeOrder, home, out);
+    auto res = call_mover([&] { return g.mover->coalesce(head, kHugeOrder, home, out); });
     if (config.clock_ns) stats.ns_moving += config.clock_ns(config.clock_ctx) - t0;
     if (!res) {
       if (res.error() == Errc::unsupported) g.coalesce_unsupported = true;
@@ -478,7 +478,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   while (budget > 0) {
     const Gfn first = g.scan_cursor < pages ? g.scan_cursor : 0;
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>({kChunk, budget, pages - first}));
-    if (!g.mover->query(first, std::span<PageState>(st, n))) break;
+    if (!call_mover([&] { return g.mover->query(first, std::span<PageState>(st, n)); })) break;
     g.scan_cursor = first + n;
     budget -= n;
     stats.pages_scanned += n;

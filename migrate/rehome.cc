@@ -125,6 +125,7 @@ Vector<MigrateRange> Migrator::Impl::plan_rehome(const GuestSlot& g, const NodeM
 
 Status Migrator::rehome(GuestId id, const NodeMask& targets, std::uint32_t vnode, std::uint32_t flags) {
   Impl& m = *impl_;
+  SpinGuard sg(m.step_lock);  // changes the ranges the step reads across mover calls
   SpinGuard g(m.lock);
   GuestSlot* s = m.slot(id);
   if (!s || (flags & ~rehome_override_limits)) return Errc::invalid_argument;
@@ -226,7 +227,8 @@ void Migrator::Impl::rehome_step(GuestSlot& g, std::uint64_t now_ns, StepReport&
     const MigrateRange& r = g.ranges[j.range];
     std::size_t n =
         static_cast<std::size_t>(std::min<std::uint64_t>({kChunk, budget, r.first + r.pages - j.cursor}));
-    if (!g.mover->query(j.cursor, std::span<PageState>(st, n))) return finish(j, RehomeState::failed);
+    if (!call_mover([&] { return g.mover->query(j.cursor, std::span<PageState>(st, n)); }))
+      return finish(j, RehomeState::failed);
     const NodeId target = r.pnode;  // rehome() planned every range in scope onto a target
     // One mover entry per block touched by the chunk.
     std::size_t count = 0;
@@ -254,7 +256,7 @@ void Migrator::Impl::rehome_step(GuestSlot& g, std::uint64_t now_ns, StepReport&
     if (count && !j.override_limits) {
       auto frames_of = [&](std::size_t k) { return gran == MoveGranularity::whole_blocks ? frames_of_order(from[k].order) : 1; };
       std::uint64_t free = 0, managed = 0;
-      if (g.mover->node_frames(target, free, managed)) {
+      if (call_mover([&] { return g.mover->node_frames(target, free, managed); })) {
         const std::uint64_t wm = watermark(managed);
         const std::uint64_t room = free > wm ? free - wm : 0;
         std::uint64_t used = 0;

@@ -61,7 +61,7 @@ void VcpuAdvisor::examine(Migrator::Impl& m, GuestSlot& g) {
   PageState st[kChunk];
   for (Gfn first = 0; first < pages; first += kChunk) {
     const std::size_t n = static_cast<std::size_t>(pages - first < kChunk ? pages - first : kChunk);
-    if (!g.mover->query(first, std::span<PageState>(st, n))) return;
+    if (!m.call_mover([&] { return g.mover->query(first, std::span<PageState>(st, n)); })) return;
     for (std::size_t i = 0; i < n; ++i) {
       const int pi = m.index(st[i].node);
       if (pi < 0 || !m.range_of(g, first + i)) continue;
@@ -131,7 +131,7 @@ void VcpuAdvisor::examine(Migrator::Impl& m, GuestSlot& g) {
     for (std::uint32_t v = 0; v < g.options.vcpus; ++v) {
       if (m.topo->node_of_cpu(g.vcpu_cpu[v].load(std::memory_order_relaxed)) != from) continue;
       a.vcpu = v;
-      if (!advice.push_back(a)) break;  // out of metadata memory: the rest is not given
+      if (!pending.push_back(a)) break;  // out of metadata memory: the rest is not given
       ++m.stats.advice_given;
       if (config.on_advice && config.on_advice(config.on_advice_ctx, &a) != 0) followed = true;
     }
@@ -160,13 +160,14 @@ void VcpuAdvisor::hold_group(Migrator::Impl& m, GuestSlot& g, std::size_t x, std
 Status Migrator::set_vcpu_advice(const VcpuAdviceConfig& config) {
   if (Status v = VcpuAdvisor::validate(config); !v) return v;
   Impl& m = *impl_;
+  SpinGuard step_guard(m.step_lock);  // the step reads the settings across mover calls
   SpinGuard guard(m.lock);
   if (!advisor_) {
     advisor_ = new (m.meta) VcpuAdvisor(m.meta);
     if (!advisor_) return Errc::no_memory;
   }
   advisor_->config = config;
-  if (!config.enabled) advisor_->begin_step();
+  if (!config.enabled) advisor_->forget();
   return {};
 }
 

@@ -9,8 +9,10 @@
 // Contract:
 //  * Everything here runs with Migrator::Impl::lock held: examine() from
 //    step_at() after the guest's vCPUs were recounted and before the policy
-//    scan (so the memory it weighs has not moved yet this step); the
-//    queries from Migrator's const methods.
+//    scan (so the memory it weighs has not moved yet this step), letting it
+//    go only across its mover queries (step_lock stays held); the queries
+//    from Migrator's const methods, which therefore read the last whole
+//    step's `advice` while examine() fills `pending`.
 //  * Reporting only: nothing here moves a page or touches the tracker --
 //    except when the embedder's on_advice says it follows the advice: then
 //    the group's hot pages have their sample streaks reset (hold_group), so
@@ -26,18 +28,28 @@ namespace numaheap {
 class VcpuAdvisor {
  public:
   NUMAHEAP_METADATA_NEW_DELETE
-  explicit VcpuAdvisor(const MetadataHooks* meta) noexcept : advice(meta), row_of(meta), hot(meta) {}
+  explicit VcpuAdvisor(const MetadataHooks* meta) noexcept : advice(meta), pending(meta), row_of(meta), hot(meta) {}
 
   // Empty Status when every number is finite and in range.
   static Status validate(const VcpuAdviceConfig& c) noexcept;
-  // A new step: the last step's advice is forgotten.
-  void begin_step() noexcept { advice.clear(); }
+  // A new step: its advice is gathered in `pending`; end_step() makes it
+  // the advice readers see (they may read between the step's mover calls,
+  // and must see the last whole step's advice, not part of this one).
+  void begin_step() noexcept { pending.clear(); }
+  void end_step() noexcept { advice.swap(pending); }
+  // Advice turned off: none is given.
+  void forget() noexcept {
+    pending.clear();
+    advice.clear();
+  }
   // Weighs guest g (lock held; see the top).
   void examine(Migrator::Impl& m, GuestSlot& g);
 
   VcpuAdviceConfig config;  // guarded by Impl::lock
-  // The last step's advice, by guest then vCPU. Guarded by Impl::lock.
+  // The last whole step's advice, by guest then vCPU. Guarded by Impl::lock.
   Vector<VcpuAdvice> advice;
+  // The running step's, moved to `advice` at its end. Guarded by Impl::step_lock.
+  Vector<VcpuAdvice> pending;
 
  private:
   // The embedder follows the advice for the vCPUs on dense node x: this

@@ -59,9 +59,15 @@
 //    from a node mask needs ColdStore::set_pool_home).
 //    Rehome moves keep the destination's watermark and the rate limit
 //    like policy moves, unless rehome_override_limits is given.
-//  * All calls except the inputs serialise on one migrator lock; Movers
-//    are only ever called with it held (one mover call at a time), so a
-//    mover's hooks may call the inputs but nothing else of the Migrator.
+//  * Locking: add_guest, remove_guest, bind_vnode, rehome and
+//    set_vcpu_advice serialise with step() (they wait out a running step).
+//    stats(), sample_share(), vcpu_advice(), vcpu_advice_for() and
+//    check_invariants() wait only for the step's bookkeeping between two
+//    mover calls, never for a mover call itself (a move_pages of a few
+//    thousand pages takes milliseconds): they see counters as of a batch
+//    boundary and the last whole step's vCPU advice. Movers are called
+//    only by step() (one call at a time), so a mover's hooks may call the
+//    inputs and those readers, but nothing else of the Migrator.
 //  * A removed guest's tracking memory is freed after a grace period: once
 //    no input call that may have seen the guest is still running (inputs
 //    announce themselves in a per-guest-id counter; they never lock or

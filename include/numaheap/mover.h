@@ -274,6 +274,12 @@ class KernelMover final : public Mover {
   // mapped there.
   Result<MoveTotals> move_through(int pid, std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
                                   std::span<MoveOutcome> out) noexcept;
+  // Whether the kernel lets this process move pages through `pid` with
+  // this mover's flags now: a move_pages of no pages, which passes the
+  // same checks as a real one (CAP_SYS_NICE for MPOL_MF_MOVE_ALL, ptrace
+  // access to pid, LSM, seccomp) and touches nothing. Errors: unsupported
+  // (refused, or no such process), as move_through's.
+  Status may_move_through(int pid) const noexcept;
   bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override;
   void* base() const noexcept { return base_; }
   bool moves_all() const noexcept { return move_all_; }

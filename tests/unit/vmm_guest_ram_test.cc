@@ -4,9 +4,14 @@
 // MPOL_MF_MOVE_ALL for a memfd mapped twice, relayout, the migrator and the
 // sampler over it (a scan window's faults become samples), and the C API.
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <numaif.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -231,6 +236,62 @@ TEST_F(GuestRamTest, ADeadMoveHelperIsDroppedAndMovesGoTheOldWay) {
   EXPECT_EQ(g.stats().moves_via_helper, 0u) << "the helper is not used again";
   for (std::uint64_t i = 0; i < kPages; ++i)
     ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i + 7));
+}
+
+// On the calling thread only (a seccomp filter without TSYNC): move_pages
+// through another process fails with EPERM, as a VMM's sandbox installed
+// after GuestRam::create may make it. False where seccomp is unavailable.
+bool refuse_move_pages_through_others() {
+#if defined(__x86_64__)
+  constexpr std::uint32_t kArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+  constexpr std::uint32_t kArch = AUDIT_ARCH_AARCH64;
+#else
+  return false;
+#endif
+  sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_move_pages, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),  // pid (low word)
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
+
+TEST_F(GuestRamTest, ARefusedMoveHelperIsDroppedBeforeAnythingIsZapped) {
+  for (std::uint64_t i = 0; i < kPages; ++i) static_cast<unsigned char*>(shm)[i * 4096] = static_cast<unsigned char>(i + 3);
+  auto ram = GuestRam::create(topo, regions(/*shared=*/true), vnodes());
+  ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
+  GuestRam& g = **ram;
+  ASSERT_EQ(present_pages(shm), static_cast<long>(kPages));
+  std::vector<Gfn> gfns = {0, 1, kPages - 1};
+  std::vector<MoveOutcome> out(gfns.size(), MoveOutcome::busy);
+  bool filtered = false;
+  Result<MoveTotals> moved = Errc::busy;
+  std::thread sandboxed([&] {  // the filter dies with this thread
+    filtered = refuse_move_pages_through_others();
+    if (filtered) moved = g.move(gfns, node, MoveGranularity::pages, out);
+  });
+  sandboxed.join();
+  if (!filtered) GTEST_SKIP() << "seccomp filters unavailable";
+  // Refused before anything was zapped: the old way, at once, every page still mapped here.
+  ASSERT_TRUE(moved.has_value());
+  for (std::size_t i = 0; i < gfns.size(); ++i) EXPECT_EQ(out[i], MoveOutcome::moved) << "gfn " << gfns[i];
+  EXPECT_EQ(g.stats().moves_via_helper, 0u);
+  EXPECT_EQ(present_pages(shm), static_cast<long>(kPages)) << "pages were zapped for a move that could not happen";
+  // Permitted again (this thread has no filter): the helper stays dropped.
+  ASSERT_TRUE(g.move(gfns, node, MoveGranularity::pages, out).has_value());
+  for (std::size_t i = 0; i < gfns.size(); ++i) EXPECT_EQ(out[i], MoveOutcome::moved) << "gfn " << gfns[i];
+  EXPECT_EQ(g.stats().moves_via_helper, 0u) << "the helper is not used again";
+  for (std::uint64_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i + 3));
 }
 
 TEST_F(GuestRamTest, RelayoutRebindsAndRefusesAnotherShape) {

@@ -420,6 +420,18 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
   auto via_helper = [&](std::size_t r) {
     return helper_.pid > 0 && regions_[r].backing == RamBacking::memfd && regions_[r].shared;
   };
+  // Before anything is zapped: may this process still move pages through
+  // the helper (a seccomp filter or a dropped capability since create()
+  // says no)? If not, the helper is dropped and this move goes the old way
+  // at once, every page still mapped here. (Refused between this probe and
+  // the move itself: the pages are zapped already; they report busy, then
+  // not present until touched again. Nothing is lost: the memfd holds them.)
+  for (std::size_t r = 0; r < regions_.size(); ++r)
+    if (via_helper(r)) {
+      if (Status ok = movers_[r].may_move_through(helper_.pid); !ok && ok.error() == Errc::unsupported)
+        helper_.pid = -helper_.pid;  // the destructor still reaps it
+      break;
+    }
   bool all_via_helper = true;
   for (std::size_t r = 0; r < regions_.size(); ++r)
     if (regions_[r].backing == RamBacking::memfd && !via_helper(r)) all_via_helper = false;
