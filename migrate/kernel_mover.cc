@@ -107,14 +107,16 @@ bool KernelMover::node_frames(NodeId node, std::uint64_t& free, std::uint64_t& m
   return host::node_meminfo_frames(node, free, managed);
 }
 
-Status KernelMover::query(Gfn first, std::span<PageState> out) noexcept {
+Status KernelMover::query(Gfn first, std::span<PageState> out) noexcept { return query_through(0, first, out); }
+
+Status KernelMover::query_through(int pid, Gfn first, std::span<PageState> out) noexcept {
   if (first > pages_ || out.size() > pages_ - first) return Errc::invalid_argument;
   void* addrs[kChunk];
   int status[kChunk];
   for (std::size_t at = 0; at < out.size(); at += kChunk) {
     const std::size_t n = std::min(kChunk, out.size() - at);
     for (std::size_t i = 0; i < n; ++i) addrs[i] = base_ + ((first + at + i) << kFrameShift);
-    if (::move_pages(0, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+    if (::move_pages(pid, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
     for (std::size_t i = 0; i < n; ++i)
       out[at + i] = status[i] >= 0 ? PageState{static_cast<NodeId>(status[i]), P2mFlags::present, 0} : PageState{};
   }

@@ -280,6 +280,10 @@ class KernelMover final : public Mover {
   // access to pid, LSM, seccomp) and touches nothing. Errors: unsupported
   // (refused, or no such process), as move_through's.
   Status may_move_through(int pid) const noexcept;
+  // query() of process `pid`'s mapping of the same pages (pid 0: query()).
+  // GuestRam asks its move helper where pages are that the VMM's mapping
+  // no longer maps (moved through the helper, not touched since).
+  Status query_through(int pid, Gfn first, std::span<PageState> out) noexcept;
   bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override;
   void* base() const noexcept { return base_; }
   bool moves_all() const noexcept { return move_all_; }

@@ -135,7 +135,9 @@ bool readers_get_in(bool broken, std::chrono::seconds wait) {
     return seen;
   });
   const bool in = readers.wait_for(wait) == std::future_status::ready;
-  if (in) EXPECT_EQ(readers.get(), 0u) << "the held move is not counted yet";
+  if (in) {
+    EXPECT_EQ(readers.get(), 0u) << "the held move is not counted yet";
+  }
   // A removal racing the held move waits for the step: the slot and the
   // mover stay in use until the move returns.
   std::atomic<bool> removed{false};

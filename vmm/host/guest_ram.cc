@@ -404,8 +404,22 @@ Status GuestRam::query(Gfn first, std::span<PageState> out) noexcept {
     const GuestRamRegion& g = regions_[static_cast<std::size_t>(r)];
     const Gfn base = g.guest_phys >> kFrameShift;
     const std::size_t n = std::min<std::uint64_t>(out.size() - i, base + (g.bytes >> kFrameShift) - gfn);
-    Status st = movers_[static_cast<std::size_t>(r)].query(gfn - base, out.subspan(i, n));
+    KernelMover& mv = movers_[static_cast<std::size_t>(r)];
+    Status st = mv.query(gfn - base, out.subspan(i, n));
     if (!st) return st;
+    // A page moved through the helper stays unmapped here until the guest
+    // touches it again: the helper still maps it, so ask there (a refusal
+    // leaves it not present).
+    if (helper_.pid > 0 && g.backing == RamBacking::memfd && g.shared)
+      for (std::size_t at = i; at < i + n; at += kChunk) {
+        const std::size_t len = std::min(kChunk, i + n - at);
+        if (std::none_of(out.begin() + at, out.begin() + at + len, [](const PageState& p) { return p.node == kNoNode; }))
+          continue;
+        PageState there[kChunk];
+        if (!mv.query_through(helper_.pid, gfn - base + (at - i), std::span<PageState>(there, len))) break;
+        for (std::size_t k = 0; k < len; ++k)
+          if (out[at + k].node == kNoNode) out[at + k] = there[k];
+      }
     if (base % KernelMover::kHugeBlockPages)  // its huge pages are not the migrator's aligned blocks
       for (std::size_t k = i; k < i + n; ++k) out[k].order = 0;
     i += n;
