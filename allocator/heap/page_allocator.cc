@@ -105,12 +105,13 @@ PageAllocator::~PageAllocator() { delete impl_; }
 Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
   constexpr std::uint32_t kFastFlags = AllocFlags::no_scrub | AllocFlags::exact_node;
   Impl& m = *impl_;
-  const std::uint32_t cpu = rseq::cpu();
+  const std::ptrdiff_t area = rseq::offset();
+  const std::uint32_t cpu = rseq::cpu(area);
   const int slot = m.pcp.slot_of(req.order);
   if (cpu < m.fast_cpus && slot >= 0 && !(req.flags & ~kFastFlags) && req.owner <= kMaxOwner) {
     const Impl::CpuHome& home = m.home[cpu];
     if (home.caches && (req.node == kNoNode || req.node == home.node) && !req.exclude.test(home.node)) {
-      if (CacheEntry e; rseq::pop(home.caches + slot, cpu, e)) [[likely]] {
+      if (CacheEntry e; rseq::pop(area, home.caches + slot, cpu, e)) [[likely]] {
         // Ours alone once popped: nobody else may change the word, and the
         // entry says what it holds (CpuCache), so the new word is stored
         // without loading the old one.
@@ -214,7 +215,7 @@ Mfn PageAllocator::Impl::try_node(std::uint32_t ni, const AllocRequest& req,
   if (slot < 0 || (req.flags & AllocFlags::use_claim)) return alloc_buddy(ni, req);
   CpuCache& c = pcp.at(cpu, ni, slot);
   if (use_rseq) {
-    if (CacheEntry e; rseq::pop(&c, cpu, e)) {
+    if (CacheEntry e; rseq::pop(rseq::offset(), &c, cpu, e)) {
       // Ours alone once popped: nobody else may change the word.
       const Mfn mfn = entry_mfn(e);
       FrameDesc& d = table.known_desc(mfn);
@@ -355,14 +356,20 @@ Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
   FrameDesc* const d = m.table.single_lookup(mfn);
   if (!d) [[unlikely]] return m.free_ranges(mfn, order, owner);
   const int slot = m.pcp.slot_of(order);
-  if (CacheEntry e; slot >= 0 && m.take_for_cache(*d, mfn, order, owner, e)) [[likely]] {
-    // The node index is read after the compare-and-swap: one value fewer
-    // kept in a register across it, so free saves fewer registers.
+  if (slot >= 0) [[likely]] {
+    // The cache is found *before* the compare-and-swap: loads after a
+    // locked instruction wait for it, so the chain rseq area -> CPU id ->
+    // cache address would otherwise follow its latency (docs/fast-path.md).
+    // The push checks the CPU again in its restartable sequence.
     const std::uint32_t ni = m.table.single_node_index();
+    const std::ptrdiff_t area = rseq::offset();
+    const std::uint32_t cpu = rseq::cpu(area);
     // No rseq (fast_cpus 0) or another CPU id: push_here's locked push.
-    const std::uint32_t cpu = rseq::cpu();
-    if (cpu < m.fast_cpus && rseq::push(&m.pcp.at(cpu, ni, slot), cpu, e)) [[likely]] return {};
-    return m.push_here(ni, slot, e);
+    CpuCache* const c = cpu < m.fast_cpus ? &m.pcp.at(cpu, ni, slot) : nullptr;
+    if (CacheEntry e; m.take_for_cache(*d, mfn, order, owner, e)) [[likely]] {
+      if (c && rseq::push(area, c, cpu, e)) [[likely]] return {};
+      return m.push_here(ni, slot, e);
+    }
   }
   return m.free_slow(mfn, order, owner);
 }
@@ -373,8 +380,9 @@ Status PageAllocator::Impl::free_ranges(Mfn mfn, unsigned order, OwnerId owner) 
   FrameDesc* const d = table.single_range() ? nullptr : table.lookup(mfn, &r);
   const int slot = pcp.slot_of(order);
   if (CacheEntry e; d && slot >= 0 && take_for_cache(*d, mfn, order, owner, e)) {
-    const std::uint32_t cpu = rseq::cpu();
-    if (cpu < fast_cpus && rseq::push(&pcp.at(cpu, r->node_index, slot), cpu, e)) return {};
+    const std::ptrdiff_t area = rseq::offset();
+    const std::uint32_t cpu = rseq::cpu(area);
+    if (cpu < fast_cpus && rseq::push(area, &pcp.at(cpu, r->node_index, slot), cpu, e)) return {};
     return push_here(r->node_index, slot, e);
   }
   return free_slow(mfn, order, owner);
@@ -387,7 +395,7 @@ Status PageAllocator::Impl::push_here(std::uint32_t ni, int slot, CacheEntry e) 
 Status PageAllocator::Impl::push_locked(std::uint32_t cpu, std::uint32_t ni, int slot,
                                         CacheEntry e) noexcept {
   CpuCache& c = pcp.at(cpu, ni, slot);
-  if (use_rseq && rseq::push(&c, cpu, e)) return {};
+  if (use_rseq && rseq::push(rseq::offset(), &c, cpu, e)) return {};
   lock_cache(c, cpu);
   if (c.count == c.high) drain(c, ni, c.batch);
   c.entries[c.count] = e;
