@@ -16,6 +16,7 @@ Result<void, Error> FrameTable::init(const Topology& topo, const MetadataHooks* 
   only_ = nullptr;
   only_first_ = only_frames_ = 0;
   only_descs_ = nullptr;
+  only_node_index_ = 0;
   for (std::size_t i = 0; i < topo.node_count(); ++i)
     for (const FrameRange& r : topo.node_at(i).frames) {
       if (r.first_mfn + r.count > kFrameLimit)
@@ -50,6 +51,7 @@ Result<void, Error> FrameTable::init(const Topology& topo, const MetadataHooks* 
     only_first_ = only_->first;
     only_frames_ = only_->end - only_->first;
     only_descs_ = descs_ + only_->desc_base;
+    only_node_index_ = only_->node_index;
   }
   return {};
 }

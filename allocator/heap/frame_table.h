@@ -210,14 +210,26 @@ class FrameTable {
     if (range) *range = r;
     return r ? &desc(*r, mfn) : nullptr;
   }
-  // lookup() for the fast paths: with a single range, one subtraction and
-  // one compare on fields next to each other (else lookup()). `range` is
-  // set whenever the result is not null.
-  FrameDesc* lookup_fast(Mfn mfn, const FrameRangeInfo** range) const noexcept {
-    if (!only_) return lookup(mfn, range);
+  // The fast paths' lookups, only with a single range (else they return
+  // nullptr and the caller takes an out-of-line path): no call, so the fast
+  // paths need no callee-saved registers. single_lookup checks caller input
+  // (nullptr when `mfn` is outside the range, or there are several ranges);
+  // single_known_desc is known_desc for a frame taken from a list or cache.
+  bool single_range() const noexcept { return only_ != nullptr; }
+  std::uint32_t single_node_index() const noexcept { return only_node_index_; }
+  FrameDesc* single_lookup(Mfn mfn) const noexcept {
+    // With several ranges only_frames_ is 0, so no offset passes.
     const Mfn off = mfn - only_first_;
-    *range = only_;
-    return off < only_frames_ ? only_descs_ + off : nullptr;
+    if (off >= only_frames_) return nullptr;
+    if (!only_descs_) __builtin_unreachable();  // set whenever only_frames_ is (init)
+    return only_descs_ + off;
+  }
+  FrameDesc* single_known_desc(Mfn mfn) const noexcept {
+    if (!only_) return nullptr;
+    const Mfn off = mfn - only_first_;
+    if (off >= only_frames_) [[unlikely]] __builtin_trap();  // internal state corrupt
+    if (!only_descs_) __builtin_unreachable();
+    return only_descs_ + off;
   }
   // Range of a frame the caller knows to be managed (a block head taken
   // from a list or a cache). Not for caller input: use find_range.
@@ -251,6 +263,7 @@ class FrameTable {
   Mfn only_first_ = 0;
   std::uint64_t only_frames_ = 0;
   FrameDesc* only_descs_ = nullptr;
+  std::uint32_t only_node_index_ = 0;   // with only_: its node_index
   FrameDesc* descs_ = nullptr;          // from hooks_, frames_ entries
   const MetadataHooks* hooks_ = nullptr;
   std::uint64_t frames_ = 0;

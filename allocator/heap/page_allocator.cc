@@ -105,29 +105,41 @@ PageAllocator::~PageAllocator() { delete impl_; }
 Result<Allocation> PageAllocator::alloc(const AllocRequest& req) noexcept {
   constexpr std::uint32_t kFastFlags = AllocFlags::no_scrub | AllocFlags::exact_node;
   Impl& m = *impl_;
-  const std::uint32_t cpu = rseq::cpu();
+  const std::ptrdiff_t area = rseq::offset();
+  const std::uint32_t cpu = rseq::cpu(area);
   const int slot = m.pcp.slot_of(req.order);
   if (cpu < m.fast_cpus && slot >= 0 && !(req.flags & ~kFastFlags) && req.owner <= kMaxOwner) {
     const Impl::CpuHome& home = m.home[cpu];
     if (home.caches && (req.node == kNoNode || req.node == home.node) && !req.exclude.test(home.node)) {
-      if (const CacheEntry e = rseq::pop(home.caches + slot, cpu); e != kNoEntry) {
+      if (CacheEntry e; rseq::pop(area, home.caches + slot, cpu, e)) [[likely]] {
         // Ours alone once popped: nobody else may change the word, and the
         // entry says what it holds (CpuCache), so the new word is stored
         // without loading the old one.
-        const Mfn mfn = entry_mfn(e);
-        FrameDesc& d = m.table.known_desc(mfn);
-        NUMAHEAP_DEBUG_CHECK(entry_matches(e, d.load_packed(std::memory_order_relaxed), req.order));
         // Every freed block is dirty; skipping the scrub is safe only when
         // every dirty byte is the requester's own (checked inline from the
         // entry's tag: it is the common case of an owner's own churn).
         if (entry_needs_scrub(e, (req.flags & AllocFlags::no_scrub) != 0, req.owner)) [[unlikely]]
           return m.alloc_dirty(e, home.node, req);
-        d.store_packed(entry_allocated_word(e, req.order, req.owner));
-        return Allocation{mfn, home.node};
+        // Several frame ranges: the descriptor is found out of line, so
+        // that this path calls nothing and saves no register.
+        FrameDesc* const d = m.table.single_known_desc(entry_mfn(e));
+        if (!d) [[unlikely]] return m.alloc_popped(e, home.node, req);
+        NUMAHEAP_DEBUG_CHECK(entry_matches(e, d->load_packed(std::memory_order_relaxed), req.order));
+        d->store_packed(entry_allocated_word(e, req.order, req.owner));
+        return Allocation{entry_mfn(e), home.node};
       }
     }
   }
   return m.alloc_slow(req);
+}
+
+Result<Allocation> PageAllocator::Impl::alloc_popped(CacheEntry e, NodeId node,
+                                                     const AllocRequest& req) noexcept {
+  const Mfn mfn = entry_mfn(e);
+  FrameDesc& d = table.known_desc(mfn);
+  NUMAHEAP_DEBUG_CHECK(entry_matches(e, d.load_packed(std::memory_order_relaxed), req.order));
+  d.store_packed(entry_allocated_word(e, req.order, req.owner));
+  return Allocation{mfn, node};
 }
 
 Result<Allocation> PageAllocator::Impl::alloc_dirty(CacheEntry e, NodeId node,
@@ -203,7 +215,7 @@ Mfn PageAllocator::Impl::try_node(std::uint32_t ni, const AllocRequest& req,
   if (slot < 0 || (req.flags & AllocFlags::use_claim)) return alloc_buddy(ni, req);
   CpuCache& c = pcp.at(cpu, ni, slot);
   if (use_rseq) {
-    if (const CacheEntry e = rseq::pop(&c, cpu); e != kNoEntry) {
+    if (CacheEntry e; rseq::pop(rseq::offset(), &c, cpu, e)) {
       // Ours alone once popped: nobody else may change the word.
       const Mfn mfn = entry_mfn(e);
       FrameDesc& d = table.known_desc(mfn);
@@ -320,34 +332,70 @@ void PageAllocator::Impl::drain_node_index(std::uint32_t ni) noexcept {
 // on every path; it is the one atomic read-modify-write of an alloc/free
 // pair (docs/fast-path.md). Anything unusual takes free_slow, which checks
 // the request in full.
+//
+// The check and the compare-and-swap, shared by free() and free_ranges:
+// true when the word of `d` was "used by `owner`, `order`, no flag" and is
+// now cached + dirty, with `e` its cache entry; false (nothing changed)
+// otherwise. `order` must be a cached one (its slot >= 0: it fits its byte).
+[[gnu::always_inline]] inline bool PageAllocator::Impl::take_for_cache(FrameDesc& d, Mfn mfn, unsigned order,
+                                                                       OwnerId owner, CacheEntry& e) noexcept {
+  // On the packed word: "used by owner, this order, no flag, no bulk
+  // mark" is the word with the loaded generation; cached + dirty differs
+  // from it only in the state byte.
+  const std::uint64_t w = d.load_packed(std::memory_order_relaxed);
+  const std::uint64_t used = (w & kGenMask) | FrameWord{owner, kUsed, static_cast<std::uint8_t>(order), 0, 0}.pack();
+  if (w != used || !d.cas_packed(used, used + kUsedToCachedDirty)) [[unlikely]] return false;
+  // make_cache_entry(mfn, used + kUsedToCachedDirty), without unpacking.
+  e = mfn | std::uint64_t{cache_dirty_tag(true, owner)} << cache_entry::kTagShift | (w & kGenMask);
+  return true;
+}
+
 Status PageAllocator::free(Mfn mfn, unsigned order, OwnerId owner) noexcept {
   Impl& m = *impl_;
-  const FrameRangeInfo* r = nullptr;
-  FrameDesc* const fd = m.table.lookup_fast(mfn, &r);
+  // One range (else free_ranges): caller input, bounds-checked.
+  FrameDesc* const d = m.table.single_lookup(mfn);
+  if (!d) [[unlikely]] return m.free_ranges(mfn, order, owner);
   const int slot = m.pcp.slot_of(order);
-  if (fd && slot >= 0 && m.fast_cpus) {
-    FrameDesc& d = *fd;
-    // On the packed word: "used by owner, this order, no flag, no bulk
-    // mark" is the word with the loaded generation; cached + dirty differs
-    // from it only in the state byte (slot >= 0: order fits its byte).
-    const std::uint64_t w = d.load_packed(std::memory_order_relaxed);
-    const std::uint64_t used = (w & kGenMask) | FrameWord{owner, kUsed, static_cast<std::uint8_t>(order), 0, 0}.pack();
-    if (w == used && d.cas_packed(used, used + kUsedToCachedDirty)) {
-      // make_cache_entry(mfn, used + kUsedToCachedDirty), without unpacking.
-      const CacheEntry e = mfn | std::uint64_t{cache_dirty_tag(true, owner)} << cache_entry::kTagShift |
-                           (w & kGenMask);
-      const std::uint32_t cpu = rseq::cpu();
-      if (cpu < m.fast_cpus && rseq::push(&m.pcp.at(cpu, r->node_index, slot), cpu, e)) return {};
-      return m.push_locked(m.cpu_slot(), r->node_index, slot, e);
+  if (slot >= 0) [[likely]] {
+    // The cache is found *before* the compare-and-swap: loads after a
+    // locked instruction wait for it, so the chain rseq area -> CPU id ->
+    // cache address would otherwise follow its latency (docs/fast-path.md).
+    // The push checks the CPU again in its restartable sequence.
+    const std::uint32_t ni = m.table.single_node_index();
+    const std::ptrdiff_t area = rseq::offset();
+    const std::uint32_t cpu = rseq::cpu(area);
+    // No rseq (fast_cpus 0) or another CPU id: push_here's locked push.
+    CpuCache* const c = cpu < m.fast_cpus ? &m.pcp.at(cpu, ni, slot) : nullptr;
+    if (CacheEntry e; m.take_for_cache(*d, mfn, order, owner, e)) [[likely]] {
+      if (c && rseq::push(area, c, cpu, e)) [[likely]] return {};
+      return m.push_here(ni, slot, e);
     }
   }
   return m.free_slow(mfn, order, owner);
 }
 
+// free() with several frame ranges (or a frame outside the single one).
+Status PageAllocator::Impl::free_ranges(Mfn mfn, unsigned order, OwnerId owner) noexcept {
+  const FrameRangeInfo* r = nullptr;
+  FrameDesc* const d = table.single_range() ? nullptr : table.lookup(mfn, &r);
+  const int slot = pcp.slot_of(order);
+  if (CacheEntry e; d && slot >= 0 && take_for_cache(*d, mfn, order, owner, e)) {
+    const std::ptrdiff_t area = rseq::offset();
+    const std::uint32_t cpu = rseq::cpu(area);
+    if (cpu < fast_cpus && rseq::push(area, &pcp.at(cpu, r->node_index, slot), cpu, e)) return {};
+    return push_here(r->node_index, slot, e);
+  }
+  return free_slow(mfn, order, owner);
+}
+
+Status PageAllocator::Impl::push_here(std::uint32_t ni, int slot, CacheEntry e) noexcept {
+  return push_locked(cpu_slot(), ni, slot, e);
+}
+
 Status PageAllocator::Impl::push_locked(std::uint32_t cpu, std::uint32_t ni, int slot,
                                         CacheEntry e) noexcept {
   CpuCache& c = pcp.at(cpu, ni, slot);
-  if (use_rseq && rseq::push(&c, cpu, e)) return {};
+  if (use_rseq && rseq::push(rseq::offset(), &c, cpu, e)) return {};
   lock_cache(c, cpu);
   if (c.count == c.high) drain(c, ni, c.batch);
   c.entries[c.count] = e;
@@ -374,7 +422,7 @@ Status PageAllocator::Impl::free_slow(Mfn mfn, unsigned order, OwnerId owner) no
       // frees, a re-allocation and offline().
       const FrameWord cached{owner, static_cast<std::uint8_t>(kCached | kDirty), w.order, 0, w.gen};
       if (!d->cas(w, cached)) continue;
-      return m.push_locked(m.cpu_slot(), ni, slot, make_cache_entry(mfn, cached.pack()));
+      return m.push_here(ni, slot, make_cache_entry(mfn, cached.pack()));
     }
     NodeHeap& h = m.heap(ni);
     SpinGuard g(h.lock);

@@ -92,6 +92,17 @@ struct PageAllocator::Impl {
   // owner the entry's tag cannot name asked for its own bytes (no_scrub).
   [[gnu::noinline]] Result<Allocation> alloc_dirty(CacheEntry e, NodeId node,
                                                    const AllocRequest& req) noexcept;
+  // alloc()'s fast path popped entry `e` (no scrub needed) but the frame
+  // table has several ranges: finds the descriptor and stores the word.
+  [[gnu::noinline]] Result<Allocation> alloc_popped(CacheEntry e, NodeId node,
+                                                    const AllocRequest& req) noexcept;
+  // free()'s check and compare-and-swap (page_allocator.cc).
+  [[gnu::always_inline]] inline bool take_for_cache(FrameDesc& d, Mfn mfn, unsigned order, OwnerId owner,
+                                                    CacheEntry& e) noexcept;
+  // free() with several frame ranges, or a frame outside the single one.
+  [[gnu::noinline]] Status free_ranges(Mfn mfn, unsigned order, OwnerId owner) noexcept;
+  // push_locked on the calling CPU's slot (out of line: free() tail-calls it).
+  [[gnu::noinline]] Status push_here(std::uint32_t ni, int slot, CacheEntry e) noexcept;
   // A freed (now `cached`) block goes on cache slot `slot` of `cpu` for
   // node `ni` under the cache's lock, draining a batch when it is full.
   // Always succeeds (a Status so that free() can tail-call it).

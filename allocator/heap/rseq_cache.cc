@@ -9,8 +9,13 @@ namespace numaheap::rseq {
 
 static_assert(sizeof(bool) == 1, "the sequences test the lock as a byte");
 
+#if NUMAHEAP_RSEQ
+std::ptrdiff_t area_offset = 0;
+#endif
+
 bool init() noexcept {
 #if NUMAHEAP_RSEQ
+  __atomic_store_n(&area_offset, __rseq_offset, __ATOMIC_RELAXED);
   // glibc registered rseq for this thread (and does for every new one).
   if (__rseq_size < 8 || static_cast<int>(area()->cpu_id) < 0) return false;
   const long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);

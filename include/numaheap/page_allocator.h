@@ -59,6 +59,46 @@ struct Allocation {
   NodeId node = kNoNode;  // node the block came from
 };
 
+// alloc()'s result, with Result's interface in 16 trivially copyable bytes,
+// so that it is returned in two registers (rax:rdx) instead of through
+// memory and alloc() can leave by a tail call (docs/fast-path.md). An error
+// is an Allocation with mfn == kInvalidMfn (no block has that head) whose
+// second word is the Errc; a value never has that mfn.
+template <>
+class [[nodiscard]] Result<Allocation, Errc> {
+ public:
+  Result(const Allocation& v) noexcept : rep_{.value = v} { assert(v.mfn != kInvalidMfn); }
+  Result(Errc e) noexcept : rep_{.error = {kInvalidMfn, e}} {}
+
+  // A value's mfn is never kInvalidMfn; `mfn` is the common initial member
+  // of both alternatives, so it may be read whichever one is active.
+  bool has_value() const noexcept { return rep_.value.mfn != kInvalidMfn; }
+  explicit operator bool() const noexcept { return has_value(); }
+
+  Allocation& value() & { assert(has_value()); return rep_.value; }
+  const Allocation& value() const& { assert(has_value()); return rep_.value; }
+  Allocation&& value() && { assert(has_value()); return std::move(rep_.value); }
+  Allocation& operator*() & { return value(); }
+  const Allocation& operator*() const& { return value(); }
+  Allocation* operator->() { return &value(); }
+  const Allocation* operator->() const { return &value(); }
+
+  const Errc& error() const& { assert(!has_value()); return rep_.error.code; }
+  Errc&& error() && { assert(!has_value()); return std::move(rep_.error.code); }
+
+ private:
+  struct ErrorRep {
+    Mfn mfn;  // kInvalidMfn
+    Errc code;
+  };
+  union Rep {
+    Allocation value;
+    ErrorRep error;
+  } rep_;
+};
+static_assert(sizeof(Result<Allocation, Errc>) == 16 && std::is_trivially_copyable_v<Result<Allocation, Errc>>,
+              "alloc()'s result fits two registers");
+
 // An allocated block as the frame table records it (allocated_block()).
 struct BlockInfo {
   unsigned order = 0;
