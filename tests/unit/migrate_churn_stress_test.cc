@@ -17,15 +17,13 @@
 
 #include "numaheap/migrator.h"
 #include "unit/stub_mover.h"
+#include "unit/stress_seconds.h"
 
 using namespace numaheap;
 
 namespace {
 
-double stress_seconds() {
-  const char* s = std::getenv("NUMAHEAP_STRESS_SECONDS");
-  return s && std::atof(s) > 0 ? std::atof(s) : 1.0;
-}
+using test::stress_seconds;
 
 using test::StubMover;
 

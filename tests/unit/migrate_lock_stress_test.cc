@@ -30,6 +30,7 @@
 
 #include "migrate/migrator_impl.h"
 #include "migrate_rig.h"
+#include "unit/stress_seconds.h"
 
 namespace numaheap {
 
@@ -44,10 +45,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-double stress_seconds() {
-  const char* s = std::getenv("NUMAHEAP_STRESS_SECONDS");
-  return s && std::atof(s) > 0 ? std::atof(s) : 1.0;
-}
+using test::stress_seconds;
 
 // A guest of kPages pages, all on node 0 until moved; its first move
 // waits inside the mover until open() (entered() returns once it is there).

@@ -29,16 +29,14 @@
 
 #include "migrate_test_model.h"
 #include "numaheap/cold_store.h"
+#include "unit/stress_seconds.h"
 
 using namespace numaheap;
 using namespace numaheap::test;
 
 namespace {
 
-double stress_seconds() {
-  const char* s = std::getenv("NUMAHEAP_STRESS_SECONDS");
-  return s && std::atof(s) > 0 ? std::atof(s) : 1.0;
-}
+using test::stress_seconds;
 
 // One run; with `broken_mover` the mover copies before write protection
 // (FrameSwapOptions::unsafe_copy_before_protect) and the write_protect hook

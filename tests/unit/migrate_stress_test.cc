@@ -19,16 +19,14 @@
 #include <vector>
 
 #include "migrate_test_model.h"
+#include "unit/stress_seconds.h"
 
 using namespace numaheap;
 using namespace numaheap::test;
 
 namespace {
 
-double stress_seconds() {
-  const char* s = std::getenv("NUMAHEAP_STRESS_SECONDS");
-  return s && std::atof(s) > 0 ? std::atof(s) : 1.0;
-}
+using test::stress_seconds;
 
 void run_until_rehome_ends(Migrator& m, GuestId id, int max_steps = 10000) {
   for (int i = 0; i < max_steps; ++i) {
