@@ -400,6 +400,24 @@ def bars(figs, mig=None):
                      f"{floor / tc:.3f}x ({floor:.1f} ns vs {tc:.1f} ns)"))
     bar("order-0 pair <= 0.5x jemalloc (issue 17)", *rel("order0_pair", "jemalloc", 0.5))
     bar("mixed_orders <= 1.0x mimalloc (issue 17)", *rel("mixed_orders", "mimalloc", 1.0))
+    # Issue 17: start-up of a 1 TiB machine (8 nodes) and what each 4 KiB
+    # frame costs in metadata (init_1tib: wall time; bytes per frame = all
+    # metadata over all frames, a few fixed bytes amortised over 2^28 frames).
+    init = figs.get("numaheap", {}).get("init_1tib", {})
+    if "real_time" in init:
+        ms = init["real_time"] / 1e6
+        out.append(("1 TiB init <= 50 ms (issue 17)", "**met**" if ms <= 50 else "**not met**",
+                    f"{ms:.1f} ms wall"))
+    else:
+        out.append(("1 TiB init <= 50 ms (issue 17)", "not measured", "-"))
+    if "metadata_bytes_per_frame" in init:
+        per = init["metadata_bytes_per_frame"]
+        out.append(("metadata <= 24 B per 4 KiB frame (issue 17)",
+                    "**met**" if round(per, 2) <= 24 else "**not met**",
+                    f"{per:.6f} B (all metadata / {int(init.get('frames', 0)):,} frames: "
+                    f"{(per - 24) * init.get('frames', 0):,.0f} B over 24 per frame, machine-wide)"))
+    else:
+        out.append(("metadata <= 24 B per 4 KiB frame (issue 17)", "not measured", "-"))
     t = figs.get("numaheap", {}).get("threads2", {})
     if "relative" in t:
         fig = (f"{t['relative']:.2f} (2-thread/1-thread {t.get('ratio_numaheap', 0):.2f}, "
