@@ -38,6 +38,15 @@ enum Kind : unsigned {
   // The sampler never closes a window: pages stay unmapped / write-protected
   // after stop().
   sampler_skips_close = 1u << 9,
+  // GuestRam's move helper keeps the VMM's private memory mapped
+  // (copy-on-write shared: every page the VMM writes is copied), and the
+  // guest RAM it does not need is inherited by the fork (page tables
+  // copied, the VMM's pages left write-protected).
+  helper_keeps_private = 1u << 10,
+  // A move through the helper refused after the VMM's mapping was zapped
+  // leaves those pages unmapped and unmoved instead of mapping them back and
+  // moving them the old way.
+  helper_refusal_leaves_zapped = 1u << 11,
 };
 
 inline std::atomic<unsigned> active{0};

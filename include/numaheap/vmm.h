@@ -196,16 +196,17 @@ class GuestRam final : public Mover {
   struct Part;
   GuestRam() = default;
   int region_of_gfn(Gfn gfn) const noexcept;
-  Result<MoveTotals> move_region(std::size_t r, std::span<const Gfn> gfns, NodeId target,
-                                 std::span<MoveOutcome> out) noexcept;
   // Around a move, with an attached sampler (under sampler_lock_): maps
   // back the listed pages it has unmapped and keeps new windows from
   // opening until resume.
   void pause_sampler(std::span<const Gfn> gfns, bool close) noexcept;
   void resume_sampler() noexcept;
-  // The move helper (guest_ram.cc): a forked child that maps the shared
-  // regions too and sleeps; pages are moved through its mapping while the
-  // VMM's own is zapped, so no TLB shootdown reaches the running vCPUs.
+  // Closes the sampler's windows over the listed pages (maps them back).
+  void close_sampler_windows(std::span<const Gfn> gfns) noexcept;
+  // The move helper (guest_ram.cc, move_helper.h): a forked child that maps
+  // the shared regions too and sleeps; pages are moved through its mapping
+  // while the VMM's own is zapped, so no TLB shootdown reaches the running
+  // vCPUs.
   struct Helper {
     int pid = -1;   // negative: no longer used (still to reap)
     int sock = -1;  // parent's end: requests out, answers in
@@ -213,6 +214,7 @@ class GuestRam final : public Mover {
   void start_helper() noexcept;
   bool helper_map(std::size_t r, std::span<const Gfn> local) noexcept;
   void zap_for_move(std::size_t r, std::span<const Gfn> local, std::span<const Gfn> gfns) noexcept;
+  void map_back(std::size_t r, std::span<const Gfn> local) noexcept;
   Helper helper_;
   std::atomic<std::uint64_t> helper_moves_{0};
 

@@ -25,6 +25,7 @@
 #include "numaheap/numaheap_vmm.h"
 #include "numaheap/topology_io.h"
 #include "numaheap/vmm.h"
+#include "unit/vmm_helper_checks.h"
 
 namespace numaheap {
 namespace {
@@ -244,32 +245,7 @@ TEST_F(GuestRamTest, ADeadMoveHelperIsDroppedAndMovesGoTheOldWay) {
     ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i + 7));
 }
 
-// On the calling thread only (a seccomp filter without TSYNC): move_pages
-// through another process fails with EPERM, as a VMM's sandbox installed
-// after GuestRam::create may make it. False where seccomp is unavailable.
-bool refuse_move_pages_through_others() {
-#if defined(__x86_64__)
-  constexpr std::uint32_t kArch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-  constexpr std::uint32_t kArch = AUDIT_ARCH_AARCH64;
-#else
-  return false;
-#endif
-  sock_filter f[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArch, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_move_pages, 0, 3),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),  // pid (low word)
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  sock_fprog prog{static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
-  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-         ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
-}
+using test::refuse_move_pages_through_others;
 
 TEST_F(GuestRamTest, ARefusedMoveHelperIsDroppedBeforeAnythingIsZapped) {
   for (std::uint64_t i = 0; i < kPages; ++i) static_cast<unsigned char*>(shm)[i * 4096] = static_cast<unsigned char>(i + 3);
@@ -298,6 +274,36 @@ TEST_F(GuestRamTest, ARefusedMoveHelperIsDroppedBeforeAnythingIsZapped) {
   EXPECT_EQ(g.stats().moves_via_helper, 0u) << "the helper is not used again";
   for (std::uint64_t i = 0; i < kPages; ++i)
     ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i + 3));
+}
+
+// Refused after the probe, at the move itself (a filter that lets a call
+// naming no pages through): the zapped pages are mapped back and moved the
+// old way at once; none is left unmapped or unmoved. (Broken on purpose in
+// vmm_helper_broken_test.cc.)
+TEST(GuestRamHelper, ARefusalAfterTheProbeMovesThePagesTheOldWayAndLeavesThemMapped) {
+  const test::LateRefusal r = test::late_refusal();
+  if (!r.set_up) GTEST_SKIP() << r.skip;
+  EXPECT_TRUE(r.move_ok);
+  EXPECT_EQ(r.moved, r.asked) << "pages zapped for the helper were not moved the old way";
+  EXPECT_EQ(r.present_here, static_cast<long>(r.pages)) << "pages left unmapped in the VMM's mapping";
+  EXPECT_EQ(r.via_helper, 0u);
+  EXPECT_TRUE(r.data_ok);
+}
+
+// The helper holds none of the VMM's private memory (no copy-on-write
+// sharing: a page the VMM writes is not copied), not the guest RAM it does
+// not move (anonymous regions were not inherited: the VMM's writes to them
+// after the fork take no fault), all of the shared memfd RAM, and still
+// moves. (Broken on purpose in vmm_helper_broken_test.cc.)
+TEST(GuestRamHelper, TheHelperHoldsNoneOfTheVmmsPrivateMemory) {
+  const test::HelperFootprint r = test::helper_footprint();
+  if (!r.set_up) GTEST_SKIP() << r.skip;
+  EXPECT_EQ(r.private_buffer_mapped, 0) << "the helper maps the VMM's private memory (copy-on-write shared)";
+  EXPECT_EQ(r.anon_guest_mapped, 0) << "the helper maps anonymous guest RAM";
+  EXPECT_EQ(r.shared_guest_mapped, static_cast<long long>(r.pages * 4096)) << "the helper must map the shared RAM";
+  EXPECT_LT(r.writes_faulted, static_cast<long>(r.pages / 8))
+      << "writes to anonymous guest RAM fault after the fork (it was inherited write-protected)";
+  EXPECT_TRUE(r.helper_moved);
 }
 
 TEST_F(GuestRamTest, RelayoutRebindsAndRefusesAnotherShape) {

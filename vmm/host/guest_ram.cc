@@ -16,7 +16,9 @@
 
 #include "numaheap/vmm.h"
 
+#include "allocator/platform/fault_injection.h"
 #include "migrate/host/node_meminfo.h"
+#include "vmm/host/move_helper.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
@@ -87,51 +89,14 @@ long mbind_node(void* addr, std::uint64_t len, int mode, NodeId node, unsigned f
 // and under emulation (qemu TCG) or on a busy host a round costs 10-60 ms,
 // so moves from the VMM's own mapping crawl at tens of pages a second
 // (docs/vm-tests.md, issue 14). A page mapped only in an idle process is
-// unmapped with no IPI. The helper is a child forked at create(): it keeps
-// the shared guest RAM mappings at the same addresses and sleeps on a
-// socket. A move has the helper map the pages (MADV_POPULATE_READ), then
+// unmapped with no IPI. The helper is a child forked at create()
+// (move_helper.h): it keeps the shared guest RAM mappings at the same
+// addresses, none of the VMM's private memory, and sleeps on a socket. A move has the helper map the pages (MADV_POPULATE_READ), then
 // zaps them in the VMM's mapping (one batched shootdown per run of pages),
 // and move_pages moves them through the helper's pid with MPOL_MF_MOVE_ALL,
 // which still moves the page out of every mapping: the data path is the
 // kernel's migration, the zapped pages are faulted back by their next
 // access (a minor fault, or the sampler's window).
-
-struct HelperRun {
-  std::uint64_t addr, len;
-};
-constexpr std::size_t kHelperRuns = 128;  // a request: one datagram of a SOCK_SEQPACKET pair
-
-// The child: async-signal-safe calls only (it is a fork of a threaded
-// process). It drops every descriptor but its socket and the VMM's
-// anonymous guest RAM, then serves requests until the parent closes the
-// socket or dies.
-[[noreturn]] void helper_main(int sock, pid_t parent, const GuestRamRegion* anon, std::size_t n_anon) {
-  (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the forking thread's death: GuestRam::create's caller
-  if (::getppid() != parent) ::_exit(0);
-  auto close_from_to = [](int a, int b) {  // [a, b]
-    if (a > b) return;
-    if (::syscall(SYS_close_range, static_cast<unsigned>(a), static_cast<unsigned>(b), 0u) != 0)
-      for (int fd = a; fd <= b && fd < 65536; ++fd) (void)::close(fd);
-  };
-  close_from_to(0, sock - 1);
-  close_from_to(sock + 1, 0x7fffffff);
-  // The VMM's anonymous guest RAM is not the helper's business: unmapped,
-  // so it is not left copy-on-write shared. Nothing else is unmapped (the
-  // dynamic linker's and libc's private data may be needed by the calls
-  // below); the VMM's other private memory stays shared until it writes it.
-  for (std::size_t i = 0; i < n_anon; ++i) (void)::munmap(anon[i].host, anon[i].bytes);
-  HelperRun req[kHelperRuns];
-  for (;;) {
-    const ssize_t n = ::recv(sock, req, sizeof req, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) ::_exit(0);
-    char ok = 1;
-    for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof req[0]; ++i)
-      if (::madvise(reinterpret_cast<void*>(req[i].addr), req[i].len, MADV_POPULATE_READ) != 0) ok = 0;
-    while (::send(sock, &ok, 1, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-    }
-  }
-}
 
 }  // namespace
 
@@ -145,21 +110,12 @@ GuestRam::~GuestRam() {
 }
 
 void GuestRam::start_helper() noexcept {
-  int sv[2];  // SOCK_SEQPACKET: a request is one message; send() with MSG_NOSIGNAL (no SIGPIPE if it died)
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
-  // The anonymous regions, gathered before the fork (the child may not allocate).
-  std::vector<GuestRamRegion> anon;
+  // The helper maps the shared memfd regions only (move_helper.h).
+  std::vector<detail::HostRange> not_needed;
   for (const GuestRamRegion& g : regions_)
-    if (g.backing == RamBacking::anonymous) anon.push_back(g);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid == 0) helper_main(sv[1], parent, anon.data(), anon.size());
-  ::close(sv[1]);
-  if (pid < 0) {
-    ::close(sv[0]);
-    return;
-  }
-  helper_ = Helper{pid, sv[0]};
+    if (!(g.backing == RamBacking::memfd && g.shared)) not_needed.push_back(detail::HostRange{g.host, g.bytes});
+  const detail::MoveHelperProcess p = detail::spawn_move_helper(not_needed);
+  if (p.pid > 0) helper_ = Helper{p.pid, p.sock};
 }
 
 // Maps region r's listed pages (local indexes) in the helper; false if it
@@ -167,13 +123,13 @@ void GuestRam::start_helper() noexcept {
 bool GuestRam::helper_map(std::size_t r, std::span<const Gfn> local) noexcept {
   if (helper_.pid <= 0) return false;
   char* const host = static_cast<char*>(regions_[r].host);
-  HelperRun req[kHelperRuns];
+  detail::HelperRun req[detail::kHelperRuns];
   for (std::size_t i = 0; i < local.size();) {
     std::size_t n = 0;
-    for (; i < local.size() && n < kHelperRuns; ++n) {
+    for (; i < local.size() && n < detail::kHelperRuns; ++n) {
       std::size_t j = i + 1;
       while (j < local.size() && local[j] == local[j - 1] + 1) ++j;
-      req[n] = HelperRun{reinterpret_cast<std::uintptr_t>(host + (local[i] << kFrameShift)), (j - i) << kFrameShift};
+      req[n] = detail::HelperRun{reinterpret_cast<std::uintptr_t>(host + (local[i] << kFrameShift)), (j - i) << kFrameShift};
       i = j;
     }
     char ok = 0;
@@ -209,6 +165,27 @@ void GuestRam::zap_for_move(std::size_t r, std::span<const Gfn> local, std::span
     (void)::madvise(host + (local[i] << kFrameShift), (j - i) << kFrameShift, MADV_DONTNEED);
     i = j;
   }
+}
+
+// Maps region r's listed pages back into the VMM's mapping (they were zapped
+// for a move through the helper that did not happen). MADV_POPULATE_READ:
+// the data is the memfd's, nothing is written; a page it cannot map is
+// reported not present by the move that follows.
+void GuestRam::map_back(std::size_t r, std::span<const Gfn> local) noexcept {
+  char* const host = static_cast<char*>(regions_[r].host);
+  for (std::size_t i = 0; i < local.size();) {
+    std::size_t j = i + 1;
+    while (j < local.size() && local[j] == local[j - 1] + 1) ++j;
+    (void)::madvise(host + (local[i] << kFrameShift), (j - i) << kFrameShift, MADV_POPULATE_READ);
+    i = j;
+  }
+}
+
+void GuestRam::close_sampler_windows(std::span<const Gfn> gfns) noexcept {
+  std::lock_guard<std::mutex> g(sampler_lock_);
+  if (!sampler_) return;
+  detail::sampler_pause(*sampler_, gfns, true);
+  detail::sampler_resume(*sampler_);
 }
 
 int GuestRam::region_of_gfn(Gfn gfn) const noexcept {
@@ -438,8 +415,8 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
   // the helper (a seccomp filter or a dropped capability since create()
   // says no)? If not, the helper is dropped and this move goes the old way
   // at once, every page still mapped here. (Refused between this probe and
-  // the move itself: the pages are zapped already; they report busy, then
-  // not present until touched again. Nothing is lost: the memfd holds them.)
+  // the move itself: the zapped pages are mapped back and moved the old
+  // way, below.)
   for (std::size_t r = 0; r < regions_.size(); ++r)
     if (via_helper(r)) {
       if (Status ok = movers_[r].may_move_through(helper_.pid); !ok && ok.error() == Errc::unsupported)
@@ -482,9 +459,20 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
           zap_for_move(r, listed, std::span<const Gfn>(global, n));
           moved = movers_[r].move_through(helper_.pid, listed, target, granularity, std::span<MoveOutcome>(local_out, n));
           if (!moved && moved.error() == Errc::unsupported) {
-            helper_.pid = -helper_.pid;  // not permitted (or gone): the old way from now on
-            moved = MoveTotals{};
-            for (std::size_t i = 0; i < n; ++i) local_out[i] = MoveOutcome::busy;
+            // Not permitted (or gone) after the probe, with the pages zapped
+            // here: the old way from now on, starting with these. Windows
+            // over what is left of this move close (a zapped page is
+            // invisible to move_pages from this process), the pages zapped
+            // without a window are mapped back, then they move from here.
+            helper_.pid = -helper_.pid;
+            if (NUMAHEAP_FAULT(helper_refusal_leaves_zapped)) {
+              moved = MoveTotals{};
+              for (std::size_t i = 0; i < n; ++i) local_out[i] = MoveOutcome::busy;
+            } else {
+              close_sampler_windows(gfns.subspan(at));
+              map_back(r, listed);
+              moved = movers_[r].move(listed, target, granularity, std::span<MoveOutcome>(local_out, n));
+            }
           } else if (moved) {
             helper_moves_.fetch_add(1, std::memory_order_relaxed);
           }
