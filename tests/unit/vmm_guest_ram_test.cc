@@ -300,6 +300,7 @@ TEST(GuestRamHelper, TheHelperHoldsNoneOfTheVmmsPrivateMemory) {
   if (!r.set_up) GTEST_SKIP() << r.skip;
   EXPECT_EQ(r.private_buffer_mapped, 0) << "the helper maps the VMM's private memory (copy-on-write shared)";
   EXPECT_EQ(r.anon_guest_mapped, 0) << "the helper maps anonymous guest RAM";
+  EXPECT_LE(r.private_mappings, 2) << "the helper keeps private writable mappings beyond its stack and thread block";
   EXPECT_EQ(r.shared_guest_mapped, static_cast<long long>(r.pages * 4096)) << "the helper must map the shared RAM";
   EXPECT_LT(r.writes_faulted, static_cast<long>(r.pages / 8))
       << "writes to anonymous guest RAM fault after the fork (it was inherited write-protected)";

@@ -14,6 +14,7 @@ TEST(vmm_helper_broken, AHelperKeepingTheVmmsPrivateMemoryIsCaught) {
   const test::HelperFootprint r = test::helper_footprint();
   if (!r.set_up) GTEST_SKIP() << r.skip;
   EXPECT_GT(r.private_buffer_mapped, 0) << "a helper holding the VMM's private memory was not caught";
+  EXPECT_GT(r.private_mappings, 2);
   EXPECT_GE(r.writes_faulted, static_cast<long>(r.pages / 8)) << "inherited guest RAM's write faults were not seen";
   EXPECT_TRUE(r.helper_moved);  // it still works: only its footprint is wrong
 }
@@ -31,6 +32,7 @@ TEST(vmm_helper_broken, TheRealHelperPassesTheSameChecks) {
   const test::HelperFootprint f = test::helper_footprint();
   if (!f.set_up) GTEST_SKIP() << f.skip;
   EXPECT_EQ(f.private_buffer_mapped, 0);
+  EXPECT_LE(f.private_mappings, 2);
   EXPECT_LT(f.writes_faulted, static_cast<long>(f.pages / 8));
   const test::LateRefusal r = test::late_refusal();
   if (!r.set_up) GTEST_SKIP() << r.skip;

@@ -69,6 +69,20 @@ inline long long mapped_bytes_of(int pid, const void* addr, std::uint64_t bytes)
   return n;
 }
 
+// Private writable mappings ("rw-p") of process `pid`; -1 if its maps
+// cannot be read.
+inline int private_writable_mappings(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
+  if (!f) return -1;
+  int n = 0;
+  std::string line;
+  while (std::getline(f, line)) {
+    char perms[5] = {};
+    if (std::sscanf(line.c_str(), "%*x-%*x %4s", perms) == 1 && perms[1] == 'w' && perms[3] == 'p') ++n;
+  }
+  return n;
+}
+
 inline long minor_faults_of_this_thread() {
   rusage u{};
   ::getrusage(RUSAGE_THREAD, &u);
@@ -87,6 +101,7 @@ struct HelperFootprint {
   long long private_buffer_mapped = -1;  // bytes of the VMM's private buffer the helper maps
   long long anon_guest_mapped = -1;      // bytes of the anonymous guest region the helper maps
   long long shared_guest_mapped = -1;    // bytes of the shared memfd region the helper maps (it needs all)
+  int private_mappings = -1;             // the helper's private writable mappings (its stack, its thread block)
   long writes_faulted = -1;              // minor faults writing the anonymous guest region's pages once each
   std::uint64_t pages = 0;
   bool helper_moved = false;             // a move went through the helper afterwards
@@ -144,6 +159,7 @@ inline HelperFootprint helper_footprint() {
         r.private_buffer_mapped = mapped_bytes_of(r.helper, buf, kBuffer);
         r.anon_guest_mapped = mapped_bytes_of(r.helper, anon, kBytes);
         r.shared_guest_mapped = mapped_bytes_of(r.helper, shm, kBytes);
+        r.private_mappings = private_writable_mappings(r.helper);
         long faults = 0;
         std::thread writer([&] {  // a thread of its own: its fault count is the writes' alone
           const long f0 = minor_faults_of_this_thread();

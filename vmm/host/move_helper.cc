@@ -144,12 +144,12 @@ struct DropList {
 
 struct Vma {
   std::uintptr_t start, end;
-  bool anon_private_writable;  // rw-p and no file: heap, stacks, anonymous mmaps, .bss
+  bool private_writable;  // rw-p: heap, stacks, anonymous mmaps, programs' and libraries' data
   bool dont_fork;              // VmFlags "dc"
 };
 
 // /proc/self/smaps: every mapping with the two facts above; empty if it
-// cannot be read.
+// cannot be read. (smaps, not maps: VmFlags.)
 std::vector<Vma> read_vmas() {
   std::string text;
   const int fd = ::open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
@@ -182,18 +182,7 @@ std::vector<Vma> read_vmas() {
     auto r2 = std::from_chars(r1.ptr + 1, e, end, 16);
     if (r2.ec != std::errc{} || e - r2.ptr < 6 || r2.ptr[0] != ' ') continue;
     const std::string_view perms(r2.ptr + 1, 4);
-    // offset, device, inode
-    std::string_view f(r2.ptr + 5, static_cast<std::size_t>(e - (r2.ptr + 5)));
-    unsigned long inode = 1;
-    for (int field = 0; field < 3; ++field) {
-      const std::size_t s = f.find_first_not_of(' ');
-      if (s == std::string_view::npos) break;
-      f.remove_prefix(s);
-      const std::size_t t = f.find(' ');
-      if (field == 2) (void)std::from_chars(f.data(), f.data() + (t == std::string_view::npos ? f.size() : t), inode);
-      f.remove_prefix(t == std::string_view::npos ? f.size() : t);
-    }
-    vmas.push_back(Vma{start, end, perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' && inode == 0, false});
+    vmas.push_back(Vma{start, end, perms[1] == 'w' && perms[3] == 'p', false});
   }
   return vmas;
 }
@@ -211,7 +200,7 @@ MoveHelperProcess spawn_move_helper(std::span<const HostRange> not_needed) noexc
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return {};
   const std::vector<Vma> vmas = read_vmas();
   // What the child unmaps: the guest RAM it does not need, and (unless a
-  // test asks for the old child) every anonymous private mapping but the
+  // test asks for the old child) every private writable mapping but the
   // ones holding this stack and this thread's block (its TLS, its rseq
   // area, which the kernel writes on every return to user space).
   std::vector<HostRange> drop(not_needed.begin(), not_needed.end());
@@ -219,7 +208,7 @@ MoveHelperProcess spawn_move_helper(std::span<const HostRange> not_needed) noexc
     const void* const sp = __builtin_frame_address(0);
     const void* const tp = thread_pointer();
     for (const Vma& v : vmas)
-      if (v.anon_private_writable && !contains(v, sp) && !contains(v, tp))
+      if (v.private_writable && !contains(v, sp) && !contains(v, tp))
         drop.push_back(HostRange{reinterpret_cast<void*>(v.start), v.end - v.start});
   }
   // The list in a mapping of its own, made after /proc was read: the child
