@@ -215,6 +215,7 @@ class GuestRam final : public Mover {
   bool helper_map(std::size_t r, std::span<const Gfn> local) noexcept;
   void zap_for_move(std::size_t r, std::span<const Gfn> local, std::span<const Gfn> gfns) noexcept;
   void map_back(std::size_t r, std::span<const Gfn> local) noexcept;
+  void madvise_runs(std::size_t r, std::span<const Gfn> local, int advice) noexcept;
   Helper helper_;
   std::atomic<std::uint64_t> helper_moves_{0};
 

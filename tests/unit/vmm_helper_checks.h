@@ -89,6 +89,26 @@ inline long minor_faults_of_this_thread() {
   return u.ru_minflt;
 }
 
+// A memfd of `bytes` mapped shared once (closed and unmapped at scope end);
+// `shm` null if this host has none.
+struct SharedMemfd {
+  int fd = -1;
+  void* shm = nullptr;
+  std::uint64_t bytes = 0;
+  explicit SharedMemfd(std::uint64_t b) : bytes(b) {
+    fd = ::memfd_create("numaheap-helper-test", MFD_CLOEXEC);
+    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(b)) != 0) return;
+    void* p = ::mmap(nullptr, b, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p != MAP_FAILED) shm = p;
+  }
+  ~SharedMemfd() {
+    if (shm) ::munmap(shm, bytes);
+    if (fd >= 0) ::close(fd);
+  }
+  SharedMemfd(const SharedMemfd&) = delete;
+  SharedMemfd& operator=(const SharedMemfd&) = delete;
+};
+
 // What the helper of a GuestRam over (shared memfd, anonymous) RAM holds of
 // the VMM: a private buffer touched before create(), the anonymous guest
 // region; and what the VMM pays afterwards: minor faults writing every page
@@ -120,16 +140,14 @@ inline HelperFootprint helper_footprint() {
   }
   constexpr std::uint64_t kPages = 256, kBytes = kPages * 4096, kBuffer = 8u << 20;
   r.pages = kPages;
-  const int mfd = ::memfd_create("numaheap-helper-test", MFD_CLOEXEC);
-  if (mfd < 0 || ::ftruncate(mfd, kBytes) != 0) {
-    r.skip = "no memfd";
-    return r;
-  }
-  void* shm = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+  const SharedMemfd memfd(kBytes);
+  void* const shm = memfd.shm;
   void* anon = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   void* buf = ::mmap(nullptr, kBuffer, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (shm == MAP_FAILED || anon == MAP_FAILED || buf == MAP_FAILED) {
-    r.skip = "mmap failed";
+  if (!shm || anon == MAP_FAILED || buf == MAP_FAILED) {
+    r.skip = "memfd or mmap failed";
+    if (anon != MAP_FAILED) ::munmap(anon, kBytes);
+    if (buf != MAP_FAILED) ::munmap(buf, kBuffer);
     return r;
   }
   // Not THP: one fault per 4 KiB page is what the count below expects.
@@ -156,6 +174,12 @@ inline HelperFootprint helper_footprint() {
       } else {
         r.set_up = true;
         r.helper = *after.begin();
+        // A move through the helper first: it answers only once it has
+        // dropped what it drops, so its maps are final after this.
+        std::vector<Gfn> gfns = {0, 1, 2};
+        std::vector<MoveOutcome> out(gfns.size());
+        r.helper_moved = (*ram)->move(gfns, node, MoveGranularity::pages, out).has_value() &&
+                         (*ram)->stats().moves_via_helper > 0;
         r.private_buffer_mapped = mapped_bytes_of(r.helper, buf, kBuffer);
         r.anon_guest_mapped = mapped_bytes_of(r.helper, anon, kBytes);
         r.shared_guest_mapped = mapped_bytes_of(r.helper, shm, kBytes);
@@ -168,18 +192,11 @@ inline HelperFootprint helper_footprint() {
         });
         writer.join();
         r.writes_faulted = faults;
-        // The helper still does its job.
-        std::vector<Gfn> gfns = {0, 1, 2};
-        std::vector<MoveOutcome> out(gfns.size());
-        r.helper_moved = (*ram)->move(gfns, node, MoveGranularity::pages, out).has_value() &&
-                         (*ram)->stats().moves_via_helper > 0;
       }
     }
   }
   ::munmap(buf, kBuffer);
   ::munmap(anon, kBytes);
-  ::munmap(shm, kBytes);
-  ::close(mfd);
   return r;
 }
 
@@ -247,14 +264,10 @@ inline LateRefusal late_refusal() {
   }
   constexpr std::uint64_t kPages = 64, kBytes = kPages * 4096;
   r.pages = kPages;
-  const int mfd = ::memfd_create("numaheap-helper-test", MFD_CLOEXEC);
-  if (mfd < 0 || ::ftruncate(mfd, kBytes) != 0) {
+  const SharedMemfd memfd(kBytes);
+  void* const shm = memfd.shm;
+  if (!shm) {
     r.skip = "no memfd";
-    return r;
-  }
-  void* shm = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-  if (shm == MAP_FAILED) {
-    r.skip = "mmap failed";
     return r;
   }
   for (std::uint64_t i = 0; i < kPages; ++i) static_cast<unsigned char*>(shm)[i * 4096] = static_cast<unsigned char>(i + 5);
@@ -288,8 +301,6 @@ inline LateRefusal late_refusal() {
       }
     }
   }
-  ::munmap(shm, kBytes);
-  ::close(mfd);
   return r;
 }
 

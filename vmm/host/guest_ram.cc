@@ -158,13 +158,7 @@ void GuestRam::zap_for_move(std::size_t r, std::span<const Gfn> local, std::span
     std::lock_guard<std::mutex> g(sampler_lock_);
     if (sampler_ && detail::sampler_arm(*sampler_, gfns)) return;
   }
-  char* const host = static_cast<char*>(regions_[r].host);
-  for (std::size_t i = 0; i < local.size();) {
-    std::size_t j = i + 1;
-    while (j < local.size() && local[j] == local[j - 1] + 1) ++j;
-    (void)::madvise(host + (local[i] << kFrameShift), (j - i) << kFrameShift, MADV_DONTNEED);
-    i = j;
-  }
+  madvise_runs(r, local, MADV_DONTNEED);
 }
 
 // Maps region r's listed pages back into the VMM's mapping (they were zapped
@@ -172,11 +166,17 @@ void GuestRam::zap_for_move(std::size_t r, std::span<const Gfn> local, std::span
 // the data is the memfd's, nothing is written; a page it cannot map is
 // reported not present by the move that follows.
 void GuestRam::map_back(std::size_t r, std::span<const Gfn> local) noexcept {
+  madvise_runs(r, local, MADV_POPULATE_READ);
+}
+
+// madvise(advice) over region r's listed pages (sorted local indexes), one
+// call per run of adjacent pages.
+void GuestRam::madvise_runs(std::size_t r, std::span<const Gfn> local, int advice) noexcept {
   char* const host = static_cast<char*>(regions_[r].host);
   for (std::size_t i = 0; i < local.size();) {
     std::size_t j = i + 1;
     while (j < local.size() && local[j] == local[j - 1] + 1) ++j;
-    (void)::madvise(host + (local[i] << kFrameShift), (j - i) << kFrameShift, MADV_POPULATE_READ);
+    (void)::madvise(host + (local[i] << kFrameShift), (j - i) << kFrameShift, advice);
     i = j;
   }
 }

@@ -95,15 +95,6 @@ inline const void* thread_pointer() {
 #endif
 }
 
-// What the child is handed (it may not allocate): the ranges to unmap, in
-// a mapping of their own that it unmaps last.
-struct DropList {
-  HostRange* ranges = nullptr;
-  std::size_t count = 0;
-  void* mapping = nullptr;
-  std::size_t mapping_bytes = 0;
-};
-
 // The child. Unsanitized and uninstrumented: a sanitizer's shadow and
 // runtime are among what it unmaps.
 #if defined(__clang__)
@@ -111,7 +102,72 @@ struct DropList {
 #else
 #define NUMAHEAP_UNINSTRUMENTED __attribute__((no_sanitize("address", "thread", "undefined")))
 #endif
-[[noreturn, gnu::noinline]] NUMAHEAP_UNINSTRUMENTED void helper_main(int sock, pid_t parent, DropList drop) {
+
+// Unmaps every private writable mapping of this (child) process but the ones
+// holding `sp` and `tp`, reading its own /proc/self/maps: what it finds is
+// exactly what it has (a list made in the parent before the fork would miss
+// what the parent's own allocations added since, e.g. heap growth). No
+// allocation, no libc: a character at a time, up to kBatch ranges a pass,
+// unmapped after the pass (the file is not read while it changes).
+[[gnu::always_inline]] NUMAHEAP_UNINSTRUMENTED inline void drop_private(const void* sp, const void* tp) {
+  constexpr std::size_t kBatch = 128;
+  const auto spa = reinterpret_cast<std::uintptr_t>(sp), tpa = reinterpret_cast<std::uintptr_t>(tp);
+  for (int pass = 0; pass < 64; ++pass) {
+    std::uintptr_t lo[kBatch], hi[kBatch];
+    std::size_t n = 0;
+    bool more = false;
+    const long fd = raw(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/maps"), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    // Per line: start hex, '-', end hex, ' ', four permission characters.
+    int field = 0;  // 0 start, 1 end, 2 permissions, 3 the rest of the line
+    std::uintptr_t start = 0, end = 0;
+    char perms[4] = {};
+    int pi = 0;
+    char buf[4096];
+    for (;;) {
+      const long got = raw(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf);
+      if (got == -EINTR) continue;
+      if (got <= 0) break;
+      for (long k = 0; k < got; ++k) {
+        const char c = buf[k];
+        if (c == '\n') {
+          const bool drop = field == 3 && perms[1] == 'w' && perms[3] == 'p' && !(spa >= start && spa < end) &&
+                            !(tpa >= start && tpa < end) && start < end;
+          if (drop) {
+            if (n < kBatch) {
+              lo[n] = start;
+              hi[n++] = end;
+            } else {
+              more = true;
+            }
+          }
+          field = 0;
+          start = end = 0;
+          pi = 0;
+          continue;
+        }
+        const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (field == 0) {
+          if (c == '-') field = 1;
+          else if (digit >= 0) start = start << 4 | static_cast<std::uintptr_t>(digit);
+        } else if (field == 1) {
+          if (c == ' ') field = 2;
+          else if (digit >= 0) end = end << 4 | static_cast<std::uintptr_t>(digit);
+        } else if (field == 2) {
+          perms[pi++] = c;
+          if (pi == 4) field = 3;
+        }
+      }
+    }
+    (void)raw(SYS_close, fd);
+    std::size_t unmapped = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      unmapped += raw(SYS_munmap, static_cast<long>(lo[i]), static_cast<long>(hi[i] - lo[i])) == 0;
+    if (!more || unmapped == 0) return;
+  }
+}
+
+[[noreturn, gnu::noinline]] NUMAHEAP_UNINSTRUMENTED void helper_main(int sock, pid_t parent, bool drop) {
   const std::uint64_t all = ~std::uint64_t{0};  // no handler of the VMM's runs here
   (void)raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), 0, sizeof all);
   (void)raw(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);  // the forking thread's death: GuestRam::create's caller
@@ -122,10 +178,8 @@ struct DropList {
     for (unsigned fd = 0; fd < s; ++fd) (void)raw(SYS_close, fd);
   if (raw(SYS_close_range, s + 1, ~0u, 0) != 0)
     for (unsigned fd = s + 1; fd < 65536; ++fd) (void)raw(SYS_close, fd);
-  // The VMM's private memory and the guest RAM it does not need.
-  for (std::size_t i = 0; i < drop.count; ++i)
-    (void)raw(SYS_munmap, reinterpret_cast<long>(drop.ranges[i].addr), static_cast<long>(drop.ranges[i].bytes));
-  if (drop.mapping) (void)raw(SYS_munmap, reinterpret_cast<long>(drop.mapping), static_cast<long>(drop.mapping_bytes));
+  // The VMM's private memory.
+  if (drop) drop_private(__builtin_frame_address(0), thread_pointer());
   HelperRun req[kHelperRuns];
   for (;;) {
     const long n = raw(SYS_recvfrom, sock, reinterpret_cast<long>(req), sizeof req, 0, 0, 0);
@@ -144,12 +198,11 @@ struct DropList {
 
 struct Vma {
   std::uintptr_t start, end;
-  bool private_writable;  // rw-p: heap, stacks, anonymous mmaps, programs' and libraries' data
-  bool dont_fork;              // VmFlags "dc"
+  bool dont_fork;  // VmFlags "dc"
 };
 
-// /proc/self/smaps: every mapping with the two facts above; empty if it
-// cannot be read. (smaps, not maps: VmFlags.)
+// /proc/self/smaps: every mapping and whether it is MADV_DONTFORK already;
+// empty if it cannot be read. (smaps, not maps: VmFlags.)
 std::vector<Vma> read_vmas() {
   std::string text;
   const int fd = ::open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
@@ -175,21 +228,14 @@ std::vector<Vma> read_vmas() {
     // A mapping's header: "start-end perms offset dev inode [path]"; other
     // lines start with a field name and a colon.
     std::uintptr_t start = 0, end = 0;
-    const char* p = line.data();
     const char* const e = line.data() + line.size();
-    auto r1 = std::from_chars(p, e, start, 16);
+    auto r1 = std::from_chars(line.data(), e, start, 16);
     if (r1.ec != std::errc{} || r1.ptr == e || *r1.ptr != '-') continue;
     auto r2 = std::from_chars(r1.ptr + 1, e, end, 16);
-    if (r2.ec != std::errc{} || e - r2.ptr < 6 || r2.ptr[0] != ' ') continue;
-    const std::string_view perms(r2.ptr + 1, 4);
-    vmas.push_back(Vma{start, end, perms[1] == 'w' && perms[3] == 'p', false});
+    if (r2.ec != std::errc{} || r2.ptr == e || *r2.ptr != ' ') continue;
+    vmas.push_back(Vma{start, end, false});
   }
   return vmas;
-}
-
-bool contains(const Vma& v, const void* p) {
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  return a >= v.start && a < v.end;
 }
 
 }  // namespace
@@ -198,38 +244,14 @@ MoveHelperProcess spawn_move_helper(std::span<const HostRange> not_needed) noexc
   if (!kRawSyscalls) return {};
   int sv[2];  // SOCK_SEQPACKET: a request is one message; MSG_NOSIGNAL (no SIGPIPE if it died)
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return {};
-  const std::vector<Vma> vmas = read_vmas();
-  // What the child unmaps: the guest RAM it does not need, and (unless a
-  // test asks for the old child) every private writable mapping but the
-  // ones holding this stack and this thread's block (its TLS, its rseq
-  // area, which the kernel writes on every return to user space).
-  std::vector<HostRange> drop(not_needed.begin(), not_needed.end());
-  if (kDropPrivate && !NUMAHEAP_FAULT(helper_keeps_private)) {
-    const void* const sp = __builtin_frame_address(0);
-    const void* const tp = thread_pointer();
-    for (const Vma& v : vmas)
-      if (v.private_writable && !contains(v, sp) && !contains(v, tp))
-        drop.push_back(HostRange{reinterpret_cast<void*>(v.start), v.end - v.start});
-  }
-  // The list in a mapping of its own, made after /proc was read: the child
-  // reads it while unmapping the heap it was built in, then unmaps it.
-  DropList list;
-  list.mapping_bytes = std::max<std::size_t>(drop.size() * sizeof(HostRange), 1);
-  list.mapping = ::mmap(nullptr, list.mapping_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (list.mapping == MAP_FAILED) {
-    ::close(sv[0]);
-    ::close(sv[1]);
-    return {};
-  }
-  list.ranges = static_cast<HostRange*>(list.mapping);
-  list.count = drop.size();
-  std::copy(drop.begin(), drop.end(), list.ranges);
+  const bool broken = NUMAHEAP_FAULT(helper_keeps_private);
   // Guest RAM the child does not map is not copied into it at all (no page
   // tables copied, the VMM's pages not write-protected): MADV_DONTFORK for
   // the fork, then as it was. (Another thread of the VMM forking meanwhile
   // gets a child without that RAM, as QEMU's children always do.)
+  const std::vector<Vma> vmas = broken ? std::vector<Vma>{} : read_vmas();
   std::vector<HostRange> undo;
-  for (const HostRange& g : NUMAHEAP_FAULT(helper_keeps_private) ? std::span<const HostRange>{} : not_needed) {
+  for (const HostRange& g : broken ? std::span<const HostRange>{} : not_needed) {
     const auto gs = reinterpret_cast<std::uintptr_t>(g.addr), ge = gs + g.bytes;
     if (vmas.empty()) {  // no /proc: set it, and leave it set (better than a copy of guest RAM)
       (void)::madvise(g.addr, g.bytes, MADV_DONTFORK);
@@ -244,9 +266,8 @@ MoveHelperProcess spawn_move_helper(std::span<const HostRange> not_needed) noexc
   }
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
-  if (pid == 0) helper_main(sv[1], parent, list);
+  if (pid == 0) helper_main(sv[1], parent, kDropPrivate && !broken);
   for (const HostRange& u : undo) (void)::madvise(u.addr, u.bytes, MADV_DOFORK);
-  (void)::munmap(list.mapping, list.mapping_bytes);
   ::close(sv[1]);
   if (pid < 0) {
     ::close(sv[0]);

@@ -8,10 +8,11 @@
 // What it must not do to the VMM (docs/integrating.md, "The move helper"):
 //  - hold the VMM's private memory copy-on-write: every page the VMM wrote
 //    after the fork would be copied while the helper lives. The child
-//    unmaps every private writable mapping the VMM had at the fork (heap,
-//    stacks, anonymous mmaps, the data of the program and its libraries)
-//    but the one it runs on and the one its thread pointer is in, and from
-//    then on makes raw system calls and touches nothing else;
+//    reads its own /proc/self/maps and unmaps every private writable
+//    mapping it inherited (heap, stacks, anonymous mmaps, the data of the
+//    program and its libraries) but the one it runs on and the one its
+//    thread pointer is in; it makes raw system calls only, from the fork
+//    on, and touches nothing else;
 //  - cost the fork a copy of guest RAM's page tables, nor leave the VMM's
 //    guest RAM write-protected (a write fault per page after the fork):
 //    guest regions the helper does not map are MADV_DONTFORK across the
