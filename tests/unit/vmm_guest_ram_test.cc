@@ -280,14 +280,26 @@ TEST_F(GuestRamTest, ARefusedMoveHelperIsDroppedBeforeAnythingIsZapped) {
 // naming no pages through): the zapped pages are mapped back and moved the
 // old way at once; none is left unmapped or unmoved. (Broken on purpose in
 // vmm_helper_broken_test.cc.)
-TEST(GuestRamHelper, ARefusalAfterTheProbeMovesThePagesTheOldWayAndLeavesThemMapped) {
-  const test::LateRefusal r = test::late_refusal();
+void expect_late_refusal_handled(bool with_sampler) {
+  const test::LateRefusal r = test::late_refusal(with_sampler);
   if (!r.set_up) GTEST_SKIP() << r.skip;
   EXPECT_TRUE(r.move_ok);
   EXPECT_EQ(r.moved, r.asked) << "pages zapped for the helper were not moved the old way";
   EXPECT_EQ(r.present_here, static_cast<long>(r.pages)) << "pages left unmapped in the VMM's mapping";
   EXPECT_EQ(r.via_helper, 0u);
+  EXPECT_EQ(r.sampler_errors, 0u);
+  EXPECT_EQ(r.sampler_samples, 0u) << "the window was not closed: mapping the pages back faulted through the sampler";
   EXPECT_TRUE(r.data_ok);
+}
+
+TEST(GuestRamHelper, ARefusalAfterTheProbeMovesThePagesTheOldWayAndLeavesThemMapped) {
+  expect_late_refusal_handled(false);
+}
+
+// The same with a running sampler: the zapped pages were its window, which
+// closes before they move.
+TEST(GuestRamHelper, ARefusalAfterTheProbeClosesTheSamplersWindowAndMovesThePages) {
+  expect_late_refusal_handled(true);
 }
 
 // The helper holds none of the VMM's private memory (no copy-on-write

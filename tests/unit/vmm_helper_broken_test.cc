@@ -21,11 +21,14 @@ TEST(vmm_helper_broken, AHelperKeepingTheVmmsPrivateMemoryIsCaught) {
 
 TEST(vmm_helper_broken, ALateRefusalLeavingPagesZappedIsCaught) {
   fault::Scope broken(fault::helper_refusal_leaves_zapped);
-  const test::LateRefusal r = test::late_refusal();
-  if (!r.set_up) GTEST_SKIP() << r.skip;
-  EXPECT_LT(r.moved, r.asked) << "pages left unmoved were not caught";
-  EXPECT_LT(r.present_here, static_cast<long>(r.pages)) << "pages left unmapped were not caught";
-  EXPECT_TRUE(r.data_ok);  // nothing is lost either way: the memfd holds the data
+  for (bool with_sampler : {false, true}) {
+    SCOPED_TRACE(with_sampler ? "with a sampler" : "no sampler");
+    const test::LateRefusal r = test::late_refusal(with_sampler);
+    if (!r.set_up) GTEST_SKIP() << r.skip;
+    EXPECT_LT(r.moved, r.asked) << "pages left unmoved were not caught";
+    EXPECT_LT(r.present_here, static_cast<long>(r.pages)) << "pages left unmapped were not caught";
+    EXPECT_TRUE(r.data_ok);  // nothing is lost either way: the memfd holds the data
+  }
 }
 
 TEST(vmm_helper_broken, TheRealHelperPassesTheSameChecks) {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "numaheap/topology_io.h"
+#include "numaheap/migrator.h"
 #include "numaheap/vmm.h"
 
 namespace numaheap::test {
@@ -233,7 +234,9 @@ inline bool refuse_move_pages_through_others(bool probe_too = true) {
 }
 
 // A move through the helper refused after the probe (the seccomp filter
-// above, on the moving thread): what became of the pages.
+// above, on the moving thread): what became of the pages. `with_sampler`:
+// a running sampler (windows on demand only) attached, so the pages zapped
+// for the move are a sampler window.
 struct LateRefusal {
   bool set_up = false;
   std::string skip;
@@ -243,6 +246,8 @@ struct LateRefusal {
   std::uint64_t pages = 0;
   bool data_ok = false;
   std::uint64_t via_helper = 0;      // moves_via_helper afterwards
+  std::uint64_t sampler_errors = 0;  // the sampler's errors (with_sampler)
+  std::uint64_t sampler_samples = 0; // faults it took (with_sampler; nothing touched the pages but the move)
 };
 
 inline long present_pages(void* base, std::uint64_t pages) {
@@ -255,7 +260,7 @@ inline long present_pages(void* base, std::uint64_t pages) {
   return n;
 }
 
-inline LateRefusal late_refusal() {
+inline LateRefusal late_refusal(bool with_sampler = false) {
   LateRefusal r;
   auto topo = load_topology_libnuma();
   if (!topo) {
@@ -276,8 +281,20 @@ inline LateRefusal late_refusal() {
   const std::vector<VnodeRam> vnodes = {{0, 0, kBytes, NodeMask::single(node)}};
   {
     auto ram = GuestRam::create(*topo, regions, vnodes);
-    if (!ram) {
-      r.skip = ram.error().message.c_str();
+    auto mig = Migrator::create(*topo);
+    Result<GuestId> id = Errc::unsupported;
+    Result<std::unique_ptr<UffdSampler>, Error> sampler = make_error(Errc::unsupported, "not asked for");
+    if (ram && mig) id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
+    if (with_sampler && id) {
+      SamplerConfig cfg;
+      cfg.pages_per_second = 0;  // no windows of its own: only the move's
+      sampler = UffdSampler::create(**ram, **mig, *id, cfg);
+      if (sampler && !(*sampler)->start()) sampler = make_error(Errc::unsupported, "the sampler did not start");
+    }
+    if (!ram || !id) {
+      r.skip = ram ? "no migrator" : ram.error().message.c_str();
+    } else if (with_sampler && !sampler) {
+      r.skip = std::string("no sampler here: ") + sampler.error().message.c_str();
     } else {
       std::vector<Gfn> gfns = {0, 1, 2, 10, kPages - 1};
       std::vector<MoveOutcome> out(gfns.size(), MoveOutcome::busy);
@@ -293,13 +310,19 @@ inline LateRefusal late_refusal() {
         r.set_up = true;
         r.asked = gfns.size();
         for (MoveOutcome o : out) r.moved += o == MoveOutcome::moved;
-        r.present_here = present_pages(shm, kPages);
+        r.present_here = present_pages(shm, kPages);  // before the sampler stops (which maps every page)
         r.via_helper = (*ram)->stats().moves_via_helper;
+        if (with_sampler) {
+          r.sampler_errors = (*sampler)->stats().errors;
+          r.sampler_samples = (*sampler)->stats().samples;
+        }
         r.data_ok = true;
         for (std::uint64_t i = 0; i < kPages; ++i)
           r.data_ok &= static_cast<unsigned char*>(shm)[i * 4096] == static_cast<unsigned char>(i + 5);
       }
     }
+    if (sampler) (*sampler)->stop();
+    if (id) (void)(*mig)->remove_guest(*id);
   }
   return r;
 }
