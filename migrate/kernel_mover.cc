@@ -6,8 +6,10 @@
 // allocation per call.
 #include <fcntl.h>
 #include <numaif.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 
@@ -48,37 +50,97 @@ Errc errc_of_call(int err) {
 constexpr std::uint64_t kBlockPages = KernelMover::kHugeBlockPages;
 constexpr std::uint64_t kBlockBytes = kBlockPages << kFrameShift;
 
-// /proc/self/pagemap and /proc/kpageflags, opened once (-1: unreadable; the
-// second needs root, the first gives frame numbers only with
-// CAP_SYS_ADMIN).
+// /proc/self/pagemap, opened once per process (-1: unreadable; frame
+// numbers only with CAP_SYS_ADMIN): a forked child opens its own, as the
+// descriptor it inherits reads its parent's page tables. (Packed as pid and
+// descriptor in one word: no lock a fork could leave held. The inherited
+// descriptor is not closed: a thread of the child might still be using it.)
 int pagemap_fd() {
-  static const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  return fd;
+  static std::atomic<std::uint64_t> cached{0};  // pid << 32 | (fd + 1); 0: none yet
+  const auto me = static_cast<std::uint32_t>(::getpid());
+  std::uint64_t now = cached.load(std::memory_order_acquire);
+  if (now && static_cast<std::uint32_t>(now >> 32) == me) return static_cast<int>(now & 0xffffffffu) - 1;
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  const std::uint64_t mine = std::uint64_t{me} << 32 | static_cast<std::uint32_t>(fd + 1);
+  if (cached.compare_exchange_strong(now, mine, std::memory_order_acq_rel)) return fd;
+  if (fd >= 0) ::close(fd);  // another thread of this process opened it first
+  return static_cast<std::uint32_t>(now >> 32) == me ? static_cast<int>(now & 0xffffffffu) - 1 : -1;
 }
+// /proc/kpageflags (root only), the same for every process.
 int kpageflags_fd() {
   static const int fd = ::open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
   return fd;
 }
 
+// PAGEMAP_SCAN (Linux 6.7+): asks /proc/self/pagemap which pages of a range
+// have given properties, with no privilege. Its argument and result, as
+// the ioctl's manual page (PAGEMAP_SCAN(2const)) gives them; Debian 12's
+// kernel headers predate it.
+struct PagemapScanArg {
+  std::uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted, category_mask,
+      category_anyof_mask, return_mask;
+};
+struct PagemapRegion {
+  std::uint64_t start, end, categories;
+};
+constexpr unsigned long kPagemapScan = _IOWR('f', 16, PagemapScanArg);
+constexpr std::uint64_t kPageIsHuge = std::uint64_t{1} << 6;  // a PMD-mapped THP, or hugetlb
+std::atomic<bool> pagemap_scan_missing{false};                 // the kernel said it has no such ioctl
+
+}  // namespace
+
+int KernelMover::thp_by_pagemap_scan(const void* head) noexcept {
+  const int pm = pagemap_fd();
+  if (pm < 0 || pagemap_scan_missing.load(std::memory_order_relaxed)) return -1;
+  const auto a = reinterpret_cast<std::uintptr_t>(head);
+  PagemapRegion r[2] = {};
+  PagemapScanArg arg{};
+  arg.size = sizeof arg;
+  arg.start = a;
+  arg.end = a + kBlockBytes;
+  arg.vec = reinterpret_cast<std::uintptr_t>(r);
+  arg.vec_len = 2;
+  arg.category_mask = kPageIsHuge;  // report only huge pages
+  arg.return_mask = kPageIsHuge;
+  const int n = ::ioctl(pm, kPagemapScan, &arg);
+  if (n < 0) {
+    if (errno == ENOTTY || errno == EINVAL) pagemap_scan_missing.store(true, std::memory_order_relaxed);
+    return -1;
+  }
+  // One region of huge pages covering the whole aligned block: one PMD maps it.
+  return n == 1 && r[0].start == a && r[0].end == a + kBlockBytes ? 1 : 0;
+}
+
 // True when one transparent huge page maps the aligned 2 MiB at `head`:
 // its 512 pagemap entries are present with consecutive frame numbers from
 // a 512-aligned first one, and that frame is a THP's head.
-bool thp_maps(const unsigned char* head) {
+int KernelMover::thp_by_frame_flags(const void* head) noexcept {
   constexpr std::uint64_t kPresent = std::uint64_t{1} << 63, kPfnMask = (std::uint64_t{1} << 55) - 1;
   constexpr std::uint64_t kCompoundHead = std::uint64_t{1} << 15, kThp = std::uint64_t{1} << 22;  // KPF_*
   const int pm = pagemap_fd(), kf = kpageflags_fd();
-  if (pm < 0 || kf < 0) return false;
+  if (pm < 0 || kf < 0) return -1;
   std::uint64_t e[kBlockPages];
   const auto off = static_cast<off_t>((reinterpret_cast<std::uintptr_t>(head) >> kFrameShift) * sizeof e[0]);
-  if (::pread(pm, e, sizeof e, off) != static_cast<ssize_t>(sizeof e)) return false;
+  if (::pread(pm, e, sizeof e, off) != static_cast<ssize_t>(sizeof e)) return -1;
+  if (!(e[0] & kPresent)) return 0;
   const std::uint64_t pfn = e[0] & kPfnMask;
-  if (pfn == 0 || pfn % kBlockPages) return false;  // 0: frame numbers hidden (no CAP_SYS_ADMIN)
+  if (pfn == 0) return -1;  // frame numbers hidden (no CAP_SYS_ADMIN)
+  if (pfn % kBlockPages) return 0;
   for (std::uint64_t i = 0; i < kBlockPages; ++i)
-    if (!(e[i] & kPresent) || (e[i] & kPfnMask) != pfn + i) return false;
+    if (!(e[i] & kPresent) || (e[i] & kPfnMask) != pfn + i) return 0;
   std::uint64_t flags = 0;
   if (::pread(kf, &flags, sizeof flags, static_cast<off_t>(pfn * sizeof flags)) != static_cast<ssize_t>(sizeof flags))
-    return false;
-  return (flags & kThp) && (flags & kCompoundHead);
+    return -1;
+  return (flags & kThp) && (flags & kCompoundHead) ? 1 : 0;
+}
+
+namespace {
+
+// PAGEMAP_SCAN where the kernel has it (no privilege needed), else frame
+// numbers and page flags (CAP_SYS_ADMIN, root); neither: not huge.
+bool thp_maps(const unsigned char* head) {
+  if (const int scan = KernelMover::thp_by_pagemap_scan(head); scan >= 0) return scan == 1;
+  return KernelMover::thp_by_frame_flags(head) == 1;
 }
 
 }  // namespace

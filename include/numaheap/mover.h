@@ -241,9 +241,11 @@ class FrameSwapMover final : public Mover {
 // the migrator's watermark is the real one.
 // Huge pages: an aligned 2 MiB range of the mapping (base 2 MiB aligned)
 // that one huge page maps -- hugetlb (`hugetlb` at create), or a
-// transparent huge page found by /proc/self/pagemap + /proc/kpageflags
-// (needs CAP_SYS_ADMIN for the frame numbers; without it, or when a range is
-// not one whole THP, the range is 4 KiB pages: the old behaviour) -- is
+// transparent huge page found by the PAGEMAP_SCAN ioctl on
+// /proc/self/pagemap (Linux 6.7+, no privilege needed), else by
+// /proc/self/pagemap frame numbers + /proc/kpageflags (CAP_SYS_ADMIN and
+// root; without them, or when a range is not one whole THP, the range is
+// 4 KiB pages: the old behaviour) -- is
 // reported by query() as order 9 (kHugeBlockOrder), so the migrator's
 // keep_huge_pages policy judges it as one block. move() with whole_blocks
 // moves the block of each listed page: move_pages on its first page (the
@@ -290,6 +292,12 @@ class KernelMover final : public Mover {
   // True when one huge page maps the whole aligned 2 MiB block holding
   // `page` now (see above); false outside the mapping or when unknown.
   bool huge_block(std::uint64_t page) const noexcept;
+  // The two ways huge_block() tells a THP (head: an aligned 2 MiB address
+  // of this process): 1 one THP maps it, 0 not, -1 this way cannot tell
+  // here (no PAGEMAP_SCAN before Linux 6.7; frame numbers and page flags
+  // need CAP_SYS_ADMIN and root). Public for the tests that compare them.
+  static int thp_by_pagemap_scan(const void* head) noexcept;
+  static int thp_by_frame_flags(const void* head) noexcept;
   // TESTS ONLY: huge_block() answers from `probe` (ctx, host address of an
   // aligned 2 MiB range) instead of pagemap / kpageflags, so block moves
   // can be tested where the frame numbers cannot be read.

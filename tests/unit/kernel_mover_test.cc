@@ -8,7 +8,12 @@
 // (no THP, no CAP_SYS_ADMIN) the block path is driven by a test probe.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -166,6 +171,71 @@ TEST(KernelMoverBlocks, MissingNodeAfterTheFirstPageIsAPartialOutcome) {
   r = km->move(std::span<const Gfn>(g + 1, 1), missing, MoveGranularity::whole_blocks, std::span<MoveOutcome>(out, 1));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error(), Errc::invalid_node);
+}
+
+// Linux 6.7 and later have PAGEMAP_SCAN.
+bool kernel_has_pagemap_scan() {
+  utsname u{};
+  if (uname(&u) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 7);
+}
+
+// The two ways of telling a THP agree wherever both can tell: a block one
+// THP maps, a block of 4 KiB pages, a block half touched.
+TEST(KernelMoverBlocks, PagemapScanAndFrameFlagsAgree) {
+  AlignedMap huge(1, true), small(1, false), half(1, true);
+  ASSERT_NE(huge.raw, MAP_FAILED);
+  ASSERT_NE(small.raw, MAP_FAILED);
+  ASSERT_NE(half.raw, MAP_FAILED);
+  std::memset(huge.base, 1, huge.bytes);
+  std::memset(small.base, 1, small.bytes);
+  (void)madvise(half.base, half.bytes, MADV_NOHUGEPAGE);
+  std::memset(half.base, 1, half.bytes / 2);
+  const bool scan_here = kernel_has_pagemap_scan();
+  for (const char* head : {huge.base, small.base, half.base}) {
+    const int scan = KernelMover::thp_by_pagemap_scan(head), flags = KernelMover::thp_by_frame_flags(head);
+    if (scan_here) {
+      EXPECT_GE(scan, 0) << "PAGEMAP_SCAN unusable on a kernel that has it";
+    }
+    if (scan >= 0 && flags >= 0) {
+      EXPECT_EQ(scan, flags) << (head == huge.base ? "THP block" : "4 KiB block");
+    }
+  }
+  EXPECT_NE(KernelMover::thp_by_pagemap_scan(small.base), 1);
+  EXPECT_NE(KernelMover::thp_by_pagemap_scan(half.base), 1);
+  if (KernelMover::thp_by_frame_flags(huge.base) != 1) GTEST_SKIP() << "no THP formed here, or no way to see one";
+  if (scan_here) {
+    EXPECT_EQ(KernelMover::thp_by_pagemap_scan(huge.base), 1);
+  }
+}
+
+// Without privilege (a VMM run as its own user, as libvirt runs QEMU) the
+// frame numbers and page flags are hidden, and PAGEMAP_SCAN still sees the
+// huge page: a forked child that drops to nobody answers for the THP block
+// it inherited (the fork keeps it PMD-mapped).
+TEST(KernelMoverBlocks, AnUnprivilegedProcessStillSeesTheHugePage) {
+  if (!kernel_has_pagemap_scan()) GTEST_SKIP() << "no PAGEMAP_SCAN before Linux 6.7";
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
+  AlignedMap huge(1, true);
+  ASSERT_NE(huge.raw, MAP_FAILED);
+  std::memset(huge.base, 1, huge.bytes);
+  if (KernelMover::thp_by_frame_flags(huge.base) != 1) GTEST_SKIP() << "no THP formed here";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Exit codes: 0 as expected, 1 could not drop, 2 frame flags still readable, 3 scan wrong.
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(1);
+    (void)prctl(PR_SET_DUMPABLE, 1);  // its own /proc/self files readable again after the switch
+    if (KernelMover::thp_by_frame_flags(huge.base) == 1) _exit(2);
+    _exit(KernelMover::thp_by_pagemap_scan(huge.base) == 1 ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: could not drop privileges, 2: frame flags readable as nobody, "
+                                       "3: PAGEMAP_SCAN did not see the huge page";
 }
 
 TEST(KernelMoverBlocks, RealTransparentHugePageIsOneBlock) {
