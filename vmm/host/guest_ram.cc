@@ -4,7 +4,6 @@
 #include <numaif.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -91,9 +90,10 @@ long mbind_node(void* addr, std::uint64_t len, int mode, NodeId node, unsigned f
 // (docs/vm-tests.md, issue 14). A page mapped only in an idle process is
 // unmapped with no IPI. The helper is a child forked at create()
 // (move_helper.h): it keeps the shared guest RAM mappings at the same
-// addresses, none of the VMM's private memory, and sleeps on a socket. A move has the helper map the pages (MADV_POPULATE_READ), then
-// zaps them in the VMM's mapping (one batched shootdown per run of pages),
-// and move_pages moves them through the helper's pid with MPOL_MF_MOVE_ALL,
+// addresses, none of the VMM's private memory, and sleeps on a socket. A
+// move has the helper map the pages (MADV_POPULATE_READ), then zaps them in
+// the VMM's mapping (one batched shootdown per run of pages), and
+// move_pages moves them through the helper's pid with MPOL_MF_MOVE_ALL,
 // which still moves the page out of every mapping: the data path is the
 // kernel's migration, the zapped pages are faulted back by their next
 // access (a minor fault, or the sampler's window).
