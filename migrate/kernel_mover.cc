@@ -192,49 +192,97 @@ Status KernelMover::query_through(int pid, Gfn first, std::span<PageState> out) 
   return {};
 }
 
-Result<MoveTotals> KernelMover::move_block(int pid, std::uint64_t head, NodeId target, MoveOutcome& out) noexcept {
+Status KernelMover::move_blocks(int pid, std::span<const BlockMove> blocks) noexcept {
+  // Every move_pages call that moves (nodes given) costs far more than the
+  // pages it moves on a busy host: the kernel drains every CPU's LRU caches
+  // and waits out an expedited RCU grace period first (lru_cache_disable,
+  // Linux 5.13+), both a round trip to every CPU, and concurrent callers
+  // queue for the drain. So the blocks move in one call per kBlockGroup:
+  // their first pages, each of which takes its huge page whole, each to its
+  // own target. Only what is still elsewhere after it (a huge page the
+  // kernel split) is asked for again, block by block.
+  std::uint64_t was[kBlockGroup][kBlockPages / 64];  // pages elsewhere before, a bit each
   void* addrs[kBlockPages];
-  int before[kBlockPages], status[kBlockPages], nodes[kBlockPages];
-  for (std::uint64_t i = 0; i < kBlockPages; ++i) addrs[i] = base_ + ((head + i) << kFrameShift);
-  if (::move_pages(pid, kBlockPages, addrs, nullptr, before, 0) != 0) return errc_of_call(errno);
-  const int flags = move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE;
-  auto elsewhere = [&](int s) { return s >= 0 && static_cast<NodeId>(s) != target; };
-  bool any = false, present = false;
-  for (int s : before) any |= elsewhere(s), present |= s >= 0;
-  out = present ? MoveOutcome::moved : MoveOutcome::not_present;
-  if (!any) return MoveTotals{};
-  // The first page: the kernel takes the huge page it belongs to whole.
-  int first_status = -EBUSY, node = static_cast<int>(target);
-  void* first = addrs[0];
-  if (elsewhere(before[0]) && ::move_pages(pid, 1, &first, &node, &first_status, flags) < 0) return errc_of_call(errno);
-  (void)first_status;  // its page is asked again below with the rest
-  // Then whatever of the block is still elsewhere (4 KiB pages, a split).
-  if (::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
-  std::size_t n = 0;
-  std::uint64_t index[kBlockPages];
-  void* rest[kBlockPages];
-  for (std::uint64_t i = 0; i < kBlockPages; ++i)
-    if (elsewhere(status[i])) {
-      rest[n] = addrs[i];
-      nodes[n] = static_cast<int>(target);
-      index[n++] = i;
+  int status[kBlockPages], nodes[kBlockPages];
+  auto fill = [&](const BlockMove& m) {
+    for (std::uint64_t i = 0; i < kBlockPages; ++i) addrs[i] = m.mover->base_ + ((m.head + i) << kFrameShift);
+  };
+  // A group's blocks share the call's flags: blocks of MPOL_MF_MOVE_ALL
+  // movers (it needs CAP_SYS_NICE) go in groups of their own.
+  const BlockMove* group[kBlockGroup];
+  std::size_t in_group = 0;
+  auto move_group = [&](int flags) -> Status {
+    const std::size_t count = in_group;
+    in_group = 0;
+    void* firsts[kBlockGroup];
+    int first_nodes[kBlockGroup], first_status[kBlockGroup];
+    std::size_t nf = 0;
+    bool any[kBlockGroup];
+    for (std::size_t b = 0; b < count; ++b) {
+      const BlockMove& m = *group[b];
+      auto elsewhere = [&](int st) { return st >= 0 && static_cast<NodeId>(st) != m.target; };
+      fill(m);
+      if (::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+      bool present = false;
+      any[b] = false;
+      for (std::uint64_t i = 0; i < kBlockPages; ++i) {
+        const bool e = elsewhere(status[i]);
+        was[b][i / 64] = (i % 64 == 0 ? 0 : was[b][i / 64]) | (std::uint64_t{e} << (i % 64));
+        any[b] |= e;
+        present |= status[i] >= 0;
+      }
+      *m.out = present ? MoveOutcome::moved : MoveOutcome::not_present;
+      if (any[b] && elsewhere(status[0])) {
+        firsts[nf] = addrs[0];
+        first_nodes[nf++] = static_cast<int>(m.target);
+      }
     }
-  int rest_status[kBlockPages];
-  for (std::size_t i = 0; i < n; ++i) rest_status[i] = -EBUSY;  // see move(): no status on a partial failure
-  if (n && ::move_pages(pid, n, rest, nodes, rest_status, flags) < 0) return errc_of_call(errno);
-  // Where the block's pages are now: what changed node counts.
-  if (::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
-  MoveTotals totals;
-  for (std::uint64_t i = 0; i < kBlockPages; ++i)
-    if (elsewhere(before[i]) && status[i] >= 0 && static_cast<NodeId>(status[i]) == target) ++totals.frames_moved;
-  for (std::size_t i = 0; i < n; ++i) {
-    const int now = status[index[i]];
-    if (now < 0 || !elsewhere(now)) continue;  // gone meanwhile, or there after all
-    const MoveOutcome why = outcome_of_status(rest_status[i], target);
-    out = why == MoveOutcome::moved ? MoveOutcome::busy : why;  // "moved" yet elsewhere: busy
-    break;
+    if (nf && ::move_pages(pid, nf, firsts, first_nodes, first_status, flags) < 0) return errc_of_call(errno);
+    // Their pages are asked again below with the rest: first_status unused.
+    for (std::size_t b = 0; b < count; ++b) {
+      if (!any[b]) continue;
+      const BlockMove& m = *group[b];
+      auto elsewhere = [&](int st) { return st >= 0 && static_cast<NodeId>(st) != m.target; };
+      fill(m);
+      if (::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+      std::size_t n = 0;
+      std::uint64_t index[kBlockPages];
+      void* rest[kBlockPages];
+      for (std::uint64_t i = 0; i < kBlockPages; ++i)
+        if (elsewhere(status[i])) {
+          rest[n] = addrs[i];
+          nodes[n] = static_cast<int>(m.target);
+          index[n++] = i;
+        }
+      int rest_status[kBlockPages];
+      for (std::size_t i = 0; i < n; ++i) rest_status[i] = -EBUSY;  // see move(): no status on a partial failure
+      if (n && ::move_pages(pid, n, rest, nodes, rest_status, flags) < 0) return errc_of_call(errno);
+      // Where the block's pages are now: what changed node counts.
+      if (n && ::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+      for (std::uint64_t i = 0; i < kBlockPages; ++i)
+        if ((was[b][i / 64] >> (i % 64) & 1) && status[i] >= 0 && static_cast<NodeId>(status[i]) == m.target)
+          ++*m.frames;
+      for (std::size_t i = 0; i < n; ++i) {
+        const int now = status[index[i]];
+        if (now < 0 || !elsewhere(now)) continue;  // gone meanwhile, or there after all
+        const MoveOutcome why = outcome_of_status(rest_status[i], m.target);
+        *m.out = why == MoveOutcome::moved ? MoveOutcome::busy : why;  // "moved" yet elsewhere: busy
+        break;
+      }
+    }
+    return {};
+  };
+  for (const bool all : {false, true}) {
+    for (const BlockMove& m : blocks) {
+      if (m.mover->move_all_ != all) continue;
+      group[in_group++] = &m;
+      if (in_group == kBlockGroup)
+        if (Status ok = move_group(all ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE); !ok) return ok;
+    }
+    if (in_group)
+      if (Status ok = move_group(all ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE); !ok) return ok;
   }
-  return totals;
+  return {};
 }
 
 Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
@@ -253,19 +301,50 @@ Result<MoveTotals> KernelMover::move_through(int pid, std::span<const Gfn> gfns,
   if (out.size() != gfns.size()) return Errc::invalid_argument;
   if (target >= kMaxNodes) return Errc::invalid_node;
   if (granularity == MoveGranularity::whole_blocks) {
-    // Huge blocks whole, one by one; any other listed page alone (a block
-    // listed twice finds itself on target the second time: moved, 0 frames).
+    // Huge blocks whole, a group of up to kBlockGroup listed one after
+    // another at a time (move_blocks); a run of other listed pages, up to
+    // kChunk, as pages. A block listed twice starts a new group: it finds
+    // itself on target the second time (moved, 0 frames).
     MoveTotals totals;
-    for (std::size_t i = 0; i < gfns.size(); ++i) {
-      Result<MoveTotals> r = huge_block(gfns[i]) ? move_block(pid, gfns[i] & ~(kBlockPages - 1), target, out[i])
-                                                  : move_through(pid, gfns.subspan(i, 1), target,
-                                                                 MoveGranularity::pages, out.subspan(i, 1));
+    std::size_t i = 0;
+    int next_huge = -1;  // huge_block(gfns[i]) when known
+    while (i < gfns.size()) {
+      std::uint64_t heads[kBlockGroup];
+      std::size_t n = 0;
+      const bool huge = next_huge >= 0 ? next_huge == 1 : huge_block(gfns[i]);
+      next_huge = -1;
+      for (n = 1; i + n < gfns.size() && n < (huge ? kBlockGroup : kChunk); ++n) {
+        const bool h = huge_block(gfns[i + n]);
+        if (h != huge) {
+          next_huge = h;
+          break;
+        }
+        if (!huge) continue;
+        const std::uint64_t head = gfns[i + n] & ~(kBlockPages - 1);
+        bool again = (gfns[i] & ~(kBlockPages - 1)) == head;
+        for (std::size_t k = 1; k < n; ++k) again |= heads[k] == head;
+        if (again) {
+          next_huge = 1;
+          break;
+        }
+        heads[n] = head;
+      }
+      if (huge) heads[0] = gfns[i] & ~(kBlockPages - 1);
+      Result<MoveTotals> r = MoveTotals{};
+      if (huge) {
+        BlockMove m[kBlockGroup];
+        for (std::size_t k = 0; k < n; ++k) m[k] = BlockMove{this, heads[k], target, &out[i + k], &r->frames_moved};
+        if (Status ok = move_blocks(pid, std::span<const BlockMove>(m, n)); !ok) r = ok.error();
+      } else {
+        r = move_through(pid, gfns.subspan(i, n), target, MoveGranularity::pages, out.subspan(i, n));
+      }
       if (!r) {
         if (i == 0) return r.error();
         for (std::size_t k = i; k < gfns.size(); ++k) out[k] = MoveOutcome::busy;  // later pages: not tried
         return totals;
       }
       totals.frames_moved += r->frames_moved;
+      i += n;
     }
     return totals;
   }

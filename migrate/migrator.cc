@@ -342,6 +342,12 @@ void Migrator::Impl::do_move(GuestSlot& g, const Gfn* gfns, const PageState* fro
   const std::uint64_t t0 = config.clock_ns ? config.clock_ns(config.clock_ctx) : 0;
   auto r = call_mover([&] { return g.mover->move(std::span<const Gfn>(gfns, n), target, gran, std::span<MoveOutcome>(out, n)); });
   if (config.clock_ns) stats.ns_moving += config.clock_ns(config.clock_ctx) - t0;
+  book_move(g, gfns, from, n, target, gran, out, r, rep);
+}
+
+void Migrator::Impl::book_move(GuestSlot& g, const Gfn* gfns, const PageState* from, std::size_t n, NodeId target,
+                               MoveGranularity gran, MoveOutcome* out, const Result<MoveTotals>& r,
+                               StepReport& rep) {
   if (!r) {
     for (std::size_t i = 0; i < n; ++i)
       out[i] = r.error() == Errc::invalid_node ? MoveOutcome::invalid_node : MoveOutcome::busy;

@@ -235,6 +235,10 @@ struct Migrator::Impl {
   // gives each page's state before the move (per-pair counts).
   void do_move(GuestSlot& g, const Gfn* gfns, const PageState* from, std::size_t n, NodeId target,
                MoveGranularity gran, MoveOutcome* out, StepReport& rep);
+  // do_move's booking of a move the mover has made (`r` its result; out
+  // rewritten on an error).
+  void book_move(GuestSlot& g, const Gfn* gfns, const PageState* from, std::size_t n, NodeId target,
+                 MoveGranularity gran, MoveOutcome* out, const Result<MoveTotals>& r, StepReport& rep);
   // The rate limit into `target` now, MB/s (0 = unlimited):
   // rate_limit_mb_s, lifted to spare_bandwidth_share x the embedder's spare
   // bandwidth when it reports one (NaN, negative: unknown; capped at

@@ -98,6 +98,10 @@ bool quick_move(const PageHeat& h) noexcept {
   return ((h.seen | h.prev_seen) & ~bit) == 0;
 }
 
+// Destinations whose moves wait to be made together (Batch: ~1 KiB each,
+// on the step's stack).
+constexpr std::size_t kBatches = 8;
+
 struct Batch {
   Gfn gfns[kChunk];
   PageState from[kChunk];
@@ -184,7 +188,8 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   const std::uint64_t pages = g.mover->page_count();
   std::uint64_t budget = std::min(config.scan_pages, pages);
   PageState st[kChunk];
-  Batch b;
+  Batch bs[kBatches];  // pending, one per (target, granularity)
+  std::size_t nb = 0;
   // A page on a node its guest's vCPUs have all left, sampled recently only
   // there and from one node that runs vCPUs of the guest (see the top).
   const bool any_vacated = [&] {
@@ -211,8 +216,9 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     return to == kNoVcpuNode ? kNoNode : topo->node_at(to).id;
   };
 
-  auto flush = [&] {
-    if (b.count == 0) return;
+  // How many of batch b's pages may move now (watermark, rate limit);
+  // `planned`: frames this flush already lets into b.target.
+  auto admit_batch = [&](Batch& b, std::uint64_t planned) {
     std::size_t n = b.count;
     auto frames_of = [&](std::size_t i) {
       return b.gran == MoveGranularity::whole_blocks ? frames_of_order(b.from[i].order) : 1;
@@ -222,6 +228,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     if (call_mover([&] { return g.mover->node_frames(b.target, free, managed); })) {
       const std::uint64_t wm = watermark(managed);
       std::uint64_t room = free > wm ? free - wm : 0, used = 0;
+      room = room > planned ? room - planned : 0;
       std::size_t fit = 0;
       while (fit < n && used + frames_of(fit) <= room) used += frames_of(fit++);
       stats.skipped_watermark += n - fit;
@@ -239,37 +246,90 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       stats.skipped_rate_limit += n - fit;
       n = fit;
     }
-    if (n) {
-      do_move(g, b.gfns, b.from, n, b.target, b.gran, b.out, rep);
-      Gfn split_head = ~Gfn{0};
-      for (std::size_t i = 0; i < n; ++i) {
-        if (b.out[i] != MoveOutcome::moved || b.from[i].node == b.target) continue;
-        if (b.why[i] == kWhyFollow) stats.pages_followed += frames_of(i);
-        if (b.why[i] == kWhyQuick) stats.pages_quick += frames_of(i);
-        if (b.from[i].order == 0) continue;
-        const std::uint64_t span = frames_of_order(b.from[i].order);
-        const Gfn head = b.gfns[i] & ~(span - 1);
-        if (b.gran == MoveGranularity::whole_blocks) {
-          if (g.options.granularity != MoveGranularity::pages) continue;  // whole-block guests: not counted
-          ++stats.blocks_moved_whole;
-          // Every page moved: none may pull the block back at once.
-          for (std::uint64_t k = 0; k < span; ++k) g.tracker->moved(head + k);
-        } else if (head != split_head) {
-          ++stats.blocks_split;  // the move split it (further pages of it: the same split)
-          split_head = head;
-        }
+    return n;
+  };
+  // After the move of batch b's first n pages: what they were moved for.
+  auto book_batch = [&](Batch& b, std::size_t n) {
+    auto frames_of = [&](std::size_t i) {
+      return b.gran == MoveGranularity::whole_blocks ? frames_of_order(b.from[i].order) : 1;
+    };
+    Gfn split_head = ~Gfn{0};
+    for (std::size_t i = 0; i < n; ++i) {
+      if (b.out[i] != MoveOutcome::moved || b.from[i].node == b.target) continue;
+      if (b.why[i] == kWhyFollow) stats.pages_followed += frames_of(i);
+      if (b.why[i] == kWhyQuick) stats.pages_quick += frames_of(i);
+      if (b.from[i].order == 0) continue;
+      const std::uint64_t span = frames_of_order(b.from[i].order);
+      const Gfn head = b.gfns[i] & ~(span - 1);
+      if (b.gran == MoveGranularity::whole_blocks) {
+        if (g.options.granularity != MoveGranularity::pages) continue;  // whole-block guests: not counted
+        ++stats.blocks_moved_whole;
+        // Every page moved: none may pull the block back at once.
+        for (std::uint64_t k = 0; k < span; ++k) g.tracker->moved(head + k);
+      } else if (head != split_head) {
+        ++stats.blocks_split;  // the move split it (further pages of it: the same split)
+        split_head = head;
       }
     }
-    b.count = 0;
+  };
+  // Every pending batch moves in one mover call (Mover::move_each): a
+  // mover with a fixed cost per call -- the kernel's, a round trip to every
+  // CPU -- pays it once for all destinations.
+  auto flush = [&] {
+    if (nb == 0) return;
+    std::size_t n[kBatches];
+    MoveRequest req[kBatches];
+    std::size_t which[kBatches], nr = 0;
+    for (std::size_t i = 0; i < nb; ++i) {
+      std::uint64_t planned = 0;
+      for (std::size_t j = 0; j < i; ++j)
+        if (bs[j].target == bs[i].target)
+          for (std::size_t k = 0; k < n[j]; ++k)
+            planned += bs[j].gran == MoveGranularity::whole_blocks ? frames_of_order(bs[j].from[k].order) : 1;
+      n[i] = admit_batch(bs[i], planned);
+      if (n[i] == 0) continue;
+      req[nr].gfns = std::span<const Gfn>(bs[i].gfns, n[i]);
+      req[nr].target = bs[i].target;
+      req[nr].granularity = bs[i].gran;
+      req[nr].out = std::span<MoveOutcome>(bs[i].out, n[i]);
+      which[nr++] = i;
+    }
+    if (nr == 1) {
+      Batch& b = bs[which[0]];
+      do_move(g, b.gfns, b.from, n[which[0]], b.target, b.gran, b.out, rep);
+    } else if (nr > 1) {
+      const std::uint64_t t0 = config.clock_ns ? config.clock_ns(config.clock_ctx) : 0;
+      call_mover([&] {
+        g.mover->move_each(std::span<MoveRequest>(req, nr));
+        return true;
+      });
+      if (config.clock_ns) stats.ns_moving += config.clock_ns(config.clock_ctx) - t0;
+      for (std::size_t j = 0; j < nr; ++j) {
+        Batch& b = bs[which[j]];
+        book_move(g, b.gfns, b.from, n[which[j]], b.target, b.gran, b.out, req[j].result, rep);
+      }
+    }
+    for (std::size_t i = 0; i < nb; ++i) {
+      if (n[i]) book_batch(bs[i], n[i]);
+      bs[i].count = 0;
+    }
+    nb = 0;
   };
   auto enqueue = [&](Gfn gfn, const PageState& p, NodeId target, std::uint8_t why, MoveGranularity gran) {
-    if (b.count && (b.target != target || b.gran != gran)) flush();
-    b.target = target;
-    b.gran = gran;
-    b.gfns[b.count] = gfn;
-    b.from[b.count] = p;
-    b.why[b.count] = why;
-    if (++b.count == kChunk) flush();
+    Batch* b = nullptr;
+    for (std::size_t i = 0; i < nb && !b; ++i)
+      if (bs[i].target == target && bs[i].gran == gran) b = &bs[i];
+    if (!b) {
+      if (nb == kBatches) flush();
+      b = &bs[nb++];
+      b->count = 0;
+      b->target = target;
+      b->gran = gran;
+    }
+    b->gfns[b->count] = gfn;
+    b->from[b->count] = p;
+    b->why[b->count] = why;
+    if (++b->count == kChunk) flush();
   };
   // Room on `target` for `frames` more above its watermark (unknown: yes).
   auto has_room = [&](NodeId target, std::uint64_t frames) {

@@ -64,6 +64,16 @@ struct MoveTotals {
   std::uint64_t flushes = 0;       // flush hook calls (frame swap)
 };
 
+// One move of several handed to Mover::move_each at once: move()'s
+// arguments and, once it returns, move()'s result.
+struct MoveRequest {
+  std::span<const Gfn> gfns;
+  NodeId target = kNoNode;
+  MoveGranularity granularity = MoveGranularity::pages;
+  std::span<MoveOutcome> out;
+  Result<MoveTotals> result = Errc::unsupported;
+};
+
 // Every mover overrides page_count, query and move. They have bodies (an
 // empty guest that supports nothing) rather than being pure: a pure virtual
 // needs the C++ runtime's __cxa_pure_virtual, which the freestanding core
@@ -89,6 +99,14 @@ class Mover {
                                   std::span<MoveOutcome> out) noexcept {
     (void)gfns, (void)target, (void)granularity, (void)out;
     return Errc::unsupported;
+  }
+  // Each request as move() would do it (its result in request.result), the
+  // requests independent of one another (distinct pages). A mover whose
+  // moves have a fixed cost per call may do them together: GuestRam moves
+  // the huge blocks of all of them with one move_pages call (each such call
+  // costs Linux a round trip to every CPU). By default, one after another.
+  virtual void move_each(std::span<MoveRequest> requests) noexcept {
+    for (MoveRequest& r : requests) r.result = move(r.gfns, r.target, r.granularity, r.out);
   }
   // Free and managed 4 KiB frames of `node` where the mover allocates, for
   // the destination watermark; false when unknown (the kernel keeps its own).
@@ -249,8 +267,11 @@ class FrameSwapMover final : public Mover {
 // reported by query() as order 9 (kHugeBlockOrder), so the migrator's
 // keep_huge_pages policy judges it as one block. move() with whole_blocks
 // moves the block of each listed page: move_pages on its first page (the
-// kernel migrates the huge page whole, 512 pages, not split), then any
+// kernel migrates the huge page whole, 512 pages, not split; the first
+// pages of up to kBlockGroup blocks listed one after another in one call,
+// since each moving call costs a round trip to every CPU), then any
 // page of the block still elsewhere (a 4 KiB range, a split) on its own;
+// listed pages outside huge blocks move as pages, a run of them per call;
 // the block's 512 nodes are asked before and after in one query each, so
 // frames_moved is what changed node. A listed page's outcome is moved when
 // every present page of its block is on target, else why the first one
@@ -266,6 +287,23 @@ class KernelMover final : public Mover {
   static Result<KernelMover> create(void* base, std::uint64_t pages, bool move_all = false, bool hugetlb = false);
   static constexpr unsigned kHugeBlockOrder = 9;
   static constexpr std::uint64_t kHugeBlockPages = std::uint64_t{1} << kHugeBlockOrder;
+  // Blocks whose first pages move in one move_pages call (see above).
+  static constexpr std::size_t kBlockGroup = 16;
+  // One huge block to move with move_blocks().
+  struct BlockMove {
+    const KernelMover* mover = nullptr;
+    std::uint64_t head = 0;          // the block's first page (aligned) in mover's mapping
+    NodeId target = kNoNode;
+    MoveOutcome* out = nullptr;      // its outcome, as move(whole_blocks) gives it
+    std::uint64_t* frames = nullptr;  // += its frames that changed node
+  };
+  // Moves distinct huge blocks, of one or several movers of process `pid`'s
+  // mappings (0: this process), each to its own target, with one moving
+  // move_pages call per kBlockGroup of them (blocks of MPOL_MF_MOVE_ALL
+  // movers in calls of their own) plus one per block the kernel split. Errors (the
+  // first call refused: unsupported, invalid_node, ...) stop it: blocks not
+  // reached keep their outcome unwritten.
+  static Status move_blocks(int pid, std::span<const BlockMove> blocks) noexcept;
   std::uint64_t page_count() const noexcept override { return pages_; }
   Status query(Gfn first, std::span<PageState> out) noexcept override;
   Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
@@ -308,8 +346,7 @@ class KernelMover final : public Mover {
 
  private:
   KernelMover() = default;
-  // Moves the aligned block at `head` to target (see above).
-  Result<MoveTotals> move_block(int pid, std::uint64_t head, NodeId target, MoveOutcome& out) noexcept;
+
   unsigned char* base_ = nullptr;  // immutable after create
   std::uint64_t pages_ = 0;
   bool move_all_ = false;          // immutable after create

@@ -61,6 +61,7 @@ typedef struct numaheap_vmm_ram numaheap_vmm_ram;
 typedef struct numaheap_vmm_ram_stats {
   uint64_t pages, populated_madvise, populated_touch, moves, pages_moved, moves_all;
   uint64_t moves_via_helper; /* shared memfd RAM moved through the move helper process */
+  uint64_t moves_grouped;    /* move_each calls whose huge blocks moved together */
 } numaheap_vmm_ram_stats;
 
 /* The topology and the mappings must outlive the handle. options may be
@@ -81,6 +82,21 @@ int numaheap_vmm_ram_query(numaheap_vmm_ram* r, uint64_t first_gfn, size_t count
 /* move_pages to target, one numaheap_move_outcome per gfn. */
 int numaheap_vmm_ram_move(numaheap_vmm_ram* r, const uint64_t* gfns, size_t count, uint32_t target,
                             uint8_t* outcomes, uint64_t* frames_moved);
+/* One move of several for numaheap_vmm_ram_move_each. */
+typedef struct numaheap_vmm_move_request {
+  const uint64_t* gfns;
+  size_t count;
+  uint32_t target;
+  int whole_blocks;       /* nonzero: each listed page's huge block moves whole */
+  uint8_t* outcomes;      /* count numaheap_move_outcome */
+  int result;             /* out: NUMAHEAP_OK or this request's error */
+  uint64_t frames_moved;  /* out */
+} numaheap_vmm_move_request;
+/* Several moves in one call, each to its own target (GuestRam::move_each:
+ * the huge blocks of all of them move with one move_pages call per 16).
+ * Returns an error only for r or requests missing; each request's own
+ * error (bad pointers, unknown node, refused) is in its result. */
+int numaheap_vmm_ram_move_each(numaheap_vmm_ram* r, numaheap_vmm_move_request* requests, size_t count);
 /* The kernel's free / total 4 KiB frames of node (the watermark's input). */
 int numaheap_vmm_ram_node_frames(const numaheap_vmm_ram* r, uint32_t node, uint64_t* free_frames,
                                    uint64_t* total_frames);

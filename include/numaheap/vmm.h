@@ -21,7 +21,10 @@
 //    node and given to the migrator as its own GuestRange.
 //  * move() as KernelMover, region by region; pages of a region marked
 //    `shared` (mapped by another process or twice: memfd) move with
-//    MPOL_MF_MOVE_ALL. node_frames() is the kernel's per-node MemFree /
+//    MPOL_MF_MOVE_ALL. move_each() moves the huge blocks of all its
+//    requests (regions not through the move helper) with one move_pages
+//    call per KernelMover::kBlockGroup of them, each to its own target.
+//    node_frames() is the kernel's per-node MemFree /
 //    MemTotal (sysfs), so the migrator's watermark is the real one.
 //  * relayout() (a rehome) rebinds the affected ranges to their new nodes
 //    (without moving: the migrator moves) and keeps the layout.
@@ -142,6 +145,7 @@ struct GuestRamStats {
   std::uint64_t populated_touch = 0;      // pages populated by touching
   std::uint64_t moves = 0, pages_moved = 0, moves_all = 0;  // moves_all: MPOL_MF_MOVE_ALL calls
   std::uint64_t moves_via_helper = 0;  // region moves made through the move helper (shared memfd RAM)
+  std::uint64_t moves_grouped = 0;     // move_each() calls whose blocks moved together
 };
 
 class UffdSampler;
@@ -172,6 +176,7 @@ class GuestRam final : public Mover {
   Status query(Gfn first, std::span<PageState> out) noexcept override;
   Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
                           std::span<MoveOutcome> out) noexcept override;
+  void move_each(std::span<MoveRequest> requests) noexcept override;
   bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override;
   Status relayout(std::span<const GuestRange> layout) noexcept override;
 
@@ -216,7 +221,17 @@ class GuestRam final : public Mover {
   void zap_for_move(std::size_t r, std::span<const Gfn> local, std::span<const Gfn> gfns) noexcept;
   void map_back(std::size_t r, std::span<const Gfn> local) noexcept;
   void madvise_runs(std::size_t r, std::span<const Gfn> local, int advice) noexcept;
+  // move()'s work on its list (the caller's checks and the sampler pause
+  // done): `failed` set on an error.
+  void move_run(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity, std::span<MoveOutcome> out,
+                MoveTotals& totals, Errc& failed) noexcept;
+  // Region r's pages move through the helper.
+  bool via_helper(std::size_t r) const noexcept;
+  // Pauses the sampler for a move of gfns (closing the windows over listed
+  // memfd pages that do not move through the helper).
+  void pause_for_move(std::span<const Gfn> gfns) noexcept;
   Helper helper_;
+  std::atomic<std::uint64_t> grouped_moves_{0};
   std::atomic<std::uint64_t> helper_moves_{0};
 
   const Topology* topo_ = nullptr;

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "numaheap/mover.h"
 #include "numaheap/topology_io.h"
@@ -171,6 +172,53 @@ TEST(KernelMoverBlocks, MissingNodeAfterTheFirstPageIsAPartialOutcome) {
   r = km->move(std::span<const Gfn>(g + 1, 1), missing, MoveGranularity::whole_blocks, std::span<MoveOutcome>(out, 1));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error(), Errc::invalid_node);
+}
+
+// Blocks listed one after another move in one group (one moving call for
+// all their first pages): every listed page still gets its own outcome,
+// a block listed again starts a new group, and pages outside huge blocks
+// between them move as a run of pages.
+bool huge_but_block_2(void* base, const void* head) {
+  return head != static_cast<const char*>(base) + 2 * kBlockBytes;
+}
+
+TEST(KernelMoverBlocks, BlocksListedTogetherMoveAsAGroupWithOutcomesPerListedPage) {
+  AlignedMap m(4, false);
+  ASSERT_NE(m.raw, MAP_FAILED);
+  std::memset(m.base, 1, 3 * kBlockBytes);  // block 3: nothing present
+  auto km = KernelMover::create(m.base, 4 * kBlock);
+  ASSERT_TRUE(km.has_value());
+  if (!move_pages_allowed(*km)) GTEST_SKIP() << "move_pages not permitted here";
+  km->set_huge_probe_for_testing(huge_but_block_2, m.base);
+  PageState st[1];
+  ASSERT_TRUE(km->query(0, st).has_value());
+  const NodeId here = st[0].node;
+  ASSERT_NE(here, kNoNode);
+  // block 0, block 1, block 0 again, two pages of block 2 (4 KiB pages),
+  // block 3 (absent), block 1 again, past the end.
+  const Gfn g[8] = {5, kBlock + 7, 9, 2 * kBlock + 1, 2 * kBlock + 2, 3 * kBlock, kBlock, 4 * kBlock};
+  const MoveOutcome want[8] = {MoveOutcome::moved, MoveOutcome::moved,       MoveOutcome::moved,
+                               MoveOutcome::moved, MoveOutcome::moved,       MoveOutcome::not_present,
+                               MoveOutcome::moved, MoveOutcome::not_present};
+  MoveOutcome out[8];
+  for (MoveOutcome& o : out) o = MoveOutcome::busy;
+  auto r = km->move(g, here, MoveGranularity::whole_blocks, out);
+  ASSERT_TRUE(r.has_value());
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(out[i], want[i]) << "listed page " << i << " (gfn " << g[i] << ")";
+  EXPECT_EQ(r->frames_moved, 0u);  // everything was on `here` already
+  // More blocks than one group holds: every one still answered.
+  AlignedMap big(KernelMover::kBlockGroup + 3, false);
+  ASSERT_NE(big.raw, MAP_FAILED);
+  std::memset(big.base, 1, big.bytes);
+  auto kb = KernelMover::create(big.base, big.bytes / kFrameSize);
+  ASSERT_TRUE(kb.has_value());
+  kb->set_huge_probe_for_testing(always_huge, nullptr);
+  std::vector<Gfn> heads;
+  for (std::uint64_t b = 0; b < KernelMover::kBlockGroup + 3; ++b) heads.push_back(b * kBlock + b);
+  std::vector<MoveOutcome> hout(heads.size(), MoveOutcome::busy);
+  r = kb->move(heads, here, MoveGranularity::whole_blocks, hout);
+  ASSERT_TRUE(r.has_value());
+  for (std::size_t i = 0; i < heads.size(); ++i) EXPECT_EQ(hout[i], MoveOutcome::moved) << "block " << i;
 }
 
 // Linux 6.7 and later have PAGEMAP_SCAN.

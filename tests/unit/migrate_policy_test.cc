@@ -1089,3 +1089,66 @@ TEST(MigrateHugePages, TooManyStragglersOrPinnedPagesAreNotCoalesced) {
   EXPECT_EQ(r.gm->lookup(0).order, 9);
   check_all(r, 1024);
 }
+
+namespace {
+
+// Counts the calls the migrator makes, moving through another mover.
+class CountingMover final : public Mover {
+ public:
+  explicit CountingMover(Mover& inner) : inner_(inner) {}
+  std::uint64_t page_count() const noexcept override { return inner_.page_count(); }
+  Status query(Gfn first, std::span<PageState> out) noexcept override { return inner_.query(first, out); }
+  Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                          std::span<MoveOutcome> out) noexcept override {
+    ++moves;
+    return inner_.move(gfns, target, granularity, out);
+  }
+  void move_each(std::span<MoveRequest> requests) noexcept override {
+    ++move_each_calls;
+    requests_seen += requests.size();
+    for (MoveRequest& q : requests) q.result = inner_.move(q.gfns, q.target, q.granularity, q.out);
+  }
+  bool node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept override {
+    return inner_.node_frames(node, free, managed);
+  }
+  int moves = 0, move_each_calls = 0;
+  std::size_t requests_seen = 0;
+
+ private:
+  Mover& inner_;
+};
+
+}  // namespace
+
+// Pages bound for different nodes in one step reach the mover in one call
+// (Mover::move_each: a kernel mover pays its per-call cost once), each
+// request booked as a move of its own.
+TEST(MigratePolicy, MovesToSeveralNodesInOneStepAreOneMoverCall) {
+  MigrateRig r(fast(), /*vnuma_bound=*/true, 2, 4096);  // vnuma: the second vnode starts on node 1
+  CountingMover cm(*r.mover);
+  auto id = r.m->add_guest(cm, migrate_options_for(*r.gm, false));  // but moved by accesses
+  ASSERT_TRUE(id.has_value());
+  const Gfn last = r.gm->ram_pages() - 1;
+  ASSERT_EQ(r.node(3), 0u);
+  ASSERT_EQ(r.node(last - 3), 1u);
+  for (Gfn g = 0; g < 4; ++g) {
+    r.m->record_access(*id, g, kCpuNode1), r.m->record_access(*id, g, kCpuNode1);
+    r.m->record_access(*id, last - g, kCpuNode0), r.m->record_access(*id, last - g, kCpuNode0);
+  }
+  r.m->step_at(1);
+  for (Gfn g = 0; g < 4; ++g) {
+    EXPECT_EQ(r.node(g), 1u) << "gfn " << g;
+    EXPECT_EQ(r.node(last - g), 0u) << "gfn " << last - g;
+  }
+  EXPECT_EQ(cm.move_each_calls, 1);
+  EXPECT_EQ(cm.requests_seen, 2u) << "one request per destination";
+  EXPECT_EQ(cm.moves, 0) << "no move outside move_each";
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.pages_moved, 8u);
+  EXPECT_EQ(s.outcomes[static_cast<int>(MoveOutcome::moved)], 8u);
+  ASSERT_EQ(s.moves.size(), 2u);
+  EXPECT_EQ(s.moves[0].pages + s.moves[1].pages, 8u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+  EXPECT_TRUE(r.gm->check_invariants().has_value());
+  EXPECT_TRUE(r.m->remove_guest(*id).has_value());
+}

@@ -215,6 +215,64 @@ TEST_F(GuestRamTest, WithoutTheMoveHelperSharedMemfdMovesFromTheVmmsMapping) {
     ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i + 1));
 }
 
+// move_each: the huge blocks of several requests move together (one
+// KernelMover::move_blocks), every other listed page with its request;
+// each request answers for itself: outcomes per listed page, its totals,
+// its own error; data intact. (One node here: nothing changes node.)
+bool always_huge_block(void*, const void*) { return true; }
+
+TEST_F(GuestRamTest, MoveEachGathersTheBlocksOfEveryRequestAndAnswersEachAlone) {
+  constexpr std::uint64_t kBlock = KernelMover::kHugeBlockPages, kBlocks = 4;
+  const std::uint64_t bytes = kBlocks * kBlock * 4096;
+  void* raw = mmap(nullptr, bytes + (2u << 20), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(raw, MAP_FAILED);
+  auto* big = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(raw) + (2u << 20) - 1) &
+                                               ~std::uintptr_t{(2u << 20) - 1});
+  // 4 blocks of anonymous RAM at gpa 0, the fixture's memfd (unshared, 256
+  // pages: never a whole block) after a hole.
+  const std::vector<GuestRamRegion> rs = {{big, bytes, 0, RamBacking::anonymous, false},
+                                          {shm, kBytes, bytes + kBytes, RamBacking::memfd, false}};
+  const std::vector<VnodeRam> vs = {{0, 0, bytes, NodeMask::single(node)}, {1, bytes + kBytes, kBytes, NodeMask::single(node)}};
+  auto ram = GuestRam::create(topo, rs, vs);
+  ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
+  GuestRam& g = **ram;
+  g.set_huge_probe_for_testing(always_huge_block, nullptr);
+  for (std::uint64_t i = 0; i < kBlocks * kBlock; ++i) big[i * 4096] = static_cast<unsigned char>(i * 7);
+  const Gfn memfd0 = (bytes + kBytes) >> 12, hole = bytes >> 12;
+  const std::vector<Gfn> a = {3, kBlock, 9 /* block 0 again */, memfd0 + 1};
+  const std::vector<Gfn> b = {2 * kBlock + 1, hole, 3 * kBlock + 5};
+  const std::vector<Gfn> c = {7, memfd0 + 2};  // pages, not blocks
+  const std::vector<Gfn> d = {4};
+  std::vector<MoveOutcome> ao(a.size(), MoveOutcome::shared), bo(b.size(), MoveOutcome::shared),
+      co(c.size(), MoveOutcome::shared), dout(d.size(), MoveOutcome::shared), eo(2, MoveOutcome::shared);
+  MoveRequest q[5];
+  q[0] = {a, node, MoveGranularity::whole_blocks, ao, Errc::unsupported};
+  q[1] = {b, node, MoveGranularity::whole_blocks, bo, Errc::unsupported};
+  q[2] = {c, node, MoveGranularity::pages, co, Errc::unsupported};
+  q[3] = {d, 1000, MoveGranularity::whole_blocks, dout, Errc::unsupported};  // no such node
+  q[4] = {d, node, MoveGranularity::whole_blocks, eo, Errc::unsupported};    // out too long
+  g.move_each(q);
+  for (int k = 0; k < 3; ++k) {
+    ASSERT_TRUE(q[k].result.has_value()) << "request " << k;
+    EXPECT_EQ(q[k].result->frames_moved, 0u) << "request " << k << ": everything was on the node";
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(ao[i], MoveOutcome::moved) << "a[" << i << "]";
+  EXPECT_EQ(bo[0], MoveOutcome::moved);
+  EXPECT_EQ(bo[1], MoveOutcome::not_present);
+  EXPECT_EQ(bo[2], MoveOutcome::moved);
+  for (std::size_t i = 0; i < c.size(); ++i) EXPECT_EQ(co[i], MoveOutcome::moved) << "c[" << i << "]";
+  ASSERT_FALSE(q[3].result.has_value());
+  EXPECT_EQ(q[3].result.error(), Errc::invalid_node);
+  EXPECT_EQ(dout[0], MoveOutcome::shared) << "a refused request is not touched";
+  ASSERT_FALSE(q[4].result.has_value());
+  EXPECT_EQ(q[4].result.error(), Errc::invalid_argument);
+  EXPECT_EQ(g.stats().moves_grouped, 1u);
+  EXPECT_EQ(g.stats().moves, 3u);
+  for (std::uint64_t i = 0; i < kBlocks * kBlock; ++i)
+    ASSERT_EQ(big[i * 4096], static_cast<unsigned char>(i * 7)) << "page " << i;
+  munmap(raw, bytes + (2u << 20));
+}
+
 // The move helper killed under the VMM: the move that finds it gone reports
 // its pages busy (nothing moved, nothing lost), later moves go from the
 // VMM's own mapping, and the destructor still reaps the child.
@@ -497,9 +555,28 @@ TEST_F(GuestRamTest, CApiAtParity) {
   // One vnode over both regions, one node: one part.
   EXPECT_EQ(numaheap_vmm_ram_layout(r, parts, 4), 1u);
   EXPECT_EQ(parts[0].pages, 2 * kPages);
+  {
+    const std::uint64_t g1[2] = {0, 1}, g2[1] = {kPages + 3};
+    std::uint8_t o1[2] = {9, 9}, o2[1] = {9};
+    numaheap_vmm_move_request mq[3] = {};
+    mq[0] = {g1, 2, node, 0, o1, -1, 7};
+    mq[1] = {g2, 1, node, 1, o2, -1, 7};
+    mq[2] = {nullptr, 4, node, 0, o1, -1, 7};  // no gfns
+    EXPECT_EQ(numaheap_vmm_ram_move_each(r, mq, 3), NUMAHEAP_OK);
+    EXPECT_EQ(mq[0].result, NUMAHEAP_OK);
+    EXPECT_EQ(mq[1].result, NUMAHEAP_OK);
+    EXPECT_EQ(mq[2].result, NUMAHEAP_E_INVALID_ARGUMENT);
+    EXPECT_EQ(mq[0].frames_moved, 0u);
+    EXPECT_EQ(o1[0], NUMAHEAP_MOVED);
+    EXPECT_EQ(o1[1], NUMAHEAP_MOVED);
+    EXPECT_EQ(o2[0], NUMAHEAP_MOVED);
+    EXPECT_EQ(numaheap_vmm_ram_move_each(nullptr, mq, 3), NUMAHEAP_E_INVALID_ARGUMENT);
+    EXPECT_EQ(numaheap_vmm_ram_move_each(r, nullptr, 1), NUMAHEAP_E_INVALID_ARGUMENT);
+  }
   numaheap_vmm_ram_stats gs;
   EXPECT_EQ(numaheap_vmm_ram_get_stats(r, &gs), NUMAHEAP_OK);
   EXPECT_EQ(gs.pages, 2 * kPages);
+  EXPECT_EQ(gs.moves, 3u);
   numaheap_migrator* m = nullptr;
   ASSERT_EQ(numaheap_migrator_create(ct, nullptr, &m), NUMAHEAP_OK);
   std::uint32_t id = 0;

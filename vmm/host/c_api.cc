@@ -98,6 +98,36 @@ int numaheap_vmm_ram_move(numaheap_vmm_ram* r, const uint64_t* gfns, size_t coun
   return NUMAHEAP_OK;
 }
 
+int numaheap_vmm_ram_move_each(numaheap_vmm_ram* r, numaheap_vmm_move_request* requests, size_t count) {
+  if (!r || (count && !requests)) return NUMAHEAP_E_INVALID_ARGUMENT;
+  std::vector<numaheap::MoveRequest> rs;
+  std::vector<size_t> which;
+  rs.reserve(count);
+  which.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    numaheap_vmm_move_request& q = requests[i];
+    q.frames_moved = 0;
+    if (q.count && (!q.gfns || !q.outcomes)) {
+      q.result = NUMAHEAP_E_INVALID_ARGUMENT;
+      continue;
+    }
+    numaheap::MoveRequest m;
+    m.gfns = std::span<const numaheap::Gfn>(q.gfns, q.count);
+    m.target = q.target;
+    m.granularity = q.whole_blocks ? numaheap::MoveGranularity::whole_blocks : numaheap::MoveGranularity::pages;
+    m.out = std::span<numaheap::MoveOutcome>(reinterpret_cast<numaheap::MoveOutcome*>(q.outcomes), q.count);
+    rs.push_back(m);
+    which.push_back(i);
+  }
+  r->ram->move_each(rs);
+  for (size_t k = 0; k < rs.size(); ++k) {
+    numaheap_vmm_move_request& q = requests[which[k]];
+    q.result = rs[k].result ? NUMAHEAP_OK : code(rs[k].result.error());
+    if (rs[k].result) q.frames_moved = rs[k].result->frames_moved;
+  }
+  return NUMAHEAP_OK;
+}
+
 int numaheap_vmm_ram_node_frames(const numaheap_vmm_ram* r, uint32_t node, uint64_t* free_frames,
                                    uint64_t* total_frames) {
   if (!r || !free_frames || !total_frames) return NUMAHEAP_E_INVALID_ARGUMENT;
@@ -115,7 +145,8 @@ size_t numaheap_vmm_ram_layout(const numaheap_vmm_ram* r, numaheap_ram_part* out
 int numaheap_vmm_ram_get_stats(const numaheap_vmm_ram* r, numaheap_vmm_ram_stats* out) {
   if (!r || !out) return NUMAHEAP_E_INVALID_ARGUMENT;
   const numaheap::GuestRamStats s = r->ram->stats();
-  *out = {s.pages, s.populated_madvise, s.populated_touch, s.moves, s.pages_moved, s.moves_all, s.moves_via_helper};
+  *out = {s.pages, s.populated_madvise, s.populated_touch, s.moves, s.pages_moved, s.moves_all, s.moves_via_helper,
+          s.moves_grouped};
   return NUMAHEAP_OK;
 }
 

@@ -408,9 +408,6 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
                                   std::span<MoveOutcome> out) noexcept {
   if (out.size() != gfns.size()) return Errc::invalid_argument;
   if (!topo_->memory_nodes().test(target)) return Errc::invalid_node;
-  auto via_helper = [&](std::size_t r) {
-    return helper_.pid > 0 && regions_[r].backing == RamBacking::memfd && regions_[r].shared;
-  };
   // Before anything is zapped: may this process still move pages through
   // the helper (a seccomp filter or a dropped capability since create()
   // says no)? If not, the helper is dropped and this move goes the old way
@@ -423,17 +420,143 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
         helper_.pid = -helper_.pid;  // the destructor still reaps it
       break;
     }
-  bool all_via_helper = true;
-  for (std::size_t r = 0; r < regions_.size(); ++r)
-    if (regions_[r].backing == RamBacking::memfd && !via_helper(r)) all_via_helper = false;
-  // A zapped page of an open window is invisible to move_pages from this
-  // process: windows close first, unless the pages move through the helper.
-  pause_sampler(gfns, !all_via_helper);
+  pause_for_move(gfns);
   MoveTotals totals;
+  Errc failed = Errc::ok;
+  move_run(gfns, target, granularity, out, totals, failed);
+  resume_sampler();
+  if (failed != Errc::ok) return failed;
+  moves_.fetch_add(1, std::memory_order_relaxed);
+  pages_moved_.fetch_add(totals.frames_moved, std::memory_order_relaxed);
+  return totals;
+}
+
+bool GuestRam::via_helper(std::size_t r) const noexcept {
+  return helper_.pid > 0 && regions_[r].backing == RamBacking::memfd && regions_[r].shared;
+}
+
+void GuestRam::pause_for_move(std::span<const Gfn> gfns) noexcept {
+  // A zapped page of an open window is invisible to move_pages from this
+  // process: windows over listed memfd pages close first, unless they move
+  // through the helper. (Anonymous pages move write-protected: the pause
+  // then waits for no window being armed.)
+  bool close = false;
+  for (std::size_t i = 0; i < gfns.size() && !close; ++i) {
+    const int r = region_of_gfn(gfns[i]);
+    close = r >= 0 && regions_[static_cast<std::size_t>(r)].backing == RamBacking::memfd &&
+            !via_helper(static_cast<std::size_t>(r));
+  }
+  pause_sampler(gfns, close);
+}
+
+void GuestRam::move_each(std::span<MoveRequest> requests) noexcept {
+  // Through the helper (its socket takes one request at a time), or one
+  // request: one move() each.
+  bool helper = false;
+  for (std::size_t r = 0; r < regions_.size(); ++r) helper |= via_helper(r);
+  if (helper || requests.size() < 2) {
+    Mover::move_each(requests);
+    return;
+  }
+  // Huge blocks of whole_blocks requests are gathered, up to kGather, and
+  // moved together (KernelMover::move_blocks: one moving move_pages call
+  // per kBlockGroup, each block to its request's target); every other
+  // listed page is marked kLeft and moves with its request afterwards, as
+  // move() moves it (a block listed twice then finds itself on target:
+  // moved, 0 frames).
+  constexpr auto kLeft = static_cast<MoveOutcome>(0xff);
+  constexpr std::size_t kGather = 4 * KernelMover::kBlockGroup;
+  KernelMover::BlockMove blocks[kGather];
+  std::size_t owner[kGather];  // request of each gathered block
+  std::size_t nb = 0, paused = 0;
+  bool gathered_any = false;
+  auto move_gathered = [&] {
+    if (nb == 0) return;
+    gathered_any = true;
+    if (Status ok = KernelMover::move_blocks(0, std::span<const KernelMover::BlockMove>(blocks, nb)); !ok)
+      for (std::size_t b = 0; b < nb; ++b) requests[owner[b]].result = ok.error();  // refused: nothing moved
+    nb = 0;
+  };
+  for (MoveRequest& q : requests) {
+    if (q.out.size() != q.gfns.size()) {
+      q.result = Errc::invalid_argument;
+    } else if (!topo_->memory_nodes().test(q.target)) {
+      q.result = Errc::invalid_node;
+    } else {
+      q.result = MoveTotals{};
+      pause_for_move(q.gfns);
+      ++paused;
+    }
+  }
+  for (std::size_t k = 0; k < requests.size(); ++k) {
+    MoveRequest& q = requests[k];
+    for (std::size_t i = 0; i < q.gfns.size() && q.result; ++i) {
+      q.out[i] = kLeft;
+      if (q.granularity != MoveGranularity::whole_blocks) continue;
+      const int r = region_of_gfn(q.gfns[i]);
+      if (r < 0) continue;
+      const KernelMover& m = movers_[static_cast<std::size_t>(r)];
+      const std::uint64_t page = q.gfns[i] - (regions_[static_cast<std::size_t>(r)].guest_phys >> kFrameShift);
+      if (!m.huge_block(page)) continue;
+      const std::uint64_t head = page & ~(KernelMover::kHugeBlockPages - 1);
+      bool listed = false;
+      for (std::size_t b = 0; b < nb && !listed; ++b) listed = blocks[b].mover == &m && blocks[b].head == head;
+      if (listed) continue;
+      if (nb == kGather) {
+        move_gathered();
+        if (!q.result) break;
+      }
+      q.out[i] = MoveOutcome::busy;  // until move_blocks answers
+      blocks[nb] = KernelMover::BlockMove{&m, head, q.target, &q.out[i], &q.result->frames_moved};
+      owner[nb++] = k;
+    }
+  }
+  move_gathered();
+  if (gathered_any) grouped_moves_.fetch_add(1, std::memory_order_relaxed);
+  for (MoveRequest& q : requests) {
+    if (!q.result) continue;
+    Gfn left[kChunk];
+    MoveOutcome left_out[kChunk];
+    std::size_t index[kChunk];
+    std::size_t n = 0;
+    Errc failed = Errc::ok;
+    auto move_left = [&] {
+      if (n == 0 || failed != Errc::ok) return;
+      MoveTotals t;
+      move_run(std::span<const Gfn>(left, n), q.target, q.granularity, std::span<MoveOutcome>(left_out, n), t, failed);
+      if (failed == Errc::ok) {
+        q.result->frames_moved += t.frames_moved;
+        for (std::size_t i = 0; i < n; ++i) q.out[index[i]] = left_out[i];
+      }
+      n = 0;
+    };
+    for (std::size_t i = 0; i < q.gfns.size(); ++i) {
+      if (q.out[i] != kLeft) continue;
+      left[n] = q.gfns[i];
+      index[n++] = i;
+      if (n == kChunk) move_left();
+    }
+    move_left();
+    if (failed != Errc::ok) q.result = failed;
+  }
+  for (std::size_t i = 0; i < paused; ++i) resume_sampler();
+  for (MoveRequest& q : requests) {
+    if (!q.result) {
+      if (q.out.size() == q.gfns.size())
+        for (MoveOutcome& o : q.out)
+          if (o == kLeft) o = MoveOutcome::busy;  // not tried
+      continue;
+    }
+    moves_.fetch_add(1, std::memory_order_relaxed);
+    pages_moved_.fetch_add(q.result->frames_moved, std::memory_order_relaxed);
+  }
+}
+
+void GuestRam::move_run(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                        std::span<MoveOutcome> out, MoveTotals& totals, Errc& failed) noexcept {
   Gfn local[kChunk], global[kChunk];
   MoveOutcome local_out[kChunk];
   std::size_t index[kChunk];
-  Errc failed = Errc::ok;
   for (std::size_t at = 0; at < gfns.size() && failed == Errc::ok; at += kChunk) {
     const std::size_t len = std::min(kChunk, gfns.size() - at);
     for (std::size_t i = 0; i < len; ++i) out[at + i] = MoveOutcome::not_present;  // holes
@@ -489,11 +612,6 @@ Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, Move
       for (std::size_t i = 0; i < n; ++i) out[index[i]] = local_out[i];
     }
   }
-  resume_sampler();
-  if (failed != Errc::ok) return failed;
-  moves_.fetch_add(1, std::memory_order_relaxed);
-  pages_moved_.fetch_add(totals.frames_moved, std::memory_order_relaxed);
-  return totals;
 }
 
 bool GuestRam::node_frames(NodeId node, std::uint64_t& free, std::uint64_t& managed) const noexcept {
@@ -547,6 +665,7 @@ GuestRamStats GuestRam::stats() const noexcept {
   s.pages_moved = pages_moved_.load(std::memory_order_relaxed);
   s.moves_all = moves_all_.load(std::memory_order_relaxed);
   s.moves_via_helper = helper_moves_.load(std::memory_order_relaxed);
+  s.moves_grouped = grouped_moves_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -125,9 +125,14 @@ struct UffdSampler::Impl {
   std::atomic<bool> stopping{false};
   bool registered = false;       // guarded by control_mu
 
-  std::mutex window_mu;          // guards accepting, pauses, cursor; serialises arming and closing
+  std::mutex window_mu;          // guards accepting, cursor; serialises arming and closing
   bool accepting = false;        // windows may open (between start and stop)
-  int pauses = 0;                // > 0: a move runs, no window may open
+  // > 0: a move runs, no window may open. Raised under window_mu when the
+  // move needs windows closed first (memfd pages), else without it: a
+  // move of anonymous pages need not wait for a window being armed (a
+  // write-protected page moves with its protection), and arming under a
+  // busy host can take seconds.
+  std::atomic<int> pauses{0};
   std::uint64_t cursor = 0;      // next page to window, over the sampled pages
 
   // Pages of sampled region r that the sampler unmapped (memfd) or
@@ -619,7 +624,7 @@ struct UffdSampler::Impl {
     if (moved_pending.load(std::memory_order_acquire) == 0) return true;
     std::lock_guard<std::mutex> g(window_mu);
     if (!accepting) return true;
-    if (pauses) return false;
+    if (pauses.load(std::memory_order_acquire)) return false;
     const std::uint64_t moved = moved_pending.exchange(0, std::memory_order_acq_rel);
     if (moved && cfg.burst_pages) burst_locked(moved);
     return true;
@@ -682,7 +687,7 @@ struct UffdSampler::Impl {
       if (now >= deadline) {
         {
           std::lock_guard<std::mutex> g(window_mu);
-          if (pauses == 0 && accepting) open_next_locked();
+          if (pauses.load(std::memory_order_acquire) == 0 && accepting) open_next_locked();
         }
         deadline = now_ns() + period_of();
       } else {
@@ -852,7 +857,7 @@ Status UffdSampler::scan(Gfn first, std::uint64_t pages) {
     return Errc::invalid_argument;
   if (!running()) return Errc::busy;
   std::lock_guard<std::mutex> g(impl_->window_mu);
-  if (impl_->pauses || !impl_->accepting) return Errc::busy;
+  if (impl_->pauses.load(std::memory_order_acquire) || !impl_->accepting) return Errc::busy;
   impl_->open_gfns_locked(first, pages);
   return {};
 }
@@ -899,9 +904,13 @@ SamplerStats UffdSampler::stats() const noexcept {
 namespace detail {
 
 void sampler_pause(UffdSampler& s, std::span<const Gfn> gfns, bool close) noexcept {
+  if (!close) {
+    s.impl_->pauses.fetch_add(1, std::memory_order_acq_rel);
+    return;
+  }
   std::lock_guard<std::mutex> g(s.impl_->window_mu);
-  if (close) s.impl_->close_gfns_locked(gfns);
-  ++s.impl_->pauses;
+  s.impl_->close_gfns_locked(gfns);
+  s.impl_->pauses.fetch_add(1, std::memory_order_acq_rel);
 }
 
 bool sampler_arm(UffdSampler& s, std::span<const Gfn> gfns) noexcept {
@@ -911,10 +920,7 @@ bool sampler_arm(UffdSampler& s, std::span<const Gfn> gfns) noexcept {
   return true;
 }
 
-void sampler_resume(UffdSampler& s) noexcept {
-  std::lock_guard<std::mutex> g(s.impl_->window_mu);
-  --s.impl_->pauses;
-}
+void sampler_resume(UffdSampler& s) noexcept { s.impl_->pauses.fetch_sub(1, std::memory_order_acq_rel); }
 
 }  // namespace detail
 
