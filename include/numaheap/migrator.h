@@ -323,6 +323,10 @@ class Migrator {
   Status start();  // Errors: busy (already running), no_memory
   void stop();     // idempotent; returns once the thread has exited
   bool running() const noexcept;
+  // The background thread steps at once instead of waiting out the rest of
+  // its period (e.g. the sampler saw a moved vCPU's pages: they may follow
+  // now). Nothing without start(). Safe from any thread.
+  void request_step() noexcept;
   StepReport step();                        // now = steady clock
   StepReport step_at(std::uint64_t now_ns);  // deterministic time for tests
 

@@ -228,6 +228,8 @@ int numaheap_migrator_sample_share(const numaheap_migrator* m, uint32_t guest_id
  * returns NUMAHEAP_E_UNSUPPORTED: drive step_at from your timer). */
 int numaheap_migrator_start(numaheap_migrator* m);
 void numaheap_migrator_stop(numaheap_migrator* m);
+/* The background thread steps at once (Migrator::request_step). */
+void numaheap_migrator_request_step(numaheap_migrator* m);
 int numaheap_migrator_running(const numaheap_migrator* m);
 /* One step at the host's monotonic time; *moved (optional) gets the frames
  * moved. */

@@ -134,6 +134,7 @@ typedef struct numaheap_sampler_stats {
   uint64_t resolve_calls, bursts, pages_burst;
   double budget_pages_per_second, handler_share;
   uint64_t blocks_windowed; /* huge 2 MiB blocks armed whole (one sample each) */
+  uint64_t steps_requested; /* early migrator steps asked for by moved vCPUs' samples */
 } numaheap_sampler_stats;
 typedef struct numaheap_sampler numaheap_sampler;
 

@@ -68,7 +68,10 @@
 //    windows at once, whatever the budget, over the chunks v was sampled in
 //    and those nobody was sampled in yet (skipping chunks known to be other
 //    vCPUs' only), up to burst_pages: the moved vCPU's pages are sampled on
-//    its next touch of each, so the migrator can make them follow.
+//    its next touch of each, so the migrator can make them follow. For 2 s
+//    after, a sample from a moved vCPU asks the migrator for a step at once
+//    (Migrator::request_step, at most one per 200 ms): its pages follow
+//    without waiting out the migrator's period.
 //  * Faults are read up to 64 per read(); the batch's pages are resolved
 //    with one UFFDIO_CONTINUE / UFFDIO_WRITEPROTECT per run of adjacent
 //    pages.
@@ -285,6 +288,7 @@ struct SamplerStats {
   double budget_pages_per_second = 0;  // the budget in force now (after advice and the handler cap)
   double handler_share = 0;            // the handler's busy + run-queue wait share of one CPU, last measured
   std::uint64_t blocks_windowed = 0;   // huge 2 MiB blocks armed whole (their pages count in pages_windowed)
+  std::uint64_t steps_requested = 0;   // Migrator::request_step calls for moved vCPUs' samples
 };
 
 // vcpu_samples() counts vCPUs below this.

@@ -1,6 +1,6 @@
 // The migrator's background thread (host library only): step() every
-// period_ms until stop(). The core has no threads; a hypervisor calls
-// step() from its own timer.
+// period_ms until stop(), and at once after request_step(). The core has
+// no threads; a hypervisor calls step() from its own timer.
 #include "migrate/host/background.h"
 
 #include <chrono>
@@ -23,11 +23,13 @@ std::uint64_t clock_ns(void*) noexcept {
 
 namespace {
 
-// Lives from start() to stop(). `lock` guards stop_requested.
+// Lives from start() to stop(). `lock` guards stop_requested and
+// step_requested.
 struct Background {
   std::mutex lock;
   std::condition_variable wake;
   bool stop_requested = false;
+  bool step_requested = false;  // request_step(): the next step need not wait out the period
   std::thread thread;
 };
 
@@ -71,7 +73,9 @@ Status Migrator::start() {
       tl.unlock();
       (void)step();
       tl.lock();
-      bg->wake.wait_for(tl, std::chrono::milliseconds(impl_->config.period_ms), [&] { return bg->stop_requested; });
+      bg->wake.wait_for(tl, std::chrono::milliseconds(impl_->config.period_ms),
+                        [&] { return bg->stop_requested || bg->step_requested; });
+      bg->step_requested = false;
     }
   });
   m.background = bg;
@@ -80,5 +84,18 @@ Status Migrator::start() {
 }
 
 void Migrator::stop() { host::stop_thread(*this, *impl_); }
+
+void Migrator::request_step() noexcept {
+  // g_control keeps the Background alive while it is used here (stop()
+  // takes it before deleting one).
+  std::lock_guard<std::mutex> c(host::g_control);
+  auto* bg = static_cast<host::Background*>(impl_->background);
+  if (!bg) return;
+  {
+    std::lock_guard<std::mutex> g(bg->lock);
+    bg->step_requested = true;
+  }
+  bg->wake.notify_all();
+}
 
 }  // namespace numaheap

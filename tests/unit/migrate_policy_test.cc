@@ -7,10 +7,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <thread>
+#include <chrono>
 
 #include "migrate_rig.h"
 #include "unit/heap_test_support.h"
 #include "numaheap/access_tracker.h"
+#include "numaheap/numaheap_migrate.h"
 #include "unit/guest_oom_hooks.h"
 
 using namespace numaheap;
@@ -1151,4 +1154,28 @@ TEST(MigratePolicy, MovesToSeveralNodesInOneStepAreOneMoverCall) {
   EXPECT_TRUE(r.m->check_invariants().has_value());
   EXPECT_TRUE(r.gm->check_invariants().has_value());
   EXPECT_TRUE(r.m->remove_guest(*id).has_value());
+}
+
+// request_step(): the background thread steps at once instead of waiting
+// out its period (an hour here), and without start() nothing happens.
+TEST(MigrateBackground, RequestStepStepsWithoutWaitingOutThePeriod) {
+  MigratorConfig c = fast();
+  c.period_ms = 3'600'000;
+  Rig r(c);
+  r.m->request_step();  // not running: nothing
+  EXPECT_EQ(r.m->stats().steps, 0u);
+  auto wait_steps = [&](std::uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (r.m->stats().steps < n && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    return r.m->stats().steps;
+  };
+  ASSERT_TRUE(r.m->start().has_value());
+  ASSERT_GE(wait_steps(1), 1u) << "the first step runs at start";
+  EXPECT_EQ(r.m->stats().steps, 1u) << "then the period (an hour)";
+  r.touch(5, kCpuNode1, 2);
+  r.m->request_step();
+  EXPECT_GE(wait_steps(2), 2u) << "request_step did not wake the background thread";
+  r.m->stop();
+  EXPECT_EQ(r.node(5), 1u);
+  numaheap_migrator_request_step(nullptr);  // C: no crash, nothing
 }

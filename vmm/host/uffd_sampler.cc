@@ -169,10 +169,17 @@ struct UffdSampler::Impl {
   // (older = recent, recent = 0) under window_mu when the walk wraps.
   std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> vcpus_recent, vcpus_older;
   std::atomic<std::uint64_t> moved_pending{0};            // vcpu_moved() bits (id % 64) not yet served
+  // Handler thread only: the vCPUs (bits id % 64) of the last burst, until
+  // follow_until_ns. Their samples ask the migrator for a step at once
+  // (Migrator::request_step), at most one per kKickGapNs, so their pages
+  // follow without waiting out the migrator's period.
+  static constexpr std::uint64_t kFollowKickNs = 2'000'000'000, kKickGapNs = 200'000'000;
+  std::uint64_t follow_vcpus = 0, follow_until_ns = 0, last_kick_ns = 0;
   std::unique_ptr<std::atomic<std::uint64_t>[]> per_vcpu;  // samples per vCPU, kSamplerCountedVcpus of them
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
-      ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0};
+      ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0},
+      kicks{0};
   std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
 
   // The migrator's advice (Migrator::sample_share), read every 250 ms by
@@ -492,13 +499,31 @@ struct UffdSampler::Impl {
       std::atomic<std::uint64_t>& chunk = vcpus_recent[r][page / 64];
       const std::uint64_t bit = std::uint64_t{1} << (static_cast<std::uint64_t>(v) % 64);
       if (!(chunk.load(std::memory_order_relaxed) & bit)) chunk.fetch_or(bit, std::memory_order_relaxed);
+      const bool kick = (follow_vcpus & bit) != 0;
       if (cfg.cpu_source == SampleCpuSource::vcpu_threads) {
         mig->record_vcpu_access(guest, gfn, static_cast<std::uint32_t>(v));
+        if (kick) kick_migrator();
+        return;
+      }
+      if (kick) {
+        const long cpu = cpu_of(tid);
+        if (cpu >= 0) mig->record_access(guest, gfn, static_cast<CpuId>(cpu));
+        kick_migrator();
         return;
       }
     }
     const long cpu = cpu_of(tid);
     if (cpu >= 0) mig->record_access(guest, gfn, static_cast<CpuId>(cpu));
+  }
+
+  // A moved vCPU's sample (see follow_vcpus): a step now, not at the end
+  // of the migrator's period.
+  void kick_migrator() {
+    const std::uint64_t now = now_ns();
+    if (now >= follow_until_ns || now - last_kick_ns < kKickGapNs) return;
+    last_kick_ns = now;
+    kicks.fetch_add(1, std::memory_order_relaxed);
+    mig->request_step();
   }
 
   // The faulting thread's CPU, re-read from /proc at most every
@@ -627,6 +652,10 @@ struct UffdSampler::Impl {
     if (pauses.load(std::memory_order_acquire)) return false;
     const std::uint64_t moved = moved_pending.exchange(0, std::memory_order_acq_rel);
     if (moved && cfg.burst_pages) burst_locked(moved);
+    if (moved) {
+      follow_vcpus = moved;
+      follow_until_ns = now_ns() + kFollowKickNs;
+    }
     return true;
   }
 
@@ -895,6 +924,7 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.resolve_calls = m.resolve_calls.load(std::memory_order_relaxed);
   s.bursts = m.bursts.load(std::memory_order_relaxed);
   s.pages_burst = m.pages_burst.load(std::memory_order_relaxed);
+  s.steps_requested = m.kicks.load(std::memory_order_relaxed);
   s.budget_pages_per_second = m.budget_now.load(std::memory_order_relaxed);
   s.handler_share = m.share_now.load(std::memory_order_relaxed);
   s.blocks_windowed = m.blocks_windowed.load(std::memory_order_relaxed);
