@@ -14,6 +14,7 @@
 #include "unit/heap_test_support.h"
 #include "numaheap/access_tracker.h"
 #include "numaheap/numaheap_migrate.h"
+#include "unit/forwarding_mover.h"
 #include "unit/guest_oom_hooks.h"
 
 using namespace numaheap;
@@ -1096,11 +1097,9 @@ TEST(MigrateHugePages, TooManyStragglersOrPinnedPagesAreNotCoalesced) {
 namespace {
 
 // Counts the calls the migrator makes, moving through another mover.
-class CountingMover final : public Mover {
+class CountingMover final : public ForwardingMover {
  public:
-  explicit CountingMover(Mover& inner) : inner_(inner) {}
-  std::uint64_t page_count() const noexcept override { return inner_.page_count(); }
-  Status query(Gfn first, std::span<PageState> out) noexcept override { return inner_.query(first, out); }
+  using ForwardingMover::ForwardingMover;
   Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
                           std::span<MoveOutcome> out) noexcept override {
     ++moves;
@@ -1116,9 +1115,6 @@ class CountingMover final : public Mover {
   }
   int moves = 0, move_each_calls = 0;
   std::size_t requests_seen = 0;
-
- private:
-  Mover& inner_;
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <unordered_map>
 
+#include "unit/forwarding_mover.h"
 #include "evacuate_scenarios.h"
 #include "migrate_rig.h"
 #include "numaheap/cold_store.h"
@@ -49,18 +50,9 @@ struct Rig : MigrateRig {
 
 // A mover that knows nothing about node room, as the kernel mover: the
 // frame-swap mover behind it does the work.
-class NoRoomInfoMover final : public Mover {
+class NoRoomInfoMover final : public ForwardingMover {
  public:
-  explicit NoRoomInfoMover(FrameSwapMover& inner) : inner_(inner) {}
-  std::uint64_t page_count() const noexcept override { return inner_.page_count(); }
-  Status query(Gfn first, std::span<PageState> out) noexcept override { return inner_.query(first, out); }
-  Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity g,
-                          std::span<MoveOutcome> out) noexcept override {
-    return inner_.move(gfns, target, g, out);
-  }
-
- private:
-  FrameSwapMover& inner_;
+  using ForwardingMover::ForwardingMover;
 };
 
 }  // namespace
