@@ -203,6 +203,7 @@ TEST(MigrateStress, BackgroundThreadNoLostWritesAndPromptStop) {
   NodeId p = 1;
   while (std::chrono::steady_clock::now() < end) {  // flip vnode 0 between the nodes
     ASSERT_TRUE(m.bind_vnode(*id, 0, p).has_value());
+    m.request_step();  // races the background thread's own wake-ups (TSan)
     p ^= 1;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -210,6 +211,7 @@ TEST(MigrateStress, BackgroundThreadNoLostWritesAndPromptStop) {
   m.stop();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
   EXPECT_FALSE(m.running());
+  m.request_step();  // stopped: nothing
   stop.store(true);
   writer.join();
   EXPECT_EQ(model.violations(), 0u) << "first at gfn " << model.first_violation();
