@@ -174,7 +174,11 @@ struct UffdSampler::Impl {
   // (Migrator::request_step), at most one per kKickGapNs, so their pages
   // follow without waiting out the migrator's period.
   static constexpr std::uint64_t kFollowKickNs = 2'000'000'000, kKickGapNs = 200'000'000;
+  // A sample within kKickGapNs of the last request is not dropped: the
+  // request is made when the gap ends (kick_pending), so pages sampled
+  // just after a step started do not wait out a whole period.
   std::uint64_t follow_vcpus = 0, follow_until_ns = 0, last_kick_ns = 0;
+  bool kick_pending = false;
   std::unique_ptr<std::atomic<std::uint64_t>[]> per_vcpu;  // samples per vCPU, kSamplerCountedVcpus of them
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
@@ -520,7 +524,15 @@ struct UffdSampler::Impl {
   // of the migrator's period.
   void kick_migrator() {
     const std::uint64_t now = now_ns();
-    if (now >= follow_until_ns || now - last_kick_ns < kKickGapNs) return;
+    if (now >= follow_until_ns) {
+      kick_pending = false;
+      return;
+    }
+    if (now - last_kick_ns < kKickGapNs) {
+      kick_pending = true;
+      return;
+    }
+    kick_pending = false;
     last_kick_ns = now;
     kicks.fetch_add(1, std::memory_order_relaxed);
     mig->request_step();
@@ -689,6 +701,11 @@ struct UffdSampler::Impl {
         timeout_ms = now >= deadline ? 0 : static_cast<int>(std::min<std::uint64_t>((deadline - now + 999999) / 1000000, 1000));
       }
       if (bursts_waiting && (timeout_ms < 0 || timeout_ms > 5)) timeout_ms = 5;  // a move holds them back
+      if (kick_pending) {  // wake when the gap ends
+        const std::uint64_t now = now_ns(), due = last_kick_ns + kKickGapNs;
+        const int gap_ms = now >= due ? 0 : static_cast<int>((due - now + 999999) / 1000000);
+        if (timeout_ms < 0 || timeout_ms > gap_ms) timeout_ms = gap_ms;
+      }
       pollfd fds[2] = {{uffd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
       const int ready = ::poll(fds, 2, timeout_ms);
       if (ready > 0 && (fds[0].revents & POLLIN)) drain(false);
@@ -697,6 +714,7 @@ struct UffdSampler::Impl {
         (void)!::read(wake_fd, &v, sizeof v);
       }
       bursts_waiting = !serve_bursts();
+      if (kick_pending && now_ns() - last_kick_ns >= kKickGapNs) kick_migrator();
       if (!cfg.pages_per_second) continue;
       const std::uint64_t now = now_ns();
       if (now - measured_at >= kMeasureNs) {
