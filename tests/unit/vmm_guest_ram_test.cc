@@ -450,6 +450,50 @@ TEST_F(GuestRamTest, SamplerScanTurnsFaultsIntoSamplesAndStopLeavesPagesMapped) 
   EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
 }
 
+// A move from the VMM's own mapping (unshared memfd: no helper) of pages
+// the sampler has unmapped closes their windows first: an unmapped page is
+// invisible to move_pages (it would report not_present and stay), and
+// mapping it back takes no sample. Anonymous pages of an open window move
+// write-protected, as they are; with move_each too.
+TEST_F(GuestRamTest, AMoveOfWindowedPagesClosesTheMemfdWindowsFirst) {
+  auto ram = GuestRam::create(topo, regions(), vnodes());
+  ASSERT_TRUE(ram.has_value());
+  auto mig = Migrator::create(topo);
+  ASSERT_TRUE(mig.has_value());
+  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
+  ASSERT_TRUE(id.has_value());
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;  // windows only on scan()
+  auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+  if (!s) GTEST_SKIP() << s.error().message.c_str();
+  ASSERT_TRUE((*s)->start().has_value());
+  const Gfn anon0 = (kBytes + (1u << 20)) >> 12;
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE((*s)->scan(0, (*ram)->page_count()).has_value());
+    ASSERT_EQ(present_pages(shm), 0) << "the window unmapped the memfd pages";
+    std::vector<Gfn> a = {0, 1, 2, 3}, b = {anon0, anon0 + 1};
+    std::vector<MoveOutcome> ao(a.size(), MoveOutcome::busy), bo(b.size(), MoveOutcome::busy);
+    if (round == 0) {
+      ASSERT_TRUE((*ram)->move(a, node, MoveGranularity::pages, ao).has_value());
+      ASSERT_TRUE((*ram)->move(b, node, MoveGranularity::pages, bo).has_value());
+    } else {
+      MoveRequest q[2];
+      q[0] = {a, node, MoveGranularity::pages, ao, Errc::unsupported};
+      q[1] = {b, node, MoveGranularity::pages, bo, Errc::unsupported};
+      (*ram)->move_each(q);
+      ASSERT_TRUE(q[0].result.has_value());
+      ASSERT_TRUE(q[1].result.has_value());
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(ao[i], MoveOutcome::moved) << "round " << round << " memfd " << i;
+    for (std::size_t i = 0; i < b.size(); ++i) EXPECT_EQ(bo[i], MoveOutcome::moved) << "round " << round << " anon " << i;
+    EXPECT_EQ((*s)->stats().minor_samples, 0u) << "mapping the pages back took a sample";
+    (*s)->close_window();
+  }
+  (*s)->stop();
+  s->reset();
+  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
+}
+
 TEST_F(GuestRamTest, SamplerConfigOutOfRangeIsRefused) {
   auto ram = GuestRam::create(topo, regions(), vnodes());
   ASSERT_TRUE(ram.has_value());
