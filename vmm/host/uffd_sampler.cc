@@ -497,27 +497,23 @@ struct UffdSampler::Impl {
   // vCPU bit (page `page` of sampled region r).
   void record(Gfn gfn, std::size_t r, std::uint64_t page, pid_t tid) {
     const long v = vcpu_of(tid);
+    bool kick = false;  // a moved vCPU's sample
     if (v >= 0) {
       if (static_cast<std::uint64_t>(v) < kSamplerCountedVcpus)
         per_vcpu[static_cast<std::size_t>(v)].fetch_add(1, std::memory_order_relaxed);
       std::atomic<std::uint64_t>& chunk = vcpus_recent[r][page / 64];
       const std::uint64_t bit = std::uint64_t{1} << (static_cast<std::uint64_t>(v) % 64);
       if (!(chunk.load(std::memory_order_relaxed) & bit)) chunk.fetch_or(bit, std::memory_order_relaxed);
-      const bool kick = (follow_vcpus & bit) != 0;
+      kick = (follow_vcpus & bit) != 0;
       if (cfg.cpu_source == SampleCpuSource::vcpu_threads) {
         mig->record_vcpu_access(guest, gfn, static_cast<std::uint32_t>(v));
         if (kick) kick_migrator();
         return;
       }
-      if (kick) {
-        const long cpu = cpu_of(tid);
-        if (cpu >= 0) mig->record_access(guest, gfn, static_cast<CpuId>(cpu));
-        kick_migrator();
-        return;
-      }
     }
     const long cpu = cpu_of(tid);
     if (cpu >= 0) mig->record_access(guest, gfn, static_cast<CpuId>(cpu));
+    if (kick) kick_migrator();
   }
 
   // A moved vCPU's sample (see follow_vcpus): a step now, not at the end
