@@ -68,8 +68,10 @@ std::uint64_t AccessTracker::with_sample(std::uint64_t w, std::uint32_t now,
   } else {
     const std::uint64_t sw = field(w, kSwitchShift, kSwitchBits);
     // First sample ever, or a switch after a run of two or more from one
-    // node with no switch score left: quick (PageHeat::quick).
-    const bool quick = last == PageHeat::kNoIndex || (field(w, kSteadyShift, 1) && sw == 0);
+    // node -- either with no switch score left: quick (PageHeat::quick). A
+    // page never sampled has a score only if it was moved (moved(): its
+    // block went whole on its other pages' samples).
+    const bool quick = sw == 0 && (last == PageHeat::kNoIndex || field(w, kSteadyShift, 1));
     w = put(w, kQuickShift, 1, quick ? 1 : 0);
     if (last != PageHeat::kNoIndex)
       w = put(w, kSwitchShift, kSwitchBits, std::min<std::uint64_t>(kSwitchMax, 2 * sw + 3));

@@ -36,7 +36,9 @@
 // the switch samples from the new node only. A working set that changes
 // hands (a phase change) moves in one period instead of three; a shared
 // page needs a run of same-node samples before it can switch cleanly, and
-// once moved its switch memory keeps it (see kMovedScore).
+// once moved its switch memory keeps it (see kMovedScore) -- the pages of a
+// block moved whole too, the never-sampled ones included (their first
+// sample is not quick while it lasts).
 //
 // Huge pages kept whole (MigratorConfig::keep_huge_pages, page-granular
 // guests): a page in a 2 MiB block is judged with its whole block. The
@@ -46,7 +48,10 @@
 // only (stray single samples elsewhere do not count; without any real
 // weight, samples from that node only), and some page of the block that
 // the rules above would move there, moves the block whole (one order-9
-// move: blocks_moved_whole). Real
+// move: blocks_moved_whole) -- but not for a quick reason alone when the
+// block's long memory (its pages' last samples, however old) names a node
+// other than its own and the target: a block used from three nodes is
+// shared, whatever two epochs of sparse samples say. Real
 // weight from two nodes or more: truly shared, so the pages are judged one
 // by one as before, and the first move splits the block (blocks_split).
 // A node without room for a whole block above its watermark also gets
@@ -410,6 +415,9 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       NodeId want[16];
       std::uint8_t want_why[16] = {};
       for (NodeId& w : want) w = kNoNode;
+      // The block's long memory: node bits of its pages' last samples,
+      // however old (PageHeat::old_index).
+      std::uint16_t long_bits = 0;
       // Every page ever sampled was sampled only from one vacated node:
       // the block follows its vCPUs whole (vac_to), as its pages would.
       NodeId vac_to = kNoNode;
@@ -421,6 +429,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
           vac_all = t != kNoNode && (vac_to == kNoNode || vac_to == t);
           vac_to = t;
         }
+        if (h.old_index != PageHeat::kNoIndex) long_bits = static_cast<std::uint16_t>(long_bits | 1u << (h.old_index % 16));
         if (!h.sampled()) continue;
         bw.add(h);
         std::uint8_t w = 0;
@@ -429,7 +438,9 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         const int ti = t == kNoNode ? -1 : index(t);
         if (ti < 0 || t == p.node) continue;
         const auto bit = static_cast<unsigned>(ti) % 16;
-        if (want[bit] == kNoNode) want[bit] = t, want_why[bit] = w;
+        // A page's quick reason is the weakest: another page's follow or
+        // two-stage reason for the same node replaces it.
+        if (want[bit] == kNoNode || (want_why[bit] == kWhyQuick && w != kWhyQuick)) want[bit] = t, want_why[bit] = w;
       }
       if (vac_all && vac_to != kNoNode) {
         if (vac_to == p.node) return true;
@@ -453,6 +464,15 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         for (unsigned k = 0; k < 16 && follow == 16; ++k)
           if (heavy == 1 ? bw.weight[k] >= 2 : bw.bits == (1u << k)) owner = k;
         if (owner == 16 || want[owner] == kNoNode) return true;  // stays whole where it is
+        // A quick move is for a block first touched there or whose user
+        // changed node: its pages' last samples, however old, name only
+        // its own node and the target. One more node there means the block
+        // is shared in the long run -- sparse samples that happen to come
+        // from one node for two epochs say nothing (the VM's shared
+        // workload bounced such blocks); it stays, whole.
+        const auto keep = static_cast<std::uint16_t>(
+            (1u << owner) | (here >= 0 ? 1u << (static_cast<unsigned>(here) % 16) : 0u));
+        if (want_why[owner] == kWhyQuick && (long_bits & ~keep) != 0) return true;
         target = want[owner];
         why = want_why[owner];
       }

@@ -51,9 +51,9 @@ struct PageHeat {
   // Kept across decay (the page's long memory): the node of the last sample
   // however old (kNoIndex: never sampled) and whether at least two
   // consecutive samples came from it (steady); and whether the last sample
-  // was "quick": the
-  // page's first sample ever, or a switch of node from a clean history (a
-  // run of at least two samples from one node, no switch score left).
+  // was "quick": with no switch score left, the page's first sample ever or
+  // a switch of node from a clean history (a run of at least two samples
+  // from one node). A never-sampled page has a score only after moved().
   std::uint32_t old_index = kNoIndex;
   bool steady = false;
   bool quick = false;

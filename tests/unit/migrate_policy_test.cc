@@ -23,8 +23,9 @@ using namespace numaheap::test;
 namespace {
 
 struct Rig : MigrateRig {
-  explicit Rig(MigratorConfig cfg = {}, bool vnuma_bound = false, std::uint64_t mb = 2, std::uint64_t frames = 4096)
-      : MigrateRig(cfg, vnuma_bound, mb, frames) {
+  explicit Rig(MigratorConfig cfg = {}, bool vnuma_bound = false, std::uint64_t mb = 2, std::uint64_t frames = 4096,
+               unsigned nodes = 2)
+      : MigrateRig(cfg, vnuma_bound, mb, frames, nodes) {
     add(*mover);
   }
   void touch(Gfn gfn, CpuId cpu, int times = 1) {
@@ -42,7 +43,7 @@ MigratorConfig fast() {
   return c;
 }
 
-constexpr CpuId kCpuNode0 = 0, kCpuNode1 = 2;
+constexpr CpuId kCpuNode0 = 0, kCpuNode1 = 2, kCpuNode2 = 4;  // node 2: a Rig of three nodes
 
 // Another owner (99) takes node 1's frames until `left` are free; the
 // caller frees them (owner 99, order 0).
@@ -755,6 +756,13 @@ TEST(AccessTracker, QuickMarksFirstSampleAndCleanSwitches) {
   ASSERT_TRUE(a.heat(2).quick);
   a.moved(2);
   EXPECT_FALSE(a.heat(2).quick);
+  // A page never sampled whose block was just moved: its first sample is
+  // not quick while the switch memory lasts (the block's other pages were
+  // sampled; this one is not "first touched" there).
+  a.moved(3);
+  a.record(3, 1);
+  EXPECT_FALSE(a.heat(3).quick);
+  EXPECT_EQ(a.heat(3).last_index, 1u);
 }
 
 // Quick moves in the migrator: a first sample from another node moves a
@@ -1004,6 +1012,63 @@ TEST(MigrateHugePages, BlockOnAVacatedNodeFollowsWholeDespiteItsHistory) {
   EXPECT_EQ(s.blocks_split, 0u);
   EXPECT_EQ(s.pages_followed, 512u);
   check_all(r, 1024);
+}
+
+// A block moved whole on a quick sample is not pulled back by the first
+// samples of its other, never-sampled pages from the node it left: those
+// pages were moved with it and carry its switch memory (kMovedScore), so
+// they are not "first touched" anywhere. Before the fix a shared 2 MiB block
+// in the VM's shared workload bounced on such samples (0-1-3-1-3-1-3-0).
+TEST(MigrateHugePages, BlockMovedWholeIsNotPulledBackByFirstSamplesOfItsOtherPages) {
+  MigratorConfig c = huge();
+  c.quick_moves = true;
+  c.decay_steps = 1;
+  Rig r(c, false, 4);
+  write_all(r, 1024);
+  std::uint64_t t = 0;
+  r.touch(5, kCpuNode1);  // the block's first sample ever: quick
+  r.m->step_at(++t);
+  for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  ASSERT_EQ(r.m->stats().blocks_moved_whole, 1u);
+  r.m->step_at(++t);  // page 5's sample forgotten: node 0 alone samples from here
+  r.m->step_at(++t);
+  for (Gfn g = 100; g < 103; ++g) {  // well inside the switch memory (kMovedScore)
+    r.touch(g, kCpuNode0);
+    r.m->step_at(++t);
+  }
+  for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_EQ(r.m->stats().pages_moved, 512u);
+  check_blocks(r, 1, 0);
+}
+
+// Long memory pooled over a block: a block whose pages were sampled from
+// two nodes other than its own is shared for good, and a first sample of
+// another page from one of them does not move it whole (nor split it);
+// a block sampled only from its own node and from the node it is going to
+// (a user that changed node) still moves on its first sample there.
+TEST(MigrateHugePages, BlockUsedFromTwoOtherNodesIsNotQuickMovedToEither) {
+  MigratorConfig c = huge();
+  c.quick_moves = true;
+  c.decay_steps = 1;
+  Rig r(c, false, 4, 4096, 3);
+  write_all(r, 1024);
+  std::uint64_t t = 0;
+  r.touch(10, kCpuNode1);  // block 0: used from nodes 1 and 2
+  r.touch(11, kCpuNode2);
+  r.touch(600, kCpuNode1);  // block 1: from node 1 and its own node 0
+  r.touch(601, kCpuNode0);
+  r.m->step_at(++t);  // no owner either way: both stay
+  ASSERT_EQ(r.m->stats().pages_moved, 0u);
+  r.m->step_at(++t);  // the samples forgotten, the long memory kept
+  r.m->step_at(++t);
+  r.touch(12, kCpuNode1);  // first samples of other pages, from node 1
+  r.touch(602, kCpuNode1);
+  r.m->step_at(++t);
+  for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 0u) << g;
+  EXPECT_EQ(r.gm->lookup(12).order, 9);
+  for (Gfn g = 512; g < 1024; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_EQ(r.m->stats().pages_quick, 512u);
+  check_blocks(r, 1, 0);
 }
 
 TEST(MigrateHugePages, OffWholeBlocksAreSplitForGood) {

@@ -19,8 +19,8 @@ struct MigrateRig {
   GuestId id = 0;
   bool vnuma = false;
 
-  MigrateRig(const MigratorConfig& cfg, bool vnuma_bound, std::uint64_t mb, std::uint64_t frames)
-      : h(frames), vnuma(vnuma_bound) {
+  MigrateRig(const MigratorConfig& cfg, bool vnuma_bound, std::uint64_t mb, std::uint64_t frames, unsigned nodes = 2)
+      : h(frames, MemoryMode::host_memory, nodes), vnuma(vnuma_bound) {
     gm = make_guest(h, mb, vnuma, 0);
     model = std::make_unique<GuestModel>(*gm, 4);
     auto mv = FrameSwapMover::create(*gm, model->hooks());

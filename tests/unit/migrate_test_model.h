@@ -48,15 +48,15 @@
 namespace numaheap::test {
 
 // Two nodes with CPUs {0,1} and {2,3}, `frames` each, host memory not bound
-// (the test host may have one node).
+// (the test host may have one node). `nodes` > 2: node n has CPUs {2n, 2n+1}
+// (for the rules that need a third node).
 struct TwoNodeHost {
   Topology topo;
   std::unique_ptr<PageAllocator> pa;
-  explicit TwoNodeHost(std::uint64_t frames = 8192, MemoryMode mode = MemoryMode::host_memory) {
-    auto t = TopologyBuilder("test:migrate")
-                 .add_node(0, {0, 1}, frames << kFrameShift)
-                 .add_node(1, {2, 3}, frames << kFrameShift)
-                 .build();
+  explicit TwoNodeHost(std::uint64_t frames = 8192, MemoryMode mode = MemoryMode::host_memory, unsigned nodes = 2) {
+    TopologyBuilder b("test:migrate");
+    for (unsigned n = 0; n < nodes; ++n) b.add_node(n, {2 * n, 2 * n + 1}, frames << kFrameShift);
+    auto t = b.build();
     EXPECT_TRUE(t.has_value());
     topo = std::move(*t);
     PlatformConfig pc;
@@ -67,7 +67,9 @@ struct TwoNodeHost {
     pa = std::move(*r);
   }
   std::uint64_t used() const {
-    return pa->stats(0)->used + pa->stats(1)->used;
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < topo.node_count(); ++i) n += pa->stats(topo.node_at(i).id)->used;
+    return n;
   }
 };
 
