@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <numaif.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -151,7 +152,17 @@ bool KernelMover::huge_block(std::uint64_t page) const noexcept {
   const unsigned char* a = base_ + (head << kFrameShift);
   if (head + kBlockPages > pages_ || reinterpret_cast<std::uintptr_t>(a) % kBlockBytes) return false;
   if (probe_) return probe_(probe_ctx_, a);
-  return hugetlb_ || thp_maps(a);
+  if (hugetlb_) return true;
+  timespec ts{};
+  (void)::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+  std::atomic_ref<std::uint64_t> key(probed_key_), at(probed_ns_);
+  const std::uint64_t k = key.load(std::memory_order_relaxed);
+  if (k >> 1 == head && now - at.load(std::memory_order_relaxed) <= kProbeReuseNs) return (k & 1) != 0;
+  const bool huge = thp_maps(a);
+  key.store(head << 1 | (huge ? 1 : 0), std::memory_order_relaxed);
+  at.store(now, std::memory_order_relaxed);
+  return huge;
 }
 
 Result<KernelMover> KernelMover::create(void* base, std::uint64_t pages, bool move_all, bool hugetlb) {
@@ -173,23 +184,37 @@ Status KernelMover::query(Gfn first, std::span<PageState> out) noexcept { return
 
 Status KernelMover::query_through(int pid, Gfn first, std::span<PageState> out) noexcept {
   if (first > pages_ || out.size() > pages_ - first) return Errc::invalid_argument;
+  // One address per huge block (every page of a THP is on its node) and
+  // one per other page, kChunk addresses per move_pages call; each covers
+  // out[at[k], at[k] + len[k]).
   void* addrs[kChunk];
   int status[kChunk];
-  for (std::size_t at = 0; at < out.size(); at += kChunk) {
-    const std::size_t n = std::min(kChunk, out.size() - at);
-    for (std::size_t i = 0; i < n; ++i) addrs[i] = base_ + ((first + at + i) << kFrameShift);
-    if (::move_pages(pid, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
-    for (std::size_t i = 0; i < n; ++i)
-      out[at + i] = status[i] >= 0 ? PageState{static_cast<NodeId>(status[i]), P2mFlags::present, 0} : PageState{};
+  std::size_t at[kChunk], len[kChunk];
+  std::uint8_t order[kChunk];
+  std::size_t n = 0;
+  auto ask = [&]() -> Status {
+    if (n && ::move_pages(pid, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+    for (std::size_t k = 0; k < n; ++k) {
+      const PageState p =
+          status[k] >= 0 ? PageState{static_cast<NodeId>(status[k]), P2mFlags::present, order[k]} : PageState{};
+      for (std::size_t i = at[k]; i < at[k] + len[k]; ++i) out[i] = p;
+    }
+    n = 0;
+    return {};
+  };
+  for (std::size_t i = 0; i < out.size();) {
+    const std::uint64_t page = first + i;
+    const std::uint64_t block_end = std::min<std::uint64_t>((page & ~(kBlockPages - 1)) + kBlockPages, first + out.size());
+    const bool huge = huge_block(page);
+    at[n] = i;
+    len[n] = huge ? block_end - page : 1;
+    order[n] = huge ? kHugeBlockOrder : 0;
+    addrs[n++] = base_ + (page << kFrameShift);
+    i += len[n - 1];
+    if (n == kChunk)
+      if (Status ok = ask(); !ok) return ok;
   }
-  // Huge blocks: order 9 on every present page of one (probed once a block).
-  for (std::uint64_t head = first & ~(kBlockPages - 1); head < first + out.size(); head += kBlockPages) {
-    if (!huge_block(head)) continue;
-    const std::uint64_t a = std::max<std::uint64_t>(head, first), b = std::min<std::uint64_t>(head + kBlockPages, first + out.size());
-    for (std::uint64_t g = a; g < b; ++g)
-      if (out[g - first].node != kNoNode) out[g - first].order = kHugeBlockOrder;
-  }
-  return {};
+  return ask();
 }
 
 Status KernelMover::move_blocks(int pid, std::span<const BlockMove> blocks) noexcept {

@@ -60,6 +60,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +71,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -300,6 +302,31 @@ cpu_set_t cpu_set_of(CpuId cpu) {
 
 }  // namespace
 
+// CPU time (user + system, seconds) of this process's live threads, summed
+// by thread name (/proc/self/task/TID/stat: the name in parentheses, then
+// utime and stime in clock ticks as fields 14 and 15).
+std::map<std::string, double> thread_cpu_by_name() {
+  std::map<std::string, double> by_name;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream f(e.path() / "stat");
+    std::string line;
+    if (!std::getline(f, line)) continue;
+    const auto open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int k = 3; k <= 15 && rest >> field; ++k) {
+      if (k == 14) utime = std::stoull(field);
+      if (k == 15) stime = std::stoull(field);
+    }
+    by_name[line.substr(open + 1, close - open - 1)] += static_cast<double>(utime + stime) / tick;
+  }
+  return by_name;
+}
+
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"minivmm: VMM-shaped numaheap reference program and NUMA-balancing comparison"};
@@ -457,6 +484,7 @@ int main(int argc, char** argv) {
   std::vector<std::uint64_t> counted(counts.size(), 0);
   std::vector<std::atomic<std::uint64_t>> vcpu_accesses(vcpus);
   std::vector<std::atomic<pid_t>> tids(vcpus);
+  std::vector<double> vcpu_cpu_s(vcpus, 0.0);  // each vCPU thread's own CPU time, at its end
   std::vector<NodeId> vcpu_node(m.vcpu_node);
   std::atomic<bool> stop{false};
   std::atomic<std::uint32_t> ready{0};
@@ -483,6 +511,9 @@ int main(int argc, char** argv) {
         done += order.size();
         vcpu_accesses[v].store(done, std::memory_order_relaxed);
       }
+      timespec cpu{};
+      if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+        vcpu_cpu_s[v] = static_cast<double>(cpu.tv_sec) + static_cast<double>(cpu.tv_nsec) / 1e9;
     });
   while (ready.load() < vcpus) std::this_thread::yield();
   if (sampler) {
@@ -675,6 +706,7 @@ int main(int argc, char** argv) {
   for (auto& th : threads) th.join();
   const auto vmstat1 = read_vmstat();
   if (balancing_before >= 0 && balancing_error.empty()) (void)set_numa_balancing(balancing_before);
+  const std::map<std::string, double> thread_cpu = thread_cpu_by_name();  // before numaheap's threads end
   if (sampler) sampler->stop();
   if (mig) mig->stop();
 
@@ -722,6 +754,22 @@ int main(int argc, char** argv) {
   for (const char* key : kVmstatKeys) out["vmstat"][key] = delta(key);
   out["numa_balancing_error"] = balancing_error;
   out["helper_threads_off_vcpu_cpus"] = helpers_apart;
+  // CPU time (user + system) of the whole process and of its vCPU threads;
+  // "other" is the rest: the measuring thread (the same in every mode) and,
+  // in numaheap mode, the sampler's handler and the migrator's thread.
+  // Under TCG the guest's CPUs share the host's cores, so this "other" time
+  // is taken from the vCPUs (docs/vm-tests.md, throughput).
+  {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    const double process = secs(ru.ru_utime) + secs(ru.ru_stime);
+    double in_vcpus = 0;
+    for (double c : vcpu_cpu_s) in_vcpus += c;
+    out["cpu_s"] = {{"process", process}, {"vcpus", in_vcpus}, {"other", process - in_vcpus}};
+    for (const auto& [name, secs_of] : thread_cpu)  // numaheap's named threads, the measuring thread
+      if (name.rfind("CPU ", 0) != 0) out["cpu_s"]["threads"][name] = secs_of;
+  }
   // The same rule for every mode: the kernel's count of pages migrated.
   const json migrated = delta("pgmigrate_success");
   out["pages_migrated"] = migrated.is_null() ? json(0) : migrated;

@@ -328,8 +328,14 @@ class KernelMover final : public Mover {
   void* base() const noexcept { return base_; }
   bool moves_all() const noexcept { return move_all_; }
   // True when one huge page maps the whole aligned 2 MiB block holding
-  // `page` now (see above); false outside the mapping or when unknown.
+  // `page` now (see above); false outside the mapping or when unknown. The
+  // last block's answer is kept for kProbeReuseNs: a scan that asks about
+  // a block in pieces (the migrator queries 64 pages at a time, the
+  // sampler probes a block before arming it) reads pagemap once. An answer
+  // that much out of date is harmless: queries and block moves report what
+  // the kernel did.
   bool huge_block(std::uint64_t page) const noexcept;
+  static constexpr std::uint64_t kProbeReuseNs = 20'000'000;
   // The two ways huge_block() tells a THP (head: an aligned 2 MiB address
   // of this process): 1 one THP maps it, 0 not, -1 this way cannot tell
   // here (no PAGEMAP_SCAN before Linux 6.7; frame numbers and page flags
@@ -353,6 +359,11 @@ class KernelMover final : public Mover {
   bool hugetlb_ = false;           // immutable after create
   bool (*probe_)(void* ctx, const void* head) = nullptr;  // tests only
   void* probe_ctx_ = nullptr;
+  // huge_block()'s last pagemap answer: (head << 1) | huge, and when (ns,
+  // CLOCK_MONOTONIC_COARSE). Any thread, relaxed std::atomic_ref accesses
+  // (the class stays movable); a torn pair only ages or refreshes an answer.
+  mutable std::uint64_t probed_key_ = ~std::uint64_t{0};
+  mutable std::uint64_t probed_ns_ = 0;
 };
 
 }  // namespace numaheap

@@ -3,6 +3,8 @@
 // no threads; a hypervisor calls step() from its own timer.
 #include "migrate/host/background.h"
 
+#include <pthread.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -68,6 +70,7 @@ Status Migrator::start() {
   if (!bg) return Errc::no_memory;
   m.running.store(true, std::memory_order_release);
   bg->thread = std::thread([this, bg] {
+    pthread_setname_np(pthread_self(), "numaheap-migr");  // for top(1) and /proc/PID/task/*/comm
     std::unique_lock<std::mutex> tl(bg->lock);
     while (!bg->stop_requested) {
       tl.unlock();

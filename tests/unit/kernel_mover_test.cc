@@ -7,6 +7,7 @@
 // (tests/vm/migrate_checks.cc). Where the THP probe cannot see huge pages
 // (no THP, no CAP_SYS_ADMIN) the block path is driven by a test probe.
 #include <gtest/gtest.h>
+#include <numaif.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/utsname.h>
@@ -303,6 +304,42 @@ TEST(KernelMoverBlocks, RealTransparentHugePageIsOneBlock) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(out[0], MoveOutcome::moved);
   EXPECT_TRUE(km->huge_block(0)) << "a move in place split the huge page";
+}
+
+// query() asks one page per huge block (all of a THP's pages are on its
+// node) and every other page alone: over ranges that begin and end inside
+// blocks, around a block of small pages with holes, its answer is the
+// per-page move_pages answer, order 9 on exactly the huge blocks' pages.
+TEST(KernelMoverBlocks, QueryAcrossHugeAndSmallBlocksMatchesThePerPageAnswer) {
+  AlignedMap map(3, true);
+  ASSERT_NE(map.raw, MAP_FAILED);
+  char* small = map.base + kBlockBytes;
+  ASSERT_EQ(madvise(small, kBlockBytes, MADV_NOHUGEPAGE), 0);
+  std::memset(map.base, 1, kBlockBytes);
+  std::memset(map.base + 2 * kBlockBytes, 1, kBlockBytes);
+  for (std::uint64_t p = 0; p < kBlock; p += 2) small[p * kFrameSize] = 1;  // every other page present
+  auto r = KernelMover::create(map.base, 3 * kBlock);
+  ASSERT_TRUE(r.has_value());
+  KernelMover& km = *r;
+  if (!move_pages_allowed(km)) GTEST_SKIP() << "move_pages not permitted here";
+  if (!km.huge_block(0) || !km.huge_block(2 * kBlock))
+    GTEST_SKIP() << "no transparent huge pages seen here (THP off, or no way to see them)";
+  ASSERT_FALSE(km.huge_block(kBlock));
+  for (const auto& [first, len] : std::vector<std::pair<Gfn, std::uint64_t>>{
+           {0, 3 * kBlock}, {100, 1200}, {511, 2}, {kBlock - 1, kBlock + 2}, {kBlock + 1, 3}, {2 * kBlock + 7, 9}}) {
+    std::vector<PageState> st(len);
+    ASSERT_TRUE(km.query(first, st).has_value());
+    for (std::uint64_t i = 0; i < len; ++i) {
+      const Gfn g = first + i;
+      void* a = map.base + g * kFrameSize;
+      int want = -1;
+      ASSERT_EQ(move_pages(0, 1, &a, nullptr, &want, 0), 0);
+      const bool present = want >= 0;
+      ASSERT_EQ(st[i].node, present ? static_cast<NodeId>(want) : kNoNode) << "range " << first << "+" << len << " page " << g;
+      const bool in_huge = g < kBlock || g >= 2 * kBlock;
+      EXPECT_EQ(st[i].order, present && in_huge ? KernelMover::kHugeBlockOrder : 0) << g;
+    }
+  }
 }
 
 }  // namespace

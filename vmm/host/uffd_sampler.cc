@@ -12,6 +12,7 @@
 // takes it (it only clears a page's armed bit), so a vCPU never waits for a
 // move or a scan.
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -866,9 +867,16 @@ Status UffdSampler::start() {
     std::lock_guard<std::mutex> g(impl_->window_mu);
     impl_->accepting = true;
   }
-  impl_->thread = std::thread([this] { impl_->run(); });
+  // Named for top(1) and /proc/PID/task/*/comm, as VMMs name theirs.
+  impl_->thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "numaheap-uffd");
+    impl_->run();
+  });
   if (impl_->cfg.follow_advice && impl_->cfg.pages_per_second)
-    impl_->advice_thread = std::thread([this] { impl_->advise(); });
+    impl_->advice_thread = std::thread([this] {
+      pthread_setname_np(pthread_self(), "numaheap-advice");
+      impl_->advise();
+    });
   thread_running_.store(true, std::memory_order_release);
   return {};
 }
