@@ -135,6 +135,7 @@ typedef struct numaheap_sampler_stats {
   double budget_pages_per_second, handler_share;
   uint64_t blocks_windowed; /* huge 2 MiB blocks armed whole (one sample each) */
   uint64_t steps_requested; /* early migrator steps asked for by moved vCPUs' samples */
+  uint64_t arm_calls;       /* zaps / protection changes that armed windows (one per run of adjacent pages) */
 } numaheap_sampler_stats;
 typedef struct numaheap_sampler numaheap_sampler;
 

@@ -289,6 +289,10 @@ struct SamplerStats {
   double handler_share = 0;            // the handler's busy + run-queue wait share of one CPU, last measured
   std::uint64_t blocks_windowed = 0;   // huge 2 MiB blocks armed whole (their pages count in pages_windowed)
   std::uint64_t steps_requested = 0;   // Migrator::request_step calls for moved vCPUs' samples
+  // Zaps (memfd) and protection changes (anonymous) that armed windows: one
+  // per run of adjacent pages of a region armed together, each a TLB
+  // shootdown of every CPU the VMM runs on.
+  std::uint64_t arm_calls = 0;
 };
 
 // vcpu_samples() counts vCPUs below this.

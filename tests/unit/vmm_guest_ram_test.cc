@@ -494,6 +494,45 @@ TEST_F(GuestRamTest, AMoveOfWindowedPagesClosesTheMemfdWindowsFirst) {
   EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
 }
 
+// The budget's walk arms a window's adjacent pages of one region with one
+// protection change (one TLB shootdown), not one per 2 MiB piece of it:
+// 4 MiB of small anonymous pages, a window as large, is one arm a window.
+TEST(GuestRamSampler, AWindowOverAdjacentBlocksIsArmedInOneCall) {
+  auto t = load_topology_libnuma();
+  if (!t) GTEST_SKIP() << "no libnuma topology";
+  constexpr std::uint64_t kRamPages = 1024, kRamBytes = kRamPages * 4096;
+  void* anon = mmap(nullptr, kRamBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(anon, MAP_FAILED);
+  ASSERT_EQ(madvise(anon, kRamBytes, MADV_NOHUGEPAGE), 0);  // two pieces of 512 small pages
+  std::memset(anon, 1, kRamBytes);
+  {
+    const GuestRamRegion rs[] = {{anon, kRamBytes, 0, RamBacking::anonymous, false}};
+    auto ram = GuestRam::create(*t, rs, {});
+    ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
+    auto mig = Migrator::create(*t);
+    ASSERT_TRUE(mig.has_value());
+    auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
+    ASSERT_TRUE(id.has_value());
+    SamplerConfig cfg;
+    cfg.pages_per_second = 1u << 20;  // a window about every millisecond
+    cfg.window_pages = kRamPages;     // each one over all of it
+    cfg.follow_advice = false;
+    auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+    if (!s) GTEST_SKIP() << s.error().message.c_str();
+    ASSERT_TRUE((*s)->start().has_value());
+    while ((*s)->stats().windows < 3) std::this_thread::yield();  // no time limit asserted
+    (*s)->stop();
+    const SamplerStats st = (*s)->stats();
+    EXPECT_EQ(st.arm_calls, st.windows) << "one protection change per window";
+    EXPECT_EQ(st.pages_windowed, st.windows * kRamPages);
+    EXPECT_EQ(st.blocks_windowed, 0u);
+    for (std::uint64_t i = 0; i < kRamPages; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 2;  // writable
+    s->reset();
+    EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
+  }
+  munmap(anon, kRamBytes);
+}
+
 TEST_F(GuestRamTest, SamplerConfigOutOfRangeIsRefused) {
   auto ram = GuestRam::create(topo, regions(), vnodes());
   ASSERT_TRUE(ram.has_value());

@@ -184,7 +184,7 @@ struct UffdSampler::Impl {
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
       ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0},
-      kicks{0};
+      arm_calls{0}, kicks{0};
   std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
 
   // The migrator's advice (Migrator::sample_share), read every 250 ms by
@@ -332,6 +332,7 @@ struct UffdSampler::Impl {
     armed_pages.fetch_add(newly, std::memory_order_relaxed);
     char* a = page_addr(r, first);
     const std::uint64_t len = pages << kFrameShift;
+    arm_calls.fetch_add(1, std::memory_order_relaxed);
     bool ok;
     if (ram->regions_[r].backing == RamBacking::memfd) {
       // The shared mapping loses its page-table entries; the page cache
@@ -374,8 +375,18 @@ struct UffdSampler::Impl {
       if (sampled(g)) total += g.bytes >> kFrameShift;
     if (total == 0) return;
     std::uint64_t want = std::min<std::uint64_t>(cfg.window_pages, total), walked = 0;
+    // Adjacent pieces of one region are armed together, one protection
+    // change (one TLB shootdown of every CPU running the VMM) or one zap
+    // for the window's run instead of one per block.
+    std::size_t run_r = 0;
+    std::uint64_t run_first = 0, run_pages = 0;
+    auto arm_run = [&] {
+      if (run_pages) arm_locked(run_r, run_first, run_pages);
+      run_pages = 0;
+    };
     while (want && walked < total) {
       if (cursor >= total) {
+        arm_run();
         cursor = 0;
         rotate_vcpu_chunks_locked();
       }
@@ -389,18 +400,20 @@ struct UffdSampler::Impl {
       // One piece: the rest of skip's block (or of the region).
       const std::uint64_t block_end = std::min(region_pages(r), skip / kBlock * kBlock + kBlock);
       std::uint64_t step;
-      if (huge(r, skip)) {
-        arm_locked(r, skip, 1);  // widened to the whole block
+      if (huge(r, skip)) {  // arm_locked widens it to the whole block
         step = block_end - skip;
         --want;
       } else {
         step = std::min(want, block_end - skip);
-        arm_locked(r, skip, step, false);
         want -= step;
       }
+      if (run_pages && (run_r != r || run_first + run_pages != skip)) arm_run();
+      if (!run_pages) run_r = r, run_first = skip;
+      run_pages += step;
       cursor += step;
       walked += step;
     }
+    arm_run();
     windows.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -950,6 +963,7 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.budget_pages_per_second = m.budget_now.load(std::memory_order_relaxed);
   s.handler_share = m.share_now.load(std::memory_order_relaxed);
   s.blocks_windowed = m.blocks_windowed.load(std::memory_order_relaxed);
+  s.arm_calls = m.arm_calls.load(std::memory_order_relaxed);
   return s;
 }
 
