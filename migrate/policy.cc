@@ -49,9 +49,9 @@
 // weight, samples from that node only), and some page of the block that
 // the rules above would move there, moves the block whole (one order-9
 // move: blocks_moved_whole) -- but not for a quick reason alone when the
-// block's long memory (its pages' last samples, however old) names a node
-// other than its own and the target: a block used from three nodes is
-// shared, whatever two epochs of sparse samples say. Real
+// block's older history (the last samples, however old, of its pages not
+// sampled lately) names a node other than its own: a block used from
+// elsewhere before is shared, whatever two epochs of sparse samples say. Real
 // weight from two nodes or more: truly shared, so the pages are judged one
 // by one as before, and the first move splits the block (blocks_split).
 // A node without room for a whole block above its watermark also gets
@@ -415,9 +415,9 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       NodeId want[16];
       std::uint8_t want_why[16] = {};
       for (NodeId& w : want) w = kNoNode;
-      // The block's long memory: node bits of its pages' last samples,
-      // however old (PageHeat::old_index).
-      std::uint16_t long_bits = 0;
+      // The block's older history: node bits of the last samples of its
+      // pages not sampled in the last two epochs (PageHeat::old_index).
+      std::uint16_t old_bits = 0;
       // Every page ever sampled was sampled only from one vacated node:
       // the block follows its vCPUs whole (vac_to), as its pages would.
       NodeId vac_to = kNoNode;
@@ -429,8 +429,10 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
           vac_all = t != kNoNode && (vac_to == kNoNode || vac_to == t);
           vac_to = t;
         }
-        if (h.old_index != PageHeat::kNoIndex) long_bits = static_cast<std::uint16_t>(long_bits | 1u << (h.old_index % 16));
-        if (!h.sampled()) continue;
+        if (!h.sampled()) {
+          if (h.old_index != PageHeat::kNoIndex) old_bits = static_cast<std::uint16_t>(old_bits | 1u << (h.old_index % 16));
+          continue;
+        }
         bw.add(h);
         std::uint8_t w = 0;
         bool shared = false;
@@ -465,14 +467,15 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
           if (heavy == 1 ? bw.weight[k] >= 2 : bw.bits == (1u << k)) owner = k;
         if (owner == 16 || want[owner] == kNoNode) return true;  // stays whole where it is
         // A quick move is for a block first touched there or whose user
-        // changed node: its pages' last samples, however old, name only
-        // its own node and the target. One more node there means the block
-        // is shared in the long run -- sparse samples that happen to come
-        // from one node for two epochs say nothing (the VM's shared
-        // workload bounced such blocks); it stays, whole.
-        const auto keep = static_cast<std::uint16_t>(
-            (1u << owner) | (here >= 0 ? 1u << (static_cast<unsigned>(here) % 16) : 0u));
-        if (want_why[owner] == kWhyQuick && (long_bits & ~keep) != 0) return true;
+        // changed node: its older history names no node but its own. Any
+        // other -- the target (it came from there: on two nodes a shared
+        // block would go back and forth each time its switch memory ran
+        // out) or a third node -- means the block is shared in the long
+        // run, and two epochs of sparse samples from one node say nothing
+        // (the VM's shared workload bounced such blocks). It stays whole
+        // for now; the two-stage filter can still move it.
+        const auto own = static_cast<std::uint16_t>(here >= 0 ? 1u << (static_cast<unsigned>(here) % 16) : 0u);
+        if (want_why[owner] == kWhyQuick && (old_bits & ~own) != 0) return true;
         target = want[owner];
         why = want_why[owner];
       }

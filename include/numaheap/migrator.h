@@ -18,8 +18,8 @@
 //       at least two earlier samples that had not switched node for three
 //       epochs, then samples from one new node only ("quick"); neither
 //       while the page's switch memory lasts (after a move, kMovedScore
-//       epochs), nor for a 2 MiB block kept whole whose pages were last
-//       sampled from a third node;
+//       epochs), nor for a 2 MiB block kept whole whose pages not sampled
+//       lately were last sampled from a node other than the block's own;
 //       history decays every `decay_steps` steps;
 //     - vCPU moves are events: when set_vcpu_cpu leaves a node without any
 //       vCPU of the guest and all the vCPUs that were on it went to one

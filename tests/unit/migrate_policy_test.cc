@@ -1037,6 +1037,12 @@ TEST(MigrateHugePages, BlockMovedWholeIsNotPulledBackByFirstSamplesOfItsOtherPag
     r.m->step_at(++t);
   }
   for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  // And after it: the block's older history names node 0 (pages 100-102),
+  // so another first sample from there is no reason to go back.
+  for (std::uint32_t i = 0; i <= AccessTracker::kMovedScore; ++i) r.m->step_at(++t);
+  r.touch(200, kCpuNode0);
+  r.m->step_at(++t);
+  for (Gfn g = 0; g < 512; ++g) ASSERT_EQ(r.node(g), 1u) << g;
   EXPECT_EQ(r.m->stats().pages_moved, 512u);
   check_blocks(r, 1, 0);
 }
@@ -1044,8 +1050,8 @@ TEST(MigrateHugePages, BlockMovedWholeIsNotPulledBackByFirstSamplesOfItsOtherPag
 // Long memory pooled over a block: a block whose pages were sampled from
 // two nodes other than its own is shared for good, and a first sample of
 // another page from one of them does not move it whole (nor split it);
-// a block sampled only from its own node and from the node it is going to
-// (a user that changed node) still moves on its first sample there.
+// a block sampled before only from its own node (a user that changed
+// node) still moves on its first sample from the new one.
 TEST(MigrateHugePages, BlockUsedFromTwoOtherNodesIsNotQuickMovedToEither) {
   MigratorConfig c = huge();
   c.quick_moves = true;
@@ -1055,9 +1061,9 @@ TEST(MigrateHugePages, BlockUsedFromTwoOtherNodesIsNotQuickMovedToEither) {
   std::uint64_t t = 0;
   r.touch(10, kCpuNode1);  // block 0: used from nodes 1 and 2
   r.touch(11, kCpuNode2);
-  r.touch(600, kCpuNode1);  // block 1: from node 1 and its own node 0
+  r.touch(600, kCpuNode0);  // block 1: from its own node 0 only
   r.touch(601, kCpuNode0);
-  r.m->step_at(++t);  // no owner either way: both stay
+  r.m->step_at(++t);  // block 0: no owner; block 1: where it belongs. Both stay
   ASSERT_EQ(r.m->stats().pages_moved, 0u);
   r.m->step_at(++t);  // the samples forgotten, the long memory kept
   r.m->step_at(++t);
