@@ -293,6 +293,9 @@ struct SamplerStats {
   // per run of adjacent pages of a region armed together, each a TLB
   // shootdown of every CPU the VMM runs on.
   std::uint64_t arm_calls = 0;
+  // Times the handler's share was over 4x max_handler_share, no moved vCPU
+  // being followed, and the open windows were closed; the pages they held.
+  std::uint64_t sheds = 0, pages_shed = 0;
 };
 
 // vcpu_samples() counts vCPUs below this.

@@ -184,7 +184,7 @@ struct UffdSampler::Impl {
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
       ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0},
-      arm_calls{0}, kicks{0};
+      arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0};
   std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
 
   // The migrator's advice (Migrator::sample_share), read every 250 ms by
@@ -305,6 +305,19 @@ struct UffdSampler::Impl {
   void close_all_locked() {
     for (std::size_t r = 0; r < ram->regions_.size(); ++r)
       if (armed[r]) close_pages_locked(r, 0, region_pages(r));
+  }
+
+  // The handler is overloaded: close every open window (unless a move
+  // holds the windows). Samples are hints; the walk goes on, slower.
+  static constexpr double kShedFactor = 4;
+  void shed() {
+    std::lock_guard<std::mutex> g(window_mu);
+    if (pauses.load(std::memory_order_acquire) != 0 || !accepting) return;
+    const std::uint64_t before = armed_pages.load(std::memory_order_relaxed);
+    close_all_locked();
+    const std::uint64_t after = armed_pages.load(std::memory_order_relaxed);
+    sheds.fetch_add(1, std::memory_order_relaxed);
+    pages_shed.fetch_add(before > after ? before - after : 0, std::memory_order_relaxed);
   }
 
   // Arms pages [first, first + pages) of region r, widened to whole huge
@@ -734,6 +747,14 @@ struct UffdSampler::Impl {
         const double share = static_cast<double>(waited) / static_cast<double>(now - measured_at);
         if (share > cfg.max_handler_share) factor = std::max(kMinFactor, factor / 2);
         else if (share < cfg.max_handler_share / 2) factor = std::min(1.0, factor * 1.25);
+        // Far over the cap, and no moved vCPU being followed: every page
+        // still armed would stop a vCPU for about as long as the last
+        // samples took (under emulation, milliseconds each -- 850 armed
+        // pages of a shared set held 8 vCPUs for 10 s). Lowering the
+        // budget only spaces the next windows; the open ones are closed.
+        if (share > kShedFactor * cfg.max_handler_share && now >= follow_until_ns &&
+            armed_pages.load(std::memory_order_relaxed) > 0)
+          shed();
         share_now.store(share, std::memory_order_relaxed);
         measured_at = now;
         busy_at = busy;
@@ -964,6 +985,8 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.handler_share = m.share_now.load(std::memory_order_relaxed);
   s.blocks_windowed = m.blocks_windowed.load(std::memory_order_relaxed);
   s.arm_calls = m.arm_calls.load(std::memory_order_relaxed);
+  s.sheds = m.sheds.load(std::memory_order_relaxed);
+  s.pages_shed = m.pages_shed.load(std::memory_order_relaxed);
   return s;
 }
 
