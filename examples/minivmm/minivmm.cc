@@ -797,6 +797,10 @@ int main(int argc, char** argv) {
       out["numaheap"]["pages_burst"] = ss.pages_burst;
       out["numaheap"]["blocks_windowed"] = ss.blocks_windowed;
       out["numaheap"]["resolve_calls"] = ss.resolve_calls;
+      out["numaheap"]["arm_calls"] = ss.arm_calls;
+      out["numaheap"]["sheds"] = ss.sheds;
+      out["numaheap"]["pages_shed"] = ss.pages_shed;
+      out["numaheap"]["steps_requested"] = ss.steps_requested;
       out["numaheap"]["sampler_errors"] = ss.errors;
     }
     out["numaheap"]["sampler_error"] = sampler_error;

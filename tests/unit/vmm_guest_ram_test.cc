@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <thread>
 #include <string>
 #include <vector>
@@ -495,97 +496,103 @@ TEST_F(GuestRamTest, AMoveOfWindowedPagesClosesTheMemfdWindowsFirst) {
   EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
 }
 
+// 4 MiB of small anonymous pages (each page's first byte: its index mod
+// 256) as one region of a guest, with a migrator; start() adds a sampler.
+struct SmallAnonSampler : ::testing::Test {
+  static constexpr std::uint64_t kRamPages = 1024, kRamBytes = kRamPages * 4096;
+  void* anon = MAP_FAILED;
+  volatile unsigned char* bytes = nullptr;
+  std::unique_ptr<GuestRam> ram;
+  std::unique_ptr<Migrator> mig;
+  std::unique_ptr<UffdSampler> sampler;
+  GuestId id = 0;
+
+  void SetUp() override {
+    auto t = load_topology_libnuma();
+    if (!t) GTEST_SKIP() << "no libnuma topology";
+    anon = mmap(nullptr, kRamBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(anon, MAP_FAILED);
+    ASSERT_EQ(madvise(anon, kRamBytes, MADV_NOHUGEPAGE), 0);  // two blocks of 512 small pages
+    bytes = static_cast<volatile unsigned char*>(anon);
+    for (std::uint64_t i = 0; i < kRamPages; ++i) bytes[i * 4096] = static_cast<unsigned char>(i);
+    const GuestRamRegion rs[] = {{anon, kRamBytes, 0, RamBacking::anonymous, false}};
+    auto r = GuestRam::create(*t, rs, {});
+    ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+    ram = std::move(*r);
+    auto m = Migrator::create(*t);
+    ASSERT_TRUE(m.has_value());
+    mig = std::move(*m);
+    auto g = mig->add_guest(*ram, ram->migrate_options(1, false));
+    ASSERT_TRUE(g.has_value());
+    id = *g;
+  }
+  // False (the test skips): no userfaultfd here.
+  bool start(const SamplerConfig& cfg) {
+    auto s = UffdSampler::create(*ram, *mig, id, cfg);
+    if (!s) return false;
+    sampler = std::move(*s);
+    EXPECT_TRUE(sampler->start().has_value());
+    return true;
+  }
+  void TearDown() override {
+    sampler.reset();
+    if (mig && ram) {
+      EXPECT_TRUE(mig->remove_guest(id).has_value());
+    }
+    mig.reset();
+    ram.reset();
+    if (anon != MAP_FAILED) munmap(anon, kRamBytes);
+  }
+};
+
 // The budget's walk arms a window's adjacent pages of one region with one
 // protection change (one TLB shootdown), not one per 2 MiB piece of it:
 // 4 MiB of small anonymous pages, a window as large, is one arm a window.
-TEST(GuestRamSampler, AWindowOverAdjacentBlocksIsArmedInOneCall) {
-  auto t = load_topology_libnuma();
-  if (!t) GTEST_SKIP() << "no libnuma topology";
-  constexpr std::uint64_t kRamPages = 1024, kRamBytes = kRamPages * 4096;
-  void* anon = mmap(nullptr, kRamBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(anon, MAP_FAILED);
-  ASSERT_EQ(madvise(anon, kRamBytes, MADV_NOHUGEPAGE), 0);  // two pieces of 512 small pages
-  std::memset(anon, 1, kRamBytes);
-  {
-    const GuestRamRegion rs[] = {{anon, kRamBytes, 0, RamBacking::anonymous, false}};
-    auto ram = GuestRam::create(*t, rs, {});
-    ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
-    auto mig = Migrator::create(*t);
-    ASSERT_TRUE(mig.has_value());
-    auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
-    ASSERT_TRUE(id.has_value());
-    SamplerConfig cfg;
-    cfg.pages_per_second = 1u << 20;  // a window about every millisecond
-    cfg.window_pages = kRamPages;     // each one over all of it
-    cfg.follow_advice = false;
-    auto s = UffdSampler::create(**ram, **mig, *id, cfg);
-    if (!s) GTEST_SKIP() << s.error().message.c_str();
-    ASSERT_TRUE((*s)->start().has_value());
-    while ((*s)->stats().windows < 3) std::this_thread::yield();  // no time limit asserted
-    (*s)->stop();
-    const SamplerStats st = (*s)->stats();
-    EXPECT_EQ(st.arm_calls, st.windows) << "one protection change per window";
-    EXPECT_EQ(st.pages_windowed, st.windows * kRamPages);
-    EXPECT_EQ(st.blocks_windowed, 0u);
-    for (std::uint64_t i = 0; i < kRamPages; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 2;  // writable
-    s->reset();
-    EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
-  }
-  munmap(anon, kRamBytes);
+TEST_F(SmallAnonSampler, AWindowOverAdjacentBlocksIsArmedInOneCall) {
+  SamplerConfig cfg;
+  cfg.pages_per_second = 1u << 20;  // a window about every millisecond
+  cfg.window_pages = kRamPages;     // each one over all of it
+  cfg.follow_advice = false;
+  if (!start(cfg)) GTEST_SKIP() << "no userfaultfd sampler here";
+  while (sampler->stats().windows < 3) std::this_thread::yield();  // no time limit asserted
+  sampler->stop();
+  const SamplerStats st = sampler->stats();
+  EXPECT_EQ(st.arm_calls, st.windows) << "one protection change per window";
+  EXPECT_EQ(st.pages_windowed, st.windows * kRamPages);
+  EXPECT_EQ(st.blocks_windowed, 0u);
+  for (std::uint64_t i = 0; i < kRamPages; ++i) bytes[i * 4096] = 2;  // writable
 }
 
 // A handler far over its share of a CPU closes the windows it has open
 // (each armed page would stop a vCPU as long as the last samples took):
 // with a cap so small that any sample overloads it, a few faults in a
 // window of 1024 pages shed the rest; the pages stay intact and writable.
-TEST(GuestRamSampler, AnOverloadedHandlerClosesItsOpenWindows) {
-  auto t = load_topology_libnuma();
-  if (!t) GTEST_SKIP() << "no libnuma topology";
-  constexpr std::uint64_t kRamPages = 1024, kRamBytes = kRamPages * 4096;
-  void* anon = mmap(nullptr, kRamBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(anon, MAP_FAILED);
-  ASSERT_EQ(madvise(anon, kRamBytes, MADV_NOHUGEPAGE), 0);
-  auto* bytes = static_cast<volatile unsigned char*>(anon);
-  for (std::uint64_t i = 0; i < kRamPages; ++i) bytes[i * 4096] = static_cast<unsigned char>(i);
-  {
-    const GuestRamRegion rs[] = {{anon, kRamBytes, 0, RamBacking::anonymous, false}};
-    auto ram = GuestRam::create(*t, rs, {});
-    ASSERT_TRUE(ram.has_value()) << ram.error().message.c_str();
-    auto mig = Migrator::create(*t);
-    ASSERT_TRUE(mig.has_value());
-    auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
-    ASSERT_TRUE(id.has_value());
-    SamplerConfig cfg;
-    cfg.pages_per_second = 4096;
-    cfg.window_pages = kRamPages;  // one window over all of it every 250 ms
-    cfg.follow_advice = false;
-    cfg.max_handler_share = 1e-9;  // any sample is an overload
-    auto s = UffdSampler::create(**ram, **mig, *id, cfg);
-    if (!s) GTEST_SKIP() << s.error().message.c_str();
-    ASSERT_TRUE((*s)->start().has_value());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while ((*s)->stats().pages_armed == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    ASSERT_GT((*s)->stats().pages_armed, 0u) << "no window opened in 30 s";
-    // Writes until they are samples (the window's bits are set just before
-    // its protection), then wait for the shed.
-    unsigned writes = 0;
-    while ((*s)->stats().samples == 0 && std::chrono::steady_clock::now() < deadline) {
-      for (std::uint64_t i = 0; i < 8; ++i) bytes[i * 4096] = static_cast<unsigned char>(bytes[i * 4096] + 1);
-      ++writes;
-    }
-    while ((*s)->stats().sheds == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    const SamplerStats st = (*s)->stats();
-    EXPECT_GE(st.sheds, 1u) << "the open window was never closed (30 s)";
-    EXPECT_GT(st.pages_shed, 0u);
-    EXPECT_GT(st.samples, 0u);
-    (*s)->stop();
-    for (std::uint64_t i = 0; i < kRamPages; ++i)
-      ASSERT_EQ(bytes[i * 4096], static_cast<unsigned char>(i + (i < 8 ? writes : 0))) << "page " << i;
-    for (std::uint64_t i = 0; i < kRamPages; ++i) bytes[i * 4096] = 0;  // writable
-    s->reset();
-    EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
+TEST_F(SmallAnonSampler, AnOverloadedHandlerClosesItsOpenWindows) {
+  SamplerConfig cfg;
+  cfg.pages_per_second = 4096;
+  cfg.window_pages = kRamPages;  // one window over all of it every 250 ms
+  cfg.follow_advice = false;
+  cfg.max_handler_share = 1e-9;  // any sample is an overload
+  if (!start(cfg)) GTEST_SKIP() << "no userfaultfd sampler here";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (sampler->stats().pages_armed == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ASSERT_GT(sampler->stats().pages_armed, 0u) << "no window opened in 30 s";
+  // Writes until they are samples (the window's bits are set just before
+  // its protection), then wait for the shed.
+  unsigned writes = 0;
+  while (sampler->stats().samples == 0 && std::chrono::steady_clock::now() < deadline) {
+    for (std::uint64_t i = 0; i < 8; ++i) bytes[i * 4096] = static_cast<unsigned char>(bytes[i * 4096] + 1);
+    ++writes;
   }
-  munmap(anon, kRamBytes);
+  while (sampler->stats().sheds == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  const SamplerStats st = sampler->stats();
+  EXPECT_GE(st.sheds, 1u) << "the open window was never closed (30 s)";
+  EXPECT_GT(st.pages_shed, 0u);
+  EXPECT_GT(st.samples, 0u);
+  sampler->stop();
+  for (std::uint64_t i = 0; i < kRamPages; ++i)
+    ASSERT_EQ(bytes[i * 4096], static_cast<unsigned char>(i + (i < 8 ? writes : 0))) << "page " << i;
+  for (std::uint64_t i = 0; i < kRamPages; ++i) bytes[i * 4096] = 0;  // writable
 }
 
 TEST_F(GuestRamTest, SamplerConfigOutOfRangeIsRefused) {
