@@ -500,6 +500,7 @@ TEST_F(GuestRamTest, AMoveOfWindowedPagesClosesTheMemfdWindowsFirst) {
 // 256) as one region of a guest, with a migrator; start() adds a sampler.
 struct SmallAnonSampler : ::testing::Test {
   static constexpr std::uint64_t kRamPages = 1024, kRamBytes = kRamPages * 4096;
+  Topology topo;  // the migrator and the RAM keep a reference: it outlives them
   void* anon = MAP_FAILED;
   volatile unsigned char* bytes = nullptr;
   std::unique_ptr<GuestRam> ram;
@@ -510,16 +511,17 @@ struct SmallAnonSampler : ::testing::Test {
   void SetUp() override {
     auto t = load_topology_libnuma();
     if (!t) GTEST_SKIP() << "no libnuma topology";
+    topo = *t;
     anon = mmap(nullptr, kRamBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ASSERT_NE(anon, MAP_FAILED);
     ASSERT_EQ(madvise(anon, kRamBytes, MADV_NOHUGEPAGE), 0);  // two blocks of 512 small pages
     bytes = static_cast<volatile unsigned char*>(anon);
     for (std::uint64_t i = 0; i < kRamPages; ++i) bytes[i * 4096] = static_cast<unsigned char>(i);
     const GuestRamRegion rs[] = {{anon, kRamBytes, 0, RamBacking::anonymous, false}};
-    auto r = GuestRam::create(*t, rs, {});
+    auto r = GuestRam::create(topo, rs, {});
     ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
     ram = std::move(*r);
-    auto m = Migrator::create(*t);
+    auto m = Migrator::create(topo);
     ASSERT_TRUE(m.has_value());
     mig = std::move(*m);
     auto g = mig->add_guest(*ram, ram->migrate_options(1, false));
