@@ -24,7 +24,8 @@
 //   shared     one set spread over all memory nodes, every vCPU touches all;
 //   vcpu-move  private sets placed local, then at --move-at (default a third
 //              of the run) every odd vCPU is sched_setaffinity'd to the node
-//              of the vCPU before it, and the migrator told (set_vcpu_cpu);
+//              of the vCPU before it, and the migrator told (set_vcpu_cpu,
+//              then request_step: a step at once);
 //   trace      replay of the simulator's trace format (docs/simulator.md):
 //              each vCPU loops over its own accesses in order; "# vcpu V
 //              node N at SEQ" moves happen at SEQ / last SEQ of the run.
@@ -656,7 +657,9 @@ int main(int argc, char** argv) {
     prev = c;
   };
   auto apply_moves = [&](double t) {
+    bool moved = false;
     for (; next_move < w.moves.size() && w.moves[next_move].at_s <= t; ++next_move) {
+      moved = true;
       const Move& mv = w.moves[next_move];
       const CpuId cpu = m.move_cpu(topo, mv.node);
       const cpu_set_t set = cpu_set_of(cpu);
@@ -668,6 +671,9 @@ int main(int argc, char** argv) {
       vcpu_node[mv.vcpu] = mv.node;
       if (mv.at_s > 0 && first_move_s < 0) first_move_s = mv.at_s;
     }
+    // As docs/migrator.md asks of an embedder: a step right after vCPUs
+    // move, so pages known to be theirs follow before the samples come.
+    if (moved && t > 0 && mig) mig->request_step();
   };
   const bool moves_later = std::any_of(w.moves.begin(), w.moves.end(), [](const Move& mv) { return mv.at_s > 0; });
   apply_moves(0);
