@@ -35,6 +35,10 @@ Result<std::unique_ptr<AccessTracker>> AccessTracker::create(std::uint64_t pages
   t->pages_ = pages;
   if (!t->words_.allocate(hooks, pages)) return Errc::no_memory;
   for (std::uint64_t i = 0; i < pages; ++i) t->words_[i].store(kEmptyWord, std::memory_order_relaxed);
+  const std::uint64_t chunks = (pages + kChunkPages - 1) >> kChunkShift;
+  t->chunk_words_ = (chunks + 63) / 64;
+  if (!t->chunks_.allocate(hooks, t->chunk_words_)) return Errc::no_memory;
+  for (std::uint64_t i = 0; i < t->chunk_words_; ++i) t->chunks_[i].store(0, std::memory_order_relaxed);
   return t;
 }
 

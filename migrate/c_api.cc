@@ -394,6 +394,7 @@ int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_st
   out->flushes = s.flushes;
   out->advice_given = s.advice_given;
   out->advice_held = s.advice_held;
+  out->pages_scanned_sampled = s.pages_scanned_sampled;
   return NUMAHEAP_OK;
 }
 

@@ -116,7 +116,8 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
     }
     for (std::uint32_t v = 0; v < options.vcpus; ++v) s->vcpu_node[v] = kNoVcpuNode;
   }
-  s->tracking_bytes = sizeof(GuestSlot) + sizeof(AccessTracker) + pages * sizeof(std::uint64_t) +
+  s->tracking_bytes = sizeof(GuestSlot) + sizeof(AccessTracker) +
+                      (pages + s->tracker->chunk_words()) * sizeof(std::uint64_t) +
                       std::uint64_t{options.vcpus} * (sizeof(std::atomic<CpuId>) + sizeof(std::uint32_t)) +
                       (options.vcpus ? m.nodes * (3 * sizeof(std::uint32_t) + sizeof(std::uint64_t)) : 0) +
                       s->ranges.capacity() * sizeof(MigrateRange) +

@@ -76,6 +76,11 @@ struct GuestSlot {
   double sample_share = 1.0;
   Vector<MigrateRange> ranges;  // guarded by Impl::lock; sorted, disjoint, inside the mover
   Gfn scan_cursor = 0;               // guarded by Impl::lock
+  // The sampled chunk (AccessTracker::take_sampled_chunks) the policy's
+  // sampled pass starts at: the first one the last pass that ran out of
+  // budget left, so a chunk sampled every step cannot starve the others.
+  // Guarded by Impl::lock. Invariant: < 64 * tracker->chunk_words().
+  std::uint64_t sampled_chunk = 0;
   bool removed = false;              // guarded by Impl::lock
   // Evacuation of pages on frames pending offline (evacuate.cc), guarded by
   // Impl::lock: the mover's offline_events() at the last full search, and

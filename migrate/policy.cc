@@ -1,7 +1,13 @@
 // The per-page policy of Migrator::step: which pages of a guest move where.
 //
-// A guest is scanned in windows of `scan_pages` (a cursor wraps around), in
-// chunks of 64 pages queried from the mover; candidates for one
+// Each step looks at two sets of pages of a guest, up to `scan_pages` each,
+// in chunks of 64 pages queried from the mover. First the chunks sampled
+// since they were last looked at (the tracker marks a chunk when a sample
+// changes one of its pages), round robin, leaving out the second set; then
+// a window from a cursor that wraps around, which sees the pages no sample
+// points at (vacated nodes, coalescing, pages whose mark a race lost). A
+// sampled page of a big guest is so looked at in the next step, not when the
+// cursor comes by (pages / scan_pages steps). Candidates for one
 // destination are gathered into a batch of up to 64 and moved together (one
 // flush pair). Nothing here allocates: every buffer is on the stack.
 //
@@ -60,6 +66,7 @@
 // recent sample from any other node, is collapsed into one new block there
 // (Mover::coalesce, which copies the stragglers along; blocks_coalesced).
 #include <algorithm>
+#include <bit>
 
 #include "migrate/migrator_impl.h"
 
@@ -558,12 +565,10 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     }
   };
 
-  while (budget > 0) {
-    const Gfn first = g.scan_cursor < pages ? g.scan_cursor : 0;
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>({kChunk, budget, pages - first}));
-    if (!call_mover([&] { return g.mover->query(first, std::span<PageState>(st, n)); })) break;
-    g.scan_cursor = first + n;
-    budget -= n;
+  // Pages [first, first + n), n <= kChunk: queried, judged, queued. False
+  // when the mover could not say where they are.
+  auto examine = [&](Gfn first, std::size_t n) {
+    if (!call_mover([&] { return g.mover->query(first, std::span<PageState>(st, n)); })) return false;
     stats.pages_scanned += n;
     rep.scanned += n;
     for (std::size_t i = 0; i < n; ++i) {
@@ -607,6 +612,63 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       if (!movable(p, *r, target, true)) continue;
       enqueue(gfn, p, target, why, g.options.granularity);
     }
+    return true;
+  };
+
+  // This step's cursor window: [w0, w0 + budget), wrapping at `pages`.
+  const Gfn w0 = g.scan_cursor < pages ? g.scan_cursor : 0;
+  auto in_window = [&](Gfn x) { return (x >= w0 ? x - w0 : x + (pages - w0)) < budget; };
+  // First the chunks sampled since they were last looked at (see the top),
+  // but not what the window covers anyway: up to scan_pages pages (one
+  // chunk more at most), round robin from where the last pass that ran out
+  // stopped (the start word is visited twice: its chunks from the start
+  // on, then those before it).
+  const std::uint64_t words = g.tracker->chunk_words();
+  const std::uint64_t start_word = g.sampled_chunk / 64;
+  const unsigned start_bit = static_cast<unsigned>(g.sampled_chunk % 64);
+  const std::uint64_t before_start = (std::uint64_t{1} << start_bit) - 1;
+  std::uint64_t sampled_budget = budget;
+  for (std::uint64_t k = 0; k <= words && sampled_budget > 0; ++k) {
+    const std::uint64_t wi = (start_word + k) % words;
+    const std::uint64_t mask = k == 0 ? ~before_start : k == words ? before_start : ~std::uint64_t{0};
+    std::uint64_t bits = mask ? g.tracker->take_sampled_chunks(wi, mask) : 0;
+    bool failed = false;
+    while (bits && sampled_budget > 0 && !failed) {
+      const Gfn c0 = (wi * 64 + static_cast<unsigned>(std::countr_zero(bits))) << AccessTracker::kChunkShift;
+      const Gfn c1 = std::min<Gfn>(c0 + AccessTracker::kChunkPages, pages);
+      // The runs of the chunk outside the window.
+      for (Gfn x = c0; x < c1 && !failed;) {
+        if (in_window(x)) {
+          ++x;
+          continue;
+        }
+        Gfn y = x + 1;
+        while (y < c1 && !in_window(y)) ++y;
+        failed = !examine(x, static_cast<std::size_t>(y - x));
+        if (!failed) {
+          stats.pages_scanned_sampled += y - x;
+          sampled_budget -= std::min<std::uint64_t>(sampled_budget, y - x);
+        }
+        x = y;
+      }
+      if (!failed) bits &= bits - 1;
+    }
+    if (bits) {  // out of budget (or the mover failed): the rest next step, from here
+      g.tracker->put_back_sampled_chunks(wi, bits);
+      g.sampled_chunk = wi * 64 + static_cast<unsigned>(std::countr_zero(bits));
+      break;
+    }
+    if (failed) break;
+  }
+  flush();  // the window below queries afresh: moves queued above are done
+  blk_head = ~Gfn{0};
+
+  while (budget > 0) {
+    const Gfn first = g.scan_cursor < pages ? g.scan_cursor : 0;
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>({kChunk, budget, pages - first}));
+    if (!examine(first, n)) break;
+    g.scan_cursor = first + n;
+    budget -= n;
   }
   flush();
   all_local += local;

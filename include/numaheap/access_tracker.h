@@ -25,6 +25,14 @@
 //    reader sees -- except that no word is ever read more than ~1026
 //    epochs after its stamp, and a page left alone for any multiple of
 //    4096 epochs cannot look freshly sampled. The hot path is untouched.
+//  * Which pages were sampled lately, for the policy to look at first: one
+//    bit per chunk of 64 pages (kChunkPages), set by a sample that changed
+//    its page's word and taken (cleared) by the migrator
+//    (take_sampled_chunks). The hot path pays one relaxed load of the
+//    chunk's bitmap word and, when the bit is clear, one fetch_or. A bit is
+//    a hint: a sample racing with the take may leave its page unmarked
+//    until the page's word next changes (the next epoch at the latest); the
+//    policy's cursor scan still visits every page.
 //  * Node sets are kept as 16-bit bitmaps of (dense index mod 16): on hosts
 //    with more than 16 nodes two nodes can alias, which can only make a page
 //    look private when it is shared by aliased nodes -- never the reverse.
@@ -90,8 +98,27 @@ class AccessTracker {
     for (int tries = 0; tries < 4; ++tries) {
       const std::uint64_t next = with_sample(old, now, node_index);
       if (next == old) return;  // saturated: no store, no cache-line bounce
-      if (w.compare_exchange_weak(old, next, std::memory_order_relaxed)) return;
+      if (w.compare_exchange_weak(old, next, std::memory_order_relaxed)) {
+        mark_sampled(gfn);
+        return;
+      }
     }
+  }
+
+  // Sampled chunks (see the top): chunk c holds pages [c * kChunkPages,
+  // (c + 1) * kChunkPages); chunk_words() bitmap words of 64 chunks each.
+  static constexpr unsigned kChunkShift = 6;
+  static constexpr std::uint64_t kChunkPages = std::uint64_t{1} << kChunkShift;
+  std::uint64_t chunk_words() const noexcept { return chunk_words_; }
+  // The bits of word `i` of the bitmap that are in `mask`, cleared there; 0
+  // for i out of range. A caller that cannot look at every chunk it took
+  // gives the rest back (put_back_sampled_chunks).
+  std::uint64_t take_sampled_chunks(std::uint64_t i, std::uint64_t mask = ~std::uint64_t{0}) noexcept {
+    if (i >= chunk_words_ || (chunks_[i].load(std::memory_order_relaxed) & mask) == 0) return 0;
+    return chunks_[i].fetch_and(~mask, std::memory_order_acquire) & mask;
+  }
+  void put_back_sampled_chunks(std::uint64_t i, std::uint64_t bits) noexcept {
+    if (i < chunk_words_ && bits) chunks_[i].fetch_or(bits, std::memory_order_relaxed);
   }
 
   // Decoded state as of the current epoch (decay applied, not stored).
@@ -147,6 +174,18 @@ class AccessTracker {
   // outlives decay (PageHeat::old_index), last_index shows it while the
   // node sets say the sample is recent.
   MetadataArray<std::atomic<std::uint64_t>> words_;
+  // Sampled-chunk bitmap: bit c % 64 of word c / 64 for chunk c. Set by
+  // record() (release, after the page's word changed), cleared by
+  // take_sampled_chunks (acquire); no lock. Invariant: no bit at or beyond
+  // chunk ceil(pages_ / kChunkPages) is ever set.
+  std::uint64_t chunk_words_ = 0;
+  MetadataArray<std::atomic<std::uint64_t>> chunks_;
+  void mark_sampled(Gfn gfn) noexcept {
+    const std::uint64_t c = gfn >> kChunkShift;
+    std::atomic<std::uint64_t>& word = chunks_[c >> 6];
+    const std::uint64_t bit = std::uint64_t{1} << (c & 63);
+    if (!(word.load(std::memory_order_relaxed) & bit)) word.fetch_or(bit, std::memory_order_release);
+  }
 };
 
 }  // namespace numaheap

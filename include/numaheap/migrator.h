@@ -180,6 +180,9 @@ struct NodePairMoves {
 struct MigratorStats {
   std::uint64_t steps = 0;
   std::uint64_t pages_scanned = 0;
+  // Of pages_scanned: pages looked at because they were sampled since the
+  // last look, outside the cursor's window (MigratorConfig::scan_pages).
+  std::uint64_t pages_scanned_sampled = 0;
   std::uint64_t pages_moved = 0, bytes_moved = 0;  // 4 KiB frames that changed node
   std::uint64_t outcomes[kMoveOutcomeCount] = {};  // per page asked, by MoveOutcome
   std::uint64_t skipped_pinned = 0, skipped_shared = 0;  // p2m flags

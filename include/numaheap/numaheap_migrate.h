@@ -88,6 +88,7 @@ typedef struct numaheap_migrator_stats {
   uint64_t blocks_coalesced;   /* 2 MiB ranges of 4 KiB pages collapsed into one block */
   uint64_t advice_given;     /* vCPU advice records given (one per vCPU per step it stands) */
   uint64_t advice_held;      /* pages left in place as the embedder followed the advice */
+  uint64_t pages_scanned_sampled; /* of pages_scanned: looked at because sampled lately */
 } numaheap_migrator_stats;
 
 typedef struct numaheap_node_pair_moves {

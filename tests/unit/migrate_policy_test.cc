@@ -1246,3 +1246,84 @@ TEST(MigrateBackground, RequestStepStepsWithoutWaitingOutThePeriod) {
   EXPECT_EQ(r.node(5), 1u);
   numaheap_migrator_request_step(nullptr);  // C: no crash, nothing
 }
+
+// The sampled-chunk bitmap: a sample that changes a page's word marks its
+// chunk of 64 pages; one that changes nothing (saturated) does not; take
+// clears only the bits asked for, put_back restores them.
+TEST(AccessTracker, SampledChunksAreMarkedTakenAndGivenBack) {
+  auto t = AccessTracker::create(64 * 64 + 10);  // 65 chunks: two bitmap words
+  ASSERT_TRUE(t.has_value());
+  AccessTracker& a = **t;
+  ASSERT_EQ(a.chunk_words(), 2u);
+  EXPECT_EQ(a.take_sampled_chunks(0), 0u);
+  a.record(3, 1);
+  a.record(64 * 64 + 9, 0);  // the last page: chunk 64, bit 0 of word 1
+  a.record(1000 * 1000, 0);  // out of range: ignored
+  EXPECT_EQ(a.take_sampled_chunks(1), 1u);
+  EXPECT_EQ(a.take_sampled_chunks(1), 0u) << "taking clears";
+  EXPECT_EQ(a.take_sampled_chunks(0, ~std::uint64_t{1}), 0u) << "bit 0 is outside the mask";
+  EXPECT_EQ(a.take_sampled_chunks(0), 1u) << "and was left there";
+  for (int i = 0; i < 8; ++i) a.record(3, 1);  // saturates (streak 3, hits 3)
+  EXPECT_EQ(a.take_sampled_chunks(0), 1u);
+  a.record(3, 1);  // saturated: the word did not change, no mark
+  EXPECT_EQ(a.take_sampled_chunks(0), 0u);
+  a.advance_epoch();
+  a.record(3, 1);  // a new epoch changes the word again
+  a.record(64 * 5 + 1, 1);
+  EXPECT_EQ(a.take_sampled_chunks(0), (std::uint64_t{1} << 5) | 1u);
+  a.put_back_sampled_chunks(0, 1u << 7);
+  a.put_back_sampled_chunks(9, 1u);  // out of range: ignored
+  EXPECT_EQ(a.take_sampled_chunks(0), 1u << 7);
+  EXPECT_EQ(a.take_sampled_chunks(2), 0u);
+}
+
+// A sampled page far from the scan cursor of a guest larger than
+// scan_pages is looked at in the very next step, not when the cursor gets
+// there; a page inside the cursor's window is looked at once.
+TEST(MigrateScan, SampledPageFarFromTheCursorMovesAtTheNextStep) {
+  MigratorConfig c = fast();
+  c.scan_pages = 64;
+  Rig r(c, false, 8);  // 2048 pages: the cursor needs 32 steps to get round
+  r.touch(1500, kCpuNode1, 2);
+  r.touch(10, kCpuNode1, 2);  // in this step's window [0, 64)
+  r.m->step_at(1);
+  EXPECT_EQ(r.node(1500), 1u);
+  EXPECT_EQ(r.node(10), 1u);
+  MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.pages_scanned, 128u) << "the window and chunk [1472, 1536), page 10's chunk not twice";
+  EXPECT_EQ(s.pages_scanned_sampled, 64u);
+  EXPECT_EQ(s.pages_moved, 2u);
+  // Nothing sampled since: the next step looks at its window only.
+  r.m->step_at(2);
+  s = r.m->stats();
+  EXPECT_EQ(s.pages_scanned, 192u);
+  EXPECT_EQ(s.pages_scanned_sampled, 64u);
+  // Window of step 3: [128, 192); page 100's chunk [64, 128) lies outside.
+  r.touch(100, kCpuNode1, 2);
+  r.m->step_at(3);
+  EXPECT_EQ(r.node(100), 1u);
+  EXPECT_EQ(r.m->stats().pages_scanned_sampled, 128u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+  EXPECT_TRUE(r.gm->check_invariants().has_value());
+}
+
+// More sampled chunks than one step's budget: the rest wait for the next
+// steps, round robin, and a chunk sampled again every step does not keep
+// the others waiting.
+TEST(MigrateScan, SampledChunksBeyondTheBudgetGoRoundRobin) {
+  MigratorConfig c = fast();
+  c.scan_pages = 64;  // one chunk per step
+  Rig r(c, false, 8);
+  const Gfn pages[] = {1030, 1100, 1200, 1300, 1400};  // five chunks, far from the cursor
+  for (Gfn p : pages) r.touch(p, kCpuNode1, 2);
+  for (std::uint64_t step = 1; step <= 5; ++step) {
+    r.m->step_at(step);
+    std::uint64_t moved = 0;
+    for (Gfn p : pages) moved += r.node(p) == 1u;
+    EXPECT_EQ(moved, step) << "step " << step;
+    r.touch(1030, kCpuNode1);  // the first chunk, sampled again every step (the word changes: a new hit)
+    r.touch(1031, kCpuNode0);
+  }
+  EXPECT_EQ(r.m->stats().pages_scanned_sampled, 5u * 64);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
