@@ -71,6 +71,30 @@ struct Fixture : ::testing::Test {
   std::vector<VnodeRam> vnodes() const {
     return {{0, 0, kBytes, NodeMask::single(node)}, {1, kBytes + (1u << 20), kBytes, NodeMask::single(node)}};
   }
+  // The guest RAM of regions() and vnodes() tracked by a migrator (as guest
+  // `id`, with `vcpus` vCPUs); removed from it on destruction, so a sampler
+  // declared after it goes first. The fixture's topology outlives both.
+  struct Tracked {
+    std::unique_ptr<GuestRam> ram;
+    std::unique_ptr<Migrator> mig;
+    GuestId id = 0;
+    ~Tracked() {
+      if (mig && ram) {
+        EXPECT_TRUE(mig->remove_guest(id).has_value());
+      }
+    }
+  };
+  void track(Tracked& t, std::uint32_t vcpus, bool vnuma_bound = false) {
+    auto r = GuestRam::create(topo, regions(), vnodes());
+    ASSERT_TRUE(r.has_value());
+    auto m = Migrator::create(topo);
+    ASSERT_TRUE(m.has_value());
+    auto g = (*m)->add_guest(**r, (*r)->migrate_options(vcpus, vnuma_bound));
+    ASSERT_TRUE(g.has_value());
+    t.ram = std::move(*r);
+    t.mig = std::move(*m);
+    t.id = *g;
+  }
 };
 
 int policy_of(void* addr) {
@@ -394,35 +418,26 @@ TEST_F(GuestRamTest, RelayoutRebindsAndRefusesAnotherShape) {
 }
 
 TEST_F(GuestRamTest, MigratorRehomesIt) {
-  auto ram = GuestRam::create(topo, regions(), vnodes());
-  ASSERT_TRUE(ram.has_value());
-  auto mig = Migrator::create(topo);
-  ASSERT_TRUE(mig.has_value());
-  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(2, true));
-  ASSERT_TRUE(id.has_value());
-  ASSERT_TRUE((*mig)->rehome(*id, NodeMask::single(node)).has_value());
+  Tracked t;
+  ASSERT_NO_FATAL_FAILURE(track(t, 2, true));
+  ASSERT_TRUE(t.mig->rehome(t.id, NodeMask::single(node)).has_value());
   for (int i = 0; i < 100; ++i) {
-    (void)(*mig)->step();
-    if ((*mig)->rehome_progress(*id)->state != RehomeState::running) break;
+    (void)t.mig->step();
+    if (t.mig->rehome_progress(t.id)->state != RehomeState::running) break;
   }
-  auto p = (*mig)->rehome_progress(*id);
+  auto p = t.mig->rehome_progress(t.id);
   EXPECT_EQ(p->state, RehomeState::done);
   EXPECT_EQ(p->done, p->total);
-  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
 }
 
 TEST_F(GuestRamTest, SamplerScanTurnsFaultsIntoSamplesAndStopLeavesPagesMapped) {
-  auto ram = GuestRam::create(topo, regions(), vnodes());
-  ASSERT_TRUE(ram.has_value());
-  auto mig = Migrator::create(topo);
-  ASSERT_TRUE(mig.has_value());
-  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
-  ASSERT_TRUE(id.has_value());
+  Tracked t;
+  ASSERT_NO_FATAL_FAILURE(track(t, 1));
   SamplerConfig cfg;
   cfg.pages_per_second = 0;  // windows only on scan()
-  auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+  auto s = UffdSampler::create(*t.ram, *t.mig, t.id, cfg);
   if (!s) GTEST_SKIP() << s.error().message.c_str();
-  EXPECT_FALSE(UffdSampler::create(**ram, **mig, *id, cfg).has_value()) << "one sampler per guest RAM";
+  EXPECT_FALSE(UffdSampler::create(*t.ram, *t.mig, t.id, cfg).has_value()) << "one sampler per guest RAM";
   EXPECT_EQ((*s)->scan(0, 1).error(), Errc::busy) << "not running";
   ASSERT_TRUE((*s)->start().has_value());
   EXPECT_EQ((*s)->start().error(), Errc::busy);
@@ -430,7 +445,7 @@ TEST_F(GuestRamTest, SamplerScanTurnsFaultsIntoSamplesAndStopLeavesPagesMapped) 
   ASSERT_TRUE((*s)->set_vcpu_thread(0, gettid()).has_value());
   // Window over all RAM (the hole is skipped); read 8 memfd pages, write 8
   // anonymous ones, read 8 anonymous ones (never sampled: writes only).
-  ASSERT_TRUE((*s)->scan(0, (*ram)->page_count()).has_value());
+  ASSERT_TRUE((*s)->scan(0, t.ram->page_count()).has_value());
   unsigned sum = 0;
   for (int i = 0; i < 8; ++i) sum += static_cast<volatile unsigned char*>(shm)[i * 4096];
   for (int i = 0; i < 8; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 7;
@@ -448,8 +463,6 @@ TEST_F(GuestRamTest, SamplerScanTurnsFaultsIntoSamplesAndStopLeavesPagesMapped) 
   // Writable without a fault the handler would have to take: the thread is
   // gone, so a write to a still-protected page would hang here.
   for (std::uint64_t i = 0; i < kPages; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 9;
-  s->reset();
-  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
 }
 
 // A move from the VMM's own mapping (unshared memfd: no helper) of pages
@@ -458,31 +471,27 @@ TEST_F(GuestRamTest, SamplerScanTurnsFaultsIntoSamplesAndStopLeavesPagesMapped) 
 // mapping it back takes no sample. Anonymous pages of an open window move
 // write-protected, as they are; with move_each too.
 TEST_F(GuestRamTest, AMoveOfWindowedPagesClosesTheMemfdWindowsFirst) {
-  auto ram = GuestRam::create(topo, regions(), vnodes());
-  ASSERT_TRUE(ram.has_value());
-  auto mig = Migrator::create(topo);
-  ASSERT_TRUE(mig.has_value());
-  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
-  ASSERT_TRUE(id.has_value());
+  Tracked t;
+  ASSERT_NO_FATAL_FAILURE(track(t, 1));
   SamplerConfig cfg;
   cfg.pages_per_second = 0;  // windows only on scan()
-  auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+  auto s = UffdSampler::create(*t.ram, *t.mig, t.id, cfg);
   if (!s) GTEST_SKIP() << s.error().message.c_str();
   ASSERT_TRUE((*s)->start().has_value());
   const Gfn anon0 = (kBytes + (1u << 20)) >> 12;
   for (int round = 0; round < 2; ++round) {
-    ASSERT_TRUE((*s)->scan(0, (*ram)->page_count()).has_value());
+    ASSERT_TRUE((*s)->scan(0, t.ram->page_count()).has_value());
     ASSERT_EQ(present_pages(shm), 0) << "the window unmapped the memfd pages";
     std::vector<Gfn> a = {0, 1, 2, 3}, b = {anon0, anon0 + 1};
     std::vector<MoveOutcome> ao(a.size(), MoveOutcome::busy), bo(b.size(), MoveOutcome::busy);
     if (round == 0) {
-      ASSERT_TRUE((*ram)->move(a, node, MoveGranularity::pages, ao).has_value());
-      ASSERT_TRUE((*ram)->move(b, node, MoveGranularity::pages, bo).has_value());
+      ASSERT_TRUE(t.ram->move(a, node, MoveGranularity::pages, ao).has_value());
+      ASSERT_TRUE(t.ram->move(b, node, MoveGranularity::pages, bo).has_value());
     } else {
       MoveRequest q[2];
       q[0] = {a, node, MoveGranularity::pages, ao, Errc::unsupported};
       q[1] = {b, node, MoveGranularity::pages, bo, Errc::unsupported};
-      (*ram)->move_each(q);
+      t.ram->move_each(q);
       ASSERT_TRUE(q[0].result.has_value());
       ASSERT_TRUE(q[1].result.has_value());
     }
@@ -492,8 +501,6 @@ TEST_F(GuestRamTest, AMoveOfWindowedPagesClosesTheMemfdWindowsFirst) {
     (*s)->close_window();
   }
   (*s)->stop();
-  s->reset();
-  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
 }
 
 // 4 MiB of small anonymous pages (each page's first byte: its index mod
@@ -598,34 +605,25 @@ TEST_F(SmallAnonSampler, AnOverloadedHandlerClosesItsOpenWindows) {
 }
 
 TEST_F(GuestRamTest, SamplerConfigOutOfRangeIsRefused) {
-  auto ram = GuestRam::create(topo, regions(), vnodes());
-  ASSERT_TRUE(ram.has_value());
-  auto mig = Migrator::create(topo);
-  ASSERT_TRUE(mig.has_value());
-  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
-  ASSERT_TRUE(id.has_value());
+  Tracked t;
+  ASSERT_NO_FATAL_FAILURE(track(t, 1));
   for (double share : {0.0, -1.0, 1.5, std::nan("")}) {
     SamplerConfig cfg;
     cfg.max_handler_share = share;
-    auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+    auto s = UffdSampler::create(*t.ram, *t.mig, t.id, cfg);
     ASSERT_FALSE(s.has_value()) << share;
     EXPECT_EQ(s.error().code, Errc::invalid_argument);
   }
-  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
 }
 
 // vcpu_moved(v): windows at once over the chunks v was sampled in and those
 // nobody was sampled in, not over chunks only another vCPU was seen in.
 TEST_F(GuestRamTest, SamplerBurstAfterVcpuMoveWindowsItsChunksOnly) {
-  auto ram = GuestRam::create(topo, regions(), vnodes());
-  ASSERT_TRUE(ram.has_value());
-  auto mig = Migrator::create(topo);
-  ASSERT_TRUE(mig.has_value());
-  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(2, false));
-  ASSERT_TRUE(id.has_value());
+  Tracked t;
+  ASSERT_NO_FATAL_FAILURE(track(t, 2));
   SamplerConfig cfg;
   cfg.pages_per_second = 0;  // windows only on scan() and vcpu_moved()
-  auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+  auto s = UffdSampler::create(*t.ram, *t.mig, t.id, cfg);
   if (!s) GTEST_SKIP() << s.error().message.c_str();
   EXPECT_EQ((*s)->vcpu_moved(0).error(), Errc::busy) << "not running";
   ASSERT_TRUE((*s)->start().has_value());
@@ -658,8 +656,6 @@ TEST_F(GuestRamTest, SamplerBurstAfterVcpuMoveWindowsItsChunksOnly) {
   (*s)->stop();
   EXPECT_EQ(present_pages(shm), static_cast<long>(kPages)) << "stop() left memfd pages unmapped";
   for (std::uint64_t i = 0; i < kPages; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 9;
-  s->reset();
-  EXPECT_TRUE((*mig)->remove_guest(*id).has_value());
 }
 
 TEST_F(GuestRamTest, CApiAtParity) {
