@@ -81,6 +81,12 @@ struct GuestSlot {
   // budget left, so a chunk sampled every step cannot starve the others.
   // Guarded by Impl::lock. Invariant: < 64 * tracker->chunk_words().
   std::uint64_t sampled_chunk = 0;
+  // The vacated walk (policy.cc), guarded by Impl::lock: pages of the
+  // tracker still to walk since the last node was vacated (a new one
+  // restarts it: every page once), and where it goes on. Invariant:
+  // vacated_walk_left <= tracker->pages().
+  std::uint64_t vacated_walk_left = 0;
+  Gfn vacated_walk_at = 0;
   bool removed = false;              // guarded by Impl::lock
   // Evacuation of pages on frames pending offline (evacuate.cc), guarded by
   // Impl::lock: the mover's offline_events() at the last full search, and
@@ -164,6 +170,12 @@ struct Migrator::Impl {
   // what the call returned. Caller holds both locks.
   template <class F>
   auto call_mover(F&& f) {
+    return without_lock(f);
+  }
+  // The same for a step's long walk of lock-free data (the vacated walk of
+  // the tracker, policy.cc) that reads only fields the step alone writes.
+  template <class F>
+  auto without_lock(F&& f) {
 #if NUMAHEAP_CHECK_INVARIANTS
     assert(step_lock.is_locked() && lock.is_locked());
 #endif

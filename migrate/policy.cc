@@ -5,9 +5,12 @@
 // since they were last looked at (the tracker marks a chunk when a sample
 // changes one of its pages), round robin, leaving out the second set; then
 // a window from a cursor that wraps around, which sees the pages no sample
-// points at (vacated nodes, coalescing, pages whose mark a race lost). A
-// sampled page of a big guest is so looked at in the next step, not when the
-// cursor comes by (pages / scan_pages steps). Candidates for one
+// points at (coalescing, pages whose mark a race lost). A sampled page of a
+// big guest is so looked at in the next step, not when the cursor comes by
+// (pages / scan_pages steps). Pages that follow vCPUs off a vacated node on
+// their old samples alone (below) have no new sample to mark them: after
+// such a vCPU move a walk of the tracker's words marks their chunks, up to
+// 64 x scan_pages pages a step. Candidates for one
 // destination are gathered into a batch of up to 64 and moved together (one
 // flush pair). Nothing here allocates: every buffer is on the stack.
 //
@@ -80,6 +83,9 @@ constexpr unsigned kHugeOrder = 9;  // the blocks kept whole and coalesced: 2 Mi
 constexpr std::uint64_t kHugeSpan = frames_of_order(kHugeOrder);
 // Pages of a range off its node that a coalesce still brings along.
 constexpr std::uint64_t kStragglers = 32;
+// Tracker words a step walks for vacated pages, in units of scan_pages: at
+// the default 65536, 4 Mi pages (16 GiB of guest) for a few ms.
+constexpr std::uint64_t kVacatedWalk = 64;
 
 // Samples of a block's pages pooled per node bit (dense index mod 16, as
 // the tracker's node sets): weight = pages with a recent sample from the
@@ -149,6 +155,7 @@ void Migrator::Impl::update_vcpu_nodes(GuestSlot& g) noexcept {
   for (std::size_t i = 0; i < nodes; ++i) {
     if (g.vcpus_placed && g.vcpus_on[i] > 0 && g.vcpus_new[i] == 0) {
       g.vacated_step[i] = step_no;
+      g.vacated_walk_left = g.tracker->pages();  // its pages may be anywhere: walk them all
       // Where the vCPUs that were on it at the last step went: one node for
       // all of them, or none (split up, or unplaced).
       std::uint32_t to = kNoVcpuNode;
@@ -256,6 +263,12 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       std::size_t fit = 0;
       while (fit < n && used + frames_of(fit) <= granted) used += frames_of(fit++);
       stats.skipped_rate_limit += n - fit;
+      // Looked at again next step, wherever the cursor is (a page moved on
+      // old samples has no new sample to mark it).
+      for (std::size_t i = fit; i < n; ++i) {
+        const std::uint64_t c = b.gfns[i] >> AccessTracker::kChunkShift;
+        g.tracker->mark_sampled_chunks(c / 64, std::uint64_t{1} << (c % 64));
+      }
       n = fit;
     }
     return n;
@@ -618,6 +631,39 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   // This step's cursor window: [w0, w0 + budget), wrapping at `pages`.
   const Gfn w0 = g.scan_cursor < pages ? g.scan_cursor : 0;
   auto in_window = [&](Gfn x) { return (x >= w0 ? x - w0 : x + (pages - w0)) < budget; };
+  // After a node was vacated (see the top) the pages that follow its vCPUs
+  // on their old samples alone are anywhere in the guest: unless the window
+  // covers it all, the tracker's words (no mover query, a load and a
+  // compare for most pages) are walked for them, kVacatedWalk x scan_pages
+  // pages a step, and their chunks marked for the pass below.
+  if (g.vacated_walk_left > 0 && (!any_vacated_to || budget >= pages)) g.vacated_walk_left = 0;
+  if (g.vacated_walk_left > 0) {
+    std::uint64_t n = std::min(g.vacated_walk_left, kVacatedWalk * config.scan_pages);
+    g.vacated_walk_left -= n;
+    Gfn x = g.vacated_walk_at < pages ? g.vacated_walk_at : 0;
+    // Milliseconds for a big guest: without the data lock (the vCPU counts
+    // and vacated fields it reads change only in a step: this one).
+    without_lock([&] {
+      while (n > 0) {
+        const std::uint32_t a = g.tracker->old_index(x);
+        if (a < nodes && g.vacated_step[a] != 0 && g.vcpus_on[a] == 0 && !in_window(x) &&
+            vacated_index(g, g.tracker->heat(x)) != kNoVcpuNode) {
+          const std::uint64_t c = x >> AccessTracker::kChunkShift;
+          g.tracker->mark_sampled_chunks(c / 64, std::uint64_t{1} << (c % 64));
+          const Gfn next = (c + 1) << AccessTracker::kChunkShift;  // the rest of the chunk: marked
+          n -= std::min<std::uint64_t>(n, next - x);
+          x = next;
+        } else {
+          --n;
+          ++x;
+        }
+        if (x >= pages) x = 0;
+      }
+      return true;
+    });
+    g.vacated_walk_at = x;
+  }
+
   // First the chunks sampled since they were last looked at (see the top),
   // but not what the window covers anyway: up to scan_pages pages (one
   // chunk more at most), round robin from where the last pass that ran out
@@ -654,7 +700,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       if (!failed) bits &= bits - 1;
     }
     if (bits) {  // out of budget (or the mover failed): the rest next step, from here
-      g.tracker->put_back_sampled_chunks(wi, bits);
+      g.tracker->mark_sampled_chunks(wi, bits);
       g.sampled_chunk = wi * 64 + static_cast<unsigned>(std::countr_zero(bits));
       break;
     }

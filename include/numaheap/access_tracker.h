@@ -112,17 +112,26 @@ class AccessTracker {
   std::uint64_t chunk_words() const noexcept { return chunk_words_; }
   // The bits of word `i` of the bitmap that are in `mask`, cleared there; 0
   // for i out of range. A caller that cannot look at every chunk it took
-  // gives the rest back (put_back_sampled_chunks).
+  // gives the rest back (mark_sampled_chunks, which also lets the migrator
+  // point its own pass at chunks no sample marked).
   std::uint64_t take_sampled_chunks(std::uint64_t i, std::uint64_t mask = ~std::uint64_t{0}) noexcept {
     if (i >= chunk_words_ || (chunks_[i].load(std::memory_order_relaxed) & mask) == 0) return 0;
     return chunks_[i].fetch_and(~mask, std::memory_order_acquire) & mask;
   }
-  void put_back_sampled_chunks(std::uint64_t i, std::uint64_t bits) noexcept {
+  void mark_sampled_chunks(std::uint64_t i, std::uint64_t bits) noexcept {
     if (i < chunk_words_ && bits) chunks_[i].fetch_or(bits, std::memory_order_relaxed);
   }
 
   // Decoded state as of the current epoch (decay applied, not stored).
   PageHeat heat(Gfn gfn) const noexcept;
+  // heat(gfn).old_index without the decay (which never changes it): the
+  // node of the page's last sample however old, PageHeat::kNoIndex if
+  // never sampled or out of range. For walks that look at most pages.
+  std::uint32_t old_index(Gfn gfn) const noexcept {
+    if (gfn >= pages_) return PageHeat::kNoIndex;
+    return static_cast<std::uint32_t>((words_[gfn].load(std::memory_order_relaxed) >> kLastShift) &
+                                      ((1u << kLastBits) - 1));
+  }
   // Forgets the streak (after a move, so a page needs two fresh samples
   // before it can move again); keeps the node sets (sharing memory).
   void reset_streak(Gfn gfn) noexcept;

@@ -1271,8 +1271,8 @@ TEST(AccessTracker, SampledChunksAreMarkedTakenAndGivenBack) {
   a.record(3, 1);  // a new epoch changes the word again
   a.record(64 * 5 + 1, 1);
   EXPECT_EQ(a.take_sampled_chunks(0), (std::uint64_t{1} << 5) | 1u);
-  a.put_back_sampled_chunks(0, 1u << 7);
-  a.put_back_sampled_chunks(9, 1u);  // out of range: ignored
+  a.mark_sampled_chunks(0, 1u << 7);
+  a.mark_sampled_chunks(9, 1u);  // out of range: ignored
   EXPECT_EQ(a.take_sampled_chunks(0), 1u << 7);
   EXPECT_EQ(a.take_sampled_chunks(2), 0u);
 }
@@ -1325,5 +1325,56 @@ TEST(MigrateScan, SampledChunksBeyondTheBudgetGoRoundRobin) {
     r.touch(1031, kCpuNode0);
   }
   EXPECT_EQ(r.m->stats().pages_scanned_sampled, 5u * 64);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// Pages that follow vCPUs off a vacated node on their old samples alone
+// (no new sample marks them) are found by a walk of the tracker after the
+// move, not when the cursor gets there; a walk longer than one step's
+// share (64 x scan_pages pages) goes on where it stopped.
+TEST(MigrateScan, VacatedPagesFarFromTheCursorAreFoundByTheWalk) {
+  MigratorConfig c = fast();
+  c.decay_steps = 1;
+  c.scan_pages = 16;  // a window of 16 pages, a walk of 1024 a step
+  Rig r(c, false, 8);  // 2048 pages: the walk takes two steps
+  place_all(r, kCpuNode0);
+  r.touch(100, kCpuNode0);
+  r.touch(1500, kCpuNode0);
+  for (std::uint64_t t = 1; t <= 4; ++t) r.m->step_at(t);  // old samples now; windows [0, 64)
+  EXPECT_EQ(r.m->stats().pages_moved, 0u);
+  place_all(r, kCpuNode1);
+  r.m->step_at(5);  // walks [0, 1024)
+  EXPECT_EQ(r.node(100), 1u);
+  EXPECT_EQ(r.node(1500), 0u);
+  r.m->step_at(6);  // walks [1024, 2048)
+  EXPECT_EQ(r.node(1500), 1u);
+  EXPECT_EQ(r.node(101), 0u);  // never sampled
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.pages_followed, 2u);
+  EXPECT_EQ(s.pages_moved, 2u);
+  // Settled: the walk is over, nothing more is marked or moved.
+  const std::uint64_t looked = s.pages_scanned_sampled;
+  r.m->step_at(7);
+  EXPECT_EQ(r.m->stats().pages_scanned_sampled, looked);
+  EXPECT_EQ(r.m->stats().pages_moved, 2u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// What the rate limit holds back is looked at again at the next step, not
+// when the cursor gets there: 200 pages that follow their vCPUs on old
+// samples, far from the cursor, at 32 pages a second.
+TEST(MigrateScan, RateLimitedPagesAreLookedAtAgainAtTheNextStep) {
+  MigratorConfig c = fast();
+  c.rate_limit_mb_s = 0.125;  // 32 pages per second, burst one second
+  c.scan_pages = 16;          // the cursor needs 75 steps to reach page 1200
+  Rig r(c, false, 8);
+  place_all(r, kCpuNode0);
+  for (Gfn g = 1200; g < 1400; ++g) r.touch(g, kCpuNode0);
+  r.m->step_at(1);
+  place_all(r, kCpuNode1);
+  for (std::uint64_t s = 1; s <= 20; ++s) r.m->step_at(s * 1'000'000'000u);
+  EXPECT_GT(r.m->stats().skipped_rate_limit, 0u);
+  for (Gfn g = 1200; g < 1400; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_EQ(r.m->stats().pages_followed, 200u);
   EXPECT_TRUE(r.m->check_invariants().has_value());
 }
