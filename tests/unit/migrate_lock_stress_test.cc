@@ -15,6 +15,10 @@
 //    threads calling every reader and input, and a vCPU writing and
 //    checking its pages. Under TSan in CI: any field the step touches
 //    across a mover call without the lock shows up as a race.
+//    ReadersAndInputsRaceStepsThatFollowVcpus: the same with the policy
+//    moving pages after samples and vCPUs in a guest larger than its
+//    window, so the sampled pass and the vacated walk of the tracker (run
+//    without the data lock) race them too.
 //
 // Duration of the race: 1 s by default; NUMAHEAP_STRESS_SECONDS=N runs longer.
 #include <gtest/gtest.h>
@@ -170,11 +174,15 @@ TEST(MigrateLockStress, ReadersGetInWhileAMoveBlocks) { EXPECT_TRUE(readers_get_
 
 TEST(MigrateLockStress, BrokenLockHeldAcrossMovesIsCaught) { EXPECT_FALSE(readers_get_in(true, 1s)); }
 
-TEST(MigrateLockStress, ReadersAndInputsRaceStepsThatMove) {
+// `bound`: the vnodes' binding flips every step (every step moves the
+// whole guest); else the policy follows the samples and vCPUs, with a
+// window of 64 pages, so the sampled pass and the vacated walk (which runs
+// without the data lock) race the readers too.
+static void race_steps(bool bound) {
   MigratorConfig cfg;
-  cfg.rate_limit_mb_s = 0;  // every step moves the whole vnode
-  cfg.scan_pages = 1u << 12;
-  test::MigrateRig rig(cfg, /*vnuma_bound=*/true, 8, 8192);
+  cfg.rate_limit_mb_s = 0;
+  cfg.scan_pages = bound ? 1u << 12 : 64;
+  test::MigrateRig rig(cfg, bound, bound ? 8 : 32, bound ? 8192 : 16384);  // walks of 4096 pages
   rig.add(*rig.mover);
   Migrator& m = *rig.m;
   VcpuAdviceConfig advice;
@@ -205,6 +213,10 @@ TEST(MigrateLockStress, ReadersAndInputsRaceStepsThatMove) {
     while (!stop.load(std::memory_order_relaxed)) {
       x ^= x << 13, x ^= x >> 7, x ^= x << 17;
       const auto vcpu = static_cast<std::uint32_t>(x % 4);
+      if (!bound) {  // the stepping loop moves the vCPUs; samples race on the first chunk
+        m.record_access(id, (x >> 16) % 64, static_cast<CpuId>((x >> 24) % 4));
+        continue;
+      }
       (void)m.set_vcpu_cpu(id, vcpu, static_cast<CpuId>((x >> 8) % 4));
       m.record_vcpu_access(id, (x >> 16) % pages, vcpu);
       m.record_access(id, (x >> 32) % pages, static_cast<CpuId>((x >> 24) % 4));
@@ -221,9 +233,19 @@ TEST(MigrateLockStress, ReadersAndInputsRaceStepsThatMove) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(stress_seconds());
   std::uint64_t steps = 0;
   NodeId to = 1;
+  Gfn next = 64;
   while (std::chrono::steady_clock::now() < end || steps < 20) {
-    ASSERT_TRUE(m.bind_vnode(id, 0, to).has_value());
-    ASSERT_TRUE(m.bind_vnode(id, 1, to).has_value());
+    if (bound) {
+      ASSERT_TRUE(m.bind_vnode(id, 0, to).has_value());
+      ASSERT_TRUE(m.bind_vnode(id, 1, to).has_value());
+    } else {
+      // All vCPUs on one node (CPUs 0-1: node 0, 2-3: node 1), 32 pages
+      // sampled there; every third step they all go to the other node, and
+      // the pages sampled only where they were follow them: the walk.
+      const CpuId cpu = static_cast<CpuId>(2 * (steps / 3 % 2));
+      for (std::uint32_t v = 0; v < 4; ++v) ASSERT_TRUE(m.set_vcpu_cpu(id, v, cpu + v % 2).has_value());
+      for (int k = 0; k < 32; ++k, next = 64 + (next - 64 + 61) % (pages - 64)) m.record_access(id, next, cpu);
+    }
     (void)m.step();
     to = to == 1 ? 0 : 1;
     ++steps;
@@ -232,7 +254,15 @@ TEST(MigrateLockStress, ReadersAndInputsRaceStepsThatMove) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(bad.load(), 0u);
   EXPECT_GT(reads.load(), 0u);
-  EXPECT_GT(m.stats().pages_moved, pages) << "the pages went back and forth";
+  if (bound) {
+    EXPECT_GT(m.stats().pages_moved, pages) << "the pages went back and forth";
+  } else {
+    EXPECT_GT(m.stats().pages_scanned_sampled, 0u) << "the sampled pass never ran";
+    EXPECT_GT(m.stats().pages_followed, 0u) << "no page followed a vacated node";
+  }
   for (Gfn g = 0; g < pages; ++g) ASSERT_TRUE(rig.model->final_check(g)) << g;
   EXPECT_TRUE(m.check_invariants().has_value());
 }
+
+TEST(MigrateLockStress, ReadersAndInputsRaceStepsThatMove) { race_steps(true); }
+TEST(MigrateLockStress, ReadersAndInputsRaceStepsThatFollowVcpus) { race_steps(false); }
