@@ -423,6 +423,9 @@ Status Migrator::Impl::check_locked() const {
       end = r.first + r.pages;
     }
     if (s->rehome.done.load() > s->rehome.total.load()) return Errc::invalid_argument;
+    // The policy's sampled pass and vacated walk (migrator_impl.h).
+    if (s->sampled_chunk >= 64 * s->tracker->chunk_words() || s->vacated_walk_left > s->tracker->pages())
+      return Errc::invalid_argument;
     const bool published = !s->removed && slots[s->id].load(std::memory_order_relaxed) == s.get();
     if (s->removed || !published) return Errc::invalid_argument;
     bytes += s->tracking_bytes;
@@ -435,6 +438,7 @@ Status Migrator::Impl::check_locked() const {
   std::uint64_t pairs = 0;
   for (auto p : pair_pages) pairs += p;
   if (pairs > stats.pages_moved) return Errc::invalid_argument;  // every pair move was counted as moved
+  if (stats.pages_scanned_sampled > stats.pages_scanned) return Errc::invalid_argument;
   for (std::size_t k = 0; k < nodes; ++k)
     if (backoff_len[k] > config.backoff_max_steps || tokens[k] < 0) return Errc::invalid_argument;
   return {};
