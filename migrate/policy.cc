@@ -84,7 +84,8 @@ constexpr std::uint64_t kHugeSpan = frames_of_order(kHugeOrder);
 // Pages of a range off its node that a coalesce still brings along.
 constexpr std::uint64_t kStragglers = 32;
 // Tracker words a step walks for vacated pages, in units of scan_pages: at
-// the default 65536, 4 Mi pages (16 GiB of guest) for a few ms.
+// the default 65536, 4 Mi pages (16 GiB of guest) in ~10 ms
+// (bench/migrate_bench.cc, vacated_walk).
 constexpr std::uint64_t kVacatedWalk = 64;
 
 // Samples of a block's pages pooled per node bit (dense index mod 16, as
