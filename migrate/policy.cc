@@ -679,6 +679,10 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     const std::uint64_t wi = (start_word + k) % words;
     const std::uint64_t mask = k == 0 ? ~before_start : k == words ? before_start : ~std::uint64_t{0};
     std::uint64_t bits = mask ? g.tracker->take_sampled_chunks(wi, mask) : 0;
+    if (k == words && bits) {  // wrapped: a block across the start may be judged again, after its move
+      flush();
+      blk_head = ~Gfn{0};
+    }
     bool failed = false;
     while (bits && sampled_budget > 0 && !failed) {
       const Gfn c0 = (wi * 64 + static_cast<unsigned>(std::countr_zero(bits))) << AccessTracker::kChunkShift;

@@ -10,12 +10,24 @@
 #include <thread>
 #include <chrono>
 
+#include "migrate/migrator_impl.h"
 #include "migrate_rig.h"
 #include "unit/heap_test_support.h"
 #include "numaheap/access_tracker.h"
 #include "numaheap/numaheap_migrate.h"
 #include "unit/forwarding_mover.h"
 #include "unit/guest_oom_hooks.h"
+
+namespace numaheap {
+
+// Tests only: places the sampled pass's round-robin start.
+struct MigratorTestPeer {
+  static void set_sampled_chunk(Migrator& m, std::uint64_t chunk) {
+    for (auto& s : m.impl_->owned) s->sampled_chunk = chunk;
+  }
+};
+
+}  // namespace numaheap
 
 using namespace numaheap;
 using namespace numaheap::test;
@@ -1377,4 +1389,29 @@ TEST(MigrateScan, RateLimitedPagesAreLookedAtAgainAtTheNextStep) {
   for (Gfn g = 1200; g < 1400; ++g) ASSERT_EQ(r.node(g), 1u) << g;
   EXPECT_EQ(r.m->stats().pages_followed, 200u);
   EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// The sampled pass's round robin starts mid-block (chunk 20 of block
+// 1024-1535) and wraps to the block's chunks before the start after
+// another block's: the block is judged again only after its move, so it is
+// asked to move once, not twice in one batch.
+TEST(MigrateScan, ABlockAcrossTheRoundRobinStartMovesOnce) {
+  MigratorConfig c = fast();
+  c.keep_huge_pages = true;
+  c.scan_pages = 1024;  // window [0, 1024): blocks 0 and 1; the pass sees blocks 2 and 3
+  Rig r(c, false, 8);
+  ASSERT_EQ(r.gm->lookup(1024).order, 9);
+  MigratorTestPeer::set_sampled_chunk(*r.m, 20);
+  r.touch(1300, kCpuNode1, 2);  // chunk 20, block 2: from the start
+  r.touch(1800, kCpuNode1, 2);  // chunk 28, block 3: then another block
+  r.touch(1100, kCpuNode1, 2);  // chunk 17, block 2 again: after the wrap
+  r.m->step_at(1);
+  EXPECT_EQ(r.node(1024), 1u);
+  EXPECT_EQ(r.node(1536), 1u);
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.blocks_moved_whole, 2u);
+  EXPECT_EQ(s.outcomes[static_cast<int>(MoveOutcome::moved)], 2u) << "a block asked to move twice";
+  EXPECT_EQ(s.pages_moved, 1024u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+  EXPECT_TRUE(r.gm->check_invariants().has_value());
 }
