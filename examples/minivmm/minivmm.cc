@@ -806,6 +806,7 @@ int main(int argc, char** argv) {
       out["numaheap"]["arm_calls"] = ss.arm_calls;
       out["numaheap"]["sheds"] = ss.sheds;
       out["numaheap"]["pages_shed"] = ss.pages_shed;
+      out["numaheap"]["follow_extensions"] = ss.follow_extensions;
       out["numaheap"]["steps_requested"] = ss.steps_requested;
       out["numaheap"]["sampler_errors"] = ss.errors;
     }

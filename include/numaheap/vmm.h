@@ -296,6 +296,9 @@ struct SamplerStats {
   // Times the handler's share was over 4x max_handler_share, no moved vCPU
   // being followed, and the open windows were closed; the pages they held.
   std::uint64_t sheds = 0, pages_shed = 0;
+  // Times a moved vCPU's sample found the migrator still moving pages and
+  // the following (no shed meanwhile) went on for another 2 s.
+  std::uint64_t follow_extensions = 0;
 };
 
 // vcpu_samples() counts vCPUs below this.

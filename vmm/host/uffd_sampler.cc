@@ -32,6 +32,7 @@
 #include <unordered_map>
 
 #include "numaheap/vmm.h"
+#include "vmm/host/follow_clock.h"
 
 #include "allocator/platform/fault_injection.h"
 
@@ -170,21 +171,23 @@ struct UffdSampler::Impl {
   // (older = recent, recent = 0) under window_mu when the walk wraps.
   std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> vcpus_recent, vcpus_older;
   std::atomic<std::uint64_t> moved_pending{0};            // vcpu_moved() bits (id % 64) not yet served
-  // Handler thread only: the vCPUs (bits id % 64) of the last burst, until
-  // follow_until_ns. Their samples ask the migrator for a step at once
-  // (Migrator::request_step), at most one per kKickGapNs, so their pages
-  // follow without waiting out the migrator's period.
-  static constexpr std::uint64_t kFollowKickNs = 2'000'000'000, kKickGapNs = 200'000'000;
+  // Handler thread only: the vCPUs (bits id % 64) of the last burst, while
+  // `follow` says so (follow_clock.h; the shed stays off meanwhile). Their
+  // samples ask the migrator for a step at once (Migrator::request_step),
+  // at most one per kKickGapNs, so their pages follow without waiting out
+  // the migrator's period.
+  static constexpr std::uint64_t kKickGapNs = 200'000'000;
   // A sample within kKickGapNs of the last request is not dropped: the
   // request is made when the gap ends (kick_pending), so pages sampled
   // just after a step started do not wait out a whole period.
-  std::uint64_t follow_vcpus = 0, follow_until_ns = 0, last_kick_ns = 0;
+  std::uint64_t follow_vcpus = 0, last_kick_ns = 0;
+  detail::FollowClock follow;
   bool kick_pending = false;
   std::unique_ptr<std::atomic<std::uint64_t>[]> per_vcpu;  // samples per vCPU, kSamplerCountedVcpus of them
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
       ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0},
-      arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0};
+      arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0}, follow_extensions{0};
   std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
 
   // The migrator's advice (Migrator::sample_share), read every 250 ms by
@@ -547,7 +550,7 @@ struct UffdSampler::Impl {
   // of the migrator's period.
   void kick_migrator() {
     const std::uint64_t now = now_ns();
-    if (now >= follow_until_ns) {
+    if (!follow.following(now)) {
       kick_pending = false;
       return;
     }
@@ -558,6 +561,7 @@ struct UffdSampler::Impl {
     kick_pending = false;
     last_kick_ns = now;
     kicks.fetch_add(1, std::memory_order_relaxed);
+    if (follow.sample(now, mig->stats().pages_moved)) follow_extensions.fetch_add(1, std::memory_order_relaxed);
     mig->request_step();
   }
 
@@ -689,7 +693,7 @@ struct UffdSampler::Impl {
     if (moved && cfg.burst_pages) burst_locked(moved);
     if (moved) {
       follow_vcpus = moved;
-      follow_until_ns = now_ns() + kFollowKickNs;
+      follow.burst(now_ns());
     }
     return true;
   }
@@ -752,7 +756,7 @@ struct UffdSampler::Impl {
         // samples took (under emulation, milliseconds each -- 850 armed
         // pages of a shared set held 8 vCPUs for 10 s). Lowering the
         // budget only spaces the next windows; the open ones are closed.
-        if (share > kShedFactor * cfg.max_handler_share && now >= follow_until_ns &&
+        if (share > kShedFactor * cfg.max_handler_share && !follow.following(now) &&
             armed_pages.load(std::memory_order_relaxed) > 0)
           shed();
         share_now.store(share, std::memory_order_relaxed);
@@ -987,6 +991,7 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.arm_calls = m.arm_calls.load(std::memory_order_relaxed);
   s.sheds = m.sheds.load(std::memory_order_relaxed);
   s.pages_shed = m.pages_shed.load(std::memory_order_relaxed);
+  s.follow_extensions = m.follow_extensions.load(std::memory_order_relaxed);
   return s;
 }
 
