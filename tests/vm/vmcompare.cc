@@ -5,14 +5,18 @@
 //       each FILE must be one minivmm result with every key compare.sh
 //       reads, of the right type; exit 0 if all are, 1 otherwise.
 //   numaheap-vmcompare --merge OUT --numaheap A --autonuma B --none C
-//                      [--plot-data PREFIX] [--assert-bar]
+//                      [--plot-data PREFIX] [--assert-bar] [--min-final R]
 //       writes {"runs": {"numaheap": A, "autonuma": B, "none": C}} plus
 //       "bar" (issue 14's bar, evaluated for the run's workload) to OUT,
 //       prints a table and the bar, and PREFIX-MODE.dat (t, local ratio) for
 //       gnuplot. Exit 0; 1 when a result is missing or invalid; with
-//       --assert-bar, 3 when the bar does not hold.
+//       --assert-bar, 3 when the bar does not hold; with --min-final R, 4
+//       when numaheap's own result falls short whatever Linux did: its final
+//       local ratio under R, or 90% never reached (a regression guard: the
+//       bar compares with Linux, which on memfd RAM barely moves).
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -75,7 +79,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: numaheap-vmcompare --check FILE...\n"
                "       numaheap-vmcompare --merge OUT --numaheap A --autonuma B --none C [--plot-data PREFIX] "
-               "[--assert-bar]\n");
+               "[--assert-bar] [--min-final R]\n");
   return 2;
 }
 
@@ -95,6 +99,7 @@ int main(int argc, char** argv) {
   }
   std::string out_path, plot_prefix, in[3];
   bool assert_bar = false;
+  double min_final = -1;  // --min-final: off
   for (int i = 1; i < argc; ++i) {
     auto value = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     if (!std::strcmp(argv[i], "--merge")) out_path = value();
@@ -103,7 +108,15 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--none")) in[2] = value();
     else if (!std::strcmp(argv[i], "--plot-data")) plot_prefix = value();
     else if (!std::strcmp(argv[i], "--assert-bar")) assert_bar = true;
-    else return usage();
+    else if (!std::strcmp(argv[i], "--min-final")) {
+      const std::string v = value();
+      char* end = nullptr;
+      min_final = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end || !(min_final >= 0 && min_final <= 1)) {
+        std::fprintf(stderr, "numaheap-vmcompare: --min-final wants a ratio in [0, 1], not '%s'\n", v.c_str());
+        return 2;
+      }
+    } else return usage();
   }
   if (out_path.empty() || in[0].empty() || in[1].empty() || in[2].empty()) return usage();
   json all;
@@ -188,5 +201,12 @@ int main(int argc, char** argv) {
       for (const json& p : all["runs"][m]["series"])
         if (p[2] != 0) d << p[0].get<double>() << " " << p[1].get<double>() << "\n";
     }
+  if (min_final >= 0) {
+    const double final_ratio = nh["local_ratio_final"].get<double>();
+    const bool ok = final_ratio >= min_final && !nh["time_to_90_local_s"].is_null();
+    std::printf("numaheap floor: final %.3f (at least %.3f), 90%% local %s: %s\n", final_ratio, min_final,
+                nh["time_to_90_local_s"].is_null() ? "never" : "reached", ok ? "ok" : "FAILED");
+    if (!ok) return 4;
+  }
   return assert_bar && !bar.empty() && !holds ? 3 : 0;
 }
