@@ -9,6 +9,11 @@
 // the windows of pages still to follow (session 14: a third to a half of
 // the moved vCPUs' pages left remote for good).
 //
+// Known limit: the count is the migrator's pages_moved, over all its
+// guests (no per-guest count is public yet), so in a migrator with several
+// guests another guest's moves also push the following on. That costs
+// sampling time (the shed stays off longer), never data or placement.
+//
 // Used by the sampler's handler thread only: no locking.
 #pragma once
 
