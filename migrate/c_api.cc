@@ -366,6 +366,15 @@ int numaheap_migrator_cancel_rehome(numaheap_migrator* m, uint32_t guest_id) {
   return m ? code(m->m->cancel_rehome(guest_id)) : NUMAHEAP_E_INVALID_ARGUMENT;
 }
 
+int numaheap_migrator_guest_stats(const numaheap_migrator* m, uint32_t guest_id, numaheap_migrate_guest_stats* out) {
+  if (!m || !out) return NUMAHEAP_E_INVALID_ARGUMENT;
+  auto g = m->m->guest_stats(guest_id);
+  if (!g) return code(g.error());
+  *out = {g->pages_scanned,  g->pages_moved, g->bytes_moved,       g->pages_followed,
+          g->pages_quick,    g->pages_evacuated, g->local_access_ratio};
+  return NUMAHEAP_OK;
+}
+
 int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_stats* out) {
   if (!m || !out) return NUMAHEAP_E_INVALID_ARGUMENT;
   const numaheap::MigratorStats s = m->m->stats();

@@ -60,13 +60,13 @@ void Migrator::Impl::evacuate_retiring(GuestSlot& g, StepReport& rep) {
         ++stats.outcomes[static_cast<std::size_t>(out)];
         if (out != MoveOutcome::moved) return false;
         stats.pages_evacuated += res->frames_moved;
+        GuestSlot::GuestCounters::add(g.counters.pages_evacuated, res->frames_moved);
         rep.moved += res->frames_moved;
         g.tracker->reset_streak(gfn);
         const int fi = index(p.node), ti = index(t);
         if (fi >= 0 && ti >= 0 && fi != ti) {
           pair_pages[static_cast<std::size_t>(fi) * nodes + static_cast<std::size_t>(ti)] += res->frames_moved;
-          stats.pages_moved += res->frames_moved;
-          stats.bytes_moved += res->frames_moved << kFrameShift;
+          count_moved(g, res->frames_moved);
         }
         return true;
       };

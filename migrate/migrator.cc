@@ -354,8 +354,7 @@ void Migrator::Impl::book_move(GuestSlot& g, const Gfn* gfns, const PageState* f
       out[i] = r.error() == Errc::invalid_node ? MoveOutcome::invalid_node : MoveOutcome::busy;
   } else {
     stats.flushes += r->flushes;
-    stats.pages_moved += r->frames_moved;
-    stats.bytes_moved += r->frames_moved << kFrameShift;
+    count_moved(g, r->frames_moved);
     rep.moved += r->frames_moved;
   }
   const int ti = index(target);
@@ -408,14 +407,31 @@ MigratorStats Migrator::stats() const {
   return s;
 }
 
+Result<MigrateGuestStats> Migrator::guest_stats(GuestId id) const noexcept {
+  const SlotReader r(*impl_, id, 0);  // lock-free: hold the slot through its grace period
+  const GuestSlot* s = r.get();
+  if (!s) return Errc::invalid_argument;
+  const GuestSlot::GuestCounters& c = s->counters;
+  MigrateGuestStats out;
+  out.pages_scanned = c.pages_scanned.load(std::memory_order_relaxed);
+  out.pages_moved = c.pages_moved.load(std::memory_order_relaxed);
+  out.bytes_moved = out.pages_moved << kFrameShift;
+  out.pages_followed = c.pages_followed.load(std::memory_order_relaxed);
+  out.pages_quick = c.pages_quick.load(std::memory_order_relaxed);
+  out.pages_evacuated = c.pages_evacuated.load(std::memory_order_relaxed);
+  out.local_access_ratio = c.local_access_ratio.load(std::memory_order_relaxed);
+  return out;
+}
+
 Status Migrator::check_invariants() const {
   SpinGuard g(impl_->lock);  // a step may be inside a mover call: it holds step_lock only
   return impl_->check_locked();
 }
 
 Status Migrator::Impl::check_locked() const {
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0, guests_moved = 0;
   for (const auto& s : owned) {
+    guests_moved += s->counters.pages_moved.load(std::memory_order_relaxed);
     Gfn end = 0;
     for (const auto& r : s->ranges) {
       if (r.first < end || r.allowed.empty()) return Errc::invalid_argument;
@@ -438,6 +454,7 @@ Status Migrator::Impl::check_locked() const {
   std::uint64_t pairs = 0;
   for (auto p : pair_pages) pairs += p;
   if (pairs > stats.pages_moved) return Errc::invalid_argument;  // every pair move was counted as moved
+  if (guests_moved > stats.pages_moved) return Errc::invalid_argument;  // a guest's move was counted twice
   if (stats.pages_scanned_sampled > stats.pages_scanned) return Errc::invalid_argument;
   for (std::size_t k = 0; k < nodes; ++k)
     if (backoff_len[k] > config.backoff_max_steps || tokens[k] < 0) return Errc::invalid_argument;

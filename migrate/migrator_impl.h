@@ -96,6 +96,20 @@ struct GuestSlot {
   // The mover cannot coalesce (Mover::coalesce said unsupported): the
   // policy stops asking. Guarded by Impl::lock.
   bool coalesce_unsupported = false;
+  // This guest's counters (Migrator::guest_stats): written under Impl::lock
+  // only (GuestCounters::add: a load and a store, no read-modify-write),
+  // read lock-free through a SlotReader, each on its own (relaxed).
+  // Invariant (check_locked): the published guests' pages_moved add up to
+  // no more than stats.pages_moved (removed guests take theirs with them).
+  struct GuestCounters {
+    std::atomic<std::uint64_t> pages_scanned{0}, pages_moved{0}, pages_followed{0}, pages_quick{0},
+        pages_evacuated{0};
+    std::atomic<double> local_access_ratio{-1};
+    static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
+      c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+  } counters;
+  static_assert(std::atomic<double>::is_always_lock_free, "guest_stats reads the ratio lock-free");
   std::uint64_t tracking_bytes = 0;  // immutable after add_guest: what this slot holds
   std::uint8_t grace_seen = 0;       // guarded by Impl::lock: bit p = phase p seen quiet since retired
   RehomeJob rehome;
@@ -267,6 +281,12 @@ struct Migrator::Impl {
       if (spare >= 0) rate = std::max(rate, config.spare_bandwidth_share * std::min(spare, kMaxRateLimitMbS));
     }
     return rate;
+  }
+  // `frames` of guest g changed node: the migrator's and the guest's counts.
+  void count_moved(GuestSlot& g, std::uint64_t frames) noexcept {
+    stats.pages_moved += frames;
+    stats.bytes_moved += frames << kFrameShift;
+    GuestSlot::GuestCounters::add(g.counters.pages_moved, frames);
   }
   // Rate limit: how many of `pages` may go to `target` now (consumes tokens).
   std::uint64_t admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns);

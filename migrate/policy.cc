@@ -282,8 +282,14 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     Gfn split_head = ~Gfn{0};
     for (std::size_t i = 0; i < n; ++i) {
       if (b.out[i] != MoveOutcome::moved || b.from[i].node == b.target) continue;
-      if (b.why[i] == kWhyFollow) stats.pages_followed += frames_of(i);
-      if (b.why[i] == kWhyQuick) stats.pages_quick += frames_of(i);
+      if (b.why[i] == kWhyFollow) {
+        stats.pages_followed += frames_of(i);
+        GuestSlot::GuestCounters::add(g.counters.pages_followed, frames_of(i));
+      }
+      if (b.why[i] == kWhyQuick) {
+        stats.pages_quick += frames_of(i);
+        GuestSlot::GuestCounters::add(g.counters.pages_quick, frames_of(i));
+      }
       if (b.from[i].order == 0) continue;
       const std::uint64_t span = frames_of_order(b.from[i].order);
       const Gfn head = b.gfns[i] & ~(span - 1);
@@ -567,8 +573,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       return;
     }
     ++stats.blocks_coalesced;
-    stats.pages_moved += res->frames_moved;
-    stats.bytes_moved += res->frames_moved << kFrameShift;
+    count_moved(g, res->frames_moved);
     rep.moved += res->frames_moved;
     // The stragglers changed node: by pair, and their switch memory.
     std::uint64_t unpaired = res->frames_moved;
@@ -584,6 +589,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   auto examine = [&](Gfn first, std::size_t n) {
     if (!call_mover([&] { return g.mover->query(first, std::span<PageState>(st, n)); })) return false;
     stats.pages_scanned += n;
+    GuestSlot::GuestCounters::add(g.counters.pages_scanned, n);
     rep.scanned += n;
     for (std::size_t i = 0; i < n; ++i) {
       const Gfn gfn = first + i;
@@ -724,6 +730,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   flush();
   all_local += local;
   all_total += total;
+  if (total > 0) g.counters.local_access_ratio.store(local / total, std::memory_order_relaxed);
   // Sampling advice: look at everything while pages move or wait for the
   // rate limit, or while pages are remote and could move; back off by half
   // per quiet step otherwise. Pages held back by a full destination

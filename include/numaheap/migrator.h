@@ -216,6 +216,22 @@ struct MigratorStats {
   std::uint64_t advice_held = 0;
 };
 
+// One guest's share of MigratorStats (Migrator::guest_stats), since its
+// add_guest. A VMM sharing one migrator between guests reads its own
+// guest's progress here (e.g. "did my pages move since I last looked")
+// without taking the migrator's lock.
+struct MigrateGuestStats {
+  std::uint64_t pages_scanned = 0;  // looked at by the policy
+  // 4 KiB frames of this guest that changed node, whatever moved them:
+  // the policy, rehome, evacuation of failing frames, coalescing.
+  std::uint64_t pages_moved = 0, bytes_moved = 0;
+  std::uint64_t pages_followed = 0, pages_quick = 0;  // as in MigratorStats
+  std::uint64_t pages_evacuated = 0;                  // as in MigratorStats
+  // This guest's samples from the node their page was on, at the last
+  // step that saw samples of it; -1 before any.
+  double local_access_ratio = -1;
+};
+
 enum class RehomeState : std::uint8_t { idle = 0, running = 1, done = 2, cancelled = 3, failed = 4 };
 
 struct RehomeProgress {
@@ -345,6 +361,9 @@ class Migrator {
   Status cancel_rehome(GuestId id) noexcept;
 
   MigratorStats stats() const;
+  // This guest's counters, lock-free (never waits for a step: callable
+  // from a fault handler). Error: invalid_argument (no such guest).
+  Result<MigrateGuestStats> guest_stats(GuestId id) const noexcept;
   Status check_invariants() const;
 
   // ---- vCPU advice (see VcpuAdvice) ----

@@ -91,6 +91,14 @@ typedef struct numaheap_migrator_stats {
   uint64_t pages_scanned_sampled; /* of pages_scanned: looked at because sampled lately */
 } numaheap_migrator_stats;
 
+/* One guest's share of the stats (Migrator::guest_stats), since it was added. */
+typedef struct numaheap_migrate_guest_stats {
+  uint64_t pages_scanned;
+  uint64_t pages_moved, bytes_moved; /* its frames that changed node: policy, rehome, evacuation, coalescing */
+  uint64_t pages_followed, pages_quick, pages_evacuated;
+  double local_access_ratio; /* its samples' share from their page's node, last step with any; -1 before */
+} numaheap_migrate_guest_stats;
+
 typedef struct numaheap_node_pair_moves {
   uint32_t from, to;
   uint64_t pages, bytes;
@@ -258,6 +266,9 @@ int numaheap_migrator_cancel_rehome(numaheap_migrator* m, uint32_t guest_id);
 
 /* Stats; node_pair_moves fills up to cap entries and returns how many exist. */
 int numaheap_migrator_get_stats(const numaheap_migrator* m, numaheap_migrator_stats* out);
+/* One guest's counters, lock-free (never waits for a running step: may be
+ * called from a fault handler). NUMAHEAP_E_INVALID_ARGUMENT: no such guest. */
+int numaheap_migrator_guest_stats(const numaheap_migrator* m, uint32_t guest_id, numaheap_migrate_guest_stats* out);
 size_t numaheap_migrator_node_pair_moves(const numaheap_migrator* m, numaheap_node_pair_moves* out, size_t cap);
 
 /* ---- vCPU advice: move the vCPU instead of the memory (Migrator::set_vcpu_advice) ----

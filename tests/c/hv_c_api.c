@@ -310,6 +310,13 @@ int main(void) {
   CHECK(numaheap_migrator_bind_vnode(m, id + 5, 0, 1) != NUMAHEAP_OK);
   numaheap_migrator_stats ms;
   CHECK(numaheap_migrator_get_stats(m, &ms) == NUMAHEAP_OK && ms.pages_moved >= 2047 && ms.flushes > 0);
+  {
+    /* The guest's own count: every frame the rehome moved is this guest's. */
+    numaheap_migrate_guest_stats gs;
+    CHECK(numaheap_migrator_guest_stats(m, id, &gs) == NUMAHEAP_OK);
+    CHECK(gs.pages_moved == ms.pages_moved && gs.bytes_moved == ms.bytes_moved);
+    CHECK(gs.pages_moved == pr.moved);
+  }
   CHECK(numaheap_migrator_remove_guest(m, id) == NUMAHEAP_OK);
   numaheap_migrator_destroy(m);
   numaheap_frame_mover_destroy(mv);

@@ -90,6 +90,15 @@ int main(void) {
   CHECK(st.pages_scanned == kPages && st.pages_scanned_sampled == kPages / 2);
   CHECK(st.local_access_ratio > 0.99);
   CHECK(st.tracking_bytes >= kPages * 8 && st.retired_guests == 0);
+  {
+    numaheap_migrate_guest_stats gs;
+    CHECK(numaheap_migrator_guest_stats(m, id, &gs) == NUMAHEAP_OK);
+    CHECK(gs.pages_scanned == kPages && gs.pages_moved == 0 && gs.local_access_ratio > 0.99);
+    CHECK(numaheap_migrator_guest_stats(m, id + 1, &gs) == NUMAHEAP_E_INVALID_ARGUMENT);
+    CHECK(numaheap_migrator_guest_stats(m, 1u << 30, &gs) == NUMAHEAP_E_INVALID_ARGUMENT);
+    CHECK(numaheap_migrator_guest_stats(m, id, NULL) == NUMAHEAP_E_INVALID_ARGUMENT);
+    CHECK(numaheap_migrator_guest_stats(NULL, id, &gs) == NUMAHEAP_E_INVALID_ARGUMENT);
+  }
 
   /* Rehome to node 0: everything is there already; progress reaches total. */
   numaheap_nodemask only0;

@@ -18,6 +18,7 @@ struct EvacuateResult {
   NodeId victim_node = kNoNode;   // where the victim is now
   std::uint64_t pending_offline = 0, offlined = 0;  // node 0, after one step
   std::uint64_t pages_evacuated = 0;                // after one step
+  std::uint64_t guest_evacuated = 0;                // the guest's own count (guest_stats), after one step
   std::uint64_t evacuated_again = 0;                // after a second step (0: nothing searched twice)
   std::uint64_t wrong_pages = 0;  // pages not holding what was written
   bool frames_ok = false;         // PageAllocator::check_frames
@@ -46,7 +47,8 @@ inline EvacuateResult pending_offline_in_host_memory() {
   Migrator& m = **mg;
   auto o = migrate_options_for(*gm, false);
   o.auto_balance = true;
-  if (!m.add_guest(*mv, o)) return res;
+  auto id = m.add_guest(*mv, o);
+  if (!id) return res;
   for (Gfn g = 0; g < gm->ram_pages(); ++g)
     if (!model.write(2, g, g ^ 0x5a5a)) return res;
   const Gfn victim = 700;
@@ -60,6 +62,7 @@ inline EvacuateResult pending_offline_in_host_memory() {
   res.pending_offline = h.pa->stats(0)->pending_offline;
   res.offlined = h.pa->stats(0)->offlined;
   res.pages_evacuated = m.stats().pages_evacuated;
+  res.guest_evacuated = m.guest_stats(*id) ? m.guest_stats(*id)->pages_evacuated : 0;
   for (Gfn g = 0; g < gm->ram_pages(); ++g) res.wrong_pages += model.read(g) != (g ^ 0x5a5a);
   (void)m.step_at(2);
   res.evacuated_again = m.stats().pages_evacuated - res.pages_evacuated;

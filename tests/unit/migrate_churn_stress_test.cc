@@ -1,6 +1,6 @@
 // Guest churn against racing inputs: threads keep calling every lock-free
 // entry point of the Migrator (record_access, record_vcpu_access,
-// set_vcpu_cpu, rehome_progress, cancel_rehome) on guest ids that are being
+// set_vcpu_cpu, rehome_progress, guest_stats, cancel_rehome) on guest ids that are being
 // added and removed, with steps in between. A removed guest's tracking
 // memory must never be freed under an input (ASan / TSan would see the
 // use-after-free or the race) and must be reclaimed once inputs stop:
@@ -65,11 +65,12 @@ TEST(MigrateChurnStress, RemovedGuestsAreFreedOnlyAfterRacingInputs) {
       const GuestId id = static_cast<GuestId>(x % cfg.max_guests);
       const Gfn gfn = (x >> 8) % kPages;
       const auto vcpu = static_cast<std::uint32_t>((x >> 40) % 4);
-      switch ((x >> 50) % 5) {
+      switch ((x >> 50) % 6) {
         case 0: m.record_access(id, gfn, static_cast<CpuId>(vcpu)); break;
         case 1: m.record_vcpu_access(id, gfn, vcpu); break;
         case 2: (void)m.set_vcpu_cpu(id, vcpu, static_cast<CpuId>((x >> 20) % 4)); break;
         case 3: (void)m.rehome_progress(id); break;
+        case 4: (void)m.guest_stats(id); break;
         default: (void)m.cancel_rehome(id); break;
       }
       ++n;

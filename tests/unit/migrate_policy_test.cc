@@ -163,6 +163,66 @@ TEST(MigratePolicy, PageMovesOnlyAfterTwoConsecutiveSamplesFromOneNode) {
   EXPECT_TRUE(r.gm->check_invariants().has_value());
 }
 
+// Per-guest counters: two guests in one migrator, only one of them moved.
+// Each guest's pages_moved is its own frames that changed node (the
+// VMM's sampler asks "did my pages move", not "did anybody's"), the two
+// add up to the migrator's, a removed guest's id has none.
+TEST(MigratePolicy, GuestStatsCountEachGuestsOwnMoves) {
+  Rig r(fast());
+  std::unique_ptr<GuestMemory> gm2 = make_guest(r.h, 2, false, 0, 8);
+  ASSERT_TRUE(gm2);
+  GuestModel model2(*gm2, 4);
+  auto mv2 = FrameSwapMover::create(*gm2, model2.hooks());
+  ASSERT_TRUE(mv2.has_value());
+  auto id2 = r.m->add_guest(*mv2, migrate_options_for(*gm2, false));
+  ASSERT_TRUE(id2.has_value());
+  ASSERT_NE(*id2, r.id);
+  auto fresh = r.m->guest_stats(*id2);
+  ASSERT_TRUE(fresh.has_value());
+  EXPECT_EQ(fresh->pages_moved, 0u);
+  EXPECT_EQ(fresh->local_access_ratio, -1);
+
+  // Guest 1: 10 pages sampled twice from node 1 (they move); guest 2: the
+  // same pages sampled from node 0, where they are (they stay).
+  for (Gfn g = 0; g < 10; ++g) {
+    r.touch(g, kCpuNode1, 2);
+    r.m->record_access(*id2, g, kCpuNode0);
+    r.m->record_access(*id2, g, kCpuNode0);
+  }
+  r.m->step_at(1);
+  const MigratorStats all = r.m->stats();
+  const MigrateGuestStats a = *r.m->guest_stats(r.id), b = *r.m->guest_stats(*id2);
+  EXPECT_EQ(all.pages_moved, 10u);
+  EXPECT_EQ(a.pages_moved, 10u);
+  EXPECT_EQ(a.bytes_moved, 10u * kFrameSize);
+  EXPECT_EQ(b.pages_moved, 0u);
+  EXPECT_EQ(a.pages_scanned + b.pages_scanned, all.pages_scanned);
+  EXPECT_EQ(a.pages_scanned, r.mover->page_count());
+  EXPECT_DOUBLE_EQ(a.local_access_ratio, 0.0);  // sampled from node 1 while on node 0
+  EXPECT_DOUBLE_EQ(b.local_access_ratio, 1.0);
+  for (Gfn g = 0; g < 10; ++g) EXPECT_EQ(r.node(g), 1u);
+
+  // A rehome of guest 2 is guest 2's: 512 pages of a 2 MiB guest to node 1.
+  NodeMask to1;
+  to1.set(1);
+  ASSERT_TRUE(r.m->rehome(*id2, to1).has_value());
+  for (std::uint64_t t = 2; t < 20 && r.m->rehome_progress(*id2)->state == RehomeState::running; ++t)
+    r.m->step_at(t * 1'000'000'000);
+  ASSERT_EQ(r.m->rehome_progress(*id2)->state, RehomeState::done);
+  EXPECT_EQ(r.m->guest_stats(r.id)->pages_moved, 10u);
+  constexpr std::uint64_t kRam = (std::uint64_t{2} << 20) >> kFrameShift;  // its RAM; the rest are holes
+  EXPECT_EQ(r.m->guest_stats(*id2)->pages_moved, kRam);
+  EXPECT_EQ(r.m->stats().pages_moved, 10u + kRam);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+
+  // Unknown and removed ids are refused.
+  EXPECT_EQ(r.m->guest_stats(40).error(), Errc::invalid_argument);  // never added
+  EXPECT_EQ(r.m->guest_stats(~GuestId{0}).error(), Errc::invalid_argument);
+  ASSERT_TRUE(r.m->remove_guest(*id2).has_value());
+  EXPECT_EQ(r.m->guest_stats(*id2).error(), Errc::invalid_argument);
+  EXPECT_EQ(r.m->guest_stats(r.id)->pages_moved, 10u);
+}
+
 TEST(MigratePolicy, PingPongSharedPageMovesAtMostOnce) {
   Rig r(fast());
   // vCPUs on both nodes take turns on page 9, two samples each per round.
@@ -1135,6 +1195,7 @@ TEST(MigrateHugePages, SettledPagesAreCoalescedStragglersIncluded) {
   const MigratorStats s = (*m2)->stats();
   EXPECT_EQ(s.blocks_coalesced, 1u);
   EXPECT_EQ(s.pages_moved, 3u);  // the stragglers changed node; the rest was copied in place
+  EXPECT_EQ((*m2)->guest_stats(*id)->pages_moved, 3u);  // coalescing counts as the guest's moves
   for (Gfn g = 0; g < 1024; ++g) {
     ASSERT_EQ(r.model->read(g), g * 7 + 3) << g;
     ASSERT_TRUE(r.model->final_check(g)) << g;

@@ -295,6 +295,7 @@ TEST(MigrateEvacuate, PendingOfflineFrameIsLeftFirstInHostMemoryMode) {
   EXPECT_EQ(r.pending_offline, 0u);
   EXPECT_EQ(r.offlined, 1u);
   EXPECT_EQ(r.pages_evacuated, 512u);  // its whole 2 MiB block
+  EXPECT_EQ(r.guest_evacuated, 512u);  // and they are this guest's
   EXPECT_EQ(r.wrong_pages, 0u);
   EXPECT_EQ(r.evacuated_again, 0u);  // nothing left to do: a second step searches nothing
   EXPECT_TRUE(r.frames_ok);

@@ -9,10 +9,9 @@
 // the windows of pages still to follow (session 14: a third to a half of
 // the moved vCPUs' pages left remote for good).
 //
-// Known limit: the count is the migrator's pages_moved, over all its
-// guests (no per-guest count is public yet), so in a migrator with several
-// guests another guest's moves also push the following on. That costs
-// sampling time (the shed stays off longer), never data or placement.
+// The count is this guest's own (Migrator::guest_stats, lock-free), so
+// in a migrator shared by several guests another guest's moves do not
+// hold this one's shed off.
 //
 // Used by the sampler's handler thread only: no locking.
 #pragma once
@@ -28,7 +27,7 @@ class FollowClock {
 
   // A burst for moved vCPUs was served at `now_ns`.
   void burst(std::uint64_t now_ns) noexcept { until_ns_ = now_ns + kFollowNs; }
-  // A moved vCPU's sample at `now_ns` found the migrator's pages_moved at
+  // A moved vCPU's sample at `now_ns` found its guest's pages_moved at
   // `moved`; true when that pushed the following on.
   bool sample(std::uint64_t now_ns, std::uint64_t moved) noexcept {
     const bool on = following(now_ns) && moved != moved_at_sample_;

@@ -561,7 +561,9 @@ struct UffdSampler::Impl {
     kick_pending = false;
     last_kick_ns = now;
     kicks.fetch_add(1, std::memory_order_relaxed);
-    if (follow.sample(now, mig->stats().pages_moved)) follow_extensions.fetch_add(1, std::memory_order_relaxed);
+    // This guest's moves only (lock-free: never waits for a running step).
+    const auto own = mig->guest_stats(guest);
+    if (own && follow.sample(now, own->pages_moved)) follow_extensions.fetch_add(1, std::memory_order_relaxed);
     mig->request_step();
   }
 
