@@ -442,6 +442,7 @@ Status Migrator::Impl::check_locked() const {
     // The policy's sampled pass and vacated walk (migrator_impl.h).
     if (s->sampled_chunk >= 64 * s->tracker->chunk_words() || s->vacated_walk_left > s->tracker->pages())
       return Errc::invalid_argument;
+    if (s->vacated_rewalk_step > step_no + config.backoff_max_steps + 1) return Errc::invalid_argument;  // past any backoff
     const bool published = !s->removed && slots[s->id].load(std::memory_order_relaxed) == s.get();
     if (s->removed || !published) return Errc::invalid_argument;
     bytes += s->tracking_bytes;

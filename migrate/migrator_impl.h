@@ -87,6 +87,12 @@ struct GuestSlot {
   // vacated_walk_left <= tracker->pages().
   std::uint64_t vacated_walk_left = 0;
   Gfn vacated_walk_at = 0;
+  // The step from which the walk runs again (0: none): pages that were to
+  // follow vCPUs on old samples were turned away by a full or backed-off
+  // destination, and nothing else marks them. The first step after that
+  // destination's backoff (the earliest such step when there are several).
+  // Invariant: <= step_no + backoff_max_steps + 1.
+  std::uint64_t vacated_rewalk_step = 0;
   bool removed = false;              // guarded by Impl::lock
   // Evacuation of pages on frames pending offline (evacuate.cc), guarded by
   // Impl::lock: the mover's offline_events() at the last full search, and

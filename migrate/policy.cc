@@ -236,6 +236,16 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     return to == kNoVcpuNode ? kNoNode : topo->node_at(to).id;
   };
 
+  // A page that was to follow vCPUs on old samples was turned away by
+  // `target`, full or backed off: no new sample will mark it, so the
+  // vacated walk runs again once the backoff is over (a destination still
+  // full then turns it away again, and backs off for longer).
+  auto retry_after_backoff = [&](NodeId target) {
+    const int ti = index(target);
+    if (ti < 0) return;
+    const std::uint64_t at = backoff_until[static_cast<std::size_t>(ti)] + 1;
+    if (g.vacated_rewalk_step == 0 || at < g.vacated_rewalk_step) g.vacated_rewalk_step = at;
+  };
   // How many of batch b's pages may move now (watermark, rate limit);
   // `planned`: frames this flush already lets into b.target.
   auto admit_batch = [&](Batch& b, std::uint64_t planned) {
@@ -253,6 +263,11 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       while (fit < n && used + frames_of(fit) <= room) used += frames_of(fit++);
       stats.skipped_watermark += n - fit;
       if (fit < n) back_off(b.target);  // full: stop scanning for it for a while
+      for (std::size_t i = fit; i < n; ++i)
+        if (b.why[i] == kWhyFollow) {
+          retry_after_backoff(b.target);
+          break;
+        }
       n = fit;
     }
     // Per-destination rate limit (frames).
@@ -412,6 +427,10 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     return h.sampled() && h.last_index < nodes ? topo->node_at(h.last_index).id : kNoNode;
   };
   // A page may move to `target` at all (flags, allowed nodes, backoff).
+  auto backed_off = [&](NodeId target) {
+    const int ti = index(target);
+    return ti >= 0 && backoff_until[static_cast<std::size_t>(ti)] >= step_no;
+  };
   auto movable = [&](const PageState& p, const MigrateRange& r, NodeId target, bool count) {
     if (p.flags & P2mFlags::pinned) { if (count) ++stats.skipped_pinned; return false; }
     if (p.flags & P2mFlags::shared) { if (count) ++stats.skipped_shared; return false; }
@@ -507,7 +526,10 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         why = want_why[owner];
       }
     }
-    if (!movable(p, r, target, true)) return true;
+    if (!movable(p, r, target, true)) {
+      if (why == kWhyFollow && backed_off(target)) retry_after_backoff(target);
+      return true;
+    }
     if (!has_room(target, kHugeSpan)) return false;  // a full node still takes single pages
     enqueue(head, p, target, why, MoveGranularity::whole_blocks);
     return true;
@@ -629,7 +651,10 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       const NodeId target = decide(p, *r, h, last, why, shared);
       if (shared) ++stats.skipped_shared_access;
       if (target == kNoNode || target == p.node) continue;
-      if (!movable(p, *r, target, true)) continue;
+      if (!movable(p, *r, target, true)) {
+        if (why == kWhyFollow && backed_off(target)) retry_after_backoff(target);
+        continue;
+      }
       enqueue(gfn, p, target, why, g.options.granularity);
     }
     return true;
@@ -643,6 +668,10 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   // covers it all, the tracker's words (no mover query, a load and a
   // compare for most pages) are walked for them, kVacatedWalk x scan_pages
   // pages a step, and their chunks marked for the pass below.
+  if (g.vacated_rewalk_step != 0 && step_no >= g.vacated_rewalk_step) {
+    g.vacated_rewalk_step = 0;
+    g.vacated_walk_left = g.tracker->pages();  // every page once more, from where the walk is
+  }
   if (g.vacated_walk_left > 0 && (!any_vacated_to || budget >= pages)) g.vacated_walk_left = 0;
   if (g.vacated_walk_left > 0) {
     std::uint64_t n = std::min(g.vacated_walk_left, kVacatedWalk * config.scan_pages);

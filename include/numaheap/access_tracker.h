@@ -29,10 +29,13 @@
 //    bit per chunk of 64 pages (kChunkPages), set by a sample that changed
 //    its page's word and taken (cleared) by the migrator
 //    (take_sampled_chunks). The hot path pays one relaxed load of the
-//    chunk's bitmap word and, when the bit is clear, one fetch_or. A bit is
-//    a hint: a sample racing with the take may leave its page unmarked
-//    until the page's word next changes (the next epoch at the latest); the
-//    policy's cursor scan still visits every page.
+//    chunk's bitmap word and, when the bit is clear, one fetch_or. No
+//    sample that changed a word is missed by both: the word's CAS and the
+//    bit's load are seq_cst, as are the take and a fence after it, so
+//    either the sample sees its bit cleared by the take (and sets it
+//    again) or the migrator, reading words after its take, sees the sample
+//    (a store-buffer pattern; x86 emits the same instructions as relaxed).
+//    The policy's cursor scan still visits every page.
 //  * Node sets are kept as 16-bit bitmaps of (dense index mod 16): on hosts
 //    with more than 16 nodes two nodes can alias, which can only make a page
 //    look private when it is shared by aliased nodes -- never the reverse.
@@ -98,7 +101,8 @@ class AccessTracker {
     for (int tries = 0; tries < 4; ++tries) {
       const std::uint64_t next = with_sample(old, now, node_index);
       if (next == old) return;  // saturated: no store, no cache-line bounce
-      if (w.compare_exchange_weak(old, next, std::memory_order_relaxed)) {
+      // seq_cst with mark_sampled's load (see the top): not a lost mark.
+      if (w.compare_exchange_weak(old, next, std::memory_order_seq_cst, std::memory_order_relaxed)) {
         mark_sampled(gfn);
         return;
       }
@@ -115,8 +119,14 @@ class AccessTracker {
   // gives the rest back (mark_sampled_chunks, which also lets the migrator
   // point its own pass at chunks no sample marked).
   std::uint64_t take_sampled_chunks(std::uint64_t i, std::uint64_t mask = ~std::uint64_t{0}) noexcept {
+    // A stale zero leaves a new bit set: taken next time, never lost.
     if (i >= chunk_words_ || (chunks_[i].load(std::memory_order_relaxed) & mask) == 0) return 0;
-    return chunks_[i].fetch_and(~mask, std::memory_order_acquire) & mask;
+    const std::uint64_t taken = chunks_[i].fetch_and(~mask, std::memory_order_seq_cst) & mask;
+    // The caller's (relaxed) reads of the pages' words come after this
+    // fence: they see every sample whose mark_sampled found the bit still
+    // set (see the top).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return taken;
   }
   void mark_sampled_chunks(std::uint64_t i, std::uint64_t bits) noexcept {
     if (i < chunk_words_ && bits) chunks_[i].fetch_or(bits, std::memory_order_relaxed);
@@ -184,8 +194,8 @@ class AccessTracker {
   // node sets say the sample is recent.
   MetadataArray<std::atomic<std::uint64_t>> words_;
   // Sampled-chunk bitmap: bit c % 64 of word c / 64 for chunk c. Set by
-  // record() (release, after the page's word changed), cleared by
-  // take_sampled_chunks (acquire); no lock. Invariant: no bit at or beyond
+  // record() (after the page's word changed: seq_cst, see the top),
+  // cleared by take_sampled_chunks (seq_cst, then a fence); no lock. Invariant: no bit at or beyond
   // chunk ceil(pages_ / kChunkPages) is ever set.
   std::uint64_t chunk_words_ = 0;
   MetadataArray<std::atomic<std::uint64_t>> chunks_;
@@ -193,7 +203,7 @@ class AccessTracker {
     const std::uint64_t c = gfn >> kChunkShift;
     std::atomic<std::uint64_t>& word = chunks_[c >> 6];
     const std::uint64_t bit = std::uint64_t{1} << (c & 63);
-    if (!(word.load(std::memory_order_relaxed) & bit)) word.fetch_or(bit, std::memory_order_release);
+    if (!(word.load(std::memory_order_seq_cst) & bit)) word.fetch_or(bit, std::memory_order_release);
   }
 };
 

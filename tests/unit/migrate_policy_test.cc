@@ -1452,6 +1452,57 @@ TEST(MigrateScan, RateLimitedPagesAreLookedAtAgainAtTheNextStep) {
   EXPECT_TRUE(r.m->check_invariants().has_value());
 }
 
+// Pages following their vCPUs on old samples that a full destination
+// turned away are looked at again once its backoff is over, not when the
+// cursor gets there (76 steps for page 1216 at 16 pages a step): the
+// vacated walk runs again. 48 pages of one chunk, 20 free frames on node 1
+// until the hog leaves.
+TEST(MigrateScan, FollowingPagesTurnedAwayByAFullNodeAreRetriedAfterItsBackoff) {
+  MigratorConfig c = fast();
+  c.scan_pages = 16;  // a window of 16 pages, a walk of 1024 a step
+  Rig r(c, false, 8);
+  place_all(r, kCpuNode0);
+  for (Gfn g = 1216; g < 1264; ++g) r.touch(g, kCpuNode0);
+  r.m->step_at(1);
+  std::vector<Mfn> hog = fill_node1(r, 20);
+  place_all(r, kCpuNode1);
+  r.m->step_at(2);  // walks [0, 1024)
+  r.m->step_at(3);  // walks [1024, 2048): 20 fit, 28 are turned away, node 1 backed off
+  std::uint64_t there = 0;
+  for (Gfn g = 1216; g < 1264; ++g) there += r.node(g) == 1;
+  EXPECT_EQ(there, 20u);
+  EXPECT_EQ(r.m->stats().skipped_watermark, 28u);
+  for (Mfn f : hog) ASSERT_TRUE(r.h.pa->free(f, 0, 99).has_value());
+  for (std::uint64_t t = 4; t <= 12; ++t) r.m->step_at(t);
+  for (Gfn g = 1216; g < 1264; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_EQ(r.m->stats().pages_followed, 48u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// The same when the destination was already backed off (for another
+// page) when the pages came to follow: they are turned away by the
+// backoff, not by the watermark, and retried after it.
+TEST(MigrateScan, FollowingPagesTurnedAwayByABackedOffNodeAreRetriedAfterIt) {
+  MigratorConfig c = fast();
+  c.scan_pages = 64;  // a window of 64 pages (page 1216: 19 steps away), a walk of 4096 a step
+  Rig r(c, false, 8);
+  place_all(r, kCpuNode0);
+  for (Gfn g = 1216; g < 1236; ++g) r.touch(g, kCpuNode0);
+  r.m->step_at(1);
+  std::vector<Mfn> hog = fill_node1(r, 0);
+  r.touch(500, kCpuNode1, 2);  // wants node 1, which is full: backed off for step 3
+  r.m->step_at(2);
+  EXPECT_GT(r.m->stats().skipped_watermark, 0u);
+  place_all(r, kCpuNode1);
+  r.m->step_at(3);  // the walk finds 1216-1235; node 1 is backed off
+  EXPECT_GT(r.m->stats().skipped_backoff, 0u);
+  EXPECT_EQ(r.node(1216), 0u);
+  for (Mfn f : hog) ASSERT_TRUE(r.h.pa->free(f, 0, 99).has_value());
+  for (std::uint64_t t = 4; t <= 8; ++t) r.m->step_at(t);
+  for (Gfn g = 1216; g < 1236; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
 // The sampled pass's round robin starts mid-block (chunk 20 of block
 // 1024-1535) and wraps to the block's chunks before the start after
 // another block's: the block is judged again only after its move, so it is
