@@ -26,5 +26,8 @@ void run_stat_checks(const Topology& live);
 // VMM guest RAM (memfd) sampled by userfaultfd and moved to the node of the
 // thread touching it, confirmed by move_pages.
 void run_vmm_checks(const Topology& live);
+// One migrator shared by two guests: one guest's moves do not count as the
+// other's (Migrator::guest_stats, the sampler's following).
+void run_shared_migrator_checks(const Topology& live);
 
 }  // namespace numaheap::vmtest

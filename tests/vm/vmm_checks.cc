@@ -251,4 +251,124 @@ void run_vmm_checks(const Topology& live) {
   munmap(base, kPages * kFrameSize);
 }
 
+void run_shared_migrator_checks(const Topology& live) {
+  // One migrator, two guests: A (memfd, sampled, its "vCPU" on the node of
+  // its RAM: nothing of A moves) and B (anonymous, rehomed back and forth
+  // between two nodes). After A's vCPU is reported moved, its samples ask
+  // for steps; only A's own moves may extend its following
+  // (Migrator::guest_stats): B's moves must not.
+  NodeId x = kNoNode, y = kNoNode;
+  for (NodeId n : live.memory_nodes())
+    if (live.cpu_nodes().test(n)) {
+      x = n;
+      break;
+    }
+  for (NodeId n : live.memory_nodes())
+    if (n != x) {
+      y = n;
+      break;
+    }
+  if (x == kNoNode || y == kNoNode) {
+    report(false, "shared-migrator checks need two memory nodes, one with CPUs");
+    return;
+  }
+  constexpr std::uint64_t kA = 256, kB = 512;
+  const int fd = memfd_create("guest-a", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, kA * kFrameSize) != 0) {
+    report(false, "memfd RAM of guest A", std::strerror(errno));
+    return;
+  }
+  void* a_base = mmap(nullptr, kA * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  void* b_base = mmap(nullptr, kB * kFrameSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (a_base == MAP_FAILED || b_base == MAP_FAILED) {
+    report(false, "guest RAM mappings of A and B", std::strerror(errno));
+    return;
+  }
+  const GuestRamRegion ra{a_base, kA * kFrameSize, 0, RamBacking::memfd, false};
+  const VnodeRam va{0, 0, kA * kFrameSize, NodeMask::single(x)};
+  const GuestRamRegion rb{b_base, kB * kFrameSize, 0, RamBacking::anonymous, false};
+  const VnodeRam vb{0, 0, kB * kFrameSize, NodeMask::single(y)};
+  auto ram_a = GuestRam::create(live, std::span<const GuestRamRegion>(&ra, 1), std::span<const VnodeRam>(&va, 1));
+  auto ram_b = GuestRam::create(live, std::span<const GuestRamRegion>(&rb, 1), std::span<const VnodeRam>(&vb, 1));
+  MigratorConfig cfg;
+  cfg.rate_limit_mb_s = 0;
+  auto mig = Migrator::create(live, cfg);
+  if (!ram_a || !ram_b || !mig) {
+    report(false, "two guests' RAM and one migrator");
+    return;
+  }
+  auto ida = (*mig)->add_guest(**ram_a, (*ram_a)->migrate_options(1, false));
+  auto idb = (*mig)->add_guest(**ram_b, (*ram_b)->migrate_options(1, false));
+  report(ida && idb, "two guests added to one migrator");
+  if (!ida || !idb) return;
+
+  // B moves first: the migrator's count is non-zero before A's vCPU moves.
+  auto rehome_b = [&](NodeId to) {
+    if (!(*mig)->rehome(*idb, NodeMask::single(to))) return false;
+    for (int i = 0; i < 1000; ++i) {
+      (void)(*mig)->step();
+      auto p = (*mig)->rehome_progress(*idb);
+      if (!p || p->state != RehomeState::running) return p && p->state == RehomeState::done;
+    }
+    return false;
+  };
+  report(rehome_b(x), "guest B rehomed to node " + std::to_string(x));
+
+  const CpuId cpu = live.find(x)->cpu_vector().front();
+  cpu_set_t old_set, others;
+  sched_getaffinity(0, sizeof old_set, &old_set);
+  others = old_set;
+  CPU_CLR(static_cast<int>(cpu), &others);
+  if (CPU_COUNT(&others) > 0) sched_setaffinity(0, sizeof others, &others);  // the handler off the vCPU's CPU
+  SamplerConfig scfg;
+  scfg.pages_per_second = 0;  // windows only from vcpu_moved's burst
+  scfg.cpu_source = SampleCpuSource::vcpu_threads;
+  auto sampler = UffdSampler::create(**ram_a, **mig, *ida, scfg);
+  if (!sampler || !(*sampler)->start()) {
+    report(false, "sampler of guest A started", sampler ? "" : sampler.error().message.c_str());
+    sched_setaffinity(0, sizeof old_set, &old_set);
+    return;
+  }
+  std::atomic<bool> stop{false}, ready{false};
+  std::thread vcpu([&] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<int>(cpu), &set);
+    (void)sched_setaffinity(0, sizeof set, &set);
+    (void)(*sampler)->set_vcpu_thread(0, gettid());
+    (void)(*mig)->set_vcpu_cpu(*ida, 0, cpu);
+    ready = true;
+    for (std::uint64_t pass = 1; !stop.load(std::memory_order_relaxed); ++pass)
+      for (std::uint64_t i = 0; i < kA; ++i)
+        *reinterpret_cast<volatile std::uint64_t*>(static_cast<char*>(a_base) + i * kFrameSize) = pass;
+  });
+  while (!ready.load()) sched_yield();
+  // A's vCPU "moved" (to another CPU of the same node: its RAM stays
+  // local); B keeps moving while A's samples come in.
+  (void)(*sampler)->vcpu_moved(0);
+  const double t0 = seconds_now();
+  bool b_moved = true;
+  for (int i = 0; (*sampler)->stats().steps_requested == 0 && seconds_now() - t0 < 60; ++i)
+    b_moved &= rehome_b(i % 2 ? x : y);
+  const double kicked_at = seconds_now();
+  for (int i = 0; seconds_now() - kicked_at < 1.0; ++i) b_moved &= rehome_b(i % 2 ? x : y);
+  stop = true;
+  vcpu.join();
+  (*sampler)->stop();
+  sched_setaffinity(0, sizeof old_set, &old_set);
+  const SamplerStats ss = (*sampler)->stats();
+  const auto ga = (*mig)->guest_stats(*ida), gb = (*mig)->guest_stats(*idb);
+  report(b_moved && gb && gb->pages_moved >= 2 * kB, "guest B's pages moved back and forth meanwhile",
+         gb ? std::to_string(gb->pages_moved) + " pages" : "no stats");
+  report(ss.steps_requested > 0, "guest A's moved vCPU asked for steps",
+         std::to_string(ss.steps_requested) + " requests, " + std::to_string(ss.samples) + " samples");
+  report(ga && ga->pages_moved == 0, "guest A's pages stayed (local)",
+         ga ? std::to_string(ga->pages_moved) + " moved" : "no stats");
+  report(ss.follow_extensions == 0, "guest B's moves did not extend guest A's following",
+         std::to_string(ss.follow_extensions) + " extensions");
+  munmap(a_base, kA * kFrameSize);
+  munmap(b_base, kB * kFrameSize);
+}
+
 }  // namespace numaheap::vmtest

@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   if (!skip_heap && live) numaheap::vmtest::run_guest_checks(*live);
   if (!skip_heap && live) numaheap::vmtest::run_migrate_checks(*live);
   if (!skip_heap && live) numaheap::vmtest::run_vmm_checks(*live);
+  if (!skip_heap && live) numaheap::vmtest::run_shared_migrator_checks(*live);
 
   // 4. `numaheap stat` on this process shaped as a VMM.
   if (live) numaheap::vmtest::run_stat_checks(*live);
