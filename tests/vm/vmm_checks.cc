@@ -40,6 +40,44 @@ long pages_off(void* base, NodeId node, bool skip_unmapped = false, std::uint64_
   return off;
 }
 
+// A memory node with CPUs (not the first memory node when `not_first`)
+// and another memory node; false when the machine has no such pair. Also
+// turns the kernel's NUMA balancing off: it must not move pages by itself
+// during these checks.
+bool pick_nodes(const Topology& live, bool not_first, NodeId& with_cpus, NodeId& other) {
+  with_cpus = other = kNoNode;
+  for (NodeId n : live.memory_nodes())
+    if (live.cpu_nodes().test(n) && !(not_first && n == live.memory_nodes().first())) {
+      with_cpus = n;
+      break;
+    }
+  for (NodeId n : live.memory_nodes())
+    if (n != with_cpus) {
+      other = n;
+      break;
+    }
+  if (FILE* f = std::fopen("/proc/sys/kernel/numa_balancing", "w")) {
+    std::fputs("0", f);
+    std::fclose(f);
+  }
+  return with_cpus != kNoNode && other != kNoNode;
+}
+
+// `pages` of memfd "guest RAM", mapped shared; null (reported) on failure.
+void* memfd_ram(const char* name, std::uint64_t pages) {
+  const int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, static_cast<off_t>(pages * kFrameSize)) != 0) {
+    report(false, std::string("memfd RAM ") + name, std::strerror(errno));
+    if (fd >= 0) close(fd);
+    return nullptr;
+  }
+  void* base = mmap(nullptr, pages * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (base != MAP_FAILED) return base;
+  report(false, std::string("memfd RAM mapping ") + name, std::strerror(errno));
+  return nullptr;
+}
+
 double seconds_now() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -51,37 +89,13 @@ double seconds_now() {
 void run_vmm_checks(const Topology& live) {
   // to: a node with CPUs and memory (the toucher's); from: another memory node.
   NodeId to = kNoNode, from = kNoNode;
-  for (NodeId n : live.memory_nodes())
-    if (live.cpu_nodes().test(n) && n != live.memory_nodes().first()) {
-      to = n;
-      break;
-    }
-  for (NodeId n : live.memory_nodes())
-    if (n != to) {
-      from = n;
-      break;
-    }
-  if (to == kNoNode || from == kNoNode) {
+  if (!pick_nodes(live, true, to, from)) {
     report(false, "vmm checks need two memory nodes, one with CPUs");
     return;
   }
-  // The kernel must not move pages by itself here.
-  if (FILE* f = std::fopen("/proc/sys/kernel/numa_balancing", "w")) {
-    std::fputs("0", f);
-    std::fclose(f);
-  }
   const std::string route = std::to_string(from) + " -> " + std::to_string(to);
-  const int fd = memfd_create("guest-ram", MFD_CLOEXEC);
-  if (fd < 0 || ftruncate(fd, kPages * kFrameSize) != 0) {
-    report(false, "memfd guest RAM", std::strerror(errno));
-    return;
-  }
-  void* base = mmap(nullptr, kPages * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  if (base == MAP_FAILED) {
-    report(false, "memfd guest RAM mapping", std::strerror(errno));
-    return;
-  }
+  void* base = memfd_ram("guest-ram", kPages);
+  if (!base) return;
   auto word = [&](std::uint64_t i) { return reinterpret_cast<volatile std::uint64_t*>(static_cast<char*>(base) + i * kFrameSize); };
   const GuestRamRegion region{base, kPages * kFrameSize, 0, RamBacking::memfd, false};
   const VnodeRam vnode{0, 0, kPages * kFrameSize, NodeMask::single(from)};
@@ -258,31 +272,17 @@ void run_shared_migrator_checks(const Topology& live) {
   // for steps; only A's own moves may extend its following
   // (Migrator::guest_stats): B's moves must not.
   NodeId x = kNoNode, y = kNoNode;
-  for (NodeId n : live.memory_nodes())
-    if (live.cpu_nodes().test(n)) {
-      x = n;
-      break;
-    }
-  for (NodeId n : live.memory_nodes())
-    if (n != x) {
-      y = n;
-      break;
-    }
-  if (x == kNoNode || y == kNoNode) {
+  if (!pick_nodes(live, false, x, y)) {
     report(false, "shared-migrator checks need two memory nodes, one with CPUs");
     return;
   }
   constexpr std::uint64_t kA = 256, kB = 512;
-  const int fd = memfd_create("guest-a", MFD_CLOEXEC);
-  if (fd < 0 || ftruncate(fd, kA * kFrameSize) != 0) {
-    report(false, "memfd RAM of guest A", std::strerror(errno));
-    return;
-  }
-  void* a_base = mmap(nullptr, kA * kFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
+  void* a_base = memfd_ram("guest-a", kA);
+  if (!a_base) return;
   void* b_base = mmap(nullptr, kB * kFrameSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (a_base == MAP_FAILED || b_base == MAP_FAILED) {
-    report(false, "guest RAM mappings of A and B", std::strerror(errno));
+  if (b_base == MAP_FAILED) {
+    report(false, "anonymous RAM of guest B", std::strerror(errno));
+    munmap(a_base, kA * kFrameSize);
     return;
   }
   const GuestRamRegion ra{a_base, kA * kFrameSize, 0, RamBacking::memfd, false};
