@@ -296,6 +296,17 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     };
     Gfn split_head = ~Gfn{0};
     for (std::size_t i = 0; i < n; ++i) {
+      // A page following its vCPUs that the move refused has no sample to
+      // bring it back: a full node (backed off by book_move) is tried again
+      // after its backoff, a busy page at the next step.
+      if (b.why[i] == kWhyFollow && b.out[i] != MoveOutcome::moved) {
+        if (b.out[i] == MoveOutcome::no_memory || b.out[i] == MoveOutcome::invalid_node) {
+          retry_after_backoff(b.target);
+        } else if (b.out[i] == MoveOutcome::busy) {
+          const std::uint64_t c = b.gfns[i] >> AccessTracker::kChunkShift;
+          g.tracker->mark_sampled_chunks(c / 64, std::uint64_t{1} << (c % 64));
+        }
+      }
       if (b.out[i] != MoveOutcome::moved || b.from[i].node == b.target) continue;
       if (b.why[i] == kWhyFollow) {
         stats.pages_followed += frames_of(i);

@@ -1503,6 +1503,73 @@ TEST(MigrateScan, FollowingPagesTurnedAwayByABackedOffNodeAreRetriedAfterIt) {
   EXPECT_TRUE(r.m->check_invariants().has_value());
 }
 
+namespace {
+
+// Says nothing about node room (the policy's watermark check is skipped),
+// so a full node is found by the move itself (no_memory); and answers
+// busy, moving nothing, for the first `busy_calls` move calls.
+class RoomlessMover final : public ForwardingMover {
+ public:
+  using ForwardingMover::ForwardingMover;
+  Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity g,
+                          std::span<MoveOutcome> out) noexcept override {
+    if (busy_calls > 0) {
+      --busy_calls;
+      for (MoveOutcome& o : out) o = MoveOutcome::busy;
+      return MoveTotals{};
+    }
+    return inner_.move(gfns, target, g, out);
+  }
+  int busy_calls = 0;
+};
+
+}  // namespace
+
+// The same when the move itself finds the node full (no_memory: a kernel
+// whose free memory went between the query and the move), and when it
+// answers busy (a page locked for a moment): retried after the backoff,
+// and at the next step.
+TEST(MigrateScan, FollowingPagesTheMoverRefusedAreRetried) {
+  for (const bool busy : {false, true}) {
+    MigratorConfig c = fast();
+    c.scan_pages = 16;
+    MigrateRig r(c, false, 8, 4096);
+    RoomlessMover rm(*r.mover);
+    auto id = r.m->add_guest(rm, migrate_options_for(*r.gm, false));
+    ASSERT_TRUE(id.has_value());
+    r.id = *id;
+    const std::uint32_t vcpus = migrate_options_for(*r.gm, false).vcpus;
+    auto place = [&](CpuId cpu) {
+      for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, cpu).has_value());
+    };
+    place(kCpuNode0);
+    for (Gfn g = 1216; g < 1264; ++g) r.m->record_access(r.id, g, kCpuNode0);
+    r.m->step_at(1);
+    std::vector<Mfn> hog;
+    if (!busy) {
+      for (;;) {  // node 1 down to 20 free frames
+        auto st = r.h.pa->stats(1);
+        if (st->free + st->cached <= 20) break;
+        auto a = r.h.pa->alloc(req(0, 1, AllocFlags::exact_node, 99));
+        ASSERT_TRUE(a.has_value());
+        hog.push_back(a->mfn);
+      }
+    } else {
+      rm.busy_calls = 1;
+    }
+    place(kCpuNode1);
+    r.m->step_at(2);
+    r.m->step_at(3);  // the walk finds 1216-1263: 20 fit and 28 no_memory, or all busy
+    std::uint64_t there = 0;
+    for (Gfn g = 1216; g < 1264; ++g) there += r.node(g) == 1;
+    EXPECT_EQ(there, busy ? 0u : 20u) << (busy ? "busy" : "no_memory");
+    for (Mfn f : hog) ASSERT_TRUE(r.h.pa->free(f, 0, 99).has_value());
+    for (std::uint64_t t = 4; t <= 12; ++t) r.m->step_at(t);
+    for (Gfn g = 1216; g < 1264; ++g) ASSERT_EQ(r.node(g), 1u) << g << (busy ? " busy" : " no_memory");
+    EXPECT_TRUE(r.m->check_invariants().has_value());
+  }
+}
+
 // The sampled pass's round robin starts mid-block (chunk 20 of block
 // 1024-1535) and wraps to the block's chunks before the start after
 // another block's: the block is judged again only after its move, so it is
