@@ -107,7 +107,10 @@ PageHeat AccessTracker::decode(std::uint64_t w) noexcept {
 
 PageHeat AccessTracker::heat(Gfn gfn) const noexcept {
   if (gfn >= pages_) return {};
-  return decode(decayed(words_[gfn].load(std::memory_order_relaxed), epoch()));
+  // seq_cst: after a seq_cst take_sampled_chunks it sees every sample
+  // whose mark found the bit still set (access_tracker.h, the top). A plain
+  // load on x86.
+  return decode(decayed(words_[gfn].load(std::memory_order_seq_cst), epoch()));
 }
 
 void AccessTracker::reset_streak(Gfn gfn) noexcept {

@@ -31,10 +31,11 @@
 //    (take_sampled_chunks). The hot path pays one relaxed load of the
 //    chunk's bitmap word and, when the bit is clear, one fetch_or. No
 //    sample that changed a word is missed by both: the word's CAS and the
-//    bit's load are seq_cst, as are the take and a fence after it, so
-//    either the sample sees its bit cleared by the take (and sets it
-//    again) or the migrator, reading words after its take, sees the sample
-//    (a store-buffer pattern; x86 emits the same instructions as relaxed).
+//    bit's load are seq_cst, as are the take and the migrator's reads of
+//    the words (heat()), so either the sample sees its bit cleared by the
+//    take (and sets it again) or the migrator, reading words after its
+//    take, sees the sample (a store-buffer pattern; x86 emits the same
+//    instructions as relaxed; no fence, which ThreadSanitizer refuses).
 //    The policy's cursor scan still visits every page.
 //  * Node sets are kept as 16-bit bitmaps of (dense index mod 16): on hosts
 //    with more than 16 nodes two nodes can alias, which can only make a page
@@ -121,12 +122,9 @@ class AccessTracker {
   std::uint64_t take_sampled_chunks(std::uint64_t i, std::uint64_t mask = ~std::uint64_t{0}) noexcept {
     // A stale zero leaves a new bit set: taken next time, never lost.
     if (i >= chunk_words_ || (chunks_[i].load(std::memory_order_relaxed) & mask) == 0) return 0;
-    const std::uint64_t taken = chunks_[i].fetch_and(~mask, std::memory_order_seq_cst) & mask;
-    // The caller's (relaxed) reads of the pages' words come after this
-    // fence: they see every sample whose mark_sampled found the bit still
-    // set (see the top).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    return taken;
+    // seq_cst, as heat()'s loads after it: they see every sample whose
+    // mark_sampled found the bit still set (see the top).
+    return chunks_[i].fetch_and(~mask, std::memory_order_seq_cst) & mask;
   }
   void mark_sampled_chunks(std::uint64_t i, std::uint64_t bits) noexcept {
     if (i < chunk_words_ && bits) chunks_[i].fetch_or(bits, std::memory_order_relaxed);
@@ -195,7 +193,7 @@ class AccessTracker {
   MetadataArray<std::atomic<std::uint64_t>> words_;
   // Sampled-chunk bitmap: bit c % 64 of word c / 64 for chunk c. Set by
   // record() (after the page's word changed: seq_cst, see the top),
-  // cleared by take_sampled_chunks (seq_cst, then a fence); no lock. Invariant: no bit at or beyond
+  // cleared by take_sampled_chunks (seq_cst); no lock. Invariant: no bit at or beyond
   // chunk ceil(pages_ / kChunkPages) is ever set.
   std::uint64_t chunk_words_ = 0;
   MetadataArray<std::atomic<std::uint64_t>> chunks_;
