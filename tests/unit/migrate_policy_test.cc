@@ -59,7 +59,7 @@ constexpr CpuId kCpuNode0 = 0, kCpuNode1 = 2, kCpuNode2 = 4;  // node 2: a Rig o
 
 // Another owner (99) takes node 1's frames until `left` are free; the
 // caller frees them (owner 99, order 0).
-std::vector<Mfn> fill_node1(Rig& r, std::uint64_t left) {
+std::vector<Mfn> fill_node1(MigrateRig& r, std::uint64_t left) {
   std::vector<Mfn> hog;
   for (;;) {
     auto s = r.h.pa->stats(1);
@@ -1546,17 +1546,8 @@ TEST(MigrateScan, FollowingPagesTheMoverRefusedAreRetried) {
     for (Gfn g = 1216; g < 1264; ++g) r.m->record_access(r.id, g, kCpuNode0);
     r.m->step_at(1);
     std::vector<Mfn> hog;
-    if (!busy) {
-      for (;;) {  // node 1 down to 20 free frames
-        auto st = r.h.pa->stats(1);
-        if (st->free + st->cached <= 20) break;
-        auto a = r.h.pa->alloc(req(0, 1, AllocFlags::exact_node, 99));
-        ASSERT_TRUE(a.has_value());
-        hog.push_back(a->mfn);
-      }
-    } else {
-      rm.busy_calls = 1;
-    }
+    if (busy) rm.busy_calls = 1;
+    else hog = fill_node1(r, 20);  // node 1 down to 20 free frames
     place(kCpuNode1);
     r.m->step_at(2);
     r.m->step_at(3);  // the walk finds 1216-1263: 20 fit and 28 no_memory, or all busy
