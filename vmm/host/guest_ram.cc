@@ -356,13 +356,18 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
                             ram_backing_name(g.backing), " region ", range, ": ", std::strerror(err));
         madvise_ok = false;
       }
-      // One byte per page, written with its own value by an atomic add of
-      // zero: a write fault that changes nothing even if the VMM already
-      // wrote there.
+      // One byte per page, written with its own value: a write fault that
+      // changes nothing even if the VMM writes there meanwhile. A
+      // compare-and-swap that succeeds is a real store; an atomic add of
+      // zero is not (clang turns it into a load, or drops it: a read fault
+      // maps the zero page and populates nothing).
       const std::uint64_t pb = page_bytes(g);
-      for (std::uint64_t off = 0; off < g.bytes; off += pb)
-        __atomic_fetch_add(static_cast<unsigned char*>(g.host) + off, static_cast<unsigned char>(0),
-                           __ATOMIC_RELAXED);
+      for (std::uint64_t off = 0; off < g.bytes; off += pb) {
+        unsigned char* byte = static_cast<unsigned char*>(g.host) + off;
+        unsigned char seen = 0;  // fresh memory's value: most pages take one try
+        while (!__atomic_compare_exchange_n(byte, &seen, seen, /*weak=*/true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        }
+      }
       ram->populated_touch_ += g.bytes >> kFrameShift;
     }
   }
