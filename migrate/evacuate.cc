@@ -29,6 +29,10 @@ void Migrator::Impl::evacuate_retiring(GuestSlot& g, StepReport& rep) {
   g.evacuate_again = false;
   const std::uint64_t pages = g.mover->page_count();
   PageState st[kChunk];
+  // Pages below this were handled with their block (a 2 MiB block spans 8
+  // chunks, a 1 GiB one 4096): each block is tried once per search, at its
+  // first retiring page, whatever chunk its later pages fall in.
+  Gfn handled_end = 0;
   for (Gfn first = 0; first < pages;) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, pages - first));
     if (!call_mover([&] { return g.mover->query(first, std::span<PageState>(st, n)); })) {
@@ -39,8 +43,9 @@ void Migrator::Impl::evacuate_retiring(GuestSlot& g, StepReport& rep) {
       const PageState& p = st[i];
       const Gfn gfn = first + i;
       if (!p.retiring || p.node == kNoNode) continue;
+      if (gfn < handled_end) continue;  // its block was handled at an earlier page
       const Gfn head = gfn & ~(frames_of_order(p.order) - 1);
-      if (head != gfn && head >= first) continue;  // its block was handled at its head
+      handled_end = head + frames_of_order(p.order);
       if (p.flags & (P2mFlags::pinned | P2mFlags::shared)) continue;  // their owners free them
       // Where: the vnode's binding or the page's node; then the nearest
       // allowed node (fallback order) until one has a block.

@@ -350,3 +350,62 @@ TEST(MigrateEvacuate, FullNodeSendsThePageToTheNearestNodeWithRoom) {
   EXPECT_EQ(r.h.pa->stats(0)->pending_offline, 0u);
   EXPECT_EQ(r.h.pa->stats(0)->offlined, 1u);
 }
+
+// An evacuation that fails once (busy) is retried next step at the block,
+// once: not once per page of each of the block's later 64-page chunks
+// (each such retry copied the whole 2 MiB block again and counted it).
+namespace {
+
+class FlakyEvacuator final : public ForwardingMover {
+ public:
+  FlakyEvacuator(Mover& inner, int fail_first) : ForwardingMover(inner), fail_left_(fail_first) {}
+  std::uint64_t offline_events() const noexcept override { return inner_.offline_events(); }
+  bool node_frames(NodeId n, std::uint64_t& f, std::uint64_t& t) const noexcept override {
+    return inner_.node_frames(n, f, t);
+  }
+  Result<MoveTotals> evacuate(std::span<const Gfn> gfns, NodeId target, std::span<MoveOutcome> out) noexcept override {
+    ++calls;
+    if (fail_left_ != 0) {
+      if (fail_left_ > 0) --fail_left_;
+      for (MoveOutcome& o : out) o = MoveOutcome::busy;
+      return MoveTotals{};
+    }
+    return inner_.evacuate(gfns, target, out);
+  }
+  int calls = 0;
+
+ private:
+  int fail_left_;  // evacuations answered busy before the real ones; -1: all of them
+};
+
+}  // namespace
+
+TEST(MigrateEvacuate, ABlockThatFailedOnceIsEvacuatedOnceNotOncePerChunk) {
+  Rig r;
+  FlakyEvacuator mv(*r.mover, 1);
+  r.add(mv);
+  ASSERT_EQ(*r.h.pa->offline(r.gm->lookup(10).mfn), OfflineState::pending);
+  EXPECT_EQ(r.m->step_at(1).failed, 1u);
+  EXPECT_EQ(mv.calls, 1) << "the busy answer: the block waits for the next step";
+  EXPECT_EQ(r.m->stats().pages_evacuated, 0u);
+  (void)r.m->step_at(2);
+  EXPECT_EQ(mv.calls, 2) << "one retry";
+  EXPECT_EQ(r.m->stats().pages_evacuated, 512u) << "the block's 512 pages, counted once";
+  EXPECT_EQ(r.h.pa->stats(0)->offlined, 1u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+TEST(MigrateEvacuate, ABlockThatCannotLeaveCostsOneCallAStep) {
+  Rig r;
+  FlakyEvacuator mv(*r.mover, -1);
+  r.add(mv);
+  ASSERT_EQ(*r.h.pa->offline(r.gm->lookup(10).mfn), OfflineState::pending);
+  for (std::uint64_t s = 1; s <= 3; ++s) {
+    const int before = mv.calls;
+    const StepReport rep = r.m->step_at(s);
+    EXPECT_EQ(mv.calls - before, 1) << "step " << s;
+    EXPECT_EQ(rep.failed, 1u) << "step " << s;
+  }
+  EXPECT_EQ(r.m->stats().pages_evacuated, 0u);
+  EXPECT_EQ(r.h.pa->stats(0)->pending_offline, 1u) << "still waiting, retried every step";
+}
