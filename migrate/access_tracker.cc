@@ -45,7 +45,11 @@ Result<std::unique_ptr<AccessTracker>> AccessTracker::create(std::uint64_t pages
 std::uint64_t AccessTracker::decayed(std::uint64_t w, std::uint32_t now) noexcept {
   const std::uint32_t then = static_cast<std::uint32_t>(field(w, kEpochShift, kEpochBits));
   const std::uint32_t age = (now - then) & kEpochMask;
-  if (age == 0) return w;
+  // A stamp "ahead" of now is a sampler that read the epoch just before the
+  // step advanced it and found the word stamped since: its sample is late,
+  // not 4095 epochs old. No word is ever older than kSweepEpochs + 1 (the
+  // sweep), so the upper half of the range means ahead.
+  if (age == 0 || age > kEpochMask / 2) return w;
   std::uint64_t seen = field(w, kSeenShift, 16), hits = field(w, kHitsShift, kHitsBits);
   const std::uint64_t sw = field(w, kSwitchShift, kSwitchBits);
   w = put(w, kSwitchShift, kSwitchBits, sw > age ? sw - age : 0);

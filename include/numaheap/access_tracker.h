@@ -170,6 +170,9 @@ class AccessTracker {
                 "fields overlap");
   static_assert(kPrevShift + 16 <= kHitsShift && kSeenShift + 16 <= kPrevShift, "fields overlap");
   static constexpr std::uint32_t kEpochMask = (1u << kEpochBits) - 1;
+  // decayed() reads an age above kEpochMask / 2 as a stamp ahead of a late
+  // sampler's epoch: no word may grow that old, which the sweep ensures.
+  static_assert(kSweepEpochs + 2 < kEpochMask / 2, "swept words must stay in the lower half of the epoch range");
 
   // Pure functions on a word (the whole policy input), for tests.
   static std::uint64_t decayed(std::uint64_t word, std::uint32_t now) noexcept;

@@ -952,6 +952,24 @@ TEST(AccessTracker, SweepKeepsThePingPongMemoryFading) {
   }
 }
 
+// A sampler that read the epoch just before the step advanced it records
+// into a word already stamped with the new epoch (by the step's moved(),
+// another sampler, the sweep): a late sample, not one from 4095 epochs
+// ahead that would wipe the page's switch memory and streak.
+TEST(AccessTracker, ALateSamplerKeepsThePagesHistory) {
+  using T = AccessTracker;
+  std::uint64_t w = T::with_sample(T::kEmptyWord, 6, 0);
+  w = T::with_sample(w, 6, 0);  // a run on node 0
+  w = T::with_sample(w, 6, 1);  // a clean switch: score 3, streak 1
+  ASSERT_EQ(T::decode(w).switches, 3u);
+  const std::uint64_t late = T::with_sample(w, 5, 1);  // a sampler still at epoch 5
+  EXPECT_EQ(T::decode(late).switches, 3u);
+  EXPECT_EQ(T::decode(late).streak, 2u);
+  EXPECT_EQ(T::decode(late).seen, T::decode(w).seen) << "node 1 was already seen this epoch";
+  EXPECT_EQ(T::decayed(late, 6), late) << "still stamped with the newer epoch";
+  EXPECT_EQ(T::decayed(w, 5), w) << "decay never runs backwards";
+}
+
 // ---- huge pages kept whole ----
 
 namespace {
