@@ -17,7 +17,7 @@ namespace numaheap {
 MigrateGuestOptions migrate_options_for(const GuestMemory& guest, bool vnuma_bound) {
   MigrateGuestOptions o;
   o.vnuma_bound = vnuma_bound;
-  for (const GuestRange& r : guest.layout()) o.layout.push_back(r);
+  o.layout = guest.layout();  // out of memory: !ok(), which add_guest refuses
   o.vcpus = guest.spec().vcpus;
   return o;
 }
@@ -26,7 +26,10 @@ Result<std::unique_ptr<Migrator>> Migrator::create(const Topology& topo, const M
   // Written so that NaN fails every comparison and is refused; infinities
   // and huge rates are out of range (they reached float-to-integer casts).
   const auto within = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
-  if (topo.node_count() == 0 || config.max_guests == 0 || config.decay_steps == 0 || config.scan_pages == 0 ||
+  // period_ms 0 would make the background thread spin and stop the
+  // freestanding core's clock (now = steps x period): no rate-limit refill.
+  if (topo.node_count() == 0 || config.period_ms == 0 || config.max_guests == 0 || config.decay_steps == 0 ||
+      config.scan_pages == 0 ||
       !within(config.rate_limit_mb_s, 0, kMaxRateLimitMbS) || !within(config.watermark_fraction, 0, 1) ||
       !within(config.spare_bandwidth_share, 0, 1) || !within(config.min_sample_share, 1e-9, 1) ||
       config.rehome_pages_per_step == 0 || config.rehome_max_passes == 0)
@@ -74,6 +77,7 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
   Impl& m = *impl_;
   const std::uint64_t pages = mover.page_count();
   if (pages == 0 || options.vcpus > kMaxGuestVcpus) return Errc::invalid_argument;
+  if (!options.layout.ok()) return Errc::no_memory;  // its builder ran out (migrate_options_for)
   NodeMask allowed = options.allowed.empty() ? m.topo->memory_nodes() : options.allowed;
   if (!m.topo->memory_nodes().contains(allowed) || allowed.empty()) return Errc::invalid_node;
   Vector<MigrateRange> ranges(m.meta);
@@ -83,7 +87,10 @@ Result<GuestId> Migrator::add_guest(Mover& mover, const MigrateGuestOptions& opt
     Gfn end = 0;
     for (const auto& r : options.layout) {
       if (r.first < end || r.first > pages || r.pages > pages - r.first) return Errc::invalid_argument;
-      if (options.vnuma_bound && !m.topo->memory_nodes().test(r.pnode)) return Errc::invalid_node;
+      // A binding outside `allowed` could never be honoured (pages may not
+      // go there): refused, not accepted and ignored.
+      if (options.vnuma_bound && (!m.topo->memory_nodes().test(r.pnode) || !allowed.test(r.pnode)))
+        return Errc::invalid_node;
       if (!ranges.push_back({r.first, r.pages, r.vnode, r.pnode, allowed})) return Errc::no_memory;
       end = r.first + r.pages;
     }
@@ -171,6 +178,9 @@ Status Migrator::remove_guest(GuestId id) {
   SpinGuard g(m.lock);
   GuestSlot* s = m.slot(id);
   if (!s) return Errc::invalid_argument;
+  // Room first: a guest that cannot be retired stays, untouched and
+  // published all along (removal fails cleanly).
+  if (!m.retired.reserve(m.retired.size() + 1)) return Errc::no_memory;
   s->removed = true;
   if (s->rehome.active) {
     s->rehome.active = false;
@@ -179,13 +189,8 @@ Status Migrator::remove_guest(GuestId id) {
   // Unpublish (seq_cst: ordered before the reader counts reclaim_retired
   // reads), then free the slot once no input can still be using it.
   m.slots[id].store(nullptr, std::memory_order_seq_cst);
+  if (advisor_) advisor_->forget_guest(id);  // a new guest may get the id before the next step
   auto it = std::find_if(m.owned.begin(), m.owned.end(), [s](const auto& p) { return p.get() == s; });
-  // Room first: a guest that cannot be retired stays (removal fails cleanly).
-  if (!m.retired.reserve(m.retired.size() + 1)) {
-    m.slots[id].store(s, std::memory_order_release);
-    s->removed = false;
-    return Errc::no_memory;
-  }
   m.retired.push_back(std::move(*it));
   *it = std::move(m.owned.back());
   m.owned.pop_back();

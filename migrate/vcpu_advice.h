@@ -42,6 +42,13 @@ class VcpuAdvisor {
     pending.clear();
     advice.clear();
   }
+  // Guest `id` was removed: its advice goes (Impl::lock and step_lock held).
+  void forget_guest(std::uint32_t id) noexcept {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < advice.size(); ++i)
+      if (advice[i].guest != id) advice[kept++] = advice[i];
+    while (advice.size() > kept) advice.pop_back();
+  }
   // Weighs guest g (lock held; see the top).
   void examine(Migrator::Impl& m, GuestSlot& g);
 

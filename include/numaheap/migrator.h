@@ -76,7 +76,10 @@
 //    announce themselves in a per-guest-id counter; they never lock or
 //    allocate for it). remove_guest frees it at once when no input races
 //    it, else a later add_guest, remove_guest or step does.
-//    MigratorStats::tracking_bytes says how much is held.
+//    MigratorStats::tracking_bytes says how much is held. A removal that
+//    fails (no_memory) leaves the guest as it was, visible to the inputs
+//    throughout; a successful one also drops the guest's vCPU advice (a new
+//    guest may get its id before the next step).
 //  * create() refuses NaN, infinite and out-of-range rates and fractions.
 #pragma once
 
@@ -107,7 +110,7 @@ inline constexpr std::uint32_t rehome_override_limits = 1u;  // ignore watermark
 inline constexpr double kMaxRateLimitMbS = 1024.0 * 1024 * 1024;
 
 struct MigratorConfig {
-  std::uint32_t period_ms = 1000;          // background step period
+  std::uint32_t period_ms = 1000;          // background step period (> 0)
   std::uint64_t scan_pages = 1u << 16;     // pages the policy examines per guest per step
   std::uint32_t decay_steps = 1;           // access history ages one epoch every N steps
   double rate_limit_mb_s = 256;            // per destination node; 0 = unlimited; <= kMaxRateLimitMbS
@@ -314,14 +317,19 @@ class VcpuAdvisor;
 class Migrator {
  public:
   NUMAHEAP_METADATA_NEW_DELETE
-  // The topology must outlive the migrator. Errors: invalid_argument.
+  // The topology must outlive the migrator. Errors: invalid_argument (a
+  // zero period, max_guests, decay_steps, scan_pages; a rate or fraction
+  // out of range).
   static Result<std::unique_ptr<Migrator>> create(const Topology& topo, const MigratorConfig& config = {});
   ~Migrator();  // stop()s
   Migrator(const Migrator&) = delete;
   Migrator& operator=(const Migrator&) = delete;
 
   // The mover must outlive the registration. Errors: busy (no free slot),
-  // invalid_argument (layout outside the mover's pages, pnode unknown).
+  // invalid_argument (layout outside the mover's pages), invalid_node
+  // (`allowed` not memory nodes; vnuma_bound with a pnode unknown or not in
+  // `allowed`), no_memory (also: `options.layout` is !ok(), its builder ran
+  // out).
   Result<GuestId> add_guest(Mover& mover, const MigrateGuestOptions& options = {});
   Status remove_guest(GuestId id);
 

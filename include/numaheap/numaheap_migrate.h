@@ -35,7 +35,7 @@ typedef struct numaheap_migrator numaheap_migrator;
 #define NUMAHEAP_ALL_VNODES 0xffffffffu
 
 typedef struct numaheap_migrator_config {
-  uint32_t period_ms;           /* background step period */
+  uint32_t period_ms;           /* background step period (> 0) */
   uint64_t scan_pages;          /* pages examined per guest per step */
   uint32_t decay_steps;         /* access history ages every N steps */
   double rate_limit_mb_s;       /* per destination node; 0 = unlimited */
@@ -195,7 +195,7 @@ int numaheap_frame_mover_evacuate(numaheap_frame_mover* mv, const uint64_t* gfns
 void numaheap_migrator_config_init(numaheap_migrator_config* c);
 /* The topology must outlive the migrator. NUMAHEAP_E_INVALID_ARGUMENT for a
  * NaN, infinite or out-of-range rate_limit_mb_s (0..2^30) or
- * watermark_fraction (0..1). */
+ * watermark_fraction (0..1), or a zero period_ms. */
 int numaheap_migrator_create(const numaheap_topology* t, const numaheap_migrator_config* c /* NULL: defaults */,
                              numaheap_migrator** out);
 void numaheap_migrator_destroy(numaheap_migrator* m); /* stops the thread */
@@ -214,7 +214,9 @@ typedef struct numaheap_migrate_guest_options {
   int whole_blocks;                 /* policy moves huge blocks whole */
 } numaheap_migrate_guest_options;
 /* Core: a frame-only guest moved by `mv` (its layout comes from the guest).
- * options may be NULL (vcpus from the guest's spec, every node). */
+ * options may be NULL (vcpus from the guest's spec, every node).
+ * NUMAHEAP_E_INVALID_NODE: `allowed` holds a node without memory, or a
+ * vnuma_bound guest has a vnode on a node outside `allowed`. */
 int numaheap_migrator_add_frame_guest(numaheap_migrator* m, numaheap_frame_mover* mv,
                                       const numaheap_migrate_guest_options* options,
                                       uint32_t* guest_id);

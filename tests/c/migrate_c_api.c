@@ -33,6 +33,11 @@ int main(void) {
     b.rate_limit_mb_s = bad_rates[i];
     CHECK(numaheap_migrator_create(t, &b, &m) == NUMAHEAP_E_INVALID_ARGUMENT && m == NULL);
   }
+  {
+    numaheap_migrator_config b = cfg;
+    b.period_ms = 0; /* would spin the thread, and stop the core's clock */
+    CHECK(numaheap_migrator_create(t, &b, &m) == NUMAHEAP_E_INVALID_ARGUMENT && m == NULL);
+  }
   const double bad_fractions[] = {NAN, INFINITY, -INFINITY, -0.5, 1.5};
   for (size_t i = 0; i < sizeof bad_fractions / sizeof bad_fractions[0]; ++i) {
     numaheap_migrator_config b = cfg;

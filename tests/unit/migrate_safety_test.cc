@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "migrate/migrator_impl.h"
@@ -69,6 +70,119 @@ TEST(MigrateSafety, CreateRefusesNonFiniteAndOutOfRangeRatesAndFractions) {
     c.watermark_fraction = fraction;
     EXPECT_TRUE(Migrator::create(topo, c).has_value()) << fraction;
   }
+}
+
+// A zero period would make the background thread spin and, in the
+// freestanding core (time = steps x period), stop the rate limit's clock.
+TEST(MigrateSafety, CreateRefusesAZeroPeriod) {
+  const Topology topo = two_nodes();
+  MigratorConfig c;
+  c.period_ms = 0;
+  auto m = Migrator::create(topo, c);
+  ASSERT_FALSE(m.has_value());
+  EXPECT_EQ(m.error(), Errc::invalid_argument);
+  c.period_ms = 1;
+  EXPECT_TRUE(Migrator::create(topo, c).has_value());
+}
+
+// A vNUMA binding to a node the guest may not use could never be honoured:
+// refused, not accepted and silently ignored.
+TEST(MigrateSafety, AddGuestRefusesABindingOutsideAllowed) {
+  const Topology topo = two_nodes();
+  auto mig = Migrator::create(topo, {});
+  ASSERT_TRUE(mig.has_value());
+  StubMover mv(1024);
+  MigrateGuestOptions o;
+  o.vnuma_bound = true;
+  o.allowed = NodeMask::single(0);
+  ASSERT_TRUE(o.layout.push_back(GuestRange{0, 512, 0, 0}));
+  ASSERT_TRUE(o.layout.push_back(GuestRange{512, 512, 1, 1}));
+  auto id = (*mig)->add_guest(mv, o);
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error(), Errc::invalid_node);
+  o.allowed = NodeMask{};  // every memory node
+  EXPECT_TRUE((*mig)->add_guest(mv, o).has_value());
+}
+
+namespace {
+
+// Metadata hooks that fail on demand, and when they do, run `during` first
+// (from inside the failing call).
+struct FailingHooks {
+  MetadataHooks h{};
+  bool fail = false;
+  void (*during)(void*) = nullptr;
+  void* during_ctx = nullptr;
+  FailingHooks() {
+    h.ctx = this;
+    h.alloc = [](void* c, std::size_t bytes, std::size_t align, std::uint32_t) -> void* {
+      auto* self = static_cast<FailingHooks*>(c);
+      if (self->fail) {
+        self->fail = false;
+        if (self->during) self->during(self->during_ctx);
+        return nullptr;
+      }
+      if (align < alignof(std::max_align_t)) align = alignof(std::max_align_t);
+      return std::aligned_alloc(align, (bytes + align - 1) / align * align);
+    };
+    h.release = [](void*, void* p, std::size_t) { std::free(p); };
+  }
+};
+
+}  // namespace
+
+// A removal that fails for want of memory leaves the guest registered and
+// usable all along: an input made meanwhile is not refused.
+TEST(MigrateSafety, ARemovalThatRunsOutOfMemoryNeverHidesTheGuest) {
+  const Topology topo = two_nodes();
+  FailingHooks fh;
+  MigratorConfig c;
+  c.metadata = &fh.h;
+  auto mig = Migrator::create(topo, c);
+  ASSERT_TRUE(mig.has_value());
+  Migrator& m = **mig;
+  StubMover mv(1024);
+  MigrateGuestOptions o;
+  o.vcpus = 2;
+  auto id = m.add_guest(mv, o);
+  ASSERT_TRUE(id.has_value());
+  struct During {
+    Migrator* m;
+    GuestId id;
+    Status seen = Errc::busy;
+  } d{&m, *id};
+  fh.during_ctx = &d;
+  fh.during = [](void* ctx) {
+    auto* x = static_cast<During*>(ctx);
+    x->seen = x->m->set_vcpu_cpu(x->id, 0, 2);
+  };
+  fh.fail = true;
+  auto r = m.remove_guest(*id);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), Errc::no_memory);
+  EXPECT_TRUE(d.seen.has_value()) << "the guest was hidden during a removal that failed";
+  EXPECT_TRUE(m.guest_stats(*id).has_value());
+  EXPECT_TRUE(m.remove_guest(*id).has_value());
+  EXPECT_TRUE(m.check_invariants().has_value());
+}
+
+// A layout that ran out of memory while it was built (migrate_options_for
+// with a guest whose layout() failed) is refused, not taken as "no layout".
+TEST(MigrateSafety, AddGuestRefusesALayoutThatRanOutOfMemory) {
+  const Topology topo = two_nodes();
+  auto mig = Migrator::create(topo, {});
+  ASSERT_TRUE(mig.has_value());
+  StubMover mv(1024);
+  FailingHooks fh;
+  MigrateGuestOptions o;
+  o.vnuma_bound = true;
+  o.layout = Vector<GuestRange>(&fh.h);
+  fh.fail = true;
+  ASSERT_FALSE(o.layout.push_back(GuestRange{0, 1024, 0, 1}));
+  ASSERT_FALSE(o.layout.ok());
+  auto id = (*mig)->add_guest(mv, o);
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error(), Errc::no_memory);
 }
 
 // ---- item 10 ----

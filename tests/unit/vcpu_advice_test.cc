@@ -91,6 +91,26 @@ TEST(VcpuAdvice, GivenWhenBigMemoryIsAllOnAnotherNode) {
   EXPECT_EQ(r.m->stats().advice_given, 1u);
 }
 
+// A guest's advice goes with it: a new guest given the same id is not
+// advised on its behalf before the next step.
+TEST(VcpuAdvice, ARemovedGuestsAdviceGoesWithIt) {
+  Rig r(no_quick());
+  ASSERT_TRUE(r.m->set_vcpu_advice(on()).has_value());
+  ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, 0, kCpuNode1).has_value());
+  r.touch(0, 2048, kCpuNode1);
+  (void)r.m->step_at(now(1));
+  ASSERT_EQ(r.advice().size(), 1u);
+  const GuestId old = r.id;
+  ASSERT_TRUE(r.m->remove_guest(old).has_value());
+  EXPECT_EQ(r.advice().size(), 0u);
+  r.add(*r.mover);
+  ASSERT_EQ(r.id, old) << "the lowest free id is reused";
+  VcpuAdvice a;
+  auto has = r.m->vcpu_advice_for(r.id, 0, a);
+  ASSERT_TRUE(has.has_value());
+  EXPECT_FALSE(*has);
+}
+
 TEST(VcpuAdvice, GroupOfVcpusOnOneNodeIsAdvisedTogether) {
   Rig r(no_quick());
   ASSERT_TRUE(r.m->set_vcpu_advice(on()).has_value());
