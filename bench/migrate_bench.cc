@@ -85,6 +85,7 @@ struct World {
     FrameSwapHooks h;
     h.write_protect = [](void*, const GfnRun*, std::size_t) {};
     h.flush = [](void*) {};
+    h.unprotect = [](void*, const GfnRun*, std::size_t) {};
     mover = std::make_unique<FrameSwapMover>(FrameSwapMover::create(*gm, h).value());
     for (Gfn g2 = 0; g2 < kGuestPages; ++g2)  // fault the guest in
       std::memset(pa->frame_address(gm->lookup(g2).mfn), 1, kFrameSize);

@@ -62,6 +62,7 @@ void Migrator::Impl::evacuate_retiring(GuestSlot& g, StepReport& rep) {
           return false;
         }
         stats.flushes += res->flushes;
+        if (static_cast<std::size_t>(out) >= kMoveOutcomeCount) out = MoveOutcome::busy;  // as book_move
         ++stats.outcomes[static_cast<std::size_t>(out)];
         if (out != MoveOutcome::moved) return false;
         stats.pages_evacuated += res->frames_moved;

@@ -193,7 +193,10 @@ struct FrameSwapMover::Batch {
 
 Result<FrameSwapMover> FrameSwapMover::create(GuestMemory& guest, const FrameSwapHooks& hooks,
                                               const FrameSwapOptions& options) {
-  if (!hooks.write_protect || !hooks.flush) return Errc::invalid_argument;
+  // unprotect is required as in the C API: without it every moved page
+  // would stay write-protected (an embedder that restores access lazily
+  // passes a hook that does nothing).
+  if (!hooks.write_protect || !hooks.flush || !hooks.unprotect) return Errc::invalid_argument;
   if (options.batch == 0 || options.batch > kMaxBatch) return Errc::invalid_argument;
   if (!has_copy_path(guest.allocator(), hooks)) return Errc::invalid_argument;
   FrameSwapMover m;
@@ -425,7 +428,7 @@ Result<MoveTotals> FrameSwapMover::move_chunk(std::span<const Gfn> gfns, NodeId 
   }
   hooks_.flush(hooks_.ctx);
   ++totals.flushes;
-  if (hooks_.unprotect) hooks_.unprotect(hooks_.ctx, b.runs, b.count);
+  hooks_.unprotect(hooks_.ctx, b.runs, b.count);
   pool.release(pa, g.owner());
   std::uint64_t lost = pool.lost;
   // Moved: the old block goes; not moved: the new one (never mapped for
@@ -555,7 +558,7 @@ Result<MoveTotals> FrameSwapMover::coalesce(Gfn head, unsigned order, NodeId tar
   }
   hooks_.flush(hooks_.ctx);
   ++totals.flushes;
-  if (hooks_.unprotect) hooks_.unprotect(hooks_.ctx, &run, 1);
+  hooks_.unprotect(hooks_.ctx, &run, 1);
   // 7. Free what is no longer mapped: the old frames, or the new block.
   std::uint64_t lost = 0;
   if (!live) {

@@ -369,6 +369,9 @@ void Migrator::Impl::book_move(GuestSlot& g, const Gfn* gfns, const PageState* f
   // counts take no more frames than the mover says changed node.
   std::uint64_t unpaired = r ? r->frames_moved : 0;
   for (std::size_t i = 0; i < n; ++i) {
+    // An embedder's mover answering out of range (or not at all) is busy:
+    // the page is looked at again, and the count stays inside the table.
+    if (static_cast<std::size_t>(out[i]) >= kMoveOutcomeCount) out[i] = MoveOutcome::busy;
     ++stats.outcomes[static_cast<std::size_t>(out[i])];
     if (out[i] == MoveOutcome::moved) {
       any_moved = true;

@@ -211,7 +211,9 @@ struct FrameSwapOptions {
 // refuses is counted on the guest (GuestMemory::note_lost_frames).
 class FrameSwapMover final : public Mover {
  public:
-  // Errors: invalid_argument (a required hook missing, bad batch).
+  // Errors: invalid_argument (a required hook missing -- write_protect,
+  // flush, unprotect; copy too when the guest's frames have no address --
+  // or a bad batch).
   static Result<FrameSwapMover> create(GuestMemory& guest, const FrameSwapHooks& hooks,
                                        const FrameSwapOptions& options = {});
   std::uint64_t page_count() const noexcept override;

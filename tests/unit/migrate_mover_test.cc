@@ -230,6 +230,7 @@ TEST(MigrateMover, DefaultHostCopyMovesEveryByte) {
   FrameSwapHooks h;
   h.write_protect = [](void*, const GfnRun*, std::size_t) {};
   h.flush = [](void*) {};
+  h.unprotect = [](void*, const GfnRun*, std::size_t) {};
   auto mv = FrameSwapMover::create(*r.gm, h);
   ASSERT_TRUE(mv.has_value());
   Gfn block[1] = {0};

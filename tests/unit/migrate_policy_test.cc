@@ -345,6 +345,7 @@ TEST(MigratePolicy, DirtiedPageKeepsItsFrameAndReportsBusy) {
   FrameSwapHooks hk;
   hk.write_protect = [](void*, const GfnRun*, std::size_t) {};
   hk.flush = [](void*) {};
+  hk.unprotect = [](void*, const GfnRun*, std::size_t) {};
   hk.dirtied = [](void*, GfnRun) { return true; };  // a write always races
   auto mv = FrameSwapMover::create(*gm, hk);
   ASSERT_TRUE(mv.has_value());
@@ -359,6 +360,11 @@ TEST(MigratePolicy, DirtiedPageKeepsItsFrameAndReportsBusy) {
   EXPECT_EQ(h.used(), used);
   hk.flush = nullptr;
   EXPECT_FALSE(FrameSwapMover::create(*gm, hk).has_value());  // flush hook is required
+  hk.flush = [](void*) {};
+  hk.unprotect = nullptr;  // required too, as in the C API: moved pages would stay protected
+  auto no_unprotect = FrameSwapMover::create(*gm, hk);
+  ASSERT_FALSE(no_unprotect.has_value());
+  EXPECT_EQ(no_unprotect.error(), Errc::invalid_argument);
 }
 
 TEST(MigrateRehome, MovesWholeGuestWithProgressAndKeepsContents) {
@@ -1312,6 +1318,43 @@ TEST(MigratePolicy, MovesToSeveralNodesInOneStepAreOneMoverCall) {
   EXPECT_TRUE(r.m->check_invariants().has_value());
   EXPECT_TRUE(r.gm->check_invariants().has_value());
   EXPECT_TRUE(r.m->remove_guest(*id).has_value());
+}
+
+namespace {
+
+// An embedder's mover that answers with an outcome outside the enum (a bug
+// on its side) and moves nothing.
+class NonsenseMover final : public ForwardingMover {
+ public:
+  using ForwardingMover::ForwardingMover;
+  Result<MoveTotals> move(std::span<const Gfn>, NodeId, MoveGranularity, std::span<MoveOutcome> out) noexcept override {
+    for (MoveOutcome& o : out) o = static_cast<MoveOutcome>(200);
+    asked += out.size();
+    return MoveTotals{};
+  }
+  std::uint64_t asked = 0;
+};
+
+}  // namespace
+
+// ... is counted as busy (the page is looked at again), inside the
+// outcome table: not a write past MigratorStats::outcomes.
+TEST(MigratePolicy, AnOutcomeOutsideTheEnumCountsAsBusy) {
+  MigrateRig r(fast(), false, 2, 4096);
+  NonsenseMover nm(*r.mover);
+  auto id = r.m->add_guest(nm, migrate_options_for(*r.gm, false));
+  ASSERT_TRUE(id.has_value());
+  for (Gfn g = 0; g < 4; ++g) r.m->record_access(*id, g, kCpuNode1), r.m->record_access(*id, g, kCpuNode1);
+  const StepReport rep = r.m->step_at(1);
+  ASSERT_GT(nm.asked, 0u);
+  const MigratorStats s = r.m->stats();
+  std::uint64_t counted = 0;
+  for (std::uint64_t c : s.outcomes) counted += c;
+  EXPECT_EQ(counted, nm.asked);
+  EXPECT_EQ(s.outcomes[static_cast<int>(MoveOutcome::busy)], nm.asked);
+  EXPECT_EQ(rep.failed, nm.asked);
+  EXPECT_EQ(s.pages_moved, 0u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
 }
 
 // request_step(): the background thread steps at once instead of waiting

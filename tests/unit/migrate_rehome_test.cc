@@ -316,6 +316,7 @@ TEST(MigrateEvacuate, PendingOfflineFrameIsLeftInFrameOnlyMode) {
   hk.ctx = &mem;
   hk.write_protect = [](void*, const GfnRun*, std::size_t) {};
   hk.flush = [](void*) {};
+  hk.unprotect = [](void*, const GfnRun*, std::size_t) {};
   hk.copy = [](void* c, Mfn dst, Mfn src, std::uint64_t frames) {
     auto& m = static_cast<Contents*>(c)->word;
     for (std::uint64_t k = 0; k < frames; ++k) m[dst + k] = m[src + k];
