@@ -65,7 +65,9 @@ typedef struct numaheap_vmm_ram_stats {
 } numaheap_vmm_ram_stats;
 
 /* The topology and the mappings must outlive the handle. options may be
- * NULL. Bad input: an error, nothing bound or populated. */
+ * NULL. Bad input: an error, nothing bound or populated -- also a region not
+ * mapped read-write, or a NUMAHEAP_RAM_MEMFD region that is not MAP_SHARED
+ * (dropping a private mapping's page-table entries would lose its data). */
 int numaheap_vmm_ram_create(const numaheap_topology* t, const numaheap_ram_region* regions, size_t region_count,
                               const numaheap_vnode_ram* vnodes, size_t vnode_count,
                               const numaheap_vmm_ram_options* options, numaheap_vmm_ram** out, char* err,

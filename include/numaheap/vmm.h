@@ -10,8 +10,10 @@
 //
 // Contract (GuestRam):
 //  * create() validates everything first (alignment, overlaps, vnode ranges
-//    inside registered RAM, known memory nodes): bad input is a clear error
-//    naming the range, and nothing is bound or populated. A bind or populate
+//    inside registered RAM, known memory nodes, every region mapped for
+//    read and write, memfd regions MAP_SHARED -- /proc/self/maps): bad
+//    input is a clear error naming the range, and nothing is bound or
+//    populated. A bind or populate
 //    that the kernel refuses is reported with the range and node; the ranges
 //    bound so far get their default policy back.
 //  * Guest frame g is guest-physical address g * 4096; page_count() is the
@@ -166,9 +168,10 @@ class GuestRam final : public Mover {
  public:
   // The topology must outlive the GuestRam; the mappings must outlive it.
   // Errors: invalid_argument (alignment, overlap, empty, vnode range outside
-  // RAM), invalid_node (unknown or memoryless node), unsupported (the
-  // kernel refused mbind), no_memory (populate failed); the message names
-  // the range.
+  // RAM, a region not mapped read-write, a memfd region not MAP_SHARED, or a
+  // mapping the kernel cannot populate), invalid_node (unknown or
+  // memoryless node), unsupported (the kernel refused mbind), no_memory
+  // (populate failed); the message names the range.
   static Result<std::unique_ptr<GuestRam>, Error> create(const Topology& topo, std::span<const GuestRamRegion> regions,
                                                          std::span<const VnodeRam> vnodes,
                                                          const GuestRamOptions& options = {});

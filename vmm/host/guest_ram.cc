@@ -17,6 +17,7 @@
 
 #include "allocator/platform/fault_injection.h"
 #include "migrate/host/node_meminfo.h"
+#include "vmm/host/host_mappings.h"
 #include "vmm/host/move_helper.h"
 
 #ifndef MADV_POPULATE_READ
@@ -79,6 +80,19 @@ long mbind_node(void* addr, std::uint64_t len, int mode, NodeId node, unsigned f
   const NodeMask m = NodeMask::single(node);
   return ::mbind(addr, len, mode, mode == MPOL_DEFAULT ? nullptr : m.words().data(),
                  mode == MPOL_DEFAULT ? 0 : kMaxNodes + 1, flags);
+}
+
+// Whether this kernel has MADV_POPULATE_WRITE (5.14+): asked once of a
+// private anonymous scratch page (EINVAL: it does not).
+bool populate_write_supported() {
+  static const bool supported = [] {
+    void* p = ::mmap(nullptr, kFrameSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return true;  // cannot tell: a region's own answer is reported then
+    const bool ok = ::madvise(p, kFrameSize, MADV_POPULATE_WRITE) == 0 || errno != EINVAL;
+    ::munmap(p, kFrameSize);
+    return ok;
+  }();
+  return supported;
 }
 
 // ---- the move helper ----
@@ -251,6 +265,15 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
                           GpaRange{rs[i].guest_phys, rs[i].guest_phys + rs[i].bytes}, " and ",
                           GpaRange{rs[j].guest_phys, rs[j].guest_phys + rs[j].bytes}, " share host memory");
     }
+  // What the mappings are: guest RAM is written (populate) and memfd RAM
+  // loses its page-table entries to windows and moves (MADV_DONTNEED),
+  // which is lossless on a shared mapping only (host_mappings.h).
+  for (const GuestRamRegion& r : rs) {
+    const detail::MappingProblem p = detail::check_guest_mapping(r.host, r.bytes, r.backing == RamBacking::memfd);
+    if (p != detail::MappingProblem::none)
+      return make_error(Errc::invalid_argument, "guest RAM region ", GpaRange{r.guest_phys, r.guest_phys + r.bytes},
+                        " (", ram_backing_name(r.backing), "): ", detail::mapping_problem_text(p));
+  }
   std::unique_ptr<GuestRam> ram(new GuestRam());
   if (!ram) return make_error(Errc::no_memory, "guest RAM: out of memory");
   ram->topo_ = &topo;
@@ -318,8 +341,14 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
                   [](const GuestRamRegion& g) { return g.backing == RamBacking::memfd && g.shared; }))
     ram->start_helper();
   // ---- bind ----
+  // Ranges bound so far: a refused bind or populate gives them their
+  // default policy back (a failed mbind may have split its range and bound
+  // part of it: its range is reset too).
+  std::vector<std::pair<void*, std::uint64_t>> bound;
+  auto unbind = [&bound] {
+    for (const auto& [a, l] : bound) (void)mbind_node(a, l, MPOL_DEFAULT, kNoNode, 0);
+  };
   if (options.bind && !vnodes.empty()) {
-    std::vector<std::pair<void*, std::uint64_t>> bound;
     for (const GuestRange& part : ram->layout_) {
       for (Gfn at = part.first; at < part.first + part.pages;) {
         const auto r = static_cast<std::size_t>(ram->region_of_gfn(at));
@@ -328,21 +357,24 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
         void* host = ram->host_address(at);
         const std::uint64_t len = (end - at) << kFrameShift;
         const unsigned flags = MPOL_MF_MOVE | (g.shared ? MPOL_MF_MOVE_ALL : 0u);
+        bound.emplace_back(host, len);
         if (mbind_node(host, len, MPOL_BIND, part.pnode, flags) != 0) {
           const int err = errno;
-          for (const auto& [a, l] : bound) (void)mbind_node(a, l, MPOL_DEFAULT, kNoNode, 0);
+          unbind();
           return make_error(err == ENOMEM ? Errc::no_memory : err == EINVAL ? Errc::invalid_node : Errc::unsupported,
                             "binding vnode ", part.vnode, " ", GpaRange{at << kFrameShift, end << kFrameShift},
                             " to node ", part.pnode, ": mbind failed: ", std::strerror(err));
         }
-        bound.emplace_back(host, len);
         at = end;
       }
     }
   }
   // ---- populate ----
   if (options.populate) {
-    bool madvise_ok = !options.populate_by_touch;
+    // MADV_POPULATE_WRITE is asked of a private scratch page, not inferred
+    // from a region's answer: on kernels that have it a region can give
+    // EINVAL too (VM_IO / PFNMAP), and writing to it by touch would be wrong.
+    bool madvise_ok = !options.populate_by_touch && populate_write_supported();
     for (const GuestRamRegion& g : ram->regions_) {
       const GpaRange range{g.guest_phys, g.guest_phys + g.bytes};
       if (madvise_ok) {
@@ -351,16 +383,18 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
           continue;
         }
         const int err = errno;
-        if (err != EINVAL)  // EINVAL: a kernel before 5.14; anything else is real
-          return make_error(err == ENOMEM || err == EFAULT ? Errc::no_memory : Errc::unsupported, "populating ",
-                            ram_backing_name(g.backing), " region ", range, ": ", std::strerror(err));
-        madvise_ok = false;
+        unbind();  // pages populated so far stay (nothing undoes a fault)
+        return make_error(err == ENOMEM || err == EFAULT ? Errc::no_memory
+                          : err == EINVAL                ? Errc::invalid_argument
+                                                         : Errc::unsupported,
+                          "populating ", ram_backing_name(g.backing), " region ", range, ": ", std::strerror(err));
       }
       // One byte per page, written with its own value: a write fault that
       // changes nothing even if the VMM writes there meanwhile. A
       // compare-and-swap that succeeds is a real store; an atomic add of
       // zero is not (clang turns it into a load, or drops it: a read fault
-      // maps the zero page and populates nothing).
+      // maps the zero page and populates nothing). The mapping was checked
+      // readable and writable above.
       const std::uint64_t pb = page_bytes(g);
       for (std::uint64_t off = 0; off < g.bytes; off += pb) {
         unsigned char* byte = static_cast<unsigned char*>(g.host) + off;

@@ -1,0 +1,180 @@
+// GuestRam and UffdSampler given bad or awkward input (audit s16, vmm):
+// mappings that are not what they are declared to be, guest frames past
+// the largest one, a failed populate, the helper's socket inherited by a
+// fork, a sampler attached while a move runs, a layout read during a
+// rehome, the C API's all-or-nothing checks. Each answers with a clear
+// error (or a hole) and changes nothing.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <numaif.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "numaheap/numaheap_vmm.h"
+#include "numaheap/topology_io.h"
+#include "numaheap/vmm.h"
+#include "unit/vmm_helper_checks.h"
+
+namespace numaheap {
+namespace {
+
+constexpr std::uint64_t kPages = 256;
+constexpr std::uint64_t kBytes = kPages * 4096;
+constexpr int kRw = PROT_READ | PROT_WRITE;
+
+int policy_of(void* addr) {
+  int mode = -1;
+  unsigned long mask[kMaxNodes / 64] = {};
+  if (get_mempolicy(&mode, mask, kMaxNodes + 1, addr, MPOL_F_ADDR) != 0) return -2;
+  return mode;
+}
+
+struct GuestRamInput : ::testing::Test {
+  Topology topo;
+  NodeId node = 0;
+  int mfd = -1;
+  void* shm = MAP_FAILED;   // the memfd, MAP_SHARED
+  void* anon = MAP_FAILED;  // private anonymous
+  std::vector<std::pair<void*, std::uint64_t>> maps;  // more mappings to unmap
+
+  void SetUp() override {
+    auto t = load_topology_libnuma();
+    if (!t) GTEST_SKIP() << "no libnuma topology";
+    topo = *t;
+    node = topo.memory_nodes().first();
+    mfd = memfd_create("numaheap-input-test", MFD_CLOEXEC);
+    ASSERT_GE(mfd, 0);
+    ASSERT_EQ(ftruncate(mfd, kBytes), 0);
+    shm = mmap(nullptr, kBytes, kRw, MAP_SHARED, mfd, 0);
+    anon = mmap(nullptr, kBytes, kRw, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(shm, MAP_FAILED);
+    ASSERT_NE(anon, MAP_FAILED);
+  }
+  void TearDown() override {
+    if (shm != MAP_FAILED) munmap(shm, kBytes);
+    if (anon != MAP_FAILED) munmap(anon, kBytes);
+    for (auto [a, n] : maps) munmap(a, n);
+    if (mfd >= 0) close(mfd);
+  }
+  void* map(std::uint64_t bytes, int prot, int flags, int fd = -1) {
+    void* p = mmap(nullptr, bytes, prot, flags, fd, 0);
+    if (p != MAP_FAILED) maps.emplace_back(p, bytes);
+    return p;
+  }
+  // `bytes` of private anonymous memory, 2 MiB aligned (whole huge blocks).
+  unsigned char* map_aligned(std::uint64_t bytes) {
+    void* raw = map(bytes + (2u << 20), kRw, MAP_PRIVATE | MAP_ANONYMOUS);
+    if (raw == MAP_FAILED) return nullptr;
+    return reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(raw) + (2u << 20) - 1) &
+                                            ~std::uintptr_t{(2u << 20) - 1});
+  }
+};
+
+// A private mapping declared memfd: the sampler's windows and the helper's
+// moves MADV_DONTNEED memfd RAM, which throws a private mapping's written
+// pages away. create() refuses it, whatever `shared` says; the data stays.
+TEST_F(GuestRamInput, APrivateMappingDeclaredMemfdIsRefused) {
+  auto* priv = static_cast<unsigned char*>(map(kBytes, kRw, MAP_PRIVATE, mfd));  // share=off
+  ASSERT_NE(priv, MAP_FAILED);
+  std::memset(priv, 0xab, kBytes);
+  std::memset(anon, 0xcd, kBytes);
+  for (bool shared : {false, true})
+    for (void* p : {static_cast<void*>(priv), anon}) {
+      const std::vector<GuestRamRegion> rs = {{p, kBytes, 0, RamBacking::memfd, shared}};
+      const std::vector<VnodeRam> vs = {{0, 0, kBytes, NodeMask::single(node)}};
+      auto r = GuestRam::create(topo, rs, vs);
+      ASSERT_FALSE(r.has_value()) << (p == anon ? "private anonymous" : "MAP_PRIVATE memfd") << " shared=" << shared;
+      EXPECT_EQ(r.error().code, Errc::invalid_argument);
+      EXPECT_NE(std::string(r.error().message.c_str()).find("not a shared mapping"), std::string::npos)
+          << r.error().message.c_str();
+      EXPECT_EQ(policy_of(p), MPOL_DEFAULT) << "refused input was bound";
+    }
+  for (std::uint64_t i = 0; i < kBytes; i += 4096) {
+    ASSERT_EQ(priv[i], 0xab) << i;
+    ASSERT_EQ(static_cast<unsigned char*>(anon)[i], 0xcd) << i;
+  }
+  // Memory that is not mapped at all, and shared memory declared memfd
+  // (MAP_SHARED | MAP_ANONYMOUS is shmem too): refused, accepted.
+  void* gone = map(kBytes, kRw, MAP_PRIVATE | MAP_ANONYMOUS);
+  ASSERT_NE(gone, MAP_FAILED);
+  ASSERT_EQ(munmap(static_cast<char*>(gone) + 4096, 4096), 0);
+  const std::vector<GuestRamRegion> holed = {{gone, kBytes, 0, RamBacking::anonymous, false}};
+  auto h = GuestRam::create(topo, holed, {});
+  ASSERT_FALSE(h.has_value());
+  EXPECT_EQ(h.error().code, Errc::invalid_argument);
+  void* shanon = map(kBytes, kRw, MAP_SHARED | MAP_ANONYMOUS);
+  ASSERT_NE(shanon, MAP_FAILED);
+  const std::vector<GuestRamRegion> ok = {{shanon, kBytes, 0, RamBacking::memfd, false}};
+  auto r = GuestRam::create(topo, ok, {});
+  EXPECT_TRUE(r.has_value()) << r.error().message.c_str();
+}
+
+// A read-only or PROT_NONE region is not guest RAM: create() refuses it
+// before populating (which writes), instead of dying inside populate.
+TEST_F(GuestRamInput, AReadOnlyOrInaccessibleRegionIsRefusedNotWritten) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (int prot : {PROT_READ, PROT_NONE})
+    for (bool touch : {false, true}) {
+      void* p = map(kBytes, prot, MAP_PRIVATE | MAP_ANONYMOUS);
+      ASSERT_NE(p, MAP_FAILED);
+      const std::vector<GuestRamRegion> rs = {{p, kBytes, 0, RamBacking::anonymous, false}};
+      GuestRamOptions o;
+      o.populate_by_touch = touch;
+      EXPECT_EXIT(
+          {
+            auto r = GuestRam::create(topo, rs, {}, o);
+            _exit(!r && r.error().code == Errc::invalid_argument ? 0 : 1);
+          },
+          ::testing::ExitedWithCode(0), "")
+          << "prot " << prot << " touch " << touch;
+    }
+  void* ro = map(kBytes, PROT_READ, MAP_SHARED, mfd);
+  ASSERT_NE(ro, MAP_FAILED);
+  const std::vector<GuestRamRegion> rs = {{ro, kBytes, 0, RamBacking::memfd, false}};
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  EXPECT_NE(std::string(r.error().message.c_str()).find("read and write"), std::string::npos)
+      << r.error().message.c_str();
+}
+
+// A populate the kernel refuses (a memfd mapped past its end: SIGBUS, so
+// EFAULT) is reported, and the ranges bound before it get their default
+// policy back, as a refused bind's do.
+TEST_F(GuestRamInput, AFailedPopulateLeavesNoRangeBound) {
+  const int empty_fd = memfd_create("numaheap-empty", MFD_CLOEXEC);
+  ASSERT_GE(empty_fd, 0);
+  void* empty = map(kBytes, kRw, MAP_SHARED, empty_fd);  // the file has no bytes
+  close(empty_fd);
+  ASSERT_NE(empty, MAP_FAILED);
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false},
+                                          {empty, kBytes, kBytes, RamBacking::memfd, false}};
+  for (std::uint64_t vnode_bytes : {kBytes, 2 * kBytes}) {
+    const std::vector<VnodeRam> vs = {{0, 0, vnode_bytes, NodeMask::single(node)}};
+    auto r = GuestRam::create(topo, rs, vs);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, Errc::no_memory) << r.error().message.c_str();
+    EXPECT_EQ(policy_of(anon), MPOL_DEFAULT) << "the bound range kept numaheap's policy";
+    EXPECT_EQ(policy_of(empty), MPOL_DEFAULT);
+  }
+}
+
+}  // namespace
+}  // namespace numaheap
