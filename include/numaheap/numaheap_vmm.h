@@ -76,12 +76,17 @@ int numaheap_vmm_ram_create(const numaheap_topology* t, const numaheap_ram_regio
 void numaheap_vmm_ram_destroy(numaheap_vmm_ram* r);
 /* Guest frames covered (end of the highest region / 4096). */
 uint64_t numaheap_vmm_ram_pages(const numaheap_vmm_ram* r);
-/* Host address of guest frame gfn, NULL in a hole. */
+/* Host address of guest frame gfn, NULL in a hole or past the last frame. */
 void* numaheap_vmm_ram_host_address(const numaheap_vmm_ram* r, uint64_t gfn);
 int numaheap_vmm_ram_gfn_of(const numaheap_vmm_ram* r, const void* host, uint64_t* gfn);
-/* Where pages are, by the kernel's move_pages query (holes: not present). */
+/* Where pages are, by the kernel's move_pages query (holes: not present).
+ * [first_gfn, first_gfn + count) past the last frame: INVALID_ARGUMENT and
+ * nothing written. */
 int numaheap_vmm_ram_query(numaheap_vmm_ram* r, uint64_t first_gfn, size_t count, numaheap_page_state* out);
-/* move_pages to target, one numaheap_move_outcome per gfn. */
+/* move_pages to target, one numaheap_move_outcome per gfn (frames past the
+ * last: not present). Page by page (GuestRam::move with
+ * MoveGranularity::pages); to move huge blocks whole, pass one request with
+ * whole_blocks set to numaheap_vmm_ram_move_each. */
 int numaheap_vmm_ram_move(numaheap_vmm_ram* r, const uint64_t* gfns, size_t count, uint32_t target,
                             uint8_t* outcomes, uint64_t* frames_moved);
 /* One move of several for numaheap_vmm_ram_move_each. */

@@ -155,6 +155,68 @@ TEST_F(GuestRamInput, AReadOnlyOrInaccessibleRegionIsRefusedNotWritten) {
       << r.error().message.c_str();
 }
 
+// The guest RAM of a memfd region (unshared: no helper) with a migrator
+// and a sampler (created, not started).
+struct WithSampler {
+  std::unique_ptr<GuestRam> ram;
+  std::unique_ptr<Migrator> mig;
+  std::unique_ptr<UffdSampler> sampler;
+  GuestId id = 0;
+  std::string skip;
+  ~WithSampler() {
+    sampler.reset();
+    if (mig && ram) {
+      EXPECT_TRUE(mig->remove_guest(id).has_value());
+    }
+  }
+};
+
+void with_sampler(WithSampler& w, const Topology& topo, std::span<const GuestRamRegion> rs, SamplerConfig cfg = {}) {
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  w.ram = std::move(*r);
+  auto m = Migrator::create(topo);
+  ASSERT_TRUE(m.has_value());
+  w.mig = std::move(*m);
+  auto g = w.mig->add_guest(*w.ram, w.ram->migrate_options(1, false));
+  ASSERT_TRUE(g.has_value());
+  w.id = *g;
+  auto s = UffdSampler::create(*w.ram, *w.mig, w.id, cfg);
+  if (!s) {
+    w.skip = s.error().message.c_str();
+    return;
+  }
+  w.sampler = std::move(*s);
+}
+
+// gfn << 12 wraps for gfn >= 2^52: such a frame is a hole, not an alias
+// of a real page (host_address) nor an index far past the sampler's bitmaps.
+TEST_F(GuestRamInput, AFrameBeyondTheLargestIsAHoleEverywhere) {
+  const std::vector<GuestRamRegion> rs = {{shm, kBytes, 0, RamBacking::memfd, false}};
+  WithSampler w;
+  ASSERT_NO_FATAL_FAILURE(with_sampler(w, topo, rs));
+  if (!w.sampler) GTEST_SKIP() << w.skip;
+  const Gfn far = Gfn{1} << 52;
+  EXPECT_EQ(w.ram->host_address(far + 5), nullptr);
+  EXPECT_EQ(w.ram->host_address(~Gfn{0}), nullptr);
+  const std::vector<Gfn> gfns = {far, far + 5, ~Gfn{0}, 1};
+  std::vector<MoveOutcome> out(gfns.size(), MoveOutcome::busy);
+  auto moved = w.ram->move(gfns, node, MoveGranularity::pages, out);
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::not_present);
+  EXPECT_EQ(out[1], MoveOutcome::not_present);
+  EXPECT_EQ(out[2], MoveOutcome::not_present);
+  EXPECT_EQ(out[3], MoveOutcome::moved);
+  std::vector<MoveOutcome> eo(gfns.size(), MoveOutcome::busy);
+  MoveRequest q[2];
+  q[0] = {gfns, node, MoveGranularity::whole_blocks, eo, Errc::unsupported};
+  q[1] = {gfns, node, MoveGranularity::pages, out, Errc::unsupported};
+  w.ram->move_each(q);
+  ASSERT_TRUE(q[0].result.has_value());
+  EXPECT_EQ(eo[0], MoveOutcome::not_present);
+  EXPECT_EQ(eo[3], MoveOutcome::moved);
+}
+
 // A populate the kernel refuses (a memfd mapped past its end: SIGBUS, so
 // EFAULT) is reported, and the ranges bound before it get their default
 // policy back, as a refused bind's do.
@@ -174,6 +236,28 @@ TEST_F(GuestRamInput, AFailedPopulateLeavesNoRangeBound) {
     EXPECT_EQ(policy_of(anon), MPOL_DEFAULT) << "the bound range kept numaheap's policy";
     EXPECT_EQ(policy_of(empty), MPOL_DEFAULT);
   }
+}
+
+// The C query checks its whole range first (as the C++ one): a range past
+// the end writes nothing.
+TEST_F(GuestRamInput, TheCQueryChecksTheWholeRangeBeforeWriting) {
+  numaheap_topology* ct = nullptr;
+  char err[256] = {};
+  ASSERT_EQ(numaheap_topology_load_libnuma(&ct, err, sizeof err), NUMAHEAP_OK) << err;
+  numaheap_ram_region rs[1] = {{anon, kBytes, 0, NUMAHEAP_RAM_ANONYMOUS, 0}};
+  numaheap_vmm_ram* cr = nullptr;
+  ASSERT_EQ(numaheap_vmm_ram_create(ct, rs, 1, nullptr, 0, nullptr, &cr, err, sizeof err), NUMAHEAP_OK) << err;
+  std::vector<numaheap_page_state> buf(kPages + 1);
+  std::memset(buf.data(), 0xee, buf.size() * sizeof buf[0]);
+  std::vector<numaheap_page_state> before = buf;
+  EXPECT_EQ(numaheap_vmm_ram_query(cr, 0, kPages + 1, buf.data()), NUMAHEAP_E_INVALID_ARGUMENT);
+  EXPECT_EQ(std::memcmp(buf.data(), before.data(), buf.size() * sizeof buf[0]), 0) << "a refused query wrote";
+  EXPECT_EQ(numaheap_vmm_ram_query(cr, ~std::uint64_t{0} - 3, 8, buf.data()), NUMAHEAP_E_INVALID_ARGUMENT);
+  EXPECT_EQ(numaheap_vmm_ram_query(cr, 0, kPages, buf.data()), NUMAHEAP_OK);
+  EXPECT_EQ(buf[kPages - 1].node, node);
+  EXPECT_EQ(numaheap_vmm_ram_host_address(cr, (std::uint64_t{1} << 52) + 5), nullptr);
+  numaheap_vmm_ram_destroy(cr);
+  numaheap_topology_free(ct);
 }
 
 }  // namespace

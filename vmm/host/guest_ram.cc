@@ -203,6 +203,7 @@ void GuestRam::close_sampler_windows(std::span<const Gfn> gfns) noexcept {
 }
 
 int GuestRam::region_of_gfn(Gfn gfn) const noexcept {
+  if (gfn >= page_count_) return -1;  // past the RAM (and gfn << 12 would wrap for gfn >= 2^52)
   const std::uint64_t gpa = gfn << kFrameShift;
   // Regions are few and sorted: the last one starting at or below gpa.
   auto it = std::upper_bound(regions_.begin(), regions_.end(), gpa,
