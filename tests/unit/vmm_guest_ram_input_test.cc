@@ -238,6 +238,36 @@ TEST_F(GuestRamInput, AFailedPopulateLeavesNoRangeBound) {
   }
 }
 
+// Another process holding the helper's socket (every fork of the VMM
+// without exec) must not keep ~GuestRam waiting for the helper's exit.
+TEST_F(GuestRamInput, DestroyingTheRamDoesNotWaitForAForkThatInheritedTheHelpersSocket) {
+  const std::set<int> before = test::child_pids();
+  const std::vector<GuestRamRegion> rs = {{shm, kBytes, 0, RamBacking::memfd, true}};
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  std::unique_ptr<GuestRam> ram = std::move(*r);
+  if (test::child_pids().size() <= before.size()) GTEST_SKIP() << "no move helper forked here";
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(p[1]);
+    char c;
+    (void)!read(p[0], &c, 1);  // until the test is done
+    _exit(0);
+  }
+  close(p[0]);
+  auto done = std::async(std::launch::async, [&] { ram.reset(); });
+  // A bound, not a synchronisation: the reset waits for nothing else.
+  EXPECT_EQ(done.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "~GuestRam waits for the helper while a fork holds its socket";
+  close(p[1]);  // the child exits (and with it, today, the helper)
+  done.wait();
+  int status = 0;
+  EXPECT_EQ(waitpid(child, &status, 0), child);
+}
+
 // The C query checks its whole range first (as the C++ one): a range past
 // the end writes nothing.
 TEST_F(GuestRamInput, TheCQueryChecksTheWholeRangeBeforeWriting) {

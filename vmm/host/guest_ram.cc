@@ -115,11 +115,14 @@ bool populate_write_supported() {
 }  // namespace
 
 GuestRam::~GuestRam() {
+  if (helper_.sock < 0) return;  // no helper was forked
   const pid_t pid = helper_.pid < 0 ? -helper_.pid : helper_.pid;  // negative: no longer used, still to reap
-  if (pid > 0) {
-    ::close(helper_.sock);  // EOF: the helper exits
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
+  // EOF makes the helper exit. shutdown, not only close: a fork of the VMM
+  // (made without exec after create) holds the socket too, and close alone
+  // would not end it while that child lives.
+  (void)::shutdown(helper_.sock, SHUT_RDWR);
+  ::close(helper_.sock);
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
 }
 
