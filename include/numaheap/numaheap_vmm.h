@@ -108,7 +108,8 @@ int numaheap_vmm_ram_move_each(numaheap_vmm_ram* r, numaheap_vmm_move_request* r
 int numaheap_vmm_ram_node_frames(const numaheap_vmm_ram* r, uint32_t node, uint64_t* free_frames,
                                    uint64_t* total_frames);
 /* Layout: fills up to cap (gfn first, pages, pnode, vnode) and returns how
- * many parts there are. */
+ * many parts there are. Safe from any thread, also while a rehome
+ * (numaheap_migrator_rehome) changes it: one consistent layout. */
 typedef struct numaheap_ram_part {
   uint64_t first, pages;
   uint32_t pnode, vnode;

@@ -29,7 +29,9 @@
 //    node_frames() is the kernel's per-node MemFree /
 //    MemTotal (sysfs), so the migrator's watermark is the real one.
 //  * relayout() (a rehome) rebinds the affected ranges to their new nodes
-//    (without moving: the migrator moves) and keeps the layout.
+//    (without moving: the migrator moves) and keeps the layout. A rebind
+//    the kernel refuses is an error (unsupported, no_memory): the ranges
+//    get their old binding back and the layout is unchanged.
 //  * Mover calls are serialised by the Migrator; GuestRam never unmaps the
 //    VMM's memory and never touches it after create() (populate).
 //
@@ -189,10 +191,11 @@ class GuestRam final : public Mover {
   // The migrator's options for this RAM: its layout (one range per vnode
   // part) and vCPU slots.
   MigrateGuestOptions migrate_options(std::uint32_t vcpus, bool vnuma_bound) const;
-  // Current layout (gfn ranges per vnode part with their node).
-  std::span<const GuestRange> layout() const noexcept { return layout_; }
+  // Current layout (gfn ranges per vnode part with their node): a copy,
+  // safe from any thread while a rehome (relayout) replaces it.
+  std::vector<GuestRange> layout() const;
   std::span<const GuestRamRegion> regions() const noexcept { return regions_; }
-  // Host address of a guest frame, or null in a hole.
+  // Host address of a guest frame, or null in a hole (or past page_count()).
   void* host_address(Gfn gfn) const noexcept;
   // Guest frame of a host address inside a region. Errors: invalid_argument.
   Result<Gfn> gfn_of(const void* host) const noexcept;
@@ -243,7 +246,8 @@ class GuestRam final : public Mover {
   const Topology* topo_ = nullptr;
   std::vector<GuestRamRegion> regions_;  // sorted by guest_phys; immutable after create
   std::vector<KernelMover> movers_;      // one per region (4 KiB regions; hugetlb too)
-  std::vector<GuestRange> layout_;       // guarded by the migrator's lock (Mover calls)
+  mutable std::mutex layout_mu_;         // guards layout_ (read by any thread, replaced by relayout)
+  std::vector<GuestRange> layout_;       // guarded by layout_mu_ (written only at create and by relayout)
   std::uint64_t page_count_ = 0;
   std::atomic<std::uint64_t> populated_madvise_{0}, populated_touch_{0}, moves_{0}, pages_moved_{0},
       moves_all_{0};

@@ -268,6 +268,93 @@ TEST_F(GuestRamInput, DestroyingTheRamDoesNotWaitForAForkThatInheritedTheHelpers
   EXPECT_EQ(waitpid(child, &status, 0), child);
 }
 
+// The layout read while a rehome replaces it: a copy, not a view into
+// storage the rehome frees (one thread), and no data race (TSan).
+TEST_F(GuestRamInput, TheLayoutIsACopyThatARelayoutDoesNotFree) {
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false}};
+  const std::vector<VnodeRam> vs = {{0, 0, kBytes, NodeMask::single(node)}};
+  auto r = GuestRam::create(topo, rs, vs);
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  GuestRam& g = **r;
+  const auto before = g.layout();
+  ASSERT_EQ(before.size(), 1u);
+  const std::vector<GuestRange> split = {{0, kPages / 2, node, 0}, {kPages / 2, kPages / 2, node, 0}};
+  ASSERT_TRUE(g.relayout(split).has_value());
+  EXPECT_EQ(before[0].first, 0u);
+  EXPECT_EQ(before[0].pages, kPages) << "the layout read before the relayout was freed by it";
+  EXPECT_EQ(g.layout().size(), 2u);
+}
+
+TEST_F(GuestRamInput, TheLayoutCanBeReadWhileARelayoutRuns) {
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false}};
+  const std::vector<VnodeRam> vs = {{0, 0, kBytes, NodeMask::single(node)}};
+  auto r = GuestRam::create(topo, rs, vs);
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  GuestRam& g = **r;
+  std::atomic<bool> stop{false};
+  std::thread reader([&] {  // a VMM's stats thread
+    while (!stop.load(std::memory_order_relaxed)) {
+      std::uint64_t pages = 0;
+      for (const GuestRange& part : g.layout()) pages += part.pages;
+      EXPECT_EQ(pages, kPages);
+      const MigrateGuestOptions o = g.migrate_options(1, false);
+      EXPECT_GE(o.layout.size(), 1u);
+    }
+  });
+  for (int i = 0; i < 2000; ++i) {  // the migrator rehoming it
+    std::vector<GuestRange> l(1 + i % 4);
+    for (std::size_t k = 0; k < l.size(); ++k)
+      l[k] = GuestRange{k * (kPages / 4), k + 1 == l.size() ? kPages - k * (kPages / 4) : kPages / 4, node, 0};
+    ASSERT_TRUE(g.relayout(l).has_value());
+  }
+  stop.store(true);
+  reader.join();
+}
+
+// A refused mbind in relayout (here a seccomp filter) is reported and the
+// layout is kept; the ranges keep their old binding.
+bool refuse_mbind() {
+#if defined(__x86_64__)
+  constexpr std::uint32_t kArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+  constexpr std::uint32_t kArch = AUDIT_ARCH_AARCH64;
+#else
+  return false;
+#endif
+  sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mbind, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
+
+TEST_F(GuestRamInput, ARefusedRebindIsReportedAndKeepsTheLayout) {
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false}};
+  const std::vector<VnodeRam> vs = {{0, 0, kBytes, NodeMask::single(node)}};
+  auto r = GuestRam::create(topo, rs, vs);
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  GuestRam& g = **r;
+  const std::vector<GuestRange> split = {{0, kPages / 2, node, 0}, {kPages / 2, kPages / 2, node, 0}};
+  bool filtered = false;
+  Status st;
+  std::thread sandboxed([&] {  // the filter dies with this thread
+    filtered = refuse_mbind();
+    if (filtered) st = g.relayout(split);
+  });
+  sandboxed.join();
+  if (!filtered) GTEST_SKIP() << "seccomp filters unavailable";
+  ASSERT_FALSE(st.has_value()) << "relayout reported success with every mbind refused";
+  EXPECT_EQ(st.error(), Errc::unsupported);
+  EXPECT_EQ(g.layout().size(), 1u) << "the layout changed though nothing was rebound";
+  EXPECT_EQ(policy_of(anon), MPOL_BIND);
+}
+
 // The C query checks its whole range first (as the C++ one): a range past
 // the end writes nothing.
 TEST_F(GuestRamInput, TheCQueryChecksTheWholeRangeBeforeWriting) {

@@ -662,8 +662,9 @@ bool GuestRam::node_frames(NodeId node, std::uint64_t& free, std::uint64_t& mana
 }
 
 Status GuestRam::relayout(std::span<const GuestRange> layout) noexcept {
+  const std::vector<GuestRange> old = this->layout();
   std::uint64_t old_pages = 0, new_pages = 0;
-  for (const GuestRange& r : layout_) old_pages += r.pages;
+  for (const GuestRange& r : old) old_pages += r.pages;
   for (const GuestRange& r : layout) {
     if (r.first > page_count_ || r.pages > page_count_ - r.first) return Errc::invalid_argument;
     if (r.pnode != kNoNode && !topo_->memory_nodes().test(r.pnode)) return Errc::invalid_node;
@@ -671,30 +672,52 @@ Status GuestRam::relayout(std::span<const GuestRange> layout) noexcept {
   }
   if (old_pages != new_pages) return Errc::invalid_argument;
   // Future faults of each range go to its new node; the migrator moves
-  // the pages already there. A refused rebind leaves the old policy (the
-  // moved pages stay where move_pages put them).
-  for (const GuestRange& part : layout) {
-    if (part.pnode == kNoNode) continue;
-    for (Gfn at = part.first; at < part.first + part.pages;) {
-      const int r = region_of_gfn(at);
-      if (r < 0) {
-        ++at;
-        continue;
+  // the pages already there. A refused rebind is an error: the ranges
+  // rebound so far get the old layout's binding back (best effort: a
+  // kernel that refuses one mbind may refuse those too) and the layout
+  // stays.
+  int err = 0;
+  auto rebind = [&](std::span<const GuestRange> l, bool all) {
+    for (const GuestRange& part : l) {
+      if (part.pnode == kNoNode && !all) continue;
+      for (Gfn at = part.first; at < part.first + part.pages;) {
+        const int r = region_of_gfn(at);
+        if (r < 0) {
+          ++at;
+          continue;
+        }
+        const GuestRamRegion& g = regions_[static_cast<std::size_t>(r)];
+        const Gfn end = std::min(part.first + part.pages, (g.guest_phys + g.bytes) >> kFrameShift);
+        const int mode = part.pnode == kNoNode ? MPOL_DEFAULT : MPOL_BIND;
+        if (mbind_node(host_address(at), (end - at) << kFrameShift, mode, part.pnode, 0) != 0 && err == 0) {
+          err = errno;
+          if (!all) return;
+        }
+        at = end;
       }
-      const GuestRamRegion& g = regions_[static_cast<std::size_t>(r)];
-      const Gfn end = std::min(part.first + part.pages, (g.guest_phys + g.bytes) >> kFrameShift);
-      (void)mbind_node(host_address(at), (end - at) << kFrameShift, MPOL_BIND, part.pnode, 0);
-      at = end;
     }
+  };
+  rebind(layout, false);
+  if (err != 0) {
+    const int refused = err;
+    rebind(old, true);
+    return refused == ENOMEM ? Errc::no_memory : Errc::unsupported;
   }
+  std::lock_guard<std::mutex> g(layout_mu_);
   layout_.assign(layout.begin(), layout.end());  // host code: -fno-exceptions, OOM aborts like std::vector
   return {};
+}
+
+std::vector<GuestRange> GuestRam::layout() const {
+  std::lock_guard<std::mutex> g(layout_mu_);
+  return layout_;
 }
 
 MigrateGuestOptions GuestRam::migrate_options(std::uint32_t vcpus, bool vnuma_bound) const {
   MigrateGuestOptions o;
   o.vcpus = vcpus;
   o.vnuma_bound = vnuma_bound;
+  std::lock_guard<std::mutex> g(layout_mu_);
   for (const GuestRange& r : layout_) (void)o.layout.push_back(r);
   return o;
 }
