@@ -210,9 +210,11 @@ class GuestRam final : public Mover {
   struct Part;
   GuestRam() = default;
   int region_of_gfn(Gfn gfn) const noexcept;
-  // Around a move, with an attached sampler (under sampler_lock_): maps
-  // back the listed pages it has unmapped and keeps new windows from
-  // opening until resume.
+  // Around a move (under sampler_lock_): counts the move in moves_paused_
+  // and, with an attached sampler, maps back the listed pages it has
+  // unmapped and keeps new windows from opening until resume. A sampler
+  // attached between the two starts with moves_paused_ pauses, so each
+  // resume matches a pause of the sampler attached then.
   void pause_sampler(std::span<const Gfn> gfns, bool close) noexcept;
   void resume_sampler() noexcept;
   // Closes the sampler's windows over the listed pages (maps them back).
@@ -251,8 +253,9 @@ class GuestRam final : public Mover {
   std::uint64_t page_count_ = 0;
   std::atomic<std::uint64_t> populated_madvise_{0}, populated_touch_{0}, moves_{0}, pages_moved_{0},
       moves_all_{0};
-  std::mutex sampler_lock_;           // guards sampler_
-  UffdSampler* sampler_ = nullptr;    // attached sampler or null
+  std::mutex sampler_lock_;           // guards sampler_ and moves_paused_
+  UffdSampler* sampler_ = nullptr;    // attached sampler or null; guarded by sampler_lock_
+  int moves_paused_ = 0;              // moves between pause_sampler and resume_sampler; guarded by sampler_lock_
 };
 
 // Where a sample's CPU comes from.

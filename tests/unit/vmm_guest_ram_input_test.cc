@@ -268,6 +268,80 @@ TEST_F(GuestRamInput, DestroyingTheRamDoesNotWaitForAForkThatInheritedTheHelpers
   EXPECT_EQ(waitpid(child, &status, 0), child);
 }
 
+// A probe blocking on its first call: a move waits inside it.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false, used = false;
+  static bool probe(void* ctx, const void*) {
+    auto* g = static_cast<Gate*>(ctx);
+    std::unique_lock<std::mutex> lk(g->mu);
+    if (g->used) return false;
+    g->used = g->entered = true;
+    g->cv.notify_all();
+    g->cv.wait(lk, [&] { return g->released; });
+    return false;
+  }
+  void wait_entered() {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait(lk, [&] { return entered; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lk(mu);
+    released = true;
+    cv.notify_all();
+  }
+};
+
+// A sampler attached while a move runs (a VMM re-creating its sampler to
+// change its config, the migrator moving meanwhile): the move's end must
+// not leave it paused for good (or its count negative): it opens windows.
+TEST_F(GuestRamInput, ASamplerAttachedDuringAMoveStillOpensWindows) {
+  constexpr std::uint64_t kBlockPages = KernelMover::kHugeBlockPages;
+  unsigned char* big = map_aligned(kBlockPages * 4096);
+  ASSERT_NE(big, nullptr);
+  const GuestRamRegion rs[] = {{big, kBlockPages * 4096, 0, RamBacking::anonymous, false}};
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  std::unique_ptr<GuestRam> ram = std::move(*r);
+  auto m = Migrator::create(topo);
+  ASSERT_TRUE(m.has_value());
+  auto id = (*m)->add_guest(*ram, ram->migrate_options(1, false));
+  ASSERT_TRUE(id.has_value());
+  for (bool replace : {false, true}) {
+    SCOPED_TRACE(replace ? "a sampler replaced during the move" : "a sampler attached during the move");
+    std::unique_ptr<UffdSampler> s;
+    SamplerConfig cfg;
+    cfg.pages_per_second = 0;  // windows on scan() only
+    if (replace) {
+      auto first = UffdSampler::create(*ram, **m, *id, cfg);
+      if (!first) GTEST_SKIP() << first.error().message.c_str();
+      s = std::move(*first);
+    }
+    Gate gate;
+    ram->set_huge_probe_for_testing(Gate::probe, &gate);
+    std::vector<Gfn> gfns(kBlockPages);
+    for (Gfn g = 0; g < kBlockPages; ++g) gfns[g] = g;
+    std::vector<MoveOutcome> out(gfns.size());
+    std::thread mover([&] { (void)ram->move(gfns, node, MoveGranularity::pages, out); });
+    gate.wait_entered();  // paused (or not: no sampler) and moving
+    s.reset();
+    auto made = UffdSampler::create(*ram, **m, *id, cfg);
+    gate.release();
+    mover.join();
+    if (!made) GTEST_SKIP() << made.error().message.c_str();
+    s = std::move(*made);
+    ASSERT_TRUE(s->start().has_value());
+    auto scanned = s->scan(0, 1);
+    EXPECT_TRUE(scanned.has_value()) << "the sampler stays paused after a move that did not pause it";
+    EXPECT_EQ(s->stats().windows, scanned ? 1u : 0u);
+    s->stop();
+    s.reset();
+    ram->set_huge_probe_for_testing(nullptr, nullptr);
+  }
+  EXPECT_TRUE((*m)->remove_guest(*id).has_value());
+}
+
 // The layout read while a rehome replaces it: a copy, not a view into
 // storage the rehome frees (one thread), and no data race (TSan).
 TEST_F(GuestRamInput, TheLayoutIsACopyThatARelayoutDoesNotFree) {

@@ -737,11 +737,13 @@ GuestRamStats GuestRam::stats() const noexcept {
 
 void GuestRam::pause_sampler(std::span<const Gfn> gfns, bool close) noexcept {
   std::lock_guard<std::mutex> g(sampler_lock_);
+  ++moves_paused_;
   if (sampler_) detail::sampler_pause(*sampler_, gfns, close);
 }
 
 void GuestRam::resume_sampler() noexcept {
   std::lock_guard<std::mutex> g(sampler_lock_);
+  --moves_paused_;
   if (sampler_) detail::sampler_resume(*sampler_);
 }
 

@@ -129,7 +129,9 @@ struct UffdSampler::Impl {
 
   std::mutex window_mu;          // guards accepting, cursor; serialises arming and closing
   bool accepting = false;        // windows may open (between start and stop)
-  // > 0: a move runs, no window may open. Raised under window_mu when the
+  // > 0: a move runs, no window may open (GuestRam counts its moves in
+  // flight under its sampler_lock_, so this is never below 0; set at
+  // attach to the moves then in flight). Raised under window_mu when the
   // move needs windows closed first (memfd pages), else without it: a
   // move of anonymous pages need not wait for a window being armed (a
   // write-protected page moves with its protection), and arming under a
@@ -872,6 +874,9 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
       ::close(impl->wake_fd);
       return make_error(Errc::busy, "sampler: this guest RAM has a sampler already");
     }
+    // Moves already between their pause and resume resume this sampler:
+    // it starts paused once for each (GuestRam::pause_sampler).
+    impl->pauses.store(ram.moves_paused_, std::memory_order_relaxed);
     std::unique_ptr<UffdSampler> s(new UffdSampler(impl.release()));
     ram.sampler_ = s.get();
     return s;
