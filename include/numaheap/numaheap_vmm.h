@@ -150,7 +150,8 @@ typedef struct numaheap_sampler_stats {
 typedef struct numaheap_sampler numaheap_sampler;
 
 void numaheap_sampler_config_init(numaheap_sampler_config* c);
-/* r and m must outlive the sampler; guest_id is r's id in m. */
+/* r and m must outlive the sampler; guest_id is r's id in m (an id m does
+ * not have: INVALID_ARGUMENT). */
 int numaheap_sampler_create(numaheap_vmm_ram* r, numaheap_migrator* m, uint32_t guest_id,
                             const numaheap_sampler_config* c /* NULL: defaults */, numaheap_sampler** out,
                             char* err, size_t err_len);

@@ -319,7 +319,9 @@ class UffdSampler {
   // ram and migrator must outlive the sampler; `guest` is ram's id in the
   // migrator. Errors: unsupported (no userfaultfd, or the kernel lacks
   // minor-fault / write-protect / thread-id support for the RAM's
-  // backings), invalid_argument (config), busy (ram has a sampler).
+  // backings), invalid_argument (config, or `guest` not in the migrator),
+  // busy (ram has a sampler). Created while a move of ram runs, it starts
+  // paused until that move returns.
   static Result<std::unique_ptr<UffdSampler>, Error> create(GuestRam& ram, Migrator& migrator, GuestId guest,
                                                             const SamplerConfig& config = {});
   ~UffdSampler();  // stop()s

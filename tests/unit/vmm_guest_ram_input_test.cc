@@ -451,5 +451,21 @@ TEST_F(GuestRamInput, TheCQueryChecksTheWholeRangeBeforeWriting) {
   numaheap_topology_free(ct);
 }
 
+// A sampler for a guest id the migrator does not have would drop (or
+// misfile) every sample: refused.
+TEST_F(GuestRamInput, ASamplerForAnUnknownGuestIsRefused) {
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false}};
+  WithSampler w;
+  ASSERT_NO_FATAL_FAILURE(with_sampler(w, topo, rs));
+  if (!w.sampler) GTEST_SKIP() << w.skip;
+  w.sampler.reset();
+  auto s = UffdSampler::create(*w.ram, *w.mig, w.id + 12345);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code, Errc::invalid_argument);
+  EXPECT_NE(std::string(s.error().message.c_str()).find("guest"), std::string::npos) << s.error().message.c_str();
+  auto again = UffdSampler::create(*w.ram, *w.mig, w.id);
+  EXPECT_TRUE(again.has_value()) << again.error().message.c_str();
+}
+
 }  // namespace
 }  // namespace numaheap

@@ -822,6 +822,9 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
     return make_error(Errc::invalid_argument, "sampler: unknown cpu_source");
   if (!(config.max_handler_share > 0 && config.max_handler_share <= 1))
     return make_error(Errc::invalid_argument, "sampler: max_handler_share must be in (0, 1]");
+  // A wrong id would drop every sample, or file it under another guest.
+  if (!migrator.guest_stats(guest))
+    return make_error(Errc::invalid_argument, "sampler: guest ", guest, " is not in the migrator");
   std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
   if (!impl) return make_error(Errc::no_memory, "sampler: out of memory");
   impl->ram = &ram;
@@ -841,7 +844,8 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
       impl->armed[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
       impl->vcpus_recent[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
       impl->vcpus_older[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
-      impl->whole[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[(words + 7) / 8 + 1]());  // a bit per 512 pages
+      const std::uint64_t blocks = ((g.bytes >> kFrameShift) + Impl::kBlock - 1) / Impl::kBlock;
+      impl->whole[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[(blocks + 63) / 64]());  // a bit per block
       if (!impl->armed[r] || !impl->vcpus_recent[r] || !impl->vcpus_older[r] || !impl->whole[r])
         return make_error(Errc::no_memory, "sampler: out of memory");
     }
