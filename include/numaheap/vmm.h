@@ -32,8 +32,11 @@
 //    (without moving: the migrator moves) and keeps the layout. A rebind
 //    the kernel refuses is an error (unsupported, no_memory): the ranges
 //    get their old binding back and the layout is unchanged.
-//  * Mover calls are serialised by the Migrator; GuestRam never unmaps the
-//    VMM's memory and never touches it after create() (populate).
+//  * Mover calls are serialised by the Migrator. A VMM calling move(),
+//    move_each() or query() itself must not do so concurrently with another
+//    of them, nor while the RAM is registered with a migrator that steps
+//    (the move helper's socket and state are not locked). GuestRam never
+//    unmaps the VMM's memory and never touches it after create() (populate).
 //
 // Contract (UffdSampler):
 //  * memfd RAM: userfaultfd minor-fault mode. A window of pages loses its
