@@ -65,7 +65,9 @@ typedef struct numaheap_vmm_ram_stats {
 } numaheap_vmm_ram_stats;
 
 /* The topology and the mappings must outlive the handle. options may be
- * NULL. Bad input: an error, nothing bound or populated. */
+ * NULL. Bad input: an error, nothing bound or populated -- also a region not
+ * mapped read-write, or a NUMAHEAP_RAM_MEMFD region that is not MAP_SHARED
+ * (dropping a private mapping's page-table entries would lose its data). */
 int numaheap_vmm_ram_create(const numaheap_topology* t, const numaheap_ram_region* regions, size_t region_count,
                               const numaheap_vnode_ram* vnodes, size_t vnode_count,
                               const numaheap_vmm_ram_options* options, numaheap_vmm_ram** out, char* err,
@@ -74,12 +76,19 @@ int numaheap_vmm_ram_create(const numaheap_topology* t, const numaheap_ram_regio
 void numaheap_vmm_ram_destroy(numaheap_vmm_ram* r);
 /* Guest frames covered (end of the highest region / 4096). */
 uint64_t numaheap_vmm_ram_pages(const numaheap_vmm_ram* r);
-/* Host address of guest frame gfn, NULL in a hole. */
+/* Host address of guest frame gfn, NULL in a hole or past the last frame. */
 void* numaheap_vmm_ram_host_address(const numaheap_vmm_ram* r, uint64_t gfn);
 int numaheap_vmm_ram_gfn_of(const numaheap_vmm_ram* r, const void* host, uint64_t* gfn);
-/* Where pages are, by the kernel's move_pages query (holes: not present). */
+/* query, move and move_each: one at a time per handle, and not while r is
+ * registered with a migrator that steps (it makes the same calls). */
+/* Where pages are, by the kernel's move_pages query (holes: not present).
+ * [first_gfn, first_gfn + count) past the last frame: INVALID_ARGUMENT and
+ * nothing written. */
 int numaheap_vmm_ram_query(numaheap_vmm_ram* r, uint64_t first_gfn, size_t count, numaheap_page_state* out);
-/* move_pages to target, one numaheap_move_outcome per gfn. */
+/* move_pages to target, one numaheap_move_outcome per gfn (frames past the
+ * last: not present). Page by page (GuestRam::move with
+ * MoveGranularity::pages); to move huge blocks whole, pass one request with
+ * whole_blocks set to numaheap_vmm_ram_move_each. */
 int numaheap_vmm_ram_move(numaheap_vmm_ram* r, const uint64_t* gfns, size_t count, uint32_t target,
                             uint8_t* outcomes, uint64_t* frames_moved);
 /* One move of several for numaheap_vmm_ram_move_each. */
@@ -101,7 +110,8 @@ int numaheap_vmm_ram_move_each(numaheap_vmm_ram* r, numaheap_vmm_move_request* r
 int numaheap_vmm_ram_node_frames(const numaheap_vmm_ram* r, uint32_t node, uint64_t* free_frames,
                                    uint64_t* total_frames);
 /* Layout: fills up to cap (gfn first, pages, pnode, vnode) and returns how
- * many parts there are. */
+ * many parts there are. Safe from any thread, also while a rehome
+ * (numaheap_migrator_rehome) changes it: one consistent layout. */
 typedef struct numaheap_ram_part {
   uint64_t first, pages;
   uint32_t pnode, vnode;
@@ -142,7 +152,8 @@ typedef struct numaheap_sampler_stats {
 typedef struct numaheap_sampler numaheap_sampler;
 
 void numaheap_sampler_config_init(numaheap_sampler_config* c);
-/* r and m must outlive the sampler; guest_id is r's id in m. */
+/* r and m must outlive the sampler; guest_id is r's id in m (an id m does
+ * not have: INVALID_ARGUMENT). */
 int numaheap_sampler_create(numaheap_vmm_ram* r, numaheap_migrator* m, uint32_t guest_id,
                             const numaheap_sampler_config* c /* NULL: defaults */, numaheap_sampler** out,
                             char* err, size_t err_len);

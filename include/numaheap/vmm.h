@@ -10,8 +10,10 @@
 //
 // Contract (GuestRam):
 //  * create() validates everything first (alignment, overlaps, vnode ranges
-//    inside registered RAM, known memory nodes): bad input is a clear error
-//    naming the range, and nothing is bound or populated. A bind or populate
+//    inside registered RAM, known memory nodes, every region mapped for
+//    read and write, memfd regions MAP_SHARED -- /proc/self/maps): bad
+//    input is a clear error naming the range, and nothing is bound or
+//    populated. A bind or populate
 //    that the kernel refuses is reported with the range and node; the ranges
 //    bound so far get their default policy back.
 //  * Guest frame g is guest-physical address g * 4096; page_count() is the
@@ -27,9 +29,14 @@
 //    node_frames() is the kernel's per-node MemFree /
 //    MemTotal (sysfs), so the migrator's watermark is the real one.
 //  * relayout() (a rehome) rebinds the affected ranges to their new nodes
-//    (without moving: the migrator moves) and keeps the layout.
-//  * Mover calls are serialised by the Migrator; GuestRam never unmaps the
-//    VMM's memory and never touches it after create() (populate).
+//    (without moving: the migrator moves) and keeps the layout. A rebind
+//    the kernel refuses is an error (unsupported, no_memory): the ranges
+//    get their old binding back and the layout is unchanged.
+//  * Mover calls are serialised by the Migrator. A VMM calling move(),
+//    move_each() or query() itself must not do so concurrently with another
+//    of them, nor while the RAM is registered with a migrator that steps
+//    (the move helper's socket and state are not locked). GuestRam never
+//    unmaps the VMM's memory and never touches it after create() (populate).
 //
 // Contract (UffdSampler):
 //  * memfd RAM: userfaultfd minor-fault mode. A window of pages loses its
@@ -166,9 +173,10 @@ class GuestRam final : public Mover {
  public:
   // The topology must outlive the GuestRam; the mappings must outlive it.
   // Errors: invalid_argument (alignment, overlap, empty, vnode range outside
-  // RAM), invalid_node (unknown or memoryless node), unsupported (the
-  // kernel refused mbind), no_memory (populate failed); the message names
-  // the range.
+  // RAM, a region not mapped read-write, a memfd region not MAP_SHARED, or a
+  // mapping the kernel cannot populate), invalid_node (unknown or
+  // memoryless node), unsupported (the kernel refused mbind), no_memory
+  // (populate failed); the message names the range.
   static Result<std::unique_ptr<GuestRam>, Error> create(const Topology& topo, std::span<const GuestRamRegion> regions,
                                                          std::span<const VnodeRam> vnodes,
                                                          const GuestRamOptions& options = {});
@@ -186,10 +194,11 @@ class GuestRam final : public Mover {
   // The migrator's options for this RAM: its layout (one range per vnode
   // part) and vCPU slots.
   MigrateGuestOptions migrate_options(std::uint32_t vcpus, bool vnuma_bound) const;
-  // Current layout (gfn ranges per vnode part with their node).
-  std::span<const GuestRange> layout() const noexcept { return layout_; }
+  // Current layout (gfn ranges per vnode part with their node): a copy,
+  // safe from any thread while a rehome (relayout) replaces it.
+  std::vector<GuestRange> layout() const;
   std::span<const GuestRamRegion> regions() const noexcept { return regions_; }
-  // Host address of a guest frame, or null in a hole.
+  // Host address of a guest frame, or null in a hole (or past page_count()).
   void* host_address(Gfn gfn) const noexcept;
   // Guest frame of a host address inside a region. Errors: invalid_argument.
   Result<Gfn> gfn_of(const void* host) const noexcept;
@@ -204,9 +213,11 @@ class GuestRam final : public Mover {
   struct Part;
   GuestRam() = default;
   int region_of_gfn(Gfn gfn) const noexcept;
-  // Around a move, with an attached sampler (under sampler_lock_): maps
-  // back the listed pages it has unmapped and keeps new windows from
-  // opening until resume.
+  // Around a move (under sampler_lock_): counts the move in moves_paused_
+  // and, with an attached sampler, maps back the listed pages it has
+  // unmapped and keeps new windows from opening until resume. A sampler
+  // attached between the two starts with moves_paused_ pauses, so each
+  // resume matches a pause of the sampler attached then.
   void pause_sampler(std::span<const Gfn> gfns, bool close) noexcept;
   void resume_sampler() noexcept;
   // Closes the sampler's windows over the listed pages (maps them back).
@@ -240,12 +251,14 @@ class GuestRam final : public Mover {
   const Topology* topo_ = nullptr;
   std::vector<GuestRamRegion> regions_;  // sorted by guest_phys; immutable after create
   std::vector<KernelMover> movers_;      // one per region (4 KiB regions; hugetlb too)
-  std::vector<GuestRange> layout_;       // guarded by the migrator's lock (Mover calls)
+  mutable std::mutex layout_mu_;         // guards layout_ (read by any thread, replaced by relayout)
+  std::vector<GuestRange> layout_;       // guarded by layout_mu_ (written only at create and by relayout)
   std::uint64_t page_count_ = 0;
   std::atomic<std::uint64_t> populated_madvise_{0}, populated_touch_{0}, moves_{0}, pages_moved_{0},
       moves_all_{0};
-  std::mutex sampler_lock_;           // guards sampler_
-  UffdSampler* sampler_ = nullptr;    // attached sampler or null
+  std::mutex sampler_lock_;           // guards sampler_ and moves_paused_
+  UffdSampler* sampler_ = nullptr;    // attached sampler or null; guarded by sampler_lock_
+  int moves_paused_ = 0;              // moves between pause_sampler and resume_sampler; guarded by sampler_lock_
 };
 
 // Where a sample's CPU comes from.
@@ -309,7 +322,9 @@ class UffdSampler {
   // ram and migrator must outlive the sampler; `guest` is ram's id in the
   // migrator. Errors: unsupported (no userfaultfd, or the kernel lacks
   // minor-fault / write-protect / thread-id support for the RAM's
-  // backings), invalid_argument (config), busy (ram has a sampler).
+  // backings), invalid_argument (config, or `guest` not in the migrator),
+  // busy (ram has a sampler). Created while a move of ram runs, it starts
+  // paused until that move returns.
   static Result<std::unique_ptr<UffdSampler>, Error> create(GuestRam& ram, Migrator& migrator, GuestId guest,
                                                             const SamplerConfig& config = {});
   ~UffdSampler();  // stop()s

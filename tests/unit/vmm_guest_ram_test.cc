@@ -407,7 +407,7 @@ TEST_F(GuestRamTest, RelayoutRebindsAndRefusesAnotherShape) {
   auto ram = GuestRam::create(topo, regions(), vnodes());
   ASSERT_TRUE(ram.has_value());
   GuestRam& g = **ram;
-  std::vector<GuestRange> l(g.layout().begin(), g.layout().end());
+  std::vector<GuestRange> l = g.layout();
   EXPECT_TRUE(g.relayout(l).has_value());
   l[0].pages -= 1;
   EXPECT_FALSE(g.relayout(l).has_value());

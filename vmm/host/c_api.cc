@@ -76,6 +76,9 @@ int numaheap_vmm_ram_gfn_of(const numaheap_vmm_ram* r, const void* host, uint64_
 
 int numaheap_vmm_ram_query(numaheap_vmm_ram* r, uint64_t first_gfn, size_t count, numaheap_page_state* out) {
   if (!r || (count && !out)) return NUMAHEAP_E_INVALID_ARGUMENT;
+  // The whole range first (as GuestRam::query): a refused query writes nothing.
+  const uint64_t pages = r->ram->page_count();
+  if (first_gfn > pages || count > pages - first_gfn) return NUMAHEAP_E_INVALID_ARGUMENT;
   numaheap::PageState states[256];
   for (size_t at = 0; at < count; at += 256) {
     const size_t n = count - at < 256 ? count - at : 256;

@@ -17,6 +17,7 @@
 
 #include "allocator/platform/fault_injection.h"
 #include "migrate/host/node_meminfo.h"
+#include "vmm/host/host_mappings.h"
 #include "vmm/host/move_helper.h"
 
 #ifndef MADV_POPULATE_READ
@@ -81,6 +82,19 @@ long mbind_node(void* addr, std::uint64_t len, int mode, NodeId node, unsigned f
                  mode == MPOL_DEFAULT ? 0 : kMaxNodes + 1, flags);
 }
 
+// Whether this kernel has MADV_POPULATE_WRITE (5.14+): asked once of a
+// private anonymous scratch page (EINVAL: it does not).
+bool populate_write_supported() {
+  static const bool supported = [] {
+    void* p = ::mmap(nullptr, kFrameSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return true;  // cannot tell: a region's own answer is reported then
+    const bool ok = ::madvise(p, kFrameSize, MADV_POPULATE_WRITE) == 0 || errno != EINVAL;
+    ::munmap(p, kFrameSize);
+    return ok;
+  }();
+  return supported;
+}
+
 // ---- the move helper ----
 // Why: the kernel (6.1) unmaps each page it migrates with its own TLB
 // shootdown in every process mapping it: an IPI to every CPU that runs one
@@ -101,11 +115,14 @@ long mbind_node(void* addr, std::uint64_t len, int mode, NodeId node, unsigned f
 }  // namespace
 
 GuestRam::~GuestRam() {
+  if (helper_.sock < 0) return;  // no helper was forked
   const pid_t pid = helper_.pid < 0 ? -helper_.pid : helper_.pid;  // negative: no longer used, still to reap
-  if (pid > 0) {
-    ::close(helper_.sock);  // EOF: the helper exits
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
+  // EOF makes the helper exit. shutdown, not only close: a fork of the VMM
+  // (made without exec after create) holds the socket too, and close alone
+  // would not end it while that child lives.
+  (void)::shutdown(helper_.sock, SHUT_RDWR);
+  ::close(helper_.sock);
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
 }
 
@@ -189,6 +206,7 @@ void GuestRam::close_sampler_windows(std::span<const Gfn> gfns) noexcept {
 }
 
 int GuestRam::region_of_gfn(Gfn gfn) const noexcept {
+  if (gfn >= page_count_) return -1;  // past the RAM (and gfn << 12 would wrap for gfn >= 2^52)
   const std::uint64_t gpa = gfn << kFrameShift;
   // Regions are few and sorted: the last one starting at or below gpa.
   auto it = std::upper_bound(regions_.begin(), regions_.end(), gpa,
@@ -251,6 +269,15 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
                           GpaRange{rs[i].guest_phys, rs[i].guest_phys + rs[i].bytes}, " and ",
                           GpaRange{rs[j].guest_phys, rs[j].guest_phys + rs[j].bytes}, " share host memory");
     }
+  // What the mappings are: guest RAM is written (populate) and memfd RAM
+  // loses its page-table entries to windows and moves (MADV_DONTNEED),
+  // which is lossless on a shared mapping only (host_mappings.h).
+  for (const GuestRamRegion& r : rs) {
+    const detail::MappingProblem p = detail::check_guest_mapping(r.host, r.bytes, r.backing == RamBacking::memfd);
+    if (p != detail::MappingProblem::none)
+      return make_error(Errc::invalid_argument, "guest RAM region ", GpaRange{r.guest_phys, r.guest_phys + r.bytes},
+                        " (", ram_backing_name(r.backing), "): ", detail::mapping_problem_text(p));
+  }
   std::unique_ptr<GuestRam> ram(new GuestRam());
   if (!ram) return make_error(Errc::no_memory, "guest RAM: out of memory");
   ram->topo_ = &topo;
@@ -318,8 +345,14 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
                   [](const GuestRamRegion& g) { return g.backing == RamBacking::memfd && g.shared; }))
     ram->start_helper();
   // ---- bind ----
+  // Ranges bound so far: a refused bind or populate gives them their
+  // default policy back (a failed mbind may have split its range and bound
+  // part of it: its range is reset too).
+  std::vector<std::pair<void*, std::uint64_t>> bound;
+  auto unbind = [&bound] {
+    for (const auto& [a, l] : bound) (void)mbind_node(a, l, MPOL_DEFAULT, kNoNode, 0);
+  };
   if (options.bind && !vnodes.empty()) {
-    std::vector<std::pair<void*, std::uint64_t>> bound;
     for (const GuestRange& part : ram->layout_) {
       for (Gfn at = part.first; at < part.first + part.pages;) {
         const auto r = static_cast<std::size_t>(ram->region_of_gfn(at));
@@ -328,21 +361,24 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
         void* host = ram->host_address(at);
         const std::uint64_t len = (end - at) << kFrameShift;
         const unsigned flags = MPOL_MF_MOVE | (g.shared ? MPOL_MF_MOVE_ALL : 0u);
+        bound.emplace_back(host, len);
         if (mbind_node(host, len, MPOL_BIND, part.pnode, flags) != 0) {
           const int err = errno;
-          for (const auto& [a, l] : bound) (void)mbind_node(a, l, MPOL_DEFAULT, kNoNode, 0);
+          unbind();
           return make_error(err == ENOMEM ? Errc::no_memory : err == EINVAL ? Errc::invalid_node : Errc::unsupported,
                             "binding vnode ", part.vnode, " ", GpaRange{at << kFrameShift, end << kFrameShift},
                             " to node ", part.pnode, ": mbind failed: ", std::strerror(err));
         }
-        bound.emplace_back(host, len);
         at = end;
       }
     }
   }
   // ---- populate ----
   if (options.populate) {
-    bool madvise_ok = !options.populate_by_touch;
+    // MADV_POPULATE_WRITE is asked of a private scratch page, not inferred
+    // from a region's answer: on kernels that have it a region can give
+    // EINVAL too (VM_IO / PFNMAP), and writing to it by touch would be wrong.
+    bool madvise_ok = !options.populate_by_touch && populate_write_supported();
     for (const GuestRamRegion& g : ram->regions_) {
       const GpaRange range{g.guest_phys, g.guest_phys + g.bytes};
       if (madvise_ok) {
@@ -351,16 +387,18 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
           continue;
         }
         const int err = errno;
-        if (err != EINVAL)  // EINVAL: a kernel before 5.14; anything else is real
-          return make_error(err == ENOMEM || err == EFAULT ? Errc::no_memory : Errc::unsupported, "populating ",
-                            ram_backing_name(g.backing), " region ", range, ": ", std::strerror(err));
-        madvise_ok = false;
+        unbind();  // pages populated so far stay (nothing undoes a fault)
+        return make_error(err == ENOMEM || err == EFAULT ? Errc::no_memory
+                          : err == EINVAL                ? Errc::invalid_argument
+                                                         : Errc::unsupported,
+                          "populating ", ram_backing_name(g.backing), " region ", range, ": ", std::strerror(err));
       }
       // One byte per page, written with its own value: a write fault that
       // changes nothing even if the VMM writes there meanwhile. A
       // compare-and-swap that succeeds is a real store; an atomic add of
       // zero is not (clang turns it into a load, or drops it: a read fault
-      // maps the zero page and populates nothing).
+      // maps the zero page and populates nothing). The mapping was checked
+      // readable and writable above.
       const std::uint64_t pb = page_bytes(g);
       for (std::uint64_t off = 0; off < g.bytes; off += pb) {
         unsigned char* byte = static_cast<unsigned char*>(g.host) + off;
@@ -624,8 +662,9 @@ bool GuestRam::node_frames(NodeId node, std::uint64_t& free, std::uint64_t& mana
 }
 
 Status GuestRam::relayout(std::span<const GuestRange> layout) noexcept {
+  const std::vector<GuestRange> old = this->layout();
   std::uint64_t old_pages = 0, new_pages = 0;
-  for (const GuestRange& r : layout_) old_pages += r.pages;
+  for (const GuestRange& r : old) old_pages += r.pages;
   for (const GuestRange& r : layout) {
     if (r.first > page_count_ || r.pages > page_count_ - r.first) return Errc::invalid_argument;
     if (r.pnode != kNoNode && !topo_->memory_nodes().test(r.pnode)) return Errc::invalid_node;
@@ -633,30 +672,52 @@ Status GuestRam::relayout(std::span<const GuestRange> layout) noexcept {
   }
   if (old_pages != new_pages) return Errc::invalid_argument;
   // Future faults of each range go to its new node; the migrator moves
-  // the pages already there. A refused rebind leaves the old policy (the
-  // moved pages stay where move_pages put them).
-  for (const GuestRange& part : layout) {
-    if (part.pnode == kNoNode) continue;
-    for (Gfn at = part.first; at < part.first + part.pages;) {
-      const int r = region_of_gfn(at);
-      if (r < 0) {
-        ++at;
-        continue;
+  // the pages already there. A refused rebind is an error: the ranges
+  // rebound so far get the old layout's binding back (best effort: a
+  // kernel that refuses one mbind may refuse those too) and the layout
+  // stays.
+  int err = 0;
+  auto rebind = [&](std::span<const GuestRange> l, bool all) {
+    for (const GuestRange& part : l) {
+      if (part.pnode == kNoNode && !all) continue;
+      for (Gfn at = part.first; at < part.first + part.pages;) {
+        const int r = region_of_gfn(at);
+        if (r < 0) {
+          ++at;
+          continue;
+        }
+        const GuestRamRegion& g = regions_[static_cast<std::size_t>(r)];
+        const Gfn end = std::min(part.first + part.pages, (g.guest_phys + g.bytes) >> kFrameShift);
+        const int mode = part.pnode == kNoNode ? MPOL_DEFAULT : MPOL_BIND;
+        if (mbind_node(host_address(at), (end - at) << kFrameShift, mode, part.pnode, 0) != 0 && err == 0) {
+          err = errno;
+          if (!all) return;
+        }
+        at = end;
       }
-      const GuestRamRegion& g = regions_[static_cast<std::size_t>(r)];
-      const Gfn end = std::min(part.first + part.pages, (g.guest_phys + g.bytes) >> kFrameShift);
-      (void)mbind_node(host_address(at), (end - at) << kFrameShift, MPOL_BIND, part.pnode, 0);
-      at = end;
     }
+  };
+  rebind(layout, false);
+  if (err != 0) {
+    const int refused = err;
+    rebind(old, true);
+    return refused == ENOMEM ? Errc::no_memory : Errc::unsupported;
   }
+  std::lock_guard<std::mutex> g(layout_mu_);
   layout_.assign(layout.begin(), layout.end());  // host code: -fno-exceptions, OOM aborts like std::vector
   return {};
+}
+
+std::vector<GuestRange> GuestRam::layout() const {
+  std::lock_guard<std::mutex> g(layout_mu_);
+  return layout_;
 }
 
 MigrateGuestOptions GuestRam::migrate_options(std::uint32_t vcpus, bool vnuma_bound) const {
   MigrateGuestOptions o;
   o.vcpus = vcpus;
   o.vnuma_bound = vnuma_bound;
+  std::lock_guard<std::mutex> g(layout_mu_);
   for (const GuestRange& r : layout_) (void)o.layout.push_back(r);
   return o;
 }
@@ -676,11 +737,13 @@ GuestRamStats GuestRam::stats() const noexcept {
 
 void GuestRam::pause_sampler(std::span<const Gfn> gfns, bool close) noexcept {
   std::lock_guard<std::mutex> g(sampler_lock_);
+  ++moves_paused_;
   if (sampler_) detail::sampler_pause(*sampler_, gfns, close);
 }
 
 void GuestRam::resume_sampler() noexcept {
   std::lock_guard<std::mutex> g(sampler_lock_);
+  --moves_paused_;
   if (sampler_) detail::sampler_resume(*sampler_);
 }
 

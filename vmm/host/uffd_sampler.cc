@@ -129,7 +129,9 @@ struct UffdSampler::Impl {
 
   std::mutex window_mu;          // guards accepting, cursor; serialises arming and closing
   bool accepting = false;        // windows may open (between start and stop)
-  // > 0: a move runs, no window may open. Raised under window_mu when the
+  // > 0: a move runs, no window may open (GuestRam counts its moves in
+  // flight under its sampler_lock_, so this is never below 0; set at
+  // attach to the moves then in flight). Raised under window_mu when the
   // move needs windows closed first (memfd pages), else without it: a
   // move of anonymous pages need not wait for a window being armed (a
   // write-protected page moves with its protection), and arming under a
@@ -820,6 +822,9 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
     return make_error(Errc::invalid_argument, "sampler: unknown cpu_source");
   if (!(config.max_handler_share > 0 && config.max_handler_share <= 1))
     return make_error(Errc::invalid_argument, "sampler: max_handler_share must be in (0, 1]");
+  // A wrong id would drop every sample, or file it under another guest.
+  if (!migrator.guest_stats(guest))
+    return make_error(Errc::invalid_argument, "sampler: guest ", guest, " is not in the migrator");
   std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
   if (!impl) return make_error(Errc::no_memory, "sampler: out of memory");
   impl->ram = &ram;
@@ -839,7 +844,8 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
       impl->armed[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
       impl->vcpus_recent[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
       impl->vcpus_older[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[words]());
-      impl->whole[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[(words + 7) / 8 + 1]());  // a bit per 512 pages
+      const std::uint64_t blocks = ((g.bytes >> kFrameShift) + Impl::kBlock - 1) / Impl::kBlock;
+      impl->whole[r].reset(new (std::nothrow) std::atomic<std::uint64_t>[(blocks + 63) / 64]());  // a bit per block
       if (!impl->armed[r] || !impl->vcpus_recent[r] || !impl->vcpus_older[r] || !impl->whole[r])
         return make_error(Errc::no_memory, "sampler: out of memory");
     }
@@ -872,6 +878,9 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
       ::close(impl->wake_fd);
       return make_error(Errc::busy, "sampler: this guest RAM has a sampler already");
     }
+    // Moves already between their pause and resume resume this sampler:
+    // it starts paused once for each (GuestRam::pause_sampler).
+    impl->pauses.store(ram.moves_paused_, std::memory_order_relaxed);
     std::unique_ptr<UffdSampler> s(new UffdSampler(impl.release()));
     ram.sampler_ = s.get();
     return s;

@@ -1,0 +1,471 @@
+// GuestRam and UffdSampler given bad or awkward input (audit s16, vmm):
+// mappings that are not what they are declared to be, guest frames past
+// the largest one, a failed populate, the helper's socket inherited by a
+// fork, a sampler attached while a move runs, a layout read during a
+// rehome, the C API's all-or-nothing checks. Each answers with a clear
+// error (or a hole) and changes nothing.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <numaif.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "numaheap/numaheap_vmm.h"
+#include "numaheap/topology_io.h"
+#include "numaheap/vmm.h"
+#include "unit/vmm_helper_checks.h"
+
+namespace numaheap {
+namespace {
+
+constexpr std::uint64_t kPages = 256;
+constexpr std::uint64_t kBytes = kPages * 4096;
+constexpr int kRw = PROT_READ | PROT_WRITE;
+
+int policy_of(void* addr) {
+  int mode = -1;
+  unsigned long mask[kMaxNodes / 64] = {};
+  if (get_mempolicy(&mode, mask, kMaxNodes + 1, addr, MPOL_F_ADDR) != 0) return -2;
+  return mode;
+}
+
+struct GuestRamInput : ::testing::Test {
+  Topology topo;
+  NodeId node = 0;
+  int mfd = -1;
+  void* shm = MAP_FAILED;   // the memfd, MAP_SHARED
+  void* anon = MAP_FAILED;  // private anonymous
+  std::vector<std::pair<void*, std::uint64_t>> maps;  // more mappings to unmap
+
+  void SetUp() override {
+    auto t = load_topology_libnuma();
+    if (!t) GTEST_SKIP() << "no libnuma topology";
+    topo = *t;
+    node = topo.memory_nodes().first();
+    mfd = memfd_create("numaheap-input-test", MFD_CLOEXEC);
+    ASSERT_GE(mfd, 0);
+    ASSERT_EQ(ftruncate(mfd, kBytes), 0);
+    shm = mmap(nullptr, kBytes, kRw, MAP_SHARED, mfd, 0);
+    anon = mmap(nullptr, kBytes, kRw, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(shm, MAP_FAILED);
+    ASSERT_NE(anon, MAP_FAILED);
+  }
+  void TearDown() override {
+    if (shm != MAP_FAILED) munmap(shm, kBytes);
+    if (anon != MAP_FAILED) munmap(anon, kBytes);
+    for (auto [a, n] : maps) munmap(a, n);
+    if (mfd >= 0) close(mfd);
+  }
+  void* map(std::uint64_t bytes, int prot, int flags, int fd = -1) {
+    void* p = mmap(nullptr, bytes, prot, flags, fd, 0);
+    if (p != MAP_FAILED) maps.emplace_back(p, bytes);
+    return p;
+  }
+  // `bytes` of private anonymous memory, 2 MiB aligned (whole huge blocks).
+  unsigned char* map_aligned(std::uint64_t bytes) {
+    void* raw = map(bytes + (2u << 20), kRw, MAP_PRIVATE | MAP_ANONYMOUS);
+    if (raw == MAP_FAILED) return nullptr;
+    return reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(raw) + (2u << 20) - 1) &
+                                            ~std::uintptr_t{(2u << 20) - 1});
+  }
+};
+
+// A private mapping declared memfd: the sampler's windows and the helper's
+// moves MADV_DONTNEED memfd RAM, which throws a private mapping's written
+// pages away. create() refuses it, whatever `shared` says; the data stays.
+TEST_F(GuestRamInput, APrivateMappingDeclaredMemfdIsRefused) {
+  auto* priv = static_cast<unsigned char*>(map(kBytes, kRw, MAP_PRIVATE, mfd));  // share=off
+  ASSERT_NE(priv, MAP_FAILED);
+  std::memset(priv, 0xab, kBytes);
+  std::memset(anon, 0xcd, kBytes);
+  for (bool shared : {false, true})
+    for (void* p : {static_cast<void*>(priv), anon}) {
+      const std::vector<GuestRamRegion> rs = {{p, kBytes, 0, RamBacking::memfd, shared}};
+      const std::vector<VnodeRam> vs = {{0, 0, kBytes, NodeMask::single(node)}};
+      auto r = GuestRam::create(topo, rs, vs);
+      ASSERT_FALSE(r.has_value()) << (p == anon ? "private anonymous" : "MAP_PRIVATE memfd") << " shared=" << shared;
+      EXPECT_EQ(r.error().code, Errc::invalid_argument);
+      EXPECT_NE(std::string(r.error().message.c_str()).find("not a shared mapping"), std::string::npos)
+          << r.error().message.c_str();
+      EXPECT_EQ(policy_of(p), MPOL_DEFAULT) << "refused input was bound";
+    }
+  for (std::uint64_t i = 0; i < kBytes; i += 4096) {
+    ASSERT_EQ(priv[i], 0xab) << i;
+    ASSERT_EQ(static_cast<unsigned char*>(anon)[i], 0xcd) << i;
+  }
+  // Memory that is not mapped at all, and shared memory declared memfd
+  // (MAP_SHARED | MAP_ANONYMOUS is shmem too): refused, accepted.
+  void* gone = map(kBytes, kRw, MAP_PRIVATE | MAP_ANONYMOUS);
+  ASSERT_NE(gone, MAP_FAILED);
+  ASSERT_EQ(munmap(static_cast<char*>(gone) + 4096, 4096), 0);
+  const std::vector<GuestRamRegion> holed = {{gone, kBytes, 0, RamBacking::anonymous, false}};
+  auto h = GuestRam::create(topo, holed, {});
+  ASSERT_FALSE(h.has_value());
+  EXPECT_EQ(h.error().code, Errc::invalid_argument);
+  void* shanon = map(kBytes, kRw, MAP_SHARED | MAP_ANONYMOUS);
+  ASSERT_NE(shanon, MAP_FAILED);
+  const std::vector<GuestRamRegion> ok = {{shanon, kBytes, 0, RamBacking::memfd, false}};
+  auto r = GuestRam::create(topo, ok, {});
+  EXPECT_TRUE(r.has_value()) << r.error().message.c_str();
+}
+
+// A read-only or PROT_NONE region is not guest RAM: create() refuses it
+// before populating (which writes), instead of dying inside populate.
+TEST_F(GuestRamInput, AReadOnlyOrInaccessibleRegionIsRefusedNotWritten) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (int prot : {PROT_READ, PROT_NONE})
+    for (bool touch : {false, true}) {
+      void* p = map(kBytes, prot, MAP_PRIVATE | MAP_ANONYMOUS);
+      ASSERT_NE(p, MAP_FAILED);
+      const std::vector<GuestRamRegion> rs = {{p, kBytes, 0, RamBacking::anonymous, false}};
+      GuestRamOptions o;
+      o.populate_by_touch = touch;
+      EXPECT_EXIT(
+          {
+            auto r = GuestRam::create(topo, rs, {}, o);
+            _exit(!r && r.error().code == Errc::invalid_argument ? 0 : 1);
+          },
+          ::testing::ExitedWithCode(0), "")
+          << "prot " << prot << " touch " << touch;
+    }
+  void* ro = map(kBytes, PROT_READ, MAP_SHARED, mfd);
+  ASSERT_NE(ro, MAP_FAILED);
+  const std::vector<GuestRamRegion> rs = {{ro, kBytes, 0, RamBacking::memfd, false}};
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  EXPECT_NE(std::string(r.error().message.c_str()).find("read and write"), std::string::npos)
+      << r.error().message.c_str();
+}
+
+// The guest RAM of a memfd region (unshared: no helper) with a migrator
+// and a sampler (created, not started).
+struct WithSampler {
+  std::unique_ptr<GuestRam> ram;
+  std::unique_ptr<Migrator> mig;
+  std::unique_ptr<UffdSampler> sampler;
+  GuestId id = 0;
+  std::string skip;
+  ~WithSampler() {
+    sampler.reset();
+    if (mig && ram) {
+      EXPECT_TRUE(mig->remove_guest(id).has_value());
+    }
+  }
+};
+
+void with_sampler(WithSampler& w, const Topology& topo, std::span<const GuestRamRegion> rs, SamplerConfig cfg = {}) {
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  w.ram = std::move(*r);
+  auto m = Migrator::create(topo);
+  ASSERT_TRUE(m.has_value());
+  w.mig = std::move(*m);
+  auto g = w.mig->add_guest(*w.ram, w.ram->migrate_options(1, false));
+  ASSERT_TRUE(g.has_value());
+  w.id = *g;
+  auto s = UffdSampler::create(*w.ram, *w.mig, w.id, cfg);
+  if (!s) {
+    w.skip = s.error().message.c_str();
+    return;
+  }
+  w.sampler = std::move(*s);
+}
+
+// gfn << 12 wraps for gfn >= 2^52: such a frame is a hole, not an alias
+// of a real page (host_address) nor an index far past the sampler's bitmaps.
+TEST_F(GuestRamInput, AFrameBeyondTheLargestIsAHoleEverywhere) {
+  const std::vector<GuestRamRegion> rs = {{shm, kBytes, 0, RamBacking::memfd, false}};
+  WithSampler w;
+  ASSERT_NO_FATAL_FAILURE(with_sampler(w, topo, rs));
+  if (!w.sampler) GTEST_SKIP() << w.skip;
+  const Gfn far = Gfn{1} << 52;
+  EXPECT_EQ(w.ram->host_address(far + 5), nullptr);
+  EXPECT_EQ(w.ram->host_address(~Gfn{0}), nullptr);
+  const std::vector<Gfn> gfns = {far, far + 5, ~Gfn{0}, 1};
+  std::vector<MoveOutcome> out(gfns.size(), MoveOutcome::busy);
+  auto moved = w.ram->move(gfns, node, MoveGranularity::pages, out);
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_EQ(out[0], MoveOutcome::not_present);
+  EXPECT_EQ(out[1], MoveOutcome::not_present);
+  EXPECT_EQ(out[2], MoveOutcome::not_present);
+  EXPECT_EQ(out[3], MoveOutcome::moved);
+  std::vector<MoveOutcome> eo(gfns.size(), MoveOutcome::busy);
+  MoveRequest q[2];
+  q[0] = {gfns, node, MoveGranularity::whole_blocks, eo, Errc::unsupported};
+  q[1] = {gfns, node, MoveGranularity::pages, out, Errc::unsupported};
+  w.ram->move_each(q);
+  ASSERT_TRUE(q[0].result.has_value());
+  EXPECT_EQ(eo[0], MoveOutcome::not_present);
+  EXPECT_EQ(eo[3], MoveOutcome::moved);
+}
+
+// A populate the kernel refuses (a memfd mapped past its end: SIGBUS, so
+// EFAULT) is reported, and the ranges bound before it get their default
+// policy back, as a refused bind's do.
+TEST_F(GuestRamInput, AFailedPopulateLeavesNoRangeBound) {
+  const int empty_fd = memfd_create("numaheap-empty", MFD_CLOEXEC);
+  ASSERT_GE(empty_fd, 0);
+  void* empty = map(kBytes, kRw, MAP_SHARED, empty_fd);  // the file has no bytes
+  close(empty_fd);
+  ASSERT_NE(empty, MAP_FAILED);
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false},
+                                          {empty, kBytes, kBytes, RamBacking::memfd, false}};
+  for (std::uint64_t vnode_bytes : {kBytes, 2 * kBytes}) {
+    const std::vector<VnodeRam> vs = {{0, 0, vnode_bytes, NodeMask::single(node)}};
+    auto r = GuestRam::create(topo, rs, vs);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, Errc::no_memory) << r.error().message.c_str();
+    EXPECT_EQ(policy_of(anon), MPOL_DEFAULT) << "the bound range kept numaheap's policy";
+    EXPECT_EQ(policy_of(empty), MPOL_DEFAULT);
+  }
+}
+
+// Another process holding the helper's socket (every fork of the VMM
+// without exec) must not keep ~GuestRam waiting for the helper's exit.
+TEST_F(GuestRamInput, DestroyingTheRamDoesNotWaitForAForkThatInheritedTheHelpersSocket) {
+  const std::set<int> before = test::child_pids();
+  const std::vector<GuestRamRegion> rs = {{shm, kBytes, 0, RamBacking::memfd, true}};
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  std::unique_ptr<GuestRam> ram = std::move(*r);
+  if (test::child_pids().size() <= before.size()) GTEST_SKIP() << "no move helper forked here";
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(p[1]);
+    char c;
+    (void)!read(p[0], &c, 1);  // until the test is done
+    _exit(0);
+  }
+  close(p[0]);
+  auto done = std::async(std::launch::async, [&] { ram.reset(); });
+  // A bound, not a synchronisation: the reset waits for nothing else.
+  EXPECT_EQ(done.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "~GuestRam waits for the helper while a fork holds its socket";
+  close(p[1]);  // the child exits (and with it, today, the helper)
+  done.wait();
+  int status = 0;
+  EXPECT_EQ(waitpid(child, &status, 0), child);
+}
+
+// A probe blocking on its first call: a move waits inside it.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false, used = false;
+  static bool probe(void* ctx, const void*) {
+    auto* g = static_cast<Gate*>(ctx);
+    std::unique_lock<std::mutex> lk(g->mu);
+    if (g->used) return false;
+    g->used = g->entered = true;
+    g->cv.notify_all();
+    g->cv.wait(lk, [&] { return g->released; });
+    return false;
+  }
+  void wait_entered() {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait(lk, [&] { return entered; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lk(mu);
+    released = true;
+    cv.notify_all();
+  }
+};
+
+// A sampler attached while a move runs (a VMM re-creating its sampler to
+// change its config, the migrator moving meanwhile): the move's end must
+// not leave it paused for good (or its count negative): it opens windows.
+TEST_F(GuestRamInput, ASamplerAttachedDuringAMoveStillOpensWindows) {
+  constexpr std::uint64_t kBlockPages = KernelMover::kHugeBlockPages;
+  unsigned char* big = map_aligned(kBlockPages * 4096);
+  ASSERT_NE(big, nullptr);
+  const GuestRamRegion rs[] = {{big, kBlockPages * 4096, 0, RamBacking::anonymous, false}};
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  std::unique_ptr<GuestRam> ram = std::move(*r);
+  auto m = Migrator::create(topo);
+  ASSERT_TRUE(m.has_value());
+  auto id = (*m)->add_guest(*ram, ram->migrate_options(1, false));
+  ASSERT_TRUE(id.has_value());
+  for (bool replace : {false, true}) {
+    SCOPED_TRACE(replace ? "a sampler replaced during the move" : "a sampler attached during the move");
+    std::unique_ptr<UffdSampler> s;
+    SamplerConfig cfg;
+    cfg.pages_per_second = 0;  // windows on scan() only
+    if (replace) {
+      auto first = UffdSampler::create(*ram, **m, *id, cfg);
+      if (!first) GTEST_SKIP() << first.error().message.c_str();
+      s = std::move(*first);
+    }
+    Gate gate;
+    ram->set_huge_probe_for_testing(Gate::probe, &gate);
+    std::vector<Gfn> gfns(kBlockPages);
+    for (Gfn g = 0; g < kBlockPages; ++g) gfns[g] = g;
+    std::vector<MoveOutcome> out(gfns.size());
+    std::thread mover([&] { (void)ram->move(gfns, node, MoveGranularity::pages, out); });
+    gate.wait_entered();  // paused (or not: no sampler) and moving
+    s.reset();
+    auto made = UffdSampler::create(*ram, **m, *id, cfg);
+    gate.release();
+    mover.join();
+    if (!made) GTEST_SKIP() << made.error().message.c_str();
+    s = std::move(*made);
+    ASSERT_TRUE(s->start().has_value());
+    auto scanned = s->scan(0, 1);
+    EXPECT_TRUE(scanned.has_value()) << "the sampler stays paused after a move that did not pause it";
+    EXPECT_EQ(s->stats().windows, scanned ? 1u : 0u);
+    s->stop();
+    s.reset();
+    ram->set_huge_probe_for_testing(nullptr, nullptr);
+  }
+  EXPECT_TRUE((*m)->remove_guest(*id).has_value());
+}
+
+// The layout read while a rehome replaces it: a copy, not a view into
+// storage the rehome frees (one thread), and no data race (TSan).
+TEST_F(GuestRamInput, TheLayoutIsACopyThatARelayoutDoesNotFree) {
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false}};
+  const std::vector<VnodeRam> vs = {{0, 0, kBytes, NodeMask::single(node)}};
+  auto r = GuestRam::create(topo, rs, vs);
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  GuestRam& g = **r;
+  const auto before = g.layout();
+  ASSERT_EQ(before.size(), 1u);
+  const std::vector<GuestRange> split = {{0, kPages / 2, node, 0}, {kPages / 2, kPages / 2, node, 0}};
+  ASSERT_TRUE(g.relayout(split).has_value());
+  EXPECT_EQ(before[0].first, 0u);
+  EXPECT_EQ(before[0].pages, kPages) << "the layout read before the relayout was freed by it";
+  EXPECT_EQ(g.layout().size(), 2u);
+}
+
+TEST_F(GuestRamInput, TheLayoutCanBeReadWhileARelayoutRuns) {
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false}};
+  const std::vector<VnodeRam> vs = {{0, 0, kBytes, NodeMask::single(node)}};
+  auto r = GuestRam::create(topo, rs, vs);
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  GuestRam& g = **r;
+  std::atomic<bool> stop{false};
+  std::thread reader([&] {  // a VMM's stats thread
+    while (!stop.load(std::memory_order_relaxed)) {
+      std::uint64_t pages = 0;
+      for (const GuestRange& part : g.layout()) pages += part.pages;
+      EXPECT_EQ(pages, kPages);
+      const MigrateGuestOptions o = g.migrate_options(1, false);
+      EXPECT_GE(o.layout.size(), 1u);
+    }
+  });
+  for (int i = 0; i < 2000; ++i) {  // the migrator rehoming it
+    std::vector<GuestRange> l(1 + i % 4);
+    for (std::size_t k = 0; k < l.size(); ++k)
+      l[k] = GuestRange{k * (kPages / 4), k + 1 == l.size() ? kPages - k * (kPages / 4) : kPages / 4, node, 0};
+    ASSERT_TRUE(g.relayout(l).has_value());
+  }
+  stop.store(true);
+  reader.join();
+}
+
+// A refused mbind in relayout (here a seccomp filter) is reported and the
+// layout is kept; the ranges keep their old binding.
+bool refuse_mbind() {
+#if defined(__x86_64__)
+  constexpr std::uint32_t kArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+  constexpr std::uint32_t kArch = AUDIT_ARCH_AARCH64;
+#else
+  return false;
+#endif
+  sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mbind, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
+
+TEST_F(GuestRamInput, ARefusedRebindIsReportedAndKeepsTheLayout) {
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false}};
+  const std::vector<VnodeRam> vs = {{0, 0, kBytes, NodeMask::single(node)}};
+  auto r = GuestRam::create(topo, rs, vs);
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  GuestRam& g = **r;
+  const std::vector<GuestRange> split = {{0, kPages / 2, node, 0}, {kPages / 2, kPages / 2, node, 0}};
+  bool filtered = false;
+  Status st;
+  std::thread sandboxed([&] {  // the filter dies with this thread
+    filtered = refuse_mbind();
+    if (filtered) st = g.relayout(split);
+  });
+  sandboxed.join();
+  if (!filtered) GTEST_SKIP() << "seccomp filters unavailable";
+  ASSERT_FALSE(st.has_value()) << "relayout reported success with every mbind refused";
+  EXPECT_EQ(st.error(), Errc::unsupported);
+  EXPECT_EQ(g.layout().size(), 1u) << "the layout changed though nothing was rebound";
+  EXPECT_EQ(policy_of(anon), MPOL_BIND);
+}
+
+// The C query checks its whole range first (as the C++ one): a range past
+// the end writes nothing.
+TEST_F(GuestRamInput, TheCQueryChecksTheWholeRangeBeforeWriting) {
+  numaheap_topology* ct = nullptr;
+  char err[256] = {};
+  ASSERT_EQ(numaheap_topology_load_libnuma(&ct, err, sizeof err), NUMAHEAP_OK) << err;
+  numaheap_ram_region rs[1] = {{anon, kBytes, 0, NUMAHEAP_RAM_ANONYMOUS, 0}};
+  numaheap_vmm_ram* cr = nullptr;
+  ASSERT_EQ(numaheap_vmm_ram_create(ct, rs, 1, nullptr, 0, nullptr, &cr, err, sizeof err), NUMAHEAP_OK) << err;
+  std::vector<numaheap_page_state> buf(kPages + 1);
+  std::memset(buf.data(), 0xee, buf.size() * sizeof buf[0]);
+  std::vector<numaheap_page_state> before = buf;
+  EXPECT_EQ(numaheap_vmm_ram_query(cr, 0, kPages + 1, buf.data()), NUMAHEAP_E_INVALID_ARGUMENT);
+  EXPECT_EQ(std::memcmp(buf.data(), before.data(), buf.size() * sizeof buf[0]), 0) << "a refused query wrote";
+  EXPECT_EQ(numaheap_vmm_ram_query(cr, ~std::uint64_t{0} - 3, 8, buf.data()), NUMAHEAP_E_INVALID_ARGUMENT);
+  EXPECT_EQ(numaheap_vmm_ram_query(cr, 0, kPages, buf.data()), NUMAHEAP_OK);
+  EXPECT_EQ(buf[kPages - 1].node, node);
+  EXPECT_EQ(numaheap_vmm_ram_host_address(cr, (std::uint64_t{1} << 52) + 5), nullptr);
+  numaheap_vmm_ram_destroy(cr);
+  numaheap_topology_free(ct);
+}
+
+// A sampler for a guest id the migrator does not have would drop (or
+// misfile) every sample: refused.
+TEST_F(GuestRamInput, ASamplerForAnUnknownGuestIsRefused) {
+  const std::vector<GuestRamRegion> rs = {{anon, kBytes, 0, RamBacking::anonymous, false}};
+  WithSampler w;
+  ASSERT_NO_FATAL_FAILURE(with_sampler(w, topo, rs));
+  if (!w.sampler) GTEST_SKIP() << w.skip;
+  w.sampler.reset();
+  auto s = UffdSampler::create(*w.ram, *w.mig, w.id + 12345);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code, Errc::invalid_argument);
+  EXPECT_NE(std::string(s.error().message.c_str()).find("guest"), std::string::npos) << s.error().message.c_str();
+  auto again = UffdSampler::create(*w.ram, *w.mig, w.id);
+  EXPECT_TRUE(again.has_value()) << again.error().message.c_str();
+}
+
+}  // namespace
+}  // namespace numaheap
