@@ -342,7 +342,10 @@ class Migrator {
   // ---- running ----
   // start/stop: the host library only (a thread calling step() every
   // period); a hypervisor calls step() from its own timer instead.
-  Status start();  // Errors: busy (already running), no_memory
+  // Errors: busy (already running), no_memory (no memory for the thread's
+  // state, or the system refused a thread -- RLIMIT_NPROC, a cgroup's
+  // pids.max, no address space for its stack); nothing changed then.
+  Status start();
   void stop();     // idempotent; returns once the thread has exited
   bool running() const noexcept;
   // The background thread steps at once instead of waiting out the rest of

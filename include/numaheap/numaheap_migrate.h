@@ -234,7 +234,10 @@ int numaheap_migrator_set_vcpu_cpu(numaheap_migrator* m, uint32_t guest_id, uint
 int numaheap_migrator_sample_share(const numaheap_migrator* m, uint32_t guest_id, double* out);
 
 /* Running. start/stop: a background thread (host library; the core
- * returns NUMAHEAP_E_UNSUPPORTED: drive step_at from your timer). */
+ * returns NUMAHEAP_E_UNSUPPORTED: drive step_at from your timer).
+ * start: NUMAHEAP_E_BUSY (already running), NUMAHEAP_E_NO_MEMORY (no
+ * memory, or the system refused a thread: RLIMIT_NPROC, pids.max, no
+ * address space for its stack); nothing changed on error. */
 int numaheap_migrator_start(numaheap_migrator* m);
 void numaheap_migrator_stop(numaheap_migrator* m);
 /* The background thread steps at once (Migrator::request_step). */
