@@ -342,11 +342,21 @@ class Migrator {
   // ---- running ----
   // start/stop: the host library only (a thread calling step() every
   // period); a hypervisor calls step() from its own timer instead.
-  // Errors: busy (already running), no_memory (no memory for the thread's
-  // state, or the system refused a thread -- RLIMIT_NPROC, a cgroup's
-  // pids.max, no address space for its stack); nothing changed then.
+  // start, stop, running and request_step may be called from any threads,
+  // also at the same time (not from the migrator's own hooks):
+  //  * start() while a stop() is joining the thread (waiting out its
+  //    step) waits until that thread has exited, then starts a new one:
+  //    the last call wins, as if they had come one after the other.
+  //    Errors: busy (a thread runs and no stop() is ending it),
+  //    no_memory (no memory for the thread's state, or the system refused
+  //    a thread -- RLIMIT_NPROC, a cgroup's pids.max, no address space for
+  //    its stack); nothing changed then.
+  //  * stop() returns once the thread it found has exited, also when
+  //    another stop() is already joining it; idempotent.
+  //  * running(): a thread exists -- true from a successful start() until
+  //    the stop() that joins it returns.
   Status start();
-  void stop();     // idempotent; returns once the thread has exited
+  void stop();
   bool running() const noexcept;
   // The background thread steps at once instead of waiting out the rest of
   // its period (e.g. the sampler saw a moved vCPU's pages: they may follow

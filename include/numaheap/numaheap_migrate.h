@@ -234,14 +234,19 @@ int numaheap_migrator_set_vcpu_cpu(numaheap_migrator* m, uint32_t guest_id, uint
 int numaheap_migrator_sample_share(const numaheap_migrator* m, uint32_t guest_id, double* out);
 
 /* Running. start/stop: a background thread (host library; the core
- * returns NUMAHEAP_E_UNSUPPORTED: drive step_at from your timer).
- * start: NUMAHEAP_E_BUSY (already running), NUMAHEAP_E_NO_MEMORY (no
- * memory, or the system refused a thread: RLIMIT_NPROC, pids.max, no
- * address space for its stack); nothing changed on error. */
+ * returns NUMAHEAP_E_UNSUPPORTED: drive step_at from your timer). Callable
+ * from any threads at once (as Migrator::start/stop): a start during a
+ * stop waits for the old thread to exit, then starts a new one.
+ * start: NUMAHEAP_E_BUSY (a thread runs and no stop is ending it),
+ * NUMAHEAP_E_NO_MEMORY (no memory, or the system refused a thread:
+ * RLIMIT_NPROC, pids.max, no address space for its stack); nothing changed
+ * on error. */
 int numaheap_migrator_start(numaheap_migrator* m);
+/* Returns once the thread has exited (also when another stop is joining it). */
 void numaheap_migrator_stop(numaheap_migrator* m);
 /* The background thread steps at once (Migrator::request_step). */
 void numaheap_migrator_request_step(numaheap_migrator* m);
+/* 1 while a thread exists: from a successful start until its stop returns. */
 int numaheap_migrator_running(const numaheap_migrator* m);
 /* One step at the host's monotonic time; *moved (optional) gets the frames
  * moved. */
