@@ -43,13 +43,14 @@ int numaheap_migrator_add_mapping(numaheap_migrator* m, void* base, uint64_t pag
   numaheap::MigrateGuestOptions o;
   o.vcpus = vcpus;
   if (allowed) o.allowed = numaheap::capi::mask_of(allowed);
-  numaheap::SpinGuard g(m->lock);
+  numaheap::SpinGuard g(m->lock);  // with the entry: remove_guest finds it under the same lock
   auto id = m->m->add_guest(*mover, o);
   if (!id) {
     delete mover;
     delete owned;
     return numaheap::capi::code(id.error());
   }
+  owned->guest = *id;
   owned->next = m->owned;
   m->owned = owned;
   *guest_id = *id;
