@@ -334,8 +334,20 @@ int numaheap_migrator_sample_share(const numaheap_migrator* m, uint32_t guest_id
   return NUMAHEAP_OK;
 }
 
-// numaheap_migrator_start/stop (a background thread) are in the host part,
-// migrate/host/c_api.cc: the core has no threads.
+// A background thread in the host library (migrate/host/background.cc);
+// the core's Migrator::start says unsupported and stop/request_step do
+// nothing (migrator.cc), so a core embedder links these too.
+int numaheap_migrator_start(numaheap_migrator* m) {
+  return m ? code(m->m->start()) : NUMAHEAP_E_INVALID_ARGUMENT;
+}
+
+void numaheap_migrator_stop(numaheap_migrator* m) {
+  if (m) m->m->stop();
+}
+
+void numaheap_migrator_request_step(numaheap_migrator* m) {
+  if (m) m->m->request_step();
+}
 
 int numaheap_migrator_running(const numaheap_migrator* m) { return m && m->m->running() ? 1 : 0; }
 

@@ -49,7 +49,8 @@
 //  * step() is deterministic given the inputs and `now_ns` (step_at), so
 //    tests and the simulator can drive it; in the host library start()
 //    runs it every period on a background thread and stop() wakes and joins
-//    that thread promptly (the freestanding core has no threads).
+//    that thread promptly (the freestanding core has no threads: its
+//    start() returns unsupported).
 //  * Rehome: rehome() queues a move of a whole guest (or one vnode) to a
 //    node set; step() advances it, guests keep running; progress is
 //    readable lock-free; cancel_rehome() stops it between batches. The
@@ -340,8 +341,10 @@ class Migrator {
   Status bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode);
 
   // ---- running ----
-  // start/stop: the host library only (a thread calling step() every
-  // period); a hypervisor calls step() from its own timer instead.
+  // start/stop: a thread calling step() every period, in the host library;
+  // in the freestanding core start() returns unsupported and stop() and
+  // request_step() do nothing -- a hypervisor calls step() from its own
+  // timer instead.
   // start, stop, running and request_step may be called from any threads,
   // also at the same time (not from the migrator's own hooks):
   //  * start() while a stop() is joining the thread (waiting out its

@@ -14,18 +14,6 @@ void destroy_kernel_mover(numaheap::Mover* m) { delete static_cast<numaheap::Ker
 
 extern "C" {
 
-int numaheap_migrator_start(numaheap_migrator* m) {
-  return m ? numaheap::capi::code(m->m->start()) : NUMAHEAP_E_INVALID_ARGUMENT;
-}
-
-void numaheap_migrator_stop(numaheap_migrator* m) {
-  if (m) m->m->stop();
-}
-
-void numaheap_migrator_request_step(numaheap_migrator* m) {
-  if (m) m->m->request_step();
-}
-
 int numaheap_migrator_add_mapping(numaheap_migrator* m, void* base, uint64_t pages, uint32_t vcpus,
                                   const numaheap_nodemask* allowed, uint32_t* guest_id) {
   if (!m || !guest_id) return NUMAHEAP_E_INVALID_ARGUMENT;
