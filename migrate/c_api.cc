@@ -284,7 +284,29 @@ int numaheap_migrator_add_frame_guest(numaheap_migrator* m, numaheap_frame_mover
 }
 
 int numaheap_migrator_remove_guest(numaheap_migrator* m, uint32_t guest_id) {
-  return m ? code(m->m->remove_guest(guest_id)) : NUMAHEAP_E_INVALID_ARGUMENT;
+  if (!m) return NUMAHEAP_E_INVALID_ARGUMENT;
+  numaheap::capi::OwnedMover* gone = nullptr;
+  {
+    // m->lock across both: add_mapping adds its guest and its entry under
+    // it, so the entry found here is this guest's, not a newer one's.
+    numaheap::SpinGuard g(m->lock);
+    if (auto r = m->m->remove_guest(guest_id); !r) return code(r.error());
+    for (numaheap::capi::OwnedMover** p = &m->owned; *p; p = &(*p)->next)
+      if ((*p)->guest == guest_id) {
+        gone = *p;
+        *p = gone->next;
+        break;
+      }
+  }
+  // A mover the handle made for the guest goes with it. No step uses it
+  // any more: remove_guest waited out a running step (step_lock) and
+  // unpublished the slot, and the retired slot's mover pointer is never
+  // followed (inputs and reclaim use only the tracker and counters).
+  if (gone) {
+    gone->destroy(gone->mover);
+    delete gone;
+  }
+  return NUMAHEAP_OK;
 }
 
 int numaheap_migrator_bind_vnode(numaheap_migrator* m, uint32_t guest_id, uint32_t vnode,
@@ -312,8 +334,20 @@ int numaheap_migrator_sample_share(const numaheap_migrator* m, uint32_t guest_id
   return NUMAHEAP_OK;
 }
 
-// numaheap_migrator_start/stop (a background thread) are in the host part,
-// migrate/host/c_api.cc: the core has no threads.
+// A background thread in the host library (migrate/host/background.cc);
+// the core's Migrator::start says unsupported and stop/request_step do
+// nothing (migrator.cc), so a core embedder links these too.
+int numaheap_migrator_start(numaheap_migrator* m) {
+  return m ? code(m->m->start()) : NUMAHEAP_E_INVALID_ARGUMENT;
+}
+
+void numaheap_migrator_stop(numaheap_migrator* m) {
+  if (m) m->m->stop();
+}
+
+void numaheap_migrator_request_step(numaheap_migrator* m) {
+  if (m) m->m->request_step();
+}
 
 int numaheap_migrator_running(const numaheap_migrator* m) { return m && m->m->running() ? 1 : 0; }
 

@@ -259,6 +259,14 @@ Status Migrator::bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode) {
 
 bool Migrator::running() const noexcept { return impl_->running.load(std::memory_order_acquire); }
 
+#if !NUMAHEAP_HOSTED
+// The freestanding core has no threads: the embedder calls step() or
+// step_at() from its own timer. (The host library's are in background.cc.)
+Status Migrator::start() { return Errc::unsupported; }
+void Migrator::stop() {}
+void Migrator::request_step() noexcept {}
+#endif
+
 StepReport Migrator::step() {
   // now_ns() reads step_no, written under the lock: read it under it too.
   std::uint64_t now;

@@ -217,10 +217,14 @@ struct Migrator::Impl {
 
   // The host library's background thread (migrate/host/background.cc), if
   // one was started: the core has no threads; it only asks the host to
-  // stop it when the migrator dies. `running` is readable lock-free.
-  void* background = nullptr;
-  void (*stop_background)(Migrator& m) = nullptr;
-  std::atomic<bool> running{false};
+  // stop it when the migrator dies. All guarded by the host's control
+  // mutex (g_control), which every write takes; the atomics are also read
+  // lock-free (running(), and tests watching the control state).
+  void* background = nullptr;  // the thread's state: from start() until the stop() that joined it
+  void (*stop_background)(Migrator& m) = nullptr;  // set by the first start(); ~Migrator reads it
+  std::atomic<bool> running{false};   // a thread exists: from start() until its stop() joined it
+  std::atomic<bool> stopping{false};  // a stop() is joining the thread (g_control let go meanwhile)
+  std::atomic<std::uint32_t> control_waiters{0};  // start()/stop() calls waiting for that join
 
   // The embedder's clock for step(), or one period per step without one.
   std::uint64_t now_ns() const noexcept {

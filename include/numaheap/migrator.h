@@ -49,7 +49,8 @@
 //  * step() is deterministic given the inputs and `now_ns` (step_at), so
 //    tests and the simulator can drive it; in the host library start()
 //    runs it every period on a background thread and stop() wakes and joins
-//    that thread promptly (the freestanding core has no threads).
+//    that thread promptly (the freestanding core has no threads: its
+//    start() returns unsupported).
 //  * Rehome: rehome() queues a move of a whole guest (or one vnode) to a
 //    node set; step() advances it, guests keep running; progress is
 //    readable lock-free; cancel_rehome() stops it between batches. The
@@ -348,10 +349,25 @@ class Migrator {
   Status bind_vnode(GuestId id, std::uint32_t vnode, NodeId pnode);
 
   // ---- running ----
-  // start/stop: the host library only (a thread calling step() every
-  // period); a hypervisor calls step() from its own timer instead.
-  Status start();  // Errors: busy (already running), no_memory
-  void stop();     // idempotent; returns once the thread has exited
+  // start/stop: a thread calling step() every period, in the host library;
+  // in the freestanding core start() returns unsupported and stop() and
+  // request_step() do nothing -- a hypervisor calls step() from its own
+  // timer instead.
+  // start, stop, running and request_step may be called from any threads,
+  // also at the same time (not from the migrator's own hooks):
+  //  * start() while a stop() is joining the thread (waiting out its
+  //    step) waits until that thread has exited, then starts a new one:
+  //    the last call wins, as if they had come one after the other.
+  //    Errors: busy (a thread runs and no stop() is ending it),
+  //    no_memory (no memory for the thread's state, or the system refused
+  //    a thread -- RLIMIT_NPROC, a cgroup's pids.max, no address space for
+  //    its stack); nothing changed then.
+  //  * stop() returns once the thread it found has exited, also when
+  //    another stop() is already joining it; idempotent.
+  //  * running(): a thread exists -- true from a successful start() until
+  //    the stop() that joins it returns.
+  Status start();
+  void stop();
   bool running() const noexcept;
   // The background thread steps at once instead of waiting out the rest of
   // its period (e.g. the sampler saw a moved vCPU's pages: they may follow

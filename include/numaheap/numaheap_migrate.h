@@ -202,7 +202,9 @@ void numaheap_migrator_destroy(numaheap_migrator* m); /* stops the thread */
 
 /* Host library only: guest RAM at [base, base + pages * 4096), guest
  * frame g at base + g * 4096, moved by the kernel. allowed: nodes pages may
- * move to (NULL: every memory node). */
+ * move to (NULL: every memory node). The mover made for it is the
+ * handle's: numaheap_migrator_remove_guest frees it (the mapping stays
+ * the caller's; unmap it after the removal). */
 int numaheap_migrator_add_mapping(numaheap_migrator* m, void* base, uint64_t pages, uint32_t vcpus,
                                   const numaheap_nodemask* allowed, uint32_t* guest_id);
 
@@ -220,6 +222,11 @@ typedef struct numaheap_migrate_guest_options {
 int numaheap_migrator_add_frame_guest(numaheap_migrator* m, numaheap_frame_mover* mv,
                                       const numaheap_migrate_guest_options* options,
                                       uint32_t* guest_id);
+/* After it returns no step uses the guest (a running step is waited out):
+ * its mover (a frame mover, a vmm_ram) may be destroyed; a mapping's
+ * mover (add_mapping) is freed here. Errors, nothing changed:
+ * NUMAHEAP_E_INVALID_ARGUMENT (no such guest), NUMAHEAP_E_NO_MEMORY (no
+ * room to retire it: the guest and its mover stay). */
 int numaheap_migrator_remove_guest(numaheap_migrator* m, uint32_t guest_id);
 /* Pages of vnode `vnode` now belong on `pnode` (vnuma_bound guests). */
 int numaheap_migrator_bind_vnode(numaheap_migrator* m, uint32_t guest_id, uint32_t vnode,
@@ -236,11 +243,19 @@ int numaheap_migrator_set_vcpu_cpu(numaheap_migrator* m, uint32_t guest_id, uint
 int numaheap_migrator_sample_share(const numaheap_migrator* m, uint32_t guest_id, double* out);
 
 /* Running. start/stop: a background thread (host library; the core
- * returns NUMAHEAP_E_UNSUPPORTED: drive step_at from your timer). */
+ * returns NUMAHEAP_E_UNSUPPORTED: drive step_at from your timer). Callable
+ * from any threads at once (as Migrator::start/stop): a start during a
+ * stop waits for the old thread to exit, then starts a new one.
+ * start: NUMAHEAP_E_BUSY (a thread runs and no stop is ending it),
+ * NUMAHEAP_E_NO_MEMORY (no memory, or the system refused a thread:
+ * RLIMIT_NPROC, pids.max, no address space for its stack); nothing changed
+ * on error. */
 int numaheap_migrator_start(numaheap_migrator* m);
+/* Returns once the thread has exited (also when another stop is joining it). */
 void numaheap_migrator_stop(numaheap_migrator* m);
 /* The background thread steps at once (Migrator::request_step). */
 void numaheap_migrator_request_step(numaheap_migrator* m);
+/* 1 while a thread exists: from a successful start until its stop returns. */
 int numaheap_migrator_running(const numaheap_migrator* m);
 /* One step at the host's monotonic time; *moved (optional) gets the frames
  * moved. */

@@ -14,18 +14,6 @@ void destroy_kernel_mover(numaheap::Mover* m) { delete static_cast<numaheap::Ker
 
 extern "C" {
 
-int numaheap_migrator_start(numaheap_migrator* m) {
-  return m ? numaheap::capi::code(m->m->start()) : NUMAHEAP_E_INVALID_ARGUMENT;
-}
-
-void numaheap_migrator_stop(numaheap_migrator* m) {
-  if (m) m->m->stop();
-}
-
-void numaheap_migrator_request_step(numaheap_migrator* m) {
-  if (m) m->m->request_step();
-}
-
 int numaheap_migrator_add_mapping(numaheap_migrator* m, void* base, uint64_t pages, uint32_t vcpus,
                                   const numaheap_nodemask* allowed, uint32_t* guest_id) {
   if (!m || !guest_id) return NUMAHEAP_E_INVALID_ARGUMENT;
@@ -43,13 +31,14 @@ int numaheap_migrator_add_mapping(numaheap_migrator* m, void* base, uint64_t pag
   numaheap::MigrateGuestOptions o;
   o.vcpus = vcpus;
   if (allowed) o.allowed = numaheap::capi::mask_of(allowed);
-  numaheap::SpinGuard g(m->lock);
+  numaheap::SpinGuard g(m->lock);  // with the entry: remove_guest finds it under the same lock
   auto id = m->m->add_guest(*mover, o);
   if (!id) {
     delete mover;
     delete owned;
     return numaheap::capi::code(id.error());
   }
+  owned->guest = *id;
   owned->next = m->owned;
   m->owned = owned;
   *guest_id = *id;
