@@ -30,6 +30,7 @@
 #include "numaheap/numaheap_vmm.h"
 #include "numaheap/topology_io.h"
 #include "numaheap/vmm.h"
+#include "unit/no_threads.h"
 #include "unit/vmm_helper_checks.h"
 
 namespace numaheap {
@@ -467,5 +468,70 @@ TEST_F(GuestRamInput, ASamplerForAnUnknownGuestIsRefused) {
   EXPECT_TRUE(again.has_value()) << again.error().message.c_str();
 }
 
+// The forked child's checks for the test below; 0 when all pass, else the
+// number of the first that failed (90+: could not set up, the test skips).
+int sampler_refused_thread_checks(const Topology& topo, void* shm) {
+  auto* p = static_cast<unsigned char*>(shm);
+  auto pattern = [](std::uint64_t i) { return static_cast<unsigned char>((i * 7) ^ 0x5a); };
+  for (std::uint64_t i = 0; i < kPages; ++i) p[i * 4096] = pattern(i);
+  auto intact = [&] {
+    for (std::uint64_t i = 0; i < kPages; ++i)
+      if (p[i * 4096] != pattern(i)) return false;
+    return true;
+  };
+  const GuestRamRegion rs[] = {{shm, kBytes, 0, RamBacking::memfd, false}};
+  auto ram = GuestRam::create(topo, rs, {});
+  if (!ram) return 90;
+  auto mig = Migrator::create(topo);
+  if (!mig) return 91;
+  auto id = (*mig)->add_guest(**ram, (*ram)->migrate_options(1, false));
+  if (!id) return 92;
+  SamplerConfig cfg;  // a budget and follow_advice: the handler and the advice thread
+  auto s = UffdSampler::create(**ram, **mig, *id, cfg);
+  if (!s) return 93;
+  UffdSampler& sm = **s;
+  {
+    test::NoThreads no_threads;
+    if (!no_threads.ok()) return 94;
+    const Status st = sm.start();
+    if (st) return 1;  // a thread was made after all?
+    if (st.error() != Errc::no_memory) return 2;
+    if (sm.running()) return 3;
+  }
+  if (!intact()) return 4;  // nothing armed, nothing lost; still registered pages would hang here
+  p[0] = pattern(0);        // and writable
+  if (!sm.start()) return 5;  // threads can be made again
+  if (!sm.running()) return 6;
+  if (!sm.scan(0, kPages)) return 7;
+  sm.stop();
+  if (!intact()) return 8;
+  s->reset();
+  if (!(*mig)->remove_guest(*id)) return 95;
+  return 0;
+}
+
 }  // namespace
+
+// UffdSampler::start when the system refuses a thread (pids.max or
+// RLIMIT_NPROC reached, no room for a stack): no_memory, nothing armed or
+// registered, every page as it was; the library has no exceptions, so a
+// std::thread that throws would have aborted the VMM instead.
+TEST_F(GuestRamInput, ASamplerStartThatCannotMakeItsThreadReportsNoMemory) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(60);  // a start() that hangs (a half-made sampler's teardown did) fails too: SIGALRM
+    _exit([&]() noexcept { return sampler_refused_thread_checks(topo, shm); }());
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  const bool killed = WIFSIGNALED(status);
+  ASSERT_FALSE(killed) << "the child died of signal " << WTERMSIG(status);
+  ASSERT_TRUE(WIFEXITED(status));
+  const int code = WEXITSTATUS(status);
+  if (code >= 90) GTEST_SKIP() << "could not set up (" << code << ")";
+  EXPECT_EQ(code, 0) << "check " << code << " of sampler_refused_thread_checks() failed";
+}
+
 }  // namespace numaheap

@@ -28,7 +28,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 #include <unordered_map>
 
 #include "numaheap/vmm.h"
@@ -122,7 +121,7 @@ struct UffdSampler::Impl {
   int uffd = -1;                 // immutable after create
   int wake_fd = -1;              // eventfd: wakes the handler for stop
   bool any_memfd = false, any_anon = false;
-  std::thread thread;            // owner: start/stop (serialised by control_mu)
+  pthread_t thread{};            // owner: start/stop (serialised by control_mu); valid while running()
   std::mutex control_mu;         // serialises start/stop
   std::atomic<bool> stopping{false};
   bool registered = false;       // guarded by control_mu
@@ -197,9 +196,25 @@ struct UffdSampler::Impl {
   // holds while it moves pages -- the handler must never wait for that
   // (every vCPU faulting meanwhile would).
   std::atomic<double> advice{1};
-  std::thread advice_thread;             // owner: start/stop, runs while the handler does
+  pthread_t advice_thread{};             // owner: start/stop, runs while the handler does
+  bool advice_running = false;           // guarded by control_mu: advice_thread is to be joined
   std::mutex advice_mu;                  // with advice_cv: prompt stop
   std::condition_variable advice_cv;
+  // Ends the handler thread (control_mu held): wakes and joins it, then
+  // -- every page mapped and unprotected now, the thread closed its
+  // windows and resolved what was queued -- unregisters (waking any late
+  // waiter) and drains.
+  void stop_handler() {
+    stopping.store(true, std::memory_order_release);  // run() loops until it sees this
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd, &one, sizeof one);
+    pthread_join(thread, nullptr);
+    std::uint64_t drained;
+    (void)!::read(wake_fd, &drained, sizeof drained);
+    unregister_all();
+    drain();
+    registered = false;
+  }
   void advise() {
     std::unique_lock<std::mutex> lk(advice_mu);
     while (!stopping.load(std::memory_order_acquire)) {
@@ -916,16 +931,38 @@ Status UffdSampler::start() {
     std::lock_guard<std::mutex> g(impl_->window_mu);
     impl_->accepting = true;
   }
+  // pthread_create, not std::thread: this library has no exceptions, and
+  // std::thread reports a refused thread (pids.max, RLIMIT_NPROC, no room
+  // for a stack) by throwing -- std::terminate here. A refusal is
+  // no_memory, with everything as it was before start().
   // Named for top(1) and /proc/PID/task/*/comm, as VMMs name theirs.
-  impl_->thread = std::thread([this] {
+  auto handler = +[](void* p) -> void* {
     pthread_setname_np(pthread_self(), "numaheap-uffd");
-    impl_->run();
-  });
-  if (impl_->cfg.follow_advice && impl_->cfg.pages_per_second)
-    impl_->advice_thread = std::thread([this] {
+    static_cast<Impl*>(p)->run();
+    return nullptr;
+  };
+  if (pthread_create(&impl_->thread, nullptr, handler, impl_) != 0) {
+    {
+      std::lock_guard<std::mutex> g(impl_->window_mu);
+      impl_->accepting = false;
+    }
+    impl_->unregister_all();
+    impl_->registered = false;
+    return Errc::no_memory;
+  }
+  impl_->advice_running = false;
+  if (impl_->cfg.follow_advice && impl_->cfg.pages_per_second) {
+    auto adviser = +[](void* p) -> void* {
       pthread_setname_np(pthread_self(), "numaheap-advice");
-      impl_->advise();
-    });
+      static_cast<Impl*>(p)->advise();
+      return nullptr;
+    };
+    if (pthread_create(&impl_->advice_thread, nullptr, adviser, impl_) != 0) {
+      impl_->stop_handler();  // the handler alone ran: every page mapped again
+      return Errc::no_memory;
+    }
+    impl_->advice_running = true;
+  }
   thread_running_.store(true, std::memory_order_release);
   return {};
 }
@@ -938,17 +975,9 @@ void UffdSampler::stop() {
     impl_->stopping.store(true, std::memory_order_release);
   }
   impl_->advice_cv.notify_all();
-  if (impl_->advice_thread.joinable()) impl_->advice_thread.join();
-  const std::uint64_t one = 1;
-  (void)!::write(impl_->wake_fd, &one, sizeof one);
-  impl_->thread.join();
-  std::uint64_t drained;
-  (void)!::read(impl_->wake_fd, &drained, sizeof drained);
-  // Every page is mapped and unprotected now (the thread closed the window
-  // and resolved what was queued); unregistering wakes any late waiter.
-  impl_->unregister_all();
-  impl_->drain();
-  impl_->registered = false;
+  if (impl_->advice_running) pthread_join(impl_->advice_thread, nullptr);
+  impl_->advice_running = false;
+  impl_->stop_handler();
   thread_running_.store(false, std::memory_order_release);
 }
 
