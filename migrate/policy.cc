@@ -270,14 +270,12 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         }
       n = fit;
     }
-    // Per-destination rate limit (frames).
-    std::uint64_t want = 0;
-    for (std::size_t i = 0; i < n; ++i) want += frames_of(i);
-    const std::uint64_t granted = admit(b.target, want, now_ns);
-    if (granted < want) {
-      std::uint64_t used = 0;
-      std::size_t fit = 0;
-      while (fit < n && used + frames_of(fit) <= granted) used += frames_of(fit++);
+    // Per-destination rate limit, item by item (a block larger than the
+    // whole bucket goes when it is full).
+    std::uint64_t sizes[kChunk], taken = 0;
+    for (std::size_t i = 0; i < n; ++i) sizes[i] = frames_of(i);
+    const std::size_t fit = admit(b.target, std::span<const std::uint64_t>(sizes, n), now_ns, taken);
+    if (fit < n) {
       stats.skipped_rate_limit += n - fit;
       // Looked at again next step, wherever the cursor is (a page moved on
       // old samples has no new sample to mark it).
@@ -582,10 +580,11 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     if (!r.allowed.test(home) || !has_room(home, kHugeSpan)) return;
     const int ti = index(home);
     if (ti < 0 || backoff_until[static_cast<std::size_t>(ti)] >= step_no) return;
-    // The copy uses the destination's bandwidth as a move does: all or nothing.
-    const std::uint64_t granted = admit(home, kHugeSpan, now_ns);
-    if (granted < kHugeSpan) {
-      refund(home, granted);
+    // The copy uses the destination's bandwidth as a move does: all or
+    // nothing, one item of kHugeSpan frames.
+    const std::uint64_t span = kHugeSpan;
+    std::uint64_t taken = 0;
+    if (admit(home, std::span<const std::uint64_t>(&span, 1), now_ns, taken) == 0) {
       ++stats.skipped_rate_limit;
       return;
     }
@@ -596,12 +595,12 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     if (config.clock_ns) stats.ns_moving += config.clock_ns(config.clock_ctx) - t0;
     if (!res) {
       if (res.error() == Errc::unsupported) g.coalesce_unsupported = true;
-      refund(home, kHugeSpan);
+      refund(home, taken);
       return;
     }
     stats.flushes += res->flushes;
     if (out != MoveOutcome::moved) {
-      refund(home, kHugeSpan);
+      refund(home, taken);
       if (out == MoveOutcome::no_memory) back_off(home);
       return;
     }
