@@ -444,7 +444,12 @@ Status Migrator::check_invariants() const {
 Status Migrator::Impl::check_locked() const {
   std::uint64_t bytes = 0, guests_moved = 0;
   for (const auto& s : owned) {
-    guests_moved += s->counters.pages_moved.load(std::memory_order_relaxed);
+    const GuestSlot::GuestCounters& c = s->counters;
+    guests_moved += c.pages_moved.load(std::memory_order_relaxed);
+    // What pages were moved for counts only frames the mover moved (policy.cc book_batch).
+    if (c.pages_followed.load(std::memory_order_relaxed) + c.pages_quick.load(std::memory_order_relaxed) >
+        c.pages_moved.load(std::memory_order_relaxed))
+      return Errc::invalid_argument;
     Gfn end = 0;
     for (const auto& r : s->ranges) {
       if (r.first < end || r.allowed.empty()) return Errc::invalid_argument;
@@ -469,6 +474,7 @@ Status Migrator::Impl::check_locked() const {
   for (auto p : pair_pages) pairs += p;
   if (pairs > stats.pages_moved) return Errc::invalid_argument;  // every pair move was counted as moved
   if (guests_moved > stats.pages_moved) return Errc::invalid_argument;  // a guest's move was counted twice
+  if (stats.pages_followed + stats.pages_quick > stats.pages_moved) return Errc::invalid_argument;
   if (stats.pages_scanned_sampled > stats.pages_scanned) return Errc::invalid_argument;
   // The rate limit's buckets: never deeper than the largest rate the
   // config allows, never in debt by more than one item (migrator_impl.h).

@@ -110,7 +110,9 @@ struct GuestSlot {
   // only (GuestCounters::add: a load and a store, no read-modify-write),
   // read lock-free through a SlotReader, each on its own (relaxed).
   // Invariant (check_locked): the published guests' pages_moved add up to
-  // no more than stats.pages_moved (removed guests take theirs with them).
+  // no more than stats.pages_moved (removed guests take theirs with them);
+  // a guest's pages_followed + pages_quick <= its pages_moved (they count
+  // only frames the mover moved), and the same for stats.
   struct GuestCounters {
     std::atomic<std::uint64_t> pages_scanned{0}, pages_moved{0}, pages_followed{0}, pages_quick{0},
         pages_evacuated{0};

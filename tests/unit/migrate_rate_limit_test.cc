@@ -1,4 +1,4 @@
-// The migrator's rate limit (audit s16, F3).
+// The migrator's rate limit and its move statistics (audit s16, F3 and F8).
 //
 // Rate limit: one token bucket per destination node, one second of the
 // (effective) rate deep. Over time it admits that rate whatever the size of
@@ -8,6 +8,10 @@
 // coalescing) -- and the bytes moved over T seconds never exceed
 // rate x T + one second's burst + one item. refund() gives back exactly
 // what admit() took and was not used.
+//
+// Stats: blocks_split counts a block once however many of its pages one
+// flush (or one chunk across a flush) moves; pages_followed and pages_quick
+// never count more frames than the mover moved.
 //
 // Time is simulated (step_at, or a clock hook for step()): no sleeps.
 #include <gtest/gtest.h>
@@ -35,7 +39,7 @@ using namespace numaheap::test;
 
 namespace {
 
-constexpr CpuId kCpuNode0 = 0, kCpuNode1 = 2;
+constexpr CpuId kCpuNode0 = 0, kCpuNode1 = 2, kCpuNode2 = 4;
 constexpr std::uint64_t kSecond = 1'000'000'000;
 constexpr double kMiB = 1048576.0;
 constexpr double kBlockBytes = 2 * kMiB;  // the largest item in these tests: one 2 MiB block
@@ -278,5 +282,102 @@ TEST(MigrateRateLimit, RefundOfAnUnlimitedAdmissionAddsNothing) {
   (void)r.m->step_at(0);
   EXPECT_EQ(MigratorTestPeer::tokens(*r.m, 0), 0.0);
   EXPECT_EQ(r.m->stats().blocks_coalesced, 0u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// ---- F8: exact statistics ----
+
+// One truly shared block whose pages go to two nodes in one flush (two
+// batches): split once. Before: once per batch.
+TEST(MigrateStatsExact, BlockSplitForTwoTargetsInOneFlushCountsOnce) {
+  MigratorConfig c = quiet(0);
+  c.quick_moves = false;
+  Rig r(c, 4, 4096, 3);
+  r.add(*r.mover);
+  for (Gfn g = 0; g < 10; ++g) r.touch(g, kCpuNode1, 2);
+  for (Gfn g = 100; g < 110; ++g) r.touch(g, kCpuNode2, 2);
+  (void)r.m->step_at(1);
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.pages_moved, 20u);
+  EXPECT_EQ(r.gm->lookup(200).order, 0);
+  EXPECT_EQ(s.blocks_split, 1u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// A batch that fills up in the middle of a chunk is flushed there: the
+// chunk's later pages were queried before that flush split their block.
+// Block 0's last 32 pages and block 1's first 64 all go to node 1 page by
+// page: two blocks split. Before: three.
+TEST(MigrateStatsExact, BlockSplitAcrossAMidChunkFlushCountsOnce) {
+  MigratorConfig c = quiet(0);
+  c.quick_moves = false;
+  c.keep_huge_pages = false;  // every policy move is of a 4 KiB page
+  Rig r(c);
+  r.add(*r.mover);
+  for (Gfn g = 480; g < 576; ++g) r.touch(g, kCpuNode1, 2);
+  (void)r.m->step_at(1);
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.pages_moved, 96u);
+  for (Gfn g = 480; g < 576; ++g) ASSERT_EQ(r.node(g), 1u) << g;
+  EXPECT_EQ(s.blocks_split, 2u);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+namespace {
+
+// A balloon or sharing writer splits each block between the policy's query
+// and its move: the mover then moves one 4 KiB page where the query said a
+// 2 MiB block.
+class SplitBeforeMoveMover final : public ForwardingMover {
+ public:
+  SplitBeforeMoveMover(Mover& inner, GuestMemory& gm) : ForwardingMover(inner), gm_(gm) {}
+  Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity g,
+                          std::span<MoveOutcome> out) noexcept override {
+    for (Gfn gfn : gfns) (void)gm_.split_to_pages(gfn);
+    return inner_.move(gfns, target, g, out);
+  }
+
+ private:
+  GuestMemory& gm_;
+};
+
+}  // namespace
+
+// pages_quick (and pages_followed) count what the mover moved, not the
+// queried block size. Before: 512 quick pages for one page moved.
+TEST(MigrateStatsExact, QuickAndFollowedCountOnlyWhatTheMoverMoved) {
+  Rig r(quiet(0));
+  SplitBeforeMoveMover splitting(*r.mover, *r.gm);
+  r.add(splitting);
+  r.touch(5, kCpuNode1);  // a first sample ever from node 1: quick, block whole
+  (void)r.m->step_at(1);
+  EXPECT_EQ(r.pages_on(1), 1u);  // the block's head, the gfn the policy listed
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.pages_moved, 1u);
+  EXPECT_EQ(s.pages_quick, 1u);
+  EXPECT_EQ(s.blocks_moved_whole, 0u);  // one page went, not a block
+  const auto gs = r.m->guest_stats(r.id);
+  ASSERT_TRUE(gs.has_value());
+  EXPECT_EQ(gs->pages_quick, 1u);
+  EXPECT_LE(gs->pages_quick + gs->pages_followed, gs->pages_moved);
+  EXPECT_TRUE(r.m->check_invariants().has_value());
+}
+
+// The same for pages that follow their vCPUs off a vacated node.
+TEST(MigrateStatsExact, FollowedBlocksCountOnlyWhatTheMoverMoved) {
+  Rig r(quiet(0));
+  SplitBeforeMoveMover splitting(*r.mover, *r.gm);
+  r.add(splitting);
+  const std::uint32_t vcpus = migrate_options_for(*r.gm, false).vcpus;
+  for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, kCpuNode0).has_value());
+  r.touch(5, kCpuNode0);
+  (void)r.m->step_at(1);
+  for (std::uint32_t v = 0; v < vcpus; ++v) ASSERT_TRUE(r.m->set_vcpu_cpu(r.id, v, kCpuNode1).has_value());
+  (void)r.m->step_at(2);
+  EXPECT_EQ(r.pages_on(1), 1u);
+  const MigratorStats s = r.m->stats();
+  EXPECT_EQ(s.pages_moved, 1u);
+  EXPECT_EQ(s.pages_followed, 1u);
+  EXPECT_LE(s.pages_followed + s.pages_quick, s.pages_moved);
   EXPECT_TRUE(r.m->check_invariants().has_value());
 }
