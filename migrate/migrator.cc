@@ -309,30 +309,43 @@ StepReport Migrator::step_at(std::uint64_t now_ns) {
 
 // ---- moves and bookkeeping ----
 
-std::uint64_t Migrator::Impl::admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns) {
+std::size_t Migrator::Impl::admit(NodeId target, std::span<const std::uint64_t> frames, std::uint64_t now_ns,
+                                  std::uint64_t& taken) {
+  taken = 0;
   const double rate = rate_mb_s(target);
-  if (rate <= 0) return pages;
+  if (rate <= 0) return frames.size();  // unlimited: nothing taken
   const int i = index(target);
   if (i < 0) return 0;
   const auto k = static_cast<std::size_t>(i);
   const double per_ns = rate * 1048576.0 / 1e9;
-  const double burst = rate * 1048576.0;
+  const double burst = rate * 1048576.0;  // one second's worth
+  double t = tokens[k];
   if (now_ns > last_refill_ns[k]) {
-    tokens[k] = std::min(burst, tokens[k] + per_ns * static_cast<double>(now_ns - last_refill_ns[k]));
+    t += per_ns * static_cast<double>(now_ns - last_refill_ns[k]);
     last_refill_ns[k] = now_ns;
   }
-  const auto fit = static_cast<std::uint64_t>(tokens[k] / static_cast<double>(kFrameSize));
-  const std::uint64_t take = std::min(fit, pages);
-  tokens[k] -= static_cast<double>(take * kFrameSize);
-  return take;
+  t = std::min(burst, t);  // full; or shrunk with a rate that fell since the last refill
+  std::size_t n = 0;
+  for (; n < frames.size(); ++n) {
+    const double need = static_cast<double>(frames[n] << kFrameShift);
+    // Larger than the whole bucket: it could never hold the item, so the
+    // item goes when the bucket is full and the debt is paid back at the
+    // rate (before, such an item waited for ever and took the tokens of
+    // every smaller one behind it).
+    if (t < need && (need <= burst || t < burst)) break;
+    t -= need;
+    taken += frames[n];
+  }
+  tokens[k] = t;
+  return n;
 }
 
-void Migrator::Impl::refund(NodeId target, std::uint64_t pages) noexcept {
+void Migrator::Impl::refund(NodeId target, std::uint64_t taken) noexcept {
   const int i = index(target);
-  if (i < 0 || pages == 0) return;
-  if (config.rate_limit_mb_s <= 0 && !config.spare_bandwidth_mb_s) return;  // unlimited: nothing was taken
-  const auto k = static_cast<std::size_t>(i);
-  tokens[k] += static_cast<double>(pages * kFrameSize);  // admit() caps it at the burst on its next refill
+  if (i < 0 || taken == 0) return;  // unlimited admissions take nothing, so give nothing back
+  // At most back to where admit() found the bucket: within its depth then
+  // (a rate that fell since shrinks it at the next admit).
+  tokens[static_cast<std::size_t>(i)] += static_cast<double>(taken << kFrameShift);
 }
 
 void Migrator::Impl::back_off(NodeId target) noexcept {
@@ -447,7 +460,12 @@ Status Migrator::check_invariants() const {
 Status Migrator::Impl::check_locked() const {
   std::uint64_t bytes = 0, guests_moved = 0;
   for (const auto& s : owned) {
-    guests_moved += s->counters.pages_moved.load(std::memory_order_relaxed);
+    const GuestSlot::GuestCounters& c = s->counters;
+    guests_moved += c.pages_moved.load(std::memory_order_relaxed);
+    // What pages were moved for counts only frames the mover moved (policy.cc book_batch).
+    if (c.pages_followed.load(std::memory_order_relaxed) + c.pages_quick.load(std::memory_order_relaxed) >
+        c.pages_moved.load(std::memory_order_relaxed))
+      return Errc::invalid_argument;
     Gfn end = 0;
     for (const auto& r : s->ranges) {
       if (r.first < end || r.allowed.empty()) return Errc::invalid_argument;
@@ -472,9 +490,18 @@ Status Migrator::Impl::check_locked() const {
   for (auto p : pair_pages) pairs += p;
   if (pairs > stats.pages_moved) return Errc::invalid_argument;  // every pair move was counted as moved
   if (guests_moved > stats.pages_moved) return Errc::invalid_argument;  // a guest's move was counted twice
+  if (stats.pages_followed + stats.pages_quick > stats.pages_moved) return Errc::invalid_argument;
   if (stats.pages_scanned_sampled > stats.pages_scanned) return Errc::invalid_argument;
-  for (std::size_t k = 0; k < nodes; ++k)
-    if (backoff_len[k] > config.backoff_max_steps || tokens[k] < 0) return Errc::invalid_argument;
+  // The rate limit's buckets: never deeper than the largest rate the
+  // config allows, never in debt by more than one item (migrator_impl.h).
+  const double deepest =
+      (config.spare_bandwidth_mb_s ? std::max(config.rate_limit_mb_s, config.spare_bandwidth_share * kMaxRateLimitMbS)
+                                   : config.rate_limit_mb_s) *
+      1048576.0;
+  for (std::size_t k = 0; k < nodes; ++k) {
+    if (backoff_len[k] > config.backoff_max_steps) return Errc::invalid_argument;
+    if (!(tokens[k] <= deepest && tokens[k] >= -kMaxRateItemBytes)) return Errc::invalid_argument;
+  }
   return {};
 }
 

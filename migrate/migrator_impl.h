@@ -42,6 +42,10 @@ struct RehomeJob {
 
 inline constexpr std::uint32_t kNoVcpuNode = ~std::uint32_t{0};
 
+// The largest item the rate limit admits: a block of kMaxOrder (1 GiB; a
+// mover reports orders 0..kMaxOrder), in bytes. The deepest debt of a bucket.
+inline constexpr double kMaxRateItemBytes = static_cast<double>(frames_of_order(kMaxOrder) << kFrameShift);
+
 struct GuestSlot {
   NUMAHEAP_METADATA_NEW_DELETE
   GuestId id = 0;
@@ -106,7 +110,9 @@ struct GuestSlot {
   // only (GuestCounters::add: a load and a store, no read-modify-write),
   // read lock-free through a SlotReader, each on its own (relaxed).
   // Invariant (check_locked): the published guests' pages_moved add up to
-  // no more than stats.pages_moved (removed guests take theirs with them).
+  // no more than stats.pages_moved (removed guests take theirs with them);
+  // a guest's pages_followed + pages_quick <= its pages_moved (they count
+  // only frames the mover moved), and the same for stats.
   struct GuestCounters {
     std::atomic<std::uint64_t> pages_scanned{0}, pages_moved{0}, pages_followed{0}, pages_quick{0},
         pages_evacuated{0};
@@ -208,7 +214,15 @@ struct Migrator::Impl {
 
   // Guarded by lock.
   std::uint64_t step_no = 0;
-  Vector<double> tokens;             // per dense node: rate-limit bytes available
+  // The rate limit (admit, refund): per dense node, a token bucket of bytes
+  // one second of rate_mb_s(node) deep, refilled at that rate up to that
+  // depth at admit() (last_refill_ns: when). It goes negative -- a debt --
+  // only when an item larger than the whole bucket is admitted into a full
+  // one. Invariant (check_locked): -kMaxRateItemBytes <= tokens[k] <= the
+  // deepest bucket the config allows (rate_limit_mb_s, or with a
+  // spare-bandwidth hook max(rate_limit_mb_s, spare_bandwidth_share x
+  // kMaxRateLimitMbS), in bytes).
+  Vector<double> tokens;
   Vector<std::uint64_t> last_refill_ns;
   Vector<std::uint64_t> backoff_until;  // per dense node: step number
   Vector<std::uint32_t> backoff_len;
@@ -298,11 +312,20 @@ struct Migrator::Impl {
     stats.bytes_moved += frames << kFrameShift;
     GuestSlot::GuestCounters::add(g.counters.pages_moved, frames);
   }
-  // Rate limit: how many of `pages` may go to `target` now (consumes tokens).
-  std::uint64_t admit(NodeId target, std::uint64_t pages, std::uint64_t now_ns);
-  // Gives back `pages` frames' worth of tokens admit() granted but that
-  // were not used (a coalesce that did not happen).
-  void refund(NodeId target, std::uint64_t pages) noexcept;
+  // Rate limit: how many of the items whose sizes (frames) are listed in
+  // `frames`, taken in order, may go to `target` now (the first that may
+  // not, and all after it, wait). An item goes when the bucket holds its
+  // bytes; an item larger than the whole bucket goes when the bucket is
+  // full, and leaves it in debt (negative) until the rate has paid it back:
+  // over any T seconds at most rate x T + one second's burst + one item goes
+  // to a node, whatever the items' sizes, and a big item is not refused for
+  // ever. Consumes the admitted items' tokens; `taken` is set to them in
+  // frames (0 when the rate is unlimited): what refund() may give back.
+  std::size_t admit(NodeId target, std::span<const std::uint64_t> frames, std::uint64_t now_ns,
+                    std::uint64_t& taken);
+  // Gives back `taken` frames' worth of tokens that admit() took (its
+  // `taken`) for a move that did not happen (a coalesce the mover refused).
+  void refund(NodeId target, std::uint64_t taken) noexcept;
   // Exponential backoff of a destination (doubling up to the cap).
   void back_off(NodeId target) noexcept;
   // Ranges sorted and inside their mover, slot table matches `owned`,

@@ -207,7 +207,9 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   const std::uint64_t blocked_before = stats.skipped_watermark + stats.skipped_backoff;
   const std::uint64_t pages = g.mover->page_count();
   std::uint64_t budget = std::min(config.scan_pages, pages);
-  PageState st[kChunk];
+  PageState st[kChunk];  // the chunk examine() queried: gfns [st_first, st_first + st_n) while it runs
+  Gfn st_first = 0;
+  std::size_t st_n = 0;
   Batch bs[kBatches];  // pending, one per (target, granularity)
   std::size_t nb = 0;
   // A page on a node its guest's vCPUs have all left, sampled recently only
@@ -270,14 +272,12 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         }
       n = fit;
     }
-    // Per-destination rate limit (frames).
-    std::uint64_t want = 0;
-    for (std::size_t i = 0; i < n; ++i) want += frames_of(i);
-    const std::uint64_t granted = admit(b.target, want, now_ns);
-    if (granted < want) {
-      std::uint64_t used = 0;
-      std::size_t fit = 0;
-      while (fit < n && used + frames_of(fit) <= granted) used += frames_of(fit++);
+    // Per-destination rate limit, item by item (a block larger than the
+    // whole bucket goes when it is full).
+    std::uint64_t sizes[kChunk], taken = 0;
+    for (std::size_t i = 0; i < n; ++i) sizes[i] = frames_of(i);
+    const std::size_t fit = admit(b.target, std::span<const std::uint64_t>(sizes, n), now_ns, taken);
+    if (fit < n) {
       stats.skipped_rate_limit += n - fit;
       // Looked at again next step, wherever the cursor is (a page moved on
       // old samples has no new sample to mark it).
@@ -289,13 +289,39 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     }
     return n;
   };
-  // After the move of batch b's first n pages: what they were moved for.
-  auto book_batch = [&](Batch& b, std::size_t n) {
+  // The block item i of batch b split, if it did (~0 otherwise): a page
+  // moved alone out of a block -- the mover splits the whole block into
+  // 4 KiB pages first.
+  auto split_by = [&](const Batch& b, std::size_t i) {
+    if (b.gran != MoveGranularity::pages || b.out[i] != MoveOutcome::moved || b.from[i].order == 0 ||
+        b.from[i].node == b.target)
+      return ~Gfn{0};
+    return b.gfns[i] & ~(frames_of_order(b.from[i].order) - 1);
+  };
+  // Whether a move of this flush before item i of batch bs[bi] split
+  // `head` (n: each batch's admitted items). Every page of the flush was
+  // queried before it, so later pages of a split block still say order 9.
+  auto split_before = [&](Gfn head, std::size_t bi, std::size_t i, const std::size_t* n) {
+    for (std::size_t j = 0; j <= bi; ++j)
+      for (std::size_t k = 0, e = j == bi ? i : n[j]; k < e; ++k)
+        if (split_by(bs[j], k) == head) return true;
+    return false;
+  };
+  // After the move of batch bs[bi]'s first n[bi] pages: what they were
+  // moved for. `moved`: the frames the mover says changed node for them.
+  // The flush books its batches in order.
+  auto book_batch = [&](std::size_t bi, const std::size_t* n, std::uint64_t moved) {
+    Batch& b = bs[bi];
     auto frames_of = [&](std::size_t i) {
       return b.gran == MoveGranularity::whole_blocks ? frames_of_order(b.from[i].order) : 1;
     };
-    Gfn split_head = ~Gfn{0};
-    for (std::size_t i = 0; i < n; ++i) {
+    // A block may be split (balloon, sharing) between the query that gave
+    // from[i].order and the move, which then moves only the page: as the
+    // pair counts (book_move), what the pages were moved for counts no
+    // more frames than the mover says changed node, in the same order.
+    std::uint64_t unbooked = moved;
+    Gfn last_split = ~Gfn{0};
+    for (std::size_t i = 0; i < n[bi]; ++i) {
       // A page following its vCPUs that the move refused has no sample to
       // bring it back: a full node (backed off by book_move) is tried again
       // after its backoff, a busy page at the next step.
@@ -308,25 +334,28 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
         }
       }
       if (b.out[i] != MoveOutcome::moved || b.from[i].node == b.target) continue;
+      const std::uint64_t frames = std::min(unbooked, frames_of(i));
+      unbooked -= frames;
       if (b.why[i] == kWhyFollow) {
-        stats.pages_followed += frames_of(i);
-        GuestSlot::GuestCounters::add(g.counters.pages_followed, frames_of(i));
+        stats.pages_followed += frames;
+        GuestSlot::GuestCounters::add(g.counters.pages_followed, frames);
       }
       if (b.why[i] == kWhyQuick) {
-        stats.pages_quick += frames_of(i);
-        GuestSlot::GuestCounters::add(g.counters.pages_quick, frames_of(i));
+        stats.pages_quick += frames;
+        GuestSlot::GuestCounters::add(g.counters.pages_quick, frames);
       }
       if (b.from[i].order == 0) continue;
       const std::uint64_t span = frames_of_order(b.from[i].order);
       const Gfn head = b.gfns[i] & ~(span - 1);
       if (b.gran == MoveGranularity::whole_blocks) {
         if (g.options.granularity != MoveGranularity::pages) continue;  // whole-block guests: not counted
+        if (frames < span) continue;  // split before the move: the page went alone (book_move marked it)
         ++stats.blocks_moved_whole;
         // Every page moved: none may pull the block back at once.
         for (std::uint64_t k = 0; k < span; ++k) g.tracker->moved(head + k);
-      } else if (head != split_head) {
-        ++stats.blocks_split;  // the move split it (further pages of it: the same split)
-        split_head = head;
+      } else if (head != last_split) {  // further pages of it in a row: the same split
+        last_split = head;
+        if (!split_before(head, bi, i, n)) ++stats.blocks_split;  // the move split it
       }
     }
   };
@@ -352,9 +381,12 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       req[nr].out = std::span<MoveOutcome>(bs[i].out, n[i]);
       which[nr++] = i;
     }
+    std::uint64_t moved[kBatches] = {};  // frames each batch's move changed node
     if (nr == 1) {
       Batch& b = bs[which[0]];
+      const std::uint64_t before = rep.moved;
       do_move(g, b.gfns, b.from, n[which[0]], b.target, b.gran, b.out, rep);
+      moved[which[0]] = rep.moved - before;
     } else if (nr > 1) {
       const std::uint64_t t0 = config.clock_ns ? config.clock_ns(config.clock_ctx) : 0;
       call_mover([&] {
@@ -365,12 +397,26 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       for (std::size_t j = 0; j < nr; ++j) {
         Batch& b = bs[which[j]];
         book_move(g, b.gfns, b.from, n[which[j]], b.target, b.gran, b.out, req[j].result, rep);
+        if (req[j].result) moved[which[j]] = req[j].result->frames_moved;
       }
     }
-    for (std::size_t i = 0; i < nb; ++i) {
-      if (n[i]) book_batch(bs[i], n[i]);
-      bs[i].count = 0;
+    for (std::size_t i = 0; i < nb; ++i)
+      if (n[i]) book_batch(i, n, moved[i]);
+    // The chunk being examined was queried before this flush: its pages in
+    // a block a page move split are 4 KiB pages now (split whole), and
+    // moving one of them later splits nothing (blocks_split).
+    Gfn head = ~Gfn{0};
+    bool split = false;
+    for (std::size_t k = 0; k < st_n; ++k) {
+      if (st[k].order == 0) continue;
+      const Gfn h = (st_first + k) & ~(frames_of_order(st[k].order) - 1);
+      if (h != head) {
+        head = h;
+        split = split_before(h, nb - 1, n[nb - 1], n);  // by any move of the flush
+      }
+      if (split) st[k].order = 0;
     }
+    for (std::size_t i = 0; i < nb; ++i) bs[i].count = 0;
     nb = 0;
   };
   auto enqueue = [&](Gfn gfn, const PageState& p, NodeId target, std::uint8_t why, MoveGranularity gran) {
@@ -582,10 +628,11 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     if (!r.allowed.test(home) || !has_room(home, kHugeSpan)) return;
     const int ti = index(home);
     if (ti < 0 || backoff_until[static_cast<std::size_t>(ti)] >= step_no) return;
-    // The copy uses the destination's bandwidth as a move does: all or nothing.
-    const std::uint64_t granted = admit(home, kHugeSpan, now_ns);
-    if (granted < kHugeSpan) {
-      refund(home, granted);
+    // The copy uses the destination's bandwidth as a move does: all or
+    // nothing, one item of kHugeSpan frames.
+    const std::uint64_t span = kHugeSpan;
+    std::uint64_t taken = 0;
+    if (admit(home, std::span<const std::uint64_t>(&span, 1), now_ns, taken) == 0) {
       ++stats.skipped_rate_limit;
       return;
     }
@@ -596,12 +643,12 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
     if (config.clock_ns) stats.ns_moving += config.clock_ns(config.clock_ctx) - t0;
     if (!res) {
       if (res.error() == Errc::unsupported) g.coalesce_unsupported = true;
-      refund(home, kHugeSpan);
+      refund(home, taken);
       return;
     }
     stats.flushes += res->flushes;
     if (out != MoveOutcome::moved) {
-      refund(home, kHugeSpan);
+      refund(home, taken);
       if (out == MoveOutcome::no_memory) back_off(home);
       return;
     }
@@ -621,6 +668,8 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
   // when the mover could not say where they are.
   auto examine = [&](Gfn first, std::size_t n) {
     if (!call_mover([&] { return g.mover->query(first, std::span<PageState>(st, n)); })) return false;
+    st_first = first;  // a flush from here on brings st up to date (split blocks)
+    st_n = n;
     stats.pages_scanned += n;
     GuestSlot::GuestCounters::add(g.counters.pages_scanned, n);
     rep.scanned += n;
@@ -668,6 +717,7 @@ void Migrator::Impl::scan_guest(GuestSlot& g, std::uint64_t now_ns, StepReport& 
       }
       enqueue(gfn, p, target, why, g.options.granularity);
     }
+    st_n = 0;
     return true;
   };
 

@@ -264,19 +264,10 @@ void Migrator::Impl::rehome_step(GuestSlot& g, std::uint64_t now_ns, StepReport&
         while (fit < count && used + frames_of(fit) <= room) used += frames_of(fit++);
         stats.skipped_watermark += count - fit;
       }
-      std::uint64_t want = 0;
-      for (std::size_t k = 0; k < fit; ++k) want += frames_of(k);
-      const std::uint64_t granted = admit(target, want, now_ns);
-      std::uint64_t used = 0;
-      granted_fit = 0;
-      while (granted_fit < fit && used + frames_of(granted_fit) <= granted) used += frames_of(granted_fit++);
-      const double burst_frames = config.rate_limit_mb_s * 1048576.0 / static_cast<double>(kFrameSize);
-      if (granted_fit == 0 && fit > 0 && config.rate_limit_mb_s > 0 && static_cast<double>(granted) >= burst_frames) {
-        granted_fit = 1;  // a block larger than a whole bucket goes when the bucket is full
-        used = granted;
-      }
-      if (const int ti = index(target); ti >= 0 && granted > used)  // give back what is not used
-        tokens[static_cast<std::size_t>(ti)] += static_cast<double>((granted - used) * kFrameSize);
+      // Entry by entry (a block larger than the whole bucket goes when it is full).
+      std::uint64_t sizes[kChunk], taken = 0;
+      for (std::size_t k = 0; k < fit; ++k) sizes[k] = frames_of(k);
+      granted_fit = admit(target, std::span<const std::uint64_t>(sizes, fit), now_ns, taken);
       if (granted_fit < fit) {
         rate_limited = true;
         stats.skipped_rate_limit += fit - granted_fit;
