@@ -363,7 +363,8 @@ class Migrator {
   //    a thread -- RLIMIT_NPROC, a cgroup's pids.max, no address space for
   //    its stack); nothing changed then.
   //  * stop() returns once the thread it found has exited, also when
-  //    another stop() is already joining it; idempotent.
+  //    another stop() is already joining it; idempotent. Called from the
+  //    thread itself (a mover hook, which must not call it): does nothing.
   //  * running(): a thread exists -- true from a successful start() until
   //    the stop() that joins it returns.
   Status start();

@@ -82,6 +82,11 @@ void wait_for_stop(std::unique_lock<std::mutex>& c, Migrator::Impl& m) {
 // a second stop() waits for it instead of returning early.
 void stop_thread(Migrator::Impl& m) {
   std::unique_lock<std::mutex> c(g_control);
+  // From the thread itself (a mover hook; the contract forbids it): it
+  // cannot join itself, and freeing its state would pull it from under the
+  // step it runs. Nothing happens.
+  if (const auto* own = static_cast<Background*>(m.background); own && pthread_equal(own->thread, pthread_self()))
+    return;
   if (m.stopping.load(std::memory_order_relaxed)) {  // another stop() joins it: return once it exited
     wait_for_stop(c, m);
     return;

@@ -15,8 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <future>
 
 #include "numaheap/migrator.h"
 #include "numaheap/numaheap_migrate.h"
@@ -105,4 +107,54 @@ TEST(MigrateBackground, StartReportsNoMemoryWhenNoThreadCanBeMade) {
   const int code = WEXITSTATUS(status);
   if (code == 92) GTEST_SKIP() << "cannot lower RLIMIT_AS or the default stack size here";
   EXPECT_EQ(code, 0) << "check " << code << " of refused_thread_checks() failed";
+}
+
+namespace {
+
+// A mover whose query (every step scans) calls stop() from the migrator's
+// own thread, once -- which the contract forbids -- then says so.
+class SelfStopMover final : public Mover {
+ public:
+  Migrator* mig = nullptr;
+  std::promise<bool> stopped_inside;  // running() right after that stop()
+  std::uint64_t page_count() const noexcept override { return 64; }
+  Status query(Gfn first, std::span<PageState> out) noexcept override {
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = first + i < 64 ? PageState{0, 1, 0} : PageState{};
+    if (!done_.exchange(true)) {
+      mig->stop();
+      stopped_inside.set_value(mig->running());
+    }
+    return {};
+  }
+  Result<MoveTotals> move(std::span<const Gfn>, NodeId, MoveGranularity, std::span<MoveOutcome> out) noexcept override {
+    for (auto& o : out) o = MoveOutcome::busy;
+    return MoveTotals{};
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+};
+
+}  // namespace
+
+// stop() from the background thread itself does nothing (it cannot join
+// itself; before, it freed the thread's state while the thread ran on).
+TEST(MigrateBackground, StopFromTheThreadItselfDoesNothing) {
+  auto topo = TopologyBuilder("bg").add_node(0, {0, 1}, 64ull << 20).add_node(1, {2, 3}, 64ull << 20).build();
+  ASSERT_TRUE(topo.has_value());
+  MigratorConfig cfg;
+  cfg.period_ms = 3600 * 1000;  // the first step at once, then only requested ones
+  auto mig = Migrator::create(*topo, cfg);
+  ASSERT_TRUE(mig.has_value());
+  Migrator& m = **mig;
+  SelfStopMover mv;
+  mv.mig = &m;
+  std::future<bool> inside = mv.stopped_inside.get_future();
+  ASSERT_TRUE(m.add_guest(mv).has_value());
+  ASSERT_TRUE(m.start().has_value());
+  EXPECT_TRUE(inside.get()) << "a stop() from the thread itself stopped it";
+  EXPECT_TRUE(m.running());
+  m.request_step();  // the thread still serves requests
+  m.stop();          // and a real stop() joins it
+  EXPECT_FALSE(m.running());
 }
