@@ -34,6 +34,7 @@
 
 #include "migrate/migrator_impl.h"
 #include "migrate_rig.h"
+#include "unit/gate_mover.h"
 #include "unit/stress_seconds.h"
 
 namespace numaheap {
@@ -49,50 +50,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using test::GateMover;
 using test::stress_seconds;
-
-// A guest of kPages pages, all on node 0 until moved; its first move
-// waits inside the mover until open() (entered() returns once it is there).
-class GateMover final : public Mover {
- public:
-  static constexpr std::uint64_t kPages = 64;
-  std::uint64_t page_count() const noexcept override { return kPages; }
-  Status query(Gfn first, std::span<PageState> out) noexcept override {
-    for (std::size_t i = 0; i < out.size(); ++i)
-      out[i] = first + i < kPages ? PageState{node_[first + i].load(), 0, 0} : PageState{};
-    return {};
-  }
-  Result<MoveTotals> move(std::span<const Gfn> gfns, NodeId target, MoveGranularity,
-                          std::span<MoveOutcome> out) noexcept override {
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      inside_ = true;
-      cv_.notify_all();
-      cv_.wait(l, [&] { return open_; });
-    }
-    MoveTotals t;
-    for (std::size_t i = 0; i < gfns.size(); ++i) {
-      out[i] = MoveOutcome::moved;
-      if (node_[gfns[i]].exchange(target) != target) ++t.frames_moved;
-    }
-    return t;
-  }
-  void wait_entered() {
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return inside_; });
-  }
-  void open() {
-    std::lock_guard<std::mutex> l(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::atomic<NodeId> node_[kPages] = {};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool inside_ = false, open_ = false;
-};
 
 Topology two_nodes() {
   return std::move(TopologyBuilder("lock").add_node(0, {0, 1}, 64ull << 20).add_node(1, {2, 3}, 64ull << 20).build())
@@ -126,7 +85,11 @@ bool readers_get_in(bool broken, std::chrono::seconds wait) {
 
   StepReport rep;
   std::thread stepper([&] { rep = m.step(); });
-  mover.wait_entered();
+  if (!mover.wait_entered()) {  // no move came: the step never got there
+    mover.open();
+    stepper.join();
+    return false;
+  }
   auto readers = std::async(std::launch::async, [&] {
     const std::uint64_t seen = m.stats().pages_moved;
     EXPECT_TRUE(m.sample_share(*id).has_value());
