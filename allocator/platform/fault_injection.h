@@ -47,6 +47,10 @@ enum Kind : unsigned {
   // leaves those pages unmapped and unmoved instead of mapping them back and
   // moving them the old way.
   helper_refusal_leaves_zapped = 1u << 11,
+  // Not a broken step but a failure of the environment, simulated: the
+  // move helper answers that it could not map a run (its
+  // MADV_POPULATE_READ failed, e.g. no memory for page tables).
+  helper_cannot_map = 1u << 14,
 };
 
 inline std::atomic<unsigned> active{0};

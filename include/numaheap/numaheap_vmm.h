@@ -54,6 +54,7 @@ typedef struct numaheap_vmm_ram_options {
   int no_populate;       /* nonzero: do not fault the pages in */
   int populate_by_touch; /* TESTS ONLY: as without MADV_POPULATE_WRITE */
   int no_move_helper;    /* nonzero: fork no move helper for shared memfd RAM */
+  int trust_mappings;    /* nonzero: without a readable /proc/self/maps, take the mappings as right */
 } numaheap_vmm_ram_options;
 
 typedef struct numaheap_vmm_ram numaheap_vmm_ram;

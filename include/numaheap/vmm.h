@@ -18,9 +18,10 @@
 //    bound so far get their default policy back.
 //  * Guest frame g is guest-physical address g * 4096; page_count() is the
 //    end of the highest region. Frames in no region (holes) are not_present.
-//  * A vnode placed on k nodes is split into k contiguous parts (in 2 MiB
-//    granules, the last part takes the rest), each bound (MPOL_BIND) to one
-//    node and given to the migrator as its own GuestRange.
+//  * A vnode placed on k nodes is split into k contiguous parts of about
+//    equal size, each split point a 2 MiB boundary of guest-physical space
+//    (so no hugetlb page is split), each part bound (MPOL_BIND) to one node
+//    and given to the migrator as its own GuestRange.
 //  * move() as KernelMover, region by region; pages of a region marked
 //    `shared` (mapped by another process or twice: memfd) move with
 //    MPOL_MF_MOVE_ALL. move_each() moves the huge blocks of all its
@@ -32,11 +33,11 @@
 //    (without moving: the migrator moves) and keeps the layout. A rebind
 //    the kernel refuses is an error (unsupported, no_memory): the ranges
 //    get their old binding back and the layout is unchanged.
-//  * Mover calls are serialised by the Migrator. A VMM calling move(),
-//    move_each() or query() itself must not do so concurrently with another
-//    of them, nor while the RAM is registered with a migrator that steps
-//    (the move helper's socket and state are not locked). GuestRam never
-//    unmaps the VMM's memory and never touches it after create() (populate).
+//  * Mover calls (query, move, move_each) are serialised by a lock of the
+//    GuestRam: a VMM may call them itself (the C API) while a migrator
+//    steps the same RAM; one waits for the other. GuestRam never unmaps the
+//    VMM's memory; after create() (populate) it only maps pages back that a
+//    move through the helper unmapped (MADV_POPULATE_READ, no write).
 //
 // Contract (UffdSampler):
 //  * memfd RAM: userfaultfd minor-fault mode. A window of pages loses its
@@ -144,6 +145,11 @@ struct GuestRamOptions {
   // docs/integrating.md). false: no child is forked (e.g. a seccomp filter
   // that forbids fork); moves go from the VMM's own mapping.
   bool move_helper = true;
+  // create() checks each region's mapping in /proc/self/maps (read-write;
+  // memfd: MAP_SHARED, else dropping page-table entries loses data). A VMM
+  // without /proc (a jail) is refused (unsupported) unless it vouches for
+  // its mappings here; with /proc readable this changes nothing.
+  bool trust_mappings = false;
   // TESTS ONLY: act as on a kernel without MADV_POPULATE_WRITE (touch one
   // byte per page) to exercise the fallback.
   bool populate_by_touch = false;
@@ -175,8 +181,9 @@ class GuestRam final : public Mover {
   // Errors: invalid_argument (alignment, overlap, empty, vnode range outside
   // RAM, a region not mapped read-write, a memfd region not MAP_SHARED, or a
   // mapping the kernel cannot populate), invalid_node (unknown or
-  // memoryless node), unsupported (the kernel refused mbind), no_memory
-  // (populate failed); the message names the range.
+  // memoryless node), unsupported (the kernel refused mbind; or
+  // /proc/self/maps unreadable and options.trust_mappings not set),
+  // no_memory (populate failed); the message names the range.
   static Result<std::unique_ptr<GuestRam>, Error> create(const Topology& topo, std::span<const GuestRamRegion> regions,
                                                          std::span<const VnodeRam> vnodes,
                                                          const GuestRamOptions& options = {});
@@ -230,11 +237,15 @@ class GuestRam final : public Mover {
     int pid = -1;   // negative: no longer used (still to reap)
     int sock = -1;  // parent's end: requests out, answers in
   };
+  enum class HelperMap : std::uint8_t { mapped, refused, gone };
   void start_helper() noexcept;
-  bool helper_map(std::size_t r, std::span<const Gfn> local) noexcept;
-  void zap_for_move(std::size_t r, std::span<const Gfn> local, std::span<const Gfn> gfns) noexcept;
+  HelperMap helper_map(std::size_t r, std::span<const Gfn> local) noexcept;
+  bool zap_for_move(std::size_t r, std::span<const Gfn> local, std::span<const Gfn> gfns) noexcept;
   void map_back(std::size_t r, std::span<const Gfn> local) noexcept;
   void madvise_runs(std::size_t r, std::span<const Gfn> local, int advice) noexcept;
+  // move() with mover_mu_ held.
+  Result<MoveTotals> move_locked(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                                 std::span<MoveOutcome> out) noexcept;
   // move()'s work on its list (the caller's checks and the sampler pause
   // done): `failed` set on an error.
   void move_run(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity, std::span<MoveOutcome> out,
@@ -244,7 +255,14 @@ class GuestRam final : public Mover {
   // Pauses the sampler for a move of gfns (closing the windows over listed
   // memfd pages that do not move through the helper).
   void pause_for_move(std::span<const Gfn> gfns) noexcept;
-  Helper helper_;
+  // Serialises the Mover calls (query, move, move_each): the Migrator makes
+  // one at a time, but a VMM may call them itself (the C API exports them)
+  // while the migrator's thread steps the same RAM. Guards helper_ (its
+  // pid, and the pairing of a request on the socket with its answer) and
+  // the zap / move / map-back sequence of each run. Taken before
+  // sampler_lock_.
+  std::mutex mover_mu_;
+  Helper helper_;  // guarded by mover_mu_ (read unlocked only by the destructor)
   std::atomic<std::uint64_t> grouped_moves_{0};
   std::atomic<std::uint64_t> helper_moves_{0};
 

@@ -12,6 +12,8 @@
 #include <numaif.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -532,6 +534,219 @@ TEST_F(GuestRamInput, ASamplerStartThatCannotMakeItsThreadReportsNoMemory) {
   const int code = WEXITSTATUS(status);
   if (code >= 90) GTEST_SKIP() << "could not set up (" << code << ")";
   EXPECT_EQ(code, 0) << "check " << code << " of sampler_refused_thread_checks() failed";
+}
+
+// ---- the move helper: nothing reachable only through it (audit s16 #8) ----
+
+namespace {
+// The helper forked by create() on this thread (its only child here).
+pid_t helper_of_this_thread() {
+  const std::string children = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/children";
+  FILE* f = std::fopen(children.c_str(), "r");
+  if (!f) return -1;
+  int pid = -1;
+  if (std::fscanf(f, "%d", &pid) != 1) pid = -1;
+  std::fclose(f);
+  return pid;
+}
+}  // namespace
+
+// Pages that moved through the helper and were not touched since: once the
+// helper is gone (killed, or dropped after a refusal) they must still be
+// found, queried and moved from the VMM's own mapping. (Before: they stayed
+// unmapped in the VMM, so move_pages from it reported them not present for
+// ever.)
+TEST_F(GuestRamInput, PagesMovedThroughADroppedHelperAreStillFoundAndMoved) {
+  for (std::uint64_t i = 0; i < kPages; ++i) static_cast<unsigned char*>(shm)[i * 4096] = static_cast<unsigned char>(i ^ 0x5a);
+  const GuestRamRegion rs[] = {{shm, kBytes, 0, RamBacking::memfd, true}};
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  GuestRam& g = **r;
+  const pid_t helper = helper_of_this_thread();
+  if (helper <= 0) GTEST_SKIP() << "no helper child seen (no CONFIG_PROC_CHILDREN?)";
+  const std::vector<Gfn> gfns = {0, 1, 2, 3, 100, kPages - 1};
+  std::vector<MoveOutcome> out(gfns.size());
+  ASSERT_TRUE(g.move(gfns, node, MoveGranularity::pages, out).has_value());
+  for (std::size_t i = 0; i < gfns.size(); ++i) EXPECT_EQ(out[i], MoveOutcome::moved) << "gfn " << gfns[i];
+  ASSERT_EQ(g.stats().moves_via_helper, 1u);
+  ASSERT_EQ(::kill(helper, SIGKILL), 0);
+  // The move that finds the helper gone drops it (its pages: busy) ...
+  const std::vector<Gfn> other = {10, 11};
+  std::vector<MoveOutcome> other_out(other.size());
+  ASSERT_TRUE(g.move(other, node, MoveGranularity::pages, other_out).has_value());
+  // ... and what moved through it before is still there for this process.
+  ASSERT_TRUE(g.move(gfns, node, MoveGranularity::pages, out).has_value());
+  for (std::size_t i = 0; i < gfns.size(); ++i) EXPECT_EQ(out[i], MoveOutcome::moved) << "gfn " << gfns[i];
+  std::vector<PageState> st(kPages);
+  ASSERT_TRUE(g.query(0, st).has_value());
+  for (std::uint64_t i = 0; i < kPages; ++i) EXPECT_EQ(st[i].node, node) << "gfn " << i;
+  for (std::uint64_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(static_cast<unsigned char*>(shm)[i * 4096], static_cast<unsigned char>(i ^ 0x5a)) << "gfn " << i;
+}
+
+// Two threads moving through the same GuestRam (a VMM calling the C move
+// while the migrator's thread steps): Mover calls are serialised, so the
+// helper's socket pairs each request with its own answer and no zap or
+// map-back runs under another move. Thread A is held inside its move (in
+// the huge-block probe, its helper request answered, its pages zapped);
+// thread B's move must wait outside, not run into the mover beside it.
+// (Before: nothing serialised them: B's request could take A's answer and
+// zap pages the helper had not mapped yet.) Deterministic: B is seen either
+// inside the probe (fails) or blocked on a futex that is not the probe's.
+struct CountingGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  int inside = 0, max_inside = 0;
+  bool released = false;
+  static bool probe(void* ctx, const void*) {
+    auto* g = static_cast<CountingGate*>(ctx);
+    std::unique_lock<std::mutex> lk(g->mu);
+    g->max_inside = std::max(g->max_inside, ++g->inside);
+    g->cv.notify_all();
+    g->cv.wait(lk, [&] { return g->released; });
+    --g->inside;
+    return false;
+  }
+};
+
+TEST_F(GuestRamInput, ConcurrentMovesAreSerialised) {
+  constexpr std::uint64_t kBlock = KernelMover::kHugeBlockPages * 4096;
+  const int fd = memfd_create("numaheap-serialised", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, kBlock), 0);
+  unsigned char* at = map_aligned(kBlock);  // an aligned hole for the memfd
+  ASSERT_NE(at, nullptr);
+  ASSERT_EQ(mmap(at, kBlock, kRw, MAP_SHARED | MAP_FIXED, fd, 0), at);
+  close(fd);
+  for (std::uint64_t i = 0; i < kBlock / 4096; ++i) at[i * 4096] = static_cast<unsigned char>(i + 1);
+  const GuestRamRegion rs[] = {{at, kBlock, 0, RamBacking::memfd, true}};
+  auto r = GuestRam::create(topo, rs, {});
+  ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+  GuestRam& g = **r;
+  CountingGate gate;
+  g.set_huge_probe_for_testing(CountingGate::probe, &gate);
+  const Gfn ga[] = {0}, gb[] = {1};
+  MoveOutcome oa[1], ob[1];
+  std::thread a([&] { (void)g.move(ga, node, MoveGranularity::whole_blocks, oa); });
+  {
+    std::unique_lock<std::mutex> lk(gate.mu);
+    ASSERT_TRUE(gate.cv.wait_for(lk, std::chrono::seconds(30), [&] { return gate.inside == 1; }));
+  }
+  std::atomic<long> b_tid{0};
+  std::thread b([&] {
+    b_tid.store(::syscall(SYS_gettid));
+    (void)g.move(gb, node, MoveGranularity::whole_blocks, ob);
+  });
+  while (b_tid.load() == 0) std::this_thread::yield();
+  const std::string sys = "/proc/self/task/" + std::to_string(b_tid.load()) + "/syscall";
+  const auto gate_lo = reinterpret_cast<std::uintptr_t>(&gate), gate_hi = gate_lo + sizeof gate;
+  bool blocked_outside = false, ran_beside = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!blocked_outside && !ran_beside && std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> lk(gate.mu);
+      ran_beside = gate.inside > 1;
+    }
+    long nr = -1;
+    unsigned long uaddr = 0;
+    if (FILE* f = std::fopen(sys.c_str(), "r")) {
+      if (std::fscanf(f, "%ld %lx", &nr, &uaddr) != 2) nr = -1;
+      std::fclose(f);
+    }
+    blocked_outside = !ran_beside && nr == SYS_futex && (uaddr < gate_lo || uaddr >= gate_hi);
+    std::this_thread::yield();
+  }
+  {
+    std::lock_guard<std::mutex> lk(gate.mu);
+    gate.released = true;
+    gate.cv.notify_all();
+  }
+  a.join();
+  b.join();
+  EXPECT_FALSE(ran_beside) << "a second move ran inside the mover while another was there";
+  EXPECT_TRUE(blocked_outside || ran_beside) << "the second move was never seen waiting";
+  EXPECT_EQ(gate.max_inside, 1);
+  g.set_huge_probe_for_testing(nullptr, nullptr);
+  EXPECT_EQ(oa[0], MoveOutcome::moved);
+  EXPECT_EQ(ob[0], MoveOutcome::moved);
+  for (std::uint64_t i = 0; i < kBlock / 4096; ++i) ASSERT_EQ(at[i * 4096], static_cast<unsigned char>(i + 1)) << i;
+}
+
+// ---- layout: parts split at 2 MiB guest-physical boundaries (audit s16 #10b) ----
+
+// A vnode that starts mid-granule, over two nodes: its split point is a
+// 2 MiB boundary of guest-physical space (a hugetlb region there starts at
+// one, so its huge pages are never split). Before: 2 MiB counted from the
+// vnode's start (gpa 0x201000 here).
+TEST_F(GuestRamInput, VnodePartsSplitAtGuestPhysicalHugePageBoundaries) {
+  auto two = parse_numactl_text(
+      "available: 2 nodes (0-1)\nnode 0 cpus: 0 1\nnode 0 size: 1024 MB\nnode 0 free: 512 MB\n"
+      "node 1 cpus: 2 3\nnode 1 size: 1024 MB\nnode 1 free: 512 MB\nnode distances:\nnode   0   1 \n"
+      "  0:  10  21 \n  1:  21  10 \n");
+  ASSERT_TRUE(two.has_value());
+  constexpr std::uint64_t kMiB = 1u << 20;
+  unsigned char* big = map_aligned(8 * kMiB);
+  ASSERT_NE(big, nullptr);
+  const GuestRamRegion rs[] = {{big, 8 * kMiB, 0, RamBacking::anonymous, false}};
+  NodeMask both;
+  both.set(0);
+  both.set(1);
+  for (const std::uint64_t start : {std::uint64_t{4096}, std::uint64_t{1 * kMiB}, std::uint64_t{2 * kMiB - 4096}}) {
+    for (const std::uint64_t bytes : {4 * kMiB, 4 * kMiB + 8192, 5 * kMiB + 4096}) {
+      SCOPED_TRACE(testing::Message() << "vnode at " << start << ", " << bytes << " bytes");
+      const VnodeRam vs[] = {{0, start, bytes, both}};
+      GuestRamOptions o;
+      o.bind = false;  // the nodes are another machine's
+      o.populate = false;
+      auto r = GuestRam::create(*two, rs, vs, o);
+      ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+      const std::vector<GuestRange> l = (*r)->layout();
+      ASSERT_EQ(l.size(), 2u);
+      EXPECT_EQ(l[0].first, start >> 12);
+      EXPECT_EQ(l[0].first + l[0].pages, l[1].first);
+      EXPECT_EQ(l[1].first + l[1].pages, (start + bytes) >> 12);
+      EXPECT_EQ(l[1].first % 512, 0u) << "split inside a 2 MiB granule of guest-physical space";
+      EXPECT_LE(l[0].pages > l[1].pages ? l[0].pages - l[1].pages : l[1].pages - l[0].pages, 2u * 512)
+          << "parts far from even";
+    }
+  }
+}
+
+// ---- /proc unreadable (audit s16, minor) ----
+
+// Where /proc/self/maps cannot be read (a jail without /proc), nothing can
+// be checked: create() refuses (unsupported, saying how to vouch) rather
+// than take a private mapping declared memfd, whose data the windows and
+// moves would drop; with trust_mappings it proceeds. In a forked child with
+// /proc hidden under an empty tmpfs (its own mount namespace).
+TEST_F(GuestRamInput, WithoutProcTheMappingsAreNotTakenOnTrust) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(60);
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("none", "/proc", "tmpfs", 0, nullptr) != 0)
+      ::_exit(77);  // cannot hide /proc here
+    if (::access("/proc/self/maps", R_OK) == 0) ::_exit(78);
+    static_cast<unsigned char*>(anon)[0] = 0x42;
+    const GuestRamRegion rs[] = {{anon, kBytes, 0, RamBacking::memfd, true}};  // private, declared memfd
+    GuestRamOptions o;
+    o.move_helper = false;
+    auto refused = GuestRam::create(topo, rs, {}, o);
+    if (refused || refused.error().code != Errc::unsupported) ::_exit(1);
+    if (std::string(refused.error().message.c_str()).find("trust_mappings") == std::string::npos) ::_exit(2);
+    if (static_cast<unsigned char*>(anon)[0] != 0x42) ::_exit(3);
+    o.trust_mappings = true;
+    const GuestRamRegion ok[] = {{shm, kBytes, 0, RamBacking::memfd, true}};
+    if (!GuestRam::create(topo, ok, {}, o)) ::_exit(4);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot make a mount namespace here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: accepted or not unsupported; 2: the message does not say how to vouch; "
+                                       "3: data changed; 4: trust_mappings refused; 78: /proc still readable";
 }
 
 }  // namespace numaheap

@@ -2,6 +2,10 @@
 // allocator/platform/fault_injection.h). The checks that the real helper
 // passes in vmm_guest_ram_test.cc (GuestRamHelper.*) must catch each.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <vector>
 
 #include "allocator/platform/fault_injection.h"
 #include "unit/vmm_helper_checks.h"
@@ -41,6 +45,50 @@ TEST(vmm_helper_broken, TheRealHelperPassesTheSameChecks) {
   if (!r.set_up) GTEST_SKIP() << r.skip;
   EXPECT_EQ(r.moved, r.asked);
   EXPECT_EQ(r.present_here, static_cast<long>(r.pages));
+}
+
+// Not a broken step but a simulated failure: the helper answers that it
+// could not map a run (its MADV_POPULATE_READ failed). Its pages must then
+// move the old way, never be zapped here and moved through a helper that
+// does not map them (not present, left unmapped). (Before: the answer was
+// ignored and the move went through the helper.)
+TEST(vmm_helper_faults, AHelperThatCannotMapLeavesThePagesToTheOldWay) {
+  auto topo = load_topology_libnuma();
+  if (!topo) GTEST_SKIP() << "no libnuma topology";
+  constexpr std::uint64_t kPages = 64, kBytes = kPages * 4096;
+  const int fd = memfd_create("numaheap-cannot-map", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, kBytes), 0);
+  auto* shm = static_cast<unsigned char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  ASSERT_NE(shm, MAP_FAILED);
+  for (std::uint64_t i = 0; i < kPages; ++i) shm[i * 4096] = static_cast<unsigned char>(i + 3);
+  {
+    const GuestRamRegion rs[] = {{shm, kBytes, 0, RamBacking::memfd, true}};
+    auto r = GuestRam::create(*topo, rs, {});
+    ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+    const NodeId node = topo->memory_nodes().first();
+    std::vector<Gfn> gfns;
+    for (Gfn g = 0; g < kPages; g += 3) gfns.push_back(g);
+    std::vector<MoveOutcome> out(gfns.size());
+    {
+      fault::Scope failing(fault::helper_cannot_map);
+      ASSERT_TRUE((*r)->move(gfns, node, MoveGranularity::pages, out).has_value());
+    }
+    for (std::size_t i = 0; i < gfns.size(); ++i) EXPECT_EQ(out[i], MoveOutcome::moved) << "gfn " << gfns[i];
+    EXPECT_EQ((*r)->stats().moves_via_helper, 0u) << "moved through a helper that said it could not map them";
+    EXPECT_EQ((*r)->stats().moves_all, 1u) << "moved the old way (MPOL_MF_MOVE_ALL from the VMM's mapping)";
+    std::vector<void*> addrs(kPages);
+    std::vector<int> st(kPages);
+    for (std::uint64_t i = 0; i < kPages; ++i) addrs[i] = shm + i * 4096;
+    ASSERT_EQ(move_pages(0, kPages, addrs.data(), nullptr, st.data(), 0), 0);
+    for (std::uint64_t i = 0; i < kPages; ++i) EXPECT_GE(st[i], 0) << "gfn " << i << " left unmapped here";
+    // The helper is kept: the next move (it maps) goes through it.
+    ASSERT_TRUE((*r)->move(gfns, node, MoveGranularity::pages, out).has_value());
+    EXPECT_EQ((*r)->stats().moves_via_helper, 1u);
+  }
+  for (std::uint64_t i = 0; i < kPages; ++i) ASSERT_EQ(shm[i * 4096], static_cast<unsigned char>(i + 3)) << i;
+  munmap(shm, kBytes);
+  close(fd);
 }
 
 }  // namespace

@@ -48,6 +48,7 @@ int numaheap_vmm_ram_create(const numaheap_topology* t, const numaheap_ram_regio
       o.populate = options->no_populate == 0;
       o.populate_by_touch = options->populate_by_touch != 0;
       o.move_helper = options->no_move_helper == 0;
+      o.trust_mappings = options->trust_mappings != 0;
     }
     auto ram = numaheap::GuestRam::create(t->topo, rs, vs, o);
     if (!ram) return fail(ram.error(), err, err_len);

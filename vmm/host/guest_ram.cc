@@ -109,8 +109,10 @@ bool populate_write_supported() {
 // the VMM's mapping (one batched shootdown per run of pages), and
 // move_pages moves them through the helper's pid with MPOL_MF_MOVE_ALL,
 // which still moves the page out of every mapping: the data path is the
-// kernel's migration, the zapped pages are faulted back by their next
-// access (a minor fault, or the sampler's window).
+// kernel's migration. The zapped pages are then mapped back here at once
+// (no IPI: a new entry needs no shootdown), or, zapped as a sampler's
+// window, when the window closes: nothing stays reachable only through the
+// helper, which may be dropped at any time.
 
 }  // namespace
 
@@ -135,12 +137,15 @@ void GuestRam::start_helper() noexcept {
   if (p.pid > 0) helper_ = Helper{p.pid, p.sock};
 }
 
-// Maps region r's listed pages (local indexes) in the helper; false if it
-// is gone (then it is not used again).
-bool GuestRam::helper_map(std::size_t r, std::span<const Gfn> local) noexcept {
-  if (helper_.pid <= 0) return false;
+// Maps region r's listed pages (local indexes) in the helper. `gone`: it
+// no longer answers (then it is not used again); `refused`: it answers, but
+// could not map some run (its MADV_POPULATE_READ failed): these pages then
+// move the old way, from the VMM's mapping, where they still are.
+GuestRam::HelperMap GuestRam::helper_map(std::size_t r, std::span<const Gfn> local) noexcept {
+  if (helper_.pid <= 0) return HelperMap::gone;
   char* const host = static_cast<char*>(regions_[r].host);
   detail::HelperRun req[detail::kHelperRuns];
+  HelperMap result = HelperMap::mapped;
   for (std::size_t i = 0; i < local.size();) {
     std::size_t n = 0;
     for (; i < local.size() && n < detail::kHelperRuns; ++n) {
@@ -159,27 +164,28 @@ bool GuestRam::helper_map(std::size_t r, std::span<const Gfn> local) noexcept {
       }
     if (rd != 1) {
       helper_.pid = -helper_.pid;  // gone: moves go the old way from now on (the destructor still reaps it)
-      return false;
+      return HelperMap::gone;
     }
-    (void)ok;  // a page it could not map is reported by the move (not present)
+    if (ok != 1 || NUMAHEAP_FAULT(helper_cannot_map)) result = HelperMap::refused;
   }
-  return true;
+  return result;
 }
 
 // Zaps region r's listed pages in the VMM's mapping before they move
 // through the helper: as a window of the sampler when one runs (its
-// invariant: armed before zapped), else plainly (the next access is an
-// ordinary minor fault).
-void GuestRam::zap_for_move(std::size_t r, std::span<const Gfn> local, std::span<const Gfn> gfns) noexcept {
+// invariant: armed before zapped; true), else plainly (false: the caller
+// maps them back after the move).
+bool GuestRam::zap_for_move(std::size_t r, std::span<const Gfn> local, std::span<const Gfn> gfns) noexcept {
   {
     std::lock_guard<std::mutex> g(sampler_lock_);
-    if (sampler_ && detail::sampler_arm(*sampler_, gfns)) return;
+    if (sampler_ && detail::sampler_arm(*sampler_, gfns)) return true;
   }
   madvise_runs(r, local, MADV_DONTNEED);
+  return false;
 }
 
 // Maps region r's listed pages back into the VMM's mapping (they were zapped
-// for a move through the helper that did not happen). MADV_POPULATE_READ:
+// for a move through the helper). MADV_POPULATE_READ:
 // the data is the memfd's, nothing is written; a page it cannot map is
 // reported not present by the move that follows.
 void GuestRam::map_back(std::size_t r, std::span<const Gfn> local) noexcept {
@@ -274,8 +280,10 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
   // which is lossless on a shared mapping only (host_mappings.h).
   for (const GuestRamRegion& r : rs) {
     const detail::MappingProblem p = detail::check_guest_mapping(r.host, r.bytes, r.backing == RamBacking::memfd);
+    if (p == detail::MappingProblem::unknown && options.trust_mappings) continue;  // the VMM vouches for them
     if (p != detail::MappingProblem::none)
-      return make_error(Errc::invalid_argument, "guest RAM region ", GpaRange{r.guest_phys, r.guest_phys + r.bytes},
+      return make_error(p == detail::MappingProblem::unknown ? Errc::unsupported : Errc::invalid_argument,
+                        "guest RAM region ", GpaRange{r.guest_phys, r.guest_phys + r.bytes},
                         " (", ram_backing_name(r.backing), "): ", detail::mapping_problem_text(p));
   }
   std::unique_ptr<GuestRam> ram(new GuestRam());
@@ -314,19 +322,23 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
     taken.emplace_back(v.guest_phys, range.end);
   }
   // ---- layout: each vnode range split over its nodes ----
+  // Each split point is a 2 MiB boundary of guest-physical space (not of
+  // the vnode: a vnode that starts mid-granule and runs into a hugetlb
+  // region would be split inside a huge page, which mbind refuses).
+  // Hugetlb regions start at 2 MiB gpa boundaries (checked above), so a
+  // part never splits one of their pages.
   for (const VnodeRam& v : vnodes) {
     const std::uint64_t pages = v.bytes >> kFrameShift;
     const std::uint64_t k = v.nodes.count();
-    std::uint64_t share = (pages + k - 1) / k;
-    share = (share + kGranulePages - 1) / kGranulePages * kGranulePages;
+    const std::uint64_t share = (pages + k - 1) / k;
+    const Gfn end = (v.guest_phys + v.bytes) >> kFrameShift;
     Gfn at = v.guest_phys >> kFrameShift;
-    std::uint64_t left = pages;
     for (NodeId n : v.nodes) {
-      if (left == 0) break;
-      const std::uint64_t take = std::min(share, left);
-      ram->layout_.push_back(GuestRange{at, take, n, v.vnode});
-      at += take;
-      left -= take;
+      if (at == end) break;
+      Gfn to = std::min<Gfn>(end, at + share);
+      to = std::min<Gfn>(end, (to + kGranulePages - 1) / kGranulePages * kGranulePages);
+      ram->layout_.push_back(GuestRange{at, to - at, n, v.vnode});
+      at = to;
     }
   }
   if (vnodes.empty())
@@ -414,6 +426,7 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
 
 Status GuestRam::query(Gfn first, std::span<PageState> out) noexcept {
   if (first > page_count_ || out.size() > page_count_ - first) return Errc::invalid_argument;
+  std::lock_guard<std::mutex> lk(mover_mu_);
   for (std::size_t i = 0; i < out.size();) {
     const Gfn gfn = first + i;
     const int r = region_of_gfn(gfn);
@@ -449,6 +462,12 @@ Status GuestRam::query(Gfn first, std::span<PageState> out) noexcept {
 
 Result<MoveTotals> GuestRam::move(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
                                   std::span<MoveOutcome> out) noexcept {
+  std::lock_guard<std::mutex> lk(mover_mu_);
+  return move_locked(gfns, target, granularity, out);
+}
+
+Result<MoveTotals> GuestRam::move_locked(std::span<const Gfn> gfns, NodeId target, MoveGranularity granularity,
+                                         std::span<MoveOutcome> out) noexcept {
   if (out.size() != gfns.size()) return Errc::invalid_argument;
   if (!topo_->memory_nodes().test(target)) return Errc::invalid_node;
   // Before anything is zapped: may this process still move pages through
@@ -493,12 +512,13 @@ void GuestRam::pause_for_move(std::span<const Gfn> gfns) noexcept {
 }
 
 void GuestRam::move_each(std::span<MoveRequest> requests) noexcept {
+  std::lock_guard<std::mutex> lk(mover_mu_);
   // Through the helper (its socket takes one request at a time), or one
-  // request: one move() each.
+  // request: one move each.
   bool helper = false;
   for (std::size_t r = 0; r < regions_.size(); ++r) helper |= via_helper(r);
   if (helper || requests.size() < 2) {
-    Mover::move_each(requests);
+    for (MoveRequest& q : requests) q.result = move_locked(q.gfns, q.target, q.granularity, q.out);
     return;
   }
   // Huge blocks of whole_blocks requests are gathered, up to kGather, and
@@ -620,9 +640,11 @@ void GuestRam::move_run(std::span<const Gfn> gfns, NodeId target, MoveGranularit
       } else {
         // The helper maps the pages before the VMM's mapping loses them: if
         // it is gone, nothing was zapped and the next move (the old way)
-        // finds every page present.
-        if (helper_map(r, listed)) {
-          zap_for_move(r, listed, std::span<const Gfn>(global, n));
+        // finds every page present; if it could not map them, they move
+        // the old way now.
+        const HelperMap mapped = helper_map(r, listed);
+        if (mapped == HelperMap::mapped) {
+          const bool windowed = zap_for_move(r, listed, std::span<const Gfn>(global, n));
           moved = movers_[r].move_through(helper_.pid, listed, target, granularity, std::span<MoveOutcome>(local_out, n));
           if (!moved && moved.error() == Errc::unsupported) {
             // Not permitted (or gone) after the probe, with the pages zapped
@@ -639,9 +661,18 @@ void GuestRam::move_run(std::span<const Gfn> gfns, NodeId target, MoveGranularit
               map_back(r, listed);
               moved = movers_[r].move(listed, target, granularity, std::span<MoveOutcome>(local_out, n));
             }
-          } else if (moved) {
-            helper_moves_.fetch_add(1, std::memory_order_relaxed);
+          } else {
+            // Pages zapped without a window are mapped back at once, moved
+            // or not: no IPI (a new page-table entry needs no shootdown),
+            // and nothing is left reachable only through the helper, which
+            // can be dropped at any time (it dies, a later refusal): a page
+            // unmapped here is invisible to move_pages from this process.
+            // (Windowed pages are mapped back by the window's close.)
+            if (!windowed) map_back(r, listed);
+            if (moved) helper_moves_.fetch_add(1, std::memory_order_relaxed);
           }
+        } else if (mapped == HelperMap::refused) {
+          moved = movers_[r].move(listed, target, granularity, std::span<MoveOutcome>(local_out, n));
         } else {
           for (std::size_t i = 0; i < n; ++i) local_out[i] = MoveOutcome::busy;  // tried again without it
         }

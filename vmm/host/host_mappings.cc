@@ -36,7 +36,7 @@ bool parse(const char* line, MapsLine& out) noexcept {
 
 MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool need_shared) noexcept {
   const int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return MappingProblem::none;  // no /proc: nothing to check against
+  if (fd < 0) return MappingProblem::unknown;  // no /proc (a jail without it): nothing to check against
   const auto lo = reinterpret_cast<std::uintptr_t>(addr);
   const std::uint64_t hi = lo + bytes;
   std::uint64_t covered = lo;  // [lo, covered) seen mapped and fine
@@ -89,6 +89,9 @@ MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool n
 const char* mapping_problem_text(MappingProblem p) noexcept {
   switch (p) {
     case MappingProblem::none: return "fine";
+    case MappingProblem::unknown:
+      return "/proc/self/maps cannot be read, so the mapping cannot be checked (set trust_mappings if it is "
+             "read-write and, for memfd, MAP_SHARED)";
     case MappingProblem::unmapped: return "not all of it is mapped";
     case MappingProblem::not_read_write: return "not mapped for read and write";
     case MappingProblem::not_shared:

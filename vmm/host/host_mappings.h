@@ -19,11 +19,12 @@ enum class MappingProblem : std::uint8_t {
   unmapped,        // part of the range is not mapped
   not_read_write,  // a mapping of it is not readable and writable
   not_shared,      // a mapping of it is private (MAP_PRIVATE), where shared is needed
+  unknown,         // /proc/self/maps cannot be read: nothing could be checked
 };
 
 // Checks [addr, addr + bytes): all mapped, readable and writable, and with
 // need_shared every mapping MAP_SHARED ('s' in /proc/self/maps). Where
-// /proc/self/maps cannot be read, nothing can be checked: none.
+// /proc/self/maps cannot be read, nothing can be checked: unknown.
 MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool need_shared) noexcept;
 
 const char* mapping_problem_text(MappingProblem p) noexcept;
