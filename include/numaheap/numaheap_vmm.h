@@ -80,8 +80,9 @@ uint64_t numaheap_vmm_ram_pages(const numaheap_vmm_ram* r);
 /* Host address of guest frame gfn, NULL in a hole or past the last frame. */
 void* numaheap_vmm_ram_host_address(const numaheap_vmm_ram* r, uint64_t gfn);
 int numaheap_vmm_ram_gfn_of(const numaheap_vmm_ram* r, const void* host, uint64_t* gfn);
-/* query, move and move_each: one at a time per handle, and not while r is
- * registered with a migrator that steps (it makes the same calls). */
+/* query, move and move_each take the handle's lock: callable from any
+ * thread, also while r is registered with a migrator that steps (it makes
+ * the same calls); one waits for the other. */
 /* Where pages are, by the kernel's move_pages query (holes: not present).
  * [first_gfn, first_gfn + count) past the last frame: INVALID_ARGUMENT and
  * nothing written. */
