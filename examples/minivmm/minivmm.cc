@@ -811,6 +811,15 @@ int main(int argc, char** argv) {
       out["numaheap"]["sampler_errors"] = ss.errors;
     }
     out["numaheap"]["sampler_error"] = sampler_error;
+    {
+      const GuestRamStats rs = (**ram).stats();
+      out["numaheap"]["ram"] = {{"moves", rs.moves},
+                                {"moves_all", rs.moves_all},
+                                {"moves_via_helper", rs.moves_via_helper},
+                                {"moves_grouped", rs.moves_grouped},
+                                {"helper_refusals", rs.helper_refusals},
+                                {"helper_last_errno", rs.helper_last_errno}};
+    }
     auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
     out["after_move"] = {{"first_moved_vcpu_sample_s", opt(first_sample_after_move)},
                          {"first_follow_s", opt(first_follow_after_move)}};

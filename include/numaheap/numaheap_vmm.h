@@ -63,6 +63,8 @@ typedef struct numaheap_vmm_ram_stats {
   uint64_t pages, populated_madvise, populated_touch, moves, pages_moved, moves_all;
   uint64_t moves_via_helper; /* shared memfd RAM moved through the move helper process */
   uint64_t moves_grouped;    /* move_each calls whose huge blocks moved together */
+  uint64_t helper_refusals;  /* moves the helper could not map for: went from the VMM's mapping */
+  uint32_t helper_last_errno; /* errno of the last such refusal (0: none) */
 } numaheap_vmm_ram_stats;
 
 /* The topology and the mappings must outlive the handle. options may be

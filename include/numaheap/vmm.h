@@ -162,6 +162,11 @@ struct GuestRamStats {
   std::uint64_t moves = 0, pages_moved = 0, moves_all = 0;  // moves_all: MPOL_MF_MOVE_ALL calls
   std::uint64_t moves_via_helper = 0;  // region moves made through the move helper (shared memfd RAM)
   std::uint64_t moves_grouped = 0;     // move_each() calls whose blocks moved together
+  // Region moves the helper could not map for (its MADV_POPULATE_READ
+  // failed): they went the old way, from the VMM's mapping; the errno of
+  // the last such answer (0: none).
+  std::uint64_t helper_refusals = 0;
+  std::uint32_t helper_last_errno = 0;
 };
 
 class UffdSampler;
@@ -265,6 +270,8 @@ class GuestRam final : public Mover {
   Helper helper_;  // guarded by mover_mu_ (read unlocked only by the destructor)
   std::atomic<std::uint64_t> grouped_moves_{0};
   std::atomic<std::uint64_t> helper_moves_{0};
+  std::atomic<std::uint64_t> helper_refusals_{0};
+  std::atomic<std::uint32_t> helper_last_errno_{0};
 
   const Topology* topo_ = nullptr;
   std::vector<GuestRamRegion> regions_;  // sorted by guest_phys; immutable after create

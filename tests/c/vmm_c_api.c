@@ -92,6 +92,11 @@ int main(void) {
   CHECK(numaheap_vmm_ram_move(r, gfns, 3, 0, out, &moved) == NUMAHEAP_OK);
   CHECK(out[0] == NUMAHEAP_MOVED && out[1] == NUMAHEAP_MOVED && out[2] == NUMAHEAP_MOVE_NOT_PRESENT);
   CHECK(numaheap_vmm_ram_move(r, gfns, 3, 1000, out, &moved) == NUMAHEAP_E_INVALID_NODE);
+  numaheap_vmm_ram_stats rst;
+  memset(&rst, 0xee, sizeof rst);
+  CHECK(numaheap_vmm_ram_get_stats(r, &rst) == NUMAHEAP_OK);
+  CHECK(rst.pages == 2 * kPages && rst.moves == 1 && rst.helper_refusals == 0 && rst.helper_last_errno == 0);
+  CHECK(numaheap_vmm_ram_get_stats(r, NULL) == NUMAHEAP_E_INVALID_ARGUMENT);
 
   numaheap_migrator* m = NULL;
   CHECK(numaheap_migrator_create(t, NULL, &m) == NUMAHEAP_OK);

@@ -209,6 +209,8 @@ TEST_F(GuestRamTest, MovesWithPerPageOutcomesAndMoveAllForSharedMemfd) {
   EXPECT_EQ(moved->frames_moved, 0u) << "already on the node";
   EXPECT_EQ(g.stats().moves_all, 1u) << "the shared memfd region moves with MPOL_MF_MOVE_ALL";
   EXPECT_EQ(g.stats().moves_via_helper, 1u) << "through the helper process (no TLB shootdown of the VMM's threads)";
+  EXPECT_EQ(g.stats().helper_refusals, 0u);
+  EXPECT_EQ(g.stats().helper_last_errno, 0u);
   // Moved through the helper, then mapped back in the VMM's mapping: none
   // is left reachable only through the helper (which may be dropped later).
   EXPECT_EQ(present_pages(shm), static_cast<long>(kPages));

@@ -5,6 +5,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <vector>
 
 #include "allocator/platform/fault_injection.h"
@@ -77,6 +79,8 @@ TEST(vmm_helper_faults, AHelperThatCannotMapLeavesThePagesToTheOldWay) {
     for (std::size_t i = 0; i < gfns.size(); ++i) EXPECT_EQ(out[i], MoveOutcome::moved) << "gfn " << gfns[i];
     EXPECT_EQ((*r)->stats().moves_via_helper, 0u) << "moved through a helper that said it could not map them";
     EXPECT_EQ((*r)->stats().moves_all, 1u) << "moved the old way (MPOL_MF_MOVE_ALL from the VMM's mapping)";
+    EXPECT_EQ((*r)->stats().helper_refusals, 1u);
+    EXPECT_EQ((*r)->stats().helper_last_errno, static_cast<std::uint32_t>(ENOMEM));
     std::vector<void*> addrs(kPages);
     std::vector<int> st(kPages);
     for (std::uint64_t i = 0; i < kPages; ++i) addrs[i] = shm + i * 4096;

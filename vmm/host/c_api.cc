@@ -149,8 +149,8 @@ size_t numaheap_vmm_ram_layout(const numaheap_vmm_ram* r, numaheap_ram_part* out
 int numaheap_vmm_ram_get_stats(const numaheap_vmm_ram* r, numaheap_vmm_ram_stats* out) {
   if (!r || !out) return NUMAHEAP_E_INVALID_ARGUMENT;
   const numaheap::GuestRamStats s = r->ram->stats();
-  *out = {s.pages, s.populated_madvise, s.populated_touch, s.moves, s.pages_moved, s.moves_all, s.moves_via_helper,
-          s.moves_grouped};
+  *out = {s.pages,          s.populated_madvise, s.populated_touch, s.moves,           s.pages_moved,
+          s.moves_all,      s.moves_via_helper,  s.moves_grouped,   s.helper_refusals, s.helper_last_errno};
   return NUMAHEAP_OK;
 }
 

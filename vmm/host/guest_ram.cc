@@ -154,19 +154,26 @@ GuestRam::HelperMap GuestRam::helper_map(std::size_t r, std::span<const Gfn> loc
       req[n] = detail::HelperRun{reinterpret_cast<std::uintptr_t>(host + (local[i] << kFrameShift)), (j - i) << kFrameShift};
       i = j;
     }
-    char ok = 0;
+    unsigned char answer = 0;
     ssize_t w;
     while ((w = ::send(helper_.sock, req, n * sizeof req[0], MSG_NOSIGNAL)) < 0 && errno == EINTR) {
     }
     ssize_t rd = -1;
     if (w == static_cast<ssize_t>(n * sizeof req[0]))
-      while ((rd = ::recv(helper_.sock, &ok, 1, 0)) < 0 && errno == EINTR) {
+      while ((rd = ::recv(helper_.sock, &answer, 1, 0)) < 0 && errno == EINTR) {
       }
     if (rd != 1) {
       helper_.pid = -helper_.pid;  // gone: moves go the old way from now on (the destructor still reaps it)
       return HelperMap::gone;
     }
-    if (ok != 1 || NUMAHEAP_FAULT(helper_cannot_map)) result = HelperMap::refused;
+    if (NUMAHEAP_FAULT(helper_cannot_map)) answer = ENOMEM;
+    if (answer != 0) {
+      if (result == HelperMap::mapped) {
+        helper_refusals_.fetch_add(1, std::memory_order_relaxed);
+        helper_last_errno_.store(answer, std::memory_order_relaxed);
+      }
+      result = HelperMap::refused;
+    }
   }
   return result;
 }
@@ -763,6 +770,8 @@ GuestRamStats GuestRam::stats() const noexcept {
   s.moves_all = moves_all_.load(std::memory_order_relaxed);
   s.moves_via_helper = helper_moves_.load(std::memory_order_relaxed);
   s.moves_grouped = grouped_moves_.load(std::memory_order_relaxed);
+  s.helper_refusals = helper_refusals_.load(std::memory_order_relaxed);
+  s.helper_last_errno = helper_last_errno_.load(std::memory_order_relaxed);
   return s;
 }
 

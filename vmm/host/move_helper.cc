@@ -185,11 +185,12 @@ inline const void* thread_pointer() {
     const long n = raw(SYS_recvfrom, sock, reinterpret_cast<long>(req), sizeof req, 0, 0, 0);
     if (n == -EINTR) continue;
     if (n <= 0) (void)raw(SYS_exit_group, 0);
-    char ok = 1;
-    for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof req[0]; ++i)
-      if (raw(SYS_madvise, static_cast<long>(req[i].addr), static_cast<long>(req[i].len), MADV_POPULATE_READ) != 0)
-        ok = 0;
-    while (raw(SYS_sendto, sock, reinterpret_cast<long>(&ok), 1, MSG_NOSIGNAL, 0, 0) == -EINTR) {
+    unsigned char answer = 0;  // 0: every run mapped; else the first refusal's errno (kHelperAnswerMax at most)
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof req[0]; ++i) {
+      const long rc = raw(SYS_madvise, static_cast<long>(req[i].addr), static_cast<long>(req[i].len), MADV_POPULATE_READ);
+      if (rc != 0 && answer == 0) answer = static_cast<unsigned char>(-rc > 0 && -rc < kHelperAnswerMax ? -rc : kHelperAnswerMax);
+    }
+    while (raw(SYS_sendto, sock, reinterpret_cast<long>(&answer), 1, MSG_NOSIGNAL, 0, 0) == -EINTR) {
     }
   }
 }

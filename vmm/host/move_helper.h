@@ -33,6 +33,10 @@ struct HelperRun {
 };
 // Runs per request: one datagram of the SOCK_SEQPACKET pair.
 constexpr std::size_t kHelperRuns = 128;
+// The answer to a request, one byte: 0 when every run was mapped, else the
+// errno of the first run the helper could not map (kHelperAnswerMax for
+// any larger one).
+constexpr unsigned char kHelperAnswerMax = 255;
 
 // A range of the VMM's address space.
 struct HostRange {
