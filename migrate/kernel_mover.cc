@@ -36,6 +36,13 @@ long sys_move_pages(int pid, unsigned long count, void** pages, const int* nodes
   return ::move_pages(pid, count, pages, nodes, status, flags);
 }
 
+// A moving call refused with this errno moved nothing: Linux checks the
+// flags' privilege (CAP_SYS_NICE for MPOL_MF_MOVE_ALL) and the access to
+// the process before it looks at any page, and seccomp refuses the call
+// before it starts. Any other error may come after part of the batch
+// moved (a missing node or a failed migration stops it midway).
+bool refused_untouched(int err) { return err == EPERM || err == ESRCH || err == ENOSYS; }
+
 // Where `count` pages are now (nodes = NULL), after a moving call that may
 // have moved some: their outcomes and frame counts depend on the answer,
 // so a refused query is asked once more before they count as unknown.
@@ -300,11 +307,20 @@ Status KernelMover::move_blocks(int pid, std::span<const BlockMove> blocks) noex
         first_nodes[nf++] = static_cast<int>(m.target);
       }
     }
-    if (nf && sys_move_pages(pid, nf, firsts, first_nodes, first_status, flags) < 0) failed = errc_of_call(errno);
+    bool untouched = false;  // the group's moving call was refused before any page
+    if (nf && sys_move_pages(pid, nf, firsts, first_nodes, first_status, flags) < 0) {
+      const int err = errno;
+      failed = errc_of_call(err);
+      untouched = refused_untouched(err);
+    }
     // Their pages are asked again below with the rest: first_status unused.
     for (std::size_t b = 0; b < count; ++b) {
       if (!any[b]) continue;
       const BlockMove& m = *group[b];
+      if (untouched) {  // nothing of the group moved: what was elsewhere still is
+        *m.out = MoveOutcome::busy;
+        continue;
+      }
       auto elsewhere = [&](int st) { return st >= 0 && static_cast<NodeId>(st) != m.target; };
       fill(m);
       // Where the block is after the group's call; unless a call failed,
@@ -327,9 +343,14 @@ Status KernelMover::move_blocks(int pid, std::span<const BlockMove> blocks) noex
             index[n++] = i;
           }
         for (std::size_t i = 0; i < n; ++i) rest_status[i] = -EBUSY;  // see move(): no status on a partial failure
-        if (n && sys_move_pages(pid, n, rest, nodes, rest_status, flags) < 0) failed = errc_of_call(errno);
+        bool rest_untouched = false;  // status still says where the block is
+        if (n && sys_move_pages(pid, n, rest, nodes, rest_status, flags) < 0) {
+          const int err = errno;
+          failed = errc_of_call(err);
+          rest_untouched = refused_untouched(err);
+        }
         // Where the block's pages are now: what changed node counts.
-        if (n && !where_now(pid, kBlockPages, addrs, status)) {
+        if (n && !rest_untouched && !where_now(pid, kBlockPages, addrs, status)) {
           if (failed == Errc::ok) failed = errc_of_call(errno);
           unknown = true;
           *m.out = MoveOutcome::busy;
@@ -493,7 +514,9 @@ Result<MoveTotals> KernelMover::move_through(int pid, std::span<const Gfn> gfns,
     // still hold pass 1's answers (another page's node, maybe the target).
     for (std::size_t i = 0; i < n; ++i) status[i] = -EBUSY;
     if (sys_move_pages(pid, n, addrs, nodes, status, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) < 0) {
-      failed = errc_of_call(errno);
+      const int err = errno;
+      failed = errc_of_call(err);
+      if (refused_untouched(err)) break;  // none of the chunk moved: pass 1's answers (busy) stand
       const bool known = where_now(pid, n, addrs, status);
       unknown |= !known;
       for (std::size_t i = 0; i < n; ++i) {

@@ -307,11 +307,11 @@ class KernelMover final : public Mover {
   // move_pages call per kBlockGroup of them (blocks of MPOL_MF_MOVE_ALL
   // movers in calls of their own) plus one per block the kernel split. A
   // refused call (unsupported, invalid_node, no_memory, ...) stops the
-  // moving; once a moving call has been made every block still gets its
-  // outcome and frames, asked of the kernel (busy: not tried, or where it
-  // is could not be asked), and no error. The error is returned only when
-  // no frame changed node: then outcomes may be partly written and mean
-  // nothing.
+  // moving, not the accounting: every block gets its outcome and frames
+  // from where the kernel says its pages are (busy: not tried, turned
+  // away, or where it is could not be asked). The call's error is
+  // returned instead only when no frame changed node and none could have
+  // unseen; outcomes are then partly written and mean nothing.
   static Status move_blocks(int pid, std::span<const BlockMove> blocks) noexcept;
   std::uint64_t page_count() const noexcept override { return pages_; }
   Status query(Gfn first, std::span<PageState> out) noexcept override;

@@ -165,19 +165,27 @@ struct BlockCase {
   bool split_second;  // the kernel moves block 1's first page alone
   bool whole_error;   // nothing moved: the call's error
   MoveOutcome want0, want1;
+  int err;            // the refused calls' errno
 };
 
 TEST(kernel_mover_partial_broken, ALateRefusalInABlockMoveKeepsWhatMoved) {
   constexpr MoveOutcome moved = MoveOutcome::moved, busy = MoveOutcome::busy;
   const BlockCase cases[] = {
-      {"the group's moving call refused after block 0 moved", 3, 3, 1, false, false, moved, busy},
-      {"the group's moving call refused before anything moved", 3, 3, 0, false, true, busy, busy},
-      {"block 0's query after the move refused once", 4, 4, 0, false, false, moved, moved},
-      {"block 1's query after the move refused once", 5, 5, 0, false, false, moved, moved},
-      {"block 1 split: its rest refused", 6, 6, 0, true, false, moved, busy},
-      {"block 1 split: its rest refused after 100 pages", 6, 6, 100, true, false, moved, busy},
-      {"block 1 split: the query after its rest refused once", 7, 7, 0, true, false, moved, moved},
-      {"block 1 split: every call from its rest on refused", 6, 1000, 0, true, false, moved, busy},
+      {"the group's moving call refused after block 0 moved", 3, 3, 1, false, false, moved, busy, ENOMEM},
+      {"the group's moving call refused before anything moved", 3, 3, 0, false, true, busy, busy, ENOMEM},
+      {"block 0's query after the move refused once", 4, 4, 0, false, false, moved, moved, ENOMEM},
+      {"block 1's query after the move refused once", 5, 5, 0, false, false, moved, moved, ENOMEM},
+      {"block 1 split: its rest refused", 6, 6, 0, true, false, moved, busy, ENOMEM},
+      {"block 1 split: its rest refused after 100 pages", 6, 6, 100, true, false, moved, busy, ENOMEM},
+      {"block 1 split: the query after its rest refused once", 7, 7, 0, true, false, moved, moved, ENOMEM},
+      {"block 1 split: every call from its rest on refused", 6, 1000, 0, true, false, moved, busy, ENOMEM},
+      // EPERM (a seccomp filter, a dropped capability): the kernel turned
+      // the call away before any page, and asking where the pages are is
+      // refused too. Nothing moved: the call's error, as GuestRam's helper
+      // fallback expects; after block 0 moved, block 1's rest is known
+      // unmoved (513 frames, exact).
+      {"every call from the group's moving call on refused (EPERM)", 3, 1000, 0, false, true, busy, busy, EPERM},
+      {"block 1 split: every call from its rest on refused (EPERM)", 6, 1000, 0, true, false, moved, busy, EPERM},
   };
   for (const BlockCase& c : cases) {
     SCOPED_TRACE(c.what);
@@ -187,12 +195,16 @@ TEST(kernel_mover_partial_broken, ALateRefusalInABlockMoveKeepsWhatMoved) {
     rig.k.fail_until = c.fail_until;
     rig.k.fail_after = c.fail_after;
     rig.k.split[1] = c.split_second;
+    rig.k.fail_errno = c.err;
     const Gfn g[2] = {7, kBlock + 9};
     MoveOutcome out[2] = {MoveOutcome::pinned, MoveOutcome::pinned};
     auto r = rig.km->move(g, 0, MoveGranularity::whole_blocks, out);
     const std::uint64_t there = rig.on_target(0, 2 * kBlock);
     if (c.whole_error) {
       EXPECT_FALSE(r.has_value());
+      if (!r) {
+        EXPECT_EQ(r.error(), c.err == EPERM ? Errc::unsupported : Errc::no_memory);
+      }
       EXPECT_EQ(there, 0u);
       continue;
     }
@@ -203,7 +215,7 @@ TEST(kernel_mover_partial_broken, ALateRefusalInABlockMoveKeepsWhatMoved) {
     EXPECT_GT(there, 0u);
     // Every call refused from block 1's rest on: its first page moved but
     // where it is could not be asked, so it is not counted (busy).
-    const std::uint64_t unseen = c.fail_until == 1000 ? 1 : 0;
+    const std::uint64_t unseen = c.fail_until == 1000 && c.err != EPERM ? 1 : 0;
     EXPECT_EQ(r->frames_moved + unseen, there);
     EXPECT_EQ(out[0], c.want0) << name(out[0]);
     EXPECT_EQ(out[1], c.want1) << name(out[1]);
@@ -244,22 +256,27 @@ struct PageCase {
   int fail_at;
   std::size_t fail_after;
   std::uint64_t want_moved;  // 0: nothing moved, the call's error
+  int err;                   // the refused calls' errno, from fail_at on (EPERM: every later call too)
 };
 
 TEST(kernel_mover_partial_broken, ALateRefusalInAPageMoveKeepsWhatMoved) {
   constexpr std::uint64_t kPages = 300;
   const PageCase cases[] = {
-      {"a query before anything moved refused", 2, 0, 0},
-      {"the first chunk's move refused at once", 3, 0, 0},
-      {"the first chunk's move refused after 50 pages", 3, 50, 50},
-      {"the second chunk's move refused at once", 4, 0, 256},
-      {"the second chunk's move refused after 10 pages", 4, 10, 266},
+      {"a query before anything moved refused", 2, 0, 0, ENOMEM},
+      {"the first chunk's move refused at once", 3, 0, 0, ENOMEM},
+      {"the first chunk's move refused after 50 pages", 3, 50, 50, ENOMEM},
+      {"the second chunk's move refused at once", 4, 0, 256, ENOMEM},
+      {"the second chunk's move refused after 10 pages", 4, 10, 266, ENOMEM},
+      {"every call from the first chunk's move on refused (EPERM)", 3, 0, 0, EPERM},
+      {"every call from the second chunk's move on refused (EPERM)", 4, 0, 256, EPERM},
   };
   for (const PageCase& c : cases) {
     SCOPED_TRACE(c.what);
     Rig rig(kPages, false);
     ASSERT_TRUE(rig.ok());
     rig.k.fail_at = rig.k.fail_until = c.fail_at;
+    if (c.err == EPERM) rig.k.fail_until = 1000;
+    rig.k.fail_errno = c.err;
     rig.k.fail_after = c.fail_after;
     std::vector<Gfn> g(kPages);
     for (std::uint64_t p = 0; p < kPages; ++p) g[p] = p;
@@ -269,6 +286,9 @@ TEST(kernel_mover_partial_broken, ALateRefusalInAPageMoveKeepsWhatMoved) {
     EXPECT_EQ(there, c.want_moved);
     if (c.want_moved == 0) {
       EXPECT_FALSE(r.has_value());
+      if (!r) {
+        EXPECT_EQ(r.error(), c.err == EPERM ? Errc::unsupported : Errc::no_memory);
+      }
       continue;
     }
     if (!r) {
