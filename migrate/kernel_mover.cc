@@ -17,6 +17,7 @@
 #include "numaheap/guest_memory.h"
 #include "numaheap/mover.h"
 
+#include "allocator/platform/fault_injection.h"
 #include "migrate/host/node_meminfo.h"
 
 namespace numaheap {
@@ -24,6 +25,32 @@ namespace numaheap {
 namespace {
 
 constexpr std::size_t kChunk = 256;
+
+// Every move_pages(2) call of the mover. In the fault-injection build
+// (tests only) a test may stand in for the kernel (fault::move_pages_hook).
+long sys_move_pages(int pid, unsigned long count, void** pages, const int* nodes, int* status, int flags) {
+#if defined(NUMAHEAP_FAULT_INJECTION) && NUMAHEAP_FAULT_INJECTION
+  if (const fault::MovePagesFn f = fault::move_pages_hook.load(std::memory_order_acquire))
+    return f(pid, count, pages, nodes, status, flags);
+#endif
+  return ::move_pages(pid, count, pages, nodes, status, flags);
+}
+
+// A moving call refused with this errno moved nothing: Linux checks the
+// flags' privilege (CAP_SYS_NICE for MPOL_MF_MOVE_ALL) and the access to
+// the process before it looks at any page, and seccomp refuses the call
+// before it starts. Any other error may come after part of the batch
+// moved (a missing node or a failed migration stops it midway).
+bool refused_untouched(int err) { return err == EPERM || err == ESRCH || err == ENOSYS; }
+
+// Where `count` pages are now (nodes = NULL), after a moving call that may
+// have moved some: their outcomes and frame counts depend on the answer,
+// so a refused query is asked once more before they count as unknown.
+bool where_now(int pid, std::size_t count, void** pages, int* status) {
+  for (int attempt = 0; attempt < 2; ++attempt)
+    if (sys_move_pages(pid, count, pages, nullptr, status, 0) == 0) return true;
+  return false;
+}
 
 MoveOutcome outcome_of_status(int status, NodeId target) {
   if (status >= 0)
@@ -193,7 +220,7 @@ Status KernelMover::query_through(int pid, Gfn first, std::span<PageState> out) 
   std::uint8_t order[kChunk];
   std::size_t n = 0;
   auto ask = [&]() -> Status {
-    if (n && ::move_pages(pid, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+    if (n && sys_move_pages(pid, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
     for (std::size_t k = 0; k < n; ++k) {
       const PageState p =
           status[k] >= 0 ? PageState{static_cast<NodeId>(status[k]), P2mFlags::present, order[k]} : PageState{};
@@ -232,13 +259,27 @@ Status KernelMover::move_blocks(int pid, std::span<const BlockMove> blocks) noex
   auto fill = [&](const BlockMove& m) {
     for (std::uint64_t i = 0; i < kBlockPages; ++i) addrs[i] = m.mover->base_ + ((m.head + i) << kFrameShift);
   };
+  // Errors: once a moving call has been made, pages may have changed node
+  // even if it, or a later call, failed (the kernel moves what it gathered
+  // before it stops). So a failed call stops the moving but not the
+  // accounting: every block a moving call may have touched is asked where
+  // it is, its frames on target count and its outcome says what is left
+  // (busy: try again). Blocks not tried are busy. Only when no frame
+  // changed node (and none may have, unseen) is the failure the call's.
+  Errc failed = Errc::ok;     // the first refused call's error
+  std::uint64_t changed = 0;  // frames seen to change node
+  bool unknown = false;       // a block that may have moved could not be asked where it is
   // A group's blocks share the call's flags: blocks of MPOL_MF_MOVE_ALL
   // movers (it needs CAP_SYS_NICE) go in groups of their own.
   const BlockMove* group[kBlockGroup];
   std::size_t in_group = 0;
-  auto move_group = [&](int flags) -> Status {
+  auto move_group = [&](int flags) {
     const std::size_t count = in_group;
     in_group = 0;
+    if (failed != Errc::ok) {  // a call failed in an earlier group: not tried
+      for (std::size_t b = 0; b < count; ++b) *group[b]->out = MoveOutcome::busy;
+      return;
+    }
     void* firsts[kBlockGroup];
     int first_nodes[kBlockGroup], first_status[kBlockGroup];
     std::size_t nf = 0;
@@ -247,7 +288,11 @@ Status KernelMover::move_blocks(int pid, std::span<const BlockMove> blocks) noex
       const BlockMove& m = *group[b];
       auto elsewhere = [&](int st) { return st >= 0 && static_cast<NodeId>(st) != m.target; };
       fill(m);
-      if (::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+      if (sys_move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) {
+        failed = errc_of_call(errno);  // nothing of this group moved yet
+        for (std::size_t k = 0; k < count; ++k) *group[k]->out = MoveOutcome::busy;
+        return;
+      }
       bool present = false;
       any[b] = false;
       for (std::uint64_t i = 0; i < kBlockPages; ++i) {
@@ -262,31 +307,61 @@ Status KernelMover::move_blocks(int pid, std::span<const BlockMove> blocks) noex
         first_nodes[nf++] = static_cast<int>(m.target);
       }
     }
-    if (nf && ::move_pages(pid, nf, firsts, first_nodes, first_status, flags) < 0) return errc_of_call(errno);
+    bool untouched = false;  // the group's moving call was refused before any page
+    if (nf && sys_move_pages(pid, nf, firsts, first_nodes, first_status, flags) < 0) {
+      const int err = errno;
+      failed = errc_of_call(err);
+      untouched = refused_untouched(err);
+    }
     // Their pages are asked again below with the rest: first_status unused.
     for (std::size_t b = 0; b < count; ++b) {
       if (!any[b]) continue;
       const BlockMove& m = *group[b];
+      if (untouched) {  // nothing of the group moved: what was elsewhere still is
+        *m.out = MoveOutcome::busy;
+        continue;
+      }
       auto elsewhere = [&](int st) { return st >= 0 && static_cast<NodeId>(st) != m.target; };
       fill(m);
-      if (::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+      // Where the block is after the group's call; unless a call failed,
+      // what is still elsewhere (a huge page the kernel split) moves now.
+      if (!where_now(pid, kBlockPages, addrs, status)) {
+        if (failed == Errc::ok) failed = errc_of_call(errno);
+        unknown = true;
+        *m.out = MoveOutcome::busy;
+        continue;
+      }
       std::size_t n = 0;
       std::uint64_t index[kBlockPages];
       void* rest[kBlockPages];
-      for (std::uint64_t i = 0; i < kBlockPages; ++i)
-        if (elsewhere(status[i])) {
-          rest[n] = addrs[i];
-          nodes[n] = static_cast<int>(m.target);
-          index[n++] = i;
-        }
       int rest_status[kBlockPages];
-      for (std::size_t i = 0; i < n; ++i) rest_status[i] = -EBUSY;  // see move(): no status on a partial failure
-      if (n && ::move_pages(pid, n, rest, nodes, rest_status, flags) < 0) return errc_of_call(errno);
-      // Where the block's pages are now: what changed node counts.
-      if (n && ::move_pages(pid, kBlockPages, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+      if (failed == Errc::ok) {
+        for (std::uint64_t i = 0; i < kBlockPages; ++i)
+          if (elsewhere(status[i])) {
+            rest[n] = addrs[i];
+            nodes[n] = static_cast<int>(m.target);
+            index[n++] = i;
+          }
+        for (std::size_t i = 0; i < n; ++i) rest_status[i] = -EBUSY;  // see move(): no status on a partial failure
+        bool rest_untouched = false;  // status still says where the block is
+        if (n && sys_move_pages(pid, n, rest, nodes, rest_status, flags) < 0) {
+          const int err = errno;
+          failed = errc_of_call(err);
+          rest_untouched = refused_untouched(err);
+        }
+        // Where the block's pages are now: what changed node counts.
+        if (n && !rest_untouched && !where_now(pid, kBlockPages, addrs, status)) {
+          if (failed == Errc::ok) failed = errc_of_call(errno);
+          unknown = true;
+          *m.out = MoveOutcome::busy;
+          continue;
+        }
+      }
       for (std::uint64_t i = 0; i < kBlockPages; ++i)
-        if ((was[b][i / 64] >> (i % 64) & 1) && status[i] >= 0 && static_cast<NodeId>(status[i]) == m.target)
+        if ((was[b][i / 64] >> (i % 64) & 1) && status[i] >= 0 && static_cast<NodeId>(status[i]) == m.target) {
           ++*m.frames;
+          ++changed;
+        }
       for (std::size_t i = 0; i < n; ++i) {
         const int now = status[index[i]];
         if (now < 0 || !elsewhere(now)) continue;  // gone meanwhile, or there after all
@@ -294,19 +369,23 @@ Status KernelMover::move_blocks(int pid, std::span<const BlockMove> blocks) noex
         *m.out = why == MoveOutcome::moved ? MoveOutcome::busy : why;  // "moved" yet elsewhere: busy
         break;
       }
+      if (n == 0)  // none tried again (a call failed): any page still elsewhere is busy
+        for (std::uint64_t i = 0; i < kBlockPages; ++i)
+          if (elsewhere(status[i])) {
+            *m.out = MoveOutcome::busy;
+            break;
+          }
     }
-    return {};
   };
   for (const bool all : {false, true}) {
     for (const BlockMove& m : blocks) {
       if (m.mover->move_all_ != all) continue;
       group[in_group++] = &m;
-      if (in_group == kBlockGroup)
-        if (Status ok = move_group(all ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE); !ok) return ok;
+      if (in_group == kBlockGroup) move_group(all ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE);
     }
-    if (in_group)
-      if (Status ok = move_group(all ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE); !ok) return ok;
+    if (in_group) move_group(all ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE);
   }
+  if (failed != Errc::ok && changed == 0 && !unknown) return failed;
   return {};
 }
 
@@ -316,7 +395,7 @@ Result<MoveTotals> KernelMover::move(std::span<const Gfn> gfns, NodeId target, M
 }
 
 Status KernelMover::may_move_through(int pid) const noexcept {
-  if (::move_pages(pid, 0, nullptr, nullptr, nullptr, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) != 0)
+  if (sys_move_pages(pid, 0, nullptr, nullptr, nullptr, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) != 0)
     return errc_of_call(errno);
   return {};
 }
@@ -404,7 +483,7 @@ Result<MoveTotals> KernelMover::move_through(int pid, std::span<const Gfn> gfns,
       index[n++] = at + i;
     }
     if (n == 0) continue;
-    if (::move_pages(pid, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
+    if (sys_move_pages(pid, n, addrs, nullptr, status, 0) != 0) return errc_of_call(errno);
     for (std::size_t i = 0; i < n; ++i) {
       out[index[i]] = status[i] < 0                                 ? MoveOutcome::not_present
                       : static_cast<NodeId>(status[i]) == target ? MoveOutcome::moved
@@ -413,8 +492,14 @@ Result<MoveTotals> KernelMover::move_through(int pid, std::span<const Gfn> gfns,
       refused += out[index[i]] == MoveOutcome::pinned;
     }
   }
-  // Pass 2: move what is elsewhere.
-  for (std::size_t at = 0; at < gfns.size(); at += kChunk) {
+  // Pass 2: move what is elsewhere. A refused moving call ends it: the
+  // kernel may have moved part of that chunk before it stopped, so the
+  // chunk is asked where its pages are now (what reached the target
+  // counts); later chunks keep pass 1's answers (busy: not tried). Only
+  // when no frame changed node is the failure the call's.
+  Errc failed = Errc::ok;
+  bool unknown = false;  // pages that may have moved could not be asked where they are
+  for (std::size_t at = 0; at < gfns.size() && failed == Errc::ok; at += kChunk) {
     const std::size_t len = std::min(kChunk, gfns.size() - at);
     std::size_t n = 0;
     for (std::size_t i = 0; i < len; ++i) {
@@ -428,7 +513,18 @@ Result<MoveTotals> KernelMover::move_through(int pid, std::span<const Gfn> gfns,
     // writes no status for the batch it tried: without this the array would
     // still hold pass 1's answers (another page's node, maybe the target).
     for (std::size_t i = 0; i < n; ++i) status[i] = -EBUSY;
-    if (::move_pages(pid, n, addrs, nodes, status, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) < 0) return errc_of_call(errno);
+    if (sys_move_pages(pid, n, addrs, nodes, status, move_all_ ? MPOL_MF_MOVE_ALL : MPOL_MF_MOVE) < 0) {
+      const int err = errno;
+      failed = errc_of_call(err);
+      if (refused_untouched(err)) break;  // none of the chunk moved: pass 1's answers (busy) stand
+      const bool known = where_now(pid, n, addrs, status);
+      unknown |= !known;
+      for (std::size_t i = 0; i < n; ++i) {
+        out[index[i]] = known ? outcome_of_status(status[i], target) : MoveOutcome::busy;
+        if (out[index[i]] == MoveOutcome::moved) ++totals.frames_moved;  // elsewhere before, on target now
+      }
+      break;
+    }
     for (std::size_t i = 0; i < n; ++i) out[index[i]] = outcome_of_status(status[i], target);
     // A page reported still elsewhere may have moved with its huge page
     // meanwhile: ask the kernel again where those are.
@@ -438,7 +534,7 @@ Result<MoveTotals> KernelMover::move_through(int pid, std::span<const Gfn> gfns,
         addrs[again] = addrs[i];
         nodes[again++] = static_cast<int>(index[i]);  // reused as the out index
       }
-    if (again && ::move_pages(pid, again, addrs, nullptr, status, 0) == 0)
+    if (again && sys_move_pages(pid, again, addrs, nullptr, status, 0) == 0)
       for (std::size_t i = 0; i < again; ++i)
         out[static_cast<std::size_t>(nodes[i])] = outcome_of_status(status[i], target);
     for (std::size_t i = 0; i < n; ++i)  // only pages that were elsewhere before count
@@ -455,6 +551,7 @@ Result<MoveTotals> KernelMover::move_through(int pid, std::span<const Gfn> gfns,
       if (probed_huge) out[i] = MoveOutcome::busy;
     }
   }
+  if (failed != Errc::ok && totals.frames_moved == 0 && !unknown) return failed;
   return totals;
 }
 

@@ -9,6 +9,8 @@ list(APPEND NUMAHEAP_CORE_SOURCES allocator/guest/c_api.cc)
 # nlohmann_json) with their C API.
 list(APPEND NUMAHEAP_HOST_SOURCES
   allocator/guest/placement.cc
+  allocator/guest/placement_flat.cc
+  allocator/guest/placement_vnuma.cc
   allocator/guest/host/control_domain.cc
   allocator/guest/host/node_load.cc
   allocator/guest/host/spec_io.cc

@@ -54,6 +54,13 @@ enum Kind : unsigned {
 };
 
 inline std::atomic<unsigned> active{0};
+
+// Not a fault of its own but where a test makes one: when set, KernelMover's
+// move_pages(2) calls go to this function instead of the kernel, so a test
+// can refuse a chosen call after earlier ones moved pages, or keep pages
+// on a second node that a one-node host lacks (nodes = NULL: a query).
+using MovePagesFn = long (*)(int pid, unsigned long count, void** pages, const int* nodes, int* status, int flags);
+inline std::atomic<MovePagesFn> move_pages_hook{nullptr};
 inline bool on(Kind k) noexcept { return (active.load(std::memory_order_relaxed) & k) != 0; }
 
 // Turns faults on for the life of a scope.

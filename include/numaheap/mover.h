@@ -278,7 +278,10 @@ class FrameSwapMover final : public Mover {
 // frames_moved is what changed node. A listed page's outcome is moved when
 // every present page of its block is on target, else why the first one
 // that is not failed. A gfn outside the mapping is not_present; a block
-// the mapping does not hold whole moves its listed page alone. move() with
+// the mapping does not hold whole moves its listed page alone. A
+// move_pages call refused after another moved pages (or that moved part of
+// its own batch first) is no whole-call error: move() returns what changed
+// node, with busy for pages not tried or whose fate is unknown. move() with
 // pages refuses a page of a huge block (busy, unless it is on target):
 // the kernel would move the whole huge page for it (512 pages for one),
 // and a block two nodes share would bounce between them.
@@ -302,9 +305,13 @@ class KernelMover final : public Mover {
   // Moves distinct huge blocks, of one or several movers of process `pid`'s
   // mappings (0: this process), each to its own target, with one moving
   // move_pages call per kBlockGroup of them (blocks of MPOL_MF_MOVE_ALL
-  // movers in calls of their own) plus one per block the kernel split. Errors (the
-  // first call refused: unsupported, invalid_node, ...) stop it: blocks not
-  // reached keep their outcome unwritten.
+  // movers in calls of their own) plus one per block the kernel split. A
+  // refused call (unsupported, invalid_node, no_memory, ...) stops the
+  // moving, not the accounting: every block gets its outcome and frames
+  // from where the kernel says its pages are (busy: not tried, turned
+  // away, or where it is could not be asked). The call's error is
+  // returned instead only when no frame changed node and none could have
+  // unseen; outcomes are then partly written and mean nothing.
   static Status move_blocks(int pid, std::span<const BlockMove> blocks) noexcept;
   std::uint64_t page_count() const noexcept override { return pages_; }
   Status query(Gfn first, std::span<PageState> out) noexcept override;
