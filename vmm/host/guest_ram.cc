@@ -543,8 +543,16 @@ void GuestRam::move_each(std::span<MoveRequest> requests) noexcept {
   auto move_gathered = [&] {
     if (nb == 0) return;
     gathered_any = true;
+    // Refused: nothing moved in this call (KernelMover::move_blocks). A
+    // request with frames moved by an earlier call keeps them (an error
+    // would say none of its pages was touched): the refused blocks are
+    // busy, tried again later.
     if (Status ok = KernelMover::move_blocks(0, std::span<const KernelMover::BlockMove>(blocks, nb)); !ok)
-      for (std::size_t b = 0; b < nb; ++b) requests[owner[b]].result = ok.error();  // refused: nothing moved
+      for (std::size_t b = 0; b < nb; ++b) {
+        MoveRequest& q = requests[owner[b]];
+        if (q.result && q.result->frames_moved > 0) *blocks[b].out = MoveOutcome::busy;
+        else q.result = ok.error();
+      }
     nb = 0;
   };
   for (MoveRequest& q : requests) {
@@ -607,7 +615,16 @@ void GuestRam::move_each(std::span<MoveRequest> requests) noexcept {
       if (n == kChunk) move_left();
     }
     move_left();
-    if (failed != Errc::ok) q.result = failed;
+    if (failed != Errc::ok) {
+      // Nothing moved in the refused call; frames moved before it stay
+      // booked (then the pages not tried are busy), else the error.
+      if (q.result->frames_moved > 0) {
+        for (MoveOutcome& o : q.out)
+          if (o == kLeft) o = MoveOutcome::busy;
+      } else {
+        q.result = failed;
+      }
+    }
   }
   for (std::size_t i = 0; i < paused; ++i) resume_sampler();
   for (MoveRequest& q : requests) {
@@ -627,10 +644,11 @@ void GuestRam::move_run(std::span<const Gfn> gfns, NodeId target, MoveGranularit
   Gfn local[kChunk], global[kChunk];
   MoveOutcome local_out[kChunk];
   std::size_t index[kChunk];
-  for (std::size_t at = 0; at < gfns.size() && failed == Errc::ok; at += kChunk) {
+  bool stopped = false;  // a refusal after frames moved: the rest is busy
+  for (std::size_t at = 0; at < gfns.size() && failed == Errc::ok && !stopped; at += kChunk) {
     const std::size_t len = std::min(kChunk, gfns.size() - at);
     for (std::size_t i = 0; i < len; ++i) out[at + i] = MoveOutcome::not_present;  // holes
-    for (std::size_t r = 0; r < regions_.size() && failed == Errc::ok; ++r) {
+    for (std::size_t r = 0; r < regions_.size() && failed == Errc::ok && !stopped; ++r) {
       const Gfn base = regions_[r].guest_phys >> kFrameShift, pages = regions_[r].bytes >> kFrameShift;
       std::size_t n = 0;
       for (std::size_t i = 0; i < len; ++i)
@@ -677,6 +695,13 @@ void GuestRam::move_run(std::span<const Gfn> gfns, NodeId target, MoveGranularit
             // (Windowed pages are mapped back by the window's close.)
             if (!windowed) map_back(r, listed);
             if (moved) helper_moves_.fetch_add(1, std::memory_order_relaxed);
+            // Refused part way (the mover keeps what moved and says busy
+            // for the rest): if moving through the helper is no longer
+            // permitted, drop it, so the busy pages go the old way when
+            // tried again.
+            if (moved && std::any_of(local_out, local_out + n, [](MoveOutcome o) { return o == MoveOutcome::busy; }))
+              if (Status ok = movers_[r].may_move_through(helper_.pid); !ok && ok.error() == Errc::unsupported)
+                helper_.pid = -helper_.pid;
           }
         } else if (mapped == HelperMap::refused) {
           moved = movers_[r].move(listed, target, granularity, std::span<MoveOutcome>(local_out, n));
@@ -684,8 +709,21 @@ void GuestRam::move_run(std::span<const Gfn> gfns, NodeId target, MoveGranularit
           for (std::size_t i = 0; i < n; ++i) local_out[i] = MoveOutcome::busy;  // tried again without it
         }
       }
+      if (!moved && totals.frames_moved == 0) {
+        failed = moved.error();  // nothing touched: the whole call's error
+        break;
+      }
       if (!moved) {
-        failed = moved.error();
+        // Refused after earlier regions or chunks moved frames: those stay
+        // booked (an error would say no page was touched). This region's
+        // pages and every page not tried yet are busy; holes stay holes.
+        for (std::size_t i = 0; i < n; ++i) out[index[i]] = MoveOutcome::busy;
+        for (std::size_t i = at; i < gfns.size(); ++i) {
+          const int rr = region_of_gfn(gfns[i]);
+          if (i < at + len ? rr > static_cast<int>(r) : rr >= 0) out[i] = MoveOutcome::busy;
+          else if (i >= at + len) out[i] = MoveOutcome::not_present;
+        }
+        stopped = true;
         break;
       }
       if (regions_[r].shared) moves_all_.fetch_add(1, std::memory_order_relaxed);
