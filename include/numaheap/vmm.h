@@ -59,6 +59,10 @@
 //    otherwise the CPU the faulting thread is blocked on, read from
 //    /proc/self/task/TID/stat (at most every 10 ms per thread), gives
 //    record_access(cpu).
+//  * A sample is the fault that clears a windowed page's armed bit (one
+//    per page, or huge block, and window); other faults the handler gets
+//    (a page zapped by someone else, a second thread on the same page)
+//    are resolved but are no samples (faults_outside_windows).
 //  * Budget: at most pages_per_second pages are windowed per second, in
 //    windows of window_pages, scaled down (adaptive budget) by the
 //    migrator's sampling advice (Migrator::sample_share: all of it after a
@@ -286,7 +290,10 @@ struct SamplerConfig {
 };
 
 struct SamplerStats {
-  std::uint64_t samples = 0;        // accesses recorded (faults resolved in a window)
+  // Accesses recorded: first faults on pages armed by a window, one per
+  // page (per huge block armed whole) and window. Faults on pages no
+  // window armed are not samples: faults_outside_windows.
+  std::uint64_t samples = 0;
   std::uint64_t minor_samples = 0;  // memfd: reads and writes
   std::uint64_t wp_samples = 0;     // anonymous: writes
   std::uint64_t windows = 0;        // windows opened
@@ -312,6 +319,11 @@ struct SamplerStats {
   // Times a moved vCPU's sample found the migrator still moving pages and
   // the following (no shed meanwhile) went on for another 2 s.
   std::uint64_t follow_extensions = 0;
+  // Faults the handler resolved on pages no window had armed (the page was
+  // zapped for another reason, or a second thread faulted on a page whose
+  // first fault was taken): resolved, neither counted in samples nor
+  // recorded in the migrator.
+  std::uint64_t faults_outside_windows = 0;
 };
 
 // vcpu_samples() counts vCPUs below this.

@@ -188,7 +188,7 @@ struct UffdSampler::Impl {
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
       ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0},
-      arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0}, follow_extensions{0};
+      arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0}, follow_extensions{0}, faults_outside_windows{0};
   std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
 
   // The migrator's advice (Migrator::sample_share), read every 250 ms by
@@ -640,24 +640,34 @@ struct UffdSampler::Impl {
       const bool wp = msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
       const auto gfn = ram->gfn_of(page);
       const int r = gfn ? ram->region_of_gfn(*gfn) : -1;
-      (wp ? wp_samples : minor_samples).fetch_add(1, std::memory_order_relaxed);
-      samples.fetch_add(1, std::memory_order_relaxed);
       if (r < 0 || !armed[static_cast<std::size_t>(r)]) {  // not ours to sample (cannot happen): just resolve
+        faults_outside_windows.fetch_add(1, std::memory_order_relaxed);
         if (wp) unprotect_range(page, kFrameSize);
         else resolve_minor(page, kFrameSize);
         continue;
       }
       const auto ri = static_cast<std::size_t>(r);
       const std::uint64_t p = *gfn - (ram->regions_[ri].guest_phys >> kFrameShift);
-      record(*gfn, ri, p, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
+      // A sample only where this fault clears the armed bit (before
+      // resolving: see `armed`): a page zapped for another reason, or a
+      // second thread's fault on a page (block) whose first fault took the
+      // sample, or one a close mapped back meanwhile, is resolved only.
+      bool in_window = false;
       if (armed_whole(ri, p)) {  // the whole block: one sample, the huge mapping kept
         const std::uint64_t head = p / kBlock * kBlock, span = std::min(kBlock, region_pages(ri) - head);
-        for (std::uint64_t q = head; q < head + span; ++q) (void)disarm(ri, q);  // before resolving
+        for (std::uint64_t q = head; q < head + span; ++q) in_window |= disarm(ri, q);
         f[k++] = Fault{ri, head, span, wp};
       } else {
-        (void)disarm(ri, p);  // before resolving: see `armed`
+        in_window = disarm(ri, p);
         f[k++] = Fault{ri, p, 1, wp};
       }
+      if (!in_window) {
+        faults_outside_windows.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      (wp ? wp_samples : minor_samples).fetch_add(1, std::memory_order_relaxed);
+      samples.fetch_add(1, std::memory_order_relaxed);
+      record(*gfn, ri, p, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
     }
     std::sort(f, f + k, [](const Fault& a, const Fault& b) {
       return a.r != b.r ? a.r < b.r : a.page != b.page ? a.page < b.page : a.wp < b.wp;
@@ -1032,6 +1042,7 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.sheds = m.sheds.load(std::memory_order_relaxed);
   s.pages_shed = m.pages_shed.load(std::memory_order_relaxed);
   s.follow_extensions = m.follow_extensions.load(std::memory_order_relaxed);
+  s.faults_outside_windows = m.faults_outside_windows.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -1,0 +1,159 @@
+// The userfaultfd sampler at its edges, on this host's real kernel:
+//  * what a sample is: a fault on a page no window armed is resolved, not
+//    counted nor recorded.
+// Every wait is bounded (a deadline); no sleep stands in for a handshake.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "numaheap/topology_io.h"
+#include "numaheap/vmm.h"
+
+namespace numaheap {
+namespace {
+
+constexpr std::uint64_t kPages = 256;
+constexpr std::uint64_t kBytes = kPages * 4096;
+constexpr std::uint64_t kAnonGpa = kBytes + (1u << 20);  // after a 1 MiB hole
+constexpr Gfn kAnon0 = kAnonGpa >> 12;
+
+// memfd RAM (MAP_SHARED) at gpa 0 and anonymous RAM after a hole, one
+// vnode each, tracked by a migrator; sampler() adds a sampler (declared
+// after the migrator: it goes first).
+struct SamplerEdges : ::testing::Test {
+  Topology topo;
+  NodeId node = 0;
+  int mfd = -1;
+  void* shm = MAP_FAILED;
+  void* anon = MAP_FAILED;
+  std::unique_ptr<GuestRam> ram;
+  std::unique_ptr<Migrator> mig;
+  GuestId id = 0;
+  std::unique_ptr<UffdSampler> s;
+  rlimit saved_memlock{};
+  bool memlock_saved = false;
+
+  void SetUp() override {
+    auto t = load_topology_libnuma();
+    if (!t) GTEST_SKIP() << "no libnuma topology";
+    topo = *t;
+    node = topo.memory_nodes().first();
+    mfd = memfd_create("numaheap-edges", MFD_CLOEXEC);
+    ASSERT_GE(mfd, 0);
+    ASSERT_EQ(ftruncate(mfd, kBytes), 0);
+    shm = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    anon = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(shm, MAP_FAILED);
+    ASSERT_NE(anon, MAP_FAILED);
+    ASSERT_EQ(madvise(anon, kBytes, MADV_NOHUGEPAGE), 0);
+  }
+  // The RAM with a migrator slot for `vcpus` vCPUs.
+  void track(std::uint32_t vcpus) {
+    const GuestRamRegion rs[] = {{shm, kBytes, 0, RamBacking::memfd, false},
+                                 {anon, kBytes, kAnonGpa, RamBacking::anonymous, false}};
+    const VnodeRam vs[] = {{0, 0, kBytes, NodeMask::single(node)}, {1, kAnonGpa, kBytes, NodeMask::single(node)}};
+    auto r = GuestRam::create(topo, rs, vs);
+    ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+    ram = std::move(*r);
+    auto m = Migrator::create(topo);
+    ASSERT_TRUE(m.has_value());
+    mig = std::move(*m);
+    auto g = mig->add_guest(*ram, ram->migrate_options(vcpus, false));
+    ASSERT_TRUE(g.has_value());
+    id = *g;
+  }
+  // False: no userfaultfd sampler on this host (the test skips).
+  bool sampler(const SamplerConfig& cfg) {
+    auto c = UffdSampler::create(*ram, *mig, id, cfg);
+    if (!c) return false;
+    s = std::move(*c);
+    return true;
+  }
+  // mlock needs RLIMIT_MEMLOCK >= what is locked: raised (we are root),
+  // put back in TearDown.
+  bool lock(void* a, std::uint64_t bytes) {
+    if (!memlock_saved) {
+      if (getrlimit(RLIMIT_MEMLOCK, &saved_memlock) != 0) return false;
+      memlock_saved = true;
+      rlimit more = saved_memlock;
+      if (more.rlim_cur != RLIM_INFINITY && more.rlim_cur < (64u << 20)) more.rlim_cur = 64u << 20;
+      if (more.rlim_max != RLIM_INFINITY && more.rlim_max < more.rlim_cur) more.rlim_max = more.rlim_cur;
+      (void)setrlimit(RLIMIT_MEMLOCK, &more);
+    }
+    return mlock(a, bytes) == 0;
+  }
+  void TearDown() override {
+    s.reset();
+    if (mig && ram) {
+      EXPECT_TRUE(mig->remove_guest(id).has_value());
+    }
+    mig.reset();
+    ram.reset();
+    if (shm != MAP_FAILED) {
+      (void)munlock(shm, kBytes);
+      munmap(shm, kBytes);
+    }
+    if (anon != MAP_FAILED) munmap(anon, kBytes);
+    if (mfd >= 0) close(mfd);
+    if (memlock_saved) (void)setrlimit(RLIMIT_MEMLOCK, &saved_memlock);
+  }
+  unsigned read_shm(std::uint64_t first, std::uint64_t n) const {
+    unsigned sum = 0;
+    for (std::uint64_t i = first; i < first + n; ++i) sum += static_cast<volatile unsigned char*>(shm)[i * 4096];
+    return sum;
+  }
+  // The guest's local-access ratio after a migrator step: -1 while the
+  // migrator has seen no sample of it. (A page needs two samples to be
+  // seen: a step halves every page's count before it looks.)
+  double ratio_after_step() {
+    (void)mig->step();
+    auto g = mig->guest_stats(id);
+    return g ? g->local_access_ratio : -2;
+  }
+};
+
+// ---- (12c) what counts as a sample ----
+
+// A memfd page whose page-table entry went for another reason than a
+// window (here the VMM's own MADV_DONTNEED) faults to the sampler too: it
+// is mapped back, but it was in no window, so it is no sample -- neither
+// counted nor given to the migrator.
+TEST_F(SamplerEdges, AFaultOnAPageNoWindowArmedIsNoSample) {
+  ASSERT_NO_FATAL_FAILURE(track(1));
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;
+  if (!sampler(cfg)) GTEST_SKIP() << "no userfaultfd sampler here";
+  ASSERT_TRUE(s->start().has_value());
+  for (int round = 0; round < 2; ++round) {
+    static_cast<volatile unsigned char*>(shm)[5 * 4096] = 42;
+    ASSERT_EQ(madvise(static_cast<char*>(shm) + 5 * 4096, 4096, MADV_DONTNEED), 0);
+    EXPECT_EQ(read_shm(5, 1), 42u) << "the page came back with other data";
+  }
+  SamplerStats st = s->stats();
+  EXPECT_EQ(st.samples, 0u) << "a fault outside any window was counted";
+  EXPECT_EQ(st.minor_samples, 0u);
+  EXPECT_EQ(st.faults_outside_windows, 2u);
+  EXPECT_EQ(ratio_after_step(), -1.0) << "a fault outside any window reached the migrator";
+  // One in a window is a sample (and only one per page).
+  ASSERT_TRUE(s->scan(7, 1).has_value());
+  (void)read_shm(7, 1);
+  (void)read_shm(7, 1);
+  st = s->stats();
+  EXPECT_EQ(st.samples, 1u);
+  EXPECT_EQ(st.minor_samples, 1u);
+  EXPECT_EQ(st.faults_outside_windows, 2u);
+  s->stop();
+}
+
+}  // namespace
+}  // namespace numaheap
