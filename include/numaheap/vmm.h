@@ -58,7 +58,9 @@
 //    vcpu_threads (the VMM keeps Migrator::set_vcpu_cpu up to date);
 //    otherwise the CPU the faulting thread is blocked on, read from
 //    /proc/self/task/TID/stat (at most every 10 ms per thread), gives
-//    record_access(cpu).
+//    record_access(cpu). vcpu_threads with a vCPU id the migrator has no
+//    slot for (>= MigrateGuestOptions::vcpus): record_access(cpu), counted
+//    in vcpu_unknown_samples -- not dropped.
 //  * A sample is the fault that clears a windowed page's armed bit (one
 //    per page, or huge block, and window); other faults the handler gets
 //    (a page zapped by someone else, a second thread on the same page)
@@ -324,6 +326,10 @@ struct SamplerStats {
   // first fault was taken): resolved, neither counted in samples nor
   // recorded in the migrator.
   std::uint64_t faults_outside_windows = 0;
+  // vcpu_threads: samples from a thread registered or named as a vCPU the
+  // migrator has no slot for (id >= MigrateGuestOptions::vcpus), recorded
+  // by the thread's CPU (record_access) instead of dropped.
+  std::uint64_t vcpu_unknown_samples = 0;
 };
 
 // vcpu_samples() counts vCPUs below this.

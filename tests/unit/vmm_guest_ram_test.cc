@@ -751,6 +751,7 @@ TEST_F(GuestRamTest, CApiAtParity) {
     EXPECT_EQ(numaheap_sampler_get_stats(s, &ss), NUMAHEAP_OK);
     EXPECT_EQ(ss.minor_samples, 1u);
     EXPECT_EQ(ss.faults_outside_windows, 0u);
+    EXPECT_EQ(ss.vcpu_unknown_samples, 0u);
     EXPECT_EQ(numaheap_sampler_vcpu_samples(s, 0), 1u);
     EXPECT_EQ(numaheap_sampler_vcpu_moved(s, 0), NUMAHEAP_OK);
     numaheap_sampler_stop(s);

@@ -1,4 +1,6 @@
 // The userfaultfd sampler at its edges, on this host's real kernel:
+//  * who a sample is from: a vCPU the migrator has no slot for is not
+//    dropped silently;
 //  * what a sample is: a fault on a page no window armed is resolved, not
 //    counted nor recorded.
 // Every wait is bounded (a deadline); no sleep stands in for a handshake.
@@ -152,6 +154,41 @@ TEST_F(SamplerEdges, AFaultOnAPageNoWindowArmedIsNoSample) {
   EXPECT_EQ(st.samples, 1u);
   EXPECT_EQ(st.minor_samples, 1u);
   EXPECT_EQ(st.faults_outside_windows, 2u);
+  s->stop();
+}
+
+// ---- (12b) a vCPU the migrator has no slot for ----
+
+// vcpu_threads mode, a guest with one vCPU slot, a thread registered as
+// vCPU 5 (and one named "CPU 7/KVM"): their samples are not dropped (the
+// migrator's record_vcpu_access ignores a vCPU past its slots) but
+// recorded by the thread's CPU, and counted.
+TEST_F(SamplerEdges, AVcpuPastTheMigratorsSlotsFallsBackToItsCpu) {
+  ASSERT_NO_FATAL_FAILURE(track(1));
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;
+  cfg.cpu_source = SampleCpuSource::vcpu_threads;
+  if (!sampler(cfg)) GTEST_SKIP() << "no userfaultfd sampler here";
+  ASSERT_TRUE(s->start().has_value());
+  ASSERT_TRUE(s->set_vcpu_thread(5, gettid()).has_value());
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(s->scan(0, 4).has_value());
+    (void)read_shm(0, 4);
+  }
+  std::thread named([&] {
+    (void)prctl(PR_SET_NAME, "CPU 7/KVM", 0, 0, 0);
+    for (int round = 0; round < 2; ++round) {
+      EXPECT_TRUE(s->scan(4, 4).has_value());
+      (void)read_shm(4, 4);
+    }
+  });
+  named.join();
+  const SamplerStats st = s->stats();
+  EXPECT_EQ(st.samples, 16u);
+  EXPECT_EQ(s->vcpu_samples(5), 8u);
+  EXPECT_EQ(s->vcpu_samples(7), 8u);
+  EXPECT_EQ(st.vcpu_unknown_samples, 16u);
+  EXPECT_NE(ratio_after_step(), -1.0) << "the samples of a vCPU past the migrator's slots were dropped";
   s->stop();
 }
 

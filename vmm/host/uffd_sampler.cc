@@ -164,6 +164,7 @@ struct UffdSampler::Impl {
   std::mutex tid_mu;                                  // guards vcpu_of_tid
   std::unordered_map<pid_t, long> vcpu_of_tid;        // -1: known not a vCPU
   static constexpr std::size_t kMaxThreadsKnown = 1u << 16;  // past it, unregistered threads are not cached
+  std::uint32_t guest_vcpus = 0;  // the migrator's vCPU slots for this guest (fixed at add_guest)
 
   // Per 64-page chunk of sampled region r (index page / 64, as `armed`'s
   // words): the vCPUs (bit id % 64) sampled there during the budget walk's
@@ -188,7 +189,8 @@ struct UffdSampler::Impl {
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
       ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0},
-      arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0}, follow_extensions{0}, faults_outside_windows{0};
+      arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0}, follow_extensions{0}, faults_outside_windows{0},
+      vcpu_unknown_samples{0};
   std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
 
   // The migrator's advice (Migrator::sample_share), read every 250 ms by
@@ -541,7 +543,9 @@ struct UffdSampler::Impl {
   }
 
   // One sample: the migrator's record, the per-vCPU count and the chunk's
-  // vCPU bit (page `page` of sampled region r).
+  // vCPU bit (page `page` of sampled region r). vcpu_threads: a vCPU the
+  // migrator has no slot for (record_vcpu_access would drop the sample)
+  // is recorded by its thread's CPU, and counted (vcpu_unknown_samples).
   void record(Gfn gfn, std::size_t r, std::uint64_t page, pid_t tid) {
     const long v = vcpu_of(tid);
     bool kick = false;  // a moved vCPU's sample
@@ -553,9 +557,12 @@ struct UffdSampler::Impl {
       if (!(chunk.load(std::memory_order_relaxed) & bit)) chunk.fetch_or(bit, std::memory_order_relaxed);
       kick = (follow_vcpus & bit) != 0;
       if (cfg.cpu_source == SampleCpuSource::vcpu_threads) {
-        mig->record_vcpu_access(guest, gfn, static_cast<std::uint32_t>(v));
-        if (kick) kick_migrator();
-        return;
+        if (static_cast<std::uint64_t>(v) < guest_vcpus) {
+          mig->record_vcpu_access(guest, gfn, static_cast<std::uint32_t>(v));
+          if (kick) kick_migrator();
+          return;
+        }
+        vcpu_unknown_samples.fetch_add(1, std::memory_order_relaxed);
       }
     }
     const long cpu = cpu_of(tid);
@@ -848,14 +855,15 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
   if (!(config.max_handler_share > 0 && config.max_handler_share <= 1))
     return make_error(Errc::invalid_argument, "sampler: max_handler_share must be in (0, 1]");
   // A wrong id would drop every sample, or file it under another guest.
-  if (!migrator.guest_stats(guest))
-    return make_error(Errc::invalid_argument, "sampler: guest ", guest, " is not in the migrator");
+  const auto own = migrator.guest_stats(guest);
+  if (!own) return make_error(Errc::invalid_argument, "sampler: guest ", guest, " is not in the migrator");
   std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
   if (!impl) return make_error(Errc::no_memory, "sampler: out of memory");
   impl->ram = &ram;
   impl->mig = &migrator;
   impl->guest = guest;
   impl->cfg = config;
+  impl->guest_vcpus = own->vcpus;
   impl->armed.resize(ram.regions_.size());
   impl->vcpus_recent.resize(ram.regions_.size());
   impl->vcpus_older.resize(ram.regions_.size());
@@ -1043,6 +1051,7 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.pages_shed = m.pages_shed.load(std::memory_order_relaxed);
   s.follow_extensions = m.follow_extensions.load(std::memory_order_relaxed);
   s.faults_outside_windows = m.faults_outside_windows.load(std::memory_order_relaxed);
+  s.vcpu_unknown_samples = m.vcpu_unknown_samples.load(std::memory_order_relaxed);
   return s;
 }
 
