@@ -58,7 +58,10 @@
 //    vcpu_threads (the VMM keeps Migrator::set_vcpu_cpu up to date);
 //    otherwise the CPU the faulting thread is blocked on, read from
 //    /proc/self/task/TID/stat (at most every 10 ms per thread), gives
-//    record_access(cpu). vcpu_threads with a vCPU id the migrator has no
+//    record_access(cpu). What is known of a thread id is checked against
+//    the thread's start time at each such read: an id the kernel gave to a
+//    new thread is not taken for the old thread's vCPU (registrations end
+//    with their thread). vcpu_threads with a vCPU id the migrator has no
 //    slot for (>= MigrateGuestOptions::vcpus): record_access(cpu), counted
 //    in vcpu_unknown_samples -- not dropped.
 //  * A sample is the fault that clears a windowed page's armed bit (one
@@ -349,7 +352,10 @@ class UffdSampler {
   UffdSampler(const UffdSampler&) = delete;
   UffdSampler& operator=(const UffdSampler&) = delete;
 
-  // Thread `tid` runs vCPU `vcpu` (tid 0: forget the vCPU's thread).
+  // Thread `tid` runs vCPU `vcpu` (tid 0: forget the vCPU's thread). The
+  // registration ends when that thread exits (a later thread given the
+  // same id is not that vCPU). Errors: invalid_argument (tid is no thread
+  // of this process; nothing changes).
   Status set_vcpu_thread(std::uint32_t vcpu, pid_t tid);
   // Registers the RAM with userfaultfd and starts the handler thread.
   // Errors: busy (running), unsupported (registration refused).

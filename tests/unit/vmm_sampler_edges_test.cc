@@ -1,10 +1,13 @@
 // The userfaultfd sampler at its edges, on this host's real kernel:
-//  * who a sample is from: a vCPU the migrator has no slot for is not
-//    dropped silently;
+//  * who a sample is from: a thread id the kernel gave to a new thread
+//    after a vCPU thread exited is not that vCPU (nor the other way round),
+//    and a vCPU the migrator has no slot for is not dropped silently;
 //  * what a sample is: a fault on a page no window armed is resolved, not
 //    counted nor recorded.
 // Every wait is bounded (a deadline); no sleep stands in for a handshake.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -12,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -189,6 +193,101 @@ TEST_F(SamplerEdges, AVcpuPastTheMigratorsSlotsFallsBackToItsCpu) {
   EXPECT_EQ(s->vcpu_samples(7), 8u);
   EXPECT_EQ(st.vcpu_unknown_samples, 16u);
   EXPECT_NE(ratio_after_step(), -1.0) << "the samples of a vCPU past the migrator's slots were dropped";
+  s->stop();
+}
+
+// ---- (12a) a thread id used again ----
+
+// Makes the kernel give `tid` to the next thread of this process: writes
+// tid - 1 to ns_last_pid (root), then creates threads until one gets it
+// (another process may take it first) and runs `body` in that one.
+// False: the kernel would not (no ns_last_pid, or tid kept taken).
+template <class Body>
+bool on_thread_with_tid(pid_t tid, Body body) {
+  struct Arg {
+    pid_t want;
+    Body* body;
+    bool got = false;
+  } arg{tid, &body};
+  for (int attempt = 0; attempt < 2000 && !arg.got; ++attempt) {
+    const int fd = ::open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[32];
+    const int n = std::snprintf(buf, sizeof buf, "%d", static_cast<int>(tid - 1));
+    const bool wrote = ::write(fd, buf, static_cast<std::size_t>(n)) == n;
+    ::close(fd);
+    if (!wrote) return false;
+    pthread_t t;
+    auto fn = +[](void* p) -> void* {
+      Arg* a = static_cast<Arg*>(p);
+      if (gettid() != a->want) return nullptr;
+      a->got = true;
+      (*a->body)();
+      return nullptr;
+    };
+    if (pthread_create(&t, nullptr, fn, &arg) != 0) return false;
+    pthread_join(t, nullptr);
+  }
+  return arg.got;
+}
+
+// Thread A named "CPU 3/KVM" faults and exits; later a new thread B of
+// another name gets A's thread id and faults: its sample is not vCPU 3's.
+// Then the other way round: an unnamed thread's id reused by "CPU 5/KVM"
+// is vCPU 5's; and a registration (set_vcpu_thread) ends with its thread. (The sampler reads a thread's identity again once its
+// cached answer is 10 ms old; the wait below lets it age -- the kernel
+// cannot hand out an id again within 10 ms unless told to, as here.)
+TEST_F(SamplerEdges, ARecycledThreadIdIsNotTakenForTheOldVcpu) {
+  ASSERT_NO_FATAL_FAILURE(track(8));
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;
+  if (!sampler(cfg)) GTEST_SKIP() << "no userfaultfd sampler here";
+  ASSERT_TRUE(s->start().has_value());
+  // A registration names a thread of this process; another process's id
+  // is refused and changes nothing.
+  const Status foreign = s->set_vcpu_thread(3, getppid());
+  EXPECT_FALSE(foreign.has_value()) << "another process's id was taken as a vCPU thread";
+  if (!foreign.has_value()) {
+    EXPECT_EQ(foreign.error(), Errc::invalid_argument);
+  }
+  ASSERT_TRUE(s->scan(0, kPages).has_value());
+  auto age = [] {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+    while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  };
+  // 0: "CPU 3/KVM" exits, another thread gets its id; 1: another thread
+  // exits, "CPU 5/KVM" gets its id; 2: a thread registered as vCPU 6
+  // exits (never unregistered), another thread gets its id.
+  const char* const how[] = {"vCPU thread's id reused by another", "another's id reused by a vCPU thread",
+                             "registered vCPU thread's id reused by another"};
+  for (int mode = 0; mode < 3; ++mode) {
+    SCOPED_TRACE(how[mode]);
+    const std::uint64_t page_a = 2 * static_cast<std::uint64_t>(mode), page_b = page_a + 1;
+    std::atomic<pid_t> tid_a{0};
+    std::thread a([&] {
+      tid_a = gettid();
+      if (mode == 0) (void)prctl(PR_SET_NAME, "CPU 3/KVM", 0, 0, 0);
+      if (mode == 2) {
+        EXPECT_TRUE(s->set_vcpu_thread(6, gettid()).has_value());
+      }
+      (void)read_shm(page_a, 1);
+    });
+    a.join();
+    const std::uint64_t before[3] = {s->vcpu_samples(3), s->vcpu_samples(5), s->vcpu_samples(6)};
+    EXPECT_EQ(before[0], 1u);
+    EXPECT_EQ(before[2], mode == 2 ? 1u : 0u);
+    age();
+    const bool reused = on_thread_with_tid(tid_a.load(), [&] {
+      if (mode == 1) (void)prctl(PR_SET_NAME, "CPU 5/KVM", 0, 0, 0);
+      (void)read_shm(page_b, 1);
+    });
+    if (!reused) GTEST_SKIP() << "could not get thread id " << tid_a.load() << " again (ns_last_pid)";
+    EXPECT_EQ(s->stats().minor_samples, 2u * static_cast<std::uint64_t>(mode + 1));
+    EXPECT_EQ(s->vcpu_samples(3), before[0]) << "a new thread on an old vCPU thread's id was taken for that vCPU";
+    EXPECT_EQ(s->vcpu_samples(5), before[1] + (mode == 1 ? 1u : 0u))
+        << "a vCPU thread on an old thread's id was taken for no vCPU";
+    EXPECT_EQ(s->vcpu_samples(6), before[2]) << "a new thread on a registered thread's id was taken for its vCPU";
+  }
   s->stop();
 }
 

@@ -80,24 +80,28 @@ std::uint64_t own_run_delay_ns() {
   return std::strtoull(p, nullptr, 10);
 }
 
-// Field 39 (processor) of /proc/self/task/TID/stat: the CPU the thread
-// last ran on. The faulting thread is blocked in its fault, so that is
-// where it faulted.
-long thread_cpu(pid_t tid) {
+// Fields 22 (starttime, clock ticks after boot) and 39 (processor: the CPU
+// the thread last ran on -- the faulting thread is blocked in its fault, so
+// that is where it faulted) of /proc/self/task/TID/stat. A thread id can be
+// given to a new thread once its thread has exited; the start time tells
+// the two apart. False: no such thread (any more).
+bool thread_stat(pid_t tid, std::uint64_t& start, long& cpu) {
   char path[64], buf[1024];
   std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
-  if (!read_small(path, buf, sizeof buf)) return -1;
+  if (!read_small(path, buf, sizeof buf)) return false;
   const char* p = std::strrchr(buf, ')');  // comm may hold spaces and parens
-  if (!p) return -1;
+  if (!p) return false;
   ++p;
-  for (int field = 2; field < 38; ++field) {  // p is before field 3 .. skip to before 39
+  start = 0;
+  cpu = -1;
+  for (int field = 3; field <= 39; ++field) {
     while (*p == ' ') ++p;
+    if (!*p) return field > 22;  // an old kernel's shorter line: no processor
+    if (field == 22) start = std::strtoull(p, nullptr, 10);
+    if (field == 39 && *p >= '0' && *p <= '9') cpu = std::strtol(p, nullptr, 10);
     while (*p && *p != ' ') ++p;
-    if (!*p) return -1;
   }
-  while (*p == ' ') ++p;
-  if (*p < '0' || *p > '9') return -1;
-  return std::strtol(p, nullptr, 10);
+  return true;
 }
 
 // "CPU n/KVM" (QEMU's vCPU thread name) -> n, else -1.
@@ -161,9 +165,15 @@ struct UffdSampler::Impl {
   std::vector<std::unique_ptr<std::atomic<std::uint64_t>[]>> whole;
   static constexpr std::uint64_t kBlock = KernelMover::kHugeBlockPages;
 
-  std::mutex tid_mu;                                  // guards vcpu_of_tid
-  std::unordered_map<pid_t, long> vcpu_of_tid;        // -1: known not a vCPU
-  static constexpr std::size_t kMaxThreadsKnown = 1u << 16;  // past it, unregistered threads are not cached
+  // set_vcpu_thread's registrations: tid -> vCPU, with the thread's start
+  // time (thread_stat) so that a registration ends with its thread: a new
+  // thread the kernel gives the same id is not that vCPU.
+  struct Registered {
+    std::uint32_t vcpu;
+    std::uint64_t start;
+  };
+  std::mutex tid_mu;                                      // guards registered_tids
+  std::unordered_map<pid_t, Registered> registered_tids;  // one per vCPU at most
   std::uint32_t guest_vcpus = 0;  // the migrator's vCPU slots for this guest (fixed at add_guest)
 
   // Per 64-page chunk of sampled region r (index page / 64, as `armed`'s
@@ -533,13 +543,66 @@ struct UffdSampler::Impl {
   }
 
   // ---- faults (handler thread) ----
-  long vcpu_of(pid_t tid) {
+  // Who faulted: thread tid's vCPU (registered, else by its "CPU n/KVM"
+  // name; -1 if neither) and the CPU it is blocked on (-1 if unknown).
+  //
+  // /proc/self/task/TID/stat costs more than the rest of a sample (about
+  // 8 us natively, milliseconds under emulation), and a thread faulting on
+  // many pages in a row is still on the same CPU: it is read again at most
+  // every kThreadMaxAgeNs per thread. Each read checks the thread's start
+  // time: a thread id the kernel gave to a new thread (the old one exited)
+  // has its name read again and its registration dropped, so the new thread
+  // is not taken for the old one's vCPU, nor a new vCPU thread for the old
+  // non-vCPU. Within kThreadMaxAgeNs of a read a cached answer is trusted:
+  // the kernel hands thread ids out cyclically up to pid_max, so an id
+  // comes back that soon only when it is told to (ns_last_pid, clone3
+  // set_tid: checkpoint/restore).
+  static constexpr std::uint64_t kThreadMaxAgeNs = 10'000'000;
+  struct Seen {
+    std::uint64_t start;  // thread_stat's start time; 0: no such thread at the last read
+    long vcpu_named;      // its "CPU n/KVM" name's n, or -1
+    long cpu;
+    std::uint64_t read_ns;
+  };
+  std::unordered_map<pid_t, Seen> seen_tids;  // handler thread only
+  struct Who {
+    long vcpu, cpu;
+  };
+  // Reads thread tid's stat (and its name, if the thread is new) into e.
+  static void refresh(pid_t tid, Seen& e, bool known, std::uint64_t now) {
+    std::uint64_t start = 0;
+    long cpu = -1;
+    const bool alive = thread_stat(tid, start, cpu);
+    if (!alive) start = 0;
+    if (!known || start != e.start) e.vcpu_named = alive ? kvm_vcpu_of_thread(tid) : -1;
+    e.start = start;
+    e.cpu = cpu;
+    e.read_ns = now;
+  }
+  Who who(pid_t tid) {
+    const std::uint64_t now = now_ns();
+    auto it = seen_tids.find(tid);
+    const bool known = it != seen_tids.end();
+    if (!known) {
+      if (seen_tids.size() >= 4096) seen_tids.clear();  // threads come and go
+      it = seen_tids.emplace(tid, Seen{0, -1, -1, 0}).first;
+    }
+    Seen& e = it->second;
+    if (!known || now - e.read_ns >= kThreadMaxAgeNs) refresh(tid, e, known, now);
+    Who w{e.vcpu_named, e.cpu};
     std::lock_guard<std::mutex> g(tid_mu);
-    auto it = vcpu_of_tid.find(tid);
-    if (it != vcpu_of_tid.end()) return it->second;
-    const long v = kvm_vcpu_of_thread(tid);
-    if (vcpu_of_tid.size() < kMaxThreadsKnown) vcpu_of_tid.emplace(tid, v);  // threads come and go
-    return v;
+    auto reg = registered_tids.find(tid);
+    if (reg == registered_tids.end()) return w;
+    if (reg->second.start != e.start && now != e.read_ns) {  // the cached read may predate the thread
+      refresh(tid, e, true, now);
+      w = Who{e.vcpu_named, e.cpu};
+    }
+    if (reg->second.start != e.start) {  // the registered thread has exited
+      registered_tids.erase(reg);
+      return w;
+    }
+    w.vcpu = static_cast<long>(reg->second.vcpu);
+    return w;
   }
 
   // One sample: the migrator's record, the per-vCPU count and the chunk's
@@ -547,7 +610,8 @@ struct UffdSampler::Impl {
   // migrator has no slot for (record_vcpu_access would drop the sample)
   // is recorded by its thread's CPU, and counted (vcpu_unknown_samples).
   void record(Gfn gfn, std::size_t r, std::uint64_t page, pid_t tid) {
-    const long v = vcpu_of(tid);
+    const Who w = who(tid);
+    const long v = w.vcpu;
     bool kick = false;  // a moved vCPU's sample
     if (v >= 0) {
       if (static_cast<std::uint64_t>(v) < kSamplerCountedVcpus)
@@ -565,8 +629,7 @@ struct UffdSampler::Impl {
         vcpu_unknown_samples.fetch_add(1, std::memory_order_relaxed);
       }
     }
-    const long cpu = cpu_of(tid);
-    if (cpu >= 0) mig->record_access(guest, gfn, static_cast<CpuId>(cpu));
+    if (w.cpu >= 0) mig->record_access(guest, gfn, static_cast<CpuId>(w.cpu));
     if (kick) kick_migrator();
   }
 
@@ -589,26 +652,6 @@ struct UffdSampler::Impl {
     const auto own = mig->guest_stats(guest);
     if (own && follow.sample(now, own->pages_moved)) follow_extensions.fetch_add(1, std::memory_order_relaxed);
     mig->request_step();
-  }
-
-  // The faulting thread's CPU, re-read from /proc at most every
-  // kThreadCpuMaxAgeNs per thread: the read costs more than the rest of a
-  // sample (about 8 us natively, milliseconds under emulation), and a
-  // thread faulting on many pages in a row is still on the same CPU.
-  static constexpr std::uint64_t kThreadCpuMaxAgeNs = 10'000'000;
-  struct CachedCpu {
-    long cpu;
-    std::uint64_t read_ns;
-  };
-  std::unordered_map<pid_t, CachedCpu> cpu_of_tid;  // handler thread only
-  long cpu_of(pid_t tid) {
-    const std::uint64_t now = now_ns();
-    auto it = cpu_of_tid.find(tid);
-    if (it != cpu_of_tid.end() && now - it->second.read_ns < kThreadCpuMaxAgeNs) return it->second.cpu;
-    if (cpu_of_tid.size() > 4096) cpu_of_tid.clear();  // threads come and go
-    const long cpu = thread_cpu(tid);
-    cpu_of_tid[tid] = CachedCpu{cpu, now};
-    return cpu;
   }
 
   // Maps a run of faulted memfd pages back and wakes their threads: one
@@ -932,10 +975,15 @@ UffdSampler::~UffdSampler() {
 }
 
 Status UffdSampler::set_vcpu_thread(std::uint32_t vcpu, pid_t tid) {
+  // The registration holds for this thread, not its id: its start time
+  // tells it from a later thread with the same id (Impl::who).
+  std::uint64_t start = 0;
+  long cpu = -1;
+  if (tid > 0 && !thread_stat(tid, start, cpu)) return Errc::invalid_argument;  // no such thread here
   std::lock_guard<std::mutex> g(impl_->tid_mu);
-  for (auto it = impl_->vcpu_of_tid.begin(); it != impl_->vcpu_of_tid.end();)
-    it = it->second == static_cast<long>(vcpu) ? impl_->vcpu_of_tid.erase(it) : std::next(it);
-  if (tid > 0) impl_->vcpu_of_tid[tid] = static_cast<long>(vcpu);
+  for (auto it = impl_->registered_tids.begin(); it != impl_->registered_tids.end();)
+    it = it->second.vcpu == vcpu ? impl_->registered_tids.erase(it) : std::next(it);
+  if (tid > 0) impl_->registered_tids[tid] = Impl::Registered{vcpu, start};
   return {};
 }
 
