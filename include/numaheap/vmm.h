@@ -68,6 +68,11 @@
 //    per page, or huge block, and window); other faults the handler gets
 //    (a page zapped by someone else, a second thread on the same page)
 //    are resolved but are no samples (faults_outside_windows).
+//  * mlocked memfd RAM (VM_LOCKED: mlock, mlockall -- QEMU -overcommit
+//    mem-lock=on) cannot be windowed: the kernel refuses MADV_DONTNEED
+//    there. create() and start() refuse it (unsupported); locked while
+//    running, the first refused window drops the region from windowing
+//    (regions_locked, one error) and scan() over it answers unsupported.
 //  * Budget: at most pages_per_second pages are windowed per second, in
 //    windows of window_pages, scaled down (adaptive budget) by the
 //    migrator's sampling advice (Migrator::sample_share: all of it after a
@@ -324,6 +329,12 @@ struct SamplerStats {
   // Times a moved vCPU's sample found the migrator still moving pages and
   // the following (no shed meanwhile) went on for another 2 s.
   std::uint64_t follow_extensions = 0;
+  // memfd regions dropped from windowing since start() because the kernel
+  // refused to zap them (MADV_DONTNEED: EINVAL, their mapping is mlocked
+  // -- e.g. mlock of the RAM). Their pages are not windowed again until
+  // stop() and a start() that finds them unlocked; nonzero means those
+  // regions give no samples.
+  std::uint64_t regions_locked = 0;
   // Faults the handler resolved on pages no window had armed (the page was
   // zapped for another reason, or a second thread faulted on a page whose
   // first fault was taken): resolved, neither counted in samples nor
@@ -341,10 +352,11 @@ inline constexpr std::uint32_t kSamplerCountedVcpus = 1024;
 class UffdSampler {
  public:
   // ram and migrator must outlive the sampler; `guest` is ram's id in the
-  // migrator. Errors: unsupported (no userfaultfd, or the kernel lacks
+  // migrator. Errors: unsupported (no userfaultfd, the kernel lacks
   // minor-fault / write-protect / thread-id support for the RAM's
-  // backings), invalid_argument (config, or `guest` not in the migrator),
-  // busy (ram has a sampler). Created while a move of ram runs, it starts
+  // backings, or memfd RAM is mlocked: the message names the region),
+  // invalid_argument (config, or `guest` not in the migrator), busy (ram
+  // has a sampler). Created while a move of ram runs, it starts
   // paused until that move returns.
   static Result<std::unique_ptr<UffdSampler>, Error> create(GuestRam& ram, Migrator& migrator, GuestId guest,
                                                             const SamplerConfig& config = {});
@@ -358,13 +370,17 @@ class UffdSampler {
   // of this process; nothing changes).
   Status set_vcpu_thread(std::uint32_t vcpu, pid_t tid);
   // Registers the RAM with userfaultfd and starts the handler thread.
-  // Errors: busy (running), unsupported (registration refused).
+  // Errors: busy (running), unsupported (registration refused, or a memfd
+  // region's mapping is mlocked: no window could open over it -- create()
+  // names the region).
   Status start();
   void stop();  // idempotent; every page mapped and writable on return
   bool running() const noexcept { return thread_running_.load(std::memory_order_acquire); }
   // Opens a window on gfns [first, first + pages) now; pages in holes or
   // hugetlb are skipped. Errors: invalid_argument, busy (not running, or a
-  // move is in progress).
+  // move is in progress), unsupported (the range holds memfd RAM mlocked
+  // since start(): not windowed, see regions_locked; the rest of the range
+  // is).
   Status scan(Gfn first, std::uint64_t pages);
   // vCPU `vcpu` now runs on another node (call it after
   // Migrator::set_vcpu_cpu): opens windows at once over the chunks it was

@@ -751,6 +751,7 @@ TEST_F(GuestRamTest, CApiAtParity) {
     EXPECT_EQ(numaheap_sampler_get_stats(s, &ss), NUMAHEAP_OK);
     EXPECT_EQ(ss.minor_samples, 1u);
     EXPECT_EQ(ss.faults_outside_windows, 0u);
+    EXPECT_EQ(ss.regions_locked, 0u);
     EXPECT_EQ(ss.vcpu_unknown_samples, 0u);
     // Another process's id is no thread of this one: refused.
     EXPECT_EQ(numaheap_sampler_set_vcpu_thread(s, 1, getppid()), NUMAHEAP_E_INVALID_ARGUMENT);

@@ -1,4 +1,8 @@
 // The userfaultfd sampler at its edges, on this host's real kernel:
+//  * memfd guest RAM that is mlocked (QEMU -overcommit mem-lock=on): the
+//    kernel refuses MADV_DONTNEED on a VM_LOCKED mapping, so its pages can
+//    never be windowed -- refused up front, or, locked while running,
+//    dropped from the walk after one error instead of failing every window;
 //  * who a sample is from: a thread id the kernel gave to a new thread
 //    after a vCPU thread exited is not that vCPU (nor the other way round),
 //    and a vCPU the migrator has no slot for is not dropped silently;
@@ -127,6 +131,86 @@ struct SamplerEdges : ::testing::Test {
     return g ? g->local_access_ratio : -2;
   }
 };
+
+// ---- (9) mlocked memfd RAM ----
+
+// Locked before the sampler starts (mlockall(MCL_CURRENT | MCL_FUTURE)
+// before the RAM was mapped, or mlock of the RAM): no window could ever
+// open over it, so create() and start() say so instead of starting a
+// sampler that fails every window.
+TEST_F(SamplerEdges, MemfdRamLockedBeforeStartIsRefusedUpFront) {
+  ASSERT_NO_FATAL_FAILURE(track(1));
+  if (!lock(shm, kBytes)) GTEST_SKIP() << "mlock refused: " << std::strerror(errno);
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;
+  auto c = UffdSampler::create(*ram, *mig, id, cfg);
+  ASSERT_FALSE(c.has_value()) << "create() accepted mlocked memfd RAM";
+  EXPECT_EQ(c.error().code, Errc::unsupported);
+  EXPECT_NE(std::string(c.error().message.c_str()).find("mlock"), std::string::npos) << c.error().message.c_str();
+  // Created while unlocked, locked before start(): start() refuses.
+  ASSERT_EQ(munlock(shm, kBytes), 0);
+  if (!sampler(cfg)) GTEST_SKIP() << "no userfaultfd sampler here";
+  ASSERT_TRUE(lock(shm, kBytes));
+  const Status st = s->start();
+  ASSERT_FALSE(st.has_value()) << "start() accepted mlocked memfd RAM";
+  EXPECT_EQ(st.error(), Errc::unsupported);
+  EXPECT_FALSE(s->running());
+  // Nothing changed: unlocked, it starts and samples.
+  ASSERT_EQ(munlock(shm, kBytes), 0);
+  ASSERT_TRUE(s->start().has_value());
+  ASSERT_TRUE(s->scan(0, 4).has_value());
+  (void)read_shm(0, 4);
+  EXPECT_EQ(s->stats().minor_samples, 4u);
+  s->stop();
+}
+
+// Locked while the sampler runs (mlock of guest RAM later on): the first
+// window the kernel refuses (MADV_DONTNEED: EINVAL on a VM_LOCKED
+// mapping) drops the region from windowing -- one error, counted in
+// regions_locked -- instead of one error and a page-by-page close per
+// window for ever. The anonymous RAM is still sampled.
+TEST_F(SamplerEdges, MemfdRamLockedWhileRunningIsDroppedAfterOneError) {
+  ASSERT_NO_FATAL_FAILURE(track(1));
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;  // windows on scan() only, first
+  if (!sampler(cfg)) GTEST_SKIP() << "no userfaultfd sampler here";
+  ASSERT_TRUE(s->start().has_value());
+  if (!lock(shm, kBytes)) GTEST_SKIP() << "mlock refused: " << std::strerror(errno);
+  unsigned refused = 0;
+  for (int i = 0; i < 10; ++i) {
+    const Status st = s->scan(0, kPages);
+    refused += !st.has_value() && st.error() == Errc::unsupported;
+    (void)read_shm(0, 8);
+  }
+  SamplerStats st = s->stats();
+  EXPECT_EQ(st.errors, 1u) << "every window over the locked RAM failed again";
+  EXPECT_EQ(refused, 10u) << "scan() over locked memfd RAM reported success";
+  EXPECT_EQ(st.regions_locked, 1u);
+  EXPECT_EQ(st.minor_samples, 0u);
+  EXPECT_EQ(st.pages_armed, 0u);
+  // The anonymous RAM still is.
+  ASSERT_TRUE(s->scan(kAnon0, 4).has_value());
+  for (int i = 0; i < 4; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 1;
+  EXPECT_EQ(s->stats().wp_samples, 4u);
+  s->stop();
+  // The budget's walk: no error per window either.
+  cfg.pages_per_second = 1u << 20;
+  cfg.window_pages = 64;
+  cfg.follow_advice = false;
+  cfg.max_handler_share = 1;
+  s.reset();
+  ASSERT_EQ(munlock(shm, kBytes), 0);
+  ASSERT_TRUE(sampler(cfg));
+  ASSERT_TRUE(s->start().has_value());
+  ASSERT_TRUE(lock(shm, kBytes));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (s->stats().windows < 40 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  s->stop();
+  st = s->stats();
+  ASSERT_GE(st.windows, 40u) << "the walk opened too few windows in 30 s";
+  EXPECT_LE(st.errors, 1u) << st.windows << " windows";
+  EXPECT_EQ(st.regions_locked, 1u);
+}
 
 // ---- (12c) what counts as a sample ----
 

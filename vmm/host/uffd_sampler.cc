@@ -32,6 +32,7 @@
 
 #include "numaheap/vmm.h"
 #include "vmm/host/follow_clock.h"
+#include "vmm/host/host_mappings.h"
 
 #include "allocator/platform/fault_injection.h"
 
@@ -199,8 +200,13 @@ struct UffdSampler::Impl {
 
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
       ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0},
-      arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0}, follow_extensions{0}, faults_outside_windows{0},
-      vcpu_unknown_samples{0};
+      arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0}, follow_extensions{0}, regions_locked{0},
+      faults_outside_windows{0}, vcpu_unknown_samples{0};
+  // Sampled region r's mapping is mlocked: the kernel refuses to zap it
+  // (MADV_DONTNEED: EINVAL on VM_LOCKED), so no window can open over it.
+  // Set by a refused arm, cleared by start(); guarded by window_mu (every
+  // arming path holds it). Counted in regions_locked.
+  std::vector<char> locked;
   std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
 
   // The migrator's advice (Migrator::sample_share), read every 250 ms by
@@ -239,6 +245,9 @@ struct UffdSampler::Impl {
   }
 
   bool sampled(const GuestRamRegion& r) const { return r.backing != RamBacking::hugetlb; }
+  // Region r is in the budget's walk and bursts: sampled, not mlocked
+  // (window_mu held).
+  bool in_walk(std::size_t r) const { return sampled(ram->regions_[r]) && !locked[r]; }
   bool huge(std::size_t r, std::uint64_t page) const { return ram->movers_[r].huge_block(page); }
   bool armed_whole(std::size_t r, std::uint64_t page) const {
     const std::uint64_t b = page / kBlock;
@@ -357,6 +366,7 @@ struct UffdSampler::Impl {
   // false: the caller knows none is): bits first, then the zap (memfd) or
   // the protection (anonymous).
   void arm_locked(std::size_t r, std::uint64_t first, std::uint64_t pages, bool probe = true) {
+    if (locked[r]) return;  // cannot be zapped: see `locked`
     {
       std::uint64_t end = first + pages;
       for (std::uint64_t b = first / kBlock * kBlock; b < end; b += kBlock) {
@@ -392,23 +402,64 @@ struct UffdSampler::Impl {
       ok = ::ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0;
     }
     if (!ok) {
+      const int err = errno;
       errors.fetch_add(1, std::memory_order_relaxed);
+      if (err == EINVAL && ram->regions_[r].backing == RamBacking::memfd &&
+          detail::guest_mapping_locked(ram->regions_[r].host, ram->regions_[r].bytes) != detail::MappingLock::unlocked) {
+        drop_locked_region_locked(r, first, first + pages);
+        return;
+      }
       close_pages_locked(r, first, first + pages);  // whatever was done, undo it
       return;
     }
     pages_windowed.fetch_add(pages, std::memory_order_relaxed);
   }
 
-  // Arms gfns [first, first + pages) (sampled regions only).
-  void open_gfns_locked(Gfn first, std::uint64_t pages) {
+  // Region r's mapping is mlocked (the kernel refused to zap [first, end)
+  // with EINVAL): r leaves the walk -- one error, not one (and a close page
+  // by page) per window for ever -- and what this arm did is undone
+  // cheaply: a locked mapping's pages are all mapped (mlock populates, and
+  // the refused zap dropped none), so only pages pagemap shows not present
+  // (zapped in an unlocked part of the range, or faulting now) need an
+  // ioctl; the rest just lose their bits.
+  void drop_locked_region_locked(std::size_t r, std::uint64_t first, std::uint64_t end) {
+    locked[r] = 1;
+    regions_locked.fetch_add(1, std::memory_order_relaxed);
+    const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      close_pages_locked(r, first, end);
+      return;
+    }
+    std::uint64_t entries[512];
+    for (std::uint64_t at = first; at < end;) {
+      const std::uint64_t n = std::min<std::uint64_t>(512, end - at);
+      const auto off = static_cast<off_t>(reinterpret_cast<std::uintptr_t>(page_addr(r, at)) >> kFrameShift) * 8;
+      if (::pread(fd, entries, n * 8, off) != static_cast<ssize_t>(n * 8)) {
+        close_pages_locked(r, at, end);
+        break;
+      }
+      for (std::uint64_t i = 0; i < n; ++i)
+        if (entries[i] >> 63 & 1) (void)disarm(r, at + i);  // mapped: nothing to undo
+      close_pages_locked(r, at, at + n);  // the rest (usually none)
+      at += n;
+    }
+    ::close(fd);
+  }
+
+  // Arms gfns [first, first + pages) (sampled regions only); false if a
+  // memfd region in the range cannot be windowed (mlocked).
+  bool open_gfns_locked(Gfn first, std::uint64_t pages) {
+    bool all = true;
     for (std::size_t r = 0; r < ram->regions_.size(); ++r) {
       const GuestRamRegion& g = ram->regions_[r];
       if (!sampled(g)) continue;
       const Gfn base = g.guest_phys >> kFrameShift, end = base + (g.bytes >> kFrameShift);
       const Gfn a = std::max(base, first), b = std::min(end, first + pages);
       if (a < b) arm_locked(r, a - base, b - a);
+      if (a < b && locked[r]) all = false;
     }
     windows.fetch_add(1, std::memory_order_relaxed);
+    return all;
   }
 
   // The next window of the budget's walk over the sampled pages: window_pages
@@ -416,8 +467,8 @@ struct UffdSampler::Impl {
   // one sweep of the RAM.
   void open_next_locked() {
     std::uint64_t total = 0;
-    for (const GuestRamRegion& g : ram->regions_)
-      if (sampled(g)) total += g.bytes >> kFrameShift;
+    for (std::size_t r = 0; r < ram->regions_.size(); ++r)
+      if (in_walk(r)) total += region_pages(r);
     if (total == 0) return;
     std::uint64_t want = std::min<std::uint64_t>(cfg.window_pages, total), walked = 0;
     // Adjacent pieces of one region are armed together, one protection
@@ -438,7 +489,7 @@ struct UffdSampler::Impl {
       std::uint64_t skip = cursor;
       std::size_t r = 0;
       for (; r < ram->regions_.size(); ++r) {
-        if (!sampled(ram->regions_[r])) continue;
+        if (!in_walk(r)) continue;
         if (skip < region_pages(r)) break;
         skip -= region_pages(r);
       }
@@ -477,7 +528,7 @@ struct UffdSampler::Impl {
   void burst_locked(std::uint64_t moved) {
     std::uint64_t left = cfg.burst_pages, armed_now = 0;
     for (std::size_t r = 0; r < ram->regions_.size() && left; ++r) {
-      if (!vcpus_recent[r]) continue;
+      if (!vcpus_recent[r] || !in_walk(r)) continue;
       const std::uint64_t pages = region_pages(r), chunks = chunks_of(pages);
       auto wanted = [&](std::uint64_t c) {
         const std::uint64_t seen =
@@ -494,6 +545,7 @@ struct UffdSampler::Impl {
         const std::uint64_t first = c * 64, n = std::min({end * 64, pages}) - first;
         const std::uint64_t take = std::min(n, left);
         arm_locked(r, first, take);
+        if (locked[r]) break;  // refused: r left the walk
         armed_now += take;
         left -= take;
         c = end;
@@ -900,6 +952,16 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
   // A wrong id would drop every sample, or file it under another guest.
   const auto own = migrator.guest_stats(guest);
   if (!own) return make_error(Errc::invalid_argument, "sampler: guest ", guest, " is not in the migrator");
+  for (const GuestRamRegion& g : ram.regions_) {
+    if (g.backing != RamBacking::memfd || detail::guest_mapping_locked(g.host, g.bytes) != detail::MappingLock::locked)
+      continue;
+    char where[96];
+    std::snprintf(where, sizeof where, "[0x%llx, 0x%llx)", static_cast<unsigned long long>(g.guest_phys),
+                  static_cast<unsigned long long>(g.guest_phys + g.bytes));
+    return make_error(Errc::unsupported, "sampler: memfd guest RAM at guest-physical ", where,
+                      " is mlocked (mlock, or mlockall as with -overcommit mem-lock=on): the kernel refuses to "
+                      "unmap its pages (MADV_DONTNEED), so it cannot be sampled");
+  }
   std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
   if (!impl) return make_error(Errc::no_memory, "sampler: out of memory");
   impl->ram = &ram;
@@ -907,6 +969,7 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
   impl->guest = guest;
   impl->cfg = config;
   impl->guest_vcpus = own->vcpus;
+  impl->locked.assign(ram.regions_.size(), 0);
   impl->armed.resize(ram.regions_.size());
   impl->vcpus_recent.resize(ram.regions_.size());
   impl->vcpus_older.resize(ram.regions_.size());
@@ -990,6 +1053,17 @@ Status UffdSampler::set_vcpu_thread(std::uint32_t vcpu, pid_t tid) {
 Status UffdSampler::start() {
   std::lock_guard<std::mutex> c(impl_->control_mu);
   if (running()) return Errc::busy;
+  // memfd RAM mlocked since create(): no window could open over it (see
+  // create()'s message); refused before anything changes.
+  for (const GuestRamRegion& g : impl_->ram->regions_)
+    if (g.backing == RamBacking::memfd &&
+        detail::guest_mapping_locked(g.host, g.bytes) == detail::MappingLock::locked)
+      return Errc::unsupported;
+  {
+    std::lock_guard<std::mutex> g(impl_->window_mu);  // no window opens while stopped
+    std::fill(impl_->locked.begin(), impl_->locked.end(), 0);
+    impl_->regions_locked.store(0, std::memory_order_relaxed);
+  }
   if (!impl_->register_all()) return Errc::unsupported;
   impl_->registered = true;
   impl_->stopping.store(false, std::memory_order_release);
@@ -1053,7 +1127,7 @@ Status UffdSampler::scan(Gfn first, std::uint64_t pages) {
   if (!running()) return Errc::busy;
   std::lock_guard<std::mutex> g(impl_->window_mu);
   if (impl_->pauses.load(std::memory_order_acquire) || !impl_->accepting) return Errc::busy;
-  impl_->open_gfns_locked(first, pages);
+  if (!impl_->open_gfns_locked(first, pages)) return Errc::unsupported;  // mlocked memfd RAM in the range
   return {};
 }
 
@@ -1098,6 +1172,7 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.sheds = m.sheds.load(std::memory_order_relaxed);
   s.pages_shed = m.pages_shed.load(std::memory_order_relaxed);
   s.follow_extensions = m.follow_extensions.load(std::memory_order_relaxed);
+  s.regions_locked = m.regions_locked.load(std::memory_order_relaxed);
   s.faults_outside_windows = m.faults_outside_windows.load(std::memory_order_relaxed);
   s.vcpu_unknown_samples = m.vcpu_unknown_samples.load(std::memory_order_relaxed);
   return s;
