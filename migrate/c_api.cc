@@ -405,7 +405,7 @@ int numaheap_migrator_guest_stats(const numaheap_migrator* m, uint32_t guest_id,
   auto g = m->m->guest_stats(guest_id);
   if (!g) return code(g.error());
   *out = {g->pages_scanned,  g->pages_moved, g->bytes_moved,       g->pages_followed,
-          g->pages_quick,    g->pages_evacuated, g->local_access_ratio};
+          g->pages_quick,    g->pages_evacuated, g->local_access_ratio, g->vcpus};
   return NUMAHEAP_OK;
 }
 

@@ -449,6 +449,7 @@ Result<MigrateGuestStats> Migrator::guest_stats(GuestId id) const noexcept {
   out.pages_quick = c.pages_quick.load(std::memory_order_relaxed);
   out.pages_evacuated = c.pages_evacuated.load(std::memory_order_relaxed);
   out.local_access_ratio = c.local_access_ratio.load(std::memory_order_relaxed);
+  out.vcpus = s->options.vcpus;  // fixed at add_guest
   return out;
 }
 

@@ -234,6 +234,7 @@ struct MigrateGuestStats {
   // This guest's samples from the node their page was on, at the last
   // step that saw samples of it; -1 before any.
   double local_access_ratio = -1;
+  std::uint32_t vcpus = 0;  // its vCPU slots (MigrateGuestOptions::vcpus, fixed at add_guest)
 };
 
 enum class RehomeState : std::uint8_t { idle = 0, running = 1, done = 2, cancelled = 3, failed = 4 };

@@ -97,6 +97,7 @@ typedef struct numaheap_migrate_guest_stats {
   uint64_t pages_moved, bytes_moved; /* its frames that changed node: policy, rehome, evacuation, coalescing */
   uint64_t pages_followed, pages_quick, pages_evacuated;
   double local_access_ratio; /* its samples' share from their page's node, last step with any; -1 before */
+  uint32_t vcpus;            /* its vCPU slots, as added */
 } numaheap_migrate_guest_stats;
 
 typedef struct numaheap_node_pair_moves {

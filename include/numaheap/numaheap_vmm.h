@@ -152,6 +152,9 @@ typedef struct numaheap_sampler_stats {
   uint64_t arm_calls;       /* zaps / protection changes that armed windows (one per run of adjacent pages) */
   uint64_t sheds, pages_shed; /* open windows closed because the handler was overloaded; their pages */
   uint64_t follow_extensions; /* moved vCPUs followed on for 2 s more: the migrator was still moving pages */
+  uint64_t regions_locked;    /* memfd regions no longer windowed: mlocked (MADV_DONTNEED refused) */
+  uint64_t faults_outside_windows; /* faults on pages no window armed: resolved, not samples */
+  uint64_t vcpu_unknown_samples;   /* vcpu_threads: a vCPU id past the migrator's slots, recorded by CPU */
 } numaheap_sampler_stats;
 typedef struct numaheap_sampler numaheap_sampler;
 

@@ -59,7 +59,21 @@
 //    vcpu_threads (the VMM keeps Migrator::set_vcpu_cpu up to date);
 //    otherwise the CPU the faulting thread is blocked on, read from
 //    /proc/self/task/TID/stat (at most every 10 ms per thread), gives
-//    record_access(cpu).
+//    record_access(cpu). What is known of a thread id is checked against
+//    the thread's start time at each such read: an id the kernel gave to a
+//    new thread is not taken for the old thread's vCPU (registrations end
+//    with their thread). vcpu_threads with a vCPU id the migrator has no
+//    slot for (>= MigrateGuestOptions::vcpus): record_access(cpu), counted
+//    in vcpu_unknown_samples -- not dropped.
+//  * A sample is the fault that clears a windowed page's armed bit (one
+//    per page, or huge block, and window); other faults the handler gets
+//    (a page zapped by someone else, a second thread on the same page)
+//    are resolved but are no samples (faults_outside_windows).
+//  * mlocked memfd RAM (VM_LOCKED: mlock, mlockall -- QEMU -overcommit
+//    mem-lock=on) cannot be windowed: the kernel refuses MADV_DONTNEED
+//    there. create() and start() refuse it (unsupported); locked while
+//    running, the first refused window drops the region from windowing
+//    (regions_locked, one error) and scan() over it answers unsupported.
 //  * Budget: at most pages_per_second pages are windowed per second, in
 //    windows of window_pages, scaled down (adaptive budget) by the
 //    migrator's sampling advice (Migrator::sample_share: all of it after a
@@ -311,7 +325,10 @@ struct SamplerConfig {
 };
 
 struct SamplerStats {
-  std::uint64_t samples = 0;        // accesses recorded (faults resolved in a window)
+  // Accesses recorded: first faults on pages armed by a window, one per
+  // page (per huge block armed whole) and window. Faults on pages no
+  // window armed are not samples: faults_outside_windows.
+  std::uint64_t samples = 0;
   std::uint64_t minor_samples = 0;  // memfd: reads and writes
   std::uint64_t wp_samples = 0;     // anonymous: writes
   std::uint64_t windows = 0;        // windows opened
@@ -337,6 +354,21 @@ struct SamplerStats {
   // Times a moved vCPU's sample found the migrator still moving pages and
   // the following (no shed meanwhile) went on for another 2 s.
   std::uint64_t follow_extensions = 0;
+  // memfd regions dropped from windowing since start() because the kernel
+  // refused to zap them (MADV_DONTNEED: EINVAL, their mapping is mlocked
+  // -- e.g. mlock of the RAM). Their pages are not windowed again until
+  // stop() and a start() that finds them unlocked; nonzero means those
+  // regions give no samples.
+  std::uint64_t regions_locked = 0;
+  // Faults the handler resolved on pages no window had armed (the page was
+  // zapped for another reason, or a second thread faulted on a page whose
+  // first fault was taken): resolved, neither counted in samples nor
+  // recorded in the migrator.
+  std::uint64_t faults_outside_windows = 0;
+  // vcpu_threads: samples from a thread registered or named as a vCPU the
+  // migrator has no slot for (id >= MigrateGuestOptions::vcpus), recorded
+  // by the thread's CPU (record_access) instead of dropped.
+  std::uint64_t vcpu_unknown_samples = 0;
 };
 
 // vcpu_samples() counts vCPUs below this.
@@ -345,10 +377,11 @@ inline constexpr std::uint32_t kSamplerCountedVcpus = 1024;
 class UffdSampler {
  public:
   // ram and migrator must outlive the sampler; `guest` is ram's id in the
-  // migrator. Errors: unsupported (no userfaultfd, or the kernel lacks
+  // migrator. Errors: unsupported (no userfaultfd, the kernel lacks
   // minor-fault / write-protect / thread-id support for the RAM's
-  // backings), invalid_argument (config, or `guest` not in the migrator),
-  // busy (ram has a sampler). Created while a move of ram runs, it starts
+  // backings, or memfd RAM is mlocked: the message names the region),
+  // invalid_argument (config, or `guest` not in the migrator), busy (ram
+  // has a sampler). Created while a move of ram runs, it starts
   // paused until that move returns.
   static Result<std::unique_ptr<UffdSampler>, Error> create(GuestRam& ram, Migrator& migrator, GuestId guest,
                                                             const SamplerConfig& config = {});
@@ -356,16 +389,23 @@ class UffdSampler {
   UffdSampler(const UffdSampler&) = delete;
   UffdSampler& operator=(const UffdSampler&) = delete;
 
-  // Thread `tid` runs vCPU `vcpu` (tid 0: forget the vCPU's thread).
+  // Thread `tid` runs vCPU `vcpu` (tid 0: forget the vCPU's thread). The
+  // registration ends when that thread exits (a later thread given the
+  // same id is not that vCPU). Errors: invalid_argument (tid is no thread
+  // of this process; nothing changes).
   Status set_vcpu_thread(std::uint32_t vcpu, pid_t tid);
   // Registers the RAM with userfaultfd and starts the handler thread.
-  // Errors: busy (running), unsupported (registration refused).
+  // Errors: busy (running), unsupported (registration refused, or a memfd
+  // region's mapping is mlocked: no window could open over it -- create()
+  // names the region).
   Status start();
   void stop();  // idempotent; every page mapped and writable on return
   bool running() const noexcept { return thread_running_.load(std::memory_order_acquire); }
   // Opens a window on gfns [first, first + pages) now; pages in holes or
   // hugetlb are skipped. Errors: invalid_argument, busy (not running, or a
-  // move is in progress).
+  // move is in progress), unsupported (the range holds memfd RAM mlocked
+  // since start(): not windowed, see regions_locked; the rest of the range
+  // is).
   Status scan(Gfn first, std::uint64_t pages);
   // vCPU `vcpu` now runs on another node (call it after
   // Migrator::set_vcpu_cpu): opens windows at once over the chunks it was

@@ -99,6 +99,7 @@ int main(void) {
     numaheap_migrate_guest_stats gs;
     CHECK(numaheap_migrator_guest_stats(m, id, &gs) == NUMAHEAP_OK);
     CHECK(gs.pages_scanned == kPages && gs.pages_moved == 0 && gs.local_access_ratio > 0.99);
+    CHECK(gs.vcpus == 2); /* the vCPU slots it was added with */
     CHECK(numaheap_migrator_guest_stats(m, id + 1, &gs) == NUMAHEAP_E_INVALID_ARGUMENT);
     CHECK(numaheap_migrator_guest_stats(m, 1u << 30, &gs) == NUMAHEAP_E_INVALID_ARGUMENT);
     CHECK(numaheap_migrator_guest_stats(m, id, NULL) == NUMAHEAP_E_INVALID_ARGUMENT);

@@ -752,6 +752,11 @@ TEST_F(GuestRamTest, CApiAtParity) {
     numaheap_sampler_stats ss;
     EXPECT_EQ(numaheap_sampler_get_stats(s, &ss), NUMAHEAP_OK);
     EXPECT_EQ(ss.minor_samples, 1u);
+    EXPECT_EQ(ss.faults_outside_windows, 0u);
+    EXPECT_EQ(ss.regions_locked, 0u);
+    EXPECT_EQ(ss.vcpu_unknown_samples, 0u);
+    // Another process's id is no thread of this one: refused.
+    EXPECT_EQ(numaheap_sampler_set_vcpu_thread(s, 1, getppid()), NUMAHEAP_E_INVALID_ARGUMENT);
     EXPECT_EQ(numaheap_sampler_vcpu_samples(s, 0), 1u);
     EXPECT_EQ(numaheap_sampler_vcpu_moved(s, 0), NUMAHEAP_OK);
     numaheap_sampler_stop(s);

@@ -32,19 +32,17 @@ bool parse(const char* line, MapsLine& out) noexcept {
   return out.start < out.end;
 }
 
-}  // namespace
-
-MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool need_shared) noexcept {
-  const int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return MappingProblem::unknown;  // no /proc (a jail without it): nothing to check against
-  const auto lo = reinterpret_cast<std::uintptr_t>(addr);
-  const std::uint64_t hi = lo + bytes;
-  std::uint64_t covered = lo;  // [lo, covered) seen mapped and fine
-  MappingProblem found = MappingProblem::none;
+// Calls line(text) for each line of a /proc file (NUL-terminated, without
+// its newline) until it returns false or the file ends; false if the file
+// could not be opened.
+template <class Line>
+bool for_each_line(const char* path, Line line) noexcept {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
   char buf[16384];  // a line is at most PATH_MAX and ~100 bytes more
   std::size_t have = 0;
-  bool eof = false, done = false;
-  while (!done) {
+  bool eof = false;
+  for (;;) {
     if (!eof && have < sizeof buf - 1) {
       const ssize_t n = ::read(fd, buf + have, sizeof buf - 1 - have);
       if (n < 0 && errno == EINTR) continue;
@@ -58,32 +56,76 @@ MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool n
       continue;
     }
     *nl = '\0';
-    MapsLine m;
-    const bool parsed = parse(buf, m);
-    if (parsed && m.start >= hi) {
-      done = true;  // lines are sorted: past the range
-    } else if (parsed && m.end > covered) {
-      if (m.start > covered) {
-        found = MappingProblem::unmapped;
-        done = true;
-      } else if (m.perms[0] != 'r' || m.perms[1] != 'w') {
-        found = MappingProblem::not_read_write;
-        done = true;
-      } else if (need_shared && m.perms[3] != 's') {
-        found = MappingProblem::not_shared;
-        done = true;
-      } else {
-        covered = m.end;
-        done = covered >= hi;
-      }
-    }
+    if (!line(buf)) break;
     const std::size_t used = static_cast<std::size_t>(nl - buf) + 1;
     std::memmove(buf, buf + used, have - used);
     have -= used;
   }
   ::close(fd);
+  return true;
+}
+
+}  // namespace
+
+MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool need_shared) noexcept {
+  const auto lo = reinterpret_cast<std::uintptr_t>(addr);
+  const std::uint64_t hi = lo + bytes;
+  std::uint64_t covered = lo;  // [lo, covered) seen mapped and fine
+  MappingProblem found = MappingProblem::none;
+  const bool read = for_each_line("/proc/self/maps", [&](const char* text) {
+    MapsLine m;
+    const bool parsed = parse(text, m);
+    if (parsed && m.start >= hi) return false;  // lines are sorted: past the range
+    if (parsed && m.end > covered) {
+      if (m.start > covered) {
+        found = MappingProblem::unmapped;
+        return false;
+      }
+      if (m.perms[0] != 'r' || m.perms[1] != 'w') {
+        found = MappingProblem::not_read_write;
+        return false;
+      }
+      if (need_shared && m.perms[3] != 's') {
+        found = MappingProblem::not_shared;
+        return false;
+      }
+      covered = m.end;
+      return covered < hi;
+    }
+    return true;
+  });
+  if (!read) return MappingProblem::unknown;  // no /proc (a jail without it): nothing to check against
   if (found == MappingProblem::none && covered < hi) found = MappingProblem::unmapped;
   return found;
+}
+
+MappingLock guest_mapping_locked(const void* addr, std::uint64_t bytes) noexcept {
+  const auto lo = reinterpret_cast<std::uintptr_t>(addr);
+  const std::uint64_t hi = lo + bytes;
+  bool inside = false;  // the mapping of the last header line overlaps the range
+  bool seen = false;    // a VmFlags line of an overlapping mapping was read
+  MappingLock found = MappingLock::unknown;
+  const bool read = for_each_line("/proc/self/smaps", [&](const char* text) {
+    MapsLine m;
+    if (parse(text, m)) {  // a mapping's header line; its fields follow
+      if (m.start >= hi) return false;  // sorted: past the range
+      inside = m.end > lo;
+      return true;
+    }
+    if (!inside || std::strncmp(text, "VmFlags:", 8) != 0) return true;
+    seen = true;
+    for (const char* p = text + 8; *p;) {  // two-letter flags separated by spaces
+      while (*p == ' ') ++p;
+      if (p[0] == 'l' && p[1] == 'o' && (p[2] == ' ' || p[2] == '\0')) {
+        found = MappingLock::locked;
+        return false;
+      }
+      while (*p && *p != ' ') ++p;
+    }
+    return true;
+  });
+  if (!read || !seen) return MappingLock::unknown;
+  return found == MappingLock::locked ? MappingLock::locked : MappingLock::unlocked;
 }
 
 const char* mapping_problem_text(MappingProblem p) noexcept {

@@ -29,4 +29,13 @@ MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool n
 
 const char* mapping_problem_text(MappingProblem p) noexcept;
 
+// Whether a mapping over [addr, addr + bytes) is mlocked (VM_LOCKED: "lo"
+// among VmFlags in /proc/self/smaps -- mlock, mlockall(MCL_CURRENT), or
+// mlockall(MCL_FUTURE) before it was mapped). The kernel refuses
+// MADV_DONTNEED (EINVAL) on such a mapping, so the sampler cannot window
+// memfd RAM there. unknown: /proc/self/smaps unreadable, or no mapping
+// over the range.
+enum class MappingLock : std::uint8_t { unlocked = 0, locked, unknown };
+MappingLock guest_mapping_locked(const void* addr, std::uint64_t bytes) noexcept;
+
 }  // namespace numaheap::detail
