@@ -12,6 +12,8 @@
 #include <numaif.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
+#include <linux/userfaultfd.h>
 #include <sys/mount.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -22,6 +24,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -747,6 +750,76 @@ TEST_F(GuestRamInput, WithoutProcTheMappingsAreNotTakenOnTrust) {
   if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot make a mount namespace here";
   EXPECT_EQ(WEXITSTATUS(status), 0) << "1: accepted or not unsupported; 2: the message does not say how to vouch; "
                                        "3: data changed; 4: trust_mappings refused; 78: /proc still readable";
+}
+
+// ---- another userfaultfd on the same RAM (audit s16, lower-confidence hazard) ----
+
+namespace {
+// The VmFlags of the mapping that holds `addr` (/proc/self/smaps), or "".
+std::string vm_flags_of(const void* addr) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  const auto a = reinterpret_cast<std::uintptr_t>(addr);
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) inside = a >= lo && a < hi;  // a mapping's header
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line;
+  }
+  return "";
+}
+}  // namespace
+
+// A region the VMM's own userfaultfd holds (post-copy live migration
+// registers guest RAM in missing mode): the sampler cannot register it
+// (EBUSY) and start() fails -- and must leave that registration alone.
+// UFFDIO_UNREGISTER does not ask whose a range is, so the sampler undoes
+// only what it registered itself. (Before: it unregistered every region,
+// the VMM's too, and the guest would fault in zero pages where copied
+// pages belong.)
+TEST_F(GuestRamInput, AFailedSamplerStartLeavesTheVmmsOwnUserfaultfdAlone) {
+  const int vmm_uffd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  if (vmm_uffd < 0) GTEST_SKIP() << "no userfaultfd here";
+  uffdio_api api{};
+  api.api = UFFD_API;
+  ASSERT_EQ(::ioctl(vmm_uffd, UFFDIO_API, &api), 0);
+  // The VMM's post-copy registration of the anonymous region (after the
+  // memfd region in guest-physical order, so the sampler registers the
+  // memfd first and then meets the refusal).
+  uffdio_register reg{};
+  reg.range.start = reinterpret_cast<std::uintptr_t>(anon);
+  reg.range.len = kBytes;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  ASSERT_EQ(::ioctl(vmm_uffd, UFFDIO_REGISTER, &reg), 0) << std::strerror(errno);
+  ASSERT_NE(vm_flags_of(anon).find(" um"), std::string::npos) << vm_flags_of(anon);
+  {
+    const std::vector<GuestRamRegion> rs = {{shm, kBytes, 0, RamBacking::memfd, true},
+                                            {anon, kBytes, kBytes, RamBacking::anonymous, false}};
+    WithSampler w;
+    GuestRamOptions o;
+    o.populate = false;  // the anonymous region is the VMM's post-copy target: untouched
+    auto r = GuestRam::create(topo, rs, {}, o);
+    ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+    w.ram = std::move(*r);
+    auto m = Migrator::create(topo);
+    ASSERT_TRUE(m.has_value());
+    w.mig = std::move(*m);
+    auto g = w.mig->add_guest(*w.ram, w.ram->migrate_options(1, false));
+    ASSERT_TRUE(g.has_value());
+    w.id = *g;
+    auto s = UffdSampler::create(*w.ram, *w.mig, w.id);
+    if (!s) GTEST_SKIP() << s.error().message.c_str();
+    w.sampler = std::move(*s);
+    const Status started = w.sampler->start();
+    EXPECT_FALSE(started.has_value()) << "registered a range another userfaultfd holds";
+    EXPECT_NE(vm_flags_of(anon).find(" um"), std::string::npos)
+        << "the VMM's own registration was stripped: " << vm_flags_of(anon);
+    EXPECT_EQ(vm_flags_of(shm).find(" ui"), std::string::npos) << "the sampler's own registration was left";
+  }
+  EXPECT_NE(vm_flags_of(anon).find(" um"), std::string::npos) << vm_flags_of(anon);
+  uffdio_range all{reinterpret_cast<std::uintptr_t>(anon), kBytes};
+  EXPECT_EQ(::ioctl(vmm_uffd, UFFDIO_UNREGISTER, &all), 0);
+  ::close(vmm_uffd);
 }
 
 }  // namespace numaheap

@@ -53,7 +53,8 @@ int open_userfaultfd() {
 }  // namespace
 
 bool UffdSampler::Impl::register_all() {
-  for (const GuestRamRegion& g : ram->regions_) {
+  for (std::size_t i = 0; i < ram->regions_.size(); ++i) {
+    const GuestRamRegion& g = ram->regions_[i];
     if (!sampled(g)) continue;
     uffdio_register reg{};
     reg.range.start = reinterpret_cast<std::uintptr_t>(g.host);
@@ -61,16 +62,28 @@ bool UffdSampler::Impl::register_all() {
     reg.mode = g.backing == RamBacking::memfd ? UFFDIO_REGISTER_MODE_MINOR : UFFDIO_REGISTER_MODE_WP;
     const std::uint64_t need = g.backing == RamBacking::memfd ? (std::uint64_t{1} << _UFFDIO_CONTINUE)
                                                               : (std::uint64_t{1} << _UFFDIO_WRITEPROTECT);
-    if (::ioctl(uffd, UFFDIO_REGISTER, &reg) != 0 || (reg.ioctls & need) != need) {
-      unregister_all();
+    if (::ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) {
+      // Only what this call registered is unregistered: a region refused
+      // (EBUSY: the VMM's own userfaultfd holds it, e.g. post-copy live
+      // migration in missing mode) must keep that registration, and
+      // UFFDIO_UNREGISTER does not ask whose it is -- stripping it would
+      // let the guest fault in zero pages where copied pages belong.
+      unregister_first(i);
+      return false;
+    }
+    if ((reg.ioctls & need) != need) {  // registered, but without the ioctl we need
+      unregister_first(i + 1);
       return false;
     }
   }
   return true;
 }
 
-void UffdSampler::Impl::unregister_all() {
-  for (const GuestRamRegion& g : ram->regions_) {
+void UffdSampler::Impl::unregister_all() { unregister_first(ram->regions_.size()); }
+
+void UffdSampler::Impl::unregister_first(std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const GuestRamRegion& g = ram->regions_[i];
     if (!sampled(g)) continue;
     uffdio_range r{reinterpret_cast<std::uintptr_t>(g.host), g.bytes};
     (void)::ioctl(uffd, UFFDIO_UNREGISTER, &r);  // also wakes any waiter

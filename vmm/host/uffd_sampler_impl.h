@@ -337,6 +337,7 @@ struct UffdSampler::Impl {
   bool register_all();
 
   void unregister_all();
+  void unregister_first(std::size_t count);  // the sampled regions among regions_[0, count)
 };
 
 }  // namespace numaheap
