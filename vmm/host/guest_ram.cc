@@ -695,13 +695,10 @@ void GuestRam::move_run(std::span<const Gfn> gfns, NodeId target, MoveGranularit
             // (Windowed pages are mapped back by the window's close.)
             if (!windowed) map_back(r, listed);
             if (moved) helper_moves_.fetch_add(1, std::memory_order_relaxed);
-            // Refused part way (the mover keeps what moved and says busy
-            // for the rest): if moving through the helper is no longer
-            // permitted, drop it, so the busy pages go the old way when
-            // tried again.
-            if (moved && std::any_of(local_out, local_out + n, [](MoveOutcome o) { return o == MoveOutcome::busy; }))
-              if (Status ok = movers_[r].may_move_through(helper_.pid); !ok && ok.error() == Errc::unsupported)
-                helper_.pid = -helper_.pid;
+            // Refused part way (the mover keeps what moved, busy for the
+            // rest; the pages are mapped back above or windowed): the next
+            // move's probe (may_move_through, in move_locked) drops the
+            // helper if moving through it is no longer permitted.
           }
         } else if (mapped == HelperMap::refused) {
           moved = movers_[r].move(listed, target, granularity, std::span<MoveOutcome>(local_out, n));
