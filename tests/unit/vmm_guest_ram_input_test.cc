@@ -177,8 +177,9 @@ struct WithSampler {
   }
 };
 
-void with_sampler(WithSampler& w, const Topology& topo, std::span<const GuestRamRegion> rs, SamplerConfig cfg = {}) {
-  auto r = GuestRam::create(topo, rs, {});
+void with_sampler(WithSampler& w, const Topology& topo, std::span<const GuestRamRegion> rs, SamplerConfig cfg = {},
+                  const GuestRamOptions& options = {}) {
+  auto r = GuestRam::create(topo, rs, {}, options);
   ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
   w.ram = std::move(*r);
   auto m = Migrator::create(topo);
@@ -798,18 +799,8 @@ TEST_F(GuestRamInput, AFailedSamplerStartLeavesTheVmmsOwnUserfaultfdAlone) {
     WithSampler w;
     GuestRamOptions o;
     o.populate = false;  // the anonymous region is the VMM's post-copy target: untouched
-    auto r = GuestRam::create(topo, rs, {}, o);
-    ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
-    w.ram = std::move(*r);
-    auto m = Migrator::create(topo);
-    ASSERT_TRUE(m.has_value());
-    w.mig = std::move(*m);
-    auto g = w.mig->add_guest(*w.ram, w.ram->migrate_options(1, false));
-    ASSERT_TRUE(g.has_value());
-    w.id = *g;
-    auto s = UffdSampler::create(*w.ram, *w.mig, w.id);
-    if (!s) GTEST_SKIP() << s.error().message.c_str();
-    w.sampler = std::move(*s);
+    ASSERT_NO_FATAL_FAILURE(with_sampler(w, topo, rs, {}, o));
+    if (!w.sampler) GTEST_SKIP() << w.skip;
     const Status started = w.sampler->start();
     EXPECT_FALSE(started.has_value()) << "registered a range another userfaultfd holds";
     EXPECT_NE(vm_flags_of(anon).find(" um"), std::string::npos)
