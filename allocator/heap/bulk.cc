@@ -1,7 +1,11 @@
 // PageAllocator::alloc_bulk / free_bulk: many 4 KiB frames with one lock
 // hold per node, for populating and tearing down guests. Per frame, only
 // its descriptor is written (and, freeing, checked with one compare-and-
-// swap); free-list work is per block, not per frame.
+// swap); free-list work is per block, not per frame. A cache's worth for
+// the calling CPU's node goes through its per-CPU cache instead (one cache
+// lock, no heap lock in the common case), as Linux's bulk page allocator
+// uses its per-CPU lists: small batches from many CPUs of one node would
+// otherwise all queue on that node's lock.
 #include <algorithm>
 
 #include "allocator/heap/page_allocator_impl.h"
@@ -84,6 +88,69 @@ PageAllocator::Impl::BulkTry PageAllocator::Impl::bulk_try(const AllocRequest& r
   return t;
 }
 
+bool PageAllocator::Impl::bulk_from_cache(const AllocRequest& req, NodeId pref, std::span<Mfn> out) noexcept {
+  constexpr std::uint32_t kCacheFlags = AllocFlags::no_scrub | AllocFlags::exact_node;
+  const int slot = pcp.slot_of(0);
+  if (slot < 0 || (req.flags & ~kCacheFlags)) return false;
+  const std::uint32_t cpu = cpu_slot();
+  const std::uint32_t ni = cpu_node_index[cpu];
+  if (cpu_node[cpu] != pref || req.exclude.test(pref) || !heap(ni).managed_frames()) return false;
+  CpuCache& c = pcp.at(cpu, ni, slot);
+  if (out.size() > c.high) return false;
+  const auto n = static_cast<std::uint32_t>(out.size());
+  const bool no_scrub = (req.flags & AllocFlags::no_scrub) != 0;
+  lock_cache(c, cpu);
+  if (c.count < n) refill(c, ni, n - c.count);
+  if (c.count < n) {  // the node is short: the heaps' way decides (drains, reclaim, fallback)
+    c.lock.unlock();
+    return false;
+  }
+  // Frames to scrub go to the front of `out`, the others to the back (the
+  // caller gets them in no particular order), so that the scrubbing is
+  // done after the lock is let go without remembering anything else.
+  std::uint32_t front = 0, back = n;
+  for (std::uint32_t k = 0; k < n; ++k) {
+    const CacheEntry e = c.entries[c.count - 1 - k];
+    const Mfn mfn = entry_mfn(e);
+    FrameDesc& d = table.known_desc(mfn);
+    // The word, as try_node: its owner is exact where the entry's tag is not.
+    const FrameWord w = d.load(std::memory_order_relaxed);
+    NUMAHEAP_DEBUG_CHECK(entry_matches(e, w.pack(), 0));
+    d.store(w.allocated_to(req.owner));
+    const bool scrub = (w.state & kDirty) && !(no_scrub && w.owner == req.owner);
+    out[scrub ? front++ : --back] = mfn;
+  }
+  set_count(c, c.count - n);
+  c.lock.unlock();
+  if (front && !NUMAHEAP_FAULT(bulk_cache_skips_scrub)) {
+    std::sort(out.begin(), out.begin() + front);
+    for (std::uint32_t k = 0; k < front;) {  // consecutive frames in one call
+      std::uint32_t run = 1;
+      while (k + run < front && out[k + run] == out[k] + run) ++run;
+      platform->zero_frames(out[k], run);
+      k += run;
+    }
+  }
+  return true;
+}
+
+void PageAllocator::Impl::bulk_to_cache(std::span<const Mfn> frames, std::uint32_t ni) noexcept {
+  const int slot = pcp.slot_of(0);
+  const std::uint32_t cpu = cpu_slot();
+  CpuCache& c = pcp.at(cpu, ni, slot);
+  const auto n = static_cast<std::uint32_t>(frames.size());
+  lock_cache(c, cpu);
+  if (c.count + n > c.high) drain(c, ni, std::max(c.batch, c.count + n - c.high));
+  for (const Mfn mfn : frames) {
+    // Taken by free_bulk's step 1 and in no cache: nobody else changes it.
+    const std::uint64_t word = table.known_desc(mfn).load_packed(std::memory_order_relaxed);
+    c.entries[c.count] = make_cache_entry(mfn, word);
+    NUMAHEAP_DEBUG_CHECK(entry_matches(c.entries[c.count], word, 0));
+    set_count(c, c.count + 1);
+  }
+  c.lock.unlock();
+}
+
 void PageAllocator::Impl::scrub_bulk(std::span<const Mfn> out) noexcept {
   // Consecutive marked runs of one range go to the platform as one call.
   Mfn start = kInvalidMfn;
@@ -125,6 +192,9 @@ Status PageAllocator::alloc_bulk(const AllocRequest& req, std::span<Mfn> out) no
   // As alloc(): the preferred node may reclaim before the request goes
   // remote; per-CPU caches are drained, then every allowed node may
   // reclaim, before no_memory.
+  // A cache's worth for the calling CPU's node: its per-CPU cache, as
+  // alloc() would serve each frame (no heap lock in the common case).
+  if (m.bulk_from_cache(req, pref, out)) return {};
   const bool hook = m.reclaim_fn.load(std::memory_order_acquire) != nullptr;
   Impl::BulkTry t = m.bulk_try(req, pref, out, !exact && hook);
   if (!t.done) {
@@ -141,6 +211,9 @@ Status PageAllocator::alloc_bulk(const AllocRequest& req, std::span<Mfn> out) no
     for_each_allowed(m.topo, req, pref, [&](std::uint32_t ni) {
       if (missing) missing -= std::min(missing, m.reclaim(ni, missing));
     });
+    // What the hook gave back may sit in per-CPU caches (its free() or a
+    // small free_bulk put it there): back to the heaps first.
+    for_each_allowed(m.topo, req, pref, [&](std::uint32_t ni) { m.drain_node_index(ni); });
     t = m.bulk_try(req, pref, out, false);
   }
   if (!t.done) return Errc::no_memory;
@@ -168,6 +241,10 @@ Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noex
   //    by another thread meanwhile, is a double free. Pending-offline bits
   //    stay with the frame.
   const FrameRangeInfo* r = nullptr;
+  // A cache's worth goes to the calling CPU's caches, as free() would put
+  // each frame, unless a frame has an offline pending (the heap retires it).
+  const int slot0 = m.pcp.slot_of(0);
+  bool to_cache = slot0 >= 0 && n <= m.pcp.at(0, 0, slot0).high;
   for (std::size_t i = 0; i < n; ++i) {
     const Mfn mfn = frames[i];
     if (!r || !r->contains(mfn)) {
@@ -178,7 +255,8 @@ Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noex
       }
     }
     FrameDesc& d = m.table.desc(*r, mfn);
-    for (FrameWord w = d.load();;) {
+    FrameWord w = d.load();
+    for (;;) {
       if (const Errc e = check_used_head(w, 0, owner); e != Errc::ok) {
         undo(i);
         return e;
@@ -187,9 +265,11 @@ Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noex
       taken.state = static_cast<std::uint8_t>(kCached | kDirty | (w.state & kPendingBits));
       if (d.cas(w, taken)) break;  // w reloaded on failure
     }
+    if (w.state & kPendingBits) to_cache = false;
   }
   // 2. Back to the heaps: each stretch of the list on one node under one
-  //    hold of that node's lock.
+  //    hold of that node's lock (a cache's worth: that node's cache of
+  //    the calling CPU, under the cache's lock).
   for (std::size_t i = 0; i < n;) {
     r = &m.table.known_range(frames[i]);
     const std::uint32_t ni = r->node_index;
@@ -197,6 +277,11 @@ Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noex
     for (; j < n; ++j) {
       if (!r->contains(frames[j])) r = &m.table.known_range(frames[j]);
       if (r->node_index != ni) break;
+    }
+    if (to_cache) {
+      m.bulk_to_cache(frames.subspan(i, j - i), ni);
+      i = j;
+      continue;
     }
     NodeHeap& h = m.heap(ni);
     SpinGuard g(h.lock);

@@ -269,10 +269,11 @@ void PageAllocator::Impl::scrub_if_needed(Mfn mfn, unsigned order, bool dirty,
   platform->zero_frames(mfn, frames_of_order(order));
 }
 
-void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni) noexcept {
+void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni, std::uint32_t need) noexcept {
   NodeHeap& h = heap(ni);
   SpinGuard g(h.lock);
-  const std::uint64_t want = charge_upto(ni, c.batch, c.order);
+  // A batch, or `need` when more, within what the cache has room for.
+  const std::uint64_t want = charge_upto(ni, std::min(c.high - c.count, std::max(c.batch, need)), c.order);
   std::uint64_t got = 0;
   for (; got < want; ++got) {
     Block b;

@@ -111,7 +111,9 @@ struct PageAllocator::Impl {
   // One node: per-CPU cache or buddy. kInvalidMfn when it cannot serve.
   Mfn try_node(std::uint32_t ni, const AllocRequest& req, std::uint32_t cpu) noexcept;
   Mfn alloc_buddy(std::uint32_t ni, const AllocRequest& req) noexcept;
-  void refill(CpuCache& c, std::uint32_t ni) noexcept;          // c.lock held
+  // c.lock held: a batch of blocks from node `ni`'s heap, or `need` when
+  // that is more, never beyond c.high.
+  void refill(CpuCache& c, std::uint32_t ni, std::uint32_t need = 0) noexcept;
   void drain(CpuCache& c, std::uint32_t ni, std::uint32_t n) noexcept;  // c.lock held
   void drain_node_index(std::uint32_t ni) noexcept;
   void scrub_if_needed(Mfn mfn, unsigned order, bool dirty, OwnerId dirty_owner,
@@ -131,6 +133,16 @@ struct PageAllocator::Impl {
                    bool whole_from_first) noexcept;
   // Scrubs the runs of `out` take_frames marked (no lock held).
   void scrub_bulk(std::span<const Mfn> out) noexcept;
+  // alloc_bulk of at most a cache's worth for the calling CPU's own node,
+  // no flag but no_scrub and exact_node: every frame from that CPU's
+  // order-0 cache, as alloc() would take it (the cache refilled in one
+  // node-lock hold when short). False: not served, nothing taken.
+  bool bulk_from_cache(const AllocRequest& req, NodeId pref, std::span<Mfn> out) noexcept;
+  // free_bulk's step 2 for frames [i, j) of `frames`, all of node `ni`,
+  // taken (cached, dirty, no pending bit) and at most a cache's worth: onto
+  // the calling CPU's order-0 cache for that node, as free() would put
+  // them, a batch drained first when they do not fit.
+  void bulk_to_cache(std::span<const Mfn> frames, std::uint32_t ni) noexcept;
 
   // --- claims.cc ---
   // What a bulk request may still book, across the nodes it has quoted.

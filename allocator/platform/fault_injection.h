@@ -32,6 +32,8 @@ enum Kind : unsigned {
   // (owner + 2) instead of "unknown" for owners the tag cannot hold, so two
   // owners can share a tag and no_scrub hands one the other's bytes.
   entry_tag_truncates = 1u << 4,
+  // alloc_bulk's per-CPU cache route hands dirty frames out unscrubbed.
+  bulk_cache_skips_scrub = 1u << 5,
   // The userfaultfd sampler opens a memfd window with MADV_REMOVE (punches
   // the pages out of the file: their data is lost) instead of MADV_DONTNEED.
   sampler_punches_window = 1u << 8,

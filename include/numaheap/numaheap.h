@@ -201,11 +201,15 @@ int numaheap_alloc(numaheap_heap* h, const numaheap_alloc_request* req, uint64_t
 int numaheap_free(numaheap_heap* h, uint64_t mfn, uint32_t order, uint32_t owner);
 /* `count` 4 KiB frames at once (req->order must be 0), each as
  * numaheap_alloc would hand it out, all or nothing; frames of a request
- * that may fall back come from the preferred node first. */
+ * that may fall back come from the preferred node first. Up to a per-CPU
+ * cache's worth (pcp_high) for the calling CPU's node comes from that
+ * CPU's cache; larger requests are carved from the heap in ascending runs
+ * (PageAllocator::alloc_bulk). */
 int numaheap_alloc_bulk(numaheap_heap* h, const numaheap_alloc_request* req, uint64_t* mfns,
                         size_t count);
 /* Frees `count` order-0 blocks of `owner`; every frame is checked first
- * and on any error none is freed. */
+ * and on any error none is freed. Up to a per-CPU cache's worth goes to
+ * the calling CPU's caches, more back to the heap. */
 int numaheap_free_bulk(numaheap_heap* h, const uint64_t* mfns, size_t count, uint32_t owner);
 
 /* Splits the allocated block at head `mfn` of `order` into 4 KiB blocks of

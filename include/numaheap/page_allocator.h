@@ -178,10 +178,16 @@ class PageAllocator {
   // each one what alloc(req) could have handed out: the same node
   // preference and fallback, exact_node, exclude, owner, claims (use_claim
   // consumes the owner's claims, others cannot take claimed memory) and
-  // scrubbing. All or nothing: on an error nothing is taken. Frames are
-  // carved from the smallest free blocks first, whole blocks at a time, so
-  // they come in ascending runs; a request that may fall back takes all it
-  // can from the preferred node before the next one in fallback order
+  // scrubbing. All or nothing: on an error nothing is taken.
+  // At most a per-CPU cache's worth (HeapConfig::pcp_high frames) for the
+  // calling CPU's own node (named or kNoNode; no flag but no_scrub and
+  // exact_node) comes from that CPU's cache, as alloc() would take each
+  // frame, in no particular order (the cache is refilled from the heap in
+  // one lock hold when short; the common case takes no heap lock). Other
+  // requests, or one the cache cannot fill, are carved from the heaps:
+  // the smallest free blocks first, whole blocks at a time, so the frames
+  // come in ascending runs; a request that may fall back takes all it can
+  // from the preferred node before the next one in fallback order
   // (node_of() tells where each frame is). Per-CPU caches are drained, and
   // the reclaim hook asked, before no_memory, as alloc() does.
   // Errors: invalid_order (req.order != 0), invalid_argument (owner, flags,
@@ -189,9 +195,12 @@ class PageAllocator {
   Status alloc_bulk(const AllocRequest& req, std::span<Mfn> out) noexcept;
   // Frees order-0 blocks of `owner` (from alloc_bulk, alloc or split).
   // Every frame is checked before anything changes; on an error none is
-  // freed. Runs of consecutive frames aligned to their length go back to
-  // the heap as one block; frames pending offline are retired. Freed frames
-  // are dirty until scrubbed, as with free().
+  // freed. At most a per-CPU cache's worth goes to the calling CPU's
+  // caches (of each frame's node), as free() would put each frame, a batch
+  // drained to the heap first when they do not fit; more than that go back
+  // to the heap, runs of consecutive frames aligned to their length as one
+  // block. Frames pending offline are retired (such a call takes the heap
+  // way). Freed frames are dirty until scrubbed, as with free().
   // Errors: invalid_argument (owner), invalid_frame (unmanaged, not a block
   // head, offline), double_free (already free, or listed twice),
   // invalid_order (head of a larger block), not_owner.

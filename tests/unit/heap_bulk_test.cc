@@ -90,7 +90,10 @@ TEST(heap_bulk, WholeBlocksInAscendingRuns) {
 }
 
 TEST(heap_bulk, SmallestBlocksFirst) {
-  auto pa = make(test::one_node(1024));
+  // No per-CPU caches: a small request would be served by one otherwise.
+  HeapConfig hc;
+  hc.pcp_high = 0;
+  auto pa = make(test::one_node(1024), {}, hc);
   ASSERT_TRUE(pa);
   // Leave single free frames between used ones: the bulk takes those
   // fragments before it splits a larger block, as alloc() would.
@@ -331,7 +334,7 @@ TEST(heap_bulk, PendingOfflineFramesAreRetired) {
   const NodeStats st = pa->stats(0).value();
   EXPECT_EQ(st.offlined, 2u);
   EXPECT_EQ(st.pending_offline, 0u);
-  EXPECT_EQ(st.free, 1022u);
+  EXPECT_EQ(st.free + st.cached, 1022u);  // a small request refills a per-CPU cache
   EXPECT_EQ(st.used, 0u);
   EXPECT_TRUE(pa->check_frames());
   // Never handed out again.
@@ -383,6 +386,88 @@ TEST(heap_bulk, NeverHandsOverAnotherOwnersBytes) {
   ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 2), c));
   for (Mfn m : c) EXPECT_EQ(mem.tag[m], 0u) << m;
   ASSERT_TRUE(pa->free_bulk(c, 2));
+  EXPECT_TRUE(pa->check_frames());
+}
+
+// A request of at most a per-CPU cache's worth (HeapConfig::pcp_high, 124
+// by default) for the CPU's own node is served by that CPU's cache, and a
+// free_bulk of as many goes back there, as alloc() and free() would do
+// frame by frame: in the steady state no heap lock is taken.
+TEST(heap_bulk, SmallRequestsGoThroughTheCpusCache) {
+  test::FakeCpu cpu;
+  auto pa = make(test::one_node(1024), test::frame_only(&cpu));
+  ASSERT_TRUE(pa);
+  std::vector<Mfn> got(64);
+  ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 5), got));
+  NodeStats st = pa->stats(0).value();
+  EXPECT_EQ(st.used, 64u);
+  const std::uint64_t free_after_refill = st.free;
+  const std::uint64_t cached = st.cached;
+  EXPECT_EQ(free_after_refill + cached, 1024u - 64u);
+  ASSERT_TRUE(pa->free_bulk(got, 5));
+  st = pa->stats(0).value();
+  EXPECT_EQ(st.used, 0u);
+  EXPECT_EQ(st.cached, cached + 64u);   // into CPU 0's cache
+  EXPECT_EQ(st.free, free_after_refill);  // the heap untouched
+  // Served from there again, the heap untouched; every frame an order-0
+  // block of the owner, as alloc() makes it.
+  std::vector<Mfn> again(64);
+  ASSERT_TRUE(pa->alloc_bulk(req(0, kNoNode, 0, 5), again));
+  st = pa->stats(0).value();
+  EXPECT_EQ(st.free, free_after_refill);
+  EXPECT_EQ(st.cached, cached);
+  std::vector<Mfn> a = got, b = again;
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(pa->free(again[3], 0, 6).error(), Errc::not_owner);
+  EXPECT_EQ(pa->free(again[3], 1, 5).error(), Errc::invalid_order);
+  // Another CPU's cache is not this one's: CPU 1 refills its own.
+  cpu.cpu = 1;
+  std::vector<Mfn> other(10);
+  ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 5), other));
+  for (Mfn m : other) EXPECT_EQ(std::count(again.begin(), again.end(), m), 0) << m;
+  ASSERT_TRUE(pa->free_bulk(other, 5));
+  // A double free of frames sitting in a cache is refused, nothing changes.
+  ASSERT_TRUE(pa->free_bulk(again, 5));
+  const Snapshot before = snapshot(*pa);
+  EXPECT_EQ(pa->free_bulk(again, 5).error(), Errc::double_free);
+  EXPECT_EQ(pa->free(again[0], 0, 5).error(), Errc::double_free);
+  EXPECT_TRUE(snapshot(*pa) == before);
+  EXPECT_TRUE(pa->check_frames());
+  pa->drain_all();
+  st = pa->stats(0).value();
+  EXPECT_EQ(st.free, 1024u);
+  EXPECT_EQ(st.largest_free_order, 10);
+}
+
+// Requests the cache route must not serve: another node, the own node
+// excluded, use_claim, more than a cache holds. Each takes from the heaps
+// as before (frames in ascending runs).
+TEST(heap_bulk, OtherRequestsTakeTheHeaps) {
+  test::FakeCpu cpu;
+  auto pa = make(test::two_nodes(1024), test::frame_only(&cpu));
+  ASSERT_TRUE(pa);
+  NodeMask not0;
+  not0.set(0);
+  AllocRequest excl = req(0, 0, 0, 1);
+  excl.exclude = not0;
+  ASSERT_TRUE(pa->claim(2, 64, 0));
+  for (const AllocRequest& r : {req(0, 1, AllocFlags::exact_node), excl,
+                                req(0, 0, AllocFlags::exact_node | AllocFlags::use_claim, 2)}) {
+    std::vector<Mfn> got(64);
+    ASSERT_TRUE(pa->alloc_bulk(r, got));
+    for (std::size_t i = 1; i < got.size(); ++i) EXPECT_EQ(got[i], got[0] + i);
+    for (NodeId n : {0u, 1u}) EXPECT_EQ(pa->stats(n).value().cached, 0u) << n;
+    ASSERT_TRUE(pa->free_bulk(got, r.owner));
+    pa->drain_all();
+  }
+  std::vector<Mfn> big(125);
+  ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node), big));
+  for (std::size_t i = 1; i < big.size(); ++i) EXPECT_EQ(big[i], big[0] + i);
+  EXPECT_EQ(pa->stats(0).value().cached, 0u);
+  ASSERT_TRUE(pa->free_bulk(big, 1));  // more than a cache holds: to the heap
+  EXPECT_EQ(pa->stats(0).value().cached, 0u);
   EXPECT_TRUE(pa->check_frames());
 }
 
@@ -526,6 +611,41 @@ TEST(heap_bulk, ThreadsMixBulkAndSingle) {
     EXPECT_EQ(st.free, 4096u);
     EXPECT_EQ(st.largest_free_order, 12);
   }
+}
+
+// A reclaim hook that gives frames back with free(), one by one: they
+// land in per-CPU caches, where a heap-wide bulk request must still find
+// them (they are drained before the last try).
+TEST(heap_bulk, FramesTheHookFreesIntoCachesAreFound) {
+  auto pa = make(test::one_node(512));
+  ASSERT_TRUE(pa);
+  std::vector<Mfn> hoard(300);
+  ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 9), hoard));
+  struct Ctx {
+    PageAllocator* pa;
+    std::vector<Mfn>* hoard;
+    std::uint64_t asked = 0;
+  } ctx{pa.get(), &hoard};
+  ReclaimHook hook;
+  hook.ctx = &ctx;
+  hook.fn = [](void* p, NodeId, std::uint64_t pages) -> std::uint64_t {
+    auto* c = static_cast<Ctx*>(p);
+    c->asked += pages;
+    std::uint64_t n = 0;
+    for (; n < pages && !c->hoard->empty(); ++n) {
+      if (!c->pa->free(c->hoard->back(), 0, 9)) break;
+      c->hoard->pop_back();
+    }
+    return n;
+  };
+  pa->set_reclaim_hook(hook);
+  std::vector<Mfn> want(260);  // 212 free, 48 must be reclaimed
+  ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 1), want));
+  EXPECT_GE(ctx.asked, 48u);
+  pa->set_reclaim_hook({});
+  ASSERT_TRUE(pa->free_bulk(want, 1));
+  ASSERT_TRUE(pa->free_bulk(hoard, 9));
+  EXPECT_TRUE(pa->check_frames());
 }
 
 }  // namespace

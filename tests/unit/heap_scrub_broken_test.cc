@@ -72,6 +72,15 @@ TEST(heap_scrub_broken, TruncatedEntryTagIsCaught) {
   EXPECT_GT(unclean, 0u) << "the scenarios missed a tag that confuses two owners";
 }
 
+// alloc_bulk's cache route without its scrub: the reader sees the writer's
+// bytes, so heap_scrub_bulk's scenario reaches that route and would see it.
+TEST(heap_scrub_broken, BulkCacheRouteWithoutScrubIsCaught) {
+  fault::Scope broken(fault::bulk_cache_skips_scrub);
+  const test::BulkHandoverResult r = test::bulk_cache_handover();
+  EXPECT_GT(r.handed_out, 0u);
+  EXPECT_GT(r.unclean, 0u) << "the scenario never reached the bulk cache route";
+}
+
 TEST(heap_scrub_broken, CorrectAllocatorPassesTheSameScenarios) {
   // The faulty build with no fault on behaves as the real one.
   const test::InterruptResult r = test::interrupted_scrub();

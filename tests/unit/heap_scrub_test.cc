@@ -186,6 +186,26 @@ INSTANTIATE_TEST_SUITE_P(heap_scrub, Scrub, ::testing::Values(Mode::host, Mode::
                            return std::string(param_info.param == Mode::host ? "host" : "frames");
                          });
 
+// alloc_bulk of a cache's worth is served from the CPU's per-CPU cache:
+// another owner's frames freed there are scrubbed for the reader, even
+// with no_scrub (heap_scrub_broken proves the route served them).
+TEST(heap_scrub_bulk, CacheRouteScrubsAnotherOwnersFrames) {
+  const test::BulkHandoverResult r = test::bulk_cache_handover();
+  EXPECT_EQ(r.handed_out, 50u * 48u);
+  EXPECT_EQ(r.unclean, 0u);
+  EXPECT_EQ(r.from_cache, 50u) << "the small frees did not go to the per-CPU cache";
+  EXPECT_TRUE(r.checks_pass);
+}
+
+// The same owner reading its own frames back with no_scrub keeps its bytes
+// (nothing is scrubbed that the owner wrote itself).
+TEST(heap_scrub_bulk, CacheRouteKeepsOwnBytesWithNoScrub) {
+  const test::BulkHandoverResult r = test::bulk_cache_handover(3, 3, 5);
+  EXPECT_EQ(r.handed_out, 5u * 48u);
+  EXPECT_EQ(r.unclean, 5u * 48u) << "own bytes scrubbed although no_scrub was asked";
+  EXPECT_TRUE(r.checks_pass);
+}
+
 }  // namespace
 }  // namespace numaheap
 

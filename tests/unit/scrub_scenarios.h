@@ -203,6 +203,58 @@ inline FastPathResult fast_path_handover(const HandoverRequest& ask, int rounds 
 // The common case: no node named.
 inline FastPathResult fast_path_handover() { return fast_path_handover(HandoverRequest{}); }
 
+struct BulkHandoverResult {
+  std::uint64_t handed_out = 0;  // frames the reader received
+  std::uint64_t unclean = 0;     // of those, holding the writer's bytes
+  std::uint64_t own_bytes = 0;   // of those, holding the reader's own bytes (0xB2)
+  std::uint64_t from_cache = 0;  // rounds whose frames all sat in per-CPU caches after the free
+  bool checks_pass = false;      // check_invariants after the rounds
+};
+
+// alloc_bulk / free_bulk of a cache's worth (48 frames; the default cache
+// holds 124) on the CPU's own node, which PageAllocator serves from the
+// calling CPU's per-CPU cache: the writer takes frames, fills them and
+// frees them in one call each; the reader asks for as many with no_scrub
+// and must see zeros only (its own bytes, 0xB2, from an earlier round are
+// allowed and counted apart). Host memory, one node with every CPU; with
+// or without rseq, the route is the same (cache lock).
+inline BulkHandoverResult bulk_cache_handover(OwnerId writer = 1, OwnerId reader = 2, int rounds = 50) {
+  BulkHandoverResult out;
+  PlatformConfig pc;
+  pc.mode = MemoryMode::host_memory;
+  pc.require_bind = false;
+  auto topo = TopologyBuilder("test:bulk").add_node(0, {0, 1}, std::uint64_t{4096} << kFrameShift).build();
+  if (!topo) return out;
+  auto pa = make(*topo, pc);
+  if (!pa) return out;
+  constexpr std::size_t kCount = 48;
+  std::vector<Mfn> got(kCount);
+  const auto req_of = [](OwnerId owner, std::uint32_t flags) { return req(0, 0, flags | AllocFlags::exact_node, owner); };
+  for (int r = 0; r < rounds; ++r) {
+    if (!pa->alloc_bulk(req_of(writer, 0), got)) return out;
+    for (Mfn m : got) std::memset(pa->frame_address(m), 0xA1, kFrameSize);
+    if (!pa->free_bulk(got, writer)) return out;
+    const NodeStats st = pa->stats(0).value();
+    out.from_cache += st.cached >= kCount && st.used == 0;
+    if (!pa->alloc_bulk(req_of(reader, AllocFlags::no_scrub), got)) return out;
+    for (Mfn m : got) {
+      const auto* p = static_cast<const unsigned char*>(pa->frame_address(m));
+      bool clean = true, own = true;
+      for (std::size_t k = 0; k < kFrameSize; ++k) {
+        clean = clean && (p[k] == 0 || p[k] == 0xB2);
+        own = own && p[k] == 0xB2;
+      }
+      ++out.handed_out;
+      out.unclean += !clean;
+      out.own_bytes += own;
+      std::memset(pa->frame_address(m), 0xB2, kFrameSize);
+    }
+    if (!pa->free_bulk(got, reader)) return out;
+  }
+  out.checks_pass = pa->check_invariants().has_value() && pa->check_frames().has_value();
+  return out;
+}
+
 inline NodeMask only_node(NodeId n) {
   NodeMask m;
   m.set(n);
