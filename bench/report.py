@@ -351,6 +351,123 @@ def advantage(workload, r):
     return r if WORKLOADS[workload][2] else 1.0 / r
 
 
+# Why a peer beats numaheap on a workload, by workload (the same cause for
+# every peer that wins it). "Where a peer wins" lists every (workload,
+# peer) the figures say numaheap loses, with this text; a loss with no
+# entry here says so, so a new one cannot go unexplained unnoticed.
+WHY_PEER_WINS = {
+    "order0_pair": (
+        "tcmalloc's per-CPU caches keep no per-block state: its free is a push. numaheap's "
+        "free must also take the frame from its owner -- one compare-and-swap of the frame's "
+        "descriptor word (used by this owner -> cached), which is what catches a double free "
+        "racing on another CPU, a re-allocation or an offline -- and that locked instruction "
+        "alone costs about as much as tcmalloc's whole pair (the cycle-budget bar above; "
+        "docs/fast-path.md counts the rest, instruction by instruction)."),
+    "mixed_orders": (
+        "the same compare-and-swap on every free; and numaheap's per-CPU caches of orders "
+        "3, 4 and 9 hold only 7, 3 and 4 blocks at the defaults (pcp_high 124, pcp9_high "
+        "4), so the window's swings in those orders refill and drain through the node's heap "
+        "lock."),
+    "churn": (
+        "glibc serves large blocks with their own mmap (its threshold starts at 128 KiB and "
+        "rises as such blocks are freed) and libnuma maps every block separately: a freed "
+        "block gives its address space back whole, so their largest block after the churn is "
+        "bounded by the address-space budget, not by where the live blocks sit. numaheap "
+        "(like jemalloc, mimalloc and tcmalloc in their arenas) carves every block from one "
+        "fixed stretch of frames -- what a hypervisor has: physical memory -- so live blocks "
+        "scattered over it bound the largest free one."),
+    "populate_1g_2m": (
+        "every 2 MiB block beyond the 4 an order-9 cache holds is taken from and merged "
+        "back into the buddy heap under the node lock, its descriptor written and checked; "
+        "the peers hand out and take back spans of memory they have already mapped."),
+}
+# The same for threads_n's rows, by (workload, "throughput" per thread at
+# the most threads | "scaling" efficiency).
+_NO_SHARED_STATE = (
+    "cause not established: in the steady state each CPU pops and pushes its own per-CPU "
+    "cache and writes only its own frames' descriptors (no lock, no shared counter); "
+    "descriptors are 24 bytes, so two CPUs' frames can share a cache line where their "
+    "frame ranges meet. The wall-time figure also moves by about 0.1 between runs of the "
+    "same code on this shared 2-vCPU host.")
+WHY_PEER_WINS_THREADS = {
+    ("order0_pair", "throughput"): WHY_PEER_WINS["order0_pair"],
+    ("order0_pair", "scaling"): _NO_SHARED_STATE,
+    ("mixed_orders", "throughput"): WHY_PEER_WINS["mixed_orders"],
+    ("mixed_orders", "scaling"): (
+        "the small caches of orders 3, 4 and 9 (see mixed_orders above) send a share of "
+        "the ops to the node's heap lock, which every CPU of a node shares; jemalloc's and "
+        "mimalloc's per-thread caches of each size class have room for this window's "
+        "swings."),
+    ("bulk", "throughput"): (
+        "the peers' 64 single pops and pushes touch no per-block state; numaheap's "
+        "free_bulk checks and takes every frame with one compare-and-swap of its "
+        "descriptor (see order0_pair)."),
+    ("bulk", "scaling"): "a cache's worth goes through the calling CPU's cache (no heap "
+                         "lock in the steady state), so the same as order0_pair: " + _NO_SHARED_STATE,
+    ("cross_cpu", "throughput"): (
+        "each frame freed on the other CPU is taken from its owner with a compare-and-swap "
+        "on a descriptor the allocating CPU just wrote (one cache-line transfer per frame), "
+        "and the freeing CPU's cache overflows into the node heap while the allocating "
+        "CPU's cache refills from it: the two meet on the node lock. tcmalloc moves whole "
+        "batches between CPUs through its transfer cache."),
+}
+WHY_PEER_WINS_THREADS[("cross_cpu", "scaling")] = WHY_PEER_WINS_THREADS[("cross_cpu", "throughput")]
+# Differences smaller than these are within one run's noise on a shared VM
+# and are not listed: 5% on a time or a throughput, 0.05 on an efficiency.
+WIN_MARGIN = 0.05
+
+
+def peer_wins_markdown(figs, present, threads):
+    """Where a peer beats numaheap on the figures of this run, and why."""
+    md = ["## Where a peer wins, and why\n",
+          "Every workload of this run on which a peer does better than numaheap by more "
+          f"than {WIN_MARGIN:.0%} (CPU-time medians above; threads_n: per-thread throughput "
+          f"at the most threads, or a scaling efficiency higher by more than {WIN_MARGIN:.2f}), "
+          "with the cause as far as it is known.\n"]
+    rows = []
+    for w in WORKLOADS:
+        winners = []
+        for p in (p for p in PEERS if p in present):
+            a = advantage(w, ratio(figs, w, p))
+            if a is not None and a < 1.0 - WIN_MARGIN:
+                winners.append(f"{p} ({1 / a:.2f}x better)")
+        if winners:
+            rows.append((w, ", ".join(winners), WHY_PEER_WINS.get(w, "no cause recorded yet (bench/report.py, WHY_PEER_WINS): to be investigated.")))
+    if threads and threads.get("allocators"):
+        runs = threads["allocators"]
+        pts = {a: {(r["workload"], r["threads"]): r for r in runs[a]["results"]} for a in runs}
+        nmax = max((k[1] for p in pts.values() for k in p), default=0)
+        for w in THREADS_WORKLOADS:
+            nh = pts.get("numaheap", {}).get((w, nmax))
+            if not nh:
+                continue
+            for kind in ("throughput", "scaling"):
+                winners = []
+                for p in (p for p in runs if p != "numaheap"):
+                    r = pts[p].get((w, nmax))
+                    if not r:
+                        continue
+                    if kind == "throughput" and \
+                            r["ops_per_s_per_thread"] > nh["ops_per_s_per_thread"] * (1 + WIN_MARGIN):
+                        winners.append(f"{p} ({r['ops_per_s_per_thread'] / nh['ops_per_s_per_thread']:.2f}x "
+                                       "the throughput per thread)")
+                    if kind == "scaling" and nmax > 1 and r["efficiency"] > nh["efficiency"] + WIN_MARGIN:
+                        winners.append(f"{p} ({r['efficiency']:.2f} against {nh['efficiency']:.2f})")
+                if winners:
+                    rows.append((f"threads_n {w}, {nmax} threads, {kind}", "; ".join(winners),
+                                 WHY_PEER_WINS_THREADS.get((w, kind), "no cause recorded yet (bench/report.py, "
+                                                                      "WHY_PEER_WINS_THREADS): to be investigated.")))
+    if not rows:
+        md.append("None on this run.\n")
+        return md
+    md.append("| workload | peer(s) ahead | why |")
+    md.append("|---|---|---|")
+    for w, who, why in rows:
+        md.append(f"| {w} | {who} | {why} |")
+    md.append("")
+    return md
+
+
 def migrate_rows(mig):
     """(label, migrate B/s, memcpy B/s, ratio, bar) per MIGRATE_BARS row."""
     rows = []
@@ -597,6 +714,7 @@ def markdown(figs, mig, present, info, commands, argv, json_dir, args, threads=N
                   f"{'-' if r is None else f'{r:.1%}'} | >= {bar:.0%} | {res} |")
     md.append("")
     md.extend(scaling_markdown(threads))
+    md.extend(peer_wins_markdown(figs, present, threads))
     md.append("## How the workloads are measured\n")
     md.append(
         "- One binary per allocator (`build/bin/numaheap-bench-<allocator>`): jemalloc, "
@@ -643,7 +761,9 @@ def main():
                     help="where benchmarks.md and benchmarks.svg go")
     ap.add_argument("--migrate-runs", type=int, default=5,
                     help="alternating runs of the migration benchmarks (median)")
-    ap.add_argument("--threads-ops", type=int, default=1000000,
+    # 10M: at ~100M ops/s a 1M-op run lasts 10 ms, within one scheduler
+    # tick's noise on a shared VM.
+    ap.add_argument("--threads-ops", type=int, default=10000000,
                     help="ops per thread of bench/threads.py (threads_n)")
     ap.add_argument("--migrate-only", action="store_true",
                     help="run only the migration benchmarks; print medians and ratios")
