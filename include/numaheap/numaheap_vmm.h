@@ -155,6 +155,7 @@ typedef struct numaheap_sampler_stats {
   uint64_t regions_locked;    /* memfd regions no longer windowed: mlocked (MADV_DONTNEED refused) */
   uint64_t faults_outside_windows; /* faults on pages no window armed: resolved, not samples */
   uint64_t vcpu_unknown_samples;   /* vcpu_threads: a vCPU id past the migrator's slots, recorded by CPU */
+  uint64_t pages_locked;           /* memfd pages not windowed because mlocked (whole 2 MiB blocks) */
 } numaheap_sampler_stats;
 typedef struct numaheap_sampler numaheap_sampler;
 

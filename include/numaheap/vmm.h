@@ -71,9 +71,13 @@
 //    are resolved but are no samples (faults_outside_windows).
 //  * mlocked memfd RAM (VM_LOCKED: mlock, mlockall -- QEMU -overcommit
 //    mem-lock=on) cannot be windowed: the kernel refuses MADV_DONTNEED
-//    there. create() and start() refuse it (unsupported); locked while
-//    running, the first refused window drops the region from windowing
-//    (regions_locked, one error) and scan() over it answers unsupported.
+//    there. Windows skip the mlocked parts of a region (whole 2 MiB blocks,
+//    SamplerStats::pages_locked); create() and start() refuse a region
+//    with nothing else (unsupported). Locked while running, the first
+//    refused window reads the locks again: a region locked whole leaves
+//    windowing (regions_locked), one locked in part is windowed around
+//    that part -- one error either way -- and scan() over a locked part
+//    answers unsupported.
 //  * Budget: at most pages_per_second pages are windowed per second, in
 //    windows of window_pages, scaled down (adaptive budget) by the
 //    migrator's sampling advice (Migrator::sample_share: all of it after a
@@ -355,10 +359,10 @@ struct SamplerStats {
   // the following (no shed meanwhile) went on for another 2 s.
   std::uint64_t follow_extensions = 0;
   // memfd regions dropped from windowing since start() because the kernel
-  // refused to zap them (MADV_DONTNEED: EINVAL, their mapping is mlocked
-  // -- e.g. mlock of the RAM). Their pages are not windowed again until
-  // stop() and a start() that finds them unlocked; nonzero means those
-  // regions give no samples.
+  // refused to zap them (MADV_DONTNEED: EINVAL) and all of the region is
+  // mlocked -- e.g. mlock of the RAM. Their pages are not windowed again
+  // until stop() and a start() that finds them unlocked; nonzero means
+  // those regions give no samples. (Locked in part: see pages_locked.)
   std::uint64_t regions_locked = 0;
   // Faults the handler resolved on pages no window had armed (the page was
   // zapped for another reason, or a second thread faulted on a page whose
@@ -369,6 +373,11 @@ struct SamplerStats {
   // migrator has no slot for (id >= MigrateGuestOptions::vcpus), recorded
   // by the thread's CPU (record_access) instead of dropped.
   std::uint64_t vcpu_unknown_samples = 0;
+  // memfd pages windows skip because their mapping is mlocked, in whole
+  // 2 MiB blocks of the region (a region locked in part is windowed
+  // around that part; the pages of regions_locked count too). Read at
+  // start() and after a refused zap.
+  std::uint64_t pages_locked = 0;
 };
 
 // vcpu_samples() counts vCPUs below this.
@@ -403,9 +412,8 @@ class UffdSampler {
   bool running() const noexcept { return thread_running_.load(std::memory_order_acquire); }
   // Opens a window on gfns [first, first + pages) now; pages in holes or
   // hugetlb are skipped. Errors: invalid_argument, busy (not running, or a
-  // move is in progress), unsupported (the range holds memfd RAM mlocked
-  // since start(): not windowed, see regions_locked; the rest of the range
-  // is).
+  // move is in progress), unsupported (the range holds mlocked memfd RAM:
+  // not windowed, see pages_locked; the rest of the range is).
   Status scan(Gfn first, std::uint64_t pages);
   // vCPU `vcpu` now runs on another node (call it after
   // Migrator::set_vcpu_cpu): opens windows at once over the chunks it was

@@ -40,7 +40,7 @@ int raw_mlock(const void* a, std::size_t n) { return static_cast<int>(::syscall(
 int raw_munlock(const void* a, std::size_t n) { return static_cast<int>(::syscall(SYS_munlock, a, n)); }
 
 
-constexpr std::uint64_t kPages = 256;
+constexpr std::uint64_t kPages = 1024;  // two 2 MiB blocks: one can be locked alone
 constexpr std::uint64_t kBytes = kPages * 4096;
 constexpr std::uint64_t kAnonGpa = kBytes + (1u << 20);  // after a 1 MiB hole
 constexpr Gfn kAnon0 = kAnonGpa >> 12;
@@ -218,6 +218,82 @@ TEST_F(SamplerEdges, MemfdRamLockedWhileRunningIsDroppedAfterOneError) {
   ASSERT_GE(st.windows, 40u) << "the walk opened too few windows in 30 s";
   EXPECT_LE(st.errors, 1u) << st.windows << " windows";
   EXPECT_EQ(st.regions_locked, 1u);
+}
+
+// Locked in part (mlock of some guest RAM, here one page of the second
+// 2 MiB block): create() and start() accept the region, windows skip the
+// locked block and sample the rest, scan() over the locked part says
+// unsupported, and nothing is lost or left unmapped.
+TEST_F(SamplerEdges, MemfdRamLockedInPartIsWindowedAroundTheLockedPart) {
+  ASSERT_NO_FATAL_FAILURE(track(1));
+  auto* bytes = static_cast<unsigned char*>(shm);
+  for (std::uint64_t i = 0; i < kPages; ++i) bytes[i * 4096] = static_cast<unsigned char>(i * 7 + 1);
+  if (!lock(bytes + 600 * 4096, 4096)) GTEST_SKIP() << "mlock refused: " << std::strerror(errno);
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;
+  auto c = UffdSampler::create(*ram, *mig, id, cfg);
+  if (!c && c.error().code != Errc::unsupported) GTEST_SKIP() << "no userfaultfd sampler here";
+  ASSERT_TRUE(c.has_value()) << "create() refused RAM locked in part: " << c.error().message.c_str();
+  s = std::move(*c);
+  ASSERT_TRUE(s->start().has_value());
+  EXPECT_EQ(s->stats().pages_locked, 512u);
+  ASSERT_TRUE(s->scan(0, 512).has_value());
+  (void)read_shm(0, 4);
+  EXPECT_EQ(s->stats().minor_samples, 4u);
+  const Status locked = s->scan(512, 4);
+  ASSERT_FALSE(locked.has_value());
+  EXPECT_EQ(locked.error(), Errc::unsupported);
+  (void)read_shm(512, 4);
+  EXPECT_EQ(s->stats().minor_samples, 4u) << "a page of the locked block was windowed";
+  const Status both = s->scan(0, kPages);  // the unlocked block is windowed all the same
+  ASSERT_FALSE(both.has_value());
+  (void)read_shm(100, 8);
+  const SamplerStats st = s->stats();
+  EXPECT_EQ(st.minor_samples, 12u);
+  EXPECT_EQ(st.errors, 0u);
+  EXPECT_EQ(st.regions_locked, 0u);
+  s->stop();
+  EXPECT_EQ(s->stats().pages_armed, 0u);
+  for (std::uint64_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(bytes[i * 4096], static_cast<unsigned char>(i * 7 + 1)) << "page " << i;
+}
+
+// Locked in part while the sampler runs: the first refused window reads
+// the locks again and windows around them -- one error, the region stays
+// in the walk -- where it used to drop the whole region.
+TEST_F(SamplerEdges, MemfdRamLockedInPartWhileRunningKeepsTheRestWindowed) {
+  ASSERT_NO_FATAL_FAILURE(track(1));
+  auto* bytes = static_cast<unsigned char*>(shm);
+  for (std::uint64_t i = 0; i < kPages; ++i) bytes[i * 4096] = static_cast<unsigned char>(i * 5 + 3);
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;
+  if (!sampler(cfg)) GTEST_SKIP() << "no userfaultfd sampler here";
+  ASSERT_TRUE(s->start().has_value());
+  if (!lock(bytes + 700 * 4096, 2 * 4096)) GTEST_SKIP() << "mlock refused: " << std::strerror(errno);
+  std::uint64_t samples = 0;
+  for (int round = 0; round < 5; ++round) {
+    const Status st = s->scan(0, kPages);
+    ASSERT_FALSE(st.has_value()) << "scan() over a locked part reported success";
+    EXPECT_EQ(st.error(), Errc::unsupported);
+    (void)read_shm(10 * round, 8);
+    samples += 8;
+    EXPECT_EQ(s->stats().minor_samples, samples) << "round " << round;
+  }
+  SamplerStats st = s->stats();
+  EXPECT_EQ(st.errors, 1u) << "every window over the locked part failed again";
+  EXPECT_EQ(st.regions_locked, 0u) << "the region was dropped whole";
+  EXPECT_EQ(st.pages_locked, 512u);
+  s->stop();
+  st = s->stats();
+  EXPECT_EQ(st.pages_armed, 0u);
+  for (std::uint64_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(bytes[i * 4096], static_cast<unsigned char>(i * 5 + 3)) << "page " << i;
+  // Unlocked, a new start() windows all of it again.
+  ASSERT_EQ(raw_munlock(bytes + 700 * 4096, 2 * 4096), 0);
+  ASSERT_TRUE(s->start().has_value());
+  EXPECT_EQ(s->stats().pages_locked, 0u);
+  ASSERT_TRUE(s->scan(0, kPages).has_value());
+  s->stop();
 }
 
 // ---- (12c) what counts as a sample ----

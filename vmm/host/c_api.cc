@@ -238,7 +238,8 @@ int numaheap_sampler_get_stats(const numaheap_sampler* s, numaheap_sampler_stats
           st.ns_handling,  st.ns_per_sample, st.resolve_retries, st.errors, st.pages_armed,
           st.resolve_calls, st.bursts,       st.pages_burst,     st.budget_pages_per_second, st.handler_share,
           st.blocks_windowed, st.steps_requested, st.arm_calls, st.sheds, st.pages_shed,
-          st.follow_extensions, st.regions_locked, st.faults_outside_windows, st.vcpu_unknown_samples};
+          st.follow_extensions, st.regions_locked, st.faults_outside_windows, st.vcpu_unknown_samples,
+          st.pages_locked};
   return NUMAHEAP_OK;
 }
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -99,16 +100,17 @@ MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool n
   return found;
 }
 
-MappingLock guest_mapping_locked(const void* addr, std::uint64_t bytes) noexcept {
+bool guest_mapping_locked_parts(const void* addr, std::uint64_t bytes, std::vector<ByteRange>& parts) {
+  parts.clear();
   const auto lo = reinterpret_cast<std::uintptr_t>(addr);
   const std::uint64_t hi = lo + bytes;
-  bool inside = false;  // the mapping of the last header line overlaps the range
-  bool seen = false;    // a VmFlags line of an overlapping mapping was read
-  MappingLock found = MappingLock::unknown;
+  MapsLine cur;          // the mapping of the last header line
+  bool inside = false;   // it overlaps the range
+  bool seen = false;     // a VmFlags line of an overlapping mapping was read
   const bool read = for_each_line("/proc/self/smaps", [&](const char* text) {
-    MapsLine m;
-    if (parse(text, m)) {  // a mapping's header line; its fields follow
+    if (MapsLine m; parse(text, m)) {  // a mapping's header line; its fields follow
       if (m.start >= hi) return false;  // sorted: past the range
+      cur = m;
       inside = m.end > lo;
       return true;
     }
@@ -117,15 +119,20 @@ MappingLock guest_mapping_locked(const void* addr, std::uint64_t bytes) noexcept
     for (const char* p = text + 8; *p;) {  // two-letter flags separated by spaces
       while (*p == ' ') ++p;
       if (p[0] == 'l' && p[1] == 'o' && (p[2] == ' ' || p[2] == '\0')) {
-        found = MappingLock::locked;
-        return false;
+        const ByteRange part{std::max<std::uint64_t>(cur.start, lo) - lo, std::min<std::uint64_t>(cur.end, hi) - lo};
+        if (!parts.empty() && parts.back().end == part.first) parts.back().end = part.end;
+        else parts.push_back(part);
+        break;
       }
       while (*p && *p != ' ') ++p;
     }
     return true;
   });
-  if (!read || !seen) return MappingLock::unknown;
-  return found == MappingLock::locked ? MappingLock::locked : MappingLock::unlocked;
+  if (!read || !seen) {
+    parts.clear();
+    return false;
+  }
+  return true;
 }
 
 const char* mapping_problem_text(MappingProblem p) noexcept {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace numaheap::detail {
 
@@ -29,13 +30,17 @@ MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool n
 
 const char* mapping_problem_text(MappingProblem p) noexcept;
 
-// Whether a mapping over [addr, addr + bytes) is mlocked (VM_LOCKED: "lo"
+// The parts of [addr, addr + bytes) in mlocked mappings (VM_LOCKED: "lo"
 // among VmFlags in /proc/self/smaps -- mlock, mlockall(MCL_CURRENT), or
 // mlockall(MCL_FUTURE) before it was mapped). The kernel refuses
 // MADV_DONTNEED (EINVAL) on such a mapping, so the sampler cannot window
-// memfd RAM there. unknown: /proc/self/smaps unreadable, or no mapping
-// over the range.
-enum class MappingLock : std::uint8_t { unlocked = 0, locked, unknown };
-MappingLock guest_mapping_locked(const void* addr, std::uint64_t bytes) noexcept;
+// memfd RAM there. `parts` gets them as byte offsets [first, end) from
+// addr, in address order, adjacent ones merged (empty: none is). False:
+// /proc/self/smaps unreadable, or no mapping over the range seen; `parts`
+// is then empty.
+struct ByteRange {
+  std::uint64_t first = 0, end = 0;
+};
+bool guest_mapping_locked_parts(const void* addr, std::uint64_t bytes, std::vector<ByteRange>& parts);
 
 }  // namespace numaheap::detail

@@ -101,16 +101,6 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
   // A wrong id would drop every sample, or file it under another guest.
   const auto own = migrator.guest_stats(guest);
   if (!own) return make_error(Errc::invalid_argument, "sampler: guest ", guest, " is not in the migrator");
-  for (const GuestRamRegion& g : ram.regions_) {
-    if (g.backing != RamBacking::memfd || detail::guest_mapping_locked(g.host, g.bytes) != detail::MappingLock::locked)
-      continue;
-    char where[96];
-    std::snprintf(where, sizeof where, "[0x%llx, 0x%llx)", static_cast<unsigned long long>(g.guest_phys),
-                  static_cast<unsigned long long>(g.guest_phys + g.bytes));
-    return make_error(Errc::unsupported, "sampler: memfd guest RAM at guest-physical ", where,
-                      " is mlocked (mlock, or mlockall as with -overcommit mem-lock=on): the kernel refuses to "
-                      "unmap its pages (MADV_DONTNEED), so it cannot be sampled");
-  }
   std::unique_ptr<Impl> impl(new (std::nothrow) Impl());
   if (!impl) return make_error(Errc::no_memory, "sampler: out of memory");
   impl->ram = &ram;
@@ -119,6 +109,19 @@ Result<std::unique_ptr<UffdSampler>, Error> UffdSampler::create(GuestRam& ram, M
   impl->cfg = config;
   impl->guest_vcpus = own->vcpus;
   impl->locked.assign(ram.regions_.size(), 0);
+  impl->locked_pages.resize(ram.regions_.size());
+  // memfd RAM in mlocked mappings: windows skip those parts (in whole
+  // huge-page blocks); a region with nothing left to window is refused.
+  for (std::size_t r = 0; r < ram.regions_.size(); ++r) {
+    const GuestRamRegion& g = ram.regions_[r];
+    if (!impl->sampled(g) || !impl->read_locked_pages(r, false)) continue;
+    char where[96];
+    std::snprintf(where, sizeof where, "[0x%llx, 0x%llx)", static_cast<unsigned long long>(g.guest_phys),
+                  static_cast<unsigned long long>(g.guest_phys + g.bytes));
+    return make_error(Errc::unsupported, "sampler: memfd guest RAM at guest-physical ", where,
+                      " is mlocked (mlock, or mlockall as with -overcommit mem-lock=on): the kernel refuses to "
+                      "unmap its pages (MADV_DONTNEED), so it cannot be sampled");
+  }
   impl->armed.resize(ram.regions_.size());
   impl->vcpus_recent.resize(ram.regions_.size());
   impl->vcpus_older.resize(ram.regions_.size());
@@ -202,16 +205,22 @@ Status UffdSampler::set_vcpu_thread(std::uint32_t vcpu, pid_t tid) {
 Status UffdSampler::start() {
   std::lock_guard<std::mutex> c(impl_->control_mu);
   if (running()) return Errc::busy;
-  // memfd RAM mlocked since create(): no window could open over it (see
-  // create()'s message); refused before anything changes.
-  for (const GuestRamRegion& g : impl_->ram->regions_)
-    if (g.backing == RamBacking::memfd &&
-        detail::guest_mapping_locked(g.host, g.bytes) == detail::MappingLock::locked)
-      return Errc::unsupported;
   {
+    // memfd RAM mlocked since create() or the last run: read again. A
+    // region with nothing left to window (see create()'s message) is
+    // refused before the sampler registers anything.
     std::lock_guard<std::mutex> g(impl_->window_mu);  // no window opens while stopped
     std::fill(impl_->locked.begin(), impl_->locked.end(), 0);
+    for (auto& runs : impl_->locked_pages) runs.clear();
     impl_->regions_locked.store(0, std::memory_order_relaxed);
+    impl_->pages_locked.store(0, std::memory_order_relaxed);
+    bool refuse = false;
+    for (std::size_t r = 0; r < impl_->ram->regions_.size(); ++r)
+      if (impl_->sampled(impl_->ram->regions_[r]) && impl_->read_locked_pages(r, false)) {
+        impl_->locked[r] = 1;  // counted in pages_locked by the read
+        refuse = true;
+      }
+    if (refuse) return Errc::unsupported;
   }
   if (!impl_->register_all()) return Errc::unsupported;
   impl_->registered = true;
@@ -322,6 +331,7 @@ SamplerStats UffdSampler::stats() const noexcept {
   s.pages_shed = m.pages_shed.load(std::memory_order_relaxed);
   s.follow_extensions = m.follow_extensions.load(std::memory_order_relaxed);
   s.regions_locked = m.regions_locked.load(std::memory_order_relaxed);
+  s.pages_locked = m.pages_locked.load(std::memory_order_relaxed);
   s.faults_outside_windows = m.faults_outside_windows.load(std::memory_order_relaxed);
   s.vcpu_unknown_samples = m.vcpu_unknown_samples.load(std::memory_order_relaxed);
   return s;

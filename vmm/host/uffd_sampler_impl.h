@@ -144,12 +144,28 @@ struct UffdSampler::Impl {
   std::atomic<std::uint64_t> samples{0}, minor_samples{0}, wp_samples{0}, windows{0}, pages_windowed{0},
       ns_handling{0}, resolve_retries{0}, errors{0}, resolve_calls{0}, bursts{0}, pages_burst{0}, blocks_windowed{0},
       arm_calls{0}, kicks{0}, sheds{0}, pages_shed{0}, follow_extensions{0}, regions_locked{0},
-      faults_outside_windows{0}, vcpu_unknown_samples{0};
+      faults_outside_windows{0}, vcpu_unknown_samples{0}, pages_locked{0};
   // Sampled region r's mapping is mlocked: the kernel refuses to zap it
   // (MADV_DONTNEED: EINVAL on VM_LOCKED), so no window can open over it.
   // Set by a refused arm, cleared by start(); guarded by window_mu (every
   // arming path holds it). Counted in regions_locked.
   std::vector<char> locked;
+  // Region r's pages in mlocked mappings, as region page ranges [first,
+  // end) rounded out to whole kBlock blocks (a huge block is windowed
+  // whole or not at all), sorted and disjoint: windows skip them. Read at
+  // create() and start(), again after a refused arm; guarded by window_mu.
+  // Invariant: pages_locked == the pages they cover in regions not
+  // `locked` + the pages of `locked` regions.
+  struct PageRun {
+    std::uint64_t first = 0, end = 0;
+  };
+  std::vector<std::vector<PageRun>> locked_pages;
+  // Reads region r's mlocked parts into locked_pages[r] (window_mu held,
+  // or before the sampler is shared); pages_locked updated. True when
+  // nothing of it is left to window: all of it is locked, or /proc cannot
+  // tell and `refused` (the kernel just refused a zap; before any
+  // refusal, no telling means none).
+  bool read_locked_pages(std::size_t r, bool refused);
   std::atomic<double> budget_now{0}, share_now{0};  // published by the handler thread for stats()
 
   // The migrator's advice (Migrator::sample_share), read every 250 ms by
@@ -222,7 +238,13 @@ struct UffdSampler::Impl {
   // blocks at either end (probe: whether to ask which blocks are huge;
   // false: the caller knows none is): bits first, then the zap (memfd) or
   // the protection (anonymous).
+  // Pages in mlocked mappings (locked_pages) are skipped.
   void arm_locked(std::size_t r, std::uint64_t first, std::uint64_t pages, bool probe = true);
+  // arm_locked of one run no locked_pages entry overlaps. A refused zap
+  // (EINVAL) of memfd RAM re-reads the region's mlocked parts: all of it
+  // -> drop_locked_region_locked; part of it -> the run is undone and, if
+  // `retry`, armed again without them.
+  void arm_run_locked(std::size_t r, std::uint64_t first, std::uint64_t pages, bool probe, bool retry);
 
   // Region r's mapping is mlocked (the kernel refused to zap [first, end)
   // with EINVAL): r leaves the walk -- one error, not one (and a close page
@@ -232,6 +254,8 @@ struct UffdSampler::Impl {
   // (zapped in an unlocked part of the range, or faulting now) need an
   // ioctl; the rest just lose their bits.
   void drop_locked_region_locked(std::size_t r, std::uint64_t first, std::uint64_t end);
+  // The cheap undo of a refused arm of [first, end) described above.
+  void undo_refused_arm_locked(std::size_t r, std::uint64_t first, std::uint64_t end);
 
   // Arms gfns [first, first + pages) (sampled regions only); false if a
   // memfd region in the range cannot be windowed (mlocked).

@@ -109,8 +109,59 @@ void UffdSampler::Impl::shed() {
   pages_shed.fetch_add(before > after ? before - after : 0, std::memory_order_relaxed);
 }
 
+bool UffdSampler::Impl::read_locked_pages(std::size_t r, bool refused) {
+  const GuestRamRegion& g = ram->regions_[r];
+  const std::uint64_t region = region_pages(r);
+  std::uint64_t before = 0;
+  for (const PageRun& p : locked_pages[r]) before += p.end - p.first;
+  std::vector<PageRun>& out = locked_pages[r];
+  out.clear();
+  std::vector<detail::ByteRange> parts;
+  bool all = false;
+  if (g.backing == RamBacking::memfd) {
+    if (!detail::guest_mapping_locked_parts(g.host, g.bytes, parts)) {
+      // Nothing tells which part: after a refusal, all of it; before, none.
+      all = refused;
+    } else {
+      for (const detail::ByteRange& b : parts) {
+        const std::uint64_t first = (b.first >> kFrameShift) / kBlock * kBlock;
+        const std::uint64_t last = (b.end + kFrameSize - 1) >> kFrameShift;  // end page
+        const std::uint64_t end = std::min(region, (last + kBlock - 1) / kBlock * kBlock);
+        if (!out.empty() && out.back().end >= first) out.back().end = std::max(out.back().end, end);
+        else out.push_back(PageRun{first, end});
+      }
+      all = out.size() == 1 && out[0].first == 0 && out[0].end == region;
+    }
+  }
+  if (all) out.clear();  // the region as a whole: `locked` says it
+  std::uint64_t after = all ? region : 0;
+  for (const PageRun& p : out) after += p.end - p.first;
+  pages_locked.fetch_add(after - before, std::memory_order_relaxed);  // wraps down when fewer
+  return all;
+}
+
 void UffdSampler::Impl::arm_locked(std::size_t r, std::uint64_t first, std::uint64_t pages, bool probe) {
   if (locked[r]) return;  // cannot be zapped: see `locked`
+  if (locked_pages[r].empty()) {
+    arm_run_locked(r, first, pages, probe, true);
+    return;
+  }
+  // Around the mlocked parts (a copy: a refused arm may re-read them).
+  const std::vector<PageRun> skip = locked_pages[r];
+  std::uint64_t at = first;
+  const std::uint64_t end = first + pages;
+  for (const PageRun& p : skip) {
+    if (p.end <= at) continue;
+    if (p.first >= end) break;
+    if (p.first > at) arm_run_locked(r, at, p.first - at, probe, true);
+    at = std::max(at, p.end);
+  }
+  if (at < end && !locked[r]) arm_run_locked(r, at, end - at, probe, true);
+}
+
+void UffdSampler::Impl::arm_run_locked(std::size_t r, std::uint64_t first, std::uint64_t pages, bool probe,
+                                       bool retry) {
+  if (locked[r]) return;
   {
     std::uint64_t end = first + pages;
     for (std::uint64_t b = first / kBlock * kBlock; b < end; b += kBlock) {
@@ -148,10 +199,27 @@ void UffdSampler::Impl::arm_locked(std::size_t r, std::uint64_t first, std::uint
   if (!ok) {
     const int err = errno;
     errors.fetch_add(1, std::memory_order_relaxed);
-    if (err == EINVAL && ram->regions_[r].backing == RamBacking::memfd &&
-        detail::guest_mapping_locked(ram->regions_[r].host, ram->regions_[r].bytes) != detail::MappingLock::unlocked) {
-      drop_locked_region_locked(r, first, first + pages);
-      return;
+    if (err == EINVAL && ram->regions_[r].backing == RamBacking::memfd) {
+      if (read_locked_pages(r, true)) {  // all of it (or no telling)
+        drop_locked_region_locked(r, first, first + pages);
+        return;
+      }
+      if (!locked_pages[r].empty()) {  // part of it: window around that part
+        undo_refused_arm_locked(r, first, first + pages);
+        if (retry) {
+          const std::vector<PageRun> skip = locked_pages[r];
+          std::uint64_t at = first;
+          for (const PageRun& p : skip) {
+            if (p.end <= at) continue;
+            if (p.first >= first + pages) break;
+            if (p.first > at) arm_run_locked(r, at, p.first - at, probe, false);
+            at = std::max(at, p.end);
+          }
+          if (at < first + pages) arm_run_locked(r, at, first + pages - at, probe, false);
+        }
+        return;
+      }
+      // Not a lock: an error like any other.
     }
     close_pages_locked(r, first, first + pages);  // whatever was done, undo it
     return;
@@ -162,6 +230,10 @@ void UffdSampler::Impl::arm_locked(std::size_t r, std::uint64_t first, std::uint
 void UffdSampler::Impl::drop_locked_region_locked(std::size_t r, std::uint64_t first, std::uint64_t end) {
   locked[r] = 1;
   regions_locked.fetch_add(1, std::memory_order_relaxed);
+  undo_refused_arm_locked(r, first, end);
+}
+
+void UffdSampler::Impl::undo_refused_arm_locked(std::size_t r, std::uint64_t first, std::uint64_t end) {
   const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     close_pages_locked(r, first, end);
@@ -192,6 +264,8 @@ bool UffdSampler::Impl::open_gfns_locked(Gfn first, std::uint64_t pages) {
     const Gfn a = std::max(base, first), b = std::min(end, first + pages);
     if (a < b) arm_locked(r, a - base, b - a);
     if (a < b && locked[r]) all = false;
+    for (const PageRun& p : locked_pages[r])  // a part of the range skipped
+      if (a < b && p.first < b - base && p.end > a - base) all = false;
   }
   windows.fetch_add(1, std::memory_order_relaxed);
   return all;
