@@ -384,11 +384,15 @@ WHY_PEER_WINS = {
 # The same for threads_n's rows, by (workload, "throughput" per thread at
 # the most threads | "scaling" efficiency).
 _NO_SHARED_STATE = (
-    "cause not established: in the steady state each CPU pops and pushes its own per-CPU "
-    "cache and writes only its own frames' descriptors (no lock, no shared counter); "
-    "descriptors are 24 bytes, so two CPUs' frames can share a cache line where their "
-    "frame ranges meet. The wall-time figure also moves by about 0.1 between runs of the "
-    "same code on this shared 2-vCPU host.")
+    "in the steady state each CPU pops and pushes its own per-CPU cache and writes only its "
+    "own frames' descriptors (no lock, no shared counter), but descriptors are 24 bytes: "
+    "where two CPUs' frames are neighbours they share a cache line. Measured (session 18, "
+    "a two-thread probe of this pair, one pinned thread per CPU): hot frames 31 apart, "
+    "10.9 ns per pair per thread against 10.5 ns alone; hot frames adjacent, 54 ns (5x). "
+    "Which frames are hot depends on how refills carve the heap's blocks, and the host is "
+    "shared, so this figure moves between runs (0.83 to 1.00 over three runs of the same "
+    "code that session). Refilling caches in aligned groups of 8 frames (3 cache lines of "
+    "descriptors) would keep CPUs apart; not done yet.")
 WHY_PEER_WINS_THREADS = {
     ("order0_pair", "throughput"): WHY_PEER_WINS["order0_pair"],
     ("order0_pair", "scaling"): _NO_SHARED_STATE,
@@ -403,7 +407,9 @@ WHY_PEER_WINS_THREADS = {
         "free_bulk checks and takes every frame with one compare-and-swap of its "
         "descriptor (see order0_pair)."),
     ("bulk", "scaling"): "a cache's worth goes through the calling CPU's cache (no heap "
-                         "lock in the steady state), so the same as order0_pair: " + _NO_SHARED_STATE,
+                         "lock in the steady state); what is shared is the descriptors' cache "
+                         "lines at the edges of each CPU's 64 frames, as for order0_pair: "
+                         + _NO_SHARED_STATE,
     ("cross_cpu", "throughput"): (
         "each frame freed on the other CPU is taken from its owner with a compare-and-swap "
         "on a descriptor the allocating CPU just wrote (one cache-line transfer per frame), "
