@@ -376,6 +376,12 @@ WHY_PEER_WINS = {
         "(like jemalloc, mimalloc and tcmalloc in their arenas) carves every block from one "
         "fixed stretch of frames -- what a hypervisor has: physical memory -- so live blocks "
         "scattered over it bound the largest free one."),
+    "threads2": (
+        "threads2 divides two wall-clock ratios, each from runs of a few seconds on a shared "
+        "2-vCPU host; its spread between runs (0.98 to 1.02 for every allocator on quiet "
+        "runs; numaheap 0.81 and 0.99 on two runs of the same code in session 18) is larger "
+        "than the differences between allocators. threads_n's order0_pair rows measure the "
+        "same with 10M ops per thread."),
     "populate_1g_2m": (
         "every 2 MiB block beyond the 4 an order-9 cache holds is taken from and merged "
         "back into the buddy heap under the node lock, its descriptor written and checked; "

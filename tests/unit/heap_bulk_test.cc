@@ -471,35 +471,51 @@ TEST(heap_bulk, OtherRequestsTakeTheHeaps) {
   EXPECT_TRUE(pa->check_frames());
 }
 
+// A reclaim hook over a hoard of owner 9's frames: gives back what it is
+// asked for (while it has some) with one free_bulk, or with free() frame by
+// frame (`one_by_one`).
+struct Hoard {
+  PageAllocator* pa = nullptr;
+  std::vector<Mfn> frames;
+  bool one_by_one = false;
+  std::uint64_t asked = 0;
+  ReclaimHook hook() {
+    ReclaimHook h;
+    h.ctx = this;
+    h.fn = &give;
+    return h;
+  }
+  static std::uint64_t give(void* p, NodeId, std::uint64_t pages) {
+    auto* h = static_cast<Hoard*>(p);
+    h->asked += pages;
+    const std::uint64_t n = std::min<std::uint64_t>(pages, h->frames.size());
+    if (h->one_by_one) {
+      std::uint64_t k = 0;
+      for (; k < n && h->pa->free(h->frames.back(), 0, 9); ++k) h->frames.pop_back();
+      return k;
+    }
+    std::span<const Mfn> back(h->frames.data() + h->frames.size() - n, n);
+    if (!h->pa->free_bulk(back, 9)) return 0;
+    h->frames.resize(h->frames.size() - n);
+    return n;
+  }
+};
+
 TEST(heap_bulk, ReclaimHookAskedBeforeNoMemory) {
   auto pa = make(test::one_node(256));
   ASSERT_TRUE(pa);
-  std::vector<Mfn> hoard(200);
-  ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 9), hoard));
-  struct Ctx {
-    PageAllocator* pa;
-    std::vector<Mfn>* hoard;
-    std::uint64_t asked = 0;
-  } ctx{pa.get(), &hoard};
-  ReclaimHook hook;
-  hook.ctx = &ctx;
-  hook.fn = [](void* p, NodeId, std::uint64_t pages) -> std::uint64_t {
-    auto* c = static_cast<Ctx*>(p);
-    c->asked += pages;
-    const std::uint64_t n = std::min<std::uint64_t>(pages, c->hoard->size());
-    std::span<const Mfn> give(c->hoard->data() + c->hoard->size() - n, n);
-    if (!c->pa->free_bulk(give, 9)) return 0;
-    c->hoard->resize(c->hoard->size() - n);
-    return n;
-  };
-  pa->set_reclaim_hook(hook);
+  Hoard hoard;
+  hoard.pa = pa.get();
+  hoard.frames.resize(200);
+  ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 9), hoard.frames));
+  pa->set_reclaim_hook(hoard.hook());
   std::vector<Mfn> want(100);  // 56 free, 44 must be reclaimed
   ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 1), want));
-  EXPECT_GE(ctx.asked, 44u);
-  EXPECT_EQ(hoard.size(), 200u - ctx.asked);
+  EXPECT_GE(hoard.asked, 44u);
+  EXPECT_EQ(hoard.frames.size(), 200u - hoard.asked);
   pa->set_reclaim_hook({});
   ASSERT_TRUE(pa->free_bulk(want, 1));
-  ASSERT_TRUE(pa->free_bulk(hoard, 9));
+  ASSERT_TRUE(pa->free_bulk(hoard.frames, 9));
   EXPECT_TRUE(pa->check_frames());
 }
 
@@ -619,32 +635,18 @@ TEST(heap_bulk, ThreadsMixBulkAndSingle) {
 TEST(heap_bulk, FramesTheHookFreesIntoCachesAreFound) {
   auto pa = make(test::one_node(512));
   ASSERT_TRUE(pa);
-  std::vector<Mfn> hoard(300);
-  ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 9), hoard));
-  struct Ctx {
-    PageAllocator* pa;
-    std::vector<Mfn>* hoard;
-    std::uint64_t asked = 0;
-  } ctx{pa.get(), &hoard};
-  ReclaimHook hook;
-  hook.ctx = &ctx;
-  hook.fn = [](void* p, NodeId, std::uint64_t pages) -> std::uint64_t {
-    auto* c = static_cast<Ctx*>(p);
-    c->asked += pages;
-    std::uint64_t n = 0;
-    for (; n < pages && !c->hoard->empty(); ++n) {
-      if (!c->pa->free(c->hoard->back(), 0, 9)) break;
-      c->hoard->pop_back();
-    }
-    return n;
-  };
-  pa->set_reclaim_hook(hook);
+  Hoard hoard;
+  hoard.pa = pa.get();
+  hoard.one_by_one = true;
+  hoard.frames.resize(300);
+  ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 9), hoard.frames));
+  pa->set_reclaim_hook(hoard.hook());
   std::vector<Mfn> want(260);  // 212 free, 48 must be reclaimed
   ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 1), want));
-  EXPECT_GE(ctx.asked, 48u);
+  EXPECT_GE(hoard.asked, 48u);
   pa->set_reclaim_hook({});
   ASSERT_TRUE(pa->free_bulk(want, 1));
-  ASSERT_TRUE(pa->free_bulk(hoard, 9));
+  ASSERT_TRUE(pa->free_bulk(hoard.frames, 9));
   EXPECT_TRUE(pa->check_frames());
 }
 
