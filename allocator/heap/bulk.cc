@@ -134,13 +134,16 @@ bool PageAllocator::Impl::bulk_from_cache(const AllocRequest& req, NodeId pref, 
   return true;
 }
 
-void PageAllocator::Impl::bulk_to_cache(std::span<const Mfn> frames, std::uint32_t ni) noexcept {
+bool PageAllocator::Impl::bulk_to_cache(std::span<const Mfn> frames, std::uint32_t ni) noexcept {
   const int slot = pcp.slot_of(0);
   const std::uint32_t cpu = cpu_slot();
   CpuCache& c = pcp.at(cpu, ni, slot);
   const auto n = static_cast<std::uint32_t>(frames.size());
   lock_cache(c, cpu);
-  if (c.count + n > c.high) drain(c, ni, std::max(c.batch, c.count + n - c.high));
+  if (c.count + n > c.high) {  // no room: the heap takes them (see bulk_to_cache's comment)
+    c.lock.unlock();
+    return false;
+  }
   for (const Mfn mfn : frames) {
     // Taken by free_bulk's step 1 and in no cache: nobody else changes it.
     const std::uint64_t word = table.known_desc(mfn).load_packed(std::memory_order_relaxed);
@@ -149,6 +152,7 @@ void PageAllocator::Impl::bulk_to_cache(std::span<const Mfn> frames, std::uint32
     set_count(c, c.count + 1);
   }
   c.lock.unlock();
+  return true;
 }
 
 void PageAllocator::Impl::scrub_bulk(std::span<const Mfn> out) noexcept {
@@ -278,8 +282,7 @@ Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noex
       if (!r->contains(frames[j])) r = &m.table.known_range(frames[j]);
       if (r->node_index != ni) break;
     }
-    if (to_cache) {
-      m.bulk_to_cache(frames.subspan(i, j - i), ni);
+    if (to_cache && m.bulk_to_cache(frames.subspan(i, j - i), ni)) {
       i = j;
       continue;
     }

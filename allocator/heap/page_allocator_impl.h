@@ -138,11 +138,16 @@ struct PageAllocator::Impl {
   // order-0 cache, as alloc() would take it (the cache refilled in one
   // node-lock hold when short). False: not served, nothing taken.
   bool bulk_from_cache(const AllocRequest& req, NodeId pref, std::span<Mfn> out) noexcept;
-  // free_bulk's step 2 for frames [i, j) of `frames`, all of node `ni`,
-  // taken (cached, dirty, no pending bit) and at most a cache's worth: onto
-  // the calling CPU's order-0 cache for that node, as free() would put
-  // them, a batch drained first when they do not fit.
-  void bulk_to_cache(std::span<const Mfn> frames, std::uint32_t ni) noexcept;
+  // free_bulk's step 2 for `frames`, all of node `ni`, taken (cached,
+  // dirty, no pending bit) and at most a cache's worth: onto the calling
+  // CPU's order-0 cache for that node, as free() would put them, if they
+  // fit. False (nothing changed) when they do not: the heap takes them,
+  // runs merged into whole blocks in one lock hold -- draining the cache's
+  // coldest frames one by one to make room would cost more, and split the
+  // blocks a caller such as the frame-swap mover frees whole (its 64 old
+  // frames of a batch; draining them singly cost migrate_4k a quarter of
+  // its speed).
+  bool bulk_to_cache(std::span<const Mfn> frames, std::uint32_t ni) noexcept;
 
   // --- claims.cc ---
   // What a bulk request may still book, across the nodes it has quoted.

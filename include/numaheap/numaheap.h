@@ -209,7 +209,7 @@ int numaheap_alloc_bulk(numaheap_heap* h, const numaheap_alloc_request* req, uin
                         size_t count);
 /* Frees `count` order-0 blocks of `owner`; every frame is checked first
  * and on any error none is freed. Up to a per-CPU cache's worth goes to
- * the calling CPU's caches, more back to the heap. */
+ * the calling CPU's caches when it fits there, else back to the heap. */
 int numaheap_free_bulk(numaheap_heap* h, const uint64_t* mfns, size_t count, uint32_t owner);
 
 /* Splits the allocated block at head `mfn` of `order` into 4 KiB blocks of

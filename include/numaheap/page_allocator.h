@@ -196,8 +196,8 @@ class PageAllocator {
   // Frees order-0 blocks of `owner` (from alloc_bulk, alloc or split).
   // Every frame is checked before anything changes; on an error none is
   // freed. At most a per-CPU cache's worth goes to the calling CPU's
-  // caches (of each frame's node), as free() would put each frame, a batch
-  // drained to the heap first when they do not fit; more than that go back
+  // caches (of each frame's node), as free() would put each frame, when
+  // it fits there; otherwise, and for more than that, the frames go back
   // to the heap, runs of consecutive frames aligned to their length as one
   // block. Frames pending offline are retired (such a call takes the heap
   // way). Freed frames are dirty until scrubbed, as with free().
