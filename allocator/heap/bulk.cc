@@ -193,12 +193,12 @@ Status PageAllocator::alloc_bulk(const AllocRequest& req, std::span<Mfn> out) no
   if (exact && req.exclude.test(pref)) return Errc::invalid_argument;
   if (out.empty()) return {};
   const std::uint64_t n = out.size();
-  // As alloc(): the preferred node may reclaim before the request goes
-  // remote; per-CPU caches are drained, then every allowed node may
-  // reclaim, before no_memory.
   // A cache's worth for the calling CPU's node: its per-CPU cache, as
   // alloc() would serve each frame (no heap lock in the common case).
   if (m.bulk_from_cache(req, pref, out)) return {};
+  // Else the heaps. As alloc(): the preferred node may reclaim before the
+  // request goes remote; per-CPU caches are drained, then every allowed
+  // node may reclaim, before no_memory.
   const bool hook = m.reclaim_fn.load(std::memory_order_acquire) != nullptr;
   Impl::BulkTry t = m.bulk_try(req, pref, out, !exact && hook);
   if (!t.done) {
