@@ -28,22 +28,32 @@ Result<void, Error> FrameTable::init(const Topology& topo, const MetadataHooks* 
   std::sort(ranges_.begin(), ranges_.end(),
             [](const FrameRangeInfo& a, const FrameRangeInfo& b) { return a.first < b.first; });
   frames_ = 0;
+  // Each range's first descriptor index is congruent to its first frame
+  // modulo a line group (up to 7 unused descriptors before it): an aligned
+  // block of up to 8 frames then fills whole cache lines of descriptors, as
+  // per-CPU cache refills assume (kLineGroupOrder, frame_table.h).
+  constexpr std::uint64_t kGroup = std::uint64_t{1} << kLineGroupOrder;
+  std::uint64_t descs = 0;
   for (auto& r : ranges_) {
-    r.desc_base = frames_;
+    descs += (r.first - descs) & (kGroup - 1);
+    r.desc_base = descs;
+    descs += r.end - r.first;
     frames_ += r.end - r.first;
   }
   only_ = ranges_.size() == 1 ? &ranges_[0] : nullptr;
   if (frames_ == 0) return {};
-  reserved_bytes_ = frames_ * sizeof(FrameDesc);
+  reserved_bytes_ = descs * sizeof(FrameDesc);
   // The hooks hand out memory that reads as zero, and a zero descriptor is a
   // valid one: nothing is written here, so start-up does not grow with
   // memory (the host library maps large tables MAP_NORESERVE, so a 1 TiB
   // machine's 6 GiB of descriptors cost nothing until frames are split).
-  void* p = hooks->alloc(hooks->ctx, reserved_bytes_, alignof(FrameDesc) < 64 ? 64 : alignof(FrameDesc),
+  // Line-aligned: the line groups above are whole lines.
+  void* p = hooks->alloc(hooks->ctx, reserved_bytes_, alignof(FrameDesc) < kCacheLine ? kCacheLine : alignof(FrameDesc),
                          NUMAHEAP_ANY_NODE);
   if (!p) {
+    const std::uint64_t mib = reserved_bytes_ >> 20;
     reserved_bytes_ = 0;
-    return make_error(Errc::no_memory, "frame table: cannot get ", frames_ * sizeof(FrameDesc) >> 20,
+    return make_error(Errc::no_memory, "frame table: cannot get ", mib,
                       " MiB of descriptors from the metadata hooks");
   }
   descs_ = static_cast<FrameDesc*>(p);
@@ -74,7 +84,7 @@ Mfn FrameTable::mfn_of(const FrameDesc* d) const noexcept {
 
 double FrameTable::bytes_per_frame() const noexcept {
   if (frames_ == 0) return 0.0;
-  const double bytes = static_cast<double>(frames_ * sizeof(FrameDesc) +
+  const double bytes = static_cast<double>(reserved_bytes_ +
                                            ranges_.size() * sizeof(FrameRangeInfo));
   return bytes / static_cast<double>(frames_);
 }

@@ -150,6 +150,13 @@ struct FrameDesc {
   FrameKind kind() const noexcept { return kind_of(load_state()); }
 };
 static_assert(sizeof(FrameDesc) == 24, "descriptor budget is 24 bytes per frame");
+// Descriptors share cache lines (the table starts on one): 2^kLineGroupOrder
+// of them, from an index that is a multiple of it, fill whole lines exactly
+// (8 x 24 B = 3 x 64 B). Per-CPU cache refills keep such groups whole
+// (PageAllocator::Impl::refill) so two CPUs' hot frames rarely share one.
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr unsigned kLineGroupOrder = 3;
+static_assert((sizeof(FrameDesc) << kLineGroupOrder) % kCacheLine == 0, "a group fills whole lines");
 
 // What free() and split() demand of a block head whose word is `w`:
 // allocated, of this order, by this owner. Errc::ok when it is. A free or
@@ -264,9 +271,9 @@ class FrameTable {
   std::uint64_t only_frames_ = 0;
   FrameDesc* only_descs_ = nullptr;
   std::uint32_t only_node_index_ = 0;   // with only_: its node_index
-  FrameDesc* descs_ = nullptr;          // from hooks_, frames_ entries
+  FrameDesc* descs_ = nullptr;          // from hooks_, reserved_bytes_ of them (with gaps: init)
   const MetadataHooks* hooks_ = nullptr;
-  std::uint64_t frames_ = 0;
+  std::uint64_t frames_ = 0;  // managed frames (descriptors in use)
   std::uint64_t reserved_bytes_ = 0;
 };
 

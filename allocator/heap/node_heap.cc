@@ -83,24 +83,39 @@ bool NodeHeap::take(unsigned order, Block& out) noexcept {
     FrameDesc* d = &list->front();
     if ((d->load_state() & kScrubbing) && ++list->begin() != list->end()) d = &*++list->begin();
     abort_scrub_if(*d);
-    const Mfn head = table_->mfn_of(d);
-    FrameWord w = d->load();
-    const bool dirty = (w.state & kDirty) != 0;
-    const OwnerId owner = w.owner;
-    unlink(*d, j);
-    const FrameRangeInfo* r = &table_->known_range(head);
-    while (j > order) {  // split: the upper halves go back on the lists
-      --j;
-      const Mfn upper = head + frames_of_order(j);
-      link(table_->desc(*r, upper), upper, j, dirty, owner);
-    }
-    // Still `free` (off the lists): the caller makes it used or cached.
-    w.order = static_cast<std::uint8_t>(order);
-    d->store(w);
-    out = Block{head, order, dirty, dirty ? owner : kNoOwner};
+    carve(*d, table_->mfn_of(d), j, order, out);
     return true;
   }
   return false;
+}
+
+bool NodeHeap::take_at(Mfn head, unsigned order, Block& out) noexcept {
+  const FrameRangeInfo* r = table_->find_range(head);
+  if (!r || r->node_index != node_index_) return false;
+  FrameDesc& d = table_->desc(*r, head);
+  const FrameWord w = d.load();
+  // A listed free head (kind free is only ever that while the lock is
+  // free, and we hold it), of `order` or more, not being scrubbed.
+  if (w.kind() != FrameKind::free || w.order < order || (w.state & kScrubbing)) return false;
+  carve(d, head, w.order, order, out);
+  return true;
+}
+
+void NodeHeap::carve(FrameDesc& d, Mfn head, unsigned j, unsigned order, Block& out) noexcept {
+  FrameWord w = d.load();
+  const bool dirty = (w.state & kDirty) != 0;
+  const OwnerId owner = w.owner;
+  unlink(d, j);
+  const FrameRangeInfo* r = &table_->known_range(head);
+  while (j > order) {  // split: the upper halves go back on the lists
+    --j;
+    const Mfn upper = head + frames_of_order(j);
+    link(table_->desc(*r, upper), upper, j, dirty, owner);
+  }
+  // Still `free` (off the lists): the caller makes it used or cached.
+  w.order = static_cast<std::uint8_t>(order);
+  d.store(w);
+  out = Block{head, order, dirty, dirty ? owner : kNoOwner};
 }
 
 std::uint64_t NodeHeap::take_frames(std::uint64_t n, Mfn* out, OwnerId owner,

@@ -46,6 +46,11 @@ class alignas(64) NodeHeap {
   // down to `order`, and returns it. The head's kind is left for the caller
   // to set (used / cached). False when nothing fits.
   bool take(unsigned order, Block& out) noexcept;
+  // Takes the free block whose head is `head` when it is one of this node's
+  // listed blocks, of `order` or more, splitting it down to `order` as
+  // take() does. False (nothing changed) otherwise: `head` not a listed
+  // head here, too small, or under background scrub.
+  bool take_at(Mfn head, unsigned order, Block& out) noexcept;
   // Returns a block to the lists, merging with free buddies.
   void put(Mfn head, unsigned order, bool dirty, OwnerId dirty_owner) noexcept;
   // Frees a used block some of whose frames are pending offline: those are
@@ -95,6 +100,9 @@ class alignas(64) NodeHeap {
  private:
   void link(FrameDesc& d, Mfn head, unsigned order, bool dirty, OwnerId owner) noexcept;
   void unlink(FrameDesc& d, unsigned order) noexcept;
+  // Unlinks the listed block `head` of order j (descriptor d) and splits it
+  // down to `order`: the upper halves go back on the lists.
+  void carve(FrameDesc& d, Mfn head, unsigned j, unsigned order, Block& out) noexcept;
   // Before a listed block is taken off: stop a background scrub of it.
   void abort_scrub_if(FrameDesc& d) noexcept;
 

@@ -272,12 +272,14 @@ void PageAllocator::Impl::scrub_if_needed(Mfn mfn, unsigned order, bool dirty,
 void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni, std::uint32_t need) noexcept {
   NodeHeap& h = heap(ni);
   SpinGuard g(h.lock);
-  // A batch, or `need` when more, within what the cache has room for.
-  const std::uint64_t want = charge_upto(ni, std::min(c.high - c.count, std::max(c.batch, need)), c.order);
+  // A batch, or `need` when more, within what the cache has room for, and
+  // then what finishes the last block's line group (below).
+  const std::uint32_t room = c.high - c.count;
+  const std::uint32_t base = std::min(room, std::max(c.batch, need));
+  const std::uint32_t per_group = c.order < kLineGroupOrder ? 1u << (kLineGroupOrder - c.order) : 1;
+  const std::uint64_t want = charge_upto(ni, std::min(room, base + per_group - 1), c.order);
   std::uint64_t got = 0;
-  for (; got < want; ++got) {
-    Block b;
-    if (!h.take(c.order, b)) break;
+  auto push = [&](const Block& b) {
     FrameDesc& d = table.known_desc(b.head);
     FrameWord w = d.load(std::memory_order_relaxed);
     w.owner = b.dirty ? b.dirty_owner : kNoOwner;
@@ -285,6 +287,24 @@ void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni, std::uint32_t ne
     d.store(w);
     c.entries[c.count] = make_cache_entry(b.head, w.pack());
     set_count(c, c.count + 1);
+    ++got;
+  };
+  while (got < base && got < want) {
+    Block b;
+    if (!h.take(c.order, b)) break;
+    push(b);
+    // Descriptors are 24 bytes: an aligned group of 8 frames fills 3 cache
+    // lines (FrameTable lays them out so). A refill that left the rest of
+    // a group on the heap would hand it to the next refill, often another
+    // CPU's, and two CPUs whose hot frames share a line bounce it on every
+    // alloc and free (3-5x the pair's cost: neighbour_cpus in
+    // numaheap_bench.cc). So the group's other free blocks come too.
+    if (per_group == 1) continue;
+    const Mfn group = b.head & ~((Mfn{1} << kLineGroupOrder) - 1);
+    for (std::uint32_t i = 0; i < per_group && got < want; ++i) {
+      Block more;  // cached or in use already (b itself too): not taken
+      if (h.take_at(group + (Mfn{i} << c.order), c.order, more)) push(more);
+    }
   }
   if (got < want) credit((want - got) << c.order);
   NUMAHEAP_DEBUG_CHECK(h.check_invariants());
