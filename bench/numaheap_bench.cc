@@ -5,10 +5,12 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "bench_common.h"
@@ -179,6 +181,115 @@ void threads2(benchmark::State& state) {
   state.counters["relative"] = nh / sn;  // bar: >= 0.9
 }
 
+// Two CPUs each cycling an order-0 pair on their own cache, once with the
+// second CPU's hot frame far from the first's and once with it the first's
+// neighbour (frame number +-1). Descriptors are 24 bytes, so neighbouring
+// frames share a 64-byte line unless a line boundary falls between them:
+// if two CPUs' hot frames share one, every pair's store and compare-and-swap
+// bounce the line between the CPUs (false sharing). Refills take whole
+// aligned 8-frame groups (3 lines), so frames that reach two CPUs' caches by
+// refill never share a line ("refill" below); a frame one CPU allocated and
+// another freed (a cross-CPU free) goes to the freeing CPU's cache wherever
+// its neighbours are, and can ("handed": the price of 24-byte descriptors).
+//   far       B's hot frame is the first it gets, >= 64 frames from A's
+//   refill    B allocates until it gets A's hot frame +-1 (from its own refill)
+//   handed    A allocates two neighbouring frames, keeps one hot and hands
+//             the other to B, which frees it on its CPU and cycles it
+// Counters: ns per pair per thread in each mode (both threads run kOps
+// pairs after a common start; wall time / kOps; medians of the
+// iterations), and relative = far / refill (1.0: the neighbour costs
+// nothing). A fresh allocator per mode and iteration.
+enum class Neighbour { far, refill, handed };
+
+double neighbour_ns(Neighbour mode, bool& found) {
+  constexpr std::uint64_t kOps = 2'000'000;
+  PlatformConfig pc;
+  pc.mode = MemoryMode::host_memory;
+  auto made = PageAllocator::create(host_node0(std::uint64_t{256} << 20), pc);
+  if (!made) return -1;
+  PageAllocator& pa = **made;
+  const AllocRequest r = request(0);
+  // Set-up, one CPU after the other (the threads are joined in between).
+  Mfn hot_a = kInvalidMfn, hot_b = kInvalidMfn;
+  std::thread([&] {
+    bench::pin_to_cpu(0);
+    if (mode == Neighbour::handed) {
+      std::vector<Mfn> held;
+      for (int i = 0; i < 64 && hot_b == kInvalidMfn; ++i) {
+        held.push_back(pa.alloc(r)->mfn);
+        for (std::size_t j = 0; j + 1 < held.size() && hot_b == kInvalidMfn; ++j)
+          if (held[j] + 1 == held.back() || held[j] == held.back() + 1) {
+            hot_a = held[j];
+            hot_b = held.back();
+          }
+      }
+      for (Mfn m : held)  // the rest go back first: hot_a ends on top
+        if (m != hot_a && m != hot_b) (void)pa.free(m, 0, 1);
+      if (hot_a != kInvalidMfn) (void)pa.free(hot_a, 0, 1);
+    } else {
+      hot_a = pa.alloc(r)->mfn;
+      (void)pa.free(hot_a, 0, 1);
+    }
+  }).join();
+  std::thread([&] {
+    bench::pin_to_cpu(1);
+    if (mode == Neighbour::handed) {
+      if (hot_b != kInvalidMfn) (void)pa.free(hot_b, 0, 1);  // on B's CPU: B's cache
+      return;
+    }
+    std::vector<Mfn> held;
+    for (int i = 0; i < 4096 && hot_b == kInvalidMfn; ++i) {
+      const Mfn m = pa.alloc(r)->mfn;
+      const Mfn d = m > hot_a ? m - hot_a : hot_a - m;
+      if (mode == Neighbour::refill ? d == 1 : d >= 64) hot_b = m;
+      else held.push_back(m);
+    }
+    for (Mfn m : held) (void)pa.free(m, 0, 1);
+    if (hot_b != kInvalidMfn) (void)pa.free(hot_b, 0, 1);  // last: on top
+  }).join();
+  found = hot_a != kInvalidMfn && hot_b != kInvalidMfn;
+  bool same = true;  // each thread kept getting its hot frame back
+  const double secs = bench::timed_threads(2, kOps, [&](unsigned t, std::uint64_t ops) {
+    const Mfn want = t == 0 ? hot_a : hot_b;
+    Mfn last = kInvalidMfn;
+    for (std::uint64_t i = 0; i < ops; ++i) {
+      last = pa.alloc(r)->mfn;
+      (void)pa.free(last, 0, 1);
+    }
+    if (last != want) same = false;
+  });
+  found = found && same;
+  return secs * 1e9 / static_cast<double>(kOps);
+}
+
+void neighbour_cpus(benchmark::State& state) {
+  std::vector<double> far, refill, handed;
+  bool found = true, ok = true;
+  for (auto _ : state) {
+    bool f[3] = {};
+    far.push_back(neighbour_ns(Neighbour::far, f[0]));
+    refill.push_back(neighbour_ns(Neighbour::refill, f[1]));
+    handed.push_back(neighbour_ns(Neighbour::handed, f[2]));
+    found = found && f[0] && f[1] && f[2];
+    ok = ok && far.back() > 0 && refill.back() > 0 && handed.back() > 0;
+  }
+  if (!ok) {
+    state.SkipWithError("cannot create the allocator");
+    return;
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["ns_far"] = median(far);
+  state.counters["ns_refill_neighbour"] = median(refill);
+  state.counters["ns_handed_neighbour"] = median(handed);
+  // 1 when the set-up got the frames it looked for and each thread cycled
+  // its own hot frame throughout (else the mode measured something else).
+  state.counters["set_up_ok"] = found ? 1 : 0;
+  state.counters["relative"] = median(far) / median(refill);  // 1.0: no false sharing
+}
+
 // 1 GiB of exact-node blocks of `order`, allocated one call each, then
 // freed one call each.
 void populate(benchmark::State& state, unsigned order) {
@@ -247,6 +358,7 @@ BENCHMARK(order0_pair_scrubbed)->Name("order0_pair_scrubbed/numaheap");
 BENCHMARK(mixed_orders)->Name("mixed_orders/numaheap");
 BENCHMARK(churn)->Name("churn/numaheap")->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(threads2)->Name("threads2/numaheap")->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(neighbour_cpus)->Name("neighbour_cpus/numaheap")->Iterations(5)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(populate_1g)->Name("populate_1g/numaheap")->Unit(benchmark::kMillisecond);
 BENCHMARK(populate_1g_single)->Name("populate_1g_single/numaheap")->Unit(benchmark::kMillisecond);
 BENCHMARK(populate_1g_2m)->Name("populate_1g_2m/numaheap")->Unit(benchmark::kMicrosecond);
