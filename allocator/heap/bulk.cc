@@ -248,7 +248,7 @@ Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noex
   // A cache's worth goes to the calling CPU's caches, as free() would put
   // each frame, unless a frame has an offline pending (the heap retires it).
   const int slot0 = m.pcp.slot_of(0);
-  bool to_cache = slot0 >= 0 && n <= m.pcp.at(0, 0, slot0).high;
+  bool to_cache = slot0 >= 0 && n <= m.pcp.high(slot0);
   for (std::size_t i = 0; i < n; ++i) {
     const Mfn mfn = frames[i];
     if (!r || !r->contains(mfn)) {

@@ -19,7 +19,10 @@ bool PerCpuCaches::init(const MetadataHooks* hooks, std::uint32_t cpus, std::uin
   high[kSlots - 1] = batch9 ? high9 : 0;
   batch[kSlots - 1] = std::min(batch9, high[kSlots - 1]);
   std::size_t per = 0;
-  for (unsigned s = 0; s < kSlots; ++s) per += high[s];
+  for (unsigned s = 0; s < kSlots; ++s) {
+    per += high[s];
+    high_[s] = high[s];
+  }
   for (auto& s : slot_by_order_) s = -1;
   for (unsigned s = 0; s < kSlots; ++s)
     if (high[s]) slot_by_order_[kSlotOrder[s]] = static_cast<std::int8_t>(s);

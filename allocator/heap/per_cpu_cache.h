@@ -158,12 +158,16 @@ class PerCpuCaches {
     return caches_[(static_cast<std::size_t>(cpu) * nodes_ + node_index) * kSlots +
                    static_cast<std::size_t>(slot)];
   }
+  // Blocks a cache of `slot` holds at most (CpuCache::high of every CPU's,
+  // kept here too: reading it from a cache would pull that CPU's busy line).
+  std::uint32_t high(int slot) const noexcept { return high_[slot]; }
   std::uint32_t cpus() const noexcept { return cpus_; }
   std::uint32_t nodes() const noexcept { return nodes_; }
 
  private:
   std::uint32_t cpus_ = 0, nodes_ = 0;
   std::int8_t slot_by_order_[kOrderCount] = {};  // -1: not cached (set by init)
+  std::uint32_t high_[kSlots] = {};                // set by init
   MetadataArray<CpuCache> caches_;
   MetadataArray<CacheEntry> storage_;
 };
