@@ -94,7 +94,9 @@ bool PageAllocator::Impl::bulk_from_cache(const AllocRequest& req, NodeId pref, 
   if (slot < 0 || (req.flags & ~kCacheFlags)) return false;
   const std::uint32_t cpu = cpu_slot();
   const std::uint32_t ni = cpu_node_index[cpu];
-  if (cpu_node[cpu] != pref || req.exclude.test(pref) || !heap(ni).managed_frames()) return false;
+  // home[cpu].caches: the node has memory (a read-only line; the heap's
+  // own count shares a line with its lock).
+  if (cpu_node[cpu] != pref || req.exclude.test(pref) || !home[cpu].caches) return false;
   CpuCache& c = pcp.at(cpu, ni, slot);
   if (out.size() > c.high) return false;
   const auto n = static_cast<std::uint32_t>(out.size());
