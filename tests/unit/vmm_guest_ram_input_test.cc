@@ -12,6 +12,8 @@
 #include <numaif.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/ioctl.h>
 #include <linux/userfaultfd.h>
 #include <sys/mount.h>
@@ -130,6 +132,61 @@ TEST_F(GuestRamInput, APrivateMappingDeclaredMemfdIsRefused) {
   const std::vector<GuestRamRegion> ok = {{shanon, kBytes, 0, RamBacking::memfd, false}};
   auto r = GuestRam::create(topo, ok, {});
   EXPECT_TRUE(r.has_value()) << r.error().message.c_str();
+}
+
+// A shared mapping of a file on a disk filesystem declared memfd (or
+// anonymous): losing page-table entries would keep its data (the page cache
+// has it), but the sampler's userfaultfd modes do not work on such a file,
+// so create() says so at once instead of the sampler failing later.
+// Nothing is bound or written. A /dev/shm file (tmpfs) is memfd RAM's kind
+// and is accepted.
+TEST_F(GuestRamInput, ADiskFileIsNotGuestRam) {
+  // A directory on a block device: the test's own (the build tree), else
+  // /var/tmp; a machine with neither on one cannot run this.
+  std::string dir;
+  for (const char* d : {NUMAHEAP_BIN_DIR, "/var/tmp", "/tmp"}) {
+    struct stat st{};
+    if (stat(d, &st) == 0 && major(st.st_dev) != 0) {
+      dir = d;
+      break;
+    }
+  }
+  if (dir.empty()) GTEST_SKIP() << "no directory on a block-device filesystem";
+  std::string path = dir + "/numaheap-disk-ram-XXXXXX";
+  const int fd = mkstemp(path.data());
+  ASSERT_GE(fd, 0) << path;
+  unlink(path.c_str());
+  ASSERT_EQ(ftruncate(fd, kBytes), 0);
+  auto* disk = static_cast<unsigned char*>(map(kBytes, kRw, MAP_SHARED, fd));
+  close(fd);
+  ASSERT_NE(disk, MAP_FAILED);
+  std::memset(disk, 0x5a, kBytes);
+  const std::vector<GuestRamRegion> rs = {{disk, kBytes, 0, RamBacking::memfd, false}};
+  const std::vector<VnodeRam> vs = {{0, 0, kBytes, NodeMask::single(node)}};
+  auto r = GuestRam::create(topo, rs, vs);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  EXPECT_NE(std::string(r.error().message.c_str()).find("block-device filesystem"), std::string::npos)
+      << r.error().message.c_str();
+  EXPECT_EQ(policy_of(disk), MPOL_DEFAULT) << "refused input was bound";
+  for (std::uint64_t i = 0; i < kBytes; i += 4096) ASSERT_EQ(disk[i], 0x5a) << i;
+  // Nor is it anonymous RAM (write-protect faults do not work on it either).
+  const std::vector<GuestRamRegion> as_anon = {{disk, kBytes, 0, RamBacking::anonymous, false}};
+  auto a = GuestRam::create(topo, as_anon, vs);
+  ASSERT_FALSE(a.has_value());
+  EXPECT_EQ(a.error().code, Errc::invalid_argument);
+  EXPECT_EQ(policy_of(disk), MPOL_DEFAULT) << "refused input was bound";
+  for (std::uint64_t i = 0; i < kBytes; i += 4096) ASSERT_EQ(disk[i], 0x5a) << i;
+  // A /dev/shm file: tmpfs, accepted as memfd RAM.
+  const int sfd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (sfd < 0) return;  // no /dev/shm here: the refusal above is the point
+  ASSERT_EQ(ftruncate(sfd, kBytes), 0);
+  void* tmpfs = map(kBytes, kRw, MAP_SHARED, sfd);
+  close(sfd);
+  ASSERT_NE(tmpfs, MAP_FAILED);
+  const std::vector<GuestRamRegion> ok = {{tmpfs, kBytes, 0, RamBacking::memfd, false}};
+  auto accepted = GuestRam::create(topo, ok, {});
+  EXPECT_TRUE(accepted.has_value()) << accepted.error().message.c_str();
 }
 
 // A read-only or PROT_NONE region is not guest RAM: create() refuses it

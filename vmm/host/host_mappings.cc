@@ -13,10 +13,14 @@ namespace numaheap::detail {
 
 namespace {
 
-// One line of /proc/self/maps: "start-end perms ...".
+// One line of /proc/self/maps: "start-end perms offset major:minor inode path".
 struct MapsLine {
   std::uint64_t start = 0, end = 0;
   char perms[4] = {};
+  // The device of the mapped file (hex in the line); 0 for anonymous memory
+  // and for filesystems without a block device (tmpfs/shmem, hugetlbfs...).
+  // ~0: the field could not be read.
+  std::uint64_t dev_major = ~std::uint64_t{0};
 };
 
 bool parse(const char* line, MapsLine& out) noexcept {
@@ -29,6 +33,15 @@ bool parse(const char* line, MapsLine& out) noexcept {
   for (int i = 0; i < 4; ++i) {
     if (!p[i] || p[i] == ' ') return false;
     out.perms[i] = p[i];
+  }
+  // The offset, then "major:minor" (smaps' field lines never get here:
+  // they do not start with "start-end ").
+  p += 4;
+  if (*p == ' ') {
+    std::strtoull(p + 1, &p, 16);
+    char* q = nullptr;
+    const std::uint64_t major = std::strtoull(p, &q, 16);
+    if (q != p && *q == ':') out.dev_major = major;
   }
   return out.start < out.end;
 }
@@ -90,6 +103,16 @@ MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool n
         found = MappingProblem::not_shared;
         return false;
       }
+      // Anonymous memory, memfd/shmem and hugetlbfs sit on no block
+      // device; a file of a disk filesystem does. None of the backings is
+      // such a file, and the sampler's userfaultfd modes (minor faults,
+      // write-protect) do not work on one. Filesystems without a block
+      // device (btrfs, overlayfs, NFS) read as major 0 too: those the
+      // sampler refuses when it registers.
+      if (m.dev_major != 0 && m.dev_major != ~std::uint64_t{0}) {
+        found = MappingProblem::disk_file;
+        return false;
+      }
       covered = m.end;
       return covered < hi;
     }
@@ -145,6 +168,9 @@ const char* mapping_problem_text(MappingProblem p) noexcept {
     case MappingProblem::not_read_write: return "not mapped for read and write";
     case MappingProblem::not_shared:
       return "not a shared mapping (MAP_PRIVATE: dropping its page-table entries would lose the guest's writes)";
+    case MappingProblem::disk_file:
+      return "a file on a block-device filesystem: guest RAM is anonymous memory, memfd/shmem (memfd_create, "
+             "/dev/shm, MAP_SHARED|MAP_ANONYMOUS) or hugetlbfs, which the sampler's userfaultfd modes need";
   }
   return "unknown";
 }

@@ -20,11 +20,13 @@ enum class MappingProblem : std::uint8_t {
   unmapped,        // part of the range is not mapped
   not_read_write,  // a mapping of it is not readable and writable
   not_shared,      // a mapping of it is private (MAP_PRIVATE), where shared is needed
+  disk_file,       // a mapping of it is a file on a block device (no backing is one)
   unknown,         // /proc/self/maps cannot be read: nothing could be checked
 };
 
 // Checks [addr, addr + bytes): all mapped, readable and writable, and with
-// need_shared every mapping MAP_SHARED ('s' in /proc/self/maps). Where
+// need_shared every mapping MAP_SHARED ('s' in /proc/self/maps); none a
+// file of a block-device filesystem (its device's major number). Where
 // /proc/self/maps cannot be read, nothing can be checked: unknown.
 MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool need_shared) noexcept;
 
