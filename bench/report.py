@@ -391,14 +391,14 @@ WHY_PEER_WINS = {
 # the most threads | "scaling" efficiency).
 _NO_SHARED_STATE = (
     "in the steady state each CPU pops and pushes its own per-CPU cache and writes only its "
-    "own frames' descriptors (no lock, no shared counter), but descriptors are 24 bytes: "
-    "where two CPUs' frames are neighbours they share a cache line. Measured (session 18, "
-    "a two-thread probe of this pair, one pinned thread per CPU): hot frames 31 apart, "
-    "10.9 ns per pair per thread against 10.5 ns alone; hot frames adjacent, 54 ns (5x). "
-    "Which frames are hot depends on how refills carve the heap's blocks, and the host is "
-    "shared, so this figure moves between runs (0.83 to 1.00 over three runs of the same "
-    "code that session). Refilling caches in aligned groups of 8 frames (3 cache lines of "
-    "descriptors) would keep CPUs apart; not done yet.")
+    "own frames' descriptors (no lock, no shared counter). Descriptors are 24 bytes, so "
+    "neighbouring frames share cache lines; refills keep aligned groups of 8 frames (3 "
+    "lines) whole, so frames two CPUs got by refill never share one (neighbour_cpus, in the "
+    "table of bars: far against refill neighbour), but a frame freed on another CPU joins "
+    "that CPU's cache wherever its neighbours are (neighbour_cpus' cross-CPU figure). The "
+    "rest is the host: a 2-vCPU VM shared with other work, whose wall-clock efficiency "
+    "moves between runs of the same code; the CPU-time efficiency beside it leaves out the "
+    "time the threads were not running.")
 WHY_PEER_WINS_THREADS = {
     ("order0_pair", "throughput"): WHY_PEER_WINS["order0_pair"],
     ("order0_pair", "scaling"): _NO_SHARED_STATE,
@@ -413,9 +413,7 @@ WHY_PEER_WINS_THREADS = {
         "free_bulk checks and takes every frame with one compare-and-swap of its "
         "descriptor (see order0_pair)."),
     ("bulk", "scaling"): "a cache's worth goes through the calling CPU's cache (no heap "
-                         "lock in the steady state); what is shared is the descriptors' cache "
-                         "lines at the edges of each CPU's 64 frames, as for order0_pair: "
-                         + _NO_SHARED_STATE,
+                         "lock in the steady state), as for order0_pair: " + _NO_SHARED_STATE,
     ("cross_cpu", "throughput"): (
         "each frame freed on the other CPU is taken from its owner with a compare-and-swap "
         "on a descriptor the allocating CPU just wrote (one cache-line transfer per frame), "
