@@ -687,7 +687,7 @@ def markdown(figs, mig, present, info, commands, argv, json_dir, args, threads=N
     if missing:
         md.append(f"- Not measured (binary not built): {', '.join(missing)}")
     md.append("- Report command: `" + " ".join(shlex.quote(a) for a in argv) + "`")
-    if run_info and run_info.get("commands") and all(": reused " in c for c in commands if c.startswith("# ")):
+    if run_info and run_info.get("commands") and all(": reused " in c for c in commands):
         commands = run_info["commands"]  # how that run measured them
     if commands:
         md.append("- Benchmark commands (one binary per allocator; JSON kept in "
@@ -841,12 +841,14 @@ def main():
     # Which run measured the figures: run.json in the JSON directory, written
     # when this invocation ran every benchmark itself, read when it reuses
     # an earlier run's JSON (--json-dir), so the header names that run.
+    # A mix (some reused, some run now) names no single run: today's date.
     run_path = os.path.join(json_dir, "run.json")
     run_info = None
-    if args.json_dir and os.path.exists(run_path):
+    reused = [c.startswith("# ") and ": reused " in c for c in commands]
+    if all(reused) and os.path.exists(run_path):
         with open(run_path, encoding="utf-8") as f:
             run_info = json.load(f)
-    elif not any(c.startswith("# ") and ": reused " in c for c in commands):  # nothing reused
+    elif not any(reused):
         run_info = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                     "revision": git_revision(), "commands": commands}
         with open(run_path, "w", encoding="utf-8") as f:
