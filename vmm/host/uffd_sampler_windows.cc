@@ -299,6 +299,17 @@ void UffdSampler::Impl::open_next_locked() {
       if (skip < region_pages(r)) break;
       skip -= region_pages(r);
     }
+    // An mlocked part opens nothing (arm_locked skips it): stepped over
+    // without spending the window's pages on it.
+    const auto part = std::find_if(locked_pages[r].begin(), locked_pages[r].end(),
+                                   [skip](const PageRun& p) { return skip < p.end; });
+    if (part != locked_pages[r].end() && part->first <= skip) {
+      arm_run();
+      const std::uint64_t step = std::min(part->end, region_pages(r)) - skip;
+      cursor += step;
+      walked += step;
+      continue;
+    }
     // One piece: the rest of skip's block (or of the region).
     const std::uint64_t block_end = std::min(region_pages(r), skip / kBlock * kBlock + kBlock);
     std::uint64_t step;
