@@ -92,8 +92,9 @@
 //  * vCPU moves: the sampler keeps, per 64-page chunk, which vCPUs (id mod
 //    64) it sampled there lately (the last two sweeps). vcpu_moved(v) opens
 //    windows at once, whatever the budget, over the chunks v was sampled in
-//    and those nobody was sampled in yet (skipping chunks known to be other
-//    vCPUs' only), up to burst_pages: the moved vCPU's pages are sampled on
+//    and then those nobody was sampled in yet (skipping chunks known to be
+//    other vCPUs' only), up to burst_pages (v's own chunks first when the
+//    budget runs out): the moved vCPU's pages are sampled on
 //    its next touch of each, so the migrator can make them follow. For 2 s
 //    after, a sample from a moved vCPU asks the migrator for a step at once
 //    (Migrator::request_step, at most one per 200 ms): its pages follow
@@ -417,7 +418,7 @@ class UffdSampler {
   Status scan(Gfn first, std::uint64_t pages);
   // vCPU `vcpu` now runs on another node (call it after
   // Migrator::set_vcpu_cpu): opens windows at once over the chunks it was
-  // sampled in lately and those with no samples yet, up to burst_pages
+  // sampled in lately, then those with no samples yet, up to burst_pages
   // (see the contract). Done by the handler thread (after a move in
   // progress returns). Errors: busy (not running).
   Status vcpu_moved(std::uint32_t vcpu);

@@ -660,6 +660,41 @@ TEST_F(GuestRamTest, SamplerBurstAfterVcpuMoveWindowsItsChunksOnly) {
   for (std::uint64_t i = 0; i < kPages; ++i) static_cast<volatile unsigned char*>(anon)[i * 4096] = 9;
 }
 
+// A burst budget smaller than the RAM goes to the moved vCPU's chunks
+// first, then to chunks nobody was sampled in: here vCPU 0 was sampled in
+// memfd chunk 3 only, and a 64-page burst arms chunk 3, not chunk 0 (the
+// first chunk nobody was sampled in).
+TEST_F(GuestRamTest, SamplerBurstGoesToTheMovedVcpusChunksFirst) {
+  Tracked t;
+  ASSERT_NO_FATAL_FAILURE(track(t, 2));
+  SamplerConfig cfg;
+  cfg.pages_per_second = 0;  // windows only on scan() and vcpu_moved()
+  cfg.burst_pages = 64;
+  auto s = UffdSampler::create(*t.ram, *t.mig, t.id, cfg);
+  if (!s) GTEST_SKIP() << s.error().message.c_str();
+  ASSERT_TRUE((*s)->start().has_value());
+  ASSERT_TRUE((*s)->set_vcpu_thread(0, gettid()).has_value());
+  ASSERT_TRUE((*s)->scan(0, kPages).has_value());
+  unsigned sum = 0;
+  for (int i = 192; i < 200; ++i) sum += static_cast<volatile unsigned char*>(shm)[i * 4096];
+  (void)sum;
+  (*s)->close_window();
+  EXPECT_EQ((*s)->vcpu_samples(0), 8u);
+  ASSERT_EQ(present_pages(shm), static_cast<long>(kPages));
+  ASSERT_TRUE((*s)->vcpu_moved(0).has_value());
+  while ((*s)->stats().bursts == 0) std::this_thread::yield();
+  const SamplerStats st = (*s)->stats();
+  EXPECT_EQ(st.pages_burst, 64u);
+  EXPECT_EQ(present_pages(shm), static_cast<long>(kPages - 64));
+  std::vector<void*> a(64);
+  std::vector<int> where(64);
+  for (std::uint64_t i = 0; i < 64; ++i) a[i] = static_cast<char*>(shm) + (192 + i) * 4096;
+  ASSERT_EQ(move_pages(0, 64, a.data(), nullptr, where.data(), 0), 0);
+  for (std::uint64_t i = 0; i < 64; ++i) EXPECT_LT(where[i], 0) << "page " << 192 + i << " of vCPU 0's chunk is mapped";
+  (*s)->stop();
+  EXPECT_EQ(present_pages(shm), static_cast<long>(kPages)) << "stop() left memfd pages unmapped";
+}
+
 TEST_F(GuestRamTest, CApiAtParity) {
   numaheap_topology* ct = nullptr;
   char err[256] = {};

@@ -340,30 +340,34 @@ void UffdSampler::Impl::rotate_vcpu_chunks_locked() {
 
 void UffdSampler::Impl::burst_locked(std::uint64_t moved) {
   std::uint64_t left = cfg.burst_pages, armed_now = 0;
-  for (std::size_t r = 0; r < ram->regions_.size() && left; ++r) {
-    if (!vcpus_recent[r] || !in_walk(r)) continue;
-    const std::uint64_t pages = region_pages(r), chunks = chunks_of(pages);
-    auto wanted = [&](std::uint64_t c) {
-      const std::uint64_t seen =
-          vcpus_recent[r][c].load(std::memory_order_relaxed) | vcpus_older[r][c].load(std::memory_order_relaxed);
-      return seen == 0 || (seen & moved) != 0;
-    };
-    for (std::uint64_t c = 0; c < chunks && left;) {
-      if (!wanted(c)) {
-        ++c;
-        continue;
+  // The chunks the moved vCPUs were sampled in first, then those nobody
+  // was sampled in yet (some may be theirs), while burst_pages lasts: a
+  // budget smaller than the RAM goes to what is known to be theirs.
+  for (int pass = 0; pass < 2 && left; ++pass)
+    for (std::size_t r = 0; r < ram->regions_.size() && left; ++r) {
+      if (!vcpus_recent[r] || !in_walk(r)) continue;
+      const std::uint64_t pages = region_pages(r), chunks = chunks_of(pages);
+      auto wanted = [&](std::uint64_t c) {
+        const std::uint64_t seen =
+            vcpus_recent[r][c].load(std::memory_order_relaxed) | vcpus_older[r][c].load(std::memory_order_relaxed);
+        return pass == 0 ? (seen & moved) != 0 : seen == 0;
+      };
+      for (std::uint64_t c = 0; c < chunks && left;) {
+        if (!wanted(c)) {
+          ++c;
+          continue;
+        }
+        std::uint64_t end = c;
+        while (end < chunks && wanted(end)) ++end;
+        const std::uint64_t first = c * 64, n = std::min({end * 64, pages}) - first;
+        const std::uint64_t take = std::min(n, left);
+        arm_locked(r, first, take);
+        if (locked[r]) break;  // refused: r left the walk
+        armed_now += take;
+        left -= take;
+        c = end;
       }
-      std::uint64_t end = c;
-      while (end < chunks && wanted(end)) ++end;
-      const std::uint64_t first = c * 64, n = std::min({end * 64, pages}) - first;
-      const std::uint64_t take = std::min(n, left);
-      arm_locked(r, first, take);
-      if (locked[r]) break;  // refused: r left the walk
-      armed_now += take;
-      left -= take;
-      c = end;
     }
-  }
   bursts.fetch_add(1, std::memory_order_relaxed);
   pages_burst.fetch_add(armed_now, std::memory_order_relaxed);
   windows.fetch_add(1, std::memory_order_relaxed);
