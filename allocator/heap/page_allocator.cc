@@ -297,7 +297,7 @@ void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni, std::uint32_t ne
     // lines (FrameTable lays them out so). A refill that left the rest of
     // a group on the heap would hand it to the next refill, often another
     // CPU's, and two CPUs whose hot frames share a line bounce it on every
-    // alloc and free (3-5x the pair's cost: neighbour_cpus in
+    // alloc and free (3.6x the pair's cost: neighbour_cpus in
     // numaheap_bench.cc). So the group's other free blocks come too.
     if (per_group == 1) continue;
     const Mfn group = b.head & ~((Mfn{1} << kLineGroupOrder) - 1);

@@ -3,9 +3,10 @@
 // Descriptors are 24 bytes, so neighbouring frames share 64-byte cache
 // lines. Two CPUs cycling frames whose descriptors share a line bounce it
 // on every alloc and free (false sharing; neighbour_cpus in
-// bench/numaheap_bench.cc measures 3-5x the pair's cost). Refills carry on
-// to the next line boundary, so frames that reach CPUs' caches by refill
-// never put two CPUs on one line. Checked here on a fresh heap, CPUs taking
+// bench/numaheap_bench.cc measured 3.6x the pair's cost). A refill takes,
+// with each block, the rest of its aligned 8-frame group that is free, so
+// frames that reach CPUs' caches by refill never put two CPUs on one line.
+// Checked here on a fresh heap, CPUs taking
 // turns to empty their caches, for the cached orders below a line group,
 // batches that are and are not multiples of a group, and a node whose
 // first frame is not group-aligned.
