@@ -97,6 +97,18 @@ struct SamplerEdges : ::testing::Test {
     s = std::move(*c);
     return true;
   }
+  // Page i of the memfd RAM gets byte i * mul + add at its start, for
+  // stamped() to check that nothing was lost (windows, locks, moves).
+  unsigned char* stamp(unsigned mul, unsigned add) {
+    auto* bytes = static_cast<unsigned char*>(shm);
+    for (std::uint64_t i = 0; i < kPages; ++i) bytes[i * 4096] = static_cast<unsigned char>(i * mul + add);
+    return bytes;
+  }
+  void expect_stamped(unsigned mul, unsigned add) {
+    const auto* bytes = static_cast<const unsigned char*>(shm);
+    for (std::uint64_t i = 0; i < kPages; ++i)
+      ASSERT_EQ(bytes[i * 4096], static_cast<unsigned char>(i * mul + add)) << "page " << i;
+  }
   // mlock needs RLIMIT_MEMLOCK >= what is locked: raised (we are root),
   // put back in TearDown.
   bool lock(void* a, std::uint64_t bytes) {
@@ -226,8 +238,7 @@ TEST_F(SamplerEdges, MemfdRamLockedWhileRunningIsDroppedAfterOneError) {
 // unsupported, and nothing is lost or left unmapped.
 TEST_F(SamplerEdges, MemfdRamLockedInPartIsWindowedAroundTheLockedPart) {
   ASSERT_NO_FATAL_FAILURE(track(1));
-  auto* bytes = static_cast<unsigned char*>(shm);
-  for (std::uint64_t i = 0; i < kPages; ++i) bytes[i * 4096] = static_cast<unsigned char>(i * 7 + 1);
+  auto* bytes = stamp(7, 1);
   if (!lock(bytes + 600 * 4096, 4096)) GTEST_SKIP() << "mlock refused: " << std::strerror(errno);
   SamplerConfig cfg;
   cfg.pages_per_second = 0;
@@ -254,8 +265,7 @@ TEST_F(SamplerEdges, MemfdRamLockedInPartIsWindowedAroundTheLockedPart) {
   EXPECT_EQ(st.regions_locked, 0u);
   s->stop();
   EXPECT_EQ(s->stats().pages_armed, 0u);
-  for (std::uint64_t i = 0; i < kPages; ++i)
-    ASSERT_EQ(bytes[i * 4096], static_cast<unsigned char>(i * 7 + 1)) << "page " << i;
+  ASSERT_NO_FATAL_FAILURE(expect_stamped(7, 1));
 }
 
 // The budget's walk over RAM locked in part: a locked block opens nothing,
@@ -264,8 +274,7 @@ TEST_F(SamplerEdges, MemfdRamLockedInPartIsWindowedAroundTheLockedPart) {
 // and open nothing: a quarter of the windows here).
 TEST_F(SamplerEdges, TheWalkStepsOverALockedPartWithoutSpendingWindowsOnIt) {
   ASSERT_NO_FATAL_FAILURE(track(1));
-  auto* bytes = static_cast<unsigned char*>(shm);
-  for (std::uint64_t i = 0; i < kPages; ++i) bytes[i * 4096] = static_cast<unsigned char>(i * 3 + 1);
+  auto* bytes = stamp(3, 1);
   if (!lock(bytes + 100 * 4096, 4096)) GTEST_SKIP() << "mlock refused: " << std::strerror(errno);
   SamplerConfig cfg;
   cfg.pages_per_second = 1u << 20;
@@ -286,8 +295,7 @@ TEST_F(SamplerEdges, TheWalkStepsOverALockedPartWithoutSpendingWindowsOnIt) {
   // Each window opened (about) its 64 pages; the old walk averaged 48.
   EXPECT_GE(st.pages_windowed, st.windows * 60) << st.windows << " windows, " << st.pages_windowed << " pages";
   EXPECT_EQ(st.pages_armed, 0u);
-  for (std::uint64_t i = 0; i < kPages; ++i)
-    ASSERT_EQ(bytes[i * 4096], static_cast<unsigned char>(i * 3 + 1)) << "page " << i;
+  ASSERT_NO_FATAL_FAILURE(expect_stamped(3, 1));
 }
 
 // Locked in part while the sampler runs: the first refused window reads
@@ -295,8 +303,7 @@ TEST_F(SamplerEdges, TheWalkStepsOverALockedPartWithoutSpendingWindowsOnIt) {
 // in the walk -- where it used to drop the whole region.
 TEST_F(SamplerEdges, MemfdRamLockedInPartWhileRunningKeepsTheRestWindowed) {
   ASSERT_NO_FATAL_FAILURE(track(1));
-  auto* bytes = static_cast<unsigned char*>(shm);
-  for (std::uint64_t i = 0; i < kPages; ++i) bytes[i * 4096] = static_cast<unsigned char>(i * 5 + 3);
+  auto* bytes = stamp(5, 3);
   SamplerConfig cfg;
   cfg.pages_per_second = 0;
   if (!sampler(cfg)) GTEST_SKIP() << "no userfaultfd sampler here";
@@ -318,8 +325,7 @@ TEST_F(SamplerEdges, MemfdRamLockedInPartWhileRunningKeepsTheRestWindowed) {
   s->stop();
   st = s->stats();
   EXPECT_EQ(st.pages_armed, 0u);
-  for (std::uint64_t i = 0; i < kPages; ++i)
-    ASSERT_EQ(bytes[i * 4096], static_cast<unsigned char>(i * 5 + 3)) << "page " << i;
+  ASSERT_NO_FATAL_FAILURE(expect_stamped(5, 3));
   // Unlocked, a new start() windows all of it again.
   ASSERT_EQ(raw_munlock(bytes + 700 * 4096, 2 * 4096), 0);
   ASSERT_TRUE(s->start().has_value());
