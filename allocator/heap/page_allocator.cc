@@ -272,8 +272,9 @@ void PageAllocator::Impl::scrub_if_needed(Mfn mfn, unsigned order, bool dirty,
 void PageAllocator::Impl::refill(CpuCache& c, std::uint32_t ni, std::uint32_t need) noexcept {
   NodeHeap& h = heap(ni);
   SpinGuard g(h.lock);
-  // A batch, or `need` when more, within what the cache has room for, and
-  // then what finishes the last block's line group (below).
+  // A batch, or `need` when more, within what the cache has room for; with
+  // each block of order 0..2, the rest of its 8-frame group (below), so up
+  // to per_group - 1 blocks more than that.
   const std::uint32_t room = c.high - c.count;
   const std::uint32_t base = std::min(room, std::max(c.batch, need));
   const std::uint32_t per_group = c.order < kLineGroupOrder ? 1u << (kLineGroupOrder - c.order) : 1;
