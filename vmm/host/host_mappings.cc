@@ -2,10 +2,15 @@
 #include "vmm/host/host_mappings.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -21,6 +26,9 @@ struct MapsLine {
   // and for filesystems without a block device (tmpfs/shmem, hugetlbfs...).
   // ~0: the field could not be read.
   std::uint64_t dev_major = ~std::uint64_t{0};
+  std::uint64_t dev_minor = 0;
+  std::uint64_t inode = 0;     // 0: no file (anonymous memory), or unread
+  const char* path = nullptr;  // the rest of the line (may be ""), or null
 };
 
 bool parse(const char* line, MapsLine& out) noexcept {
@@ -41,7 +49,19 @@ bool parse(const char* line, MapsLine& out) noexcept {
     std::strtoull(p + 1, &p, 16);
     char* q = nullptr;
     const std::uint64_t major = std::strtoull(p, &q, 16);
-    if (q != p && *q == ':') out.dev_major = major;
+    if (q != p && *q == ':') {
+      out.dev_major = major;
+      out.dev_minor = std::strtoull(q + 1, &p, 16);
+      if (*p == ' ') {
+        out.inode = std::strtoull(p + 1, &q, 10);
+        if (q != p + 1) {
+          while (*q == ' ') ++q;
+          out.path = q;
+        } else {
+          out.inode = 0;
+        }
+      }
+    }
   }
   return out.start < out.end;
 }
@@ -79,6 +99,50 @@ bool for_each_line(const char* path, Line line) noexcept {
   return true;
 }
 
+// What kind of file a file-backed mapping (no block device: major 0) is.
+enum class FileKind : std::uint8_t { ram_fs, other_fs, unknown };
+
+FileKind kind_of(std::uint32_t fs_type) noexcept {
+  // memfd_create and MAP_SHARED|MAP_ANONYMOUS files are shmem, which reads
+  // as tmpfs; MFD_HUGETLB memfds and hugetlbfs files as hugetlbfs.
+  return fs_type == TMPFS_MAGIC || fs_type == HUGETLBFS_MAGIC ? FileKind::ram_fs : FileKind::other_fs;
+}
+
+// Asks the kernel which filesystem holds the file a mapping maps, two ways:
+//  - /proc/self/map_files/<start>-<end>, the mapping's own file, opened
+//    O_PATH (no driver open): exact, but the kernel allows it only with
+//    CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN (EPERM otherwise);
+//  - else the path /proc/self/maps prints, trusted only if that path still
+//    names the same file (device and inode as the line says): a file that
+//    was deleted or renamed since it was mapped cannot be asked about.
+// Only regular files are judged: a device (a private /dev/zero mapping is
+// anonymous memory) is unknown here.
+FileKind file_kind(const MapsLine& m) noexcept {
+  char name[64];
+  std::snprintf(name, sizeof name, "/proc/self/map_files/%llx-%llx", static_cast<unsigned long long>(m.start),
+                static_cast<unsigned long long>(m.end));
+  if (const int fd = ::open(name, O_PATH | O_CLOEXEC); fd >= 0) {
+    struct stat st {};
+    struct statfs fs {};
+    const bool ok = ::fstat(fd, &st) == 0 && ::fstatfs(fd, &fs) == 0;
+    ::close(fd);
+    if (!ok || !S_ISREG(st.st_mode)) return FileKind::unknown;
+    return kind_of(static_cast<std::uint32_t>(fs.f_type));
+  }
+  if (!m.path || m.path[0] != '/') return FileKind::unknown;
+  const std::size_t len = std::strlen(m.path);
+  constexpr char kDeleted[] = " (deleted)";
+  if (len >= sizeof kDeleted - 1 && std::strcmp(m.path + len - (sizeof kDeleted - 1), kDeleted) == 0)
+    return FileKind::unknown;
+  struct stat st {};
+  if (::stat(m.path, &st) != 0 || !S_ISREG(st.st_mode) || major(st.st_dev) != m.dev_major ||
+      minor(st.st_dev) != m.dev_minor || st.st_ino != m.inode)
+    return FileKind::unknown;  // another file by that name now (or none)
+  struct statfs fs {};
+  if (::statfs(m.path, &fs) != 0) return FileKind::unknown;
+  return kind_of(static_cast<std::uint32_t>(fs.f_type));
+}
+
 }  // namespace
 
 MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool need_shared) noexcept {
@@ -108,9 +172,16 @@ MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool n
       // such a file, and the sampler's userfaultfd modes (minor faults,
       // write-protect) do not work on one. Filesystems without a block
       // device (btrfs, overlayfs, NFS) read as major 0 too: those the
-      // sampler refuses when it registers.
+      // device (btrfs, overlayfs, NFS, ramfs) read as major 0 too, like
+      // tmpfs: for a file there the kernel is asked which filesystem it
+      // is on (file_kind); one it cannot be asked about is left to the
+      // sampler, which fails when it registers.
       if (m.dev_major != 0 && m.dev_major != ~std::uint64_t{0}) {
         found = MappingProblem::disk_file;
+        return false;
+      }
+      if (m.dev_major == 0 && m.inode != 0 && file_kind(m) == FileKind::other_fs) {
+        found = MappingProblem::other_file;
         return false;
       }
       covered = m.end;
@@ -171,6 +242,10 @@ const char* mapping_problem_text(MappingProblem p) noexcept {
     case MappingProblem::disk_file:
       return "a file on a block-device filesystem: guest RAM is anonymous memory, memfd/shmem (memfd_create, "
              "/dev/shm, MAP_SHARED|MAP_ANONYMOUS) or hugetlbfs, which the sampler's userfaultfd modes need";
+    case MappingProblem::other_file:
+      return "a file on a filesystem that is neither tmpfs/shmem nor hugetlbfs (btrfs, overlayfs, NFS, ramfs...): "
+             "guest RAM is anonymous memory, memfd/shmem (memfd_create, /dev/shm, MAP_SHARED|MAP_ANONYMOUS) or "
+             "hugetlbfs, which the sampler's userfaultfd modes need";
   }
   return "unknown";
 }

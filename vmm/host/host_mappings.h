@@ -21,12 +21,15 @@ enum class MappingProblem : std::uint8_t {
   not_read_write,  // a mapping of it is not readable and writable
   not_shared,      // a mapping of it is private (MAP_PRIVATE), where shared is needed
   disk_file,       // a mapping of it is a file on a block device (no backing is one)
+  other_file,      // a file on a filesystem without a block device that is not tmpfs/shmem or hugetlbfs
   unknown,         // /proc/self/maps cannot be read: nothing could be checked
 };
 
 // Checks [addr, addr + bytes): all mapped, readable and writable, and with
 // need_shared every mapping MAP_SHARED ('s' in /proc/self/maps); none a
-// file of a block-device filesystem (its device's major number). Where
+// file of a block-device filesystem (its device's major number), nor of
+// another filesystem that is not tmpfs/shmem or hugetlbfs (asked of the
+// kernel where it can be: see file_kind in host_mappings.cc). Where
 // /proc/self/maps cannot be read, nothing can be checked: unknown.
 MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool need_shared) noexcept;
 
