@@ -19,8 +19,10 @@
 //  * Guest frame g is guest-physical address g * 4096; page_count() is the
 //    end of the highest region. Frames in no region (holes) are not_present.
 //  * A vnode placed on k nodes is split into k contiguous parts of about
-//    equal size, each split point a 2 MiB boundary of guest-physical space
-//    (so no hugetlb page is split), each part bound (MPOL_BIND) to one node
+//    equal size, each split point the 2 MiB boundary of guest-physical
+//    space nearest the even split (so no hugetlb page is split, and each
+//    part is within 2 MiB of its even share; a node whose part would be
+//    empty gets none), each part bound (MPOL_BIND) to one node
 //    and given to the migrator as its own GuestRange.
 //  * move() as KernelMover, region by region; pages of a region marked
 //    `shared` (mapped by another process or twice: memfd) move with

@@ -861,8 +861,59 @@ TEST_F(GuestRamInput, VnodePartsSplitAtGuestPhysicalHugePageBoundaries) {
       EXPECT_EQ(l[0].first + l[0].pages, l[1].first);
       EXPECT_EQ(l[1].first + l[1].pages, (start + bytes) >> 12);
       EXPECT_EQ(l[1].first % 512, 0u) << "split inside a 2 MiB granule of guest-physical space";
-      EXPECT_LE(l[0].pages > l[1].pages ? l[0].pages - l[1].pages : l[1].pages - l[0].pages, 2u * 512)
-          << "parts far from even";
+      // The boundary nearest the even split: each part within half a
+      // granule of half the vnode (before: rounded up, 1023 and 3 pages
+      // for 4 MiB + 8 KiB at gpa 0x1000).
+      EXPECT_LE(l[0].pages > l[1].pages ? l[0].pages - l[1].pages : l[1].pages - l[0].pages, 512u)
+          << "parts far from even: " << l[0].pages << " and " << l[1].pages;
+    }
+  }
+}
+
+// The same over three and four nodes: every split point a 2 MiB boundary,
+// every part within a granule of its even share (its two ends each within
+// half a granule of theirs), every node given a part.
+TEST_F(GuestRamInput, VnodePartsOverManyNodesAreEvenToAGranule) {
+  auto four = parse_numactl_text(
+      "available: 4 nodes (0-3)\nnode 0 cpus: 0\nnode 0 size: 1024 MB\nnode 0 free: 512 MB\n"
+      "node 1 cpus: 1\nnode 1 size: 1024 MB\nnode 1 free: 512 MB\nnode 2 cpus: 2\nnode 2 size: 1024 MB\n"
+      "node 2 free: 512 MB\nnode 3 cpus: 3\nnode 3 size: 1024 MB\nnode 3 free: 512 MB\nnode distances:\n"
+      "node   0   1   2   3 \n  0:  10  21  21  21 \n  1:  21  10  21  21 \n  2:  21  21  10  21 \n"
+      "  3:  21  21  21  10 \n");
+  ASSERT_TRUE(four.has_value()) << four.error().message.c_str();
+  constexpr std::uint64_t kMiB = 1u << 20;
+  unsigned char* big = map_aligned(32 * kMiB);
+  ASSERT_NE(big, nullptr);
+  const GuestRamRegion rs[] = {{big, 32 * kMiB, 0, RamBacking::anonymous, false}};
+  for (const unsigned k : {3u, 4u}) {
+    NodeMask nodes;
+    for (unsigned n = 0; n < k; ++n) nodes.set(n);
+    for (const std::uint64_t start : {std::uint64_t{0}, std::uint64_t{4096}, std::uint64_t{3 * kMiB + 8192}}) {
+      for (const std::uint64_t bytes : {12 * kMiB, 13 * kMiB + 4096, 20 * kMiB - 8192, 9 * kMiB}) {
+        SCOPED_TRACE(testing::Message() << k << " nodes, vnode at " << start << ", " << bytes << " bytes");
+        const VnodeRam vs[] = {{0, start, bytes, nodes}};
+        GuestRamOptions o;
+        o.bind = false;  // the nodes are another machine's
+        o.populate = false;
+        auto r = GuestRam::create(*four, rs, vs, o);
+        ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
+        const std::vector<GuestRange> l = (*r)->layout();
+        ASSERT_EQ(l.size(), k);
+        const std::uint64_t pages = bytes >> 12;
+        Gfn at = start >> 12;
+        for (unsigned i = 0; i < k; ++i) {
+          EXPECT_EQ(l[i].first, at) << "part " << i;
+          EXPECT_EQ(l[i].pnode, i);
+          if (i > 0) {
+            EXPECT_EQ(l[i].first % 512, 0u) << "part " << i << " starts inside a 2 MiB granule";
+          }
+          const std::uint64_t even = pages / k;
+          EXPECT_LE(l[i].pages > even ? l[i].pages - even : even - l[i].pages, 512u + 1)
+              << "part " << i << ": " << l[i].pages << " pages, even share " << even;
+          at += l[i].pages;
+        }
+        EXPECT_EQ(at, (start + bytes) >> 12);
+      }
     }
   }
 }

@@ -334,16 +334,23 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
   // region would be split inside a huge page, which mbind refuses).
   // Hugetlb regions start at 2 MiB gpa boundaries (checked above), so a
   // part never splits one of their pages.
+  // Part i ends at the boundary nearest the even split (first + i/k of the
+  // vnode), so each part is within half a granule of its share; a node
+  // whose part would be empty (a vnode under half a granule a node) gets
+  // none, and the last part ends at the vnode's end.
   for (const VnodeRam& v : vnodes) {
     const std::uint64_t pages = v.bytes >> kFrameShift;
     const std::uint64_t k = v.nodes.count();
-    const std::uint64_t share = (pages + k - 1) / k;
-    const Gfn end = (v.guest_phys + v.bytes) >> kFrameShift;
-    Gfn at = v.guest_phys >> kFrameShift;
+    const Gfn first = v.guest_phys >> kFrameShift;
+    const Gfn end = first + pages;
+    Gfn at = first;
+    std::uint64_t i = 0;
     for (NodeId n : v.nodes) {
-      if (at == end) break;
-      Gfn to = std::min<Gfn>(end, at + share);
-      to = std::min<Gfn>(end, (to + kGranulePages - 1) / kGranulePages * kGranulePages);
+      ++i;
+      const Gfn even = first + pages / k * i + pages % k * i / k;  // first + pages * i / k, without overflow
+      Gfn to = i == k ? end : (even + kGranulePages / 2) / kGranulePages * kGranulePages;
+      to = std::clamp<Gfn>(to, at, end);
+      if (to == at) continue;
       ram->layout_.push_back(GuestRange{at, to - at, n, v.vnode});
       at = to;
     }
