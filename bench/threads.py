@@ -18,7 +18,7 @@ import platform
 import subprocess
 import sys
 
-WORKLOADS = ["order0_pair", "mixed_orders", "bulk", "cross_cpu"]
+WORKLOADS = ["order0_pair", "mixed_orders", "bulk", "cross_cpu", "cross_bulk"]
 ALLOCATORS = ["numaheap", "jemalloc", "tcmalloc", "mimalloc"]
 
 

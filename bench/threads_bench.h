@@ -25,6 +25,8 @@
 //   cross_cpu     thread i allocates kBulk blocks at a time and hands them
 //                 through a lock-free SPSC ring to thread (i+1) % n, which
 //                 frees them (a guest torn down on another CPU)
+//   cross_bulk    the same with kBulk blocks in one call each way
+//                 (numaheap's alloc_bulk/free_bulk; peers: a loop each)
 // Thread counts: 1, 2, 4, ... below N, and N (N = the CPUs this process may
 // run on, --threads to change it). CPUs are taken in the order of the
 // affinity mask, node by node, so n threads fill one node before the next;
@@ -147,7 +149,7 @@ inline double thread_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-inline constexpr const char* kThreadsWorkloads[] = {"order0_pair", "mixed_orders", "bulk", "cross_cpu"};
+inline constexpr const char* kThreadsWorkloads[] = {"order0_pair", "mixed_orders", "bulk", "cross_cpu", "cross_bulk"};
 
 template <class A>
 class ThreadsBench {
@@ -178,7 +180,7 @@ class ThreadsBench {
         if (workload == "order0_pair") ok = pairs(c, ops);
         else if (workload == "mixed_orders") ok = mixed(c, ops);
         else if (workload == "bulk") ok = bulk(c, ops);
-        else ok = cross(c, ops, rings[t], rings[(t + n - 1) % n], failed);
+        else ok = cross(c, ops, workload == "cross_bulk", rings[t], rings[(t + n - 1) % n], failed);
         cpu[t] = thread_cpu_seconds() - c0;
         if (!ok) failed.store(true);
       });
@@ -233,11 +235,13 @@ class ThreadsBench {
     return true;
   }
 
-  // Allocates `ops` blocks into `out` (kBulk at a time, one alloc per
-  // block) and frees as many arriving on `in`; both at once, so no thread
-  // waits on a full ring while its own ring fills. Stops early when
-  // another thread failed (its blocks would never come).
-  static bool cross(Ctx& c, std::uint64_t ops, SpscRing<Handle>& out, SpscRing<Handle>& in,
+  // Allocates `ops` blocks into `out` (kBulk at a time: one alloc per
+  // block, or with `bulk` one alloc_bulk) and frees as many arriving on
+  // `in` (one release each, or with `bulk` one free_bulk per arrival);
+  // both at once, so no thread waits on a full ring while its own ring
+  // fills. Stops early when another thread failed (its blocks would never
+  // come).
+  static bool cross(Ctx& c, std::uint64_t ops, bool bulk, SpscRing<Handle>& out, SpscRing<Handle>& in,
                     const std::atomic<bool>& failed) {
     Handle batch[kBulk];
     std::size_t pending = 0;  // allocated, not yet pushed
@@ -246,7 +250,8 @@ class ThreadsBench {
       if (failed.load(std::memory_order_relaxed)) return true;
       if (!pending && made < ops) {
         const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kBulk, ops - made));
-        for (std::size_t i = 0; i < want; ++i)
+        if (bulk && !A::alloc_bulk(c, std::span<Handle>(batch, want))) return false;
+        for (std::size_t i = 0; i < want && !bulk; ++i)
           if (!A::alloc(c, 0, batch[i])) {
             for (std::size_t k = 0; k < i; ++k) A::release(c, batch[k], 0);
             return false;
@@ -257,7 +262,8 @@ class ThreadsBench {
       if (pending && out.push(std::span<const Handle>(batch, pending))) pending = 0;
       Handle got[kBulk];
       const std::size_t n = in.pop(got);
-      for (std::size_t i = 0; i < n; ++i) A::release(c, got[i], 0);
+      if (bulk && n) A::free_bulk(c, std::span<const Handle>(got, n));
+      for (std::size_t i = 0; i < n && !bulk; ++i) A::release(c, got[i], 0);
       freed += n;
       if (!n && pending) std::this_thread::yield();  // more threads than CPUs: let the consumer run
     }
