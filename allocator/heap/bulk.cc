@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "allocator/heap/page_allocator_impl.h"
+#include "allocator/platform/prefetch.h"
 
 namespace numaheap {
 
@@ -251,27 +252,45 @@ Status PageAllocator::free_bulk(std::span<const Mfn> frames, OwnerId owner) noex
   // each frame, unless a frame has an offline pending (the heap retires it).
   const int slot0 = m.pcp.slot_of(0);
   bool to_cache = slot0 >= 0 && n <= m.pcp.high(slot0);
-  for (std::size_t i = 0; i < n; ++i) {
-    const Mfn mfn = frames[i];
-    if (!r || !r->contains(mfn)) {
-      r = m.table.find_range(mfn);
-      if (!r) {
-        undo(i);
+  // In chunks, two passes: (a) look the frames up and ask for their
+  // descriptors, to be written (prefetch.h) -- frames freed on another CPU
+  // than the one that allocated them sit on that CPU's cache lines, and
+  // the compare-and-swaps, each a full barrier, would fetch them one at a
+  // time; asked for together, the fetches overlap -- then (b) check and
+  // take each, in order: a frame with no descriptor is reported when every
+  // frame before it has been taken (and is put back), as in one pass.
+  constexpr std::size_t kChunk = 64;
+  FrameDesc* descs[kChunk];
+  for (std::size_t at = 0; at < n; at += kChunk) {
+    const std::size_t len = std::min(n - at, kChunk);
+    std::size_t found = 0;
+    for (; found < len; ++found) {
+      const Mfn mfn = frames[at + found];
+      if (!r || !r->contains(mfn)) {
+        r = m.table.find_range(mfn);
+        if (!r) break;
+      }
+      descs[found] = &m.table.desc(*r, mfn);
+      prefetch_for_write(descs[found]);
+    }
+    for (std::size_t k = 0; k < len; ++k) {
+      if (k == found) {
+        undo(at + k);
         return Errc::invalid_frame;
       }
-    }
-    FrameDesc& d = m.table.desc(*r, mfn);
-    FrameWord w = d.load();
-    for (;;) {
-      if (const Errc e = check_used_head(w, 0, owner); e != Errc::ok) {
-        undo(i);
-        return e;
+      FrameDesc& d = *descs[k];
+      FrameWord w = d.load();
+      for (;;) {
+        if (const Errc e = check_used_head(w, 0, owner); e != Errc::ok) {
+          undo(at + k);
+          return e;
+        }
+        FrameWord taken = w;
+        taken.state = static_cast<std::uint8_t>(kCached | kDirty | (w.state & kPendingBits));
+        if (d.cas(w, taken)) break;  // w reloaded on failure
       }
-      FrameWord taken = w;
-      taken.state = static_cast<std::uint8_t>(kCached | kDirty | (w.state & kPendingBits));
-      if (d.cas(w, taken)) break;  // w reloaded on failure
+      if (w.state & kPendingBits) to_cache = false;
     }
-    if (w.state & kPendingBits) to_cache = false;
   }
   // 2. Back to the heaps: each stretch of the list on one node under one
   //    hold of that node's lock (a cache's worth: that node's cache of

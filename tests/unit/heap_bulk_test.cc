@@ -258,7 +258,9 @@ TEST(heap_bulk, NodeAndGlobalClaimsTogether) {
 TEST(heap_bulk, BadFreesChangeNothing) {
   auto pa = make(test::two_nodes(1024));
   ASSERT_TRUE(pa);
-  std::vector<Mfn> got(64);
+  // More than free_bulk's chunk of 64 (its look-ahead pass): a bad frame
+  // in a later chunk must still put back every frame of the earlier ones.
+  std::vector<Mfn> got(200);
   ASSERT_TRUE(pa->alloc_bulk(req(0, 0, AllocFlags::exact_node, 7), got));
   auto big = pa->alloc(req(2, 1, AllocFlags::exact_node, 7)).value();
   auto foreign = pa->alloc(req(0, 1, AllocFlags::exact_node, 8)).value();
@@ -275,7 +277,8 @@ TEST(heap_bulk, BadFreesChangeNothing) {
     v.insert(v.begin() + static_cast<long>(at), bad);
     return v;
   };
-  for (std::size_t at : {std::size_t{0}, std::size_t{30}, got.size()}) {
+  for (std::size_t at : {std::size_t{0}, std::size_t{30}, std::size_t{63}, std::size_t{64}, std::size_t{130},
+                         got.size()}) {
     EXPECT_EQ(pa->free_bulk(with(0, at), 7).error(), Errc::invalid_frame) << at;
     EXPECT_EQ(pa->free_bulk(with(1u << 30, at), 7).error(), Errc::invalid_frame) << at;
     EXPECT_EQ(pa->free_bulk(with(big.mfn + 1, at), 7).error(), Errc::invalid_frame) << at;
