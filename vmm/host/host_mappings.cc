@@ -171,7 +171,6 @@ MappingProblem check_guest_mapping(const void* addr, std::uint64_t bytes, bool n
       // device; a file of a disk filesystem does. None of the backings is
       // such a file, and the sampler's userfaultfd modes (minor faults,
       // write-protect) do not work on one. Filesystems without a block
-      // device (btrfs, overlayfs, NFS) read as major 0 too: those the
       // device (btrfs, overlayfs, NFS, ramfs) read as major 0 too, like
       // tmpfs: for a file there the kernel is asked which filesystem it
       // is on (file_kind); one it cannot be asked about is left to the
