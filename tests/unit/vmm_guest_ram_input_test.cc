@@ -86,6 +86,17 @@ struct GuestRamInput : ::testing::Test {
     if (p != MAP_FAILED) maps.emplace_back(p, bytes);
     return p;
   }
+  // The layout create() gives one vnode on another machine's topology
+  // (nothing bound or populated); empty (and a failure) if it refuses.
+  static std::vector<GuestRange> layout_of(const Topology& t, std::span<const GuestRamRegion> rs,
+                                           const VnodeRam& v) {
+    GuestRamOptions o;
+    o.bind = false;
+    o.populate = false;
+    auto r = GuestRam::create(t, rs, std::span<const VnodeRam>(&v, 1), o);
+    EXPECT_TRUE(r.has_value()) << r.error().message.c_str();
+    return r ? (*r)->layout() : std::vector<GuestRange>{};
+  }
   // `bytes` of private anonymous memory, 2 MiB aligned (whole huge blocks).
   unsigned char* map_aligned(std::uint64_t bytes) {
     void* raw = map(bytes + (2u << 20), kRw, MAP_PRIVATE | MAP_ANONYMOUS);
@@ -849,13 +860,7 @@ TEST_F(GuestRamInput, VnodePartsSplitAtGuestPhysicalHugePageBoundaries) {
   for (const std::uint64_t start : {std::uint64_t{4096}, std::uint64_t{1 * kMiB}, std::uint64_t{2 * kMiB - 4096}}) {
     for (const std::uint64_t bytes : {4 * kMiB, 4 * kMiB + 8192, 5 * kMiB + 4096}) {
       SCOPED_TRACE(testing::Message() << "vnode at " << start << ", " << bytes << " bytes");
-      const VnodeRam vs[] = {{0, start, bytes, both}};
-      GuestRamOptions o;
-      o.bind = false;  // the nodes are another machine's
-      o.populate = false;
-      auto r = GuestRam::create(*two, rs, vs, o);
-      ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
-      const std::vector<GuestRange> l = (*r)->layout();
+      const std::vector<GuestRange> l = layout_of(*two, rs, {0, start, bytes, both});
       ASSERT_EQ(l.size(), 2u);
       EXPECT_EQ(l[0].first, start >> 12);
       EXPECT_EQ(l[0].first + l[0].pages, l[1].first);
@@ -891,13 +896,7 @@ TEST_F(GuestRamInput, VnodePartsOverManyNodesAreEvenToAGranule) {
     for (const std::uint64_t start : {std::uint64_t{0}, std::uint64_t{4096}, std::uint64_t{3 * kMiB + 8192}}) {
       for (const std::uint64_t bytes : {12 * kMiB, 13 * kMiB + 4096, 20 * kMiB - 8192, 9 * kMiB}) {
         SCOPED_TRACE(testing::Message() << k << " nodes, vnode at " << start << ", " << bytes << " bytes");
-        const VnodeRam vs[] = {{0, start, bytes, nodes}};
-        GuestRamOptions o;
-        o.bind = false;  // the nodes are another machine's
-        o.populate = false;
-        auto r = GuestRam::create(*four, rs, vs, o);
-        ASSERT_TRUE(r.has_value()) << r.error().message.c_str();
-        const std::vector<GuestRange> l = (*r)->layout();
+        const std::vector<GuestRange> l = layout_of(*four, rs, {0, start, bytes, nodes});
         ASSERT_EQ(l.size(), k);
         const std::uint64_t pages = bytes >> 12;
         Gfn at = start >> 12;
