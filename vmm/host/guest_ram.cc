@@ -335,7 +335,8 @@ Result<std::unique_ptr<GuestRam>, Error> GuestRam::create(const Topology& topo, 
   // Hugetlb regions start at 2 MiB gpa boundaries (checked above), so a
   // part never splits one of their pages.
   // Part i ends at the boundary nearest the even split (first + i/k of the
-  // vnode), so each part is within half a granule of its share; a node
+  // vnode), so each split point is within half a granule of the even one
+  // and each part within a granule of its share; a node
   // whose part would be empty (a vnode under half a granule a node) gets
   // none, and the last part ends at the vnode's end.
   for (const VnodeRam& v : vnodes) {
